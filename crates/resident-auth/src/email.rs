@@ -1,0 +1,358 @@
+//! Email addresses: the cabinet's identity and login.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::locale::{Field, Locale, UserError};
+
+/// The longest address accepted, in characters (RFC 5321's path limit less the brackets).
+pub const EMAIL_MAX_CHARS: usize = 254;
+/// The longest local part, in octets (RFC 5321).
+const LOCAL_PART_MAX_OCTETS: usize = 64;
+
+/// An email address in canonical form: a plain `local@domain`, trimmed, lowercase, the
+/// domain in Unicode. IDN domains are accepted; [`Email::ascii`] gives the punycode form
+/// for SMTP.
+///
+/// ```
+/// use resident_auth::Email;
+/// let email: Email = "  Ivan.Petrov@Example.ORG ".parse()?;
+/// assert_eq!(email.as_str(), "ivan.petrov@example.org");
+///
+/// let idn: Email = "житель@кабинет-жителя.рф".parse()?;
+/// assert_eq!(idn.ascii(), "житель@xn----7sbdqbfldlsq5dd8p.xn--p1ai");
+/// assert!("Ivan <ivan@example.org>".parse::<Email>().is_err());
+/// # Ok::<(), resident_auth::EmailError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Email {
+    canonical: String,
+    ascii: String,
+    at: usize,
+}
+
+/// Why a string is not an acceptable email address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmailError {
+    /// Nothing was entered.
+    #[error("the email is empty")]
+    Empty,
+    /// A space or other whitespace inside the address.
+    #[error("the email contains whitespace")]
+    Whitespace,
+    /// CR, LF, NUL or another control character.
+    #[error("the email contains a control character")]
+    ControlCharacter,
+    /// Longer than [`EMAIL_MAX_CHARS`].
+    #[error("the email is too long")]
+    TooLong,
+    /// A display name, angle brackets, quotes or a comment: only `local@domain` is accepted.
+    #[error("only a plain local@domain address is accepted")]
+    NotPlain,
+    /// No `@`.
+    #[error("the email has no @")]
+    MissingAt,
+    /// The part before `@` is empty or malformed.
+    #[error("the part before @ is not valid")]
+    InvalidLocalPart,
+    /// The part after `@` is not a valid domain name.
+    #[error("the part after @ is not a valid domain")]
+    InvalidDomain,
+}
+
+fn is_atext(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || "!#$%&'*+-/=?^_`{|}~".contains(c)
+        || (!c.is_ascii() && c.is_alphanumeric())
+}
+
+fn valid_local_part(local: &str) -> bool {
+    !local.is_empty()
+        && local.len() <= LOCAL_PART_MAX_OCTETS
+        && local
+            .split('.')
+            .all(|atom| !atom.is_empty() && atom.chars().all(is_atext))
+}
+
+fn valid_ascii_domain(domain: &str) -> bool {
+    let labels: Vec<&str> = domain.split('.').collect();
+    domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()))
+}
+
+impl FromStr for Email {
+    type Err = EmailError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let trimmed = input.trim();
+        if trimmed.is_empty() {
+            return Err(EmailError::Empty);
+        }
+        for c in trimmed.chars() {
+            if c.is_control() {
+                return Err(EmailError::ControlCharacter);
+            }
+            if c.is_whitespace() {
+                return Err(EmailError::Whitespace);
+            }
+        }
+        if trimmed.chars().nth(EMAIL_MAX_CHARS).is_some() {
+            return Err(EmailError::TooLong);
+        }
+        if trimmed.contains(['<', '>', '"', '(', ')', '[', ']', ',', ';', ':', '\\']) {
+            return Err(EmailError::NotPlain);
+        }
+        let (local, domain) = trimmed.rsplit_once('@').ok_or(EmailError::MissingAt)?;
+        let local = local.to_lowercase();
+        if !valid_local_part(&local) {
+            return Err(EmailError::InvalidLocalPart);
+        }
+        let ascii_domain = idna::domain_to_ascii(domain).map_err(|_| EmailError::InvalidDomain)?;
+        if !valid_ascii_domain(&ascii_domain) {
+            return Err(EmailError::InvalidDomain);
+        }
+        let (unicode_domain, result) = idna::domain_to_unicode(&ascii_domain);
+        if result.is_err() {
+            return Err(EmailError::InvalidDomain);
+        }
+        let canonical = format!("{local}@{unicode_domain}");
+        let ascii = format!("{local}@{ascii_domain}");
+        if canonical.chars().count() > EMAIL_MAX_CHARS || ascii.chars().count() > EMAIL_MAX_CHARS {
+            return Err(EmailError::TooLong);
+        }
+        // A second opinion from a maintained RFC 5322 parser on the ASCII form.
+        let options = email_address::Options {
+            minimum_sub_domains: 2,
+            allow_domain_literal: false,
+            allow_display_text: false,
+            allow_long_local_parts: false,
+        };
+        if email_address::EmailAddress::parse_with_options(&ascii, options).is_err() {
+            return Err(EmailError::InvalidLocalPart);
+        }
+        Ok(Email {
+            at: local.len(),
+            canonical,
+            ascii,
+        })
+    }
+}
+
+impl Email {
+    /// The canonical form: lowercase, Unicode domain.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.canonical
+    }
+
+    /// The form for SMTP: the domain in ASCII (punycode). The local part stays as typed
+    /// (lowercased); when it is not ASCII the server must support SMTPUTF8.
+    #[must_use]
+    pub fn ascii(&self) -> &str {
+        &self.ascii
+    }
+
+    /// The part before `@`.
+    #[must_use]
+    pub fn local_part(&self) -> &str {
+        self.canonical.get(..self.at).unwrap_or_default()
+    }
+
+    /// The domain, in Unicode.
+    #[must_use]
+    pub fn domain(&self) -> &str {
+        self.canonical.get(self.at + 1..).unwrap_or_default()
+    }
+}
+
+impl AsRef<str> for Email {
+    fn as_ref(&self) -> &str {
+        &self.canonical
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.canonical)
+    }
+}
+
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Email({:?})", self.canonical)
+    }
+}
+
+impl TryFrom<&str> for Email {
+    type Error = EmailError;
+    fn try_from(value: &str) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = EmailError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
+impl Serialize for Email {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.canonical)
+    }
+}
+
+impl<'de> Deserialize<'de> for Email {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl UserError for EmailError {
+    fn code(&self) -> &'static str {
+        match self {
+            EmailError::Empty => "email.empty",
+            EmailError::Whitespace => "email.whitespace",
+            EmailError::ControlCharacter => "email.control_character",
+            EmailError::TooLong => "email.too_long",
+            EmailError::NotPlain => "email.not_plain",
+            EmailError::MissingAt => "email.missing_at",
+            EmailError::InvalidLocalPart => "email.invalid_local_part",
+            EmailError::InvalidDomain => "email.invalid_domain",
+        }
+    }
+
+    fn field(&self) -> Option<Field> {
+        Some(Field::Email)
+    }
+
+    fn message(&self, locale: Locale) -> String {
+        let (ru, en) = match self {
+            EmailError::Empty => ("Введите адрес электронной почты", "Enter an email address"),
+            EmailError::Whitespace => (
+                "Адрес электронной почты вводится без пробелов",
+                "An email address has no spaces",
+            ),
+            EmailError::ControlCharacter => (
+                "Адрес электронной почты содержит недопустимый символ",
+                "The email address contains a forbidden character",
+            ),
+            EmailError::TooLong => (
+                "Адрес электронной почты длиннее 254 символов",
+                "The email address is longer than 254 characters",
+            ),
+            EmailError::NotPlain => (
+                "Введите только адрес вида имя@домен, без имени, кавычек и скобок",
+                "Enter the address alone, as name@domain, without a name, quotes or brackets",
+            ),
+            EmailError::MissingAt => (
+                "В адресе электронной почты нет символа @",
+                "The email address has no @",
+            ),
+            EmailError::InvalidLocalPart => (
+                "Часть адреса до @ введена неверно",
+                "The part of the address before @ is not valid",
+            ),
+            EmailError::InvalidDomain => (
+                "Часть адреса после @ не является доменом",
+                "The part of the address after @ is not a domain",
+            ),
+        };
+        match locale {
+            Locale::Ru => ru.to_owned(),
+            Locale::En => en.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(input: &str) -> EmailError {
+        input.parse::<Email>().unwrap_err()
+    }
+
+    #[test]
+    fn leading_space_is_trimmed_and_letters_folded() {
+        let e: Email = " Resident@Example.org".parse().unwrap();
+        assert_eq!(e.as_str(), "resident@example.org");
+        assert_eq!(e.local_part(), "resident");
+        assert_eq!(e.domain(), "example.org");
+    }
+
+    #[test]
+    fn idn_domains_have_an_ascii_form() {
+        let e: Email = "житель@кабинет-жителя.рф".parse().unwrap();
+        assert_eq!(e.as_str(), "житель@кабинет-жителя.рф");
+        assert!(
+            e.ascii().ends_with("@xn----7sbdqbfldlsq5dd8p.xn--p1ai"),
+            "{}",
+            e.ascii()
+        );
+        let same: Email = "ЖИТЕЛЬ@xn----7sbdqbfldlsq5dd8p.xn--p1ai".parse().unwrap();
+        assert_eq!(same, e);
+    }
+
+    #[test]
+    fn rejections() {
+        assert_eq!(error(""), EmailError::Empty);
+        assert_eq!(error("a b@example.org"), EmailError::Whitespace);
+        assert_eq!(
+            error("a@example.org\r\nBcc: x@y.z"),
+            EmailError::ControlCharacter
+        );
+        assert_eq!(error("a\n@example.org"), EmailError::ControlCharacter);
+        assert_eq!(error("a\0@example.org"), EmailError::ControlCharacter);
+        assert_eq!(error("Ivan <ivan@example.org>"), EmailError::Whitespace);
+        assert_eq!(error("<ivan@example.org>"), EmailError::NotPlain);
+        assert_eq!(error("ivan(comment)@example.org"), EmailError::NotPlain);
+        assert_eq!(error("\"iv an\"@example.org"), EmailError::Whitespace);
+        assert_eq!(error("\"ivan\"@example.org"), EmailError::NotPlain);
+        assert_eq!(error("ivan.example.org"), EmailError::MissingAt);
+        assert_eq!(error("@example.org"), EmailError::InvalidLocalPart);
+        assert_eq!(error("a..b@example.org"), EmailError::InvalidLocalPart);
+        assert_eq!(error(".a@example.org"), EmailError::InvalidLocalPart);
+        assert_eq!(error("a@b@example.org"), EmailError::InvalidLocalPart);
+        assert_eq!(error("ivan@localhost"), EmailError::InvalidDomain);
+        assert_eq!(error("ivan@-example.org"), EmailError::InvalidDomain);
+        assert_eq!(error("ivan@example..org"), EmailError::InvalidDomain);
+        assert_eq!(error("ivan@"), EmailError::InvalidDomain);
+        assert_eq!(error("ivan@1.2.3.4"), EmailError::InvalidDomain);
+        let long = format!("{}@{}.org", "a".repeat(64), "b".repeat(200));
+        assert_eq!(error(&long), EmailError::TooLong);
+        assert_eq!(
+            error(&format!("{}@example.org", "a".repeat(65))),
+            EmailError::InvalidLocalPart
+        );
+    }
+
+    #[test]
+    fn maximum_length_is_accepted() {
+        let domain = format!(
+            "{}.{}.{}.org",
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(57)
+        );
+        let email = format!("{}@{domain}", "a".repeat(64));
+        assert_eq!(email.chars().count(), 254);
+        assert!(email.parse::<Email>().is_ok());
+    }
+}
