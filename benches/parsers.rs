@@ -11,9 +11,13 @@ use resident_auth::{AccountNumber, Email, Premises, Surname};
 fn bench<T: std::str::FromStr>(c: &mut Criterion, name: &str, inputs: &[(&str, String)]) {
     let mut group = c.benchmark_group(name);
     for (label, input) in inputs {
-        group.bench_with_input(BenchmarkId::from_parameter(label), input.as_str(), |b, input| {
-            b.iter(|| black_box(black_box(input).parse::<T>().is_ok()));
-        });
+        group.bench_with_input(
+            BenchmarkId::from_parameter(label),
+            input.as_str(),
+            |b, input| {
+                b.iter(|| black_box(black_box(input).parse::<T>().is_ok()));
+            },
+        );
     }
     group.finish();
 }
@@ -60,7 +64,13 @@ fn parsers(c: &mut Criterion) {
             ("idn", "житель@кабинет-жителя.рф".into()),
             (
                 "worst_254_chars",
-                format!("{}@{}.{}.{}.org", "a".repeat(64), "b".repeat(63), "c".repeat(63), "d".repeat(57)),
+                format!(
+                    "{}@{}.{}.{}.org",
+                    "a".repeat(64),
+                    "b".repeat(63),
+                    "c".repeat(63),
+                    "d".repeat(57)
+                ),
             ),
             ("rejected_whitespace", "a b@example.org".into()),
         ],

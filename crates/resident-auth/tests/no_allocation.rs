@@ -40,7 +40,13 @@ fn allocations_during(f: impl FnOnce()) -> usize {
 
 #[test]
 fn account_number_parsing_allocates_nothing() {
-    let inputs = ["7800000000001", "78 0000 0000 001", "78000000000x1", "", "1234"];
+    let inputs = [
+        "7800000000001",
+        "78 0000 0000 001",
+        "78000000000x1",
+        "",
+        "1234",
+    ];
     let count = allocations_during(|| {
         for input in inputs {
             std::hint::black_box(input.parse::<AccountNumber>().ok());
@@ -51,7 +57,17 @@ fn account_number_parsing_allocates_nothing() {
 
 #[test]
 fn premises_parsing_allocates_nothing() {
-    let inputs = ["12", "123/456 п", "2H", "12А", "0", "/5", "12/", "12ПП", "1234567"];
+    let inputs = [
+        "12",
+        "123/456 п",
+        "2H",
+        "12А",
+        "0",
+        "/5",
+        "12/",
+        "12ПП",
+        "1234567",
+    ];
     let count = allocations_during(|| {
         for input in inputs {
             std::hint::black_box(input.parse::<Premises>().ok());

@@ -1,6 +1,8 @@
 //! Property tests for every parser: canonical round trips, lenient inputs, no panics, and
 //! stable error codes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use proptest::prelude::*;
 use resident_auth::{
     AccountNumber, Email, Locale, Premises, PremisesKind, ServedRegions, Surname, UserError,
