@@ -3,16 +3,52 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod account_number;
+mod clock;
+mod directory;
 mod email;
+mod error;
+mod hasher;
+mod letters;
 mod locale;
+pub mod ports;
 mod premises;
+mod secret;
+mod service;
 mod surname;
+
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod conformance;
+#[cfg(feature = "memory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
+pub mod memory;
 
 pub use account_number::{
     AccountNumber, AccountNumberError, Region, RegionError, RegionNotServed, ServedRegions,
     ACCOUNT_NUMBER_DIGITS,
 };
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use directory::{parse_directory_csv, DirectoryCsvError, DirectoryRowError};
 pub use email::{Email, EmailError, EMAIL_MAX_CHARS};
+pub use error::{Error, Problem, Unavailable};
+#[cfg(feature = "testing")]
+pub use hasher::CountingHasher;
+pub use hasher::{Argon2Hasher, HashError, HashParams, PasswordHasher, Verification};
+pub use letters::{Letter, LetterContent, LetterKind, Links, RenderedLetter};
 pub use locale::{Field, Locale, UnsupportedLocale, UserError};
+pub use ports::{AccountDirectory, DirectoryRecord, MailError, Mailer, Store, StoreError};
 pub use premises::{Premises, PremisesError, PremisesKind};
+pub use secret::{generate_password, PasswordHash, Token, TokenHash, GENERATED_PASSWORD_CHARS};
+pub use service::{
+    AddressForm, AuthConfig, AuthService, Authenticated, CabinetView, LinkedAccount, LoggedIn,
+    Ports, RegistrationForm, RequestContext,
+};
 pub use surname::{surname_matching_key, Surname, SurnameError, SURNAME_MAX_CHARS};
+
+/// Re-exported so hosts name the same secret types the API takes.
+pub use secrecy;
+
+/// The workspace README's examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct WorkspaceReadmeDoctests;

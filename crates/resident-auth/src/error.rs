@@ -1,0 +1,365 @@
+//! Errors of the journeys: what the user did wrong (with codes, fields and messages), or
+//! an infrastructure failure to retry.
+
+use std::time::Duration;
+
+use crate::{
+    account_number::russian_plural,
+    hasher::HashError,
+    locale::{Field, Locale, UserError},
+    ports::{MailError, StoreError},
+    AccountNumberError, EmailError, PremisesError, RegionNotServed, SurnameError,
+};
+
+/// One thing the user can fix. Every variant has a stable code (see [`UserError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Problem {
+    /// The surname field.
+    #[error(transparent)]
+    Surname(#[from] SurnameError),
+    /// The account number field.
+    #[error(transparent)]
+    AccountNumber(#[from] AccountNumberError),
+    /// The email field.
+    #[error(transparent)]
+    Email(#[from] EmailError),
+    /// The premises field.
+    #[error(transparent)]
+    Premises(#[from] PremisesError),
+    /// The account's region is not served.
+    #[error(transparent)]
+    RegionNotServed(#[from] RegionNotServed),
+    /// No such account, or the surname does not match: one answer for both, so account
+    /// numbers cannot be probed.
+    #[error("no account with this number and surname")]
+    AccountNotFound,
+    /// The account is linked to a cabinet already, or the email has a cabinet.
+    #[error("already registered")]
+    AlreadyRegistered,
+    /// Too many requests of this kind; try again later.
+    #[error("too many requests")]
+    TooManyRequests {
+        /// How long to wait.
+        retry_after: Duration,
+    },
+    /// A link's token is unknown, used or expired.
+    #[error("the link is invalid or expired")]
+    InvalidLink,
+    /// The premises number does not match the account.
+    #[error("wrong premises number")]
+    WrongPremises {
+        /// Tries left before activation locks.
+        attempts_left: u32,
+    },
+    /// Too many wrong premises numbers: activation is locked for a while.
+    #[error("activation locked")]
+    ActivationLocked {
+        /// How long until the lock ends.
+        retry_after: Duration,
+    },
+    /// Login step 1: the email is not syntactically valid.
+    #[error("incorrect data")]
+    IncorrectData,
+    /// Login step 2: wrong password or unknown email (one answer for both).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Too many failed logins for this cabinet or client.
+    #[error("login throttled")]
+    LoginThrottled {
+        /// How long to wait.
+        retry_after: Duration,
+    },
+    /// No live session for this token.
+    #[error("session invalid or expired")]
+    SessionInvalid,
+    /// The account is not linked to this cabinet.
+    #[error("account not linked to this cabinet")]
+    AccountNotLinked,
+}
+
+impl Problem {
+    /// The HTTP status the examples answer with (SPEC §6).
+    #[must_use]
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Problem::AlreadyRegistered => 409,
+            Problem::TooManyRequests { .. }
+            | Problem::ActivationLocked { .. }
+            | Problem::LoginThrottled { .. } => 429,
+            Problem::InvalidCredentials | Problem::SessionInvalid => 401,
+            _ => 422,
+        }
+    }
+
+    /// How long the user should wait before retrying, for throttled problems.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Problem::TooManyRequests { retry_after }
+            | Problem::ActivationLocked { retry_after }
+            | Problem::LoginThrottled { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+/// Whole minutes, rounded up, for messages.
+fn minutes(duration: Duration) -> u64 {
+    duration.as_secs().div_ceil(60).max(1)
+}
+
+impl UserError for Problem {
+    fn code(&self) -> &'static str {
+        match self {
+            Problem::Surname(e) => e.code(),
+            Problem::AccountNumber(e) => e.code(),
+            Problem::Email(e) => e.code(),
+            Problem::Premises(e) => e.code(),
+            Problem::RegionNotServed(e) => e.code(),
+            Problem::AccountNotFound => "registration.account_not_found",
+            Problem::AlreadyRegistered => "registration.already_registered",
+            Problem::TooManyRequests { .. } => "request.too_many",
+            Problem::InvalidLink => "link.invalid",
+            Problem::WrongPremises { .. } => "activation.wrong_premises",
+            Problem::ActivationLocked { .. } => "activation.locked",
+            Problem::IncorrectData => "login.incorrect_data",
+            Problem::InvalidCredentials => "login.invalid_credentials",
+            Problem::LoginThrottled { .. } => "login.throttled",
+            Problem::SessionInvalid => "session.invalid",
+            Problem::AccountNotLinked => "session.account_not_linked",
+        }
+    }
+
+    fn field(&self) -> Option<Field> {
+        match self {
+            Problem::Surname(e) => e.field(),
+            Problem::AccountNumber(e) => e.field(),
+            Problem::Email(e) => e.field(),
+            Problem::Premises(e) => e.field(),
+            Problem::RegionNotServed(e) => e.field(),
+            Problem::AccountNotFound | Problem::AccountNotLinked => Some(Field::AccountNumber),
+            Problem::WrongPremises { .. } => Some(Field::Premises),
+            Problem::IncorrectData => Some(Field::Email),
+            Problem::InvalidLink => Some(Field::Token),
+            Problem::AlreadyRegistered
+            | Problem::TooManyRequests { .. }
+            | Problem::ActivationLocked { .. }
+            | Problem::InvalidCredentials
+            | Problem::LoginThrottled { .. }
+            | Problem::SessionInvalid => None,
+        }
+    }
+
+    fn message(&self, locale: Locale) -> String {
+        let ru = locale == Locale::Ru;
+        match self {
+            Problem::Surname(e) => e.message(locale),
+            Problem::AccountNumber(e) => e.message(locale),
+            Problem::Email(e) => e.message(locale),
+            Problem::Premises(e) => e.message(locale),
+            Problem::RegionNotServed(e) => e.message(locale),
+            Problem::AccountNotFound if ru => "Лицевой счёт с такой фамилией не найден. Проверьте номер лицевого счёта и фамилию".into(),
+            Problem::AccountNotFound => "No personal account with this number and surname was found. Check both".into(),
+            Problem::AlreadyRegistered if ru => "Пользователь уже зарегистрирован. Если вы не помните пароль, воспользуйтесь восстановлением пароля («Забыли пароль»)".into(),
+            Problem::AlreadyRegistered => "The user is already registered. If you do not remember the password, use password recovery (\u{201c}Forgot password\u{201d})".into(),
+            Problem::TooManyRequests { retry_after } if ru => format!("Слишком много запросов. Повторите через {} мин.", minutes(*retry_after)),
+            Problem::TooManyRequests { retry_after } => format!("Too many requests. Try again in {} min", minutes(*retry_after)),
+            Problem::InvalidLink if ru => "Ссылка недействительна или устарела. Запросите новое письмо".into(),
+            Problem::InvalidLink => "The link is invalid or has expired. Ask for a new letter".into(),
+            Problem::WrongPremises { attempts_left } if ru => format!(
+                "Номер помещения не совпадает с данными лицевого счёта. {} {attempts_left} {}",
+                russian_plural(*attempts_left as usize, "Осталась", "Осталось", "Осталось"),
+                russian_plural(*attempts_left as usize, "попытка", "попытки", "попыток")
+            ),
+            Problem::WrongPremises { attempts_left } => format!(
+                "The premises number does not match the account. {attempts_left} {} left",
+                if *attempts_left == 1 { "attempt" } else { "attempts" }
+            ),
+            Problem::ActivationLocked { retry_after } if ru => format!("Слишком много неверных попыток. Активация заблокирована на {} мин.", minutes(*retry_after)),
+            Problem::ActivationLocked { retry_after } => format!("Too many wrong attempts. Activation is locked for {} min", minutes(*retry_after)),
+            Problem::IncorrectData if ru => "Некорректные данные".into(),
+            Problem::IncorrectData => "Incorrect data".into(),
+            Problem::InvalidCredentials if ru => "Неверное имя пользователя или пароль".into(),
+            Problem::InvalidCredentials => "Invalid user name or password".into(),
+            Problem::LoginThrottled { retry_after } if ru => format!("Слишком много неудачных попыток входа. Повторите через {} мин.", minutes(*retry_after)),
+            Problem::LoginThrottled { retry_after } => format!("Too many failed logins. Try again in {} min", minutes(*retry_after)),
+            Problem::SessionInvalid if ru => "Сеанс завершён. Войдите снова".into(),
+            Problem::SessionInvalid => "Your session has ended. Please log in again".into(),
+            Problem::AccountNotLinked if ru => "Этот лицевой счёт не добавлен в ваш кабинет".into(),
+            Problem::AccountNotLinked => "This account is not in your cabinet".into(),
+        }
+    }
+}
+
+/// An infrastructure failure: storage, mail or hashing. Always retryable from the user's
+/// point of view; its message never shows internals.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unavailable {
+    /// Storage or the directory failed.
+    #[error("store unavailable")]
+    Store(#[source] StoreError),
+    /// The mail system did not take the letter.
+    #[error("mail unavailable")]
+    Mail(#[source] MailError),
+    /// Password hashing failed.
+    #[error("password hashing unavailable")]
+    Hashing(#[source] HashError),
+}
+
+impl UserError for Unavailable {
+    fn code(&self) -> &'static str {
+        match self {
+            Unavailable::Store(_) => "service.store_unavailable",
+            Unavailable::Mail(_) => "service.mail_unavailable",
+            Unavailable::Hashing(_) => "service.unavailable",
+        }
+    }
+
+    fn field(&self) -> Option<Field> {
+        None
+    }
+
+    fn message(&self, locale: Locale) -> String {
+        match (self, locale) {
+            (Unavailable::Mail(_), Locale::Ru) => {
+                "Не удалось отправить письмо. Повторите попытку позже".into()
+            }
+            (Unavailable::Mail(_), Locale::En) => {
+                "The letter could not be sent. Please try again later".into()
+            }
+            (_, Locale::Ru) => "Сервис временно недоступен. Повторите попытку позже".into(),
+            (_, Locale::En) => {
+                "The service is temporarily unavailable. Please try again later".into()
+            }
+        }
+    }
+}
+
+/// The error of every journey step.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The user's input or situation: one or more problems, all reported together.
+    #[error("rejected: {}", .0.iter().map(UserError::code).collect::<Vec<_>>().join(", "))]
+    Rejected(Vec<Problem>),
+    /// Infrastructure failed; the same step may be retried.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+impl Error {
+    /// The problems, if the user caused this error.
+    #[must_use]
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            Error::Rejected(problems) => problems,
+            Error::Unavailable(_) => &[],
+        }
+    }
+
+    /// Whether retrying the same step later may succeed.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Unavailable(_) => true,
+            Error::Rejected(problems) => problems.iter().any(|p| p.retry_after().is_some()),
+        }
+    }
+
+    /// The HTTP status the examples answer with: 503 for infrastructure, else the first
+    /// problem's.
+    #[must_use]
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::Unavailable(_) => 503,
+            Error::Rejected(problems) => problems.first().map_or(422, Problem::http_status),
+        }
+    }
+
+    /// The longest wait any problem asks for.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.problems()
+            .iter()
+            .filter_map(Problem::retry_after)
+            .max()
+    }
+
+    /// Whether this error is exactly the one problem `problem` (handy in tests and hosts).
+    #[must_use]
+    pub fn is(&self, problem: &Problem) -> bool {
+        self.problems() == std::slice::from_ref(problem)
+    }
+}
+
+impl From<Problem> for Error {
+    fn from(problem: Problem) -> Self {
+        Error::Rejected(vec![problem])
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        Error::Unavailable(Unavailable::Store(error))
+    }
+}
+
+impl From<MailError> for Error {
+    fn from(error: MailError) -> Self {
+        Error::Unavailable(Unavailable::Mail(error))
+    }
+}
+
+impl From<HashError> for Error {
+    fn from(error: HashError) -> Self {
+        Error::Unavailable(Unavailable::Hashing(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guide_wording() {
+        assert_eq!(
+            Problem::IncorrectData.message(Locale::Ru),
+            "Некорректные данные"
+        );
+        assert_eq!(
+            Problem::InvalidCredentials.message(Locale::Ru),
+            "Неверное имя пользователя или пароль"
+        );
+        assert!(Problem::AlreadyRegistered
+            .message(Locale::Ru)
+            .starts_with("Пользователь уже зарегистрирован"));
+        assert!(Problem::WrongPremises { attempts_left: 4 }
+            .message(Locale::Ru)
+            .ends_with("Осталось 4 попытки"));
+        assert!(Problem::WrongPremises { attempts_left: 1 }
+            .message(Locale::Ru)
+            .ends_with("Осталась 1 попытка"));
+    }
+
+    #[test]
+    fn statuses_follow_the_api_contract() {
+        assert_eq!(Error::from(Problem::AlreadyRegistered).http_status(), 409);
+        assert_eq!(Error::from(Problem::InvalidCredentials).http_status(), 401);
+        assert_eq!(Error::from(Problem::SessionInvalid).http_status(), 401);
+        assert_eq!(Error::from(Problem::IncorrectData).http_status(), 422);
+        let throttled = Error::from(Problem::LoginThrottled {
+            retry_after: Duration::from_secs(61),
+        });
+        assert_eq!(throttled.http_status(), 429);
+        assert_eq!(throttled.retry_after(), Some(Duration::from_secs(61)));
+        let down = Error::from(StoreError::unavailable("connection refused"));
+        assert_eq!(down.http_status(), 503);
+        assert!(down.is_retryable());
+        let Error::Unavailable(inner) = &down else {
+            unreachable!()
+        };
+        assert!(!inner.message(Locale::Ru).contains("refused"));
+    }
+}

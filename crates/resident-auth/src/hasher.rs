@@ -1,0 +1,481 @@
+//! Password hashing: argon2id on a pool of dedicated worker threads.
+//!
+//! Hashing costs ~10 ms of CPU and ~19 MiB of memory per call. Running it on an async
+//! worker stalls every other request on that worker; running it on an unbounded blocking
+//! pool lets 50 concurrent logins allocate 50 × 19 MiB and thrash. So the pool has one
+//! thread per core, each owning its argon2 memory for life, and callers wait on a channel.
+
+use std::{
+    sync::{mpsc, Arc, Mutex},
+    thread,
+};
+
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use async_trait::async_trait;
+use base64::{engine::general_purpose::STANDARD_NO_PAD, Engine as _};
+use rand::{rngs::OsRng, RngCore};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use crate::secret::{generate_password, PasswordHash};
+
+/// The result of checking a password against a stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// The password is right. `rehash` asks the caller to store a fresh hash because the
+    /// stored one used other parameters than the configured ones.
+    Match {
+        /// The stored hash's parameters differ from the configured ones.
+        rehash: bool,
+    },
+    /// The password is wrong (or there was no cabinet: see [`PasswordHasher::verify`]).
+    Mismatch,
+}
+
+/// Hashing failed for a reason other than a wrong password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HashError {
+    /// The stored hash is not an argon2 PHC string this library can check.
+    #[error("stored password hash is malformed")]
+    MalformedHash,
+    /// Argon2 refused its inputs (parameters out of range).
+    #[error("argon2 failed: {0}")]
+    Argon2(argon2::Error),
+    /// The worker pool has shut down.
+    #[error("password hashing workers are gone")]
+    WorkersGone,
+}
+
+/// The port through which the service hashes and verifies passwords, off the caller's
+/// async executor.
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    /// Hashes a new password with the configured parameters and a fresh salt.
+    ///
+    /// # Errors
+    /// [`HashError`] if the hashing workers are gone or argon2 rejects the parameters.
+    async fn hash(&self, password: SecretString) -> Result<PasswordHash, HashError>;
+
+    /// Verifies `password` against `stored`. With `stored = None` (no such cabinet) it
+    /// does the same argon2 work against a dummy hash and reports a mismatch, so an
+    /// unknown email costs exactly what a wrong password costs.
+    ///
+    /// # Errors
+    /// [`HashError`] if the stored hash is malformed or the workers are gone.
+    async fn verify(
+        &self,
+        password: SecretString,
+        stored: Option<PasswordHash>,
+    ) -> Result<Verification, HashError>;
+}
+
+/// Argon2id parameters. The default is OWASP's minimum: m = 19456 KiB, t = 2, p = 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashParams {
+    /// Memory in KiB.
+    pub m_cost: u32,
+    /// Iterations.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+}
+
+impl Default for HashParams {
+    fn default() -> Self {
+        Self {
+            m_cost: 19_456,
+            t_cost: 2,
+            p_cost: 1,
+        }
+    }
+}
+
+impl HashParams {
+    /// Cheap parameters for tests only: they make hashing fast and offer no protection.
+    #[must_use]
+    pub const fn insecure_fast_for_tests() -> Self {
+        Self {
+            m_cost: 64,
+            t_cost: 1,
+            p_cost: 1,
+        }
+    }
+
+    fn argon2_params(self) -> Result<Params, HashError> {
+        Params::new(self.m_cost, self.t_cost, self.p_cost, Some(HASH_LEN))
+            .map_err(HashError::Argon2)
+    }
+}
+
+const HASH_LEN: usize = 32;
+const SALT_LEN: usize = 16;
+
+enum Job {
+    Hash {
+        password: SecretString,
+        reply: tokio::sync::oneshot::Sender<Result<PasswordHash, HashError>>,
+    },
+    Verify {
+        password: SecretString,
+        stored: Option<PasswordHash>,
+        reply: tokio::sync::oneshot::Sender<Result<Verification, HashError>>,
+    },
+}
+
+/// Argon2id on a fixed pool of worker threads, each reusing its own memory blocks.
+///
+/// Works under any async runtime (tokio, actix): callers await a oneshot channel.
+#[derive(Clone)]
+pub struct Argon2Hasher {
+    jobs: mpsc::Sender<Job>,
+    workers: usize,
+    params: HashParams,
+}
+
+impl std::fmt::Debug for Argon2Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Argon2Hasher")
+            .field("workers", &self.workers)
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+/// One worker's state: its parameters, its memory, and the dummy hash for unknown users.
+struct Worker {
+    params: HashParams,
+    memory: Vec<Block>,
+    dummy: PasswordHash,
+}
+
+impl Argon2Hasher {
+    /// A pool with one worker per available core.
+    ///
+    /// # Errors
+    /// [`HashError::Argon2`] if argon2 rejects `params`.
+    pub fn new(params: HashParams) -> Result<Self, HashError> {
+        let cores = thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Self::with_workers(params, cores)
+    }
+
+    /// A pool with `workers` threads (at least one): the most hashes that run at once.
+    ///
+    /// # Errors
+    /// [`HashError::Argon2`] if argon2 rejects `params`.
+    pub fn with_workers(params: HashParams, workers: usize) -> Result<Self, HashError> {
+        let argon2_params = params.argon2_params()?;
+        let workers = workers.max(1);
+        // The dummy hash is made once, with the same parameters as real ones, so a
+        // verification against it costs the same.
+        let mut memory = vec![Block::default(); argon2_params.block_count()];
+        let dummy = hash_with_memory(&generate_password(), params, &mut memory)?;
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for index in 0..workers {
+            let receiver = Arc::clone(&receiver);
+            let mut worker = Worker {
+                params,
+                memory: if index == 0 {
+                    std::mem::take(&mut memory)
+                } else {
+                    vec![Block::default(); argon2_params.block_count()]
+                },
+                dummy: dummy.clone(),
+            };
+            thread::Builder::new()
+                .name(format!("argon2-{index}"))
+                .spawn(move || loop {
+                    let job = match receiver.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => worker.run(job),
+                        Err(_) => return,
+                    }
+                })
+                .map_err(|_| HashError::WorkersGone)?;
+        }
+        Ok(Self {
+            jobs,
+            workers,
+            params,
+        })
+    }
+
+    /// The parameters new hashes use.
+    #[must_use]
+    pub fn params(&self) -> HashParams {
+        self.params
+    }
+
+    /// How many hashes can run at once.
+    #[must_use]
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+}
+
+impl Worker {
+    fn run(&mut self, job: Job) {
+        match job {
+            Job::Hash { password, reply } => {
+                let _ = reply.send(hash_with_memory(&password, self.params, &mut self.memory));
+            }
+            Job::Verify {
+                password,
+                stored,
+                reply,
+            } => {
+                let result = match stored {
+                    Some(stored) => {
+                        verify_with_memory(&password, &stored, self.params, &mut self.memory)
+                    }
+                    None => {
+                        let dummy = self.dummy.clone();
+                        verify_with_memory(&password, &dummy, self.params, &mut self.memory)
+                            .map(|_| Verification::Mismatch)
+                    }
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+fn hash_with_memory(
+    password: &SecretString,
+    params: HashParams,
+    memory: &mut Vec<Block>,
+) -> Result<PasswordHash, HashError> {
+    let argon2_params = params.argon2_params()?;
+    let mut salt = [0u8; SALT_LEN];
+    OsRng.fill_bytes(&mut salt);
+    let mut out = [0u8; HASH_LEN];
+    run_argon2(password, &salt, argon2_params, &mut out, memory)?;
+    Ok(PasswordHash::from_phc(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost,
+        params.t_cost,
+        params.p_cost,
+        STANDARD_NO_PAD.encode(salt),
+        STANDARD_NO_PAD.encode(out)
+    )))
+}
+
+fn run_argon2(
+    password: &SecretString,
+    salt: &[u8],
+    params: Params,
+    out: &mut [u8],
+    memory: &mut Vec<Block>,
+) -> Result<(), HashError> {
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let memory = memory.get_mut(..blocks).ok_or(HashError::MalformedHash)?;
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into_with_memory(password.expose_secret().as_bytes(), salt, out, memory)
+        .map_err(HashError::Argon2)
+}
+
+/// The largest memory cost a stored hash may ask for (1 GiB), so that a tampered row
+/// cannot make a worker allocate without bound.
+const MAX_STORED_M_COST: u32 = 1 << 20;
+
+fn verify_with_memory(
+    password: &SecretString,
+    stored: &PasswordHash,
+    configured: HashParams,
+    memory: &mut Vec<Block>,
+) -> Result<Verification, HashError> {
+    let parsed = argon2::password_hash::PasswordHash::new(stored.as_phc())
+        .map_err(|_| HashError::MalformedHash)?;
+    if Algorithm::try_from(parsed.algorithm) != Ok(Algorithm::Argon2id)
+        || parsed.version.is_some_and(|v| v != 0x13)
+    {
+        return Err(HashError::MalformedHash);
+    }
+    let params = Params::try_from(&parsed).map_err(|_| HashError::MalformedHash)?;
+    if params.m_cost() > MAX_STORED_M_COST {
+        return Err(HashError::MalformedHash);
+    }
+    let expected = parsed.hash.ok_or(HashError::MalformedHash)?;
+    let mut salt_buf = [0u8; 64];
+    let salt = parsed
+        .salt
+        .ok_or(HashError::MalformedHash)?
+        .decode_b64(&mut salt_buf)
+        .map_err(|_| HashError::MalformedHash)?;
+    let mut out = [0u8; 64];
+    let out = out
+        .get_mut(..expected.len())
+        .ok_or(HashError::MalformedHash)?;
+    run_argon2(password, salt, params.clone(), out, memory)?;
+    if bool::from(out.ct_eq(expected.as_bytes())) {
+        let same = params.m_cost() == configured.m_cost
+            && params.t_cost() == configured.t_cost
+            && params.p_cost() == configured.p_cost
+            && expected.len() == HASH_LEN;
+        Ok(Verification::Match { rehash: !same })
+    } else {
+        Ok(Verification::Mismatch)
+    }
+}
+
+#[async_trait]
+impl PasswordHasher for Argon2Hasher {
+    async fn hash(&self, password: SecretString) -> Result<PasswordHash, HashError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Job::Hash { password, reply })
+            .map_err(|_| HashError::WorkersGone)?;
+        answer.await.map_err(|_| HashError::WorkersGone)?
+    }
+
+    async fn verify(
+        &self,
+        password: SecretString,
+        stored: Option<PasswordHash>,
+    ) -> Result<Verification, HashError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Job::Verify {
+                password,
+                stored,
+                reply,
+            })
+            .map_err(|_| HashError::WorkersGone)?;
+        answer.await.map_err(|_| HashError::WorkersGone)?
+    }
+}
+
+/// Counts argon2 runs, for tests that must prove an unknown email costs the same work as
+/// a wrong password without relying on timing.
+#[cfg(feature = "testing")]
+#[derive(Debug, Clone)]
+pub struct CountingHasher<H> {
+    inner: H,
+    runs: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[cfg(feature = "testing")]
+impl<H> CountingHasher<H> {
+    /// Wraps a hasher.
+    pub fn new(inner: H) -> Self {
+        Self {
+            inner,
+            runs: Arc::default(),
+        }
+    }
+
+    /// How many hashes and verifications ran so far.
+    #[must_use]
+    pub fn runs(&self) -> usize {
+        self.runs.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[cfg(feature = "testing")]
+#[async_trait]
+impl<H: PasswordHasher> PasswordHasher for CountingHasher<H> {
+    async fn hash(&self, password: SecretString) -> Result<PasswordHash, HashError> {
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.hash(password).await
+    }
+
+    async fn verify(
+        &self,
+        password: SecretString,
+        stored: Option<PasswordHash>,
+    ) -> Result<Verification, HashError> {
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.verify(password, stored).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(text: &str) -> SecretString {
+        SecretString::from(text.to_owned())
+    }
+
+    #[tokio::test]
+    async fn hashes_verify_and_reject() {
+        let hasher = Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 2).unwrap();
+        let hash = hasher.hash(secret("correct horse")).await.unwrap();
+        assert!(hash.as_phc().starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        assert_eq!(
+            hasher
+                .verify(secret("correct horse"), Some(hash.clone()))
+                .await
+                .unwrap(),
+            Verification::Match { rehash: false }
+        );
+        assert_eq!(
+            hasher
+                .verify(secret("wrong"), Some(hash.clone()))
+                .await
+                .unwrap(),
+            Verification::Mismatch
+        );
+        assert_eq!(
+            hasher.verify(secret("correct horse"), None).await.unwrap(),
+            Verification::Mismatch
+        );
+    }
+
+    #[tokio::test]
+    async fn interoperates_with_the_argon2_crate_and_asks_for_rehash() {
+        use argon2::password_hash::{PasswordHasher as _, SaltString};
+        let salt = SaltString::generate(&mut OsRng);
+        let params = Params::new(128, 1, 1, None).unwrap();
+        let foreign = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(b"pw", &salt)
+            .unwrap()
+            .to_string();
+        let hasher = Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 1).unwrap();
+        let stored = PasswordHash::from_phc(foreign);
+        assert_eq!(
+            hasher
+                .verify(secret("pw"), Some(stored.clone()))
+                .await
+                .unwrap(),
+            Verification::Match { rehash: true }
+        );
+        assert_eq!(
+            hasher.verify(secret("px"), Some(stored)).await.unwrap(),
+            Verification::Mismatch
+        );
+
+        // Our own hashes verify with the argon2 crate's reference verifier.
+        use argon2::password_hash::PasswordVerifier as _;
+        let ours = hasher.hash(secret("pw")).await.unwrap();
+        let parsed = argon2::password_hash::PasswordHash::new(ours.as_phc()).unwrap();
+        assert!(Argon2::default().verify_password(b"pw", &parsed).is_ok());
+    }
+
+    #[tokio::test]
+    async fn malformed_or_foreign_hashes_are_errors_not_panics() {
+        let hasher = Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 1).unwrap();
+        for bad in [
+            "",
+            "plain",
+            "$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "$argon2id$v=19$m=99999999,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ",
+        ] {
+            let result = hasher
+                .verify(secret("pw"), Some(PasswordHash::from_phc(bad.into())))
+                .await;
+            assert!(
+                matches!(result, Err(HashError::MalformedHash)),
+                "{bad}: {result:?}"
+            );
+        }
+    }
+}

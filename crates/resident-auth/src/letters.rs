@@ -1,0 +1,404 @@
+//! The three letters of the guide, and their rendering to subject, text and HTML.
+//!
+//! Rendering is pure and shared: the SMTP adapter and the outbox mailer both send what
+//! [`Letter::render`] returns.
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::{secret::Token, Email, Locale};
+
+/// A letter to send: who gets it, in which language, and what it carries.
+///
+/// `Debug` shows the kind and the recipient, never a link or a password.
+#[derive(Clone)]
+pub struct Letter {
+    /// The recipient.
+    pub to: Email,
+    /// The language to write in.
+    pub locale: Locale,
+    /// What the letter carries.
+    pub content: LetterContent,
+}
+
+/// What a letter carries. Links and passwords stay inside `secrecy` types.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum LetterContent {
+    /// "Подтверждение e-mail": the confirmation link (journeys 1 and 7).
+    ConfirmEmail {
+        /// `{base}/confirm?token=…`
+        link: SecretString,
+    },
+    /// "Данные для входа": login and the generated password (journeys 3, 6, 7).
+    Credentials {
+        /// The login: the cabinet's email.
+        login: Email,
+        /// The generated password.
+        password: SecretString,
+    },
+    /// "Восстановление пароля": the recovery link (journey 6).
+    RecoverPassword {
+        /// `{base}/recover?token=…`
+        link: SecretString,
+    },
+}
+
+/// Which of the three letters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LetterKind {
+    /// "Подтверждение e-mail".
+    ConfirmEmail,
+    /// "Данные для входа".
+    Credentials,
+    /// "Восстановление пароля".
+    RecoverPassword,
+}
+
+impl LetterContent {
+    /// Which letter this is.
+    #[must_use]
+    pub fn kind(&self) -> LetterKind {
+        match self {
+            LetterContent::ConfirmEmail { .. } => LetterKind::ConfirmEmail,
+            LetterContent::Credentials { .. } => LetterKind::Credentials,
+            LetterContent::RecoverPassword { .. } => LetterKind::RecoverPassword,
+        }
+    }
+}
+
+impl fmt::Debug for Letter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Letter")
+            .field("to", &self.to)
+            .field("locale", &self.locale)
+            .field("kind", &self.content.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A rendered letter: subject, plain-text part and HTML part. It holds the secret the
+/// letter carries, so `Debug` shows the subject only.
+#[derive(Clone)]
+pub struct RenderedLetter {
+    subject: String,
+    text: SecretString,
+    html: SecretString,
+}
+
+impl RenderedLetter {
+    /// The subject line (unencoded; transports apply RFC 2047).
+    #[must_use]
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The plain-text part.
+    #[must_use]
+    pub fn text(&self) -> &str {
+        self.text.expose_secret()
+    }
+
+    /// The HTML part.
+    #[must_use]
+    pub fn html(&self) -> &str {
+        self.html.expose_secret()
+    }
+}
+
+impl fmt::Debug for RenderedLetter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RenderedLetter")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Escapes text for HTML element content and attribute values.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn html_page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body style=\"font-family:Arial,sans-serif;color:#222;max-width:560px\">\
+         <h1 style=\"font-size:20px\">{title}</h1>{body}</body></html>\n",
+        title = escape_html(title)
+    )
+}
+
+fn button(link: &str, label: &str) -> String {
+    format!(
+        "<p><a href=\"{href}\" style=\"display:inline-block;padding:12px 20px;background:#2e7d32;\
+         color:#fff;text-decoration:none;border-radius:4px\">{label}</a></p>\
+         <p style=\"font-size:12px;color:#555\">{href}</p>",
+        href = escape_html(link),
+        label = escape_html(label)
+    )
+}
+
+impl Letter {
+    /// Renders the letter in its locale.
+    ///
+    /// ```
+    /// use secrecy::SecretString;
+    /// use resident_auth::{Letter, LetterContent, Locale};
+    /// let letter = Letter {
+    ///     to: "resident@example.org".parse()?,
+    ///     locale: Locale::Ru,
+    ///     content: LetterContent::Credentials {
+    ///         login: "resident@example.org".parse()?,
+    ///         password: SecretString::from("Xk3vPq9aRt5mWz2h"),
+    ///     },
+    /// };
+    /// let rendered = letter.render();
+    /// assert_eq!(rendered.subject(), "Данные для входа");
+    /// assert!(rendered.text().lines().any(|l| l == "Логин: resident@example.org"));
+    /// assert!(rendered.text().lines().any(|l| l == "Пароль: Xk3vPq9aRt5mWz2h"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn render(&self) -> RenderedLetter {
+        let ru = self.locale == Locale::Ru;
+        let (subject, text, html) = match &self.content {
+            LetterContent::ConfirmEmail { link } => {
+                let link = link.expose_secret();
+                let (subject, intro, action, ignore) = if ru {
+                    (
+                        "Подтверждение e-mail",
+                        "Вы указали этот адрес при регистрации в личном кабинете жителя.",
+                        "Подтвердить электронный адрес",
+                        "Если вы не регистрировались, просто удалите это письмо.",
+                    )
+                } else {
+                    (
+                        "Email confirmation",
+                        "This address was given when registering in the residents' portal.",
+                        "Confirm email address",
+                        "If you did not register, simply delete this letter.",
+                    )
+                };
+                let text = format!("{intro}\n\n{action}:\n{link}\n\n{ignore}\n");
+                let html = html_page(
+                    subject,
+                    &format!(
+                        "<p>{}</p>{}<p>{}</p>",
+                        escape_html(intro),
+                        button(link, action),
+                        escape_html(ignore)
+                    ),
+                );
+                (subject, text, html)
+            }
+            LetterContent::Credentials { login, password } => {
+                let password = password.expose_secret();
+                let (subject, intro, login_label, password_label, outro) = if ru {
+                    (
+                        "Данные для входа",
+                        "Данные для входа в личный кабинет жителя:",
+                        "Логин",
+                        "Пароль",
+                        "Прежний пароль больше не действует.",
+                    )
+                } else {
+                    (
+                        "Your login details",
+                        "Your details for logging in to the residents' portal:",
+                        "Login",
+                        "Password",
+                        "Any earlier password no longer works.",
+                    )
+                };
+                let text = format!(
+                    "{intro}\n\n{login_label}: {login}\n{password_label}: {password}\n\n{outro}\n"
+                );
+                let html = html_page(
+                    subject,
+                    &format!(
+                        "<p>{}</p><p>{}: <b>{}</b><br>{}: <b><code>{}</code></b></p><p>{}</p>",
+                        escape_html(intro),
+                        login_label,
+                        escape_html(login.as_str()),
+                        password_label,
+                        escape_html(password),
+                        escape_html(outro)
+                    ),
+                );
+                (subject, text, html)
+            }
+            LetterContent::RecoverPassword { link } => {
+                let link = link.expose_secret();
+                let (subject, intro, action, ignore) = if ru {
+                    (
+                        "Восстановление пароля",
+                        "Чтобы получить новый пароль от личного кабинета жителя, перейдите по ссылке. Ссылка действует один час и только один раз.",
+                        "Получить новый пароль",
+                        "Если вы не запрашивали восстановление, просто удалите это письмо: пароль останется прежним.",
+                    )
+                } else {
+                    (
+                        "Password recovery",
+                        "To get a new password for the residents' portal, follow the link. It works once, for one hour.",
+                        "Get a new password",
+                        "If you did not ask for this, simply delete this letter: your password stays as it is.",
+                    )
+                };
+                let text = format!("{intro}\n\n{action}:\n{link}\n\n{ignore}\n");
+                let html = html_page(
+                    subject,
+                    &format!(
+                        "<p>{}</p>{}<p>{}</p>",
+                        escape_html(intro),
+                        button(link, action),
+                        escape_html(ignore)
+                    ),
+                );
+                (subject, text, html)
+            }
+        };
+        RenderedLetter {
+            subject: subject.to_owned(),
+            text: SecretString::from(text),
+            html: SecretString::from(html),
+        }
+    }
+}
+
+/// Builds the links letters carry: `{base}/confirm?token=…` and `{base}/recover?token=…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Links {
+    base_url: String,
+}
+
+impl Links {
+    /// Links under `base_url` (e.g. `https://кабинет-жителя.рф`); a trailing slash is
+    /// ignored.
+    #[must_use]
+    pub fn new(base_url: &str) -> Self {
+        Self {
+            base_url: base_url.trim().trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The base URL.
+    #[must_use]
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The confirmation link for `token`.
+    #[must_use]
+    pub fn confirmation(&self, token: &Token) -> SecretString {
+        SecretString::from(format!(
+            "{}/confirm?token={}",
+            self.base_url,
+            token.expose()
+        ))
+    }
+
+    /// The recovery link for `token`.
+    #[must_use]
+    pub fn recovery(&self, token: &Token) -> SecretString {
+        SecretString::from(format!(
+            "{}/recover?token={}",
+            self.base_url,
+            token.expose()
+        ))
+    }
+}
+
+impl Default for Links {
+    fn default() -> Self {
+        Self::new("http://127.0.0.1:3000")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(locale: Locale, content: LetterContent) -> Letter {
+        Letter {
+            to: "a@example.org".parse().unwrap(),
+            locale,
+            content,
+        }
+    }
+
+    #[test]
+    fn confirmation_letter_has_the_guides_button_and_link() {
+        let link = SecretString::from("https://portal.example.org/confirm?token=abc");
+        let rendered = letter(Locale::Ru, LetterContent::ConfirmEmail { link }).render();
+        assert_eq!(rendered.subject(), "Подтверждение e-mail");
+        assert!(rendered
+            .html()
+            .contains(">Подтвердить электронный адрес</a>"));
+        assert!(rendered
+            .html()
+            .contains("href=\"https://portal.example.org/confirm?token=abc\""));
+        assert!(rendered
+            .text()
+            .contains("https://portal.example.org/confirm?token=abc"));
+        let en = letter(
+            Locale::En,
+            LetterContent::ConfirmEmail {
+                link: SecretString::from("x"),
+            },
+        )
+        .render();
+        assert_eq!(en.subject(), "Email confirmation");
+    }
+
+    #[test]
+    fn recovery_letter_and_html_escaping() {
+        let link = SecretString::from("https://x.example/recover?token=a&b=\"<c>\"");
+        let rendered = letter(Locale::Ru, LetterContent::RecoverPassword { link }).render();
+        assert_eq!(rendered.subject(), "Восстановление пароля");
+        assert!(rendered
+            .html()
+            .contains("token=a&amp;b=&quot;&lt;c&gt;&quot;"));
+        assert!(!rendered.html().contains("<c>"));
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let content = LetterContent::Credentials {
+            login: "a@example.org".parse().unwrap(),
+            password: SecretString::from("SuperSecret42"),
+        };
+        let letter = letter(Locale::En, content);
+        assert!(!format!("{letter:?}").contains("SuperSecret42"));
+        assert!(!format!("{:?}", letter.render()).contains("SuperSecret42"));
+        assert!(letter.render().text().contains("Password: SuperSecret42\n"));
+    }
+
+    #[test]
+    fn links_follow_the_spec() {
+        let links = Links::new("https://portal.example.org/");
+        let token = Token::generate();
+        assert_eq!(
+            links.confirmation(&token).expose_secret(),
+            &format!(
+                "https://portal.example.org/confirm?token={}",
+                token.expose()
+            )
+        );
+        assert!(links
+            .recovery(&token)
+            .expose_secret()
+            .starts_with("https://portal.example.org/recover?token="));
+    }
+}
