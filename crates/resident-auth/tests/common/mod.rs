@@ -1,0 +1,176 @@
+//! A service on in-memory adapters, a manual clock and fast argon2, plus helpers that act
+//! as the resident: read letters, follow links, type what the letters say.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{sync::Arc, time::Duration};
+
+use resident_auth::{
+    memory::{link_token, mailed_password, MemoryDirectory, MemoryStore, RecordingMailer},
+    secrecy::{ExposeSecret, SecretString},
+    Argon2Hasher, AuthConfig, AuthService, CountingHasher, Email, HashParams, Letter, LetterKind,
+    Locale, Mailer, ManualClock, Ports, RegistrationForm, RequestContext, Store, Timestamp,
+};
+
+pub const DIRECTORY: &str = "account_number,surnames,address,premises\n\
+7800000000001,Иванов;Иванова,\"г. Санкт-Петербург, ул. Садовая, д. 1, кв. 12\",12\n\
+7800000000002,Иванов,\"г. Санкт-Петербург, ул. Садовая, д. 1, машино-место 123/456П\",123/456П\n\
+4700000000003,,\"г. Всеволожск, ул. Ленина, д. 2, пом. 2Н\",2Н\n\
+7800000000004,Семёнов,\"г. Санкт-Петербург, Невский пр., д. 5, кв. 7\",7\n";
+
+pub const RESIDENT: &str = "resident@example.org";
+pub const FLAT: &str = "7800000000001";
+pub const PARKING: &str = "7800000000002";
+
+pub struct Harness {
+    pub service: AuthService,
+    pub store: MemoryStore,
+    pub mailer: RecordingMailer,
+    pub clock: Arc<ManualClock>,
+    pub hasher: CountingHasher<Argon2Hasher>,
+}
+
+pub fn fast_hasher() -> Argon2Hasher {
+    Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 2).unwrap()
+}
+
+pub fn start() -> Timestamp {
+    Timestamp::from_millis(1_767_225_600_000)
+}
+
+pub fn harness() -> Harness {
+    harness_with(AuthConfig::default(), |store, mailer| (store, mailer))
+}
+
+/// A harness whose store and mailer the caller may wrap (fault injection).
+pub fn harness_with(
+    config: AuthConfig,
+    wrap: impl FnOnce(Arc<dyn Store>, Arc<dyn Mailer>) -> (Arc<dyn Store>, Arc<dyn Mailer>),
+) -> Harness {
+    let store = MemoryStore::new();
+    let mailer = RecordingMailer::new();
+    let clock = Arc::new(ManualClock::new(start()));
+    let hasher = CountingHasher::new(fast_hasher());
+    let (wrapped_store, wrapped_mailer) = wrap(Arc::new(store.clone()), Arc::new(mailer.clone()));
+    let ports = Ports {
+        store: wrapped_store,
+        directory: Arc::new(MemoryDirectory::from_csv(DIRECTORY).unwrap()),
+        mailer: wrapped_mailer,
+        hasher: Arc::new(hasher.clone()),
+        clock: clock.clone(),
+    };
+    Harness {
+        service: AuthService::new(ports, config),
+        store,
+        mailer,
+        clock,
+        hasher,
+    }
+}
+
+pub fn ru() -> RequestContext {
+    RequestContext::new(Locale::Ru)
+}
+
+pub fn form(surname: &str, account: &str, email: &str) -> RegistrationForm {
+    RegistrationForm {
+        surname: surname.into(),
+        account_number: account.into(),
+        email: email.into(),
+    }
+}
+
+pub fn email(text: &str) -> Email {
+    text.parse().unwrap()
+}
+
+pub fn secret(text: &str) -> SecretString {
+    SecretString::from(text.to_owned())
+}
+
+impl Harness {
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    pub fn letters_to(&self, to: &str, kind: LetterKind) -> Vec<Letter> {
+        let to = email(to);
+        self.mailer
+            .letters()
+            .into_iter()
+            .filter(|l| l.to == to && l.content.kind() == kind)
+            .collect()
+    }
+
+    /// The token of the latest confirmation (or recovery) letter to `to`.
+    pub fn link_token(&self, to: &str, kind: LetterKind) -> String {
+        let letter = self
+            .mailer
+            .last(&email(to), kind)
+            .expect("a letter with a link");
+        link_token(&letter).expect("the letter has a link")
+    }
+
+    /// The password of the latest credentials letter to `to`.
+    pub fn mailed_password(&self, to: &str) -> SecretString {
+        let letter = self
+            .mailer
+            .last(&email(to), LetterKind::Credentials)
+            .expect("a credentials letter");
+        mailed_password(&letter).expect("the letter has a password line")
+    }
+
+    /// Journeys 1–3 for a new cabinet; returns the mailed password.
+    pub async fn register_and_activate(
+        &self,
+        surname: &str,
+        account: &str,
+        to: &str,
+        premises: &str,
+    ) -> SecretString {
+        self.service
+            .register(&form(surname, account, to), &ru())
+            .await
+            .unwrap();
+        let confirmation = self.link_token(to, LetterKind::ConfirmEmail);
+        let activation = self.service.confirm_email(&confirmation).await.unwrap();
+        self.service
+            .activate(activation.expose(), premises, &ru())
+            .await
+            .unwrap();
+        self.mailed_password(to)
+    }
+
+    /// Logs in and returns the session token text.
+    pub async fn login(&self, to: &str, password: &SecretString) -> String {
+        let logged_in = self
+            .service
+            .login(to, password.clone(), &ru())
+            .await
+            .unwrap();
+        logged_in.session_token.expose().to_owned()
+    }
+
+    /// Whether the cabinet's current hash verifies one of the passwords mailed to it:
+    /// the "no credentials that were never sent" invariant.
+    pub async fn stored_password_was_mailed(&self, to: &str) -> bool {
+        use resident_auth::{PasswordHasher as _, Verification};
+        let Some(stored) = self.store.password_hash(&email(to)).await.unwrap() else {
+            return true;
+        };
+        for letter in self.letters_to(to, LetterKind::Credentials) {
+            let password = mailed_password(&letter).unwrap();
+            let verdict = fast_hasher()
+                .verify(password, Some(stored.clone()))
+                .await
+                .unwrap();
+            if matches!(verdict, Verification::Match { .. }) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+pub fn expose(secret: &SecretString) -> &str {
+    secret.expose_secret()
+}

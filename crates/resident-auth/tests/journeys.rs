@@ -1,0 +1,939 @@
+//! Every journey of SPEC §4, end to end on the in-memory adapters, with its failure
+//! branches.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use resident_auth::{
+    AddressForm, AuthConfig, Error, LetterKind, Locale, Problem, RequestContext, ServedRegions,
+    UserError,
+};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn codes(error: &Error) -> Vec<&'static str> {
+    error.problems().iter().map(UserError::code).collect()
+}
+
+// ---- Journey 1: registration ----------------------------------------------------------
+
+#[tokio::test]
+async fn registration_reports_every_field_error_together() {
+    let h = harness();
+    let error = h
+        .service
+        .register(
+            &form("Иванов И.И.", "78 0000 0000", " a b@example.org"),
+            &ru(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        codes(&error),
+        [
+            "surname.initials",
+            "account_number.wrong_length",
+            "email.whitespace"
+        ]
+    );
+    assert_eq!(error.http_status(), 422);
+    assert_eq!(
+        error.problems()[0].message(Locale::Ru),
+        "Фамилия вводится без инициалов"
+    );
+    assert!(h.mailer.letters().is_empty());
+}
+
+#[tokio::test]
+async fn registration_refuses_unserved_regions_with_the_guides_explanation() {
+    let config = AuthConfig {
+        served_regions: ServedRegions::only(["78".parse().unwrap()]),
+        ..AuthConfig::default()
+    };
+    let h = harness_with(config, |s, m| (s, m));
+    let error = h
+        .service
+        .register(&form("Петров", "4700000000003", RESIDENT), &ru())
+        .await
+        .unwrap_err();
+    assert_eq!(codes(&error), ["account.region_not_served"]);
+    assert!(error.problems()[0]
+        .message(Locale::Ru)
+        .contains("управляющая организация"));
+}
+
+#[tokio::test]
+async fn unknown_account_and_wrong_surname_get_one_generic_answer() {
+    let h = harness();
+    let unknown = h
+        .service
+        .register(&form("Иванов", "7899999999999", RESIDENT), &ru())
+        .await
+        .unwrap_err();
+    let wrong_surname = h
+        .service
+        .register(&form("Петров", FLAT, RESIDENT), &ru())
+        .await
+        .unwrap_err();
+    assert_eq!(codes(&unknown), ["registration.account_not_found"]);
+    assert_eq!(codes(&wrong_surname), codes(&unknown));
+    assert_eq!(
+        unknown.problems()[0].message(Locale::Ru),
+        wrong_surname.problems()[0].message(Locale::Ru)
+    );
+    assert!(h.mailer.letters().is_empty());
+}
+
+#[tokio::test]
+async fn surname_matching_ignores_case_and_yo_and_empty_directory_surnames_match_anyone() {
+    let h = harness();
+    h.service
+        .register(&form("СЕМЕНОВ", "7800000000004", "a@example.org"), &ru())
+        .await
+        .unwrap();
+    h.service
+        .register(&form("Кто-Угодно", "4700000000003", "b@example.org"), &ru())
+        .await
+        .unwrap();
+    h.service
+        .register(&form("иванова", FLAT, "c@example.org"), &ru())
+        .await
+        .unwrap();
+    assert_eq!(h.mailer.letters().len(), 3);
+}
+
+#[tokio::test]
+async fn registration_sends_the_confirmation_letter_with_a_link() {
+    let h = harness();
+    h.service
+        .register(&form("Иванов", FLAT, " Resident@Example.org"), &ru())
+        .await
+        .unwrap();
+    let letters = h.letters_to(RESIDENT, LetterKind::ConfirmEmail);
+    assert_eq!(letters.len(), 1);
+    let rendered = letters[0].render();
+    assert_eq!(rendered.subject(), "Подтверждение e-mail");
+    assert!(rendered.html().contains("Подтвердить электронный адрес"));
+    assert!(rendered.text().contains("/confirm?token="));
+    assert_eq!(h.link_token(RESIDENT, LetterKind::ConfirmEmail).len(), 43);
+}
+
+#[tokio::test]
+async fn registering_again_while_pending_is_rate_limited_then_replaces_the_link() {
+    let h = harness();
+    h.service
+        .register(&form("Иванов", FLAT, RESIDENT), &ru())
+        .await
+        .unwrap();
+    let first = h.link_token(RESIDENT, LetterKind::ConfirmEmail);
+    h.advance(Duration::from_secs(20));
+    let error = h
+        .service
+        .register(&form("Иванов", FLAT, RESIDENT), &ru())
+        .await
+        .unwrap_err();
+    assert_eq!(codes(&error), ["request.too_many"]);
+    assert_eq!(error.http_status(), 429);
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(40)));
+    h.advance(MINUTE);
+    h.service
+        .register(&form("Иванов", FLAT, RESIDENT), &ru())
+        .await
+        .unwrap();
+    let second = h.link_token(RESIDENT, LetterKind::ConfirmEmail);
+    assert_ne!(first, second);
+    assert!(
+        h.service
+            .confirm_email(&first)
+            .await
+            .unwrap_err()
+            .is(&Problem::InvalidLink),
+        "the old link died"
+    );
+    h.service.confirm_email(&second).await.unwrap();
+}
+
+#[tokio::test]
+async fn already_registered_account_or_email_points_to_recovery() {
+    let h = harness();
+    h.register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    let same_email = h
+        .service
+        .register(&form("Иванов", PARKING, RESIDENT), &ru())
+        .await
+        .unwrap_err();
+    let same_account = h
+        .service
+        .register(&form("Иванов", FLAT, "other@example.org"), &ru())
+        .await
+        .unwrap_err();
+    for error in [same_email, same_account] {
+        assert_eq!(codes(&error), ["registration.already_registered"]);
+        assert_eq!(error.http_status(), 409);
+        let message = error.problems()[0].message(Locale::Ru);
+        assert!(message.starts_with("Пользователь уже зарегистрирован"));
+        assert!(message.contains("Забыли пароль"));
+    }
+}
+
+#[tokio::test]
+async fn per_client_registration_throttle() {
+    let h = harness();
+    let context = RequestContext {
+        locale: Locale::Ru,
+        client: Some("198.51.100.7".into()),
+    };
+    for i in 0..20 {
+        let _ = h
+            .service
+            .register(
+                &form("Петров", "7899999999999", &format!("p{i}@example.org")),
+                &context,
+            )
+            .await;
+    }
+    let error = h
+        .service
+        .register(&form("Иванов", FLAT, RESIDENT), &context)
+        .await
+        .unwrap_err();
+    assert_eq!(codes(&error), ["request.too_many"]);
+    h.service
+        .register(&form("Иванов", FLAT, RESIDENT), &ru())
+        .await
+        .unwrap();
+}
+
+// ---- Journeys 2 and 3: confirmation and activation ------------------------------------
+
+#[tokio::test]
+async fn confirmation_is_single_use_and_only_the_link_holder_reaches_activation() {
+    let h = harness();
+    h.service
+        .register(&form("Иванов", FLAT, RESIDENT), &ru())
+        .await
+        .unwrap();
+    let confirmation = h.link_token(RESIDENT, LetterKind::ConfirmEmail);
+    assert!(h
+        .service
+        .confirm_email("not-a-token")
+        .await
+        .unwrap_err()
+        .is(&Problem::InvalidLink));
+    let activation = h.service.confirm_email(&confirmation).await.unwrap();
+    assert_ne!(activation.expose(), confirmation);
+    assert!(h
+        .service
+        .confirm_email(&confirmation)
+        .await
+        .unwrap_err()
+        .is(&Problem::InvalidLink));
+    // The confirmation token itself does not activate.
+    assert!(h
+        .service
+        .activate(&confirmation, "12", &ru())
+        .await
+        .unwrap_err()
+        .is(&Problem::InvalidLink));
+    h.service
+        .activate(activation.expose(), "12", &ru())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn activation_with_wrong_then_right_premises_mails_credentials() {
+    let h = harness();
+    h.service
+        .register(&form("Иванов", PARKING, RESIDENT), &ru())
+        .await
+        .unwrap();
+    let activation = h
+        .service
+        .confirm_email(&h.link_token(RESIDENT, LetterKind::ConfirmEmail))
+        .await
+        .unwrap();
+
+    let syntax = h
+        .service
+        .activate(activation.expose(), "12А", &ru())
+        .await
+        .unwrap_err();
+    assert_eq!(codes(&syntax), ["premises.unknown_letter"]);
+    let wrong = h
+        .service
+        .activate(activation.expose(), "123П", &ru())
+        .await
+        .unwrap_err();
+    assert!(
+        wrong.is(&Problem::WrongPremises { attempts_left: 4 }),
+        "{wrong:?}"
+    );
+    assert!(wrong.problems()[0]
+        .message(Locale::Ru)
+        .contains("Осталось 4 попытки"));
+    assert!(h.letters_to(RESIDENT, LetterKind::Credentials).is_empty());
+
+    let email = h
+        .service
+        .activate(activation.expose(), " 123 / 456 п", &ru())
+        .await
+        .unwrap();
+    assert_eq!(email.as_str(), RESIDENT);
+    let letters = h.letters_to(RESIDENT, LetterKind::Credentials);
+    assert_eq!(letters.len(), 1);
+    let rendered = letters[0].render();
+    assert_eq!(rendered.subject(), "Данные для входа");
+    let password = h.mailed_password(RESIDENT);
+    assert!(rendered
+        .text()
+        .lines()
+        .any(|l| l == format!("Логин: {RESIDENT}")));
+    assert!(rendered
+        .text()
+        .lines()
+        .any(|l| l == format!("Пароль: {}", expose(&password))));
+    assert!(expose(&password).len() >= 12);
+    assert!(h
+        .service
+        .activate(activation.expose(), "123/456П", &ru())
+        .await
+        .unwrap_err()
+        .is(&Problem::InvalidLink));
+}
+
+#[tokio::test]
+async fn activation_locks_after_five_wrong_premises_then_recovers() {
+    let h = harness();
+    h.service
+        .register(&form("Иванов", FLAT, RESIDENT), &ru())
+        .await
+        .unwrap();
+    let activation = h
+        .service
+        .confirm_email(&h.link_token(RESIDENT, LetterKind::ConfirmEmail))
+        .await
+        .unwrap();
+    for left in (1..=4).rev() {
+        let error = h
+            .service
+            .activate(activation.expose(), "13", &ru())
+            .await
+            .unwrap_err();
+        assert!(
+            error.is(&Problem::WrongPremises {
+                attempts_left: left
+            }),
+            "{error:?}"
+        );
+    }
+    let locked = h
+        .service
+        .activate(activation.expose(), "13", &ru())
+        .await
+        .unwrap_err();
+    assert_eq!(codes(&locked), ["activation.locked"]);
+    assert_eq!(locked.http_status(), 429);
+    assert_eq!(locked.retry_after(), Some(15 * MINUTE));
+    let still = h
+        .service
+        .activate(activation.expose(), "12", &ru())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        codes(&still),
+        ["activation.locked"],
+        "even the right number waits"
+    );
+    h.advance(15 * MINUTE);
+    h.service
+        .activate(activation.expose(), "12", &ru())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn confirmation_and_activation_links_expire() {
+    let h = harness();
+    h.service
+        .register(&form("Иванов", FLAT, RESIDENT), &ru())
+        .await
+        .unwrap();
+    h.advance(24 * 60 * MINUTE);
+    let error = h
+        .service
+        .confirm_email(&h.link_token(RESIDENT, LetterKind::ConfirmEmail))
+        .await
+        .unwrap_err();
+    assert!(error.is(&Problem::InvalidLink));
+
+    h.service
+        .register(&form("Иванов", FLAT, RESIDENT), &ru())
+        .await
+        .unwrap();
+    let activation = h
+        .service
+        .confirm_email(&h.link_token(RESIDENT, LetterKind::ConfirmEmail))
+        .await
+        .unwrap();
+    h.advance(24 * 60 * MINUTE);
+    assert!(h
+        .service
+        .activate(activation.expose(), "12", &ru())
+        .await
+        .unwrap_err()
+        .is(&Problem::InvalidLink));
+}
+
+// ---- Journey 4: login ------------------------------------------------------------------
+
+#[tokio::test]
+async fn identify_checks_syntax_only() {
+    let h = harness();
+    assert_eq!(
+        h.service
+            .identify(" Resident@Example.org")
+            .unwrap()
+            .as_str(),
+        RESIDENT
+    );
+    assert_eq!(
+        h.service.identify("nobody@example.org").unwrap().as_str(),
+        "nobody@example.org"
+    );
+    let error = h.service.identify("resident example.org").unwrap_err();
+    assert_eq!(codes(&error), ["login.incorrect_data"]);
+    assert_eq!(
+        error.problems()[0].message(Locale::Ru),
+        "Некорректные данные"
+    );
+}
+
+#[tokio::test]
+async fn login_opens_a_session_on_the_first_account() {
+    let h = harness();
+    let password = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    let logged_in = h
+        .service
+        .login(" RESIDENT@example.org", password.clone(), &ru())
+        .await
+        .unwrap();
+    assert_eq!(logged_in.email.as_str(), RESIDENT);
+    assert_eq!(logged_in.active_account.unwrap().as_str(), FLAT);
+    let cabinet = h
+        .service
+        .cabinet(logged_in.session_token.expose())
+        .await
+        .unwrap();
+    assert_eq!(cabinet.accounts.len(), 1);
+    assert_eq!(
+        cabinet.accounts[0].address,
+        "г. Санкт-Петербург, ул. Садовая, д. 1, кв. 12"
+    );
+    assert_eq!(cabinet.accounts[0].premises.unwrap().to_string(), "12");
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_are_indistinguishable_and_cost_the_same() {
+    let h = harness();
+    let password = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    let runs = h.hasher.runs();
+    let wrong = h
+        .service
+        .login(RESIDENT, secret("not-the-password"), &ru())
+        .await
+        .unwrap_err();
+    let after_wrong = h.hasher.runs();
+    let unknown = h
+        .service
+        .login("nobody@example.org", password, &ru())
+        .await
+        .unwrap_err();
+    let after_unknown = h.hasher.runs();
+    assert!(wrong.is(&Problem::InvalidCredentials));
+    assert!(unknown.is(&Problem::InvalidCredentials));
+    assert_eq!(wrong.http_status(), 401);
+    assert_eq!(
+        wrong.problems()[0].message(Locale::Ru),
+        "Неверное имя пользователя или пароль"
+    );
+    assert_eq!(
+        after_wrong - runs,
+        1,
+        "one argon2 verification for a wrong password"
+    );
+    assert_eq!(
+        after_unknown - after_wrong,
+        1,
+        "the same argon2 work for an unknown email"
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_cabinet_with_retry_after() {
+    let h = harness();
+    let password = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    for _ in 0..5 {
+        let error = h
+            .service
+            .login(RESIDENT, secret("wrong"), &ru())
+            .await
+            .unwrap_err();
+        assert!(error.is(&Problem::InvalidCredentials));
+    }
+    let runs = h.hasher.runs();
+    let throttled = h
+        .service
+        .login(RESIDENT, password.clone(), &ru())
+        .await
+        .unwrap_err();
+    assert_eq!(codes(&throttled), ["login.throttled"]);
+    assert_eq!(throttled.http_status(), 429);
+    assert_eq!(throttled.retry_after(), Some(15 * MINUTE));
+    assert_eq!(
+        h.hasher.runs(),
+        runs,
+        "a throttled login costs no argon2 work"
+    );
+    // Unknown emails are throttled the same way: no enumeration through the throttle.
+    for _ in 0..5 {
+        let _ = h
+            .service
+            .login("nobody@example.org", secret("x"), &ru())
+            .await;
+    }
+    let unknown = h
+        .service
+        .login("nobody@example.org", secret("x"), &ru())
+        .await
+        .unwrap_err();
+    assert_eq!(codes(&unknown), ["login.throttled"]);
+    h.advance(15 * MINUTE);
+    h.login(RESIDENT, &password).await;
+    // A success resets the count.
+    for _ in 0..4 {
+        let _ = h.service.login(RESIDENT, secret("wrong"), &ru()).await;
+    }
+    h.login(RESIDENT, &password).await;
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_client_address() {
+    let h = harness();
+    let password = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    let client = RequestContext {
+        locale: Locale::En,
+        client: Some("203.0.113.9".into()),
+    };
+    for i in 0..50 {
+        let _ = h
+            .service
+            .login(&format!("victim{i}@example.org"), secret("guess"), &client)
+            .await;
+    }
+    let error = h
+        .service
+        .login(RESIDENT, password.clone(), &client)
+        .await
+        .unwrap_err();
+    assert_eq!(codes(&error), ["login.throttled"]);
+    assert!(error.problems()[0]
+        .message(Locale::En)
+        .starts_with("Too many failed logins"));
+    h.login(RESIDENT, &password).await;
+}
+
+#[tokio::test]
+async fn login_upgrades_a_hash_made_with_older_parameters() {
+    use resident_auth::{Argon2Hasher, HashParams, PasswordHasher as _, Store as _};
+    let h = harness();
+    let password = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    // Pretend the cabinet was created when the parameters were different.
+    let old_params = HashParams {
+        m_cost: 128,
+        t_cost: 1,
+        p_cost: 1,
+    };
+    let old = Argon2Hasher::with_workers(old_params, 1)
+        .unwrap()
+        .hash(password.clone())
+        .await
+        .unwrap();
+    let current = h
+        .store
+        .password_hash(&email(RESIDENT))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(h
+        .store
+        .upgrade_password_hash(&email(RESIDENT), &current, &old)
+        .await
+        .unwrap());
+    h.login(RESIDENT, &password).await;
+    let upgraded = h
+        .store
+        .password_hash(&email(RESIDENT))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        upgraded.as_phc().contains("m=64,t=1,p=1"),
+        "rehashed with the configured parameters"
+    );
+    h.login(RESIDENT, &password).await;
+}
+
+// ---- Journey 5: sessions ---------------------------------------------------------------
+
+#[tokio::test]
+async fn sessions_authenticate_switch_and_log_out() {
+    let h = harness();
+    let password = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    let session = h.login(RESIDENT, &password).await;
+    let who = h.service.authenticate(&session).await.unwrap();
+    assert_eq!(who.email.as_str(), RESIDENT);
+    let not_linked = h
+        .service
+        .select_account(&session, PARKING)
+        .await
+        .unwrap_err();
+    assert_eq!(codes(&not_linked), ["session.account_not_linked"]);
+    let bad = h.service.select_account(&session, "12").await.unwrap_err();
+    assert_eq!(codes(&bad), ["account_number.wrong_length"]);
+    h.service.logout(&session).await.unwrap();
+    let gone = h.service.authenticate(&session).await.unwrap_err();
+    assert!(gone.is(&Problem::SessionInvalid));
+    assert_eq!(gone.http_status(), 401);
+    assert!(h
+        .service
+        .authenticate("garbage")
+        .await
+        .unwrap_err()
+        .is(&Problem::SessionInvalid));
+}
+
+#[tokio::test]
+async fn sessions_expire_when_idle_and_absolutely() {
+    let h = harness();
+    let password = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    let idle = h.login(RESIDENT, &password).await;
+    h.advance(29 * MINUTE);
+    h.service.authenticate(&idle).await.unwrap();
+    h.advance(31 * MINUTE);
+    assert!(h
+        .service
+        .authenticate(&idle)
+        .await
+        .unwrap_err()
+        .is(&Problem::SessionInvalid));
+
+    let busy = h.login(RESIDENT, &password).await;
+    for _ in 0..35 {
+        h.advance(20 * MINUTE);
+        h.service.authenticate(&busy).await.unwrap();
+    }
+    h.advance(20 * MINUTE);
+    assert!(
+        h.service
+            .authenticate(&busy)
+            .await
+            .unwrap_err()
+            .is(&Problem::SessionInvalid),
+        "12 hours after login even an active session ends"
+    );
+}
+
+// ---- Journey 6: recovery ---------------------------------------------------------------
+
+#[tokio::test]
+async fn recovery_answers_the_same_for_unknown_emails_and_sends_nothing() {
+    let h = harness();
+    h.service
+        .request_recovery("nobody@example.org", &ru())
+        .await
+        .unwrap();
+    assert!(h.mailer.letters().is_empty());
+    let error = h
+        .service
+        .request_recovery("not an email", &ru())
+        .await
+        .unwrap_err();
+    assert_eq!(error.http_status(), 422);
+}
+
+#[tokio::test]
+async fn recovery_issues_a_new_password_and_ends_the_old_one_and_its_sessions() {
+    let h = harness();
+    let old = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    let session = h.login(RESIDENT, &old).await;
+    h.service
+        .request_recovery(" Resident@example.org ", &ru())
+        .await
+        .unwrap();
+    let letter = h
+        .mailer
+        .last(&email(RESIDENT), LetterKind::RecoverPassword)
+        .unwrap();
+    assert_eq!(letter.render().subject(), "Восстановление пароля");
+    assert!(letter.render().text().contains("/recover?token="));
+    let token = h.link_token(RESIDENT, LetterKind::RecoverPassword);
+    // Asking is not enough: the old password still works until the link is followed.
+    h.login(RESIDENT, &old).await;
+
+    h.service.complete_recovery(&token, &ru()).await.unwrap();
+    let new = h.mailed_password(RESIDENT);
+    assert_ne!(expose(&new), expose(&old));
+    assert!(h
+        .service
+        .login(RESIDENT, old, &ru())
+        .await
+        .unwrap_err()
+        .is(&Problem::InvalidCredentials));
+    assert!(h
+        .service
+        .authenticate(&session)
+        .await
+        .unwrap_err()
+        .is(&Problem::SessionInvalid));
+    h.login(RESIDENT, &new).await;
+    assert!(
+        h.service
+            .complete_recovery(&token, &ru())
+            .await
+            .unwrap_err()
+            .is(&Problem::InvalidLink),
+        "single use"
+    );
+}
+
+#[tokio::test]
+async fn recovery_links_expire_after_an_hour() {
+    let h = harness();
+    h.register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    h.service.request_recovery(RESIDENT, &ru()).await.unwrap();
+    let token = h.link_token(RESIDENT, LetterKind::RecoverPassword);
+    h.advance(60 * MINUTE);
+    assert!(h
+        .service
+        .complete_recovery(&token, &ru())
+        .await
+        .unwrap_err()
+        .is(&Problem::InvalidLink));
+}
+
+#[tokio::test]
+async fn recovery_requests_are_rate_limited_for_known_and_unknown_emails_alike() {
+    let h = harness();
+    h.register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    for target in [RESIDENT, "nobody@example.org"] {
+        for _ in 0..3 {
+            h.service.request_recovery(target, &ru()).await.unwrap();
+        }
+        let error = h.service.request_recovery(target, &ru()).await.unwrap_err();
+        assert_eq!(codes(&error), ["request.too_many"], "{target}");
+        assert_eq!(error.retry_after(), Some(60 * MINUTE));
+    }
+    assert_eq!(h.letters_to(RESIDENT, LetterKind::RecoverPassword).len(), 3);
+}
+
+// ---- Journey 7: adding an address ------------------------------------------------------
+
+#[tokio::test]
+async fn adding_an_address_links_a_second_account_after_confirmation_and_activation() {
+    let h = harness();
+    let first_password = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    let session = h.login(RESIDENT, &first_password).await;
+    let add = AddressForm {
+        surname: "Иванов".into(),
+        account_number: "78 0000 0000 002".into(),
+    };
+    h.service.add_address(&session, &add, &ru()).await.unwrap();
+    assert_eq!(h.letters_to(RESIDENT, LetterKind::ConfirmEmail).len(), 2);
+    let activation = h
+        .service
+        .confirm_email(&h.link_token(RESIDENT, LetterKind::ConfirmEmail))
+        .await
+        .unwrap();
+    let wrong = h
+        .service
+        .activate(activation.expose(), "123П", &ru())
+        .await
+        .unwrap_err();
+    assert!(wrong.is(&Problem::WrongPremises { attempts_left: 4 }));
+    h.service
+        .activate(activation.expose(), "123/456П", &ru())
+        .await
+        .unwrap();
+    let second_password = h.mailed_password(RESIDENT);
+    assert!(
+        h.service.authenticate(&session).await.is_err(),
+        "new credentials end the sessions"
+    );
+    assert!(h
+        .service
+        .login(RESIDENT, first_password, &ru())
+        .await
+        .is_err());
+
+    let session = h.login(RESIDENT, &second_password).await;
+    let cabinet = h.service.cabinet(&session).await.unwrap();
+    let numbers: Vec<&str> = cabinet
+        .accounts
+        .iter()
+        .map(|a| a.account_number.as_str())
+        .collect();
+    assert_eq!(numbers, [FLAT, PARKING]);
+    assert_eq!(cabinet.active_account.unwrap().as_str(), FLAT);
+    h.service.select_account(&session, PARKING).await.unwrap();
+    let cabinet = h.service.cabinet(&session).await.unwrap();
+    assert_eq!(cabinet.active_account.unwrap().as_str(), PARKING);
+}
+
+#[tokio::test]
+async fn adding_an_address_checks_like_registration() {
+    let h = harness();
+    let password = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    let session = h.login(RESIDENT, &password).await;
+    let linked = AddressForm {
+        surname: "Иванов".into(),
+        account_number: FLAT.into(),
+    };
+    let error = h
+        .service
+        .add_address(&session, &linked, &ru())
+        .await
+        .unwrap_err();
+    assert_eq!(codes(&error), ["registration.already_registered"]);
+    let wrong_surname = AddressForm {
+        surname: "Петров".into(),
+        account_number: PARKING.into(),
+    };
+    let error = h
+        .service
+        .add_address(&session, &wrong_surname, &ru())
+        .await
+        .unwrap_err();
+    assert_eq!(codes(&error), ["registration.account_not_found"]);
+    let both_bad = AddressForm {
+        surname: "".into(),
+        account_number: "x".into(),
+    };
+    let error = h
+        .service
+        .add_address(&session, &both_bad, &ru())
+        .await
+        .unwrap_err();
+    assert_eq!(codes(&error), ["surname.empty", "account_number.non_digit"]);
+    let error = h
+        .service
+        .add_address("garbage", &linked, &ru())
+        .await
+        .unwrap_err();
+    assert!(error.is(&Problem::SessionInvalid));
+}
+
+// ---- Invariants ------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_double_consume_of_one_token_lets_exactly_one_win() {
+    let h = harness();
+    h.service
+        .register(&form("Иванов", FLAT, RESIDENT), &ru())
+        .await
+        .unwrap();
+    let confirmation = h.link_token(RESIDENT, LetterKind::ConfirmEmail);
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let service = h.service.clone();
+            let token = confirmation.clone();
+            tokio::spawn(async move { service.confirm_email(&token).await })
+        })
+        .collect();
+    let mut activations = Vec::new();
+    for task in tasks {
+        if let Ok(token) = task.await.unwrap() {
+            activations.push(token);
+        }
+    }
+    assert_eq!(activations.len(), 1);
+
+    // The same for the activation itself: one credentials letter, one password.
+    let activation = activations.pop().unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let service = h.service.clone();
+            let token = activation.expose().to_owned();
+            tokio::spawn(async move {
+                service
+                    .activate(&token, "12", &RequestContext::default())
+                    .await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for task in tasks {
+        wins += usize::from(task.await.unwrap().is_ok());
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(h.letters_to(RESIDENT, LetterKind::Credentials).len(), 1);
+    assert!(h.stored_password_was_mailed(RESIDENT).await);
+}
+
+#[tokio::test]
+async fn no_secret_appears_in_debug_output() {
+    let h = harness();
+    let password = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    let logged_in = h
+        .service
+        .login(RESIDENT, password.clone(), &ru())
+        .await
+        .unwrap();
+    let token = logged_in.session_token.expose().to_owned();
+    let error = h
+        .service
+        .login(RESIDENT, secret("wrong-password-xyz"), &ru())
+        .await
+        .unwrap_err();
+    let letters = h.mailer.letters();
+    let debug = format!(
+        "{logged_in:?} {error:?} {error} {letters:?} {:?} {password:?}",
+        h.service
+    );
+    assert!(!debug.contains(expose(&password)));
+    assert!(!debug.contains(&token));
+    assert!(!debug.contains("wrong-password-xyz"));
+    for letter in &letters {
+        if let Some(link_token) = resident_auth::memory::link_token(letter) {
+            assert!(!debug.contains(&link_token));
+        }
+    }
+}
