@@ -126,7 +126,9 @@ impl FromStr for Email {
             return Err(EmailError::InvalidDomain);
         }
         let (unicode_domain, result) = idna::domain_to_unicode(&ascii_domain);
-        if result.is_err() {
+        // A domain whose Unicode form does not map back to the same ASCII form (found by
+        // fuzzing: `xn--xn----…` labels) has no stable canonical form: refuse it.
+        if result.is_err() || idna::domain_to_ascii(&unicode_domain).ok().as_deref() != Some(ascii_domain.as_str()) {
             return Err(EmailError::InvalidDomain);
         }
         let canonical = format!("{local}@{unicode_domain}");
@@ -340,6 +342,15 @@ mod tests {
         assert_eq!(
             error(&format!("{}@example.org", "a".repeat(65))),
             EmailError::InvalidLocalPart
+        );
+    }
+
+    #[test]
+    fn domains_without_a_stable_unicode_form_are_refused() {
+        // Found by the `email` fuzz target: its Unicode form did not parse back to it.
+        assert_eq!(
+            error("a@xN--xN----dlsq0dd8p--dlsq0dd8p.xn--p1ei"),
+            EmailError::InvalidDomain
         );
     }
 
