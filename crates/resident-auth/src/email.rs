@@ -128,7 +128,9 @@ impl FromStr for Email {
         let (unicode_domain, result) = idna::domain_to_unicode(&ascii_domain);
         // A domain whose Unicode form does not map back to the same ASCII form (found by
         // fuzzing: `xn--xn----…` labels) has no stable canonical form: refuse it.
-        if result.is_err() || idna::domain_to_ascii(&unicode_domain).ok().as_deref() != Some(ascii_domain.as_str()) {
+        if result.is_err()
+            || idna::domain_to_ascii(&unicode_domain).ok().as_deref() != Some(ascii_domain.as_str())
+        {
             return Err(EmailError::InvalidDomain);
         }
         let canonical = format!("{local}@{unicode_domain}");

@@ -475,7 +475,16 @@ impl AuthService {
             let _ = store.unstage_credentials(&grant, &hash).await;
             return Err(error.into());
         }
-        match store.commit_credentials(&grant, &hash, self.now()).await? {
+        let committed = match store.commit_credentials(&grant, &hash, self.now()).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                // The letter went out but its password never took effect; release the
+                // stage so the retry (with a fresh password and letter) need not wait.
+                let _ = store.unstage_credentials(&grant, &hash).await;
+                return Err(error.into());
+            }
+        };
+        match committed {
             CommitOutcome::Committed { email } => Ok(email),
             CommitOutcome::Gone => Err(Problem::InvalidLink.into()),
             CommitOutcome::AlreadyRegistered => Err(Problem::AlreadyRegistered.into()),
