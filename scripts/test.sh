@@ -17,6 +17,18 @@ command -v cargo >/dev/null || { echo "cargo is required (rustup stable)"; exit 
 cargo --version
 rustup component list --installed 2>/dev/null | grep -qE '^(rustfmt|clippy)' || rustup component add rustfmt clippy
 
+step "SMTP test server (python3 + aiosmtpd)"
+# The SMTP adapter's tests start a real aiosmtpd server on 127.0.0.1.
+if ! command -v python3 >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq python3 python3-pip >/dev/null
+fi
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  python3 -m pip install --quiet aiosmtpd 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages aiosmtpd 2>/dev/null \
+    || { apt-get update -qq && apt-get install -y -qq python3-aiosmtpd >/dev/null && export PYTHON=/usr/bin/python3; }
+fi
+"${PYTHON:-python3}" -c 'import aiosmtpd; print("aiosmtpd", aiosmtpd.__version__)'
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

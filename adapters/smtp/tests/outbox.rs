@@ -1,0 +1,54 @@
+//! The outbox writes each letter as one readable RFC 5322 file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use mailparse::MailHeaderMap;
+use resident_auth::{Letter, LetterContent, Locale, Mailer};
+use resident_auth_smtp::{default_sender, OutboxMailer};
+use secrecy::SecretString;
+
+#[tokio::test]
+async fn each_letter_becomes_one_eml_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = OutboxMailer::new(dir.path().join("outbox"), default_sender());
+    for password in ["First1PassWord23", "Second4PassWord5"] {
+        let letter = Letter {
+            to: "resident@example.org".parse().unwrap(),
+            locale: Locale::Ru,
+            content: LetterContent::Credentials {
+                login: "resident@example.org".parse().unwrap(),
+                password: SecretString::from(password),
+            },
+        };
+        outbox.send(&letter).await.unwrap();
+    }
+    let mut files: Vec<_> = std::fs::read_dir(outbox.dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files.iter().all(|f| f.extension().unwrap() == "eml"));
+    let raw = std::fs::read(&files[1]).unwrap();
+    let mail = mailparse::parse_mail(&raw).unwrap();
+    assert_eq!(
+        mail.headers.get_first_value("Subject").unwrap(),
+        "Данные для входа"
+    );
+    assert!(mail
+        .headers
+        .get_first_value("From")
+        .unwrap()
+        .contains("no_reply@example.org"));
+    let text = mail
+        .subparts
+        .iter()
+        .find(|p| p.ctype.mimetype == "text/plain")
+        .unwrap()
+        .get_body()
+        .unwrap();
+    assert!(text.lines().any(|l| l == "Пароль: Second4PassWord5"));
+    assert!(mail
+        .subparts
+        .iter()
+        .any(|p| p.ctype.mimetype == "text/html"));
+}
