@@ -29,6 +29,17 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
 fi
 "${PYTHON:-python3}" -c 'import aiosmtpd; print("aiosmtpd", aiosmtpd.__version__)'
 
+step "PostgreSQL for the adapter tests"
+# With DATABASE_URL set, the tests create their databases there. Without it, each test
+# binary starts a throwaway cluster (scripts/throwaway-postgres.sh) and needs initdb.
+if [ -n "${DATABASE_URL:-}" ]; then
+  echo "using DATABASE_URL"
+elif ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then
+  echo "initdb found: tests start a throwaway cluster"
+else
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -1,0 +1,585 @@
+//! The PostgreSQL adapter under concurrency, across service instances, and at rest.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use common::{fresh_database, pool};
+use resident_auth::{
+    memory::{link_token, mailed_password, RecordingMailer},
+    ports::{BeginRegistration, NewRegistration, RegistrationKind},
+    secrecy::{ExposeSecret, SecretString},
+    Argon2Hasher, AuthConfig, AuthService, Error, HashParams, LetterKind, Locale, ManualClock,
+    Ports, Problem, RegistrationForm, RequestContext, Store, Timestamp, Token, Unavailable,
+};
+use resident_auth_postgres::{
+    import_directory, migrate, ImportError, PgDirectory, PgPool, PgStore,
+};
+
+const DIRECTORY: &str = "account_number,surnames,address,premises\n\
+7800000000001,Иванов,\"г. Санкт-Петербург, ул. Садовая, д. 1, кв. 12\",12\n\
+7800000000002,Иванов,\"г. Санкт-Петербург, ул. Садовая, д. 1, м/м 123/456П\",123/456П\n";
+const RESIDENT: &str = "resident@example.org";
+
+fn ctx() -> RequestContext {
+    RequestContext::new(Locale::Ru)
+}
+
+fn start() -> Timestamp {
+    Timestamp::from_millis(1_767_225_600_000)
+}
+
+struct Instance {
+    service: AuthService,
+    mailer: RecordingMailer,
+}
+
+/// One service instance with its own pool on the shared database.
+async fn instance(url: &str, clock: Arc<ManualClock>, mailer: RecordingMailer) -> Instance {
+    let pool = pool(url, 10).await;
+    let service = AuthService::new(
+        Ports {
+            store: Arc::new(PgStore::new(pool.clone())),
+            directory: Arc::new(PgDirectory::new(pool)),
+            mailer: Arc::new(mailer.clone()),
+            hasher: Arc::new(
+                Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 2).unwrap(),
+            ),
+            clock,
+        },
+        AuthConfig::default(),
+    );
+    Instance { service, mailer }
+}
+
+async fn database_with_directory() -> (String, PgPool) {
+    let url = fresh_database().await;
+    let pool = pool(&url, 5).await;
+    import_directory(&pool, DIRECTORY).await.unwrap();
+    (url, pool)
+}
+
+fn form(account: &str) -> RegistrationForm {
+    RegistrationForm {
+        surname: "Иванов".into(),
+        account_number: account.into(),
+        email: RESIDENT.into(),
+    }
+}
+
+#[tokio::test]
+async fn migrations_run_twice_harmlessly() {
+    let url = fresh_database().await;
+    let pool = pool(&url, 2).await;
+    migrate(&pool).await.unwrap();
+    migrate(&pool).await.unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(tables, 8, "seven tables and sqlx's migration log");
+}
+
+#[tokio::test]
+async fn the_schema_enforces_the_invariants_itself() {
+    let url = fresh_database().await;
+    let pool = pool(&url, 2).await;
+    let cabinet = |email: &'static str| {
+        sqlx::query("INSERT INTO cabinets (email, password_hash, created_at) VALUES ($1, '$argon2id$x', 0) RETURNING id")
+            .bind(email)
+    };
+    use sqlx::Row;
+    let a: i64 = cabinet("a@example.org")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    let b: i64 = cabinet("b@example.org")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        cabinet("a@example.org").execute(&pool).await.is_err(),
+        "one cabinet per email"
+    );
+    let link = |id: i64| {
+        sqlx::query("INSERT INTO cabinet_accounts (account_number, cabinet_id) VALUES ('7800000000001', $1)").bind(id)
+    };
+    link(a).execute(&pool).await.unwrap();
+    assert!(
+        link(b).execute(&pool).await.is_err(),
+        "an account in one cabinet only"
+    );
+    assert!(sqlx::query("INSERT INTO cabinet_accounts (account_number, cabinet_id) VALUES ('7800000000002', 999)")
+        .execute(&pool)
+        .await
+        .is_err(), "foreign key");
+    assert!(sqlx::query("INSERT INTO cabinets (email, password_hash, created_at) VALUES ('c@example.org', 'plaintext', 0)")
+        .execute(&pool)
+        .await
+        .is_err(), "only argon2id hashes");
+    assert!(sqlx::query("INSERT INTO sessions (token_hash, cabinet_id, created_at, last_seen) VALUES ('short', $1, 0, 0)")
+        .bind(a)
+        .execute(&pool)
+        .await
+        .is_err(), "tokens are 32-byte digests");
+}
+
+#[tokio::test]
+async fn fifty_concurrent_consumers_of_one_token_let_exactly_one_win() {
+    let url = fresh_database().await;
+    let store = PgStore::new(pool(&url, 50).await);
+    let confirmation = Token::generate().hash();
+    let now = start();
+    let begun = store
+        .begin_registration(
+            &NewRegistration {
+                email: RESIDENT.parse().unwrap(),
+                account_number: "7800000000001".parse().unwrap(),
+                kind: RegistrationKind::NewCabinet,
+                confirmation,
+                expires_at: now.plus(Duration::from_secs(3600)),
+                resend_interval: Duration::from_secs(60),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(begun, BeginRegistration::Started);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .confirm_email(
+                        &confirmation,
+                        &Token::generate().hash(),
+                        now.plus(Duration::from_secs(60)),
+                        now,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for task in tasks {
+        if task.await.unwrap().unwrap().is_some() {
+            wins += 1;
+        }
+    }
+    assert_eq!(wins, 1);
+}
+
+#[tokio::test]
+async fn twenty_concurrent_registrations_of_one_email_and_of_one_account_let_one_win() {
+    let (url, _pool) = database_with_directory().await;
+    let clock = Arc::new(ManualClock::new(start()));
+    let one = instance(&url, clock.clone(), RecordingMailer::new()).await;
+    let other = instance(&url, clock, RecordingMailer::new()).await;
+    // Two instances, alternating: the database decides.
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let service = if i % 2 == 0 {
+                one.service.clone()
+            } else {
+                other.service.clone()
+            };
+            let account = if i % 2 == 0 {
+                "7800000000001"
+            } else {
+                "7800000000002"
+            };
+            tokio::spawn(async move { service.register(&form(account), &ctx()).await })
+        })
+        .collect();
+    let mut started = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => started += 1,
+            Err(error) => assert!(
+                error.is_retryable() || error.http_status() == 409,
+                "{error:?}"
+            ),
+        }
+    }
+    assert_eq!(started, 1, "one email");
+    assert_eq!(one.mailer.letters().len() + other.mailer.letters().len(), 1);
+
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let service = if i % 2 == 0 {
+                one.service.clone()
+            } else {
+                other.service.clone()
+            };
+            tokio::spawn(async move {
+                let registration = RegistrationForm {
+                    surname: "Иванов".into(),
+                    account_number: "7800000000002".into(),
+                    email: format!("someone{i}@example.org"),
+                };
+                service.register(&registration, &ctx()).await
+            })
+        })
+        .collect();
+    let mut started = 0;
+    for task in tasks {
+        started += usize::from(task.await.unwrap().is_ok());
+    }
+    assert_eq!(started, 1, "one account");
+}
+
+#[tokio::test]
+async fn two_instances_share_one_login_throttle_and_one_activation_limit() {
+    let (url, _pool) = database_with_directory().await;
+    let clock = Arc::new(ManualClock::new(start()));
+    let mailer = RecordingMailer::new();
+    let a = instance(&url, clock.clone(), mailer.clone()).await;
+    let b = instance(&url, clock.clone(), mailer.clone()).await;
+    a.service
+        .register(&form("7800000000001"), &ctx())
+        .await
+        .unwrap();
+    let letter = mailer
+        .last(&RESIDENT.parse().unwrap(), LetterKind::ConfirmEmail)
+        .unwrap();
+    let activation = b
+        .service
+        .confirm_email(&link_token(&letter).unwrap())
+        .await
+        .unwrap();
+    for i in 0..4 {
+        let service = if i % 2 == 0 { &a.service } else { &b.service };
+        let error = service
+            .activate(activation.expose(), "13", &ctx())
+            .await
+            .unwrap_err();
+        assert!(
+            error.is(&Problem::WrongPremises {
+                attempts_left: 4 - i
+            }),
+            "{error:?}"
+        );
+    }
+    let locked = b
+        .service
+        .activate(activation.expose(), "13", &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        locked.http_status(),
+        429,
+        "the fifth wrong try on either instance locks"
+    );
+    assert_eq!(
+        a.service
+            .activate(activation.expose(), "12", &ctx())
+            .await
+            .unwrap_err()
+            .http_status(),
+        429
+    );
+    clock.advance(Duration::from_secs(15 * 60));
+    a.service
+        .activate(activation.expose(), "12", &ctx())
+        .await
+        .unwrap();
+    let password = mailed_password(
+        &mailer
+            .last(&RESIDENT.parse().unwrap(), LetterKind::Credentials)
+            .unwrap(),
+    )
+    .unwrap();
+
+    for i in 0..5 {
+        let service = if i % 2 == 0 { &a.service } else { &b.service };
+        let error = service
+            .login(RESIDENT, SecretString::from("wrong"), &ctx())
+            .await
+            .unwrap_err();
+        assert!(error.is(&Problem::InvalidCredentials));
+    }
+    for service in [&a.service, &b.service] {
+        let error = service
+            .login(RESIDENT, password.clone(), &ctx())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.http_status(),
+            429,
+            "five failures across both instances throttle both"
+        );
+    }
+    clock.advance(Duration::from_secs(15 * 60));
+    b.service.login(RESIDENT, password, &ctx()).await.unwrap();
+}
+
+/// Every text, bytea and array column of every table, as text.
+async fn every_stored_value(pool: &PgPool) -> Vec<String> {
+    let columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns
+          WHERE table_schema = 'public' AND data_type IN ('text', 'bytea', 'ARRAY', 'character varying')",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(columns.len() >= 15, "{columns:?}");
+    let mut values = Vec::new();
+    for (table, column) in columns {
+        let rows: Vec<Option<String>> =
+            sqlx::query_scalar(&format!("SELECT \"{column}\"::text FROM \"{table}\""))
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        values.extend(rows.into_iter().flatten());
+    }
+    values
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn after_a_full_journey_no_table_holds_a_password_or_token_in_plaintext() {
+    let (url, pool) = database_with_directory().await;
+    let clock = Arc::new(ManualClock::new(start()));
+    let mailer = RecordingMailer::new();
+    let portal = instance(&url, clock.clone(), mailer.clone()).await;
+    let service = &portal.service;
+    let email = RESIDENT.parse().unwrap();
+    let mut secrets: Vec<String> = Vec::new();
+
+    service
+        .register(&form("7800000000001"), &ctx())
+        .await
+        .unwrap();
+    let confirmation = link_token(&mailer.last(&email, LetterKind::ConfirmEmail).unwrap()).unwrap();
+    let activation = service.confirm_email(&confirmation).await.unwrap();
+    service
+        .activate(activation.expose(), "12", &ctx())
+        .await
+        .unwrap();
+    let first = mailed_password(&mailer.last(&email, LetterKind::Credentials).unwrap()).unwrap();
+    let session = service
+        .login(RESIDENT, first.clone(), &ctx())
+        .await
+        .unwrap();
+    // A second login keeps a live session in the table while we look.
+    let live = service
+        .login(RESIDENT, first.clone(), &ctx())
+        .await
+        .unwrap();
+    service
+        .logout(session.session_token.expose())
+        .await
+        .unwrap();
+    service.request_recovery(RESIDENT, &ctx()).await.unwrap();
+    let recovery = link_token(&mailer.last(&email, LetterKind::RecoverPassword).unwrap()).unwrap();
+    // A pending add-address registration keeps a live confirmation token in the table.
+    let new_password = {
+        service.complete_recovery(&recovery, &ctx()).await.unwrap();
+        mailed_password(&mailer.last(&email, LetterKind::Credentials).unwrap()).unwrap()
+    };
+    let session = service
+        .login(RESIDENT, new_password.clone(), &ctx())
+        .await
+        .unwrap();
+    let add = resident_auth::AddressForm {
+        surname: "Иванов".into(),
+        account_number: "7800000000002".into(),
+    };
+    service
+        .add_address(session.session_token.expose(), &add, &ctx())
+        .await
+        .unwrap();
+    let pending = link_token(&mailer.last(&email, LetterKind::ConfirmEmail).unwrap()).unwrap();
+    service.request_recovery(RESIDENT, &ctx()).await.unwrap();
+    let live_recovery =
+        link_token(&mailer.last(&email, LetterKind::RecoverPassword).unwrap()).unwrap();
+
+    for secret in [first.expose_secret(), new_password.expose_secret()] {
+        secrets.push(secret.to_owned());
+    }
+    for token in [
+        confirmation,
+        activation.expose().to_owned(),
+        recovery,
+        pending,
+        live_recovery,
+        session.session_token.expose().to_owned(),
+        live.session_token.expose().to_owned(),
+    ] {
+        secrets.push(hex(token.as_bytes()));
+        secrets.push(token);
+    }
+    let values = every_stored_value(&pool).await;
+    assert!(
+        values.iter().any(|v| v.starts_with("$argon2id$")),
+        "the scan sees the hashes"
+    );
+    assert!(
+        values.iter().any(|v| v.starts_with("\\x")),
+        "the scan sees the token digests"
+    );
+    for secret in &secrets {
+        for value in &values {
+            assert!(
+                !value.contains(secret.as_str()),
+                "a secret is stored in plaintext: {value}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_connection_dropped_mid_transaction_leaves_no_partial_rows_and_the_step_can_be_retried() {
+    let (url, pool) = database_with_directory().await;
+    let clock = Arc::new(ManualClock::new(start()));
+    let mailer = RecordingMailer::new();
+    let portal = instance(&url, clock, mailer.clone()).await;
+    let email = RESIDENT.parse().unwrap();
+    portal
+        .service
+        .register(&form("7800000000001"), &ctx())
+        .await
+        .unwrap();
+    let confirmation = link_token(&mailer.last(&email, LetterKind::ConfirmEmail).unwrap()).unwrap();
+    let activation = portal.service.confirm_email(&confirmation).await.unwrap();
+
+    // The backend that links the account kills its own connection, halfway through the
+    // transaction that consumes the token and creates the cabinet.
+    sqlx::query(
+        "CREATE FUNCTION drop_connection() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("CREATE TRIGGER drop_connection BEFORE INSERT ON cabinet_accounts FOR EACH ROW EXECUTE FUNCTION drop_connection()")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let error = portal
+        .service
+        .activate(activation.expose(), "12", &ctx())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::Unavailable(Unavailable::Store(_))),
+        "{error:?}"
+    );
+    assert!(error.is_retryable());
+    let count = |table: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {table}"))
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count("cabinets").await, 0, "no cabinet without its account");
+    assert_eq!(count("cabinet_accounts").await, 0);
+    assert_eq!(
+        count("pending_registrations").await,
+        1,
+        "the token was not consumed"
+    );
+
+    sqlx::query("DROP TRIGGER drop_connection ON cabinet_accounts")
+        .execute(&pool)
+        .await
+        .unwrap();
+    portal
+        .service
+        .activate(activation.expose(), "12", &ctx())
+        .await
+        .unwrap();
+    assert_eq!(count("cabinets").await, 1);
+    assert_eq!(count("pending_registrations").await, 0);
+    let password = mailed_password(&mailer.last(&email, LetterKind::Credentials).unwrap()).unwrap();
+    portal
+        .service
+        .login(RESIDENT, password, &ctx())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn directory_import_is_all_or_nothing_and_updates_changed_rows() {
+    let url = fresh_database().await;
+    let pool = pool(&url, 2).await;
+    let report = import_directory(&pool, DIRECTORY).await.unwrap();
+    assert_eq!(
+        (report.inserted, report.updated, report.unchanged),
+        (2, 0, 0)
+    );
+    let changed =
+        DIRECTORY.replace("кв. 12\",12", "кв. 14\",14") + "4700000000003,,Всеволожск,2Н\n";
+    let report = import_directory(&pool, &changed).await.unwrap();
+    assert_eq!(
+        (report.inserted, report.updated, report.unchanged),
+        (1, 1, 1)
+    );
+    let premises: String =
+        sqlx::query_scalar("SELECT premises FROM directory WHERE account_number = '7800000000001'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(premises, "14");
+
+    let bad = format!("{changed}7800000000009,Петров,Адрес,12А\n78000,Петров,Адрес,1\n");
+    let Err(ImportError::Csv(errors)) =
+        import_directory(&pool, &bad.replace("кв. 14\",14", "кв. 15\",15")).await
+    else {
+        panic!("a bad file must be refused");
+    };
+    let lines: Vec<u64> = errors.errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [5, 6]);
+    let premises: String =
+        sqlx::query_scalar("SELECT premises FROM directory WHERE account_number = '7800000000001'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(premises, "14", "nothing of a bad file is imported");
+}
+
+#[tokio::test]
+async fn the_import_binary_loads_a_file_and_reports_bad_lines() {
+    let url = fresh_database().await;
+    let dir = std::env::temp_dir().join(format!("ra-import-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.csv");
+    std::fs::write(&good, DIRECTORY).unwrap();
+    let bad = dir.join("bad.csv");
+    std::fs::write(
+        &bad,
+        "account_number,surnames,address,premises\n123,Иванов,Адрес,12\n",
+    )
+    .unwrap();
+    let binary = env!("CARGO_BIN_EXE_resident-auth-import-directory");
+    let output = std::process::Command::new(binary)
+        .arg(&good)
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("2 inserted"));
+    let output = std::process::Command::new(binary)
+        .arg(&bad)
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("bad.csv:2: account_number"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
