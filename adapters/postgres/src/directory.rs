@@ -104,3 +104,13 @@ pub async fn import_directory(pool: &PgPool, csv: &str) -> Result<ImportReport, 
     tx.commit().await?;
     Ok(report)
 }
+
+/// Whether the directory table has no rows (a new database).
+///
+/// # Errors
+/// [`sqlx::Error`] if the query fails.
+pub async fn directory_is_empty(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM directory)")
+        .fetch_one(pool)
+        .await
+}

@@ -23,7 +23,7 @@ mod store;
 
 use std::time::Duration;
 
-pub use directory::{import_directory, ImportError, ImportReport, PgDirectory};
+pub use directory::{directory_is_empty, import_directory, ImportError, ImportReport, PgDirectory};
 pub use sqlx::PgPool;
 pub use store::PgStore;
 

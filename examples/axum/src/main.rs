@@ -1,9 +1,65 @@
-//! The reference portal. Not built yet: see issue "Reference portal on axum".
+//! The reference portal: `cargo run -p portal-axum`.
+//!
+//! Configuration by environment (SPEC §6): `BIND`, `BASE_URL`, `REGISTRY_CSV`,
+//! `SERVED_REGIONS`, `OUTBOX_DIR`, `DATABASE_URL`, `SMTP_URL`. With none set it runs on
+//! the embedded default: in-memory store, bundled demo directory, letters in `./outbox`.
 
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "portal-axum: not yet — the reference portal lands with its own issue; \
-         `scripts/test.sh` runs what exists today."
+use std::{net::SocketAddr, process::ExitCode};
+
+use portal_axum::{router, AppState};
+use resident_auth_portal::config::{build, PortalConfig};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = match PortalConfig::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let portal = match build(&config).await {
+        Ok(portal) => portal,
+        Err(e) => {
+            eprintln!("start-up: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(&config.bind).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("cannot listen on {}: {e}", config.bind);
+            return ExitCode::FAILURE;
+        }
+    };
+    for line in &portal.banner {
+        println!("{line}");
+    }
+    println!(
+        "Listening on {}",
+        listener
+            .local_addr()
+            .map_or_else(|_| config.bind.clone(), |a| a.to_string())
     );
-    std::process::ExitCode::FAILURE
+    let app = router(AppState::new(portal.service, config.secure_cookies()));
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("server error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,788 @@
+//! One black-box test suite of the JSON API (SPEC §6), run against every example.
+//!
+//! It starts the example's binary on 127.0.0.1 with the embedded default (in-memory
+//! store, letters in a temporary outbox), talks HTTP to it, and reads letters from the
+//! outbox as a resident would. An example runs the whole suite with one line:
+//!
+//! ```ignore
+//! api_suite::api_tests!(env!("CARGO_BIN_EXE_portal-axum"));
+//! ```
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::missing_panics_doc
+)]
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// Generates one `#[tokio::test]` per suite check against `$binary`.
+#[macro_export]
+macro_rules! api_tests {
+    ($binary:expr) => {
+        $crate::api_tests!(@checks $binary;
+            full_journey_with_two_addresses,
+            registration_errors,
+            login_errors_and_throttling,
+            session_errors,
+            recovery,
+            english_messages_and_unknown_paths,
+            mail_failure_is_503_and_retryable
+        );
+    };
+    (@checks $binary:expr; $($check:ident),+) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                $crate::$check($binary).await;
+            }
+        )+
+    };
+}
+
+/// A running example binary.
+pub struct Server {
+    pub base: String,
+    pub outbox: PathBuf,
+    pub client: Client,
+    _child: Child,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    /// Starts `binary` on a free port with the embedded default and `extra` variables.
+    pub async fn start(binary: &str, extra: &[(&str, String)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = dir.path().join("outbox");
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut command = Command::new(binary);
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BIND", format!("127.0.0.1:{port}"))
+            .env("BASE_URL", &base)
+            .env("OUTBOX_DIR", &outbox)
+            .env("ARGON2_TEST_PARAMS", "1")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.starts_with("Listening on") {
+                    return;
+                }
+            }
+            panic!("{binary} exited before listening");
+        })
+        .await
+        .expect("the example did not start within 30 s");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            base,
+            outbox,
+            client: Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            _child: child,
+            _dir: dir,
+        }
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        body: Value,
+        bearer: Option<&str>,
+    ) -> (StatusCode, Value, Option<String>) {
+        let mut request = self.client.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: &'static str,
+        language: &str,
+    ) -> (StatusCode, Value, Option<String>) {
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .header("accept-language", language)
+            .body(body);
+        read(request.send().await.unwrap()).await
+    }
+
+    pub async fn get(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+    ) -> (StatusCode, Value, Option<String>) {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    /// Every letter in the outbox, oldest first, as (subject, text part).
+    pub fn letters(&self) -> Vec<(String, String)> {
+        letters_in(&self.outbox)
+    }
+
+    /// The token of the newest letter with `subject`.
+    pub fn link_token(&self, subject: &str) -> String {
+        let text = self.newest(subject);
+        let start = text.find("token=").expect("a link") + "token=".len();
+        text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect()
+    }
+
+    /// The password of the newest "Данные для входа" letter.
+    pub fn password(&self) -> String {
+        let text = self.newest("Данные для входа");
+        text.lines()
+            .find_map(|l| l.strip_prefix("Пароль: "))
+            .expect("a password line")
+            .to_owned()
+    }
+
+    fn newest(&self, subject: &str) -> String {
+        self.letters()
+            .into_iter()
+            .rev()
+            .find(|(s, _)| s == subject)
+            .unwrap_or_else(|| panic!("no letter {subject:?} in the outbox"))
+            .1
+    }
+}
+
+/// The letters of an outbox folder as (decoded subject, text part), oldest first.
+#[must_use]
+pub fn letters_in(outbox: &Path) -> Vec<(String, String)> {
+    let Ok(entries) = std::fs::read_dir(outbox) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|file| {
+            let raw = std::fs::read(file).unwrap();
+            let mail = mailparse::parse_mail(&raw).unwrap();
+            use mailparse::MailHeaderMap;
+            let subject = mail.headers.get_first_value("Subject").unwrap_or_default();
+            let text = mail
+                .subparts
+                .iter()
+                .find(|p| p.ctype.mimetype == "text/plain")
+                .map(|p| p.get_body().unwrap())
+                .unwrap_or_default();
+            (subject, text)
+        })
+        .collect()
+}
+
+async fn read(response: reqwest::Response) -> (StatusCode, Value, Option<String>) {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap()
+    };
+    (status, body, retry_after)
+}
+
+fn codes(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("an error body: {body}"))
+        .iter()
+        .map(|e| e["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+const RESIDENT: &str = "resident@example.org";
+
+fn registration(account: &str, email: &str) -> Value {
+    json!({"surname": "Иванов", "account_number": account, "email": email})
+}
+
+/// Registers, confirms and activates `account` for `email`; returns the password.
+pub async fn activate(server: &Server, account: &str, email: &str, premises: &str) -> String {
+    let (status, _, _) = server
+        .post("/api/registrations", registration(account, email), None)
+        .await;
+    assert_eq!(status, 202);
+    let token = server.link_token("Подтверждение e-mail");
+    let (status, body, _) = server
+        .post("/api/registrations/confirm", json!({"token": token}), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let activation = body["activation_token"].as_str().unwrap().to_owned();
+    let (status, body, _) = server
+        .post(
+            "/api/registrations/activate",
+            json!({"activation_token": activation, "premises": premises}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    server.password()
+}
+
+async fn login(server: &Server, email: &str, password: &str) -> String {
+    let (status, body, _) = server
+        .post(
+            "/api/login",
+            json!({"email": email, "password": password}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["session_token"].as_str().unwrap().to_owned()
+}
+
+/// Journeys 1–5 and 7 through every success status of the API.
+pub async fn full_journey_with_two_addresses(binary: &str) {
+    let server = Server::start(binary, &[]).await;
+    let (status, body, _) = server
+        .post(
+            "/api/registrations",
+            registration("78 0000 0000 001", " Resident@Example.org"),
+            None,
+        )
+        .await;
+    assert_eq!((status, &body), (StatusCode::ACCEPTED, &Value::Null));
+    let letters = server.letters();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].0, "Подтверждение e-mail");
+    let token = server.link_token("Подтверждение e-mail");
+    let (status, body, _) = server
+        .post("/api/registrations/confirm", json!({"token": token}), None)
+        .await;
+    assert_eq!(status, 200);
+    let activation = body["activation_token"].as_str().unwrap().to_owned();
+    let (status, body, _) = server
+        .post("/api/registrations/confirm", json!({"token": token}), None)
+        .await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (422, vec!["link.invalid".to_owned()]),
+        "single use"
+    );
+
+    let (status, body, _) = server
+        .post(
+            "/api/registrations/activate",
+            json!({"activation_token": activation, "premises": "13"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["errors"][0]["code"], "activation.wrong_premises");
+    assert_eq!(body["errors"][0]["field"], "premises");
+    let (status, body, _) = server
+        .post(
+            "/api/registrations/activate",
+            json!({"activation_token": activation, "premises": "12А"}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (422, vec!["premises.unknown_letter".to_owned()])
+    );
+    let (status, _, _) = server
+        .post(
+            "/api/registrations/activate",
+            json!({"activation_token": activation, "premises": " 12 "}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let password = server.password();
+    assert!(server
+        .letters()
+        .iter()
+        .any(|(_, text)| text.lines().any(|l| l == format!("Логин: {RESIDENT}"))));
+
+    let (status, body, _) = server
+        .post(
+            "/api/login/identify",
+            json!({"email": " RESIDENT@example.org"}),
+            None,
+        )
+        .await;
+    assert_eq!((status, &body["email"]), (StatusCode::OK, &json!(RESIDENT)));
+    let session = login(&server, RESIDENT, &password).await;
+    let (status, body, _) = server.get("/api/session", Some(&session)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["email"], RESIDENT);
+    assert_eq!(body["active_account"], "7800000000001");
+    assert_eq!(body["accounts"][0]["account_number"], "7800000000001");
+    assert_eq!(body["accounts"][0]["premises"], "12");
+    assert!(body["accounts"][0]["address"]
+        .as_str()
+        .unwrap()
+        .contains("Садовая"));
+
+    let (status, body, _) = server
+        .post(
+            "/api/session/active-account",
+            json!({"account_number": "7800000000002"}),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (422, vec!["session.account_not_linked".to_owned()])
+    );
+    let (status, _, _) = server
+        .post(
+            "/api/addresses",
+            json!({"surname": "Иванова", "account_number": "7800000000002"}),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let token = server.link_token("Подтверждение e-mail");
+    let (_, body, _) = server
+        .post("/api/registrations/confirm", json!({"token": token}), None)
+        .await;
+    let activation = body["activation_token"].as_str().unwrap().to_owned();
+    let (status, _, _) = server
+        .post(
+            "/api/registrations/activate",
+            json!({"activation_token": activation, "premises": "123/456п"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = server.get("/api/session", Some(&session)).await;
+    assert_eq!(status, 401, "new credentials end the old sessions");
+    let (status, _, _) = server
+        .post(
+            "/api/login",
+            json!({"email": RESIDENT, "password": password}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 401, "the old password stopped working");
+
+    let session = login(&server, RESIDENT, &server.password()).await;
+    let (_, body, _) = server.get("/api/session", Some(&session)).await;
+    assert_eq!(body["accounts"].as_array().unwrap().len(), 2);
+    let (status, body, _) = server
+        .post(
+            "/api/session/active-account",
+            json!({"account_number": "7800000000002"}),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body, _) = server.get("/api/session", Some(&session)).await;
+    assert_eq!(body["active_account"], "7800000000002");
+    let (status, body, _) = server
+        .post("/api/logout", Value::Null, Some(&session))
+        .await;
+    assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
+    let (status, _, _) = server.get("/api/session", Some(&session)).await;
+    assert_eq!(status, 401);
+}
+
+/// 422 with every field error together, malformed bodies, 409, unserved regions.
+pub async fn registration_errors(binary: &str) {
+    let server = Server::start(binary, &[("SERVED_REGIONS", "78".to_owned())]).await;
+    let (status, body, _) = server
+        .post("/api/registrations", json!({"surname": "Иванов И.И.", "account_number": "780000", "email": "a b@example.org"}), None)
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        codes(&body),
+        [
+            "surname.initials",
+            "account_number.wrong_length",
+            "email.whitespace"
+        ]
+    );
+    assert_eq!(body["errors"][0]["field"], "surname");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Фамилия вводится без инициалов"
+    );
+    let (status, body, _) = server
+        .post(
+            "/api/registrations",
+            registration("4700000000005", RESIDENT),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (422, vec!["account.region_not_served".to_owned()])
+    );
+    let (status, body, _) = server
+        .post(
+            "/api/registrations",
+            registration("7899999999999", RESIDENT),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (422, vec!["registration.account_not_found".to_owned()])
+    );
+    let (status, body, _) = server
+        .post_raw("/api/registrations", "{not json", "ru")
+        .await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (422, vec!["request.malformed".to_owned()])
+    );
+    let (status, body, _) = server
+        .post_raw("/api/registrations", "{\"surname\": \"Иванов\"}", "ru")
+        .await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (422, vec!["request.malformed".to_owned()])
+    );
+
+    activate(&server, "7800000000001", RESIDENT, "12").await;
+    let (status, body, _) = server
+        .post(
+            "/api/registrations",
+            registration("7800000000002", RESIDENT),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (409, vec!["registration.already_registered".to_owned()])
+    );
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Пользователь уже зарегистрирован"));
+    let (status, _, _) = server
+        .post(
+            "/api/registrations",
+            registration("7800000000001", "other@example.org"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409);
+    let (status, body, retry) = server
+        .post(
+            "/api/registrations",
+            registration("7800000000002", "other@example.org"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body, retry_again) = server
+        .post(
+            "/api/registrations",
+            registration("7800000000002", "other@example.org"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (429, vec!["request.too_many".to_owned()])
+    );
+    assert!(retry.is_none());
+    assert!(retry_again.unwrap().parse::<u64>().unwrap() > 0);
+}
+
+/// 422 "Некорректные данные", identical 401s, 429 with Retry-After.
+pub async fn login_errors_and_throttling(binary: &str) {
+    let server = Server::start(binary, &[]).await;
+    let password = activate(&server, "7800000000001", RESIDENT, "12").await;
+    let (status, body, _) = server
+        .post(
+            "/api/login/identify",
+            json!({"email": " resident example.org"}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (422, vec!["login.incorrect_data".to_owned()])
+    );
+    assert_eq!(body["errors"][0]["message"], "Некорректные данные");
+    let (status, body, _) = server
+        .post(
+            "/api/login/identify",
+            json!({"email": "nobody@example.org"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "identify never reveals registration: {body}");
+    let (wrong_status, wrong, _) = server
+        .post(
+            "/api/login",
+            json!({"email": RESIDENT, "password": "wrong"}),
+            None,
+        )
+        .await;
+    let (unknown_status, unknown, _) = server
+        .post(
+            "/api/login",
+            json!({"email": "nobody@example.org", "password": "wrong"}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (wrong_status, unknown_status),
+        (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
+    );
+    assert_eq!(
+        wrong, unknown,
+        "the same answer for a wrong password and an unknown email"
+    );
+    assert_eq!(
+        wrong["errors"][0]["message"],
+        "Неверное имя пользователя или пароль"
+    );
+    for _ in 0..4 {
+        server
+            .post(
+                "/api/login",
+                json!({"email": RESIDENT, "password": "wrong"}),
+                None,
+            )
+            .await;
+    }
+    let (status, body, retry_after) = server
+        .post(
+            "/api/login",
+            json!({"email": RESIDENT, "password": password}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (429, vec!["login.throttled".to_owned()])
+    );
+    let seconds: u64 = retry_after.expect("Retry-After").parse().unwrap();
+    assert!((1..=900).contains(&seconds), "{seconds}");
+}
+
+/// 401 for a missing, malformed or ended session on every bearer endpoint.
+pub async fn session_errors(binary: &str) {
+    let server = Server::start(binary, &[]).await;
+    for bearer in [
+        None,
+        Some("garbage"),
+        Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+    ] {
+        let (status, body, _) = server.get("/api/session", bearer).await;
+        assert_eq!(
+            (status.as_u16(), codes(&body)),
+            (401, vec!["session.invalid".to_owned()])
+        );
+        let (status, _, _) = server
+            .post(
+                "/api/session/active-account",
+                json!({"account_number": "7800000000001"}),
+                bearer,
+            )
+            .await;
+        assert_eq!(status, 401);
+        let (status, _, _) = server.post("/api/logout", Value::Null, bearer).await;
+        assert_eq!(status, 401);
+        let (status, _, _) = server
+            .post(
+                "/api/addresses",
+                json!({"surname": "Иванов", "account_number": "7800000000002"}),
+                bearer,
+            )
+            .await;
+        assert_eq!(status, 401);
+    }
+    let password = activate(&server, "7800000000001", RESIDENT, "12").await;
+    let session = login(&server, RESIDENT, &password).await;
+    let (status, body, _) = server
+        .post(
+            "/api/addresses",
+            json!({"surname": "Иванов", "account_number": "7800000000001"}),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (409, vec!["registration.already_registered".to_owned()])
+    );
+    let (status, body, _) = server
+        .post(
+            "/api/addresses",
+            json!({"surname": "", "account_number": "x"}),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (
+            422,
+            vec![
+                "surname.empty".to_owned(),
+                "account_number.non_digit".to_owned()
+            ]
+        )
+    );
+}
+
+/// 202 always; a new password by link; single use; 429 after three requests.
+pub async fn recovery(binary: &str) {
+    let server = Server::start(binary, &[]).await;
+    let old = activate(&server, "7800000000001", RESIDENT, "12").await;
+    let (status, body, _) = server
+        .post(
+            "/api/recovery",
+            json!({"email": "nobody@example.org"}),
+            None,
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::ACCEPTED, Value::Null));
+    let before = server.letters().len();
+    let (status, _, _) = server
+        .post("/api/recovery", json!({"email": RESIDENT}), None)
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(server.letters().len(), before + 1);
+    let token = server.link_token("Восстановление пароля");
+    let (status, body, _) = server
+        .post("/api/recovery/complete", json!({"token": token}), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let new = server.password();
+    assert_ne!(new, old);
+    let (status, _, _) = server
+        .post(
+            "/api/login",
+            json!({"email": RESIDENT, "password": old}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+    login(&server, RESIDENT, &new).await;
+    let (status, body, _) = server
+        .post("/api/recovery/complete", json!({"token": token}), None)
+        .await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (422, vec!["link.invalid".to_owned()])
+    );
+    for _ in 0..2 {
+        server
+            .post("/api/recovery", json!({"email": RESIDENT}), None)
+            .await;
+    }
+    let (status, _, retry_after) = server
+        .post("/api/recovery", json!({"email": RESIDENT}), None)
+        .await;
+    assert_eq!(status, 429);
+    assert!(retry_after.is_some());
+    let (status, body, _) = server
+        .post("/api/recovery", json!({"email": "not an email"}), None)
+        .await;
+    assert_eq!(status, 422, "{body}");
+}
+
+/// `Accept-Language: en` answers in English; unknown API paths are 404 JSON.
+pub async fn english_messages_and_unknown_paths(binary: &str) {
+    let server = Server::start(binary, &[]).await;
+    let (status, body, _) = server
+        .post_raw(
+            "/api/login/identify",
+            "{\"email\": \"bad email\"}",
+            "en-GB,en;q=0.9",
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["errors"][0]["message"], "Incorrect data");
+    let (status, body, _) = server.get("/api/nothing-here", None).await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (404, vec!["request.not_found".to_owned()])
+    );
+}
+
+/// With the mail server down, a step answers 503 and the same step works once mail is back.
+pub async fn mail_failure_is_503_and_retryable(binary: &str) {
+    let closed = free_port();
+    let server = Server::start(
+        binary,
+        &[(
+            "SMTP_URL",
+            format!("smtp://127.0.0.1:{closed}?tls=none&timeout=2"),
+        )],
+    )
+    .await;
+    let (status, body, _) = server
+        .post(
+            "/api/registrations",
+            registration("7800000000001", RESIDENT),
+            None,
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(codes(&body), ["service.mail_unavailable"]);
+    assert!(
+        !body.to_string().contains("127.0.0.1"),
+        "no internals in the answer"
+    );
+    // No state was left behind that blocks the retry (here: the same request again).
+    let (status, _, _) = server
+        .post(
+            "/api/registrations",
+            registration("7800000000001", RESIDENT),
+            None,
+        )
+        .await;
+    assert_eq!(status, 503, "still down, still retryable, never 429");
+}

@@ -1,0 +1,260 @@
+//! The portal's configuration (environment variables of SPEC §6) and the adapters it
+//! selects.
+
+use std::{path::PathBuf, sync::Arc};
+
+use resident_auth::{
+    memory::{MemoryDirectory, MemoryStore},
+    AccountDirectory, Argon2Hasher, AuthConfig, AuthService, HashParams, Links, Mailer, Ports,
+    ServedRegions, Store, SystemClock,
+};
+use resident_auth_smtp::{default_sender, OutboxMailer, SmtpConfig, SmtpMailer};
+
+/// The bundled demo directory, used when `REGISTRY_CSV` is not set.
+pub const DEMO_DIRECTORY: &str = include_str!("../data/demo-directory.csv");
+
+/// Everything the portal reads from the environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortalConfig {
+    /// `BIND`: the listening address (default `127.0.0.1:3000`).
+    pub bind: String,
+    /// `BASE_URL`: where links in letters point (default `http://{BIND}`).
+    pub base_url: String,
+    /// `REGISTRY_CSV`: the billing directory file (default: the bundled demo).
+    pub registry_csv: Option<PathBuf>,
+    /// `SERVED_REGIONS`: comma list of region codes (default: all).
+    pub served_regions: ServedRegions,
+    /// `OUTBOX_DIR`: where letters are written without SMTP (default `./outbox`).
+    pub outbox_dir: PathBuf,
+    /// `DATABASE_URL`: PostgreSQL (default: in-memory).
+    pub database_url: Option<String>,
+    /// `SMTP_URL`: the SMTP server (default: the outbox).
+    pub smtp_url: Option<String>,
+    /// Argon2 parameters (default OWASP's minimum). `ARGON2_TEST_PARAMS=1` selects fast,
+    /// insecure ones for test runs only.
+    pub hash_params: HashParams,
+}
+
+/// A configuration or start-up failure, with a message for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl PortalConfig {
+    /// Reads the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable that cannot be understood.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// Reads variables through `lookup` (tests pass a map).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable that cannot be understood.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let bind = lookup("BIND").unwrap_or_else(|| "127.0.0.1:3000".to_owned());
+        let served_regions = match lookup("SERVED_REGIONS") {
+            Some(list) => list.parse().map_err(|_| {
+                ConfigError(format!(
+                    "SERVED_REGIONS must be a comma list of two-digit codes, not {list:?}"
+                ))
+            })?,
+            None => ServedRegions::all(),
+        };
+        let hash_params = if lookup("ARGON2_TEST_PARAMS").as_deref() == Some("1") {
+            HashParams::insecure_fast_for_tests()
+        } else {
+            HashParams::default()
+        };
+        Ok(Self {
+            base_url: lookup("BASE_URL").unwrap_or_else(|| format!("http://{bind}")),
+            bind,
+            registry_csv: lookup("REGISTRY_CSV").map(PathBuf::from),
+            served_regions,
+            outbox_dir: lookup("OUTBOX_DIR")
+                .map_or_else(|| PathBuf::from("./outbox"), PathBuf::from),
+            database_url: lookup("DATABASE_URL"),
+            smtp_url: lookup("SMTP_URL"),
+            hash_params,
+        })
+    }
+
+    /// Whether the session cookie must be `Secure` (links use https).
+    #[must_use]
+    pub fn secure_cookies(&self) -> bool {
+        self.base_url.starts_with("https://")
+    }
+}
+
+/// A built portal: the service, and what to tell the operator at start-up.
+#[derive(Debug)]
+pub struct Portal {
+    /// The lifecycle service over the selected adapters.
+    pub service: AuthService,
+    /// Start-up lines: URL, storage, mail, a demo account to try.
+    pub banner: Vec<String>,
+}
+
+fn read_directory_csv(config: &PortalConfig) -> Result<(String, String), ConfigError> {
+    match &config.registry_csv {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|csv| (csv, path.display().to_string()))
+            .map_err(|e| ConfigError(format!("REGISTRY_CSV {}: {e}", path.display()))),
+        None => Ok((
+            DEMO_DIRECTORY.to_owned(),
+            "the bundled demo directory".to_owned(),
+        )),
+    }
+}
+
+/// Builds the service the configuration asks for: PostgreSQL (migrated, directory
+/// imported) or in-memory; SMTP or the outbox.
+///
+/// # Errors
+/// [`ConfigError`] if the directory, the database or the SMTP URL is unusable.
+pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
+    let mut banner = vec![format!("Portal: {}", config.base_url)];
+    let (store, directory): (Arc<dyn Store>, Arc<dyn AccountDirectory>) = match &config.database_url
+    {
+        Some(url) => {
+            let pool = resident_auth_postgres::connect(
+                url,
+                &resident_auth_postgres::PoolConfig::default(),
+            )
+            .await
+            .map_err(|e| ConfigError(format!("DATABASE_URL: cannot connect: {e}")))?;
+            resident_auth_postgres::migrate(&pool)
+                .await
+                .map_err(|e| ConfigError(format!("DATABASE_URL: cannot migrate: {e}")))?;
+            let empty: bool = directory_is_empty(&pool).await?;
+            if config.registry_csv.is_some() || empty {
+                let (csv, source) = read_directory_csv(config)?;
+                let report = resident_auth_postgres::import_directory(&pool, &csv)
+                    .await
+                    .map_err(|e| ConfigError(format!("directory import from {source}: {e}")))?;
+                banner.push(format!(
+                    "Directory: {source} imported into PostgreSQL ({} new, {} updated)",
+                    report.inserted, report.updated
+                ));
+            }
+            banner.push("Storage: PostgreSQL".to_owned());
+            (
+                Arc::new(resident_auth_postgres::PgStore::new(pool.clone())),
+                Arc::new(resident_auth_postgres::PgDirectory::new(pool)),
+            )
+        }
+        None => {
+            let (csv, source) = read_directory_csv(config)?;
+            let directory = MemoryDirectory::from_csv(&csv)
+                .map_err(|e| ConfigError(format!("{source}: {e}")))?;
+            banner.push(format!(
+                "Storage: in memory; directory: {source} ({} accounts)",
+                directory.len()
+            ));
+            (Arc::new(MemoryStore::new()), Arc::new(directory))
+        }
+    };
+    let mailer: Arc<dyn Mailer> = match &config.smtp_url {
+        Some(url) => {
+            let smtp: SmtpConfig = url
+                .parse()
+                .map_err(|e| ConfigError(format!("SMTP_URL: {e}")))?;
+            banner.push(format!("Mail: SMTP {}:{}", smtp.host, smtp.port));
+            Arc::new(SmtpMailer::new(&smtp).map_err(|e| ConfigError(format!("SMTP_URL: {e}")))?)
+        }
+        None => {
+            banner.push(format!(
+                "Mail: each letter is written to {} as an .eml file",
+                config.outbox_dir.display()
+            ));
+            Arc::new(OutboxMailer::new(
+                config.outbox_dir.clone(),
+                default_sender(),
+            ))
+        }
+    };
+    if config.registry_csv.is_none() {
+        banner.push(
+            "Try it: register as Иванов with account 7800000000001 and your email; \
+             the premises number is 12 (the parking place 7800000000002 is 123/456П)"
+                .to_owned(),
+        );
+    }
+    let hasher = Argon2Hasher::new(config.hash_params)
+        .map_err(|e| ConfigError(format!("argon2 parameters: {e}")))?;
+    let service = AuthService::new(
+        Ports {
+            store,
+            directory,
+            mailer,
+            hasher: Arc::new(hasher),
+            clock: Arc::new(SystemClock),
+        },
+        AuthConfig {
+            served_regions: config.served_regions.clone(),
+            links: Links::new(&config.base_url),
+            ..AuthConfig::default()
+        },
+    );
+    Ok(Portal { service, banner })
+}
+
+async fn directory_is_empty(pool: &resident_auth_postgres::PgPool) -> Result<bool, ConfigError> {
+    let pool = pool.clone();
+    resident_auth_postgres::directory_is_empty(&pool)
+        .await
+        .map_err(|e| ConfigError(format!("DATABASE_URL: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_variables() {
+        let config = PortalConfig::from_lookup(|_| None).unwrap();
+        assert_eq!(config.bind, "127.0.0.1:3000");
+        assert_eq!(config.base_url, "http://127.0.0.1:3000");
+        assert_eq!(config.outbox_dir, PathBuf::from("./outbox"));
+        assert_eq!(config.hash_params, HashParams::default());
+        assert!(!config.secure_cookies());
+        let config = PortalConfig::from_lookup(|name| match name {
+            "BIND" => Some("0.0.0.0:8080".into()),
+            "BASE_URL" => Some("https://кабинет-жителя.рф".into()),
+            "SERVED_REGIONS" => Some("78,47".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(config.secure_cookies());
+        assert!(config
+            .served_regions
+            .serves(&"4700000000005".parse().unwrap()));
+        assert!(!config
+            .served_regions
+            .serves(&"7700000000005".parse().unwrap()));
+        assert!(
+            PortalConfig::from_lookup(|n| (n == "SERVED_REGIONS").then(|| "spb".into())).is_err()
+        );
+    }
+
+    #[test]
+    fn the_demo_directory_parses() {
+        assert_eq!(MemoryDirectory::from_csv(DEMO_DIRECTORY).unwrap().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn builds_the_embedded_default() {
+        let dir = std::env::temp_dir().join("resident-auth-portal-test-outbox");
+        let config = PortalConfig::from_lookup(|name| match name {
+            "OUTBOX_DIR" => Some(dir.display().to_string()),
+            "ARGON2_TEST_PARAMS" => Some("1".into()),
+            _ => None,
+        })
+        .unwrap();
+        let portal = build(&config).await.unwrap();
+        assert!(portal.banner.iter().any(|l| l.contains("in memory")));
+        assert!(portal.banner.iter().any(|l| l.contains(".eml")));
+    }
+}

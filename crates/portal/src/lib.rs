@@ -1,0 +1,12 @@
+//! Framework-neutral pieces of a resident-auth portal, shared by the axum and actix
+//! examples so that each is only routing and configuration:
+//!
+//! - [`api::Api`]: every endpoint of the JSON API (SPEC §6) as a method taking the raw
+//!   body and headers' meaning, returning an [`api::ApiResponse`] (status, JSON body,
+//!   `Retry-After`);
+//! - [`config::PortalConfig`] and [`config::build`]: the environment variables of SPEC §6
+//!   and the adapters they select (in-memory or PostgreSQL; outbox or SMTP).
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;

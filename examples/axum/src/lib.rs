@@ -1,0 +1,252 @@
+//! The reference portal on axum: routing, cookies and CSRF around
+//! [`resident_auth_portal::api::Api`] (JSON) and the HTML pages of the guide.
+#![forbid(unsafe_code)]
+#![allow(missing_docs)]
+
+mod html;
+mod pages;
+
+use std::net::SocketAddr;
+
+use axum::{
+    body::Bytes,
+    extract::{ConnectInfo, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Router,
+};
+use resident_auth::{AuthService, Locale, RequestContext};
+use resident_auth_portal::api::{self, Api, ApiResponse};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub api: Api,
+    /// Session cookies get `Secure` when the portal is served over https.
+    pub secure_cookies: bool,
+}
+
+impl AppState {
+    #[must_use]
+    pub fn new(service: AuthService, secure_cookies: bool) -> Self {
+        Self {
+            api: Api::new(service),
+            secure_cookies,
+        }
+    }
+
+    pub fn service(&self) -> &AuthService {
+        self.api.service()
+    }
+}
+
+/// The whole portal: HTML pages and `/api`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/registrations", post(api_register))
+        .route("/api/registrations/confirm", post(api_confirm))
+        .route("/api/registrations/activate", post(api_activate))
+        .route("/api/login/identify", post(api_identify))
+        .route("/api/login", post(api_login))
+        .route("/api/session", get(api_session))
+        .route("/api/session/active-account", post(api_select_account))
+        .route("/api/logout", post(api_logout))
+        .route("/api/recovery", post(api_request_recovery))
+        .route("/api/recovery/complete", post(api_complete_recovery))
+        .route("/api/addresses", post(api_add_address))
+        .route("/api/{*rest}", get(api_not_found).post(api_not_found))
+        .merge(pages::routes())
+        .with_state(state)
+}
+
+/// Language: the `lang` cookie, else `Accept-Language`, else Russian.
+pub(crate) fn locale(headers: &HeaderMap) -> Locale {
+    if let Some(lang) = cookie(headers, "lang").and_then(|v| v.parse().ok()) {
+        return lang;
+    }
+    headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(Locale::Ru, Locale::from_accept_language)
+}
+
+/// The client's address, when the server was started with connect info (tests that call
+/// the router directly have none).
+pub(crate) struct Peer(Option<SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(a)| *a),
+        ))
+    }
+}
+
+pub(crate) fn context(headers: &HeaderMap, peer: &Peer) -> RequestContext {
+    RequestContext {
+        locale: locale(headers),
+        client: peer.0.map(|address| address.ip().to_string()),
+    }
+}
+
+/// A cookie's value from the `Cookie` headers.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(key, value)| (key == name).then_some(value))
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn respond(answer: ApiResponse) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = match answer.body {
+        Some(body) => (status, axum::Json(body)).into_response(),
+        None => status.into_response(),
+    };
+    if let Some(seconds) = answer.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn api_register(
+    State(s): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(s.api.register(&body, &context(&headers, &peer)).await)
+}
+
+async fn api_confirm(
+    State(s): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(s.api.confirm(&body, &context(&headers, &peer)).await)
+}
+
+async fn api_activate(
+    State(s): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(s.api.activate(&body, &context(&headers, &peer)).await)
+}
+
+async fn api_identify(
+    State(s): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(s.api.identify(&body, &context(&headers, &peer)).await)
+}
+
+async fn api_login(
+    State(s): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(s.api.login(&body, &context(&headers, &peer)).await)
+}
+
+async fn api_session(State(s): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
+    respond(
+        s.api
+            .session(authorization(&headers), &context(&headers, &peer))
+            .await,
+    )
+}
+
+async fn api_select_account(
+    State(s): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let context = context(&headers, &peer);
+    respond(
+        s.api
+            .select_account(authorization(&headers), &body, &context)
+            .await,
+    )
+}
+
+async fn api_logout(State(s): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
+    respond(
+        s.api
+            .logout(authorization(&headers), &context(&headers, &peer))
+            .await,
+    )
+}
+
+async fn api_request_recovery(
+    State(s): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        s.api
+            .request_recovery(&body, &context(&headers, &peer))
+            .await,
+    )
+}
+
+async fn api_complete_recovery(
+    State(s): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        s.api
+            .complete_recovery(&body, &context(&headers, &peer))
+            .await,
+    )
+}
+
+async fn api_add_address(
+    State(s): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let context = context(&headers, &peer);
+    respond(
+        s.api
+            .add_address(authorization(&headers), &body, &context)
+            .await,
+    )
+}
+
+async fn api_not_found(headers: HeaderMap) -> Response {
+    respond(api::not_found(locale(&headers)))
+}
