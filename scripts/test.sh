@@ -40,6 +40,12 @@ else
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
+step "Chromium for the browser test"
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+/usr/bin/chromium --version
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

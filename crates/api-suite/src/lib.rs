@@ -54,8 +54,11 @@ macro_rules! api_tests {
 
 /// A running example binary.
 pub struct Server {
+    /// `http://127.0.0.1:<port>`.
     pub base: String,
+    /// Where the binary writes letters.
     pub outbox: PathBuf,
+    /// An HTTP client for the calls.
     pub client: Client,
     _child: Child,
     _dir: tempfile::TempDir,
@@ -117,6 +120,7 @@ impl Server {
         }
     }
 
+    /// POSTs JSON (optionally with a bearer token): status, body, `Retry-After`.
     pub async fn post(
         &self,
         path: &str,
@@ -130,6 +134,7 @@ impl Server {
         read(request.send().await.unwrap()).await
     }
 
+    /// POSTs a raw body with an `Accept-Language`.
     pub async fn post_raw(
         &self,
         path: &str,
@@ -145,6 +150,7 @@ impl Server {
         read(request.send().await.unwrap()).await
     }
 
+    /// GETs (optionally with a bearer token).
     pub async fn get(
         &self,
         path: &str,

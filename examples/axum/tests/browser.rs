@@ -1,0 +1,350 @@
+//! The whole guide, walked as a resident in headless Chromium: register → letter →
+//! confirm → a wrong then the right premises number → log in with the mailed password →
+//! add an address → confirm → activate → log in again → switch address → log out →
+//! recover the password → log in. One screenshot per screen in `test-artifacts/browser/`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use api_suite::Server;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+struct Browser {
+    client: Client,
+    _driver: Child,
+    _profile: tempfile::TempDir,
+    shots: PathBuf,
+    count: usize,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver (scripts/test.sh installs chromium-driver)");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({
+                "binary": CHROMIUM,
+                "prefs": {"intl.accept_languages": "ru-RU,ru"},
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--no-first-run", "--disable-quic", "--window-size=1000,900", "--lang=ru-RU",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        // chromedriver speaks plain HTTP on loopback: no TLS stack needed.
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a WebDriver session in headless Chromium");
+        let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test-artifacts/browser");
+        let _ = std::fs::remove_dir_all(&shots);
+        std::fs::create_dir_all(&shots).unwrap();
+        Self {
+            client,
+            _driver: driver,
+            _profile: profile,
+            shots,
+            count: 0,
+        }
+    }
+
+    async fn shot(&mut self, name: &str) {
+        self.count += 1;
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(
+            self.shots.join(format!("{:02}-{name}.png", self.count)),
+            png,
+        )
+        .unwrap();
+    }
+
+    /// The page's text; `None` while a navigation replaces the document.
+    async fn text(&self) -> Option<String> {
+        let body = self.client.find(Locator::Css("body")).await.ok()?;
+        body.text().await.ok()
+    }
+
+    async fn fill(&self, name: &str, value: &str) {
+        let input = self
+            .client
+            .find(Locator::Css(&format!("input[name={name}]")))
+            .await
+            .unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+
+    async fn submit(&self) {
+        self.client
+            .find(Locator::Css("main button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn click_link(&self, text: &str) {
+        self.client
+            .find(Locator::LinkText(text))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Waits (up to 10 s) for the page that follows a click to show `needle`.
+    async fn expect(&self, needle: &str) {
+        let mut last = None;
+        for _ in 0..100 {
+            last = self.text().await;
+            if last.as_deref().is_some_and(|text| text.contains(needle)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "expected {needle:?} on the page:\n{}",
+            last.unwrap_or_default()
+        );
+    }
+
+    /// Waits (up to 10 s) for an element: the proof that the next page arrived.
+    async fn expect_element(&self, css: &str) {
+        for _ in 0..100 {
+            if self.client.find(Locator::Css(css)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("expected an element {css:?} on the page");
+    }
+
+    async fn log_in(&mut self, base: &str, email: &str, password: &str, screens: (&str, &str)) {
+        self.client.goto(&format!("{base}/")).await.unwrap();
+        self.fill("email", email).await;
+        self.submit().await;
+        self.expect("Пароль").await;
+        self.shot(screens.0).await;
+        self.fill("password", password).await;
+        self.submit().await;
+        self.expect("Личный кабинет").await;
+        self.shot(screens.1).await;
+    }
+}
+
+fn link(server: &Server, subject: &str, path: &str) -> String {
+    format!(
+        "{}/{path}?token={}",
+        server.base,
+        server.link_token(subject)
+    )
+}
+
+#[tokio::test]
+async fn a_resident_walks_the_whole_guide_in_chromium() {
+    let server = Server::start(env!("CARGO_BIN_EXE_portal-axum"), &[]).await;
+    let base = server.base.clone();
+    let mut browser = Browser::start().await;
+
+    // Journey 1: registration.
+    browser.client.goto(&format!("{base}/")).await.unwrap();
+    browser.expect("Вход в личный кабинет").await;
+    browser.shot("login").await;
+    browser.click_link("Создайте аккаунт").await;
+    browser.expect("Фамилия вводится без инициалов").await;
+    browser.fill("surname", "Иванов И.И.").await;
+    browser.fill("account_number", "78 0000 0000 001").await;
+    browser.fill("email", "resident@example.org").await;
+    browser.submit().await;
+    browser.expect_element("#surname-error").await;
+    browser.expect("Фамилия вводится без инициалов").await;
+    browser.shot("register-with-initials").await;
+    browser.fill("surname", "Иванов").await;
+    browser.submit().await;
+    browser.expect("Письмо отправлено").await;
+    browser.shot("letter-sent").await;
+
+    // Journeys 2–3: the letter's link, then the premises number.
+    browser
+        .client
+        .goto(&link(&server, "Подтверждение e-mail", "confirm"))
+        .await
+        .unwrap();
+    browser.shot("confirm").await;
+    browser.submit().await;
+    browser.expect("Номер помещения").await;
+    browser.shot("premises").await;
+    browser.fill("premises", "13").await;
+    browser.submit().await;
+    browser.expect("Осталось 4 попытки").await;
+    browser.shot("wrong-premises").await;
+    browser.fill("premises", "12").await;
+    browser.submit().await;
+    browser.expect("Аккаунт активирован").await;
+    browser.shot("activated").await;
+
+    // Journey 4: log in with the mailed password.
+    let password = server.password();
+    browser
+        .log_in(
+            &base,
+            "resident@example.org",
+            &password,
+            ("login-password", "cabinet"),
+        )
+        .await;
+    browser.expect("кв. 12").await;
+
+    // Journey 7: add an address from the menu under the address at the top.
+    browser
+        .client
+        .find(Locator::Css("details.addresses summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.shot("address-menu").await;
+    browser.click_link("Добавить адрес").await;
+    browser.expect("Добавление нового адреса").await;
+    browser.shot("add-address").await;
+    browser.fill("surname", "Иванова").await;
+    browser.fill("account_number", "7800000000002").await;
+    browser.submit().await;
+    browser.expect("Письмо отправлено").await;
+    browser
+        .client
+        .goto(&link(&server, "Подтверждение e-mail", "confirm"))
+        .await
+        .unwrap();
+    browser.submit().await;
+    browser.fill("premises", "123/456П").await;
+    browser.submit().await;
+    browser.expect("Аккаунт активирован").await;
+    browser.shot("second-address-activated").await;
+
+    // The new credentials ended the session; log in again and switch addresses.
+    browser
+        .client
+        .goto(&format!("{base}/cabinet"))
+        .await
+        .unwrap();
+    browser.expect("Вход в личный кабинет").await;
+    let password = server.password();
+    browser
+        .log_in(
+            &base,
+            "resident@example.org",
+            &password,
+            ("login-again", "cabinet-two-addresses"),
+        )
+        .await;
+    browser
+        .client
+        .find(Locator::Css("details.addresses summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .client
+        .find(Locator::XPath(
+            "//details//button[contains(., 'машино-место')]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.expect("7800000000002").await;
+    browser.expect("123/456П").await;
+    browser.shot("switched-address").await;
+
+    // Log out.
+    browser
+        .client
+        .find(Locator::Css("main button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.expect("Вход в личный кабинет").await;
+    browser.shot("logged-out").await;
+
+    // Journey 6: recovery.
+    browser.click_link("Забыли пароль").await;
+    browser.fill("email", "resident@example.org").await;
+    browser.shot("recover").await;
+    browser.submit().await;
+    browser.expect("Проверьте почту").await;
+    browser.shot("recover-sent").await;
+    browser
+        .client
+        .goto(&link(&server, "Восстановление пароля", "recover"))
+        .await
+        .unwrap();
+    browser.shot("recover-confirm").await;
+    browser.submit().await;
+    browser.expect("Новый пароль отправлен").await;
+    browser.shot("new-password-sent").await;
+    let new_password = server.password();
+    assert_ne!(new_password, password);
+    browser
+        .log_in(
+            &base,
+            "resident@example.org",
+            &new_password,
+            ("login-after-recovery", "cabinet-after-recovery"),
+        )
+        .await;
+
+    // English, via the switch in the header.
+    browser.click_link("English").await;
+    browser.expect("Your cabinet").await;
+    browser.shot("cabinet-english").await;
+
+    browser.client.close().await.unwrap();
+}
