@@ -30,7 +30,7 @@ run "$bindir/initdb" -D "$data/db" -U postgres --auth=trust --encoding=UTF8 --lo
   || run "$bindir/initdb" -D "$data/db" -U postgres --auth=trust --encoding=UTF8 >"$data/initdb.log" 2>&1 \
   || { cat "$data/initdb.log" >&2; exit 1; }
 run "$bindir/pg_ctl" -D "$data/db" -l "$data/server.log" -w -t 60 \
-  -o "-p $port -c listen_addresses=127.0.0.1 -k $data -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+  -o "-p $port -c listen_addresses=127.0.0.1 -k $data -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off ${PG_EXTRA_OPTS:-}" \
   start >/dev/null || { cat "$data/server.log" >&2; exit 1; }
 
 cleanup() {

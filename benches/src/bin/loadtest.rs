@@ -1,0 +1,684 @@
+//! Answers the login questions of SPEC §8 with ratios measured in one run and build:
+//! login latency and saturated throughput against bare argon2id verification with the
+//! same parameters, peak memory, a trivial request's p99 while logins saturate the
+//! machine (next to a naive baseline that hashes on the async worker), unknown-email ÷
+//! wrong-password time, and — with PostgreSQL — each journey step's p50/p99 and round
+//! trips.
+//!
+//! Run: `cargo run --release -p resident-auth-benches --bin loadtest` (add `-- --postgres`
+//! for the database figures; `DATABASE_URL` is used when set, else a throwaway cluster
+//! with `pg_stat_statements` is started).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use argon2::{
+    password_hash::{rand_core::OsRng, PasswordHasher as _, PasswordVerifier as _, SaltString},
+    Argon2,
+};
+use async_trait::async_trait;
+use resident_auth::{
+    memory::{MemoryDirectory, MemoryStore, RecordingMailer},
+    ports::ThrottlePolicy,
+    secrecy::{ExposeSecret, SecretString},
+    AccountDirectory, Argon2Hasher, AuthConfig, AuthService, HashError, HashParams, PasswordHash,
+    PasswordHasher, Ports, RequestContext, Store, SystemClock, Verification,
+};
+use resident_auth_benches::{account, activated_cabinet, directory, email};
+
+const CABINETS: usize = 64;
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort_unstable();
+    let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[index.min(samples.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn bare_hash(password: &str) -> String {
+    Argon2::default()
+        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string()
+}
+
+fn bare_verify(phc: &str, password: &str) -> bool {
+    let parsed = argon2::password_hash::PasswordHash::new(phc).unwrap();
+    Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok()
+}
+
+/// H: one bare verification on one thread (median).
+fn bare_latency(samples: usize) -> Duration {
+    let phc = bare_hash("correct horse battery staple");
+    let mut times: Vec<Duration> = (0..samples)
+        .map(|_| {
+            let start = Instant::now();
+            assert!(bare_verify(&phc, "correct horse battery staple"));
+            start.elapsed()
+        })
+        .collect();
+    percentile(&mut times, 0.5)
+}
+
+/// T: bare verifications per second with one thread per core.
+fn bare_throughput(duration: Duration) -> f64 {
+    let phc = Arc::new(bare_hash("pw"));
+    let deadline = Instant::now() + duration;
+    let handles: Vec<_> = (0..cores())
+        .map(|_| {
+            let phc = Arc::clone(&phc);
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    bare_verify(&phc, "pw");
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let total: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    total as f64 / duration.as_secs_f64()
+}
+
+/// The naive baseline: argon2 right on the async worker that runs the request.
+struct InlineHasher {
+    dummy: String,
+}
+
+#[async_trait]
+impl PasswordHasher for InlineHasher {
+    async fn hash(&self, password: SecretString) -> Result<PasswordHash, HashError> {
+        Ok(PasswordHash::from_phc(bare_hash(password.expose_secret())))
+    }
+
+    async fn verify(
+        &self,
+        password: SecretString,
+        stored: Option<PasswordHash>,
+    ) -> Result<Verification, HashError> {
+        Ok(match stored {
+            Some(stored) if bare_verify(stored.as_phc(), password.expose_secret()) => {
+                Verification::Match { rehash: false }
+            }
+            Some(_) => Verification::Mismatch,
+            None => {
+                bare_verify(&self.dummy, password.expose_secret());
+                Verification::Mismatch
+            }
+        })
+    }
+}
+
+/// Throttles off: the benchmark logs in many times a second on purpose.
+fn bench_config() -> AuthConfig {
+    let open = ThrottlePolicy {
+        max_events: u32::MAX,
+        window: Duration::from_secs(1),
+        lockout: Duration::from_secs(1),
+    };
+    AuthConfig {
+        login_per_cabinet: open,
+        login_per_client: open,
+        ..AuthConfig::default()
+    }
+}
+
+struct Setup {
+    service: AuthService,
+    passwords: Vec<SecretString>,
+}
+
+async fn setup(
+    store: Arc<dyn Store>,
+    directory: Arc<dyn AccountDirectory>,
+    hasher: Arc<dyn PasswordHasher>,
+) -> Setup {
+    let mailer = RecordingMailer::new();
+    let service = AuthService::new(
+        Ports {
+            store,
+            directory,
+            mailer: Arc::new(mailer.clone()),
+            hasher,
+            clock: Arc::new(SystemClock),
+        },
+        bench_config(),
+    );
+    let mut passwords = Vec::new();
+    for i in 0..CABINETS {
+        passwords.push(activated_cabinet(&service, &mailer, i).await);
+    }
+    Setup { service, passwords }
+}
+
+async fn memory_setup(hasher: Arc<dyn PasswordHasher>) -> Setup {
+    let directory = MemoryDirectory::from_csv(&directory(CABINETS)).unwrap();
+    setup(Arc::new(MemoryStore::new()), Arc::new(directory), hasher).await
+}
+
+async fn login(setup: &Setup, i: usize) {
+    let i = i % CABINETS;
+    setup
+        .service
+        .login(
+            &email(i),
+            setup.passwords[i].clone(),
+            &RequestContext::default(),
+        )
+        .await
+        .unwrap();
+}
+
+/// Median of sequential, unloaded logins.
+async fn login_latency(setup: &Setup, samples: usize) -> Duration {
+    let mut times = Vec::new();
+    for i in 0..samples {
+        let start = Instant::now();
+        login(setup, i).await;
+        times.push(start.elapsed());
+    }
+    percentile(&mut times, 0.5)
+}
+
+/// Logins per second with `clients` concurrent clients for `duration`.
+async fn saturated(setup: &Arc<Setup>, clients: usize, duration: Duration) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + duration;
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let setup = Arc::clone(setup);
+            let done = Arc::clone(&done);
+            tokio::spawn(async move {
+                let mut i = c;
+                while Instant::now() < deadline {
+                    login(&setup, i).await;
+                    done.fetch_add(1, Ordering::Relaxed);
+                    i += clients;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / duration.as_secs_f64()
+}
+
+/// p99 of a session check every 2 ms while `clients` logins run.
+async fn probe_during_load(
+    setup: &Arc<Setup>,
+    clients: usize,
+    duration: Duration,
+) -> (Duration, Duration) {
+    let session = setup
+        .service
+        .login(
+            &email(0),
+            setup.passwords[0].clone(),
+            &RequestContext::default(),
+        )
+        .await
+        .unwrap()
+        .session_token
+        .expose()
+        .to_owned();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..clients)
+        .map(|c| {
+            let setup = Arc::clone(setup);
+            let stop = Arc::clone(&stop);
+            tokio::spawn(async move {
+                let mut i = c + 1;
+                while !stop.load(Ordering::Relaxed) {
+                    login(&setup, i).await;
+                    i += clients;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut times = Vec::new();
+    let deadline = Instant::now() + duration;
+    while Instant::now() < deadline {
+        let start = Instant::now();
+        setup.service.authenticate(&session).await.unwrap();
+        times.push(start.elapsed());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    let p50 = percentile(&mut times, 0.5);
+    (p50, percentile(&mut times, 0.99))
+}
+
+/// Median times of a wrong password and of an unknown email, alternating.
+async fn enumeration(setup: &Setup, samples: usize) -> (Duration, Duration) {
+    let context = RequestContext::default();
+    let (mut wrong, mut unknown) = (Vec::new(), Vec::new());
+    for i in 0..samples {
+        let start = Instant::now();
+        let _ = setup
+            .service
+            .login(&email(i % CABINETS), SecretString::from("wrong"), &context)
+            .await;
+        wrong.push(start.elapsed());
+        let start = Instant::now();
+        let _ = setup
+            .service
+            .login(
+                &format!("nobody{i}@example.org"),
+                SecretString::from("wrong"),
+                &context,
+            )
+            .await;
+        unknown.push(start.elapsed());
+    }
+    (percentile(&mut wrong, 0.5), percentile(&mut unknown, 0.5))
+}
+
+fn vm_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)
+                .map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0)
+}
+
+/// Child-process mode: 50 concurrent logins for 3 s, then print peak RSS growth in KiB.
+async fn peak_memory_child() {
+    let setup =
+        Arc::new(memory_setup(Arc::new(Argon2Hasher::new(HashParams::default()).unwrap())).await);
+    let before = vm_kib("VmRSS:");
+    saturated(&setup, 50, Duration::from_secs(3)).await;
+    println!("{} {}", vm_kib("VmHWM:"), before);
+}
+
+fn peak_memory() -> (u64, u64) {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .arg("--peak-memory-child")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut numbers = text
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().unwrap_or(0));
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
+}
+
+fn row(figure: &str, value: String, target: &str, limit: &str) {
+    println!("| {figure} | {value} | {target} | {limit} |");
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--peak-memory-child") {
+        peak_memory_child().await;
+        return;
+    }
+    let params = HashParams::default();
+    let cores = cores();
+    println!(
+        "cores: {cores}; argon2id m={} KiB, t={}, p={}; build: {}",
+        params.m_cost,
+        params.t_cost,
+        params.p_cost,
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    println!();
+    println!("| figure | measured | target | what limits it |");
+    println!("|---|---|---|---|");
+
+    let h = bare_latency(25);
+    let t = bare_throughput(Duration::from_secs(4));
+    row(
+        "H: bare argon2id verify, 1 thread",
+        format!("{:.2} ms", ms(h)),
+        "—",
+        "argon2 itself",
+    );
+    row(
+        "T: bare verifies/s, all cores",
+        format!("{t:.1}/s ({:.1}/s per core)", t / cores as f64),
+        "—",
+        "cores × 1/H",
+    );
+
+    let pooled = Arc::new(memory_setup(Arc::new(Argon2Hasher::new(params).unwrap())).await);
+    let latency = login_latency(&pooled, 25).await;
+    row(
+        "login latency in memory ÷ H",
+        format!("{:.3} ({:.2} ms)", ms(latency) / ms(h), ms(latency)),
+        "≤ 1.05",
+        "one argon2 verify + 3 store calls + a channel hop",
+    );
+    for clients in [cores, 50] {
+        let rate = saturated(&pooled, clients, Duration::from_secs(5)).await;
+        row(
+            &format!("saturated logins/s in memory ÷ T, {clients} clients"),
+            format!(
+                "{:.3} ({rate:.1}/s, {:.1}/s per core)",
+                rate / t,
+                rate / cores as f64
+            ),
+            "≥ 0.90",
+            "the hashing pool: one worker per core",
+        );
+    }
+    let (wrong, unknown) = enumeration(&pooled, 40).await;
+    row(
+        "unknown-email ÷ wrong-password login time",
+        format!("{:.3}", ms(unknown) / ms(wrong)),
+        "0.95–1.05",
+        "the same argon2 work and store calls by design",
+    );
+
+    let (probe_p50, probe_p99) = probe_during_load(&pooled, 50, Duration::from_secs(4)).await;
+    row(
+        "session check p99 while 50 logins saturate (pool)",
+        format!("{:.2} ms (p50 {:.2} ms)", ms(probe_p99), ms(probe_p50)),
+        "≤ 5 ms",
+        "async workers stay free: argon2 runs on its own threads",
+    );
+    let inline = Arc::new(
+        memory_setup(Arc::new(InlineHasher {
+            dummy: bare_hash("dummy"),
+        }))
+        .await,
+    );
+    let (naive_p50, naive_p99) = probe_during_load(&inline, 50, Duration::from_secs(4)).await;
+    row(
+        "same, naive baseline (argon2 on the async worker)",
+        format!("{:.2} ms (p50 {:.2} ms)", ms(naive_p99), ms(naive_p50)),
+        "—",
+        "requests queue behind hashing",
+    );
+
+    let (peak, baseline) = peak_memory();
+    let limit = 4 * cores as u64 * u64::from(params.m_cost);
+    row(
+        "peak RSS growth with 50 concurrent logins",
+        format!(
+            "{:.1} MiB (peak {:.1} MiB, before {:.1} MiB)",
+            (peak.saturating_sub(baseline)) as f64 / 1024.0,
+            peak as f64 / 1024.0,
+            baseline as f64 / 1024.0
+        ),
+        &format!("≤ {:.0} MiB (4 × cores × m)", limit as f64 / 1024.0),
+        "hash memory allocated once per worker",
+    );
+    println!();
+    println!("Keycloak's published sizing: 15 password logins/s per vCPU; ours above, per core.");
+
+    if args.iter().any(|a| a == "--postgres") {
+        postgres(h, t).await;
+    }
+}
+
+// ---- PostgreSQL ------------------------------------------------------------------------
+
+fn database_url() -> String {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return url;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/throwaway-postgres.sh");
+    let mut child = Command::new("bash")
+        .arg(script)
+        .arg(port.to_string())
+        .env("WATCH_PID", std::process::id().to_string())
+        .env(
+            "PG_EXTRA_OPTS",
+            "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all",
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    std::mem::forget(child);
+    line.trim()
+        .strip_prefix("READY ")
+        .expect("throwaway PostgreSQL")
+        .to_owned()
+}
+
+async fn round_trips(pool: &sqlx::PgPool) -> Option<i64> {
+    sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT sum(calls)::bigint FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%'",
+    )
+    .fetch_one(pool)
+    .await
+    .ok()
+    .flatten()
+}
+
+async fn reset_stats(pool: &sqlx::PgPool) -> bool {
+    sqlx::query("SELECT pg_stat_statements_reset()")
+        .execute(pool)
+        .await
+        .is_ok()
+}
+
+async fn postgres(h: Duration, t: f64) {
+    use resident_auth::{LetterKind, RegistrationForm};
+    let admin_url = database_url();
+    let admin = resident_auth_postgres::connect(&admin_url, &Default::default())
+        .await
+        .unwrap();
+    let name = format!("loadtest_{}", std::process::id());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let _ = sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(&admin)
+        .await;
+    let url = {
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        format!("{base}/{name}")
+    };
+    let pool = resident_auth_postgres::connect(
+        &url,
+        &resident_auth_postgres::PoolConfig {
+            max_connections: 20,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    resident_auth_postgres::migrate(&pool).await.unwrap();
+    let journeys = 40;
+    resident_auth_postgres::import_directory(&pool, &directory(CABINETS + journeys))
+        .await
+        .unwrap();
+    let _ = sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(&pool)
+        .await;
+    let stats = reset_stats(&pool).await;
+    let store = Arc::new(resident_auth_postgres::PgStore::new(pool.clone()));
+    let dir = Arc::new(resident_auth_postgres::PgDirectory::new(pool.clone()));
+    let setup = Arc::new(
+        setup(
+            store.clone(),
+            dir.clone(),
+            Arc::new(Argon2Hasher::new(HashParams::default()).unwrap()),
+        )
+        .await,
+    );
+
+    println!();
+    println!(
+        "PostgreSQL ({}):",
+        if std::env::var("DATABASE_URL").is_ok() {
+            "DATABASE_URL"
+        } else {
+            "throwaway cluster on 127.0.0.1"
+        }
+    );
+    println!();
+    println!("| figure | measured | target | what limits it |");
+    println!("|---|---|---|---|");
+    let latency = login_latency(&setup, 25).await;
+    row(
+        "login latency with Postgres ÷ H",
+        format!("{:.3} ({:.2} ms)", ms(latency) / ms(h), ms(latency)),
+        "≤ 1.10",
+        "argon2 + 3 round trips on loopback",
+    );
+    for clients in [cores(), 50] {
+        let rate = saturated(&setup, clients, Duration::from_secs(5)).await;
+        row(
+            &format!("saturated logins/s with Postgres ÷ T, {clients} clients"),
+            format!("{:.3} ({rate:.1}/s)", rate / t),
+            "≥ 0.85",
+            "hashing pool; Postgres shares the same 2 cores",
+        );
+    }
+
+    // Each journey step: p50/p99 over fresh residents, and round trips of one pass.
+    let mailer = RecordingMailer::new();
+    let service = AuthService::new(
+        Ports {
+            store,
+            directory: dir,
+            mailer: Arc::new(mailer.clone()),
+            hasher: Arc::new(Argon2Hasher::new(HashParams::default()).unwrap()),
+            clock: Arc::new(SystemClock),
+        },
+        bench_config(),
+    );
+    let steps = [
+        "register",
+        "confirm",
+        "activate",
+        "login",
+        "session",
+        "select account",
+        "logout",
+        "request recovery",
+        "complete recovery",
+    ];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); steps.len()];
+    let mut trips: Vec<Option<i64>> = vec![None; steps.len()];
+    let context = RequestContext::default();
+    for j in 0..journeys {
+        let i = CABINETS + j;
+        let to: resident_auth::Email = email(i).parse().unwrap();
+        let measure_trips = j == journeys - 1 && stats;
+        macro_rules! timed {
+            ($step:expr, $e:expr) => {{
+                if measure_trips {
+                    reset_stats(&pool).await;
+                }
+                let start = Instant::now();
+                let value = $e;
+                times[$step].push(start.elapsed());
+                if measure_trips {
+                    trips[$step] = round_trips(&pool).await;
+                }
+                value
+            }};
+        }
+        let form = RegistrationForm {
+            surname: "Иванов".into(),
+            account_number: account(i),
+            email: email(i),
+        };
+        timed!(0, service.register(&form, &context).await.unwrap());
+        let link =
+            resident_auth::memory::link_token(&mailer.last(&to, LetterKind::ConfirmEmail).unwrap())
+                .unwrap();
+        let activation = timed!(1, service.confirm_email(&link).await.unwrap());
+        timed!(
+            2,
+            service
+                .activate(activation.expose(), &(i + 1).to_string(), &context)
+                .await
+                .unwrap()
+        );
+        let password = resident_auth::memory::mailed_password(
+            &mailer.last(&to, LetterKind::Credentials).unwrap(),
+        )
+        .unwrap();
+        let session = timed!(
+            3,
+            service.login(&email(i), password, &context).await.unwrap()
+        );
+        let token = session.session_token.expose().to_owned();
+        timed!(4, service.cabinet(&token).await.unwrap());
+        timed!(
+            5,
+            service.select_account(&token, &account(i)).await.unwrap()
+        );
+        timed!(6, service.logout(&token).await.unwrap());
+        timed!(
+            7,
+            service.request_recovery(&email(i), &context).await.unwrap()
+        );
+        let link = resident_auth::memory::link_token(
+            &mailer.last(&to, LetterKind::RecoverPassword).unwrap(),
+        )
+        .unwrap();
+        timed!(8, service.complete_recovery(&link, &context).await.unwrap());
+    }
+    println!();
+    println!("| journey step (PostgreSQL) | p50 | p99 | round trips |");
+    println!("|---|---|---|---|");
+    for (index, name) in steps.iter().enumerate() {
+        let p50 = percentile(&mut times[index], 0.5);
+        let p99 = percentile(&mut times[index], 0.99);
+        let trips = trips[index].map_or_else(
+            || "n/a (no pg_stat_statements)".to_owned(),
+            |n| n.to_string(),
+        );
+        println!(
+            "| {name} | {:.2} ms | {:.2} ms | {trips} |",
+            ms(p50),
+            ms(p99)
+        );
+    }
+    pool.close().await;
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await;
+}

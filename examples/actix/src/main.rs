@@ -1,0 +1,171 @@
+//! The JSON API of SPEC §6 on actix-web: `cargo run -p portal-actix`.
+//!
+//! Same configuration variables and embedded default as `portal-axum`; every endpoint
+//! is a route to [`resident_auth_portal::api::Api`].
+
+use std::process::ExitCode;
+
+use actix_web::{
+    http::{header, StatusCode},
+    web, App, HttpRequest, HttpResponse, HttpServer,
+};
+use resident_auth::{Locale, RequestContext};
+use resident_auth_portal::{
+    api::{self, Api, ApiResponse},
+    config::{build, PortalConfig},
+};
+
+fn context(request: &HttpRequest) -> RequestContext {
+    RequestContext {
+        locale: request
+            .headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .map_or(Locale::Ru, Locale::from_accept_language),
+        client: request.peer_addr().map(|a| a.ip().to_string()),
+    }
+}
+
+fn authorization(request: &HttpRequest) -> Option<&str> {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn respond(answer: ApiResponse) -> HttpResponse {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::build(status);
+    response.insert_header((header::CACHE_CONTROL, "no-store"));
+    if let Some(seconds) = answer.retry_after {
+        response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+    }
+    match answer.body {
+        Some(body) => response.json(body),
+        None => response.finish(),
+    }
+}
+
+/// Routes whose handler needs only the body and the context.
+macro_rules! body_route {
+    ($name:ident, $method:ident) => {
+        async fn $name(
+            api: web::Data<Api>,
+            request: HttpRequest,
+            body: web::Bytes,
+        ) -> HttpResponse {
+            respond(api.$method(&body, &context(&request)).await)
+        }
+    };
+}
+
+body_route!(register, register);
+body_route!(confirm, confirm);
+body_route!(activate, activate);
+body_route!(identify, identify);
+body_route!(login, login);
+body_route!(request_recovery, request_recovery);
+body_route!(complete_recovery, complete_recovery);
+
+async fn session(api: web::Data<Api>, request: HttpRequest) -> HttpResponse {
+    respond(
+        api.session(authorization(&request), &context(&request))
+            .await,
+    )
+}
+
+async fn select_account(
+    api: web::Data<Api>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    respond(
+        api.select_account(authorization(&request), &body, &context(&request))
+            .await,
+    )
+}
+
+async fn logout(api: web::Data<Api>, request: HttpRequest) -> HttpResponse {
+    respond(
+        api.logout(authorization(&request), &context(&request))
+            .await,
+    )
+}
+
+async fn add_address(api: web::Data<Api>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+    respond(
+        api.add_address(authorization(&request), &body, &context(&request))
+            .await,
+    )
+}
+
+async fn not_found(request: HttpRequest) -> HttpResponse {
+    respond(api::not_found(context(&request).locale))
+}
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = match PortalConfig::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let portal = match build(&config).await {
+        Ok(portal) => portal,
+        Err(e) => {
+            eprintln!("start-up: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let api = web::Data::new(Api::new(portal.service));
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(api.clone())
+            .app_data(web::PayloadConfig::new(64 * 1024))
+            .route("/api/registrations", web::post().to(register))
+            .route("/api/registrations/confirm", web::post().to(confirm))
+            .route("/api/registrations/activate", web::post().to(activate))
+            .route("/api/login/identify", web::post().to(identify))
+            .route("/api/login", web::post().to(login))
+            .route("/api/session", web::get().to(session))
+            .route(
+                "/api/session/active-account",
+                web::post().to(select_account),
+            )
+            .route("/api/logout", web::post().to(logout))
+            .route("/api/recovery", web::post().to(request_recovery))
+            .route("/api/recovery/complete", web::post().to(complete_recovery))
+            .route("/api/addresses", web::post().to(add_address))
+            .default_service(web::to(not_found))
+    })
+    .bind(&config.bind);
+    let server = match server {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("cannot listen on {}: {e}", config.bind);
+            return ExitCode::FAILURE;
+        }
+    };
+    for line in &portal.banner {
+        println!("{line}");
+    }
+    let address = server
+        .addrs()
+        .first()
+        .map_or_else(|| config.bind.clone(), ToString::to_string);
+    println!("Listening on {address}");
+    match server.run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("server error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
