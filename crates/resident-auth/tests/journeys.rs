@@ -937,3 +937,20 @@ async fn no_secret_appears_in_debug_output() {
         }
     }
 }
+
+#[tokio::test]
+async fn each_login_issues_a_fresh_session_token_and_leaves_others_alone() {
+    let h = harness();
+    let password = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    let first = h.login(RESIDENT, &password).await;
+    let second = h.login(RESIDENT, &password).await;
+    assert_ne!(
+        first, second,
+        "no token is ever reused: a session cannot be fixed in advance"
+    );
+    h.service.logout(&first).await.unwrap();
+    assert!(h.service.authenticate(&first).await.is_err());
+    h.service.authenticate(&second).await.unwrap();
+}
