@@ -193,15 +193,20 @@ async fn login(setup: &Setup, i: usize) {
         .unwrap();
 }
 
-/// Median of sequential, unloaded logins.
-async fn login_latency(setup: &Setup, samples: usize) -> Duration {
-    let mut times = Vec::new();
+/// Medians of unloaded logins and of bare verifications, taken alternately so that the
+/// machine's drift hits both alike: (login, bare).
+async fn login_latency(setup: &Setup, samples: usize) -> (Duration, Duration) {
+    let phc = bare_hash("pw");
+    let (mut logins, mut bare) = (Vec::new(), Vec::new());
     for i in 0..samples {
         let start = Instant::now();
         login(setup, i).await;
-        times.push(start.elapsed());
+        logins.push(start.elapsed());
+        let start = Instant::now();
+        bare_verify(&phc, "pw");
+        bare.push(start.elapsed());
     }
-    percentile(&mut times, 0.5)
+    (percentile(&mut logins, 0.5), percentile(&mut bare, 0.5))
 }
 
 /// Logins per second with `clients` concurrent clients for `duration`.
@@ -256,19 +261,30 @@ async fn probe_during_load(
                 while !stop.load(Ordering::Relaxed) {
                     login(&setup, i).await;
                     i += clients;
+                    // Each login stands for one request: a server runs it as a task of
+                    // its own, so the worker moves on between requests.
+                    tokio::task::yield_now().await;
                 }
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut times = Vec::new();
-    let deadline = Instant::now() + duration;
-    while Instant::now() < deadline {
-        let start = Instant::now();
-        setup.service.authenticate(&session).await.unwrap();
-        times.push(start.elapsed());
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    // The probe is a request like the others: a task on the same runtime's workers.
+    let probe_setup = Arc::clone(setup);
+    let probe = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut times = Vec::new();
+        let deadline = Instant::now() + duration;
+        while Instant::now() < deadline {
+            // A request "arrives" every 2 ms; its latency runs from arrival to answer, so
+            // time spent waiting for a free worker counts.
+            let arrival = tokio::time::Instant::now() + Duration::from_millis(2);
+            tokio::time::sleep_until(arrival).await;
+            probe_setup.service.authenticate(&session).await.unwrap();
+            times.push(arrival.elapsed());
+        }
+        times
+    });
+    let mut times = probe.await.unwrap();
     stop.store(true, Ordering::Relaxed);
     for task in load {
         task.await.unwrap();
@@ -378,10 +394,15 @@ async fn main() {
     );
 
     let pooled = Arc::new(memory_setup(Arc::new(Argon2Hasher::new(params).unwrap())).await);
-    let latency = login_latency(&pooled, 25).await;
+    let (latency, h_alongside) = login_latency(&pooled, 40).await;
     row(
-        "login latency in memory ÷ H",
-        format!("{:.3} ({:.2} ms)", ms(latency) / ms(h), ms(latency)),
+        "login latency in memory ÷ H (alternating samples)",
+        format!(
+            "{:.3} ({:.2} ms ÷ {:.2} ms)",
+            ms(latency) / ms(h_alongside),
+            ms(latency),
+            ms(h_alongside)
+        ),
         "≤ 1.05",
         "one argon2 verify + 3 store calls + a channel hop",
     );
@@ -444,7 +465,7 @@ async fn main() {
     println!("Keycloak's published sizing: 15 password logins/s per vCPU; ours above, per core.");
 
     if args.iter().any(|a| a == "--postgres") {
-        postgres(h, t).await;
+        postgres(t).await;
     }
 }
 
@@ -499,7 +520,7 @@ async fn reset_stats(pool: &sqlx::PgPool) -> bool {
         .is_ok()
 }
 
-async fn postgres(h: Duration, t: f64) {
+async fn postgres(t: f64) {
     use resident_auth::{LetterKind, RegistrationForm};
     let admin_url = database_url();
     let admin = resident_auth_postgres::connect(&admin_url, &Default::default())
@@ -558,12 +579,17 @@ async fn postgres(h: Duration, t: f64) {
     println!();
     println!("| figure | measured | target | what limits it |");
     println!("|---|---|---|---|");
-    let latency = login_latency(&setup, 25).await;
+    let (latency, h_alongside) = login_latency(&setup, 40).await;
     row(
-        "login latency with Postgres ÷ H",
-        format!("{:.3} ({:.2} ms)", ms(latency) / ms(h), ms(latency)),
+        "login latency with Postgres ÷ H (alternating samples)",
+        format!(
+            "{:.3} ({:.2} ms ÷ {:.2} ms)",
+            ms(latency) / ms(h_alongside),
+            ms(latency),
+            ms(h_alongside)
+        ),
         "≤ 1.10",
-        "argon2 + 3 round trips on loopback",
+        "argon2 + 3 statements on loopback",
     );
     for clients in [cores(), 50] {
         let rate = saturated(&setup, clients, Duration::from_secs(5)).await;

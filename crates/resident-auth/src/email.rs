@@ -121,16 +121,24 @@ impl FromStr for Email {
         if !valid_local_part(&local) {
             return Err(EmailError::InvalidLocalPart);
         }
-        let ascii_domain = idna::domain_to_ascii(domain).map_err(|_| EmailError::InvalidDomain)?;
+        // Fast path: a plain ASCII domain with no punycode label is its own Unicode form;
+        // IDNA processing would only lowercase it.
+        let lower = domain.to_ascii_lowercase();
+        let (ascii_domain, unicode_domain) = if domain.is_ascii() && !lower.contains("xn--") {
+            (lower.clone(), lower)
+        } else {
+            let ascii = idna::domain_to_ascii(domain).map_err(|_| EmailError::InvalidDomain)?;
+            let (unicode, result) = idna::domain_to_unicode(&ascii);
+            // A domain whose Unicode form does not map back to the same ASCII form (found
+            // by fuzzing: `xn--xn----…` labels) has no stable canonical form: refuse it.
+            if result.is_err()
+                || idna::domain_to_ascii(&unicode).ok().as_deref() != Some(ascii.as_str())
+            {
+                return Err(EmailError::InvalidDomain);
+            }
+            (ascii, unicode)
+        };
         if !valid_ascii_domain(&ascii_domain) {
-            return Err(EmailError::InvalidDomain);
-        }
-        let (unicode_domain, result) = idna::domain_to_unicode(&ascii_domain);
-        // A domain whose Unicode form does not map back to the same ASCII form (found by
-        // fuzzing: `xn--xn----…` labels) has no stable canonical form: refuse it.
-        if result.is_err()
-            || idna::domain_to_ascii(&unicode_domain).ok().as_deref() != Some(ascii_domain.as_str())
-        {
             return Err(EmailError::InvalidDomain);
         }
         let canonical = format!("{local}@{unicode_domain}");

@@ -54,11 +54,14 @@ pub enum SurnameError {
 }
 
 fn is_surname_letter(c: char) -> bool {
+    // Plain range checks: the Unicode property tables cost more than the whole parse.
     c.is_ascii_alphabetic()
+        // Cyrillic letters: the basic block А–я plus Ѐ–Џ and ѐ–џ (Ё, Є, І, Ї, Ў, …).
+        || ('\u{400}'..='\u{45f}').contains(&c)
+        // Ґ ґ and the rest of the extended Cyrillic letters in U+048A–U+04FF.
+        || ('\u{48a}'..='\u{4ff}').contains(&c)
         // Latin-1 Supplement and Latin Extended-A/B letters (é, ö, ł, …), minus × and ÷.
         || (('\u{c0}'..='\u{24f}').contains(&c) && c != '\u{d7}' && c != '\u{f7}')
-        // Cyrillic.
-        || (('\u{400}'..='\u{4ff}').contains(&c) && c.is_alphabetic())
 }
 
 fn is_joiner(c: char) -> bool {
