@@ -128,6 +128,18 @@ pub fn bearer(authorization: Option<&str>) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Authenticates the bearer token first, so an unauthenticated caller learns nothing
+/// from the body's validity; answers 401 otherwise.
+macro_rules! try_session {
+    ($api:expr, $authorization:expr, $context:expr) => {{
+        let token = bearer($authorization).unwrap_or_default();
+        if let Err(error) = $api.service.authenticate(token).await {
+            return ApiResponse::from_error(&error, $context.locale);
+        }
+        token
+    }};
+}
+
 macro_rules! try_body {
     ($bytes:expr, $locale:expr) => {
         match body($bytes, $locale) {
@@ -243,11 +255,7 @@ impl Api {
         bytes: &[u8],
         context: &Context,
     ) -> ApiResponse {
-        let token = bearer(authorization).unwrap_or_default();
-        // An unauthenticated caller learns nothing from the body's validity.
-        if let Err(error) = self.service.authenticate(token).await {
-            return ApiResponse::from_error(&error, context.locale);
-        }
+        let token = try_session!(self, authorization, context);
         let request: AccountBody = try_body!(bytes, context.locale);
         let result = self
             .service
@@ -263,10 +271,7 @@ impl Api {
 
     /// `POST /api/logout` (bearer) → 204.
     pub async fn logout(&self, authorization: Option<&str>, context: &Context) -> ApiResponse {
-        let token = bearer(authorization).unwrap_or_default();
-        if let Err(error) = self.service.authenticate(token).await {
-            return ApiResponse::from_error(&error, context.locale);
-        }
+        let token = try_session!(self, authorization, context);
         Self::answer(self.service.logout(token).await, context, |()| {
             ApiResponse::status(204)
         })
@@ -298,10 +303,7 @@ impl Api {
         bytes: &[u8],
         context: &Context,
     ) -> ApiResponse {
-        let token = bearer(authorization).unwrap_or_default();
-        if let Err(error) = self.service.authenticate(token).await {
-            return ApiResponse::from_error(&error, context.locale);
-        }
+        let token = try_session!(self, authorization, context);
         let form: AddressForm = try_body!(bytes, context.locale);
         let result = self.service.add_address(token, &form, context).await;
         Self::answer(result, context, |()| ApiResponse::status(202))

@@ -97,6 +97,16 @@ pub struct Portal {
     pub banner: Vec<String>,
 }
 
+impl Portal {
+    /// Prints the banner and the `Listening on` line tests wait for.
+    pub fn announce(&self, listening_on: &str) {
+        for line in &self.banner {
+            println!("{line}");
+        }
+        println!("Listening on {listening_on}");
+    }
+}
+
 fn read_directory_csv(config: &PortalConfig) -> Result<(String, String), ConfigError> {
     match &config.registry_csv {
         Some(path) => std::fs::read_to_string(path)
@@ -202,10 +212,20 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
 }
 
 async fn directory_is_empty(pool: &resident_auth_postgres::PgPool) -> Result<bool, ConfigError> {
-    let pool = pool.clone();
-    resident_auth_postgres::directory_is_empty(&pool)
+    resident_auth_postgres::directory_is_empty(pool)
         .await
         .map_err(|e| ConfigError(format!("DATABASE_URL: {e}")))
+}
+
+/// What every example does first: read the environment, build the portal, and log to
+/// stderr (`RUST_LOG`, default `info`).
+///
+/// # Errors
+/// [`ConfigError`] for the operator, from [`PortalConfig::from_env`] or [`build`].
+pub async fn start() -> Result<(PortalConfig, Portal), ConfigError> {
+    let config = PortalConfig::from_env()?;
+    let portal = build(&config).await?;
+    Ok((config, portal))
 }
 
 #[cfg(test)]

@@ -115,8 +115,13 @@ impl fmt::Debug for RenderedLetter {
     }
 }
 
-/// Escapes text for HTML element content and attribute values.
-fn escape_html(text: &str) -> String {
+/// Escapes text for HTML element content and attribute values (`&<>"'`).
+///
+/// ```
+/// assert_eq!(resident_auth::escape_html("<a href='x'>"), "&lt;a href=&#39;x&#39;&gt;");
+/// ```
+#[must_use]
+pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

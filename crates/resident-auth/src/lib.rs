@@ -34,7 +34,7 @@ pub use error::{Error, Problem, Unavailable};
 #[cfg(feature = "testing")]
 pub use hasher::CountingHasher;
 pub use hasher::{Argon2Hasher, HashError, HashParams, PasswordHasher, Verification};
-pub use letters::{Letter, LetterContent, LetterKind, Links, RenderedLetter};
+pub use letters::{escape_html, Letter, LetterContent, LetterKind, Links, RenderedLetter};
 pub use locale::{Field, Locale, UnsupportedLocale, UserError};
 pub use ports::{AccountDirectory, DirectoryRecord, MailError, Mailer, Store, StoreError};
 pub use premises::{Premises, PremisesError, PremisesKind};

@@ -12,7 +12,7 @@ use actix_web::{
 use resident_auth::{Locale, RequestContext};
 use resident_auth_portal::{
     api::{self, Api, ApiResponse},
-    config::{build, PortalConfig},
+    config::start,
 };
 
 fn context(request: &HttpRequest) -> RequestContext {
@@ -110,21 +110,14 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let config = match PortalConfig::from_env() {
-        Ok(config) => config,
+    let (config, portal) = match start().await {
+        Ok(started) => started,
         Err(e) => {
-            eprintln!("configuration: {e}");
+            eprintln!("start-up: {e}");
             return ExitCode::from(2);
         }
     };
-    let portal = match build(&config).await {
-        Ok(portal) => portal,
-        Err(e) => {
-            eprintln!("start-up: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let api = web::Data::new(Api::new(portal.service));
+    let api = web::Data::new(Api::new(portal.service.clone()));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(api.clone())
@@ -153,14 +146,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for line in &portal.banner {
-        println!("{line}");
-    }
-    let address = server
-        .addrs()
-        .first()
-        .map_or_else(|| config.bind.clone(), ToString::to_string);
-    println!("Listening on {address}");
+    portal.announce(
+        &server
+            .addrs()
+            .first()
+            .map_or_else(|| config.bind.clone(), ToString::to_string),
+    );
     match server.run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

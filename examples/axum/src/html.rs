@@ -2,21 +2,7 @@
 
 use resident_auth::Locale;
 
-/// Escapes text for element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
+pub use resident_auth::escape_html as escape;
 
 /// Picks the Russian or the English text.
 pub fn t(locale: Locale, ru: &'static str, en: &'static str) -> &'static str {

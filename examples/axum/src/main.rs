@@ -7,7 +7,7 @@
 use std::{net::SocketAddr, process::ExitCode};
 
 use portal_axum::{router, AppState};
-use resident_auth_portal::config::{build, PortalConfig};
+use resident_auth_portal::config::start;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -16,18 +16,11 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let config = match PortalConfig::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let portal = match build(&config).await {
-        Ok(portal) => portal,
+    let (config, portal) = match start().await {
+        Ok(started) => started,
         Err(e) => {
             eprintln!("start-up: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(2);
         }
     };
     let listener = match tokio::net::TcpListener::bind(&config.bind).await {
@@ -37,14 +30,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for line in &portal.banner {
-        println!("{line}");
-    }
-    println!(
-        "Listening on {}",
-        listener
+    portal.announce(
+        &listener
             .local_addr()
-            .map_or_else(|_| config.bind.clone(), |a| a.to_string())
+            .map_or_else(|_| config.bind.clone(), |a| a.to_string()),
     );
     let app = router(AppState::new(portal.service, config.secure_cookies()));
     let served = axum::serve(
