@@ -59,7 +59,7 @@ step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 
 step "benches compile"
-cargo bench --workspace --no-run --quiet
+cargo bench -p resident-auth-benches --no-run --quiet
 
 step "fuzz smoke (${FUZZ_RUNS} runs per target)"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

@@ -103,12 +103,11 @@ impl Browser {
         body.text().await.ok()
     }
 
+    /// Fills an input, waiting (up to 10 s) for the page that has it.
     async fn fill(&self, name: &str, value: &str) {
-        let input = self
-            .client
-            .find(Locator::Css(&format!("input[name={name}]")))
-            .await
-            .unwrap();
+        let css = format!("input[name={name}]");
+        self.expect_element(&css).await;
+        let input = self.client.find(Locator::Css(&css)).await.unwrap();
         input.clear().await.unwrap();
         input.send_keys(value).await.unwrap();
     }
@@ -168,7 +167,8 @@ impl Browser {
         self.shot(screens.0).await;
         self.fill("password", password).await;
         self.submit().await;
-        self.expect("Личный кабинет").await;
+        // The header says "Личный кабинет жителя" on every page: wait for the menu.
+        self.expect_element("details.addresses").await;
         self.shot(screens.1).await;
     }
 }
@@ -259,6 +259,7 @@ async fn a_resident_walks_the_whole_guide_in_chromium() {
         .await
         .unwrap();
     browser.submit().await;
+    browser.expect("Номер помещения").await;
     browser.fill("premises", "123/456П").await;
     browser.submit().await;
     browser.expect("Аккаунт активирован").await;
