@@ -681,6 +681,34 @@ impl Store for PgStore {
         Ok(until.map(Timestamp::from_millis))
     }
 
+    async fn purge_expired(
+        &self,
+        now: Timestamp,
+        expiry: &SessionExpiry,
+        throttle_idle: Duration,
+    ) -> Result<u64, StoreError> {
+        let purged: i64 = sqlx::query_scalar(
+            "WITH sessions_gone AS (
+                 DELETE FROM sessions WHERE $1 >= created_at + $2 OR $1 >= last_seen + $3 RETURNING 1),
+             pending_gone AS (DELETE FROM pending_registrations WHERE expires_at <= $1 RETURNING 1),
+             recoveries_gone AS (DELETE FROM recoveries WHERE expires_at <= $1 RETURNING 1),
+             throttles_gone AS (
+                 DELETE FROM throttles
+                  WHERE (locked_until IS NULL OR locked_until <= $1) AND window_start + $4 <= $1
+                 RETURNING 1)
+             SELECT (SELECT count(*) FROM sessions_gone) + (SELECT count(*) FROM pending_gone)
+                  + (SELECT count(*) FROM recoveries_gone) + (SELECT count(*) FROM throttles_gone)",
+        )
+        .bind(now.as_millis())
+        .bind(millis(expiry.absolute))
+        .bind(millis(expiry.idle))
+        .bind(millis(throttle_idle))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(u64::try_from(purged).unwrap_or(0))
+    }
+
     async fn count_event(
         &self,
         key: &ThrottleKey,

@@ -217,6 +217,18 @@ async fn directory_is_empty(pool: &resident_auth_postgres::PgPool) -> Result<boo
         .map_err(|e| ConfigError(format!("DATABASE_URL: {e}")))
 }
 
+/// Purges expired sessions, links and idle throttles every `every`, for the life of the
+/// process (spawn it on the server's runtime). Failures are logged and retried next time.
+pub async fn purge_periodically(service: AuthService, every: std::time::Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        match service.purge_expired().await {
+            Ok(purged) => tracing::debug!(purged, "purged expired records"),
+            Err(error) => tracing::warn!(%error, "purging expired records failed"),
+        }
+    }
+}
+
 /// What every example does first: read the environment, build the portal, and log to
 /// stderr (`RUST_LOG`, default `info`).
 ///

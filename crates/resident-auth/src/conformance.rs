@@ -45,7 +45,8 @@ macro_rules! store_conformance_tests {
             password_hash_upgrade_is_compare_and_swap,
             concurrent_confirmations_consume_a_token_once,
             concurrent_registrations_let_one_win,
-            concurrent_commits_issue_credentials_once
+            concurrent_commits_issue_credentials_once,
+            purging_removes_only_what_is_dead
         );
     };
     (@rules $store:expr; $($rule:ident),+ $(,)?) => {
@@ -1367,4 +1368,97 @@ pub async fn concurrent_commits_issue_credentials_once<S: Store + ?Sized>(store:
         .filter(|r| matches!(r, Ok(StageOutcome::Staged { .. })))
         .count();
     assert_eq!(staged, 1, "{results:?}");
+}
+
+/// Purging deletes expired sessions, pending registrations, recovery links and idle
+/// throttles — and nothing that still works.
+pub async fn purging_removes_only_what_is_dead<S: Store + ?Sized>(store: &S) {
+    let now = t0();
+    let resident = email("resident@example.org");
+    create_cabinet(store, &resident, account("7800000000001"), &hash("p"), now).await;
+    let stale_session = open(store, &resident, now).await;
+    let live_session = open(store, &resident, now.plus(2 * HOUR)).await;
+    let stale_recovery = token();
+    store
+        .begin_recovery(
+            &NewRecovery {
+                email: resident.clone(),
+                token: stale_recovery,
+                expires_at: now.plus(HOUR),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let stale_confirmation = token();
+    let mut stale = new_registration(
+        &email("a@example.org"),
+        account("7800000000002"),
+        RegistrationKind::NewCabinet,
+        stale_confirmation,
+        now,
+    );
+    stale.expires_at = now.plus(HOUR);
+    store.begin_registration(&stale, now).await.unwrap();
+    let live_confirmation = token();
+    let mut live = new_registration(
+        &email("b@example.org"),
+        account("7800000000003"),
+        RegistrationKind::NewCabinet,
+        live_confirmation,
+        now,
+    );
+    live.expires_at = now.plus(24 * HOUR);
+    store.begin_registration(&live, now).await.unwrap();
+    let policy = ThrottlePolicy {
+        max_events: 10,
+        window: MINUTE,
+        lockout: MINUTE,
+    };
+    let idle_key = ThrottleKey::login_client("192.0.2.1");
+    let locked_key = ThrottleKey::login_client("192.0.2.2");
+    store.count_event(&idle_key, now, &policy).await.unwrap();
+    let long_lock = ThrottlePolicy {
+        max_events: 1,
+        window: MINUTE,
+        lockout: 24 * HOUR,
+    };
+    store
+        .count_event(&locked_key, now, &long_lock)
+        .await
+        .unwrap();
+
+    let later = now.plus(2 * HOUR).plus(MINUTE);
+    let purged = store.purge_expired(later, &EXPIRY, HOUR).await.unwrap();
+    assert_eq!(
+        purged, 4,
+        "one stale session, pending registration, recovery link and throttle"
+    );
+    assert!(store
+        .session(&live_session, later, &EXPIRY)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store.session(&stale_session, later, &EXPIRY).await.unwrap(),
+        None
+    );
+    assert!(store
+        .confirm_email(&live_confirmation, &token(), later.plus(HOUR), later)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(
+        store
+            .throttle_status(std::slice::from_ref(&locked_key), later)
+            .await
+            .unwrap()
+            .is_some(),
+        "a live lock survives"
+    );
+    assert_eq!(
+        store.purge_expired(later, &EXPIRY, HOUR).await.unwrap(),
+        0,
+        "nothing left to purge"
+    );
 }

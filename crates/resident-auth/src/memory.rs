@@ -561,6 +561,33 @@ impl Store for MemoryStore {
             .max())
     }
 
+    async fn purge_expired(
+        &self,
+        now: Timestamp,
+        expiry: &SessionExpiry,
+        throttle_idle: Duration,
+    ) -> Result<u64, StoreError> {
+        let mut state = self.lock()?;
+        let before = state.sessions.len()
+            + state.pending.len()
+            + state.recoveries.len()
+            + state.throttles.len();
+        state.sessions.retain(|_, s| {
+            now < s.created_at.plus(expiry.absolute) && now < s.last_seen.plus(expiry.idle)
+        });
+        state.pending.retain(|_, p| p.record.expires_at > now);
+        state.recoveries.retain(|_, r| r.expires_at > now);
+        state.throttles.retain(|_, t| {
+            t.locked_until.is_some_and(|until| until > now)
+                || t.window_start.plus(throttle_idle) > now
+        });
+        let after = state.sessions.len()
+            + state.pending.len()
+            + state.recoveries.len()
+            + state.throttles.len();
+        Ok(u64::try_from(before - after).unwrap_or(u64::MAX))
+    }
+
     async fn count_event(
         &self,
         key: &ThrottleKey,

@@ -586,6 +586,20 @@ pub trait Store: Send + Sync {
         now: Timestamp,
     ) -> Result<Option<Timestamp>, StoreError>;
 
+    /// Deletes what can never be used again, and returns how many records went: sessions
+    /// past their idle or absolute expiry, pending registrations and recovery links past
+    /// their expiry, and throttles untouched for `throttle_idle` whose lock is over.
+    /// Hosts call it periodically (see [`crate::AuthService::purge_expired`]).
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn purge_expired(
+        &self,
+        now: Timestamp,
+        expiry: &SessionExpiry,
+        throttle_idle: Duration,
+    ) -> Result<u64, StoreError>;
+
     /// Counts one event against `key` under `policy`.
     ///
     /// # Errors

@@ -710,6 +710,30 @@ impl AuthService {
             .await
     }
 
+    /// Deletes expired sessions, links and idle throttles from the store; returns how many
+    /// records went. Call it periodically (e.g. every few minutes) from one instance.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if the store fails.
+    pub async fn purge_expired(&self) -> Result<u64, Error> {
+        let config = &self.config;
+        let throttle_idle = [
+            config.login_per_cabinet,
+            config.login_per_client,
+            config.recovery_per_email,
+            config.registration_per_client,
+        ]
+        .iter()
+        .map(|p| p.window.max(p.lockout))
+        .max()
+        .unwrap_or_default();
+        Ok(self
+            .ports
+            .store
+            .purge_expired(self.now(), &config.session_expiry, throttle_idle)
+            .await?)
+    }
+
     async fn count(
         &self,
         key: &ThrottleKey,

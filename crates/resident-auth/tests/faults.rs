@@ -190,6 +190,15 @@ impl Store for FaultyStore {
         self.gate()?;
         self.inner.throttle_status(k, now).await
     }
+    async fn purge_expired(
+        &self,
+        now: Timestamp,
+        e: &SessionExpiry,
+        idle: Duration,
+    ) -> Result<u64, StoreError> {
+        self.gate()?;
+        self.inner.purge_expired(now, e, idle).await
+    }
     async fn count_event(
         &self,
         k: &ThrottleKey,

@@ -954,3 +954,22 @@ async fn each_login_issues_a_fresh_session_token_and_leaves_others_alone() {
     assert!(h.service.authenticate(&first).await.is_err());
     h.service.authenticate(&second).await.unwrap();
 }
+
+#[tokio::test]
+async fn purging_keeps_live_sessions_and_drops_dead_ones() {
+    let h = harness();
+    let password = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    let old = h.login(RESIDENT, &password).await;
+    h.advance(25 * MINUTE);
+    let fresh = h.login(RESIDENT, &password).await;
+    h.advance(10 * MINUTE);
+    assert_eq!(
+        h.service.purge_expired().await.unwrap(),
+        1,
+        "the idle session"
+    );
+    h.service.authenticate(&fresh).await.unwrap();
+    assert!(h.service.authenticate(&old).await.is_err());
+}

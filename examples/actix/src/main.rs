@@ -12,7 +12,7 @@ use actix_web::{
 use resident_auth::{Locale, RequestContext};
 use resident_auth_portal::{
     api::{self, Api, ApiResponse},
-    config::start,
+    config::{purge_periodically, start},
 };
 
 fn context(request: &HttpRequest) -> RequestContext {
@@ -117,6 +117,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    actix_web::rt::spawn(purge_periodically(
+        portal.service.clone(),
+        std::time::Duration::from_secs(300),
+    ));
     let api = web::Data::new(Api::new(portal.service.clone()));
     let server = HttpServer::new(move || {
         App::new()

@@ -7,7 +7,7 @@
 use std::{net::SocketAddr, process::ExitCode};
 
 use portal_axum::{router, AppState};
-use resident_auth_portal::config::start;
+use resident_auth_portal::config::{purge_periodically, start};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -35,6 +35,10 @@ async fn main() -> ExitCode {
             .local_addr()
             .map_or_else(|_| config.bind.clone(), |a| a.to_string()),
     );
+    tokio::spawn(purge_periodically(
+        portal.service.clone(),
+        std::time::Duration::from_secs(300),
+    ));
     let app = router(AppState::new(portal.service, config.secure_cookies()));
     let served = axum::serve(
         listener,
