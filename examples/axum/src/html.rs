@@ -86,7 +86,11 @@ pub struct Input<'a> {
 impl Input<'_> {
     pub fn render(&self) -> String {
         let mut described = Vec::new();
-        let hint = self.hint.map_or_else(String::new, |hint| {
+        // When the error says what the hint says (initials), say it once, as the error.
+        let hint = self
+            .hint
+            .filter(|hint| self.error.as_deref() != Some(*hint));
+        let hint = hint.map_or_else(String::new, |hint| {
             described.push(format!("{}-hint", self.name));
             format!(
                 "<p class=\"hint\" id=\"{}-hint\">{}</p>",
