@@ -132,50 +132,27 @@ fn respond(answer: ApiResponse) -> Response {
     response
 }
 
-async fn api_register(
-    State(s): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    respond(s.api.register(&body, &context(&headers, &peer)).await)
+/// JSON endpoints that need only the body and the request context.
+macro_rules! body_route {
+    ($name:ident, $method:ident) => {
+        async fn $name(
+            State(s): State<AppState>,
+            peer: Peer,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> Response {
+            respond(s.api.$method(&body, &context(&headers, &peer)).await)
+        }
+    };
 }
 
-async fn api_confirm(
-    State(s): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    respond(s.api.confirm(&body, &context(&headers, &peer)).await)
-}
-
-async fn api_activate(
-    State(s): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    respond(s.api.activate(&body, &context(&headers, &peer)).await)
-}
-
-async fn api_identify(
-    State(s): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    respond(s.api.identify(&body, &context(&headers, &peer)).await)
-}
-
-async fn api_login(
-    State(s): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    respond(s.api.login(&body, &context(&headers, &peer)).await)
-}
+body_route!(api_register, register);
+body_route!(api_confirm, confirm);
+body_route!(api_activate, activate);
+body_route!(api_identify, identify);
+body_route!(api_login, login);
+body_route!(api_request_recovery, request_recovery);
+body_route!(api_complete_recovery, complete_recovery);
 
 async fn api_session(State(s): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
     respond(
@@ -203,32 +180,6 @@ async fn api_logout(State(s): State<AppState>, peer: Peer, headers: HeaderMap) -
     respond(
         s.api
             .logout(authorization(&headers), &context(&headers, &peer))
-            .await,
-    )
-}
-
-async fn api_request_recovery(
-    State(s): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    respond(
-        s.api
-            .request_recovery(&body, &context(&headers, &peer))
-            .await,
-    )
-}
-
-async fn api_complete_recovery(
-    State(s): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    respond(
-        s.api
-            .complete_recovery(&body, &context(&headers, &peer))
             .await,
     )
 }
