@@ -155,6 +155,28 @@ fn button(link: &str, label: &str) -> String {
     )
 }
 
+/// The body of a letter whose point is one link (confirmation, recovery): an intro, the
+/// link as a button (and as text), and what to do if the letter was unexpected.
+fn link_letter(
+    subject: &'static str,
+    intro: &str,
+    action: &str,
+    ignore: &str,
+    link: &str,
+) -> (&'static str, String, String) {
+    let text = format!("{intro}\n\n{action}:\n{link}\n\n{ignore}\n");
+    let html = html_page(
+        subject,
+        &format!(
+            "<p>{}</p>{}<p>{}</p>",
+            escape_html(intro),
+            button(link, action),
+            escape_html(ignore)
+        ),
+    );
+    (subject, text, html)
+}
+
 impl Letter {
     /// Renders the letter in its locale.
     ///
@@ -196,17 +218,7 @@ impl Letter {
                         "If you did not register, simply delete this letter.",
                     )
                 };
-                let text = format!("{intro}\n\n{action}:\n{link}\n\n{ignore}\n");
-                let html = html_page(
-                    subject,
-                    &format!(
-                        "<p>{}</p>{}<p>{}</p>",
-                        escape_html(intro),
-                        button(link, action),
-                        escape_html(ignore)
-                    ),
-                );
-                (subject, text, html)
+                link_letter(subject, intro, action, ignore, link)
             }
             LetterContent::Credentials { login, password } => {
                 let password = password.expose_secret();
@@ -261,17 +273,7 @@ impl Letter {
                         "If you did not ask for this, simply delete this letter: your password stays as it is.",
                     )
                 };
-                let text = format!("{intro}\n\n{action}:\n{link}\n\n{ignore}\n");
-                let html = html_page(
-                    subject,
-                    &format!(
-                        "<p>{}</p>{}<p>{}</p>",
-                        escape_html(intro),
-                        button(link, action),
-                        escape_html(ignore)
-                    ),
-                );
-                (subject, text, html)
+                link_letter(subject, intro, action, ignore, link)
             }
         };
         RenderedLetter {
