@@ -39,7 +39,9 @@ macro_rules! api_tests {
             session_errors,
             recovery,
             english_messages_and_unknown_paths,
-            mail_failure_is_503_and_retryable
+            mail_failure_is_503_and_retryable,
+            openapi_document_matches_the_routes,
+            schemathesis_finds_nothing
         );
     };
     (@checks $binary:expr; $($check:ident),+) => {
@@ -791,4 +793,111 @@ pub async fn mail_failure_is_503_and_retryable(binary: &str) {
         )
         .await;
     assert_eq!(status, 503, "still down, still retryable, never 429");
+}
+
+/// The served OpenAPI document: every operation in it is routed (a request with an empty
+/// object is answered with one of the statuses documented for it, never 404/405), and it
+/// has exactly the operations of SPEC §6.
+pub async fn openapi_document_matches_the_routes(binary: &str) {
+    let server = Server::start(binary, &[]).await;
+    let response = server
+        .client
+        .get(format!("{}/api/openapi.json", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
+    let document: Value = response.json().await.unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let mut operations = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            operations.push(format!("{} {path}", method.to_uppercase()));
+            let url = format!("{}{path}", server.base);
+            let request = match method.as_str() {
+                "get" => server.client.get(url),
+                "post" => server.client.post(url).json(&json!({})),
+                other => panic!("unexpected method {other}"),
+            };
+            let status = request.send().await.unwrap().status();
+            let documented = &operation["responses"][status.as_str()];
+            assert!(
+                documented.is_object(),
+                "{method} {path} answered {status}, which the document does not list"
+            );
+        }
+    }
+    operations.sort();
+    assert_eq!(
+        operations,
+        [
+            "GET /api/session",
+            "POST /api/addresses",
+            "POST /api/login",
+            "POST /api/login/identify",
+            "POST /api/logout",
+            "POST /api/recovery",
+            "POST /api/recovery/complete",
+            "POST /api/registrations",
+            "POST /api/registrations/activate",
+            "POST /api/registrations/confirm",
+            "POST /api/session/active-account",
+        ]
+    );
+}
+
+/// The checks schemathesis runs: no 5xx, every status, content type, header and body as
+/// documented, schema-violating input rejected with 4xx, secured operations refusing a
+/// request without credentials, undocumented methods answered 405 with `Allow`.
+const SCHEMATHESIS_CHECKS: &str = "not_a_server_error,status_code_conformance,\
+content_type_conformance,response_headers_conformance,response_schema_conformance,\
+negative_data_rejection,ignored_auth,unsupported_method,allow_header_conformance,\
+missing_required_header";
+
+/// Schemathesis (PyPI), a tool we did not write, generates requests from the served
+/// document, with a live session, and finds no defect. `SCHEMATHESIS` names its
+/// executable (default `st`; `scripts/test.sh` installs it).
+pub async fn schemathesis_finds_nothing(binary: &str) {
+    let server = Server::start(binary, &[]).await;
+    let password = activate(&server, "7800000000001", RESIDENT, "12").await;
+    let session = login(&server, RESIDENT, &password).await;
+    let document = format!("{}/api/openapi.json", server.base);
+    // Logout would end the session the other operations are fuzzed with: it runs last.
+    schemathesis(&document, &session, &["--exclude-path", "/api/logout"]).await;
+    // The session lived through the run, so the secured operations were fuzzed signed in.
+    let (status, _, _) = server.get("/api/session", Some(&session)).await;
+    assert_eq!(status, 200);
+    schemathesis(&document, &session, &["--include-path", "/api/logout"]).await;
+    let (status, _, _) = server.get("/api/session", Some(&session)).await;
+    assert_eq!(status, 401, "logout ran and ended the session");
+}
+
+async fn schemathesis(document: &str, session: &str, filter: &[&str]) {
+    let program = std::env::var("SCHEMATHESIS").unwrap_or_else(|_| "st".to_owned());
+    let output = Command::new(&program)
+        .args(["run", document, "--checks", SCHEMATHESIS_CHECKS])
+        .args(["--max-examples", "50", "--no-color", "--warnings", "off"])
+        .args(["--header", &format!("Authorization: Bearer {session}")])
+        .args(filter)
+        .output()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program} ({e}): pip install schemathesis, or set SCHEMATHESIS")
+        });
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = report
+        .lines()
+        .find(|l| l.contains(" generated, "))
+        .unwrap_or_default();
+    eprintln!("schemathesis {filter:?}: {}", summary.trim());
+    assert!(summary.contains("passed"), "no test cases ran:\n{report}");
 }

@@ -1,11 +1,16 @@
 //! The JSON API of SPEC §6, independent of any web framework.
+//!
+//! Each endpoint is a function taking the raw body and the headers' meaning and returning
+//! an [`ApiResponse`]; its `#[utoipa::path]` attribute, beside the code, is what the
+//! OpenAPI document ([`crate::openapi`]) is generated from.
 
 use resident_auth::{
     AddressForm, AuthService, Error, Locale, Problem, RegistrationForm, RequestContext, UserError,
 };
 use secrecy::SecretString;
-use serde::{de::DeserializeOwned, Deserialize};
-use serde_json::{json, Value};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 /// What an endpoint answers: the framework turns it into its own response type.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,10 +32,13 @@ impl ApiResponse {
         }
     }
 
-    fn json(status: u16, body: Value) -> Self {
+    /// An answer whose body is one of the documented types, so the body always matches
+    /// the schema the document publishes for it.
+    fn typed(status: u16, body: &impl Serialize) -> Self {
         Self {
             status,
-            body: Some(body),
+            // Plain structs of strings: serialisation cannot fail.
+            body: Some(serde_json::to_value(body).unwrap_or(Value::Null)),
             retry_after: None,
         }
     }
@@ -38,20 +46,34 @@ impl ApiResponse {
     /// The error answer: `{"errors":[{"field","code","message"}]}` in `locale`.
     #[must_use]
     pub fn from_error(error: &Error, locale: Locale) -> Self {
-        let errors: Vec<Value> = match error {
+        let errors: Vec<ErrorItem> = match error {
             Error::Rejected(problems) => problems.iter().map(|p| item(p, locale)).collect(),
             Error::Unavailable(unavailable) => vec![item(unavailable, locale)],
-            _ => vec![
-                json!({"field": null, "code": "service.unavailable", "message": "service unavailable"}),
-            ],
+            _ => vec![ErrorItem {
+                field: None,
+                code: "service.unavailable",
+                message: "service unavailable".to_owned(),
+            }],
         };
         Self {
-            status: error.http_status(),
-            body: Some(json!({ "errors": errors })),
             retry_after: error
                 .retry_after()
                 .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
+            ..Self::typed(error.http_status(), &Errors { errors })
         }
+    }
+
+    fn request_problem(status: u16, code: &'static str, message: String) -> Self {
+        Self::typed(
+            status,
+            &Errors {
+                errors: vec![ErrorItem {
+                    field: None,
+                    code,
+                    message,
+                }],
+            },
+        )
     }
 
     fn malformed(reason: &str, locale: Locale) -> Self {
@@ -59,46 +81,207 @@ impl ApiResponse {
             Locale::Ru => format!("Некорректный запрос: {reason}"),
             Locale::En => format!("Malformed request: {reason}"),
         };
-        Self::json(
-            422,
-            json!({"errors": [{"field": null, "code": "request.malformed", "message": message}]}),
-        )
+        Self::request_problem(422, "request.malformed", message)
     }
 }
 
-fn item(error: &dyn UserError, locale: Locale) -> Value {
-    json!({
-        "field": error.field().map(|f| f.name()),
-        "code": error.code(),
-        "message": error.message(locale),
-    })
+fn item(error: &dyn UserError, locale: Locale) -> ErrorItem {
+    ErrorItem {
+        field: error.field().map(|f| f.name()),
+        code: error.code(),
+        message: error.message(locale),
+    }
 }
 
-#[derive(Deserialize)]
-struct TokenBody {
-    token: String,
+/// `POST /api/registrations`: the registration form (journey 1).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegistrationRequest {
+    /// Surname without initials, as registered on the account.
+    #[schema(example = "Иванов")]
+    pub surname: String,
+    /// The 13-digit personal account number; spaces and hyphens are ignored.
+    #[schema(example = "7800000000001")]
+    pub account_number: String,
+    /// The email that becomes the login.
+    #[schema(example = "resident@example.org")]
+    pub email: String,
 }
 
-#[derive(Deserialize)]
-struct ActivateBody {
-    activation_token: String,
-    premises: String,
+/// `POST /api/addresses`: another account for the signed-in cabinet (journey 7).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AddressRequest {
+    /// Surname without initials, as registered on the account.
+    #[schema(example = "Иванов")]
+    pub surname: String,
+    /// The 13-digit personal account number to add.
+    #[schema(example = "7800000000002")]
+    pub account_number: String,
 }
 
-#[derive(Deserialize)]
-struct EmailBody {
-    email: String,
+/// A link token from a letter (confirmation or recovery).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TokenRequest {
+    /// The `token` query parameter of the letter's link.
+    #[schema(example = "q2dFm0yJm5Hc0fSxQ5pR8sW1vZ3bN6tK7uE4aL9cXyA")]
+    pub token: String,
 }
 
-#[derive(Deserialize)]
-struct LoginBody {
-    email: String,
-    password: SecretString,
+/// `POST /api/registrations/activate` (journey 3).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ActivationRequest {
+    /// The token from the confirmation step.
+    pub activation_token: String,
+    /// The premises number: `12`, `123П`, `123/456П`, `2Н`.
+    #[schema(example = "12")]
+    pub premises: String,
 }
 
-#[derive(Deserialize)]
-struct AccountBody {
-    account_number: String,
+/// An email, for identification and recovery.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EmailRequest {
+    /// The email as typed.
+    #[schema(example = "resident@example.org")]
+    pub email: String,
+}
+
+/// `POST /api/login` (journey 4).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// The cabinet's email.
+    #[schema(example = "resident@example.org")]
+    pub email: String,
+    /// The password from the letter.
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+}
+
+/// `POST /api/session/active-account`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SelectAccountRequest {
+    /// One of the cabinet's account numbers.
+    #[schema(example = "7800000000001")]
+    pub account_number: String,
+}
+
+/// The answer to a confirmation: the token that activation needs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivationTokenAnswer {
+    /// Pass it to `POST /api/registrations/activate`.
+    pub activation_token: String,
+}
+
+/// An answer naming a cabinet by its canonical email.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailAnswer {
+    /// Trimmed, lowercase, Unicode domain.
+    #[schema(example = "resident@example.org")]
+    pub email: String,
+}
+
+/// A successful login.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionTokenAnswer {
+    /// The bearer token for the session's requests.
+    pub session_token: String,
+}
+
+/// One account of a cabinet.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountAnswer {
+    /// 13 digits.
+    #[schema(example = "7800000000001")]
+    pub account_number: String,
+    /// The address from the directory (empty if the directory no longer has it).
+    pub address: String,
+    /// The premises in canonical form, if the directory has it.
+    #[schema(example = "12", required = true)]
+    pub premises: Option<String>,
+}
+
+/// The cabinet behind a session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CabinetAnswer {
+    /// The cabinet's email.
+    pub email: String,
+    /// Linked accounts, in the order they were added.
+    pub accounts: Vec<AccountAnswer>,
+    /// The selected account.
+    #[schema(required = true)]
+    pub active_account: Option<String>,
+}
+
+/// The answer to an account switch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActiveAccountAnswer {
+    /// The account now selected.
+    pub active_account: String,
+}
+
+/// One problem with a request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorItem {
+    /// The form field it concerns (`surname`, `account_number`, `email`, `premises`,
+    /// `password`), or null for the request as a whole.
+    #[schema(example = "premises", required = true)]
+    pub field: Option<&'static str>,
+    /// Stable code, e.g. `premises.unknown_letter`.
+    #[schema(example = "premises.unknown_letter")]
+    pub code: &'static str,
+    /// Message for the resident, in the request's language.
+    pub message: String,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Errors {
+    /// Every problem found, in form order.
+    pub errors: Vec<ErrorItem>,
+}
+
+/// The error answers the API documents, one reusable response each.
+pub mod responses {
+    use utoipa::IntoResponses;
+
+    use super::Errors;
+
+    /// The input is malformed or rejected; `errors` says why, field by field.
+    #[derive(IntoResponses)]
+    #[response(status = 422)]
+    pub struct BadInput(#[allow(dead_code)] Errors);
+
+    /// Wrong credentials, or a missing, unknown or expired session.
+    #[derive(IntoResponses)]
+    #[response(status = 401)]
+    pub struct Unauthorized(#[allow(dead_code)] Errors);
+
+    /// Already registered or linked: recover the password instead.
+    #[derive(IntoResponses)]
+    #[response(status = 409)]
+    pub struct Conflict(#[allow(dead_code)] Errors);
+
+    /// Too many attempts; retry after the `Retry-After` seconds.
+    #[derive(IntoResponses)]
+    #[response(
+        status = 429,
+        headers(("Retry-After" = u64, description = "Seconds until the next attempt may succeed"))
+    )]
+    pub struct Throttled(#[allow(dead_code)] Errors);
+
+    /// Mail or storage is unavailable; the request may be retried as it is.
+    #[derive(IntoResponses)]
+    #[response(status = 503)]
+    pub struct Unavailable(#[allow(dead_code)] Errors);
+}
+
+use responses::{BadInput, Conflict, Throttled, Unauthorized, Unavailable};
+
+/// The language of messages: `Accept-Language` (Russian by default).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct Language {
+    /// `ru` or `en`, with the usual quality values; Russian when absent or unknown.
+    #[param(rename = "Accept-Language", value_type = String, required = false, example = "en")]
+    pub accept_language: Option<String>,
 }
 
 /// The request context of an API call: language and client address.
@@ -108,6 +291,20 @@ pub type Context = RequestContext;
 #[derive(Debug, Clone)]
 pub struct Api {
     service: AuthService,
+}
+
+impl Api {
+    /// The API of `service`.
+    #[must_use]
+    pub fn new(service: AuthService) -> Self {
+        Self { service }
+    }
+
+    /// The service behind the API (the HTML pages use it directly).
+    #[must_use]
+    pub fn service(&self) -> &AuthService {
+        &self.service
+    }
 }
 
 /// Reads a JSON body, or answers 422.
@@ -149,165 +346,310 @@ macro_rules! try_body {
     };
 }
 
-impl Api {
-    /// The API of `service`.
-    #[must_use]
-    pub fn new(service: AuthService) -> Self {
-        Self { service }
+fn answer<T>(
+    result: Result<T, Error>,
+    context: &Context,
+    ok: impl FnOnce(T) -> ApiResponse,
+) -> ApiResponse {
+    match result {
+        Ok(value) => ok(value),
+        Err(error) => ApiResponse::from_error(&error, context.locale),
     }
+}
 
-    /// The service behind the API (the HTML pages use it directly).
-    #[must_use]
-    pub fn service(&self) -> &AuthService {
-        &self.service
-    }
+/// Journey 1: register. A confirmation letter goes to the email.
+#[utoipa::path(
+    post,
+    path = "/api/registrations",
+    tag = "registration",
+    params(Language),
+    request_body = RegistrationRequest,
+    responses(
+        (status = 202, description = "A confirmation letter was sent"),
+        BadInput, Conflict, Throttled, Unavailable
+    )
+)]
+pub async fn register(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
+    let request: RegistrationRequest = try_body!(bytes, context.locale);
+    let form = RegistrationForm {
+        surname: request.surname,
+        account_number: request.account_number,
+        email: request.email,
+    };
+    answer(api.service.register(&form, context).await, context, |()| {
+        ApiResponse::status(202)
+    })
+}
 
-    fn answer<T>(
-        result: Result<T, Error>,
-        context: &Context,
-        ok: impl FnOnce(T) -> ApiResponse,
-    ) -> ApiResponse {
-        match result {
-            Ok(value) => ok(value),
-            Err(error) => ApiResponse::from_error(&error, context.locale),
-        }
-    }
+/// Journey 2: confirm the email with the letter's link token.
+#[utoipa::path(
+    post,
+    path = "/api/registrations/confirm",
+    tag = "registration",
+    params(Language),
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "Confirmed; activation is next", body = ActivationTokenAnswer),
+        BadInput, Throttled, Unavailable
+    )
+)]
+pub async fn confirm(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
+    let request: TokenRequest = try_body!(bytes, context.locale);
+    answer(
+        api.service.confirm_email(&request.token).await,
+        context,
+        |token| {
+            ApiResponse::typed(
+                200,
+                &ActivationTokenAnswer {
+                    activation_token: token.expose().to_owned(),
+                },
+            )
+        },
+    )
+}
 
-    /// `POST /api/registrations` → 202.
-    pub async fn register(&self, bytes: &[u8], context: &Context) -> ApiResponse {
-        let form: RegistrationForm = try_body!(bytes, context.locale);
-        Self::answer(self.service.register(&form, context).await, context, |()| {
-            ApiResponse::status(202)
-        })
-    }
-
-    /// `POST /api/registrations/confirm` → 200 `{"activation_token"}`.
-    pub async fn confirm(&self, bytes: &[u8], context: &Context) -> ApiResponse {
-        let request: TokenBody = try_body!(bytes, context.locale);
-        Self::answer(
-            self.service.confirm_email(&request.token).await,
-            context,
-            |token| ApiResponse::json(200, json!({ "activation_token": token.expose() })),
+/// Journey 3: activate with the premises number; the credentials letter is sent.
+#[utoipa::path(
+    post,
+    path = "/api/registrations/activate",
+    tag = "registration",
+    params(Language),
+    request_body = ActivationRequest,
+    responses(
+        (status = 200, description = "Activated; login and password were mailed", body = EmailAnswer),
+        BadInput, Conflict, Throttled, Unavailable
+    )
+)]
+pub async fn activate(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
+    let request: ActivationRequest = try_body!(bytes, context.locale);
+    let result = api
+        .service
+        .activate(&request.activation_token, &request.premises, context)
+        .await;
+    answer(result, context, |email| {
+        ApiResponse::typed(
+            200,
+            &EmailAnswer {
+                email: email.to_string(),
+            },
         )
-    }
+    })
+}
 
-    /// `POST /api/registrations/activate` → 200.
-    pub async fn activate(&self, bytes: &[u8], context: &Context) -> ApiResponse {
-        let request: ActivateBody = try_body!(bytes, context.locale);
-        let result = self
-            .service
-            .activate(&request.activation_token, &request.premises, context)
-            .await;
-        Self::answer(result, context, |email| {
-            ApiResponse::json(200, json!({ "email": email }))
-        })
-    }
+/// Journey 4, first screen: the email in canonical form.
+#[utoipa::path(
+    post,
+    path = "/api/login/identify",
+    tag = "login",
+    params(Language),
+    request_body = EmailRequest,
+    responses(
+        (status = 200, description = "The email, canonical", body = EmailAnswer),
+        BadInput, Unavailable
+    )
+)]
+pub async fn identify(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
+    let request: EmailRequest = try_body!(bytes, context.locale);
+    answer(api.service.identify(&request.email), context, |email| {
+        ApiResponse::typed(
+            200,
+            &EmailAnswer {
+                email: email.to_string(),
+            },
+        )
+    })
+}
 
-    /// `POST /api/login/identify` → 200 `{"email": canonical}`.
-    pub async fn identify(&self, bytes: &[u8], context: &Context) -> ApiResponse {
-        let request: EmailBody = try_body!(bytes, context.locale);
-        Self::answer(self.service.identify(&request.email), context, |email| {
-            ApiResponse::json(200, json!({ "email": email }))
-        })
-    }
+/// Journey 4: log in with email and password.
+#[utoipa::path(
+    post,
+    path = "/api/login",
+    tag = "login",
+    params(Language),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A new session", body = SessionTokenAnswer),
+        BadInput, Unauthorized, Throttled, Unavailable
+    )
+)]
+pub async fn login(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
+    let request: LoginRequest = try_body!(bytes, context.locale);
+    let result = api
+        .service
+        .login(&request.email, request.password, context)
+        .await;
+    answer(result, context, |logged_in| {
+        ApiResponse::typed(
+            200,
+            &SessionTokenAnswer {
+                session_token: logged_in.session_token.expose().to_owned(),
+            },
+        )
+    })
+}
 
-    /// `POST /api/login` → 200 `{"session_token"}`.
-    pub async fn login(&self, bytes: &[u8], context: &Context) -> ApiResponse {
-        let request: LoginBody = try_body!(bytes, context.locale);
-        let result = self
-            .service
-            .login(&request.email, request.password, context)
-            .await;
-        Self::answer(result, context, |logged_in| {
-            ApiResponse::json(
-                200,
-                json!({ "session_token": logged_in.session_token.expose() }),
-            )
-        })
-    }
+/// Journey 5: the cabinet behind the session.
+#[utoipa::path(
+    get,
+    path = "/api/session",
+    tag = "session",
+    params(Language),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The cabinet and its accounts", body = CabinetAnswer),
+        Unauthorized, Unavailable
+    )
+)]
+pub async fn session(api: &Api, authorization: Option<&str>, context: &Context) -> ApiResponse {
+    let token = bearer(authorization).unwrap_or_default();
+    answer(api.service.cabinet(token).await, context, |cabinet| {
+        let accounts = cabinet
+            .accounts
+            .iter()
+            .map(|a| AccountAnswer {
+                account_number: a.account_number.to_string(),
+                address: a.address.clone(),
+                premises: a.premises.as_ref().map(ToString::to_string),
+            })
+            .collect();
+        ApiResponse::typed(
+            200,
+            &CabinetAnswer {
+                email: cabinet.email.to_string(),
+                accounts,
+                active_account: cabinet.active_account.as_ref().map(ToString::to_string),
+            },
+        )
+    })
+}
 
-    /// `GET /api/session` (bearer) → 200 `{"email","accounts":[…],"active_account"}`.
-    pub async fn session(&self, authorization: Option<&str>, context: &Context) -> ApiResponse {
-        let token = bearer(authorization).unwrap_or_default();
-        Self::answer(self.service.cabinet(token).await, context, |cabinet| {
-            let accounts: Vec<Value> = cabinet
-                .accounts
-                .iter()
-                .map(|a| {
-                    json!({
-                        "account_number": a.account_number,
-                        "address": a.address,
-                        "premises": a.premises,
-                    })
-                })
-                .collect();
-            ApiResponse::json(
-                200,
-                json!({ "email": cabinet.email, "accounts": accounts, "active_account": cabinet.active_account }),
-            )
-        })
-    }
+/// Journey 7: switch the session to another account of the cabinet.
+#[utoipa::path(
+    post,
+    path = "/api/session/active-account",
+    tag = "session",
+    params(Language),
+    security(("session" = [])),
+    request_body = SelectAccountRequest,
+    responses(
+        (status = 200, description = "Switched", body = ActiveAccountAnswer),
+        BadInput, Unauthorized, Unavailable
+    )
+)]
+pub async fn select_account(
+    api: &Api,
+    authorization: Option<&str>,
+    bytes: &[u8],
+    context: &Context,
+) -> ApiResponse {
+    let token = try_session!(api, authorization, context);
+    let request: SelectAccountRequest = try_body!(bytes, context.locale);
+    let result = api
+        .service
+        .select_account(token, &request.account_number)
+        .await;
+    answer(result, context, |()| {
+        ApiResponse::typed(
+            200,
+            &ActiveAccountAnswer {
+                active_account: request.account_number.trim().to_owned(),
+            },
+        )
+    })
+}
 
-    /// `POST /api/session/active-account` (bearer) `{"account_number"}` → 200.
-    pub async fn select_account(
-        &self,
-        authorization: Option<&str>,
-        bytes: &[u8],
-        context: &Context,
-    ) -> ApiResponse {
-        let token = try_session!(self, authorization, context);
-        let request: AccountBody = try_body!(bytes, context.locale);
-        let result = self
-            .service
-            .select_account(token, &request.account_number)
-            .await;
-        Self::answer(result, context, |()| {
-            ApiResponse::json(
-                200,
-                json!({ "active_account": request.account_number.trim() }),
-            )
-        })
-    }
+/// Ends the session.
+#[utoipa::path(
+    post,
+    path = "/api/logout",
+    tag = "session",
+    params(Language),
+    security(("session" = [])),
+    responses(
+        (status = 204, description = "The session is over"),
+        Unauthorized, Unavailable
+    )
+)]
+pub async fn logout(api: &Api, authorization: Option<&str>, context: &Context) -> ApiResponse {
+    let token = try_session!(api, authorization, context);
+    answer(api.service.logout(token).await, context, |()| {
+        ApiResponse::status(204)
+    })
+}
 
-    /// `POST /api/logout` (bearer) → 204.
-    pub async fn logout(&self, authorization: Option<&str>, context: &Context) -> ApiResponse {
-        let token = try_session!(self, authorization, context);
-        Self::answer(self.service.logout(token).await, context, |()| {
-            ApiResponse::status(204)
-        })
-    }
+/// Journey 6: ask for a recovery link. The answer is the same whether or not the email
+/// has a cabinet.
+#[utoipa::path(
+    post,
+    path = "/api/recovery",
+    tag = "recovery",
+    params(Language),
+    request_body = EmailRequest,
+    responses(
+        (status = 202, description = "If the email has a cabinet, a recovery letter was sent"),
+        BadInput, Throttled, Unavailable
+    )
+)]
+pub async fn request_recovery(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
+    let request: EmailRequest = try_body!(bytes, context.locale);
+    let result = api.service.request_recovery(&request.email, context).await;
+    answer(result, context, |()| ApiResponse::status(202))
+}
 
-    /// `POST /api/recovery` `{"email"}` → 202, registered or not.
-    pub async fn request_recovery(&self, bytes: &[u8], context: &Context) -> ApiResponse {
-        let request: EmailBody = try_body!(bytes, context.locale);
-        let result = self.service.request_recovery(&request.email, context).await;
-        Self::answer(result, context, |()| ApiResponse::status(202))
-    }
+/// Journey 6: follow the recovery link; new credentials are mailed.
+#[utoipa::path(
+    post,
+    path = "/api/recovery/complete",
+    tag = "recovery",
+    params(Language),
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "A new password was mailed", body = EmailAnswer),
+        BadInput, Throttled, Unavailable
+    )
+)]
+pub async fn complete_recovery(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
+    let request: TokenRequest = try_body!(bytes, context.locale);
+    let result = api.service.complete_recovery(&request.token, context).await;
+    answer(result, context, |email| {
+        ApiResponse::typed(
+            200,
+            &EmailAnswer {
+                email: email.to_string(),
+            },
+        )
+    })
+}
 
-    /// `POST /api/recovery/complete` `{"token"}` → 200.
-    pub async fn complete_recovery(&self, bytes: &[u8], context: &Context) -> ApiResponse {
-        let request: TokenBody = try_body!(bytes, context.locale);
-        let result = self
-            .service
-            .complete_recovery(&request.token, context)
-            .await;
-        Self::answer(result, context, |email| {
-            ApiResponse::json(200, json!({ "email": email }))
-        })
-    }
-
-    /// `POST /api/addresses` (bearer) `{"surname","account_number"}` → 202.
-    pub async fn add_address(
-        &self,
-        authorization: Option<&str>,
-        bytes: &[u8],
-        context: &Context,
-    ) -> ApiResponse {
-        let token = try_session!(self, authorization, context);
-        let form: AddressForm = try_body!(bytes, context.locale);
-        let result = self.service.add_address(token, &form, context).await;
-        Self::answer(result, context, |()| ApiResponse::status(202))
-    }
+/// Journey 7: add another account to the signed-in cabinet (a confirmation letter goes
+/// to the cabinet's email).
+#[utoipa::path(
+    post,
+    path = "/api/addresses",
+    tag = "session",
+    params(Language),
+    security(("session" = [])),
+    request_body = AddressRequest,
+    responses(
+        (status = 202, description = "A confirmation letter was sent"),
+        BadInput, Unauthorized, Conflict, Throttled, Unavailable
+    )
+)]
+pub async fn add_address(
+    api: &Api,
+    authorization: Option<&str>,
+    bytes: &[u8],
+    context: &Context,
+) -> ApiResponse {
+    let token = try_session!(api, authorization, context);
+    let request: AddressRequest = try_body!(bytes, context.locale);
+    let form = AddressForm {
+        surname: request.surname,
+        account_number: request.account_number,
+    };
+    let result = api.service.add_address(token, &form, context).await;
+    answer(result, context, |()| ApiResponse::status(202))
 }
 
 /// The answer for a path the API does not have.
@@ -317,10 +659,7 @@ pub fn not_found(locale: Locale) -> ApiResponse {
         Locale::Ru => "Нет такого адреса API",
         Locale::En => "No such API endpoint",
     };
-    ApiResponse::json(
-        404,
-        json!({"errors": [{"field": null, "code": "request.not_found", "message": message}]}),
-    )
+    ApiResponse::request_problem(404, "request.not_found", message.to_owned())
 }
 
 /// Whether an error is the one a caller must see as "log in again".

@@ -1,12 +1,14 @@
 //! Framework-neutral pieces of a resident-auth portal, shared by the axum and actix
 //! examples so that each is only routing and configuration:
 //!
-//! - [`api::Api`]: every endpoint of the JSON API (SPEC §6) as a method taking the raw
+//! - [`api`]: every endpoint of the JSON API (SPEC §6) as a function taking the raw
 //!   body and headers' meaning, returning an [`api::ApiResponse`] (status, JSON body,
 //!   `Retry-After`);
+//! - [`openapi`]: the API's OpenAPI document, generated from those functions;
 //! - [`config::PortalConfig`] and [`config::build`]: the environment variables of SPEC §6
 //!   and the adapters they select (in-memory or PostgreSQL; outbox or SMTP).
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod config;
+pub mod openapi;

@@ -6,7 +6,10 @@
 //! thread per core, each owning its argon2 memory for life, and callers wait on a channel.
 
 use std::{
-    sync::{mpsc, Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        mpsc, Arc, Mutex,
+    },
     thread,
 };
 
@@ -123,6 +126,42 @@ enum Job {
     },
 }
 
+/// The argon2 work a hasher pool has done: what a test compares to prove that two code
+/// paths cost the same, without relying on time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HashWork {
+    /// Argon2 computations (hashes and verifications, dummy ones included).
+    pub runs: u64,
+    /// 1 KiB memory blocks filled, summed over passes: memory cost × time cost per run.
+    pub block_passes: u64,
+}
+
+impl HashWork {
+    /// The work done between `earlier` and `self`.
+    #[must_use]
+    pub fn since(self, earlier: HashWork) -> HashWork {
+        HashWork {
+            runs: self.runs.saturating_sub(earlier.runs),
+            block_passes: self.block_passes.saturating_sub(earlier.block_passes),
+        }
+    }
+}
+
+/// The pool's shared work counters, advanced where argon2 actually runs.
+#[derive(Debug, Default)]
+struct WorkMeter {
+    runs: AtomicU64,
+    block_passes: AtomicU64,
+}
+
+impl WorkMeter {
+    fn record(&self, params: &Params) {
+        let passes = (params.block_count() as u64).saturating_mul(u64::from(params.t_cost()));
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        self.block_passes.fetch_add(passes, Ordering::Relaxed);
+    }
+}
+
 /// Argon2id on a fixed pool of worker threads, each reusing its own memory blocks.
 ///
 /// Works under any async runtime (tokio, actix): callers await a oneshot channel.
@@ -131,6 +170,7 @@ pub struct Argon2Hasher {
     jobs: mpsc::Sender<Job>,
     workers: usize,
     params: HashParams,
+    work: Arc<WorkMeter>,
 }
 
 impl std::fmt::Debug for Argon2Hasher {
@@ -147,6 +187,7 @@ struct Worker {
     params: HashParams,
     memory: Vec<Block>,
     dummy: PasswordHash,
+    work: Arc<WorkMeter>,
 }
 
 impl Argon2Hasher {
@@ -169,7 +210,14 @@ impl Argon2Hasher {
         // The dummy hash is made once, with the same parameters as real ones, so a
         // verification against it costs the same.
         let mut memory = vec![Block::default(); argon2_params.block_count()];
-        let dummy = hash_with_memory(&generate_password(), params, &mut memory)?;
+        // The dummy's own computation is not counted: the meter starts at the first request.
+        let dummy = hash_with_memory(
+            &generate_password(),
+            params,
+            &mut memory,
+            &WorkMeter::default(),
+        )?;
+        let work = Arc::new(WorkMeter::default());
         let (jobs, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         for index in 0..workers {
@@ -182,6 +230,7 @@ impl Argon2Hasher {
                     vec![Block::default(); argon2_params.block_count()]
                 },
                 dummy: dummy.clone(),
+                work: Arc::clone(&work),
             };
             thread::Builder::new()
                 .name(format!("argon2-{index}"))
@@ -201,7 +250,17 @@ impl Argon2Hasher {
             jobs,
             workers,
             params,
+            work,
         })
+    }
+
+    /// The argon2 work this pool has done since it started.
+    #[must_use]
+    pub fn work(&self) -> HashWork {
+        HashWork {
+            runs: self.work.runs.load(Ordering::Relaxed),
+            block_passes: self.work.block_passes.load(Ordering::Relaxed),
+        }
     }
 
     /// The parameters new hashes use.
@@ -221,7 +280,12 @@ impl Worker {
     fn run(&mut self, job: Job) {
         match job {
             Job::Hash { password, reply } => {
-                let _ = reply.send(hash_with_memory(&password, self.params, &mut self.memory));
+                let _ = reply.send(hash_with_memory(
+                    &password,
+                    self.params,
+                    &mut self.memory,
+                    &self.work,
+                ));
             }
             Job::Verify {
                 password,
@@ -229,13 +293,23 @@ impl Worker {
                 reply,
             } => {
                 let result = match stored {
-                    Some(stored) => {
-                        verify_with_memory(&password, &stored, self.params, &mut self.memory)
-                    }
+                    Some(stored) => verify_with_memory(
+                        &password,
+                        &stored,
+                        self.params,
+                        &mut self.memory,
+                        &self.work,
+                    ),
                     None => {
                         let dummy = self.dummy.clone();
-                        verify_with_memory(&password, &dummy, self.params, &mut self.memory)
-                            .map(|_| Verification::Mismatch)
+                        verify_with_memory(
+                            &password,
+                            &dummy,
+                            self.params,
+                            &mut self.memory,
+                            &self.work,
+                        )
+                        .map(|_| Verification::Mismatch)
                     }
                 };
                 let _ = reply.send(result);
@@ -248,12 +322,13 @@ fn hash_with_memory(
     password: &SecretString,
     params: HashParams,
     memory: &mut Vec<Block>,
+    work: &WorkMeter,
 ) -> Result<PasswordHash, HashError> {
     let argon2_params = params.argon2_params()?;
     let mut salt = [0u8; SALT_LEN];
     OsRng.fill_bytes(&mut salt);
     let mut out = [0u8; HASH_LEN];
-    run_argon2(password, &salt, argon2_params, &mut out, memory)?;
+    run_argon2(password, &salt, argon2_params, &mut out, memory, work)?;
     Ok(PasswordHash::from_phc(format!(
         "$argon2id$v=19$m={},t={},p={}${}${}",
         params.m_cost,
@@ -270,12 +345,14 @@ fn run_argon2(
     params: Params,
     out: &mut [u8],
     memory: &mut Vec<Block>,
+    work: &WorkMeter,
 ) -> Result<(), HashError> {
     let blocks = params.block_count();
     if memory.len() < blocks {
         memory.resize(blocks, Block::default());
     }
     let memory = memory.get_mut(..blocks).ok_or(HashError::MalformedHash)?;
+    work.record(&params);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into_with_memory(password.expose_secret().as_bytes(), salt, out, memory)
         .map_err(HashError::Argon2)
@@ -290,6 +367,7 @@ fn verify_with_memory(
     stored: &PasswordHash,
     configured: HashParams,
     memory: &mut Vec<Block>,
+    work: &WorkMeter,
 ) -> Result<Verification, HashError> {
     let parsed = argon2::password_hash::PasswordHash::new(stored.as_phc())
         .map_err(|_| HashError::MalformedHash)?;
@@ -313,7 +391,7 @@ fn verify_with_memory(
     let out = out
         .get_mut(..expected.len())
         .ok_or(HashError::MalformedHash)?;
-    run_argon2(password, salt, params.clone(), out, memory)?;
+    run_argon2(password, salt, params.clone(), out, memory, work)?;
     if bool::from(out.ct_eq(expected.as_bytes())) {
         let same = params.m_cost() == configured.m_cost
             && params.t_cost() == configured.t_cost
@@ -402,6 +480,48 @@ mod tests {
 
     fn secret(text: &str) -> SecretString {
         SecretString::from(text.to_owned())
+    }
+
+    #[tokio::test]
+    async fn an_unknown_cabinet_costs_the_same_argon2_work_as_a_wrong_password() {
+        let params = HashParams {
+            m_cost: 256,
+            t_cost: 3,
+            p_cost: 1,
+        };
+        let hasher = Argon2Hasher::with_workers(params, 1).unwrap();
+        assert_eq!(hasher.work(), HashWork::default());
+        let stored = hasher.hash(secret("right")).await.unwrap();
+        let after_hash = hasher.work();
+        assert_eq!(
+            after_hash,
+            HashWork {
+                runs: 1,
+                block_passes: 256 * 3
+            }
+        );
+
+        hasher.verify(secret("wrong"), Some(stored)).await.unwrap();
+        let wrong = hasher.work().since(after_hash);
+        let before_unknown = hasher.work();
+        hasher.verify(secret("wrong"), None).await.unwrap();
+        let unknown = hasher.work().since(before_unknown);
+        assert_eq!(wrong, unknown);
+        assert_eq!(
+            unknown,
+            HashWork {
+                runs: 1,
+                block_passes: 256 * 3
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_stored_hash_does_no_argon2_work() {
+        let hasher = Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 1).unwrap();
+        let bogus = PasswordHash::from_phc("$argon2id$v=19$m=64,t=1,p=1$bm90$".to_owned());
+        assert!(hasher.verify(secret("x"), Some(bogus)).await.is_err());
+        assert_eq!(hasher.work().runs, 0);
     }
 
     #[tokio::test]

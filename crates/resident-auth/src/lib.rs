@@ -33,7 +33,7 @@ pub use email::{Email, EmailError, EMAIL_MAX_CHARS};
 pub use error::{Error, Problem, Unavailable};
 #[cfg(feature = "testing")]
 pub use hasher::CountingHasher;
-pub use hasher::{Argon2Hasher, HashError, HashParams, PasswordHasher, Verification};
+pub use hasher::{Argon2Hasher, HashError, HashParams, HashWork, PasswordHasher, Verification};
 pub use letters::{escape_html, Letter, LetterContent, LetterKind, Links, RenderedLetter};
 pub use locale::{Field, Locale, UnsupportedLocale, UserError};
 pub use ports::{AccountDirectory, DirectoryRecord, MailError, Mailer, Store, StoreError};

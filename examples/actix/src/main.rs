@@ -6,13 +6,14 @@
 use std::process::ExitCode;
 
 use actix_web::{
-    http::{header, StatusCode},
-    web, App, HttpRequest, HttpResponse, HttpServer,
+    http::{header, Method, StatusCode},
+    web, App, FromRequest, Handler, HttpRequest, HttpResponse, HttpServer, Resource, Responder,
 };
 use resident_auth::{Locale, RequestContext};
 use resident_auth_portal::{
     api::{self, Api, ApiResponse},
     config::{purge_periodically, start},
+    openapi,
 };
 
 fn context(request: &HttpRequest) -> RequestContext {
@@ -54,7 +55,7 @@ macro_rules! body_route {
             request: HttpRequest,
             body: web::Bytes,
         ) -> HttpResponse {
-            respond(api.$method(&body, &context(&request)).await)
+            respond(api::$method(&api, &body, &context(&request)).await)
         }
     };
 }
@@ -68,10 +69,7 @@ body_route!(request_recovery, request_recovery);
 body_route!(complete_recovery, complete_recovery);
 
 async fn session(api: web::Data<Api>, request: HttpRequest) -> HttpResponse {
-    respond(
-        api.session(authorization(&request), &context(&request))
-            .await,
-    )
+    respond(api::session(&api, authorization(&request), &context(&request)).await)
 }
 
 async fn select_account(
@@ -79,24 +77,46 @@ async fn select_account(
     request: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    respond(
-        api.select_account(authorization(&request), &body, &context(&request))
-            .await,
-    )
+    respond(api::select_account(&api, authorization(&request), &body, &context(&request)).await)
 }
 
 async fn logout(api: web::Data<Api>, request: HttpRequest) -> HttpResponse {
-    respond(
-        api.logout(authorization(&request), &context(&request))
-            .await,
-    )
+    respond(api::logout(&api, authorization(&request), &context(&request)).await)
 }
 
 async fn add_address(api: web::Data<Api>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
-    respond(
-        api.add_address(authorization(&request), &body, &context(&request))
-            .await,
-    )
+    respond(api::add_address(&api, authorization(&request), &body, &context(&request)).await)
+}
+
+/// The OpenAPI document, generated from the code at start-up.
+async fn openapi_document(document: web::Data<Document>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document.0.clone())
+}
+
+/// The OpenAPI document as served.
+struct Document(String);
+
+/// One endpoint: `handler` for `method`, and for any other method 405 with `Allow`, as
+/// HTTP asks (a plain `route` would fall through to the 404 of unknown paths).
+fn endpoint<F, Args>(path: &str, method: Method, handler: F) -> Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    let allow = method.to_string();
+    web::resource(path)
+        .route(web::method(method).to(handler))
+        .default_service(web::to(move || {
+            let allow = allow.clone();
+            async move {
+                HttpResponse::MethodNotAllowed()
+                    .insert_header((header::ALLOW, allow))
+                    .finish()
+            }
+        }))
 }
 
 async fn not_found(request: HttpRequest) -> HttpResponse {
@@ -122,24 +142,44 @@ async fn main() -> ExitCode {
         std::time::Duration::from_secs(300),
     ));
     let api = web::Data::new(Api::new(portal.service.clone()));
+    let document = web::Data::new(Document(openapi::document_json()));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(api.clone())
+            .app_data(document.clone())
             .app_data(web::PayloadConfig::new(64 * 1024))
-            .route("/api/registrations", web::post().to(register))
-            .route("/api/registrations/confirm", web::post().to(confirm))
-            .route("/api/registrations/activate", web::post().to(activate))
-            .route("/api/login/identify", web::post().to(identify))
-            .route("/api/login", web::post().to(login))
-            .route("/api/session", web::get().to(session))
-            .route(
+            .service(endpoint("/api/registrations", Method::POST, register))
+            .service(endpoint(
+                "/api/registrations/confirm",
+                Method::POST,
+                confirm,
+            ))
+            .service(endpoint(
+                "/api/registrations/activate",
+                Method::POST,
+                activate,
+            ))
+            .service(endpoint("/api/login/identify", Method::POST, identify))
+            .service(endpoint("/api/login", Method::POST, login))
+            .service(endpoint("/api/session", Method::GET, session))
+            .service(endpoint(
                 "/api/session/active-account",
-                web::post().to(select_account),
-            )
-            .route("/api/logout", web::post().to(logout))
-            .route("/api/recovery", web::post().to(request_recovery))
-            .route("/api/recovery/complete", web::post().to(complete_recovery))
-            .route("/api/addresses", web::post().to(add_address))
+                Method::POST,
+                select_account,
+            ))
+            .service(endpoint("/api/logout", Method::POST, logout))
+            .service(endpoint("/api/recovery", Method::POST, request_recovery))
+            .service(endpoint(
+                "/api/recovery/complete",
+                Method::POST,
+                complete_recovery,
+            ))
+            .service(endpoint("/api/addresses", Method::POST, add_address))
+            .service(endpoint(
+                openapi::DOCUMENT_PATH,
+                Method::GET,
+                openapi_document,
+            ))
             .default_service(web::to(not_found))
     })
     .bind(&config.bind);

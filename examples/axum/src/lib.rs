@@ -17,7 +17,10 @@ use axum::{
     Router,
 };
 use resident_auth::{AuthService, Locale, RequestContext};
-use resident_auth_portal::api::{self, Api, ApiResponse};
+use resident_auth_portal::{
+    api::{self, Api, ApiResponse},
+    openapi,
+};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -55,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/recovery", post(api_request_recovery))
         .route("/api/recovery/complete", post(api_complete_recovery))
         .route("/api/addresses", post(api_add_address))
+        .route(openapi::DOCUMENT_PATH, get(api_document))
         .route("/api/{*rest}", get(api_not_found).post(api_not_found))
         .merge(pages::routes())
         .with_state(state)
@@ -141,7 +145,7 @@ macro_rules! body_route {
             headers: HeaderMap,
             body: Bytes,
         ) -> Response {
-            respond(s.api.$method(&body, &context(&headers, &peer)).await)
+            respond(api::$method(&s.api, &body, &context(&headers, &peer)).await)
         }
     };
 }
@@ -155,11 +159,7 @@ body_route!(api_request_recovery, request_recovery);
 body_route!(api_complete_recovery, complete_recovery);
 
 async fn api_session(State(s): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
-    respond(
-        s.api
-            .session(authorization(&headers), &context(&headers, &peer))
-            .await,
-    )
+    respond(api::session(&s.api, authorization(&headers), &context(&headers, &peer)).await)
 }
 
 async fn api_select_account(
@@ -169,19 +169,11 @@ async fn api_select_account(
     body: Bytes,
 ) -> Response {
     let context = context(&headers, &peer);
-    respond(
-        s.api
-            .select_account(authorization(&headers), &body, &context)
-            .await,
-    )
+    respond(api::select_account(&s.api, authorization(&headers), &body, &context).await)
 }
 
 async fn api_logout(State(s): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
-    respond(
-        s.api
-            .logout(authorization(&headers), &context(&headers, &peer))
-            .await,
-    )
+    respond(api::logout(&s.api, authorization(&headers), &context(&headers, &peer)).await)
 }
 
 async fn api_add_address(
@@ -191,11 +183,14 @@ async fn api_add_address(
     body: Bytes,
 ) -> Response {
     let context = context(&headers, &peer);
-    respond(
-        s.api
-            .add_address(authorization(&headers), &body, &context)
-            .await,
-    )
+    respond(api::add_address(&s.api, authorization(&headers), &body, &context).await)
+}
+
+/// The OpenAPI document, generated from the code at start-up.
+async fn api_document() -> Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let json = DOCUMENT.get_or_init(openapi::document_json).clone();
+    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
 async fn api_not_found(headers: HeaderMap) -> Response {

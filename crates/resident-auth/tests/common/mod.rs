@@ -46,10 +46,19 @@ pub fn harness_with(
     config: AuthConfig,
     wrap: impl FnOnce(Arc<dyn Store>, Arc<dyn Mailer>) -> (Arc<dyn Store>, Arc<dyn Mailer>),
 ) -> Harness {
+    harness_with_hasher(config, fast_hasher(), wrap)
+}
+
+/// A harness on `hasher` (e.g. production parameters) instead of the fast test hasher.
+pub fn harness_with_hasher(
+    config: AuthConfig,
+    hasher: Argon2Hasher,
+    wrap: impl FnOnce(Arc<dyn Store>, Arc<dyn Mailer>) -> (Arc<dyn Store>, Arc<dyn Mailer>),
+) -> Harness {
     let store = MemoryStore::new();
     let mailer = RecordingMailer::new();
     let clock = Arc::new(ManualClock::new(start()));
-    let hasher = CountingHasher::new(fast_hasher());
+    let hasher = CountingHasher::new(hasher);
     let (wrapped_store, wrapped_mailer) = wrap(Arc::new(store.clone()), Arc::new(mailer.clone()));
     let ports = Ports {
         store: wrapped_store,
