@@ -17,17 +17,30 @@ command -v cargo >/dev/null || { echo "cargo is required (rustup stable)"; exit 
 cargo --version
 rustup component list --installed 2>/dev/null | grep -qE '^(rustfmt|clippy)' || rustup component add rustfmt clippy
 
-step "SMTP test server (python3 + aiosmtpd)"
-# The SMTP adapter's tests start a real aiosmtpd server on 127.0.0.1.
+step "Python test tools: aiosmtpd (SMTP server), schemathesis (API fuzzer)"
+# The SMTP adapter's tests start a real aiosmtpd server on 127.0.0.1; the API suite runs
+# schemathesis against each example's served OpenAPI document.
 if ! command -v python3 >/dev/null; then
   apt-get update -qq && apt-get install -y -qq python3 python3-pip >/dev/null
 fi
+pip_install() {
+  python3 -m pip install --quiet "$@" 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages "$@"
+}
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
-  python3 -m pip install --quiet aiosmtpd 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages aiosmtpd 2>/dev/null \
+  pip_install aiosmtpd 2>/dev/null \
     || { apt-get update -qq && apt-get install -y -qq python3-aiosmtpd >/dev/null && export PYTHON=/usr/bin/python3; }
 fi
 "${PYTHON:-python3}" -c 'import aiosmtpd; print("aiosmtpd", aiosmtpd.__version__)'
+SCHEMATHESIS_VERSION=4.32.5
+scripts_dir=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+if ! "$scripts_dir/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  pip_install "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+# pip may put the script outside PATH (e.g. a user or system install): name it exactly.
+export SCHEMATHESIS="$scripts_dir/st"
+[ -x "$SCHEMATHESIS" ] || SCHEMATHESIS=$(command -v st)
+"$SCHEMATHESIS" --version
 
 step "PostgreSQL for the adapter tests"
 # With DATABASE_URL set, the tests create their databases there. Without it, each test
@@ -48,6 +61,10 @@ fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+
+step "dependency hygiene: cargo deny (licences, bans, duplicate versions, sources; offline)"
+command -v cargo-deny >/dev/null || cargo install cargo-deny --locked --version 0.20.2
+cargo deny --log-level error check --hide-inclusion-graph bans licenses sources
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
