@@ -1,7 +1,8 @@
 //! The JSON API of SPEC §6 on actix-web: `cargo run -p portal-actix`.
 //!
 //! Same configuration variables and embedded default as `portal-axum`; every endpoint
-//! is a route to [`resident_auth_portal::api::Api`].
+//! is a route to a function of [`resident_auth_portal::api`], and `/api/openapi.json`
+//! serves [`resident_auth_portal::openapi`]'s document.
 
 use std::process::ExitCode;
 

@@ -1,5 +1,6 @@
 //! The reference portal on axum: routing, cookies and CSRF around
-//! [`resident_auth_portal::api::Api`] (JSON) and the HTML pages of the guide.
+//! [`resident_auth_portal::api`] (JSON, documented at `/api/openapi.json`) and the HTML
+//! pages of the guide.
 #![forbid(unsafe_code)]
 #![allow(missing_docs)]
 
