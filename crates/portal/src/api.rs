@@ -346,6 +346,16 @@ macro_rules! try_body {
     };
 }
 
+/// 200 with the cabinet's canonical email.
+fn email_answer(email: impl std::fmt::Display) -> ApiResponse {
+    ApiResponse::typed(
+        200,
+        &EmailAnswer {
+            email: email.to_string(),
+        },
+    )
+}
+
 fn answer<T>(
     result: Result<T, Error>,
     context: &Context,
@@ -427,14 +437,7 @@ pub async fn activate(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse
         .service
         .activate(&request.activation_token, &request.premises, context)
         .await;
-    answer(result, context, |email| {
-        ApiResponse::typed(
-            200,
-            &EmailAnswer {
-                email: email.to_string(),
-            },
-        )
-    })
+    answer(result, context, email_answer)
 }
 
 /// Journey 4, first screen: the email in canonical form.
@@ -451,14 +454,7 @@ pub async fn activate(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse
 )]
 pub async fn identify(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
     let request: EmailRequest = try_body!(bytes, context.locale);
-    answer(api.service.identify(&request.email), context, |email| {
-        ApiResponse::typed(
-            200,
-            &EmailAnswer {
-                email: email.to_string(),
-            },
-        )
-    })
+    answer(api.service.identify(&request.email), context, email_answer)
 }
 
 /// Journey 4: log in with email and password.
@@ -612,14 +608,7 @@ pub async fn request_recovery(api: &Api, bytes: &[u8], context: &Context) -> Api
 pub async fn complete_recovery(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
     let request: TokenRequest = try_body!(bytes, context.locale);
     let result = api.service.complete_recovery(&request.token, context).await;
-    answer(result, context, |email| {
-        ApiResponse::typed(
-            200,
-            &EmailAnswer {
-                email: email.to_string(),
-            },
-        )
-    })
+    answer(result, context, email_answer)
 }
 
 /// Journey 7: add another account to the signed-in cabinet (a confirmation letter goes
