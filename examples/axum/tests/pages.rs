@@ -1,0 +1,204 @@
+//! The HTML pages' defences (SECURITY.md, ASVS V3.4 and CSRF), checked at the HTTP level
+//! against the running binary: cookie attributes, the double-submit CSRF check, a fresh
+//! session at login whatever cookie the browser brought (no fixation), logout, and the
+//! pages' security headers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use api_suite::{activate, Server};
+use reqwest::{header, redirect::Policy, Client, Response, StatusCode};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_portal-axum");
+const RESIDENT: &str = "resident@example.org";
+
+fn client() -> Client {
+    // Redirects are part of what is checked: never follow them.
+    Client::builder().redirect(Policy::none()).build().unwrap()
+}
+
+/// The `Set-Cookie` header that sets `name`.
+fn set_cookie(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+fn cookie_value(set_cookie: &str) -> &str {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, value)| value)
+        .unwrap()
+}
+
+fn attributes(set_cookie: &str) -> Vec<String> {
+    set_cookie
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_owned())
+        .collect()
+}
+
+/// A first visit: the CSRF token the page set in its cookie.
+async fn csrf(server: &Server, client: &Client) -> String {
+    let response = client.get(&server.base).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    cookie_value(&set_cookie(&response, "csrf").expect("a csrf cookie")).to_owned()
+}
+
+#[tokio::test]
+async fn pages_set_http_only_same_site_cookies_and_security_headers() {
+    let server = Server::start(BINARY, &[]).await;
+    let response = client().get(&server.base).send().await.unwrap();
+    let csrf = set_cookie(&response, "csrf").unwrap();
+    let attributes = attributes(&csrf);
+    assert!(attributes.contains(&"HttpOnly".to_owned()), "{csrf}");
+    assert!(attributes.contains(&"SameSite=Lax".to_owned()), "{csrf}");
+    assert!(
+        !attributes.contains(&"Secure".to_owned()),
+        "plain http: {csrf}"
+    );
+    let headers = response.headers();
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+    assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(headers[header::REFERRER_POLICY], "no-referrer");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+}
+
+#[tokio::test]
+async fn cookies_are_secure_when_the_portal_is_served_over_https() {
+    let server = Server::start(BINARY, &[("BASE_URL", "https://portal.example".into())]).await;
+    let response = client().get(&server.base).send().await.unwrap();
+    let csrf = set_cookie(&response, "csrf").unwrap();
+    assert!(attributes(&csrf).contains(&"Secure".to_owned()), "{csrf}");
+}
+
+#[tokio::test]
+async fn forms_without_the_matching_csrf_token_are_refused() {
+    let server = Server::start(BINARY, &[]).await;
+    let client = client();
+    let token = csrf(&server, &client).await;
+    let url = format!("{}/login/identify", server.base);
+    let attempts = [
+        (None, Some(token.as_str())),                 // a forged form: no cookie
+        (Some(token.as_str()), None),                 // cookie, no field
+        (Some(token.as_str()), Some("forged-value")), // a mismatched field
+        (Some(""), Some("")),                         // empty both
+    ];
+    for (cookie, field) in attempts {
+        let mut form = vec![("email", RESIDENT)];
+        if let Some(field) = field {
+            form.push(("csrf", field));
+        }
+        let mut request = client.post(&url).form(&form);
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, format!("csrf={cookie}"));
+        }
+        let status = request.send().await.unwrap().status();
+        // Without the field the form does not even parse (422); with it, the check refuses.
+        let expected = if field.is_some() {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        assert_eq!(status, expected, "cookie {cookie:?}, field {field:?}");
+    }
+    let response = client
+        .post(&url)
+        .header(header::COOKIE, format!("csrf={token}"))
+        .form(&[("csrf", token.as_str()), ("email", RESIDENT)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "the genuine form passes");
+}
+
+#[tokio::test]
+async fn login_issues_a_fresh_session_whatever_cookie_came_with_it_and_logout_ends_it() {
+    let server = Server::start(BINARY, &[]).await;
+    let password = activate(&server, "7800000000001", RESIDENT, "12").await;
+    let client = client();
+    let token = csrf(&server, &client).await;
+    let planted = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let log_in = || async {
+        client
+            .post(format!("{}/login", server.base))
+            .header(header::COOKIE, format!("csrf={token}; session={planted}"))
+            .form(&[
+                ("csrf", token.as_str()),
+                ("email", RESIDENT),
+                ("password", password.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap()
+    };
+
+    let response = log_in().await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[header::LOCATION], "/cabinet");
+    let session_cookie = set_cookie(&response, "session").expect("a session cookie");
+    let session = cookie_value(&session_cookie).to_owned();
+    assert_ne!(session, planted, "the planted session id was not adopted");
+    let session_attributes = attributes(&session_cookie);
+    for expected in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(
+            session_attributes.contains(&expected.to_owned()),
+            "{session_cookie}"
+        );
+    }
+    assert_eq!(session.len(), 43, "a 256-bit token");
+
+    // The planted cookie opens nothing; the issued one opens the cabinet.
+    let cabinet = |cookie: String| {
+        let client = client.clone();
+        let url = format!("{}/cabinet", server.base);
+        async move {
+            client
+                .get(url)
+                .header(header::COOKIE, cookie)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let response = cabinet(format!("session={planted}")).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[header::LOCATION], "/");
+    assert_eq!(
+        cabinet(format!("session={session}")).await.status(),
+        StatusCode::OK
+    );
+
+    // A second login gets another token.
+    let second = cookie_value(&set_cookie(&log_in().await, "session").unwrap()).to_owned();
+    assert_ne!(second, session);
+
+    // Logout ends the session on the server and clears the cookie.
+    let response = client
+        .post(format!("{}/logout", server.base))
+        .header(header::COOKIE, format!("csrf={token}; session={session}"))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cleared = set_cookie(&response, "session").unwrap();
+    assert_eq!(cookie_value(&cleared), "");
+    assert!(attributes(&cleared).contains(&"Max-Age=0".to_owned()));
+    let response = cabinet(format!("session={session}")).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "ended server-side"
+    );
+    assert_eq!(
+        cabinet(format!("session={second}")).await.status(),
+        StatusCode::OK,
+        "other sessions of the cabinet stay"
+    );
+}
