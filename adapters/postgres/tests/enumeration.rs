@@ -1,0 +1,73 @@
+//! User enumeration through login on PostgreSQL: the shared probe
+//! (`resident_auth::enumeration`) with production argon2 parameters. The store adds real
+//! round trips to both sides; they must not tell an unknown email from a wrong password.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{fresh_database, pool};
+use resident_auth::{
+    enumeration::probe_login_enumeration,
+    memory::{link_token, RecordingMailer},
+    Argon2Hasher, AuthConfig, AuthService, Email, HashParams, LetterKind, Locale, ManualClock,
+    Ports, RegistrationForm, RequestContext, Timestamp,
+};
+use resident_auth_postgres::{import_directory, PgDirectory, PgStore};
+
+const DIRECTORY: &str = "account_number,surnames,address,premises\n\
+7800000000001,Иванов,\"г. Санкт-Петербург, ул. Садовая, д. 1, кв. 12\",12\n";
+const RESIDENT: &str = "resident@example.org";
+/// More pairs than in memory: the store's round trips add their own jitter to both sides.
+const PAIRS: usize = 100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_email_and_wrong_password_are_indistinguishable_on_postgres() {
+    let url = fresh_database().await;
+    let pool = pool(&url, 4).await;
+    import_directory(&pool, DIRECTORY).await.unwrap();
+    let hasher = Argon2Hasher::with_workers(HashParams::default(), 1).unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_767_225_600_000)));
+    let mailer = RecordingMailer::new();
+    let service = AuthService::new(
+        Ports {
+            store: Arc::new(PgStore::new(pool.clone())),
+            directory: Arc::new(PgDirectory::new(pool)),
+            mailer: Arc::new(mailer.clone()),
+            hasher: Arc::new(hasher.clone()),
+            clock: clock.clone(),
+        },
+        AuthConfig::default(),
+    );
+    let context = RequestContext::new(Locale::Ru);
+    let form = RegistrationForm {
+        surname: "Иванов".into(),
+        account_number: "7800000000001".into(),
+        email: RESIDENT.into(),
+    };
+    service.register(&form, &context).await.unwrap();
+    let resident: Email = RESIDENT.parse().unwrap();
+    let letter = mailer.last(&resident, LetterKind::ConfirmEmail).unwrap();
+    let activation = service
+        .confirm_email(&link_token(&letter).unwrap())
+        .await
+        .unwrap();
+    service
+        .activate(activation.expose(), "12", &context)
+        .await
+        .unwrap();
+
+    let report = probe_login_enumeration(
+        &service,
+        &hasher,
+        &clock,
+        RESIDENT,
+        "nobody@example.org",
+        PAIRS,
+    )
+    .await;
+    eprintln!("login, PostgreSQL: {report}");
+    assert_eq!(report.unknown_answers[0].0, 401);
+    assert!(report.indistinguishable(0.05), "{report}");
+}
