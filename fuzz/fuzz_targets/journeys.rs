@@ -20,25 +20,62 @@ use resident_auth::{
 
 const DIRECTORY: &str = "account_number,surnames,address,premises\n\
 7800000000001,Иванов,A1,12\n7800000000002,Иванов,A2,123/456П\n7800000000003,Петрова,A3,2Н\n4700000000004,,A4,7\n";
-const ACCOUNTS: [&str; 5] = ["7800000000001", "7800000000002", "7800000000003", "4700000000004", "7899999999999"];
+const ACCOUNTS: [&str; 5] = [
+    "7800000000001",
+    "7800000000002",
+    "7800000000003",
+    "4700000000004",
+    "7899999999999",
+];
 const PREMISES: [&str; 6] = ["12", "123/456П", "2Н", "7", "13", "12А"];
 const SURNAMES: [&str; 4] = ["Иванов", "Петрова", "Сидоров", "Иванов И.И."];
 const EMAILS: [&str; 3] = ["a@example.org", "b@example.org", "c@example.org"];
 
 #[derive(Arbitrary, Debug)]
 enum Step {
-    Register { surname: u8, account: u8, email: u8 },
-    Confirm { letter: u8 },
-    Activate { token: u8, premises: u8 },
-    Login { email: u8, password: u8 },
-    Cabinet { session: u8 },
-    Select { session: u8, account: u8 },
-    Logout { session: u8 },
-    AddAddress { session: u8, surname: u8, account: u8 },
-    RequestRecovery { email: u8 },
-    CompleteRecovery { letter: u8 },
-    Advance { minutes: u16 },
-    FailMail { on: bool },
+    Register {
+        surname: u8,
+        account: u8,
+        email: u8,
+    },
+    Confirm {
+        letter: u8,
+    },
+    Activate {
+        token: u8,
+        premises: u8,
+    },
+    Login {
+        email: u8,
+        password: u8,
+    },
+    Cabinet {
+        session: u8,
+    },
+    Select {
+        session: u8,
+        account: u8,
+    },
+    Logout {
+        session: u8,
+    },
+    AddAddress {
+        session: u8,
+        surname: u8,
+        account: u8,
+    },
+    RequestRecovery {
+        email: u8,
+    },
+    CompleteRecovery {
+        letter: u8,
+    },
+    Advance {
+        minutes: u16,
+    },
+    FailMail {
+        on: bool,
+    },
 }
 
 fn pick<T: Copy>(items: &[T], index: u8) -> T {
@@ -60,7 +97,8 @@ fn world() -> World {
     let store = MemoryStore::new();
     let mailer = RecordingMailer::new();
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_767_225_600_000)));
-    let hasher = Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 1).expect("hasher");
+    let hasher =
+        Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 1).expect("hasher");
     let service = AuthService::new(
         Ports {
             store: Arc::new(store.clone()),
@@ -71,12 +109,26 @@ fn world() -> World {
         },
         AuthConfig::default(),
     );
-    World { service, store, mailer, clock, hasher, activations: Vec::new(), sessions: Vec::new(), used: HashSet::new() }
+    World {
+        service,
+        store,
+        mailer,
+        clock,
+        hasher,
+        activations: Vec::new(),
+        sessions: Vec::new(),
+        used: HashSet::new(),
+    }
 }
 
 impl World {
     fn links(&self, kind: LetterKind) -> Vec<String> {
-        self.mailer.letters().iter().filter(|l| l.content.kind() == kind).filter_map(link_token).collect()
+        self.mailer
+            .letters()
+            .iter()
+            .filter(|l| l.content.kind() == kind)
+            .filter_map(link_token)
+            .collect()
     }
 
     /// A token that worked once must never work again.
@@ -87,7 +139,11 @@ impl World {
     async fn step(&mut self, step: Step) {
         let context = RequestContext::default();
         match step {
-            Step::Register { surname, account, email } => {
+            Step::Register {
+                surname,
+                account,
+                email,
+            } => {
                 let form = RegistrationForm {
                     surname: pick(&SURNAMES, surname).into(),
                     account_number: pick(&ACCOUNTS, account).into(),
@@ -111,7 +167,12 @@ impl World {
                     return;
                 }
                 let token = self.activations[usize::from(token) % self.activations.len()].clone();
-                if self.service.activate(&token, pick(&PREMISES, premises), &context).await.is_ok() {
+                if self
+                    .service
+                    .activate(&token, pick(&PREMISES, premises), &context)
+                    .await
+                    .is_ok()
+                {
                     self.consumed(&token);
                 }
             }
@@ -130,7 +191,8 @@ impl World {
                     passwords[usize::from(password) % passwords.len()].clone()
                 };
                 if let Ok(logged_in) = self.service.login(to, password, &context).await {
-                    self.sessions.push(logged_in.session_token.expose().to_owned());
+                    self.sessions
+                        .push(logged_in.session_token.expose().to_owned());
                 }
             }
             Step::Cabinet { session } => {
@@ -140,7 +202,10 @@ impl World {
             }
             Step::Select { session, account } => {
                 if let Some(token) = self.session(session) {
-                    let _ = self.service.select_account(&token, pick(&ACCOUNTS, account)).await;
+                    let _ = self
+                        .service
+                        .select_account(&token, pick(&ACCOUNTS, account))
+                        .await;
                 }
             }
             Step::Logout { session } => {
@@ -148,7 +213,11 @@ impl World {
                     let _ = self.service.logout(&token).await;
                 }
             }
-            Step::AddAddress { session, surname, account } => {
+            Step::AddAddress {
+                session,
+                surname,
+                account,
+            } => {
                 if let Some(token) = self.session(session) {
                     let form = AddressForm {
                         surname: pick(&SURNAMES, surname).into(),
@@ -158,7 +227,10 @@ impl World {
                 }
             }
             Step::RequestRecovery { email } => {
-                let _ = self.service.request_recovery(pick(&EMAILS, email), &context).await;
+                let _ = self
+                    .service
+                    .request_recovery(pick(&EMAILS, email), &context)
+                    .await;
             }
             Step::CompleteRecovery { letter } => {
                 let links = self.links(LetterKind::RecoverPassword);
@@ -166,17 +238,25 @@ impl World {
                     return;
                 }
                 let token = links[usize::from(letter) % links.len()].clone();
-                if self.service.complete_recovery(&token, &context).await.is_ok() {
+                if self
+                    .service
+                    .complete_recovery(&token, &context)
+                    .await
+                    .is_ok()
+                {
                     self.consumed(&token);
                 }
             }
-            Step::Advance { minutes } => self.clock.advance(Duration::from_secs(u64::from(minutes) * 60)),
+            Step::Advance { minutes } => self
+                .clock
+                .advance(Duration::from_secs(u64::from(minutes) * 60)),
             Step::FailMail { on } => self.mailer.set_failing(on),
         }
     }
 
     fn session(&self, index: u8) -> Option<String> {
-        (!self.sessions.is_empty()).then(|| self.sessions[usize::from(index) % self.sessions.len()].clone())
+        (!self.sessions.is_empty())
+            .then(|| self.sessions[usize::from(index) % self.sessions.len()].clone())
     }
 
     async fn check_invariants(&self) {
@@ -191,7 +271,10 @@ impl World {
             for letter in self.mailer.letters() {
                 if letter.to == email && letter.content.kind() == LetterKind::Credentials {
                     let password = mailed_password(&letter).expect("password line");
-                    if matches!(self.hasher.verify(password, Some(stored.clone())).await, Ok(Verification::Match { .. })) {
+                    if matches!(
+                        self.hasher.verify(password, Some(stored.clone())).await,
+                        Ok(Verification::Match { .. })
+                    ) {
                         mailed = true;
                         break;
                     }
@@ -202,13 +285,23 @@ impl World {
             let probe = Token::generate().hash();
             let state = self
                 .store
-                .open_session(&NewSession { token: probe, email: email.clone(), created_at: self.clock_now() }, &[])
+                .open_session(
+                    &NewSession {
+                        token: probe,
+                        email: email.clone(),
+                        created_at: self.clock_now(),
+                    },
+                    &[],
+                )
                 .await
                 .expect("store")
                 .expect("cabinet exists");
             self.store.end_session(&probe).await.expect("store");
             for account in state.accounts {
-                assert!(linked.insert(account), "account {account} is in two cabinets");
+                assert!(
+                    linked.insert(account),
+                    "account {account} is in two cabinets"
+                );
             }
         }
     }
@@ -223,7 +316,9 @@ fuzz_target!(|steps: Vec<Step>| {
     if steps.len() > 64 {
         return;
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let mut world = world();
         for step in steps {

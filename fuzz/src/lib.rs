@@ -22,10 +22,18 @@ where
                 Err(_) => panic!("canonical form {canonical:?} must parse"),
             };
             assert_eq!(reparsed, value, "round trip changed the value");
-            assert_eq!(reparsed.to_string(), canonical, "canonical form is not stable");
+            assert_eq!(
+                reparsed.to_string(),
+                canonical,
+                "canonical form is not stable"
+            );
         }
         Err(error) => {
-            assert!(error.code().contains('.'), "code {} is not dotted", error.code());
+            assert!(
+                error.code().contains('.'),
+                "code {} is not dotted",
+                error.code()
+            );
             assert!(!error.message(Locale::Ru).is_empty());
             assert!(!error.message(Locale::En).is_empty());
         }

@@ -252,4 +252,31 @@ proptest! {
     fn served_regions_parse_never_panics(input in any_input()) {
         let _ = input.parse::<ServedRegions>();
     }
+
+    #[test]
+    fn accept_language_never_panics_and_defaults_to_russian(input in any_input()) {
+        let locale = Locale::from_accept_language(&input);
+        if !input.to_ascii_lowercase().contains("en") {
+            prop_assert_eq!(locale, Locale::Ru);
+        }
+    }
+
+    #[test]
+    fn accept_language_picks_the_preferred_supported_language(
+        ru_q in 1u32..=1000,
+        en_q in 1u32..=1000,
+        others in prop::collection::vec(
+            (prop::sample::select(vec!["de", "fr", "uk", "zh-Hans", "*"]), 0u32..=1000),
+            0..4,
+        ),
+        region in prop::sample::select(vec!["", "-RU", "-GB", "_US"]),
+    ) {
+        let q = |n: u32| format!("{}.{:03}", n / 1000, n % 1000);
+        let mut parts: Vec<String> = others.iter().map(|(tag, n)| format!("{tag};q={}", q(*n))).collect();
+        parts.push(format!("ru{region};q={}", q(ru_q)));
+        parts.push(format!("EN{region} ; q={}", q(en_q)));
+        let header = parts.join(", ");
+        let expected = if en_q > ru_q { Locale::En } else { Locale::Ru };
+        prop_assert_eq!(Locale::from_accept_language(&header), expected, "{}", header);
+    }
 }
