@@ -3,9 +3,9 @@
 #![allow(clippy::missing_panics_doc, clippy::unwrap_used, clippy::expect_used)]
 
 use resident_auth::{
-    memory::{link_token, mailed_password, RecordingMailer},
+    memory::{register_by_mail, RecordingMailer},
     secrecy::SecretString,
-    AuthService, LetterKind, RegistrationForm, RequestContext,
+    AuthService, RegistrationForm, RequestContext,
 };
 
 /// A directory CSV of `n` accounts: `78000000000{i}`, surname Иванов, premises `i + 1`.
@@ -41,22 +41,18 @@ pub async fn activated_cabinet(
     mailer: &RecordingMailer,
     i: usize,
 ) -> SecretString {
-    let context = RequestContext::default();
     let form = RegistrationForm {
         surname: "Иванов".into(),
         account_number: account(i),
         email: email(i),
     };
-    service.register(&form, &context).await.unwrap();
-    let to = email(i).parse().unwrap();
-    let letter = mailer.last(&to, LetterKind::ConfirmEmail).unwrap();
-    let activation = service
-        .confirm_email(&link_token(&letter).unwrap())
-        .await
-        .unwrap();
-    service
-        .activate(activation.expose(), &(i + 1).to_string(), &context)
-        .await
-        .unwrap();
-    mailed_password(&mailer.last(&to, LetterKind::Credentials).unwrap()).unwrap()
+    register_by_mail(
+        service,
+        mailer,
+        &form,
+        &(i + 1).to_string(),
+        &RequestContext::default(),
+    )
+    .await
+    .unwrap()
 }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use common::{fresh_database, pool};
 use resident_auth::{
     enumeration::probe_login_enumeration,
-    memory::{link_token, RecordingMailer},
-    Argon2Hasher, AuthConfig, AuthService, Email, HashParams, LetterKind, Locale, ManualClock,
-    Ports, RegistrationForm, RequestContext, Timestamp,
+    memory::{register_by_mail, RecordingMailer},
+    Argon2Hasher, AuthConfig, AuthService, HashParams, Locale, ManualClock, Ports,
+    RegistrationForm, RequestContext, Timestamp,
 };
 use resident_auth_postgres::{import_directory, PgDirectory, PgStore};
 
@@ -46,15 +46,7 @@ async fn unknown_email_and_wrong_password_are_indistinguishable_on_postgres() {
         account_number: "7800000000001".into(),
         email: RESIDENT.into(),
     };
-    service.register(&form, &context).await.unwrap();
-    let resident: Email = RESIDENT.parse().unwrap();
-    let letter = mailer.last(&resident, LetterKind::ConfirmEmail).unwrap();
-    let activation = service
-        .confirm_email(&link_token(&letter).unwrap())
-        .await
-        .unwrap();
-    service
-        .activate(activation.expose(), "12", &context)
+    register_by_mail(&service, &mailer, &form, "12", &context)
         .await
         .unwrap();
 

@@ -43,6 +43,11 @@ impl ApiResponse {
         }
     }
 
+    /// 200 with a documented answer type.
+    fn ok(body: &impl Serialize) -> Self {
+        Self::typed(200, body)
+    }
+
     /// The error answer: `{"errors":[{"field","code","message"}]}` in `locale`.
     #[must_use]
     pub fn from_error(error: &Error, locale: Locale) -> Self {
@@ -348,12 +353,9 @@ macro_rules! try_body {
 
 /// 200 with the cabinet's canonical email.
 fn email_answer(email: impl std::fmt::Display) -> ApiResponse {
-    ApiResponse::typed(
-        200,
-        &EmailAnswer {
-            email: email.to_string(),
-        },
-    )
+    ApiResponse::ok(&EmailAnswer {
+        email: email.to_string(),
+    })
 }
 
 fn answer<T>(
@@ -409,12 +411,9 @@ pub async fn confirm(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse 
         api.service.confirm_email(&request.token).await,
         context,
         |token| {
-            ApiResponse::typed(
-                200,
-                &ActivationTokenAnswer {
-                    activation_token: token.expose().to_owned(),
-                },
-            )
+            ApiResponse::ok(&ActivationTokenAnswer {
+                activation_token: token.expose().to_owned(),
+            })
         },
     )
 }
@@ -476,12 +475,9 @@ pub async fn login(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
         .login(&request.email, request.password, context)
         .await;
     answer(result, context, |logged_in| {
-        ApiResponse::typed(
-            200,
-            &SessionTokenAnswer {
-                session_token: logged_in.session_token.expose().to_owned(),
-            },
-        )
+        ApiResponse::ok(&SessionTokenAnswer {
+            session_token: logged_in.session_token.expose().to_owned(),
+        })
     })
 }
 
@@ -509,14 +505,11 @@ pub async fn session(api: &Api, authorization: Option<&str>, context: &Context) 
                 premises: a.premises.as_ref().map(ToString::to_string),
             })
             .collect();
-        ApiResponse::typed(
-            200,
-            &CabinetAnswer {
-                email: cabinet.email.to_string(),
-                accounts,
-                active_account: cabinet.active_account.as_ref().map(ToString::to_string),
-            },
-        )
+        ApiResponse::ok(&CabinetAnswer {
+            email: cabinet.email.to_string(),
+            accounts,
+            active_account: cabinet.active_account.as_ref().map(ToString::to_string),
+        })
     })
 }
 
@@ -546,12 +539,9 @@ pub async fn select_account(
         .select_account(token, &request.account_number)
         .await;
     answer(result, context, |()| {
-        ApiResponse::typed(
-            200,
-            &ActiveAccountAnswer {
-                active_account: request.account_number.trim().to_owned(),
-            },
-        )
+        ApiResponse::ok(&ActiveAccountAnswer {
+            active_account: request.account_number.trim().to_owned(),
+        })
     })
 }
 

@@ -21,7 +21,7 @@ use crate::{
         ThrottlePolicy,
     },
     secret::{PasswordHash, TokenHash},
-    AccountNumber, Email,
+    AccountNumber, AuthService, Email, Error, Problem, RegistrationForm, RequestContext,
 };
 
 #[derive(Debug, Clone)]
@@ -741,4 +741,36 @@ pub fn mailed_password(letter: &Letter) -> Option<SecretString> {
             .or_else(|| line.strip_prefix("Password: "))
             .map(|p| SecretString::from(p.to_owned()))
     })
+}
+
+/// Journeys 1–3 for a new cabinet, done the way a resident does them: register, follow the
+/// confirmation letter's link, activate with `premises`, read the password from the
+/// credentials letter. `mailer` must be the service's mailer. For tests, benches and demos.
+///
+/// # Errors
+/// The first failing step's error; [`Problem::InvalidLink`] if a letter the next step
+/// needs did not arrive.
+pub async fn register_by_mail(
+    service: &AuthService,
+    mailer: &RecordingMailer,
+    form: &RegistrationForm,
+    premises: &str,
+    context: &RequestContext,
+) -> Result<SecretString, Error> {
+    service.register(form, context).await?;
+    let to: Email = form.email.parse().map_err(Problem::Email)?;
+    let token = mailer
+        .last(&to, LetterKind::ConfirmEmail)
+        .as_ref()
+        .and_then(link_token)
+        .ok_or(Problem::InvalidLink)?;
+    let activation = service.confirm_email(&token).await?;
+    service
+        .activate(activation.expose(), premises, context)
+        .await?;
+    mailer
+        .last(&to, LetterKind::Credentials)
+        .as_ref()
+        .and_then(mailed_password)
+        .ok_or_else(|| Problem::InvalidLink.into())
 }

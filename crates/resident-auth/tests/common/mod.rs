@@ -5,7 +5,10 @@
 use std::{sync::Arc, time::Duration};
 
 use resident_auth::{
-    memory::{link_token, mailed_password, MemoryDirectory, MemoryStore, RecordingMailer},
+    memory::{
+        link_token, mailed_password, register_by_mail, MemoryDirectory, MemoryStore,
+        RecordingMailer,
+    },
     secrecy::{ExposeSecret, SecretString},
     Argon2Hasher, AuthConfig, AuthService, CountingHasher, Email, HashParams, Letter, LetterKind,
     Locale, Mailer, ManualClock, Ports, RegistrationForm, RequestContext, Store, Timestamp,
@@ -136,17 +139,15 @@ impl Harness {
         to: &str,
         premises: &str,
     ) -> SecretString {
-        self.service
-            .register(&form(surname, account, to), &ru())
-            .await
-            .unwrap();
-        let confirmation = self.link_token(to, LetterKind::ConfirmEmail);
-        let activation = self.service.confirm_email(&confirmation).await.unwrap();
-        self.service
-            .activate(activation.expose(), premises, &ru())
-            .await
-            .unwrap();
-        self.mailed_password(to)
+        register_by_mail(
+            &self.service,
+            &self.mailer,
+            &form(surname, account, to),
+            premises,
+            &ru(),
+        )
+        .await
+        .unwrap()
     }
 
     /// Logs in and returns the session token text.
