@@ -1,8 +1,14 @@
 //! The store conformance suite: every [`Store`] implementation must pass it unchanged.
 //!
-//! Each rule is a plain `async fn` taking a fresh, empty store; the
-//! [`store_conformance_tests!`](crate::store_conformance_tests) macro turns all of them into
-//! `#[tokio::test]`s with one line:
+//! Two kinds of rules. The primitives' rules call the four storage traits directly:
+//! compare-and-swap, consume-once, insert-if-absent, uniqueness of emails and accounts,
+//! counting in windows, purging — including the same call made by many tasks at once.
+//! The journeys' rules run [`AuthService`] on the store (with an in-memory directory, a
+//! recording mailer, a manual clock and fast argon2) and check what residents see: the
+//! policy lives in the service, and these rules show it holds on top of the store.
+//!
+//! The [`store_conformance_tests!`](crate::store_conformance_tests) macro turns every rule
+//! into a `#[tokio::test]` with one line:
 //!
 //! ```ignore
 //! resident_auth::store_conformance_tests!(async { MyStore::connect_fresh().await });
@@ -11,42 +17,55 @@
 //! Rules panic (assert) on a violation, like any test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures::future::join_all;
+use secrecy::SecretString;
 
 use crate::{
-    clock::Timestamp,
+    clock::{ManualClock, Timestamp},
+    ids::{CabinetId, SessionId},
+    letters::LetterKind,
+    memory::{link_token, mailed_password, register_by_mail, MemoryDirectory, RecordingMailer},
     ports::{
-        AttemptPolicy, BeginRegistration, CommitOutcome, FailedAttempt, Grant, NewRecovery,
-        NewRegistration, NewSession, RegistrationKind, RegistrationStage, SelectAccount,
-        SessionExpiry, StageOutcome, Store, ThrottleDecision, ThrottleKey, ThrottlePolicy,
+        Cabinet, CabinetKey, CabinetSwap, CounterKey, Expected, Link, LinkPurpose, Session, Store,
+        Version,
     },
     secret::{PasswordHash, Token, TokenHash},
-    AccountNumber, Email,
+    AccountNumber, AddressForm, Argon2Hasher, AuthConfig, AuthService, Email, Error, HashParams,
+    Locale, Ports, Problem, RegistrationForm, RequestContext,
 };
 
 /// Generates one `#[tokio::test]` per conformance rule. `$store` is an expression that
-/// evaluates to a future of a fresh, empty store (it runs once per test).
+/// evaluates to a future of a fresh, empty store (it runs once per test); the store must
+/// be `Clone` (clones share the data) and `'static`.
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($store:expr) => {
         $crate::store_conformance_tests!(@rules $store;
-            registration_confirmation_activation,
-            registration_resend_interval_and_replacement,
-            abandoned_registration_can_restart_at_once,
-            tokens_expire,
-            failed_activations_count_and_lock,
-            staging_is_exclusive_and_commit_needs_the_staged_hash,
-            added_account_joins_the_cabinet_and_ends_its_sessions,
-            recovery_replaces_the_password_once,
-            sessions_expire_and_switch_accounts,
-            throttles_count_lock_and_reset,
-            password_hash_upgrade_is_compare_and_swap,
-            concurrent_confirmations_consume_a_token_once,
-            concurrent_registrations_let_one_win,
-            concurrent_commits_issue_credentials_once,
-            purging_removes_only_what_is_dead
+            links_insert_swap_move_and_consume_once,
+            cabinets_keep_emails_and_accounts_unique,
+            sessions_swap_without_resurrection,
+            counters_count_in_fixed_windows,
+            session_with_cabinet_reads_both,
+            purging_removes_only_what_is_dead,
+            concurrent_link_swaps_let_one_win,
+            concurrent_increments_count_every_event,
+            concurrent_cabinets_for_one_account_let_one_win,
+            concurrent_cabinet_updates_let_one_win,
+            journey_registration_confirmation_activation,
+            journey_resend_interval_and_coexisting_registrations,
+            journey_failed_letter_lets_registration_restart_at_once,
+            journey_links_expire,
+            journey_premises_attempts_count_per_account,
+            journey_added_account_joins_and_ends_sessions,
+            journey_recovery_replaces_the_password_once,
+            journey_sessions_expire_and_switch_accounts,
+            journey_login_throttle_counts_and_clears,
+            journey_concurrent_activations_issue_credentials_once,
+            journey_concurrent_confirmations_consume_a_link_once,
+            journey_login_racing_a_reissue_keeps_no_session,
+            journey_purge_keeps_the_living
         );
     };
     (@rules $store:expr; $($rule:ident),+ $(,)?) => {
@@ -79,1386 +98,1096 @@ fn account(text: &str) -> AccountNumber {
 }
 
 fn hash(label: &str) -> PasswordHash {
-    PasswordHash::from_phc(format!("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ${label}"))
+    PasswordHash::from_phc(format!("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$${label}"))
 }
 
 fn token() -> TokenHash {
     Token::generate().hash()
 }
 
-fn new_registration(
-    email: &Email,
-    account: AccountNumber,
-    kind: RegistrationKind,
-    confirmation: TokenHash,
-    now: Timestamp,
-) -> NewRegistration {
-    NewRegistration {
-        email: email.clone(),
-        account_number: account,
-        kind,
-        confirmation,
-        expires_at: now.plus(24 * HOUR),
-        resend_interval: MINUTE,
+fn confirmation_link(to: &Email, number: AccountNumber, expires_at: Timestamp) -> Link {
+    Link {
+        purpose: LinkPurpose::Confirmation,
+        email: to.clone(),
+        account_number: Some(number),
+        cabinet: None,
+        credential_version: None,
+        expires_at,
+        issuing_until: None,
     }
 }
 
-const ATTEMPTS: AttemptPolicy = AttemptPolicy {
-    max_attempts: 3,
-    lockout: Duration::from_secs(15 * 60),
-};
-
-const EXPIRY: SessionExpiry = SessionExpiry {
-    idle: Duration::from_secs(30 * 60),
-    absolute: Duration::from_secs(12 * 3600),
-};
-
-/// Takes a registration all the way to a cabinet; returns the activation grant's token.
-async fn create_cabinet<S: Store + ?Sized>(
-    store: &S,
-    email: &Email,
-    account: AccountNumber,
-    password: &PasswordHash,
-    now: Timestamp,
-) {
-    let confirmation = token();
-    let activation = token();
-    let begun = store
-        .begin_registration(
-            &new_registration(
-                email,
-                account,
-                RegistrationKind::NewCabinet,
-                confirmation,
-                now,
-            ),
-            now,
-        )
-        .await
-        .expect("begin_registration");
-    assert_eq!(begun, BeginRegistration::Started);
-    let pending = store
-        .confirm_email(&confirmation, &activation, now.plus(HOUR), now)
-        .await
-        .expect("confirm_email");
-    assert!(pending.is_some());
-    let grant = Grant::Activation(activation);
-    let staged = store
-        .stage_credentials(&grant, password, now, MINUTE)
-        .await
-        .expect("stage");
-    assert_eq!(
-        staged,
-        StageOutcome::Staged {
-            email: email.clone()
-        }
-    );
-    let committed = store
-        .commit_credentials(&grant, password, now)
-        .await
-        .expect("commit");
-    assert_eq!(
-        committed,
-        CommitOutcome::Committed {
-            email: email.clone()
-        }
-    );
+fn cabinet(to: &Email, accounts: &[AccountNumber]) -> Cabinet {
+    Cabinet {
+        id: CabinetId::generate(),
+        email: to.clone(),
+        password_hash: hash("first"),
+        credential_version: 1,
+        accounts: accounts.to_vec(),
+    }
 }
 
-async fn open<S: Store + ?Sized>(store: &S, email: &Email, now: Timestamp) -> TokenHash {
-    let session = token();
-    let opened = store
-        .open_session(
-            &NewSession {
-                token: session,
-                email: email.clone(),
-                created_at: now,
-            },
-            &[],
-        )
-        .await
-        .expect("open_session");
-    assert!(
-        opened.is_some(),
-        "open_session found no cabinet for {email}"
-    );
-    session
+fn session(of: &Cabinet, at: Timestamp) -> Session {
+    Session {
+        id: SessionId::generate(),
+        cabinet: of.id,
+        credential_version: of.credential_version,
+        active_account: of.accounts.first().copied(),
+        created_at: at,
+        last_used: at,
+        expires_at: at.plus(30 * MINUTE),
+        client: Some("192.0.2.1".to_owned()),
+    }
 }
 
-/// Journeys 1–3 at the store: a pending registration is confirmed once, activated, and
-/// becomes a cabinet; the account and the email are then registered.
-pub async fn registration_confirmation_activation<S: Store + ?Sized>(store: &S) {
+/// Links: insert-if-absent, read, compare-and-swap, a move to another token, consume once.
+pub async fn links_insert_swap_move_and_consume_once<S: Store + Clone + 'static>(store: &S) {
     let now = t0();
-    let resident = email("resident@example.org");
-    let number = account("7800000000001");
-    let confirmation = token();
-    let registration = new_registration(
-        &resident,
-        number,
-        RegistrationKind::NewCabinet,
-        confirmation,
-        now,
-    );
-    assert_eq!(
-        store.begin_registration(&registration, now).await.unwrap(),
-        BeginRegistration::Started
-    );
-
-    let activation = token();
-    assert_eq!(
-        store
-            .confirm_email(&token(), &activation, now.plus(HOUR), now)
-            .await
-            .unwrap(),
-        None
-    );
-    let pending = store
-        .confirm_email(&confirmation, &activation, now.plus(HOUR), now)
-        .await
-        .unwrap()
-        .expect("a live confirmation token confirms");
-    assert_eq!(pending.email, resident);
-    assert_eq!(pending.account_number, number);
-    assert_eq!(pending.stage, RegistrationStage::AwaitingActivation);
-    assert_eq!(pending.expires_at, now.plus(HOUR));
-    assert_eq!(
-        store
-            .confirm_email(&confirmation, &token(), now.plus(HOUR), now)
-            .await
-            .unwrap(),
-        None,
-        "a confirmation token works once"
-    );
-    assert_eq!(
-        store.pending_activation(&confirmation, now).await.unwrap(),
-        None
-    );
-    let awaiting = store
-        .pending_activation(&activation, now)
-        .await
-        .unwrap()
-        .expect("awaiting activation");
-    assert_eq!((awaiting.failed_attempts, awaiting.locked_until), (0, None));
-    assert_eq!(
-        store.password_hash(&resident).await.unwrap(),
-        None,
-        "no cabinet before activation"
-    );
-
-    let password = hash("first");
-    let grant = Grant::Activation(activation);
-    assert_eq!(
-        store
-            .stage_credentials(&grant, &password, now, MINUTE)
-            .await
-            .unwrap(),
-        StageOutcome::Staged {
-            email: resident.clone()
-        }
-    );
-    assert_eq!(
-        store.password_hash(&resident).await.unwrap(),
-        None,
-        "staged is not effective"
-    );
-    assert_eq!(
-        store
-            .commit_credentials(&grant, &password, now)
-            .await
-            .unwrap(),
-        CommitOutcome::Committed {
-            email: resident.clone()
-        }
-    );
-    assert_eq!(
-        store.password_hash(&resident).await.unwrap(),
-        Some(password.clone())
-    );
-    assert_eq!(
-        store.pending_activation(&activation, now).await.unwrap(),
-        None,
-        "activation consumed"
-    );
-    assert_eq!(
-        store
-            .commit_credentials(&grant, &password, now)
-            .await
-            .unwrap(),
-        CommitOutcome::Gone
-    );
-
-    let session = open(store, &resident, now).await;
-    let state = store
-        .session(&session, now, &EXPIRY)
-        .await
-        .unwrap()
-        .expect("live session");
-    assert_eq!(state.accounts, vec![number]);
-    assert_eq!(state.active_account, Some(number));
-
-    let again = new_registration(
-        &resident,
-        account("7800000000002"),
-        RegistrationKind::NewCabinet,
-        token(),
-        now.plus(HOUR),
-    );
-    assert_eq!(
-        store
-            .begin_registration(&again, now.plus(HOUR))
-            .await
-            .unwrap(),
-        BeginRegistration::AlreadyRegistered,
-        "the email has a cabinet"
-    );
-    let other = new_registration(
-        &email("other@example.org"),
-        number,
-        RegistrationKind::NewCabinet,
-        token(),
-        now.plus(HOUR),
-    );
-    assert_eq!(
-        store
-            .begin_registration(&other, now.plus(HOUR))
-            .await
-            .unwrap(),
-        BeginRegistration::AlreadyRegistered,
-        "the account is linked"
-    );
-    let add_linked = new_registration(
-        &resident,
-        number,
-        RegistrationKind::AddAccount,
-        token(),
-        now.plus(HOUR),
-    );
-    assert_eq!(
-        store
-            .begin_registration(&add_linked, now.plus(HOUR))
-            .await
-            .unwrap(),
-        BeginRegistration::AlreadyRegistered,
-        "an account cannot be added twice"
-    );
-}
-
-/// Registering again within the resend interval is throttled; after it, the new
-/// registration replaces the old one, whose link dies.
-pub async fn registration_resend_interval_and_replacement<S: Store + ?Sized>(store: &S) {
-    let now = t0();
-    let resident = email("resident@example.org");
-    let number = account("7800000000001");
+    let to = email("resident@example.org");
+    let link = confirmation_link(&to, account("7800000000001"), now.plus(HOUR));
     let first = token();
-    store
-        .begin_registration(
-            &new_registration(&resident, number, RegistrationKind::NewCabinet, first, now),
-            now,
-        )
+    assert!(store.link(&first).await.unwrap().is_none());
+    assert!(store
+        .swap_link(&first, Expected::Absent, Some((&first, &link)))
         .await
-        .unwrap();
-    let soon = now.plus(Duration::from_secs(10));
+        .unwrap());
+    assert!(
+        !store
+            .swap_link(&first, Expected::Absent, Some((&first, &link)))
+            .await
+            .unwrap(),
+        "insert-if-absent refuses an existing token"
+    );
+    let stored = store.link(&first).await.unwrap().expect("inserted");
+    assert_eq!(stored.value, link);
+    assert_eq!(stored.version, Version::FIRST);
+
+    let leased = Link {
+        issuing_until: Some(now.plus(MINUTE)),
+        ..link.clone()
+    };
+    assert!(
+        !store
+            .swap_link(
+                &first,
+                Expected::Version(Version::new(7)),
+                Some((&first, &leased))
+            )
+            .await
+            .unwrap(),
+        "a wrong version writes nothing"
+    );
+    assert!(store
+        .swap_link(&first, Expected::Version(stored.version), Some((&first, &leased)))
+        .await
+        .unwrap());
+    let stored = store.link(&first).await.unwrap().expect("still there");
+    assert_eq!(stored.value, leased);
+    assert_eq!(stored.version, Version::FIRST.next());
+
     let second = token();
-    assert_eq!(
-        store
-            .begin_registration(
-                &new_registration(
-                    &resident,
-                    number,
-                    RegistrationKind::NewCabinet,
-                    second,
-                    soon
-                ),
-                soon
-            )
-            .await
-            .unwrap(),
-        BeginRegistration::Throttled {
-            retry_at: now.plus(MINUTE)
-        }
-    );
-    // Same account, another email: also held back by the same letter stamp.
-    assert!(matches!(
-        store
-            .begin_registration(
-                &new_registration(
-                    &email("typo@example.org"),
-                    number,
-                    RegistrationKind::NewCabinet,
-                    token(),
-                    soon
-                ),
-                soon
-            )
-            .await
-            .unwrap(),
-        BeginRegistration::Throttled { .. }
-    ));
-    let later = now.plus(2 * MINUTE);
-    assert_eq!(
-        store
-            .begin_registration(
-                &new_registration(
-                    &resident,
-                    number,
-                    RegistrationKind::NewCabinet,
-                    second,
-                    later
-                ),
-                later
-            )
-            .await
-            .unwrap(),
-        BeginRegistration::Started
-    );
-    assert_eq!(
-        store
-            .confirm_email(&first, &token(), later.plus(HOUR), later)
-            .await
-            .unwrap(),
-        None,
-        "the replaced link no longer works"
-    );
-    // The same email with another account replaces the pending new-cabinet registration.
-    let much_later = later.plus(2 * MINUTE);
-    let third = token();
-    let other_number = account("7800000000002");
-    assert_eq!(
-        store
-            .begin_registration(
-                &new_registration(
-                    &resident,
-                    other_number,
-                    RegistrationKind::NewCabinet,
-                    third,
-                    much_later
-                ),
-                much_later
-            )
-            .await
-            .unwrap(),
-        BeginRegistration::Started
-    );
-    assert_eq!(
-        store
-            .confirm_email(&second, &token(), much_later.plus(HOUR), much_later)
-            .await
-            .unwrap(),
-        None
-    );
-    let pending = store
-        .confirm_email(&third, &token(), much_later.plus(HOUR), much_later)
-        .await
-        .unwrap()
-        .expect("the newest registration confirms");
-    assert_eq!(pending.account_number, other_number);
-}
-
-/// A registration whose letter failed is dropped and can start again at once.
-pub async fn abandoned_registration_can_restart_at_once<S: Store + ?Sized>(store: &S) {
-    let now = t0();
-    let resident = email("resident@example.org");
-    let number = account("7800000000001");
-    let first = token();
-    store
-        .begin_registration(
-            &new_registration(&resident, number, RegistrationKind::NewCabinet, first, now),
-            now,
-        )
-        .await
-        .unwrap();
-    store.abandon_registration(&first).await.unwrap();
-    assert_eq!(
-        store
-            .confirm_email(&first, &token(), now.plus(HOUR), now)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store
-            .begin_registration(
-                &new_registration(
-                    &resident,
-                    number,
-                    RegistrationKind::NewCabinet,
-                    token(),
-                    now
-                ),
-                now
-            )
-            .await
-            .unwrap(),
-        BeginRegistration::Started
-    );
-    store.abandon_registration(&token()).await.unwrap();
-}
-
-/// Confirmation, activation and recovery tokens stop working when they expire.
-pub async fn tokens_expire<S: Store + ?Sized>(store: &S) {
-    let now = t0();
-    let resident = email("resident@example.org");
-    let confirmation = token();
-    let mut registration = new_registration(
-        &resident,
-        account("7800000000001"),
-        RegistrationKind::NewCabinet,
-        confirmation,
-        now,
-    );
-    registration.expires_at = now.plus(HOUR);
-    store.begin_registration(&registration, now).await.unwrap();
-    assert_eq!(
-        store
-            .confirm_email(&confirmation, &token(), now.plus(2 * HOUR), now.plus(HOUR))
-            .await
-            .unwrap(),
-        None
-    );
-
-    let second = account("7800000000002");
-    let confirmation = token();
-    let activation = token();
-    let other = email("other@example.org");
-    store
-        .begin_registration(
-            &new_registration(
-                &other,
-                second,
-                RegistrationKind::NewCabinet,
-                confirmation,
-                now,
-            ),
-            now,
-        )
-        .await
-        .unwrap();
-    store
-        .confirm_email(&confirmation, &activation, now.plus(HOUR), now)
-        .await
-        .unwrap()
-        .expect("confirms");
+    let activation = Link {
+        purpose: LinkPurpose::Activation,
+        ..link.clone()
+    };
     assert!(store
-        .pending_activation(&activation, now.plus(59 * MINUTE))
-        .await
-        .unwrap()
-        .is_some());
-    assert_eq!(
-        store
-            .pending_activation(&activation, now.plus(HOUR))
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store
-            .stage_credentials(
-                &Grant::Activation(activation),
-                &hash("x"),
-                now.plus(HOUR),
-                MINUTE
-            )
-            .await
-            .unwrap(),
-        StageOutcome::Gone
-    );
-
-    let later = now.plus(2 * HOUR);
-    create_cabinet(
-        store,
-        &resident,
-        account("7800000000003"),
-        &hash("p"),
-        later,
-    )
-    .await;
-    let recovery = token();
-    assert!(store
-        .begin_recovery(
-            &NewRecovery {
-                email: resident.clone(),
-                token: recovery,
-                expires_at: later.plus(HOUR)
-            },
-            later
-        )
+        .swap_link(&first, Expected::Version(stored.version), Some((&second, &activation)))
         .await
         .unwrap());
-    assert_eq!(
-        store
-            .stage_credentials(
-                &Grant::Recovery(recovery),
-                &hash("r"),
-                later.plus(HOUR),
-                MINUTE
-            )
-            .await
-            .unwrap(),
-        StageOutcome::Gone
-    );
-}
+    assert!(store.link(&first).await.unwrap().is_none(), "moved away");
+    let moved = store.link(&second).await.unwrap().expect("moved here");
+    assert_eq!(moved.value, activation);
 
-/// Wrong premises numbers count down, lock at the maximum, block staging while locked,
-/// and start afresh after the lock.
-pub async fn failed_activations_count_and_lock<S: Store + ?Sized>(store: &S) {
-    let now = t0();
-    let confirmation = token();
-    let activation = token();
-    store
-        .begin_registration(
-            &new_registration(
-                &email("resident@example.org"),
-                account("7800000000001"),
-                RegistrationKind::NewCabinet,
-                confirmation,
-                now,
-            ),
-            now,
-        )
-        .await
-        .unwrap();
-    store
-        .confirm_email(&confirmation, &activation, now.plus(24 * HOUR), now)
-        .await
-        .unwrap();
-    assert_eq!(
-        store
-            .record_failed_activation(&token(), now, &ATTEMPTS)
-            .await
-            .unwrap(),
-        None
-    );
-    let first = store
-        .record_failed_activation(&activation, now, &ATTEMPTS)
-        .await
-        .unwrap();
-    assert_eq!(
-        first,
-        Some(FailedAttempt {
-            attempts_left: 2,
-            locked_until: None
-        })
-    );
-    let second = store
-        .record_failed_activation(&activation, now, &ATTEMPTS)
-        .await
-        .unwrap();
-    assert_eq!(
-        second,
-        Some(FailedAttempt {
-            attempts_left: 1,
-            locked_until: None
-        })
-    );
-    let until = now.plus(ATTEMPTS.lockout);
-    let third = store
-        .record_failed_activation(&activation, now, &ATTEMPTS)
-        .await
-        .unwrap();
-    assert_eq!(
-        third,
-        Some(FailedAttempt {
-            attempts_left: 0,
-            locked_until: Some(until)
-        })
-    );
-    let pending = store
-        .pending_activation(&activation, now)
-        .await
-        .unwrap()
-        .expect("still pending");
-    assert_eq!(pending.locked_until, Some(until));
-    assert_eq!(
-        store
-            .stage_credentials(&Grant::Activation(activation), &hash("x"), now, MINUTE)
-            .await
-            .unwrap(),
-        StageOutcome::Gone,
-        "a locked registration cannot be activated"
-    );
-    let during = store
-        .record_failed_activation(&activation, now.plus(MINUTE), &ATTEMPTS)
-        .await
-        .unwrap();
-    assert_eq!(
-        during,
-        Some(FailedAttempt {
-            attempts_left: 0,
-            locked_until: Some(until)
-        })
-    );
-    let after = store
-        .record_failed_activation(&activation, until, &ATTEMPTS)
-        .await
-        .unwrap();
-    assert_eq!(
-        after,
-        Some(FailedAttempt {
-            attempts_left: 2,
-            locked_until: None
-        }),
-        "a fresh count after the lock"
-    );
-    assert!(matches!(
-        store
-            .stage_credentials(&Grant::Activation(activation), &hash("x"), until, MINUTE)
-            .await
-            .unwrap(),
-        StageOutcome::Staged { .. }
-    ));
-}
-
-/// Only one stage lives at a time; only the staged hash commits; a dropped stage frees
-/// the grant.
-pub async fn staging_is_exclusive_and_commit_needs_the_staged_hash<S: Store + ?Sized>(store: &S) {
-    let now = t0();
-    let confirmation = token();
-    let activation = token();
-    let resident = email("resident@example.org");
-    store
-        .begin_registration(
-            &new_registration(
-                &resident,
-                account("7800000000001"),
-                RegistrationKind::NewCabinet,
-                confirmation,
-                now,
-            ),
-            now,
-        )
-        .await
-        .unwrap();
-    store
-        .confirm_email(&confirmation, &activation, now.plus(HOUR), now)
-        .await
-        .unwrap();
-    let grant = Grant::Activation(activation);
-    let (a, b) = (hash("a"), hash("b"));
-    assert!(matches!(
-        store
-            .stage_credentials(&grant, &a, now, MINUTE)
-            .await
-            .unwrap(),
-        StageOutcome::Staged { .. }
-    ));
-    assert_eq!(
-        store
-            .stage_credentials(&grant, &b, now.plus(Duration::from_secs(5)), MINUTE)
-            .await
-            .unwrap(),
-        StageOutcome::Busy {
-            retry_at: now.plus(MINUTE)
-        }
-    );
-    assert_eq!(
-        store.commit_credentials(&grant, &b, now).await.unwrap(),
-        CommitOutcome::Gone
-    );
-    store.unstage_credentials(&grant, &b).await.unwrap();
-    assert!(
-        matches!(
-            store
-                .stage_credentials(&grant, &b, now, MINUTE)
-                .await
-                .unwrap(),
-            StageOutcome::Busy { .. }
-        ),
-        "unstaging another hash leaves the stage alone"
-    );
-    store.unstage_credentials(&grant, &a).await.unwrap();
-    assert!(matches!(
-        store
-            .stage_credentials(&grant, &b, now, MINUTE)
-            .await
-            .unwrap(),
-        StageOutcome::Staged { .. }
-    ));
-    assert_eq!(
-        store.commit_credentials(&grant, &a, now).await.unwrap(),
-        CommitOutcome::Gone
-    );
-    assert_eq!(
-        store.commit_credentials(&grant, &b, now).await.unwrap(),
-        CommitOutcome::Committed {
-            email: resident.clone()
-        }
-    );
-    assert_eq!(store.password_hash(&resident).await.unwrap(), Some(b));
-    // An expired lease may be taken over.
-    let confirmation = token();
-    let activation = token();
-    let other = email("other@example.org");
-    store
-        .begin_registration(
-            &new_registration(
-                &other,
-                account("7800000000002"),
-                RegistrationKind::NewCabinet,
-                confirmation,
-                now,
-            ),
-            now,
-        )
-        .await
-        .unwrap();
-    store
-        .confirm_email(&confirmation, &activation, now.plus(HOUR), now)
-        .await
-        .unwrap();
-    let grant = Grant::Activation(activation);
-    store
-        .stage_credentials(&grant, &hash("c"), now, MINUTE)
-        .await
-        .unwrap();
-    assert!(matches!(
-        store
-            .stage_credentials(&grant, &hash("d"), now.plus(MINUTE), MINUTE)
-            .await
-            .unwrap(),
-        StageOutcome::Staged { .. }
-    ));
-    assert_eq!(
-        store
-            .commit_credentials(&grant, &hash("c"), now)
-            .await
-            .unwrap(),
-        CommitOutcome::Gone
-    );
-}
-
-/// Journey 7 at the store: an added account joins the cabinet, the new password replaces
-/// the old, and every session of the cabinet ends.
-pub async fn added_account_joins_the_cabinet_and_ends_its_sessions<S: Store + ?Sized>(store: &S) {
-    let now = t0();
-    let resident = email("resident@example.org");
-    let first = account("7800000000001");
-    let second = account("7800000000002");
-    create_cabinet(store, &resident, first, &hash("old"), now).await;
-    let session = open(store, &resident, now).await;
-    let bystander = email("bystander@example.org");
-    create_cabinet(
-        store,
-        &bystander,
-        account("7800000000009"),
-        &hash("by"),
-        now,
-    )
-    .await;
-    let bystander_session = open(store, &bystander, now).await;
-
-    let confirmation = token();
-    let activation = token();
-    assert_eq!(
-        store
-            .begin_registration(
-                &new_registration(
-                    &resident,
-                    second,
-                    RegistrationKind::AddAccount,
-                    confirmation,
-                    now
-                ),
-                now
-            )
-            .await
-            .unwrap(),
-        BeginRegistration::Started
-    );
-    let pending = store
-        .confirm_email(&confirmation, &activation, now.plus(HOUR), now)
-        .await
-        .unwrap()
-        .expect("confirms");
-    assert_eq!(pending.kind, RegistrationKind::AddAccount);
-    let grant = Grant::Activation(activation);
-    let new = hash("new");
-    store
-        .stage_credentials(&grant, &new, now, MINUTE)
-        .await
-        .unwrap();
-    assert!(
-        store
-            .session(&session, now, &EXPIRY)
-            .await
-            .unwrap()
-            .is_some(),
-        "staging ends nothing"
-    );
-    assert_eq!(
-        store.commit_credentials(&grant, &new, now).await.unwrap(),
-        CommitOutcome::Committed {
-            email: resident.clone()
-        }
-    );
-    assert_eq!(
-        store.session(&session, now, &EXPIRY).await.unwrap(),
-        None,
-        "sessions end with new credentials"
-    );
-    assert!(
-        store
-            .session(&bystander_session, now, &EXPIRY)
-            .await
-            .unwrap()
-            .is_some(),
-        "other cabinets keep theirs"
-    );
-    assert_eq!(store.password_hash(&resident).await.unwrap(), Some(new));
-    let session = open(store, &resident, now).await;
-    let state = store
-        .session(&session, now, &EXPIRY)
-        .await
-        .unwrap()
-        .expect("live");
-    assert_eq!(
-        state.accounts,
-        vec![first, second],
-        "accounts in the order they were linked"
-    );
-    assert_eq!(state.active_account, Some(first));
-}
-
-/// Journey 6 at the store: a recovery token for an unknown email is refused; a newer
-/// token replaces the older; commit replaces the password once and ends sessions.
-pub async fn recovery_replaces_the_password_once<S: Store + ?Sized>(store: &S) {
-    let now = t0();
-    let resident = email("resident@example.org");
-    assert!(!store
-        .begin_recovery(
-            &NewRecovery {
-                email: resident.clone(),
-                token: token(),
-                expires_at: now.plus(HOUR)
-            },
-            now
-        )
+    assert!(store
+        .swap_link(&second, Expected::Version(moved.version), None)
         .await
         .unwrap());
-    create_cabinet(
-        store,
-        &resident,
-        account("7800000000001"),
-        &hash("old"),
-        now,
-    )
-    .await;
-    let session = open(store, &resident, now).await;
-    let (older, newer) = (token(), token());
-    for t in [older, newer] {
+    assert!(store.link(&second).await.unwrap().is_none(), "consumed");
+    assert!(
+        !store
+            .swap_link(&second, Expected::Version(moved.version), None)
+            .await
+            .unwrap(),
+        "consumed once"
+    );
+
+    // A move onto a token another link holds fails and changes nothing.
+    let (a, b) = (token(), token());
+    for t in [&a, &b] {
         assert!(store
-            .begin_recovery(
-                &NewRecovery {
-                    email: resident.clone(),
-                    token: t,
-                    expires_at: now.plus(HOUR)
-                },
-                now
-            )
+            .swap_link(t, Expected::Absent, Some((t, &link)))
             .await
             .unwrap());
     }
+    assert!(!store
+        .swap_link(&a, Expected::Any, Some((&b, &activation)))
+        .await
+        .unwrap());
+    assert_eq!(store.link(&a).await.unwrap().map(|l| l.value), Some(link.clone()));
+    assert_eq!(store.link(&b).await.unwrap().map(|l| l.value), Some(link));
+    assert!(store.swap_link(&a, Expected::Any, None).await.unwrap());
+    assert!(store.link(&a).await.unwrap().is_none(), "unconditional delete");
+}
+
+/// Cabinets: found by id, email and account; no email or account in two cabinets;
+/// compare-and-swap on the version; accounts re-indexed on every write; delete.
+pub async fn cabinets_keep_emails_and_accounts_unique<S: Store + Clone + 'static>(store: &S) {
+    let to = email("resident@example.org");
+    let (flat, parking) = (account("7800000000001"), account("7800000000002"));
+    let first = cabinet(&to, &[flat]);
     assert_eq!(
         store
-            .stage_credentials(&Grant::Recovery(older), &hash("x"), now, MINUTE)
+            .swap_cabinet(&first.id, Expected::Absent, Some(&first))
             .await
             .unwrap(),
-        StageOutcome::Gone,
-        "a newer recovery link replaces the older"
+        CabinetSwap::Written
     );
-    let grant = Grant::Recovery(newer);
-    let new = hash("new");
+    for key in [
+        CabinetKey::Id(&first.id),
+        CabinetKey::Email(&to),
+        CabinetKey::Account(&flat),
+    ] {
+        let found = store.cabinet(key).await.unwrap().expect("found");
+        assert_eq!(found.value, first, "{key:?}");
+        assert_eq!(found.version, Version::FIRST);
+    }
+    assert!(store
+        .cabinet(CabinetKey::Account(&parking))
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(
         store
-            .stage_credentials(&grant, &new, now, MINUTE)
+            .swap_cabinet(&first.id, Expected::Absent, Some(&first))
             .await
             .unwrap(),
-        StageOutcome::Staged {
-            email: resident.clone()
-        }
-    );
-    assert_eq!(
-        store.password_hash(&resident).await.unwrap(),
-        Some(hash("old")),
-        "staged is not effective"
-    );
-    assert_eq!(
-        store.commit_credentials(&grant, &new, now).await.unwrap(),
-        CommitOutcome::Committed {
-            email: resident.clone()
-        }
-    );
-    assert_eq!(
-        store.password_hash(&resident).await.unwrap(),
-        Some(new.clone())
-    );
-    assert_eq!(store.session(&session, now, &EXPIRY).await.unwrap(), None);
-    assert_eq!(
-        store.commit_credentials(&grant, &new, now).await.unwrap(),
-        CommitOutcome::Gone,
-        "single use"
-    );
-    assert_eq!(
-        store
-            .stage_credentials(&grant, &hash("y"), now, MINUTE)
-            .await
-            .unwrap(),
-        StageOutcome::Gone
+        CabinetSwap::Conflict,
+        "insert-if-absent"
     );
 
-    let abandoned = token();
-    store
-        .begin_recovery(
-            &NewRecovery {
-                email: resident.clone(),
-                token: abandoned,
-                expires_at: now.plus(HOUR),
-            },
-            now,
-        )
-        .await
-        .unwrap();
-    store.abandon_recovery(&abandoned).await.unwrap();
+    let same_email = cabinet(&to, &[parking]);
+    let same_account = cabinet(&email("other@example.org"), &[parking, flat]);
+    for other in [&same_email, &same_account] {
+        assert_eq!(
+            store
+                .swap_cabinet(&other.id, Expected::Absent, Some(other))
+                .await
+                .unwrap(),
+            CabinetSwap::Taken
+        );
+        assert!(store
+            .cabinet(CabinetKey::Id(&other.id))
+            .await
+            .unwrap()
+            .is_none());
+    }
+    assert!(
+        store
+            .cabinet(CabinetKey::Account(&parking))
+            .await
+            .unwrap()
+            .is_none(),
+        "a refused write indexes nothing"
+    );
+
+    let mut grown = first.clone();
+    grown.accounts.push(parking);
+    grown.password_hash = hash("second");
+    grown.credential_version = 2;
     assert_eq!(
         store
-            .stage_credentials(&Grant::Recovery(abandoned), &hash("z"), now, MINUTE)
+            .swap_cabinet(&first.id, Expected::Version(Version::new(9)), Some(&grown))
             .await
             .unwrap(),
-        StageOutcome::Gone
+        CabinetSwap::Conflict
+    );
+    assert_eq!(
+        store
+            .swap_cabinet(&first.id, Expected::Version(Version::FIRST), Some(&grown))
+            .await
+            .unwrap(),
+        CabinetSwap::Written
+    );
+    let found = store
+        .cabinet(CabinetKey::Account(&parking))
+        .await
+        .unwrap()
+        .expect("the added account finds the cabinet");
+    assert_eq!(found.value, grown, "accounts keep their order");
+    assert_eq!(found.version, Version::FIRST.next());
+
+    // An account that leaves a cabinet is free for another.
+    let mut shrunk = grown.clone();
+    shrunk.accounts = vec![parking];
+    assert_eq!(
+        store
+            .swap_cabinet(&first.id, Expected::Version(found.version), Some(&shrunk))
+            .await
+            .unwrap(),
+        CabinetSwap::Written
+    );
+    assert!(store
+        .cabinet(CabinetKey::Account(&flat))
+        .await
+        .unwrap()
+        .is_none());
+    let elsewhere = cabinet(&email("other@example.org"), &[flat]);
+    assert_eq!(
+        store
+            .swap_cabinet(&elsewhere.id, Expected::Absent, Some(&elsewhere))
+            .await
+            .unwrap(),
+        CabinetSwap::Written
+    );
+
+    assert_eq!(
+        store.swap_cabinet(&first.id, Expected::Any, None).await.unwrap(),
+        CabinetSwap::Written
+    );
+    for key in [
+        CabinetKey::Id(&first.id),
+        CabinetKey::Email(&to),
+        CabinetKey::Account(&parking),
+    ] {
+        assert!(store.cabinet(key).await.unwrap().is_none(), "{key:?} deleted");
+    }
+}
+
+/// Sessions: insert-if-absent, compare-and-swap, delete; a write at a version read before
+/// a delete never brings the session back.
+pub async fn sessions_swap_without_resurrection<S: Store + Clone + 'static>(store: &S) {
+    let now = t0();
+    let owner = cabinet(&email("resident@example.org"), &[account("7800000000001")]);
+    let record = session(&owner, now);
+    let t = token();
+    assert!(store
+        .swap_session(&t, Expected::Absent, Some(&record))
+        .await
+        .unwrap());
+    assert!(!store
+        .swap_session(&t, Expected::Absent, Some(&record))
+        .await
+        .unwrap());
+    let stored = store.session(&t).await.unwrap().expect("stored");
+    assert_eq!(stored.value, record);
+    assert_eq!(stored.version, Version::FIRST);
+
+    let touched = Session {
+        last_used: now.plus(MINUTE),
+        expires_at: now.plus(31 * MINUTE),
+        ..record.clone()
+    };
+    assert!(store
+        .swap_session(&t, Expected::Version(stored.version), Some(&touched))
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .swap_session(&t, Expected::Version(stored.version), Some(&record))
+            .await
+            .unwrap(),
+        "a stale version writes nothing"
+    );
+    assert_eq!(store.session(&t).await.unwrap().map(|s| s.value), Some(touched.clone()));
+
+    assert!(store.swap_session(&t, Expected::Any, None).await.unwrap());
+    assert!(
+        !store
+            .swap_session(&t, Expected::Version(Version::FIRST.next()), Some(&touched))
+            .await
+            .unwrap(),
+        "no resurrection of a deleted session"
+    );
+    assert!(store.session(&t).await.unwrap().is_none());
+    assert!(
+        store.swap_session(&t, Expected::Any, None).await.unwrap(),
+        "deleting nothing is not an error"
     );
 }
 
-/// Sessions end after the idle time without use and after the absolute time regardless;
-/// they switch only between the cabinet's accounts; ending one is idempotent.
-pub async fn sessions_expire_and_switch_accounts<S: Store + ?Sized>(store: &S) {
+/// Counters: 1, 2, 3 in one window; a fresh window at its end; reset; keys independent.
+pub async fn counters_count_in_fixed_windows<S: Store + Clone + 'static>(store: &S) {
     let now = t0();
-    let resident = email("resident@example.org");
-    let first = account("7800000000001");
-    create_cabinet(store, &resident, first, &hash("p"), now).await;
-    assert_eq!(store.session(&token(), now, &EXPIRY).await.unwrap(), None);
+    let key = CounterKey::new("login:cabinet", "resident@example.org");
+    let other = CounterKey::new("login:client", "192.0.2.1");
+    for expected in 1..=3 {
+        let count = store
+            .increment(&key, now.plus(Duration::from_secs(expected.into())), HOUR)
+            .await
+            .unwrap();
+        assert_eq!(count.count, expected);
+        assert_eq!(count.window_ends, now.plus(Duration::from_secs(1)).plus(HOUR));
+    }
+    assert_eq!(store.increment(&other, now, MINUTE).await.unwrap().count, 1);
+    let just_before = now.plus(Duration::from_secs(1)).plus(HOUR).plus(Duration::ZERO);
+    let fresh = store.increment(&key, just_before, HOUR).await.unwrap();
+    assert_eq!(fresh.count, 1, "the window ends at its end");
+    assert_eq!(fresh.window_ends, just_before.plus(HOUR));
+    store.reset(&key).await.unwrap();
+    store.reset(&key).await.unwrap();
+    assert_eq!(store.increment(&key, just_before, HOUR).await.unwrap().count, 1);
+    let both = store
+        .increment_all(&[(key.clone(), HOUR), (other.clone(), MINUTE)], just_before)
+        .await
+        .unwrap();
+    assert_eq!(both.iter().map(|c| c.count).collect::<Vec<_>>(), vec![2, 1]);
+}
 
-    let idle = open(store, &resident, now).await;
-    let t1 = now.plus(29 * MINUTE);
+/// The session-and-cabinet lookup returns both, or nothing when either is missing.
+pub async fn session_with_cabinet_reads_both<S: Store + Clone + 'static>(store: &S) {
+    let now = t0();
+    let owner = cabinet(&email("resident@example.org"), &[account("7800000000001")]);
+    let t = token();
+    assert!(store.session_with_cabinet(&t).await.unwrap().is_none());
+    store
+        .swap_cabinet(&owner.id, Expected::Absent, Some(&owner))
+        .await
+        .unwrap();
+    let record = session(&owner, now);
+    store
+        .swap_session(&t, Expected::Absent, Some(&record))
+        .await
+        .unwrap();
+    let (found, of) = store
+        .session_with_cabinet(&t)
+        .await
+        .unwrap()
+        .expect("both there");
+    assert_eq!((found.value, of.value), (record, owner.clone()));
+    store
+        .swap_cabinet(&owner.id, Expected::Any, None)
+        .await
+        .unwrap();
     assert!(
-        store.session(&idle, t1, &EXPIRY).await.unwrap().is_some(),
-        "use refreshes the idle timer"
+        store.session_with_cabinet(&t).await.unwrap().is_none(),
+        "a session of a deleted cabinet is no session"
+    );
+}
+
+/// Purging deletes links, sessions and counters expired at or before the time given, and
+/// nothing that still lives.
+pub async fn purging_removes_only_what_is_dead<S: Store + Clone + 'static>(store: &S) {
+    let now = t0();
+    let to = email("resident@example.org");
+    let owner = cabinet(&to, &[account("7800000000001")]);
+    store
+        .swap_cabinet(&owner.id, Expected::Absent, Some(&owner))
+        .await
+        .unwrap();
+    let (dead_link, live_link) = (token(), token());
+    for (t, expires_at) in [(&dead_link, now), (&live_link, now.plus(Duration::from_millis(1)))] {
+        let link = confirmation_link(&to, account("7800000000002"), expires_at);
+        store
+            .swap_link(t, Expected::Absent, Some((t, &link)))
+            .await
+            .unwrap();
+    }
+    let (dead_session, live_session) = (token(), token());
+    for (t, expires_at) in [
+        (&dead_session, now),
+        (&live_session, now.plus(Duration::from_millis(1))),
+    ] {
+        let record = Session {
+            expires_at,
+            ..session(&owner, now.plus(Duration::from_millis(0)))
+        };
+        store
+            .swap_session(t, Expected::Absent, Some(&record))
+            .await
+            .unwrap();
+    }
+    let dead_counter = CounterKey::new("recovery:email", "a@example.org");
+    let live_counter = CounterKey::new("recovery:email", "b@example.org");
+    store
+        .increment(&dead_counter, now.plus(Duration::from_millis(0)), Duration::ZERO)
+        .await
+        .unwrap();
+    store
+        .increment(&live_counter, now, Duration::from_millis(1))
+        .await
+        .unwrap();
+
+    assert_eq!(store.purge_expired(now).await.unwrap(), 3);
+    assert!(store.link(&dead_link).await.unwrap().is_none());
+    assert!(store.link(&live_link).await.unwrap().is_some());
+    assert!(store.session(&dead_session).await.unwrap().is_none());
+    assert!(store.session(&live_session).await.unwrap().is_some());
+    assert_eq!(
+        store.increment(&live_counter, now, HOUR).await.unwrap().count,
+        2,
+        "a live counter survives"
     );
     assert!(store
-        .session(&idle, t1.plus(29 * MINUTE), &EXPIRY)
+        .cabinet(CabinetKey::Id(&owner.id))
         .await
         .unwrap()
         .is_some());
-    assert_eq!(
-        store
-            .session(&idle, t1.plus(29 * MINUTE).plus(EXPIRY.idle), &EXPIRY)
-            .await
-            .unwrap(),
-        None
-    );
-
-    let absolute = open(store, &resident, now).await;
-    let mut t = now;
-    while t.plus(20 * MINUTE) < now.plus(EXPIRY.absolute) {
-        t = t.plus(20 * MINUTE);
-        assert!(store
-            .session(&absolute, t, &EXPIRY)
-            .await
-            .unwrap()
-            .is_some());
-    }
-    assert_eq!(
-        store
-            .session(&absolute, now.plus(EXPIRY.absolute), &EXPIRY)
-            .await
-            .unwrap(),
-        None
-    );
-
-    let session = open(store, &resident, now).await;
-    assert_eq!(
-        store
-            .select_account(&session, &account("7800000000002"), now, &EXPIRY)
-            .await
-            .unwrap(),
-        SelectAccount::NotLinked
-    );
-    assert_eq!(
-        store
-            .select_account(&session, &first, now, &EXPIRY)
-            .await
-            .unwrap(),
-        SelectAccount::Selected
-    );
-    assert_eq!(
-        store
-            .select_account(&token(), &first, now, &EXPIRY)
-            .await
-            .unwrap(),
-        SelectAccount::NoSession
-    );
-    store.end_session(&session).await.unwrap();
-    store.end_session(&session).await.unwrap();
-    assert_eq!(store.session(&session, now, &EXPIRY).await.unwrap(), None);
-    assert_eq!(
-        store
-            .select_account(&session, &first, now, &EXPIRY)
-            .await
-            .unwrap(),
-        SelectAccount::NoSession
-    );
+    assert_eq!(store.purge_expired(now).await.unwrap(), 0);
 }
 
-/// Throttles count events in a window, lock at the maximum for the lockout, reset after
-/// it, and are cleared by a successful login.
-pub async fn throttles_count_lock_and_reset<S: Store + ?Sized>(store: &S) {
-    let now = t0();
-    let policy = ThrottlePolicy {
-        max_events: 3,
-        window: 10 * MINUTE,
-        lockout: 5 * MINUTE,
-    };
-    let resident = email("resident@example.org");
-    let key = ThrottleKey::login_cabinet(&resident);
-    let other = ThrottleKey::login_client("192.0.2.1");
-    for _ in 0..3 {
-        assert_eq!(
-            store.count_event(&key, now, &policy).await.unwrap(),
-            ThrottleDecision::Allowed
-        );
-    }
-    let until = now.plus(policy.lockout);
-    assert_eq!(
-        store.count_event(&key, now, &policy).await.unwrap(),
-        ThrottleDecision::Limited { retry_at: until }
+/// Twenty tasks consume one link at one version: exactly one wins; every other gets
+/// `false`, never an error.
+pub async fn concurrent_link_swaps_let_one_win<S: Store + Clone + 'static>(store: &S) {
+    let t = token();
+    let link = confirmation_link(
+        &email("resident@example.org"),
+        account("7800000000001"),
+        t0().plus(HOUR),
     );
-    assert_eq!(
-        store
-            .throttle_status(&[other.clone(), key.clone()], now)
-            .await
-            .unwrap(),
-        Some(until)
-    );
-    assert_eq!(
-        store
-            .throttle_status(std::slice::from_ref(&other), now)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store
-            .throttle_status(std::slice::from_ref(&key), until)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store.count_event(&key, until, &policy).await.unwrap(),
-        ThrottleDecision::Allowed
-    );
-
-    // Events older than the window do not add up.
-    let t = until.plus(HOUR);
-    for i in 0..4u32 {
-        let at = t.plus(policy.window * i);
-        assert_eq!(
-            store.count_event(&other, at, &policy).await.unwrap(),
-            ThrottleDecision::Allowed
-        );
-    }
-    assert_eq!(
-        store
-            .throttle_status(std::slice::from_ref(&other), t.plus(policy.window * 3))
-            .await
-            .unwrap(),
-        None
-    );
-
-    // A successful login clears the cabinet's count.
-    create_cabinet(store, &resident, account("7800000000001"), &hash("p"), now).await;
-    let t = t.plus(HOUR);
-    store.count_event(&key, t, &policy).await.unwrap();
-    store.count_event(&key, t, &policy).await.unwrap();
     store
-        .open_session(
-            &NewSession {
-                token: token(),
-                email: resident.clone(),
-                created_at: t,
-            },
-            std::slice::from_ref(&key),
-        )
+        .swap_link(&t, Expected::Absent, Some((&t, &link)))
         .await
         .unwrap();
-    store.count_event(&key, t, &policy).await.unwrap();
-    store.count_event(&key, t, &policy).await.unwrap();
-    assert_eq!(
-        store
-            .throttle_status(std::slice::from_ref(&key), t)
-            .await
-            .unwrap(),
-        None,
-        "the count restarted at login"
-    );
-}
-
-/// A rehash on login replaces the hash only if it is still the one verified.
-pub async fn password_hash_upgrade_is_compare_and_swap<S: Store + ?Sized>(store: &S) {
-    let now = t0();
-    let resident = email("resident@example.org");
-    assert!(!store
-        .upgrade_password_hash(&resident, &hash("a"), &hash("b"))
-        .await
-        .unwrap());
-    create_cabinet(store, &resident, account("7800000000001"), &hash("a"), now).await;
-    assert!(!store
-        .upgrade_password_hash(&resident, &hash("x"), &hash("b"))
-        .await
-        .unwrap());
-    assert_eq!(
-        store.password_hash(&resident).await.unwrap(),
-        Some(hash("a"))
-    );
-    assert!(store
-        .upgrade_password_hash(&resident, &hash("a"), &hash("b"))
-        .await
-        .unwrap());
-    assert_eq!(
-        store.password_hash(&resident).await.unwrap(),
-        Some(hash("b"))
-    );
-}
-
-const RACERS: usize = 20;
-
-/// Many concurrent confirmations of one token: exactly one succeeds.
-pub async fn concurrent_confirmations_consume_a_token_once<S: Store + ?Sized>(store: &S) {
-    let now = t0();
-    let confirmation = token();
-    store
-        .begin_registration(
-            &new_registration(
-                &email("resident@example.org"),
-                account("7800000000001"),
-                RegistrationKind::NewCabinet,
-                confirmation,
-                now,
-            ),
-            now,
-        )
-        .await
-        .unwrap();
-    let results = join_all((0..RACERS).map(|_| async {
-        store
-            .confirm_email(&confirmation, &token(), now.plus(HOUR), now)
-            .await
-    }))
-    .await;
-    let wins = results.iter().filter(|r| matches!(r, Ok(Some(_)))).count();
-    assert!(results.iter().all(Result::is_ok));
-    assert_eq!(wins, 1, "a token is consumed at most once");
-}
-
-/// Many concurrent registrations for one email, and for one account: exactly one letter
-/// goes out for each (the rest are throttled or already registered).
-pub async fn concurrent_registrations_let_one_win<S: Store + ?Sized>(store: &S) {
-    let now = t0();
-    let resident = email("resident@example.org");
-    let results = join_all((0..RACERS).map(|i| {
-        let resident = resident.clone();
-        async move {
-            let number = account(&format!("78000000001{i:02}"));
-            store
-                .begin_registration(
-                    &new_registration(
-                        &resident,
-                        number,
-                        RegistrationKind::NewCabinet,
-                        token(),
-                        now,
-                    ),
-                    now,
-                )
-                .await
-        }
-    }))
-    .await;
-    let started = results
-        .iter()
-        .filter(|r| matches!(r, Ok(BeginRegistration::Started)))
+    let results = join_all((0..20).map(|_| store.swap_link(&t, Expected::Version(Version::FIRST), None))).await;
+    let wins = results
+        .into_iter()
+        .map(|r| r.expect("a loser is told false, not an error"))
+        .filter(|won| *won)
         .count();
-    assert_eq!(started, 1, "one email: {results:?}");
-
-    let number = account("7800000000201");
-    let results = join_all((0..RACERS).map(|i| async move {
-        let someone = email(&format!("resident{i}@example.org"));
-        store
-            .begin_registration(
-                &new_registration(&someone, number, RegistrationKind::NewCabinet, token(), now),
-                now,
-            )
-            .await
-    }))
-    .await;
-    let started = results
-        .iter()
-        .filter(|r| matches!(r, Ok(BeginRegistration::Started)))
-        .count();
-    assert_eq!(started, 1, "one account: {results:?}");
+    assert_eq!(wins, 1);
 }
 
-/// Many concurrent commits of one staged grant: exactly one issues credentials.
-pub async fn concurrent_commits_issue_credentials_once<S: Store + ?Sized>(store: &S) {
+/// Twenty tasks count one event each under one key at once: the counts returned are
+/// exactly 1 to 20, so a limit checked on the returned count lets exactly the limit through.
+pub async fn concurrent_increments_count_every_event<S: Store + Clone + 'static>(store: &S) {
+    let key = CounterKey::new("premises:account", "7800000000001");
     let now = t0();
-    let confirmation = token();
-    let activation = token();
-    let resident = email("resident@example.org");
-    store
-        .begin_registration(
-            &new_registration(
-                &resident,
-                account("7800000000001"),
-                RegistrationKind::NewCabinet,
-                confirmation,
-                now,
-            ),
-            now,
-        )
-        .await
-        .unwrap();
-    store
-        .confirm_email(&confirmation, &activation, now.plus(HOUR), now)
-        .await
-        .unwrap();
-    let grant = Grant::Activation(activation);
-    let staged = hash("staged");
-    store
-        .stage_credentials(&grant, &staged, now, MINUTE)
-        .await
-        .unwrap();
-    let results =
-        join_all((0..RACERS).map(|_| store.commit_credentials(&grant, &staged, now))).await;
-    let committed = results
-        .iter()
-        .filter(|r| matches!(r, Ok(CommitOutcome::Committed { .. })))
-        .count();
-    assert_eq!(committed, 1, "{results:?}");
-    let candidates: Vec<PasswordHash> = (0..RACERS).map(|i| hash(&format!("racer{i}"))).collect();
-    // Concurrent staging of one recovery grant: exactly one holds the lease.
-    let recovery = token();
-    store
-        .begin_recovery(
-            &NewRecovery {
-                email: resident.clone(),
-                token: recovery,
-                expires_at: now.plus(HOUR),
-            },
-            now,
-        )
-        .await
-        .unwrap();
-    let grant = Grant::Recovery(recovery);
+    let results = join_all((0..20).map(|_| store.increment(&key, now, HOUR))).await;
+    let mut counts: Vec<u32> = results.into_iter().map(|r| r.unwrap().count).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=20).collect::<Vec<_>>());
+}
+
+/// Ten cabinets claim one account at once: one is written, the others are told `Taken`.
+pub async fn concurrent_cabinets_for_one_account_let_one_win<S: Store + Clone + 'static>(store: &S) {
+    let number = account("7800000000001");
+    let cabinets: Vec<Cabinet> = (0..10)
+        .map(|i| cabinet(&email(&format!("resident{i}@example.org")), &[number]))
+        .collect();
     let results = join_all(
-        candidates
+        cabinets
             .iter()
-            .map(|candidate| store.stage_credentials(&grant, candidate, now, MINUTE)),
+            .map(|c| store.swap_cabinet(&c.id, Expected::Absent, Some(c))),
     )
     .await;
-    let staged = results
+    let outcomes: Vec<CabinetSwap> = results.into_iter().map(Result::unwrap).collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == CabinetSwap::Written).count(), 1);
+    assert!(outcomes
         .iter()
-        .filter(|r| matches!(r, Ok(StageOutcome::Staged { .. })))
-        .count();
-    assert_eq!(staged, 1, "{results:?}");
+        .all(|o| matches!(o, CabinetSwap::Written | CabinetSwap::Taken)));
 }
 
-/// Purging deletes expired sessions, pending registrations, recovery links and idle
-/// throttles — and nothing that still works.
-pub async fn purging_removes_only_what_is_dead<S: Store + ?Sized>(store: &S) {
-    let now = t0();
-    let resident = email("resident@example.org");
-    create_cabinet(store, &resident, account("7800000000001"), &hash("p"), now).await;
-    let stale_session = open(store, &resident, now).await;
-    let live_session = open(store, &resident, now.plus(2 * HOUR)).await;
-    let stale_recovery = token();
+/// Ten writes of one cabinet at one version: one is written, the others are told
+/// `Conflict`.
+pub async fn concurrent_cabinet_updates_let_one_win<S: Store + Clone + 'static>(store: &S) {
+    let owner = cabinet(&email("resident@example.org"), &[account("7800000000001")]);
     store
-        .begin_recovery(
-            &NewRecovery {
-                email: resident.clone(),
-                token: stale_recovery,
-                expires_at: now.plus(HOUR),
+        .swap_cabinet(&owner.id, Expected::Absent, Some(&owner))
+        .await
+        .unwrap();
+    let updates: Vec<Cabinet> = (0..10)
+        .map(|i| Cabinet {
+            password_hash: hash(&format!("p{i}")),
+            credential_version: 2,
+            ..owner.clone()
+        })
+        .collect();
+    let results = join_all(
+        updates
+            .iter()
+            .map(|c| store.swap_cabinet(&c.id, Expected::Version(Version::FIRST), Some(c))),
+    )
+    .await;
+    let outcomes: Vec<CabinetSwap> = results.into_iter().map(Result::unwrap).collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == CabinetSwap::Written).count(), 1);
+    assert!(outcomes
+        .iter()
+        .all(|o| matches!(o, CabinetSwap::Written | CabinetSwap::Conflict)));
+}
+
+const DIRECTORY: &str = "account_number,surnames,address,premises\n\
+7800000000001,Иванов,\"ул. Садовая, д. 1, кв. 12\",12\n\
+7800000000002,Иванов,\"ул. Садовая, д. 1, машино-место 123/456П\",123/456П\n";
+const RESIDENT: &str = "resident@example.org";
+const FLAT: &str = "7800000000001";
+const PARKING: &str = "7800000000002";
+
+/// The service on the store under test, as the journeys' rules drive it.
+struct Journeys {
+    service: AuthService,
+    mailer: RecordingMailer,
+    clock: Arc<ManualClock>,
+}
+
+impl Journeys {
+    fn on<S: Store + Clone + 'static>(store: &S) -> Self {
+        let mailer = RecordingMailer::new();
+        let clock = Arc::new(ManualClock::new(t0()));
+        let ports = Ports::new(
+            Arc::new(store.clone()),
+            Arc::new(MemoryDirectory::from_csv(DIRECTORY).unwrap()),
+            Arc::new(mailer.clone()),
+            Arc::new(
+                Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 2).unwrap(),
+            ),
+            clock.clone(),
+        );
+        Self {
+            service: AuthService::new(ports, AuthConfig::default()),
+            mailer,
+            clock,
+        }
+    }
+
+    fn context() -> RequestContext {
+        RequestContext::new(Locale::Ru)
+    }
+
+    fn form(account_number: &str, to: &str) -> RegistrationForm {
+        RegistrationForm {
+            surname: "Иванов".into(),
+            account_number: account_number.into(),
+            email: to.into(),
+        }
+    }
+
+    fn link(&self, to: &str, kind: LetterKind) -> String {
+        self.mailer
+            .last(&email(to), kind)
+            .as_ref()
+            .and_then(link_token)
+            .expect("a letter with a link")
+    }
+
+    fn password(&self, to: &str) -> SecretString {
+        self.mailer
+            .last(&email(to), LetterKind::Credentials)
+            .as_ref()
+            .and_then(mailed_password)
+            .expect("a credentials letter")
+    }
+
+    fn letters(&self, kind: LetterKind) -> usize {
+        self.mailer
+            .letters()
+            .iter()
+            .filter(|l| l.content.kind() == kind)
+            .count()
+    }
+
+    async fn register(&self, account_number: &str, to: &str) -> SecretString {
+        register_by_mail(
+            &self.service,
+            &self.mailer,
+            &Self::form(account_number, to),
+            premises_of(account_number),
+            &Self::context(),
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn confirmed(&self, account_number: &str, to: &str) -> Token {
+        self.service
+            .register(&Self::form(account_number, to), &Self::context())
+            .await
+            .unwrap();
+        let confirmation = self.link(to, LetterKind::ConfirmEmail);
+        self.service.confirm_email(&confirmation).await.unwrap()
+    }
+
+    async fn login(&self, to: &str, password: &SecretString) -> Result<String, Error> {
+        self.service
+            .login(to, password.clone(), &Self::context())
+            .await
+            .map(|l| l.session_token.expose().to_owned())
+    }
+
+    fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+fn premises_of(account_number: &str) -> &'static str {
+    if account_number == PARKING {
+        "123/456П"
+    } else {
+        "12"
+    }
+}
+
+fn problem(result: Result<impl std::fmt::Debug, Error>) -> Problem {
+    match result {
+        Err(Error::Rejected(mut problems)) if problems.len() == 1 => problems.remove(0),
+        other => panic!("expected one problem, got {other:?}"),
+    }
+}
+
+/// Register, confirm, activate: the cabinet exists only after activation, every link
+/// works once, and the account and email are then taken.
+pub async fn journey_registration_confirmation_activation<S: Store + Clone + 'static>(
+    store: &S,
+) {
+    let j = Journeys::on(store);
+    let activation = j.confirmed(FLAT, RESIDENT).await;
+    let confirmation = j.link(RESIDENT, LetterKind::ConfirmEmail);
+    assert_eq!(
+        problem(j.service.confirm_email(&confirmation).await),
+        Problem::InvalidLink,
+        "a confirmation link works once"
+    );
+    assert!(store
+        .cabinet(CabinetKey::Email(&email(RESIDENT)))
+        .await
+        .unwrap()
+        .is_none());
+    j.service
+        .activate(activation.expose(), "12", &Journeys::context())
+        .await
+        .unwrap();
+    let password = j.password(RESIDENT);
+    assert_eq!(
+        problem(
+            j.service
+                .activate(activation.expose(), "12", &Journeys::context())
+                .await
+        ),
+        Problem::InvalidLink,
+        "an activation link works once"
+    );
+    let token = j.login(RESIDENT, &password).await.unwrap();
+    let session = j.service.authenticate(&token).await.unwrap();
+    assert_eq!(session.accounts, vec![account(FLAT)]);
+    assert_eq!(session.active_account, Some(account(FLAT)));
+    j.advance(HOUR);
+    for (number, to) in [(PARKING, RESIDENT), (FLAT, "other@example.org")] {
+        assert_eq!(
+            problem(
+                j.service
+                    .register(&Journeys::form(number, to), &Journeys::context())
+                    .await
+            ),
+            Problem::AlreadyRegistered,
+            "{number} {to}"
+        );
+    }
+}
+
+/// A second letter for the same email or account within the resend interval is refused;
+/// after it, a second registration coexists with the first, and the first to activate wins.
+pub async fn journey_resend_interval_and_coexisting_registrations<S: Store + Clone + 'static>(
+    store: &S,
+) {
+    let j = Journeys::on(store);
+    let first = j.confirmed(FLAT, RESIDENT).await;
+    for (number, to) in [(FLAT, "other@example.org"), (PARKING, RESIDENT)] {
+        assert!(matches!(
+            problem(
+                j.service
+                    .register(&Journeys::form(number, to), &Journeys::context())
+                    .await
+            ),
+            Problem::TooManyRequests { retry_after } if retry_after <= MINUTE
+        ));
+    }
+    j.advance(MINUTE);
+    let second = j.confirmed(FLAT, "other@example.org").await;
+    j.service
+        .activate(second.expose(), "12", &Journeys::context())
+        .await
+        .unwrap();
+    assert_eq!(
+        problem(
+            j.service
+                .activate(first.expose(), "12", &Journeys::context())
+                .await
+        ),
+        Problem::AlreadyRegistered,
+        "the first to activate wins"
+    );
+}
+
+/// A registration whose letter could not be sent can be made again at once.
+pub async fn journey_failed_letter_lets_registration_restart_at_once<
+    S: Store + Clone + 'static,
+>(
+    store: &S,
+) {
+    let j = Journeys::on(store);
+    j.mailer.set_failing(true);
+    assert!(matches!(
+        j.service
+            .register(&Journeys::form(FLAT, RESIDENT), &Journeys::context())
+            .await,
+        Err(Error::Unavailable(_))
+    ));
+    j.mailer.set_failing(false);
+    j.register(FLAT, RESIDENT).await;
+}
+
+/// Confirmation links die after 24 hours, activation 24 hours after confirmation,
+/// recovery links after an hour: alive a millisecond before, dead at the boundary.
+pub async fn journey_links_expire<S: Store + Clone + 'static>(store: &S) {
+    let j = Journeys::on(store);
+    j.service
+        .register(&Journeys::form(FLAT, RESIDENT), &Journeys::context())
+        .await
+        .unwrap();
+    let confirmation = j.link(RESIDENT, LetterKind::ConfirmEmail);
+    j.advance(24 * HOUR);
+    assert_eq!(
+        problem(j.service.confirm_email(&confirmation).await),
+        Problem::InvalidLink
+    );
+    j.advance(MINUTE);
+    let activation = j.confirmed(FLAT, RESIDENT).await;
+    j.advance(24 * HOUR - Duration::from_millis(1));
+    assert_eq!(
+        problem(
+            j.service
+                .activate(activation.expose(), "1", &Journeys::context())
+                .await
+        ),
+        Problem::WrongPremises { attempts_left: 4 },
+        "alive a millisecond before"
+    );
+    j.advance(Duration::from_millis(1));
+    assert_eq!(
+        problem(
+            j.service
+                .activate(activation.expose(), "12", &Journeys::context())
+                .await
+        ),
+        Problem::InvalidLink
+    );
+    j.advance(MINUTE);
+    j.register(FLAT, RESIDENT).await;
+    j.service
+        .request_recovery(RESIDENT, &Journeys::context())
+        .await
+        .unwrap();
+    let recovery = j.link(RESIDENT, LetterKind::RecoverPassword);
+    j.advance(HOUR);
+    assert_eq!(
+        problem(
+            j.service
+                .complete_recovery(&recovery, &Journeys::context())
+                .await
+        ),
+        Problem::InvalidLink
+    );
+}
+
+/// Wrong premises numbers count per personal account: five lock it for the window, a new
+/// registration of the same account does not start the count again, and the right
+/// number after the limit answers like a locked wrong one.
+pub async fn journey_premises_attempts_count_per_account<S: Store + Clone + 'static>(store: &S) {
+    let j = Journeys::on(store);
+    let first = j.confirmed(FLAT, RESIDENT).await;
+    for left in (1..5).rev() {
+        assert_eq!(
+            problem(
+                j.service
+                    .activate(first.expose(), "13", &Journeys::context())
+                    .await
+            ),
+            Problem::WrongPremises {
+                attempts_left: left
+            }
+        );
+    }
+    assert!(matches!(
+        problem(j.service.activate(first.expose(), "13", &Journeys::context()).await),
+        Problem::ActivationLocked { .. }
+    ));
+    j.advance(2 * MINUTE);
+    let second = j.confirmed(FLAT, "attacker@example.org").await;
+    for token in [&second, &first] {
+        assert!(matches!(
+            problem(j.service.activate(token.expose(), "12", &Journeys::context()).await),
+            Problem::ActivationLocked { .. }
+        ), "the right number is locked out too, on every registration of the account");
+    }
+    j.advance(15 * MINUTE);
+    j.service
+        .activate(first.expose(), "12", &Journeys::context())
+        .await
+        .expect("after the window the right number activates");
+}
+
+/// An added account joins the cabinet; the cabinet's sessions end (its credentials are new).
+pub async fn journey_added_account_joins_and_ends_sessions<S: Store + Clone + 'static>(
+    store: &S,
+) {
+    let j = Journeys::on(store);
+    let password = j.register(FLAT, RESIDENT).await;
+    let token = j.login(RESIDENT, &password).await.unwrap();
+    let session = j.service.authenticate(&token).await.unwrap();
+    j.advance(MINUTE);
+    j.service
+        .add_address(
+            &session,
+            &AddressForm {
+                surname: "Иванов".into(),
+                account_number: PARKING.into(),
             },
-            now,
+            &Journeys::context(),
         )
         .await
         .unwrap();
-    let stale_confirmation = token();
-    let mut stale = new_registration(
-        &email("a@example.org"),
-        account("7800000000002"),
-        RegistrationKind::NewCabinet,
-        stale_confirmation,
-        now,
-    );
-    stale.expires_at = now.plus(HOUR);
-    store.begin_registration(&stale, now).await.unwrap();
-    let live_confirmation = token();
-    let mut live = new_registration(
-        &email("b@example.org"),
-        account("7800000000003"),
-        RegistrationKind::NewCabinet,
-        live_confirmation,
-        now,
-    );
-    live.expires_at = now.plus(24 * HOUR);
-    store.begin_registration(&live, now).await.unwrap();
-    let policy = ThrottlePolicy {
-        max_events: 10,
-        window: MINUTE,
-        lockout: MINUTE,
-    };
-    let idle_key = ThrottleKey::login_client("192.0.2.1");
-    let locked_key = ThrottleKey::login_client("192.0.2.2");
-    store.count_event(&idle_key, now, &policy).await.unwrap();
-    let long_lock = ThrottlePolicy {
-        max_events: 1,
-        window: MINUTE,
-        lockout: 24 * HOUR,
-    };
-    store
-        .count_event(&locked_key, now, &long_lock)
+    let activation = j
+        .service
+        .confirm_email(&j.link(RESIDENT, LetterKind::ConfirmEmail))
         .await
         .unwrap();
+    j.service
+        .activate(activation.expose(), "123/456П", &Journeys::context())
+        .await
+        .unwrap();
+    assert_eq!(
+        problem(j.service.authenticate(&token).await),
+        Problem::SessionInvalid
+    );
+    assert!(j.login(RESIDENT, &password).await.is_err(), "old password dead");
+    let token = j.login(RESIDENT, &j.password(RESIDENT)).await.unwrap();
+    let session = j.service.authenticate(&token).await.unwrap();
+    assert_eq!(session.accounts, vec![account(FLAT), account(PARKING)]);
+}
 
-    let later = now.plus(2 * HOUR).plus(MINUTE);
-    let purged = store.purge_expired(later, &EXPIRY, HOUR).await.unwrap();
+/// Recovery: one new password per link, the old one and every session end, and a second
+/// recovery link mailed before the first was used dies with the old password.
+pub async fn journey_recovery_replaces_the_password_once<S: Store + Clone + 'static>(
+    store: &S,
+) {
+    let j = Journeys::on(store);
+    let old = j.register(FLAT, RESIDENT).await;
+    let token = j.login(RESIDENT, &old).await.unwrap();
+    j.service
+        .request_recovery(RESIDENT, &Journeys::context())
+        .await
+        .unwrap();
+    let first = j.link(RESIDENT, LetterKind::RecoverPassword);
+    j.service
+        .request_recovery(RESIDENT, &Journeys::context())
+        .await
+        .unwrap();
+    let second = j.link(RESIDENT, LetterKind::RecoverPassword);
+    j.service
+        .complete_recovery(&first, &Journeys::context())
+        .await
+        .unwrap();
+    let new = j.password(RESIDENT);
+    for link in [&first, &second] {
+        assert_eq!(
+            problem(j.service.complete_recovery(link, &Journeys::context()).await),
+            Problem::InvalidLink
+        );
+    }
     assert_eq!(
-        purged, 4,
-        "one stale session, pending registration, recovery link and throttle"
+        problem(j.service.authenticate(&token).await),
+        Problem::SessionInvalid
     );
-    assert!(store
-        .session(&live_session, later, &EXPIRY)
+    assert_eq!(
+        problem(j.login(RESIDENT, &old).await),
+        Problem::InvalidCredentials
+    );
+    j.login(RESIDENT, &new).await.unwrap();
+    assert_eq!(j.letters(LetterKind::Credentials), 2);
+}
+
+/// Sessions: alive a millisecond before idle expiry, dead at it; absolute expiry however
+/// busy; account switching; logout.
+pub async fn journey_sessions_expire_and_switch_accounts<S: Store + Clone + 'static>(
+    store: &S,
+) {
+    let j = Journeys::on(store);
+    let password = j.register(FLAT, RESIDENT).await;
+    let token = j.login(RESIDENT, &password).await.unwrap();
+    j.advance(30 * MINUTE - Duration::from_millis(1));
+    let session = j.service.authenticate(&token).await.unwrap();
+    assert_eq!(
+        problem(j.service.select_account(&session, PARKING).await),
+        Problem::AccountNotLinked
+    );
+    j.service.select_account(&session, FLAT).await.unwrap();
+    j.advance(30 * MINUTE - Duration::from_millis(1));
+    j.service.authenticate(&token).await.expect("touched, so alive");
+    j.advance(30 * MINUTE);
+    assert_eq!(
+        problem(j.service.authenticate(&token).await),
+        Problem::SessionInvalid,
+        "dead at idle expiry"
+    );
+
+    let token = j.login(RESIDENT, &password).await.unwrap();
+    for _ in 0..24 {
+        j.advance(29 * MINUTE);
+        j.service.authenticate(&token).await.unwrap();
+    }
+    j.advance(12 * HOUR - 24 * 29 * MINUTE);
+    assert_eq!(
+        problem(j.service.authenticate(&token).await),
+        Problem::SessionInvalid,
+        "dead at absolute expiry"
+    );
+
+    let token = j.login(RESIDENT, &password).await.unwrap();
+    j.service.logout(&token).await.unwrap();
+    assert_eq!(
+        problem(j.service.authenticate(&token).await),
+        Problem::SessionInvalid
+    );
+}
+
+/// Logins per cabinet: five tries in the window, the sixth refused without argon2 until
+/// the window ends; a success clears the count.
+pub async fn journey_login_throttle_counts_and_clears<S: Store + Clone + 'static>(store: &S) {
+    let j = Journeys::on(store);
+    let password = j.register(FLAT, RESIDENT).await;
+    let wrong = SecretString::from("wrong password".to_owned());
+    for _ in 0..4 {
+        assert_eq!(
+            problem(j.login(RESIDENT, &wrong).await),
+            Problem::InvalidCredentials
+        );
+    }
+    j.login(RESIDENT, &password).await.expect("the fifth try, right");
+    for _ in 0..5 {
+        assert_eq!(
+            problem(j.login(RESIDENT, &wrong).await),
+            Problem::InvalidCredentials,
+            "the success cleared the count: five more tries"
+        );
+    }
+    assert!(matches!(
+        problem(j.login(RESIDENT, &password).await),
+        Problem::LoginThrottled { retry_after } if retry_after <= 15 * MINUTE
+    ));
+    j.advance(15 * MINUTE);
+    j.login(RESIDENT, &password).await.expect("after the window");
+}
+
+/// Ten activations of one link at once, all with the right premises: one cabinet, one
+/// password, and it is the mailed one; the others are told to wait, that the link is
+/// used, or (beyond the five tries an account has) that activation is locked.
+pub async fn journey_concurrent_activations_issue_credentials_once<
+    S: Store + Clone + 'static,
+>(
+    store: &S,
+) {
+    let j = Journeys::on(store);
+    let activation = j.confirmed(FLAT, RESIDENT).await;
+    let context = Journeys::context();
+    let results = join_all(
+        (0..10).map(|_| j.service.activate(activation.expose(), "12", &context)),
+    )
+    .await;
+    let mut wins = 0;
+    for result in results {
+        match result {
+            Ok(to) => {
+                assert_eq!(to, email(RESIDENT));
+                wins += 1;
+            }
+            Err(Error::Rejected(problems)) => assert!(
+                matches!(
+                    problems.as_slice(),
+                    [Problem::InvalidLink
+                        | Problem::TooManyRequests { .. }
+                        | Problem::ActivationLocked { .. }]
+                ),
+                "{problems:?}"
+            ),
+            Err(other) => panic!("a loser got {other:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(j.letters(LetterKind::Credentials), 1);
+    j.login(RESIDENT, &j.password(RESIDENT))
+        .await
+        .expect("the mailed password is the one in force");
+}
+
+/// Ten confirmations of one link at once: one activation link comes out.
+pub async fn journey_concurrent_confirmations_consume_a_link_once<
+    S: Store + Clone + 'static,
+>(
+    store: &S,
+) {
+    let j = Journeys::on(store);
+    j.service
+        .register(&Journeys::form(FLAT, RESIDENT), &Journeys::context())
+        .await
+        .unwrap();
+    let confirmation = j.link(RESIDENT, LetterKind::ConfirmEmail);
+    let results = join_all((0..10).map(|_| j.service.confirm_email(&confirmation))).await;
+    let mut wins = 0;
+    for result in results {
+        match result {
+            Ok(_) => wins += 1,
+            Err(error) => assert_eq!(problem(Err::<(), _>(error)), Problem::InvalidLink),
+        }
+    }
+    assert_eq!(wins, 1);
+}
+
+/// A session opened with a password verified just before a recovery committed new
+/// credentials does not authenticate.
+pub async fn journey_login_racing_a_reissue_keeps_no_session<S: Store + Clone + 'static>(
+    store: &S,
+) {
+    let j = Journeys::on(store);
+    let old = j.register(FLAT, RESIDENT).await;
+    let before = store
+        .cabinet(CabinetKey::Email(&email(RESIDENT)))
         .await
         .unwrap()
-        .is_some());
-    assert_eq!(
-        store.session(&stale_session, later, &EXPIRY).await.unwrap(),
-        None
-    );
-    assert!(store
-        .confirm_email(&live_confirmation, &token(), later.plus(HOUR), later)
+        .expect("cabinet");
+    j.service
+        .request_recovery(RESIDENT, &Journeys::context())
         .await
-        .unwrap()
-        .is_some());
-    assert!(
-        store
-            .throttle_status(std::slice::from_ref(&locked_key), later)
-            .await
-            .unwrap()
-            .is_some(),
-        "a live lock survives"
+        .unwrap();
+    let link = j.link(RESIDENT, LetterKind::RecoverPassword);
+    j.service
+        .complete_recovery(&link, &Journeys::context())
+        .await
+        .unwrap();
+    // What a login that verified `old` before the recovery committed writes after it.
+    let late = Token::generate();
+    let record = session(&before.value, j.clock_now());
+    store
+        .swap_session(&late.hash(), Expected::Absent, Some(&record))
+        .await
+        .unwrap();
+    assert_eq!(
+        problem(j.service.authenticate(late.expose()).await),
+        Problem::SessionInvalid
     );
     assert_eq!(
-        store.purge_expired(later, &EXPIRY, HOUR).await.unwrap(),
-        0,
-        "nothing left to purge"
+        problem(j.login(RESIDENT, &old).await),
+        Problem::InvalidCredentials
     );
+}
+
+/// The service's purge keeps live sessions and links and drops dead ones.
+pub async fn journey_purge_keeps_the_living<S: Store + Clone + 'static>(store: &S) {
+    let j = Journeys::on(store);
+    let password = j.register(FLAT, RESIDENT).await;
+    let dead = j.login(RESIDENT, &password).await.unwrap();
+    j.advance(20 * MINUTE);
+    let live = j.login(RESIDENT, &password).await.unwrap();
+    j.advance(10 * MINUTE);
+    assert!(j.service.purge_expired().await.unwrap() >= 1);
+    assert_eq!(
+        problem(j.service.authenticate(&dead).await),
+        Problem::SessionInvalid
+    );
+    j.service.authenticate(&live).await.expect("alive");
+}
+
+impl Journeys {
+    fn clock_now(&self) -> Timestamp {
+        use crate::Clock as _;
+        self.clock.now()
+    }
 }

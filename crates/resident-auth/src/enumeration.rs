@@ -153,7 +153,7 @@ pub async fn probe_login_enumeration(
     pairs: usize,
 ) -> EnumerationReport {
     let throttle = AuthConfig::default().login_per_cabinet;
-    let step = throttle.window.max(throttle.lockout) + Duration::from_secs(60);
+    let step = throttle.window + Duration::from_secs(60);
     let context = RequestContext::new(Locale::Ru);
     let (mut unknown, mut wrong) = (Side::default(), Side::default());
     let mut ratios = Vec::with_capacity(pairs);

@@ -8,6 +8,7 @@ mod directory;
 mod email;
 mod error;
 mod hasher;
+mod ids;
 mod letters;
 mod locale;
 pub mod ports;
@@ -39,12 +40,16 @@ pub use hasher::CountingHasher;
 pub use hasher::{Argon2Hasher, HashError, HashParams, HashWork, PasswordHasher, Verification};
 pub use letters::{escape_html, Letter, LetterContent, LetterKind, Links, RenderedLetter};
 pub use locale::{Field, Locale, UnsupportedLocale, UserError};
-pub use ports::{AccountDirectory, DirectoryRecord, MailError, Mailer, Store, StoreError};
+pub use ids::{CabinetId, InvalidId, SessionId};
+pub use ports::{
+    AccountDirectory, CabinetStore, CounterStore, DirectoryRecord, LinkStore, MailError, Mailer,
+    SessionStore, SplitStore, Store, StoreError,
+};
 pub use premises::{Premises, PremisesError, PremisesKind};
 pub use secret::{generate_password, PasswordHash, Token, TokenHash, GENERATED_PASSWORD_CHARS};
 pub use service::{
-    AddressForm, AuthConfig, AuthService, Authenticated, CabinetView, LinkedAccount, LoggedIn,
-    Ports, RegistrationForm, RequestContext,
+    AddressForm, AuthConfig, AuthService, Authenticated, CabinetView, Limit, LinkedAccount,
+    LoggedIn, Ports, RegistrationForm, RequestContext,
 };
 pub use surname::{surname_matching_key, Surname, SurnameError, SURNAME_MAX_CHARS};
 

@@ -12,135 +12,29 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
     clock::Timestamp,
+    ids::CabinetId,
     letters::{Letter, LetterContent, LetterKind},
     ports::{
-        AccountDirectory, AttemptPolicy, BeginRegistration, CommitOutcome, DirectoryRecord,
-        FailedAttempt, Grant, MailError, Mailer, NewRecovery, NewRegistration, NewSession,
-        PendingRegistration, RegistrationKind, RegistrationStage, SelectAccount, SessionExpiry,
-        SessionState, StageOutcome, Store, StoreError, ThrottleDecision, ThrottleKey,
-        ThrottlePolicy,
+        AccountDirectory, Cabinet, CabinetKey, CabinetStore, CabinetSwap, Count, CounterKey,
+        CounterStore, DirectoryRecord, Expected, Link, LinkStore, MailError, Mailer, Session,
+        SessionStore, Store, StoreError, Versioned,
     },
-    secret::{PasswordHash, TokenHash},
+    secret::TokenHash,
     AccountNumber, AuthService, Email, Error, Problem, RegistrationForm, RequestContext,
 };
 
-#[derive(Debug, Clone)]
-struct Cabinet {
-    password_hash: PasswordHash,
-    accounts: Vec<AccountNumber>,
-}
-
-#[derive(Debug, Clone)]
-struct Staged {
-    hash: PasswordHash,
-    until: Timestamp,
-}
-
-#[derive(Debug, Clone)]
-struct Pending {
-    record: PendingRegistration,
-    token: TokenHash,
-    letter_sent_at: Timestamp,
-    staged: Option<Staged>,
-}
-
-#[derive(Debug, Clone)]
-struct Recovery {
-    email: Email,
-    expires_at: Timestamp,
-    staged: Option<Staged>,
-}
-
-#[derive(Debug, Clone)]
-struct Session {
-    email: Email,
-    active_account: Option<AccountNumber>,
-    created_at: Timestamp,
-    last_seen: Timestamp,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Throttle {
-    window_start: Timestamp,
-    count: u32,
-    locked_until: Option<Timestamp>,
-}
-
 #[derive(Debug, Default)]
 struct State {
-    cabinets: HashMap<Email, Cabinet>,
-    linked: HashMap<AccountNumber, Email>,
-    pending: HashMap<AccountNumber, Pending>,
-    recoveries: HashMap<TokenHash, Recovery>,
-    sessions: HashMap<TokenHash, Session>,
-    throttles: HashMap<ThrottleKey, Throttle>,
+    links: HashMap<TokenHash, Versioned<Link>>,
+    cabinets: HashMap<CabinetId, Versioned<Cabinet>>,
+    by_email: HashMap<Email, CabinetId>,
+    by_account: HashMap<AccountNumber, CabinetId>,
+    sessions: HashMap<TokenHash, Versioned<Session>>,
+    counters: HashMap<CounterKey, Count>,
 }
 
-impl State {
-    fn pending_by_token(
-        &mut self,
-        token: &TokenHash,
-        stage: RegistrationStage,
-    ) -> Option<&mut Pending> {
-        self.pending
-            .values_mut()
-            .find(|p| p.token == *token && p.record.stage == stage)
-    }
-
-    fn live_pending(
-        &mut self,
-        token: &TokenHash,
-        stage: RegistrationStage,
-        now: Timestamp,
-    ) -> Option<&mut Pending> {
-        self.pending_by_token(token, stage)
-            .filter(|p| p.record.expires_at > now)
-    }
-
-    fn live_session(
-        &mut self,
-        token: &TokenHash,
-        now: Timestamp,
-        expiry: &SessionExpiry,
-    ) -> Option<&mut Session> {
-        let alive = self.sessions.get(token).is_some_and(|s| {
-            now < s.created_at.plus(expiry.absolute)
-                && now < s.last_seen.plus(expiry.idle)
-                && self.cabinets.contains_key(&s.email)
-        });
-        if !alive {
-            self.sessions.remove(token);
-            return None;
-        }
-        let session = self.sessions.get_mut(token)?;
-        session.last_seen = now;
-        Some(session)
-    }
-
-    fn session_state(&self, session: &Session) -> SessionState {
-        SessionState {
-            email: session.email.clone(),
-            active_account: session.active_account,
-            accounts: self
-                .cabinets
-                .get(&session.email)
-                .map(|c| c.accounts.clone())
-                .unwrap_or_default(),
-        }
-    }
-
-    fn end_sessions_of(&mut self, email: &Email) {
-        self.sessions.retain(|_, s| s.email != *email);
-    }
-}
-
-/// The in-memory [`Store`].
-///
-/// ```
-/// use resident_auth::memory::MemoryStore;
-/// let store = MemoryStore::new();
-/// # let _ = store;
-/// ```
+/// The in-memory [`Store`]: maps behind one mutex, with indexes of cabinets by email and
+/// by account. Cheap to clone; clones share the data.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     state: Arc<Mutex<State>>,
@@ -153,470 +47,191 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, State>, StoreError> {
+    fn state(&self) -> Result<MutexGuard<'_, State>, StoreError> {
         self.state
             .lock()
             .map_err(|_| StoreError::generic("memory store lock poisoned"))
     }
 }
 
-fn stage(
-    slot: &mut Option<Staged>,
-    hash: &PasswordHash,
-    now: Timestamp,
-    lease: Duration,
-) -> Option<Timestamp> {
-    if let Some(existing) = slot.as_ref().filter(|s| s.until > now) {
-        return Some(existing.until);
+/// Replaces the record under `key` by `next` if the current one meets `expected`.
+fn swap<K: std::hash::Hash + Eq + Clone, T: Clone>(
+    map: &mut HashMap<K, Versioned<T>>,
+    key: &K,
+    expected: Expected,
+    next: Option<(&K, &T)>,
+) -> bool {
+    let current = map.get(key).map(|record| record.version);
+    if !expected.admits(current) {
+        return false;
     }
-    *slot = Some(Staged {
-        hash: hash.clone(),
-        until: now.plus(lease),
-    });
-    None
-}
-
-fn staged_is(slot: &Option<Staged>, hash: &PasswordHash) -> bool {
-    slot.as_ref().is_some_and(|s| s.hash == *hash)
+    let version = current.map_or(crate::ports::Version::FIRST, crate::ports::Version::next);
+    if let Some((next_key, _)) = next {
+        if next_key != key && map.contains_key(next_key) {
+            return false;
+        }
+    }
+    map.remove(key);
+    if let Some((next_key, value)) = next {
+        map.insert(
+            next_key.clone(),
+            Versioned {
+                value: value.clone(),
+                version,
+            },
+        );
+    }
+    true
 }
 
 #[async_trait]
-impl Store for MemoryStore {
-    async fn begin_registration(
-        &self,
-        registration: &NewRegistration,
-        now: Timestamp,
-    ) -> Result<BeginRegistration, StoreError> {
-        let mut state = self.lock()?;
-        let new_cabinet = registration.kind == RegistrationKind::NewCabinet;
-        if state.linked.contains_key(&registration.account_number)
-            || (new_cabinet && state.cabinets.contains_key(&registration.email))
-        {
-            return Ok(BeginRegistration::AlreadyRegistered);
-        }
-        let conflicts = |p: &Pending| {
-            p.record.account_number == registration.account_number
-                || (new_cabinet
-                    && p.record.kind == RegistrationKind::NewCabinet
-                    && p.record.email == registration.email)
-        };
-        let blocked_until = state
-            .pending
-            .values()
-            .filter(|p| conflicts(p))
-            .map(|p| p.letter_sent_at.plus(registration.resend_interval))
-            .filter(|until| *until > now)
-            .max();
-        if let Some(retry_at) = blocked_until {
-            return Ok(BeginRegistration::Throttled { retry_at });
-        }
-        state.pending.retain(|_, p| !conflicts(p));
-        state.pending.insert(
-            registration.account_number,
-            Pending {
-                record: PendingRegistration {
-                    email: registration.email.clone(),
-                    account_number: registration.account_number,
-                    kind: registration.kind,
-                    stage: RegistrationStage::AwaitingConfirmation,
-                    expires_at: registration.expires_at,
-                    failed_attempts: 0,
-                    locked_until: None,
-                },
-                token: registration.confirmation,
-                letter_sent_at: now,
-                staged: None,
-            },
-        );
-        Ok(BeginRegistration::Started)
+impl LinkStore for MemoryStore {
+    async fn link(&self, token: &TokenHash) -> Result<Option<Versioned<Link>>, StoreError> {
+        Ok(self.state()?.links.get(token).cloned())
     }
 
-    async fn abandon_registration(&self, confirmation: &TokenHash) -> Result<(), StoreError> {
-        let mut state = self.lock()?;
-        state.pending.retain(|_, p| {
-            !(p.token == *confirmation && p.record.stage == RegistrationStage::AwaitingConfirmation)
-        });
-        Ok(())
-    }
-
-    async fn confirm_email(
-        &self,
-        confirmation: &TokenHash,
-        activation: &TokenHash,
-        activation_expires_at: Timestamp,
-        now: Timestamp,
-    ) -> Result<Option<PendingRegistration>, StoreError> {
-        let mut state = self.lock()?;
-        let Some(pending) =
-            state.live_pending(confirmation, RegistrationStage::AwaitingConfirmation, now)
-        else {
-            return Ok(None);
-        };
-        pending.token = *activation;
-        pending.record.stage = RegistrationStage::AwaitingActivation;
-        pending.record.expires_at = activation_expires_at;
-        Ok(Some(pending.record.clone()))
-    }
-
-    async fn pending_activation(
-        &self,
-        activation: &TokenHash,
-        now: Timestamp,
-    ) -> Result<Option<PendingRegistration>, StoreError> {
-        let mut state = self.lock()?;
-        Ok(state
-            .live_pending(activation, RegistrationStage::AwaitingActivation, now)
-            .map(|p| p.record.clone()))
-    }
-
-    async fn record_failed_activation(
-        &self,
-        activation: &TokenHash,
-        now: Timestamp,
-        policy: &AttemptPolicy,
-    ) -> Result<Option<FailedAttempt>, StoreError> {
-        let mut state = self.lock()?;
-        let Some(pending) =
-            state.live_pending(activation, RegistrationStage::AwaitingActivation, now)
-        else {
-            return Ok(None);
-        };
-        let record = &mut pending.record;
-        match record.locked_until {
-            Some(until) if until > now => {
-                return Ok(Some(FailedAttempt {
-                    attempts_left: 0,
-                    locked_until: Some(until),
-                }))
-            }
-            Some(_) => {
-                record.locked_until = None;
-                record.failed_attempts = 0;
-            }
-            None => {}
-        }
-        record.failed_attempts += 1;
-        if record.failed_attempts >= policy.max_attempts {
-            let until = now.plus(policy.lockout);
-            record.locked_until = Some(until);
-            record.failed_attempts = 0;
-            return Ok(Some(FailedAttempt {
-                attempts_left: 0,
-                locked_until: Some(until),
-            }));
-        }
-        Ok(Some(FailedAttempt {
-            attempts_left: policy.max_attempts - record.failed_attempts,
-            locked_until: None,
-        }))
-    }
-
-    async fn stage_credentials(
-        &self,
-        grant: &Grant,
-        hash: &PasswordHash,
-        now: Timestamp,
-        lease: Duration,
-    ) -> Result<StageOutcome, StoreError> {
-        let mut guard = self.lock()?;
-        // Reborrow through the guard once so the borrow checker sees disjoint fields.
-        let state = &mut *guard;
-        let (slot, email) = match grant {
-            Grant::Activation(token) => {
-                match state.live_pending(token, RegistrationStage::AwaitingActivation, now) {
-                    Some(p) if p.record.locked_until.is_none_or(|until| until <= now) => {
-                        (&mut p.staged, p.record.email.clone())
-                    }
-                    _ => return Ok(StageOutcome::Gone),
-                }
-            }
-            Grant::Recovery(token) => {
-                let cabinets = &state.cabinets;
-                match state.recoveries.get_mut(token) {
-                    Some(r) if r.expires_at > now && cabinets.contains_key(&r.email) => {
-                        (&mut r.staged, r.email.clone())
-                    }
-                    _ => return Ok(StageOutcome::Gone),
-                }
-            }
-        };
-        Ok(match stage(slot, hash, now, lease) {
-            Some(retry_at) => StageOutcome::Busy { retry_at },
-            None => StageOutcome::Staged { email },
-        })
-    }
-
-    async fn unstage_credentials(
-        &self,
-        grant: &Grant,
-        hash: &PasswordHash,
-    ) -> Result<(), StoreError> {
-        let mut state = self.lock()?;
-        let slot = match grant {
-            Grant::Activation(token) => state
-                .pending_by_token(token, RegistrationStage::AwaitingActivation)
-                .map(|p| &mut p.staged),
-            Grant::Recovery(token) => state.recoveries.get_mut(token).map(|r| &mut r.staged),
-        };
-        if let Some(slot) = slot {
-            if staged_is(slot, hash) {
-                *slot = None;
-            }
-        }
-        Ok(())
-    }
-
-    async fn commit_credentials(
-        &self,
-        grant: &Grant,
-        hash: &PasswordHash,
-        _now: Timestamp,
-    ) -> Result<CommitOutcome, StoreError> {
-        let mut state = self.lock()?;
-        let email = match grant {
-            Grant::Activation(token) => {
-                let Some(pending) = state
-                    .pending_by_token(token, RegistrationStage::AwaitingActivation)
-                    .filter(|p| staged_is(&p.staged, hash))
-                    .map(|p| p.record.clone())
-                else {
-                    return Ok(CommitOutcome::Gone);
-                };
-                state.pending.remove(&pending.account_number);
-                let email = pending.email;
-                if state.linked.contains_key(&pending.account_number) {
-                    return Ok(CommitOutcome::AlreadyRegistered);
-                }
-                match (pending.kind, state.cabinets.get_mut(&email)) {
-                    (RegistrationKind::NewCabinet, Some(_)) => {
-                        return Ok(CommitOutcome::AlreadyRegistered)
-                    }
-                    (RegistrationKind::NewCabinet, None) => {
-                        state.cabinets.insert(
-                            email.clone(),
-                            Cabinet {
-                                password_hash: hash.clone(),
-                                accounts: vec![pending.account_number],
-                            },
-                        );
-                    }
-                    (RegistrationKind::AddAccount, Some(cabinet)) => {
-                        cabinet.password_hash = hash.clone();
-                        cabinet.accounts.push(pending.account_number);
-                    }
-                    (RegistrationKind::AddAccount, None) => return Ok(CommitOutcome::Gone),
-                }
-                state.linked.insert(pending.account_number, email.clone());
-                email
-            }
-            Grant::Recovery(token) => {
-                let Some(recovery) = state
-                    .recoveries
-                    .get(token)
-                    .filter(|r| staged_is(&r.staged, hash))
-                    .cloned()
-                else {
-                    return Ok(CommitOutcome::Gone);
-                };
-                state.recoveries.remove(token);
-                let Some(cabinet) = state.cabinets.get_mut(&recovery.email) else {
-                    return Ok(CommitOutcome::Gone);
-                };
-                cabinet.password_hash = hash.clone();
-                recovery.email
-            }
-        };
-        state.end_sessions_of(&email);
-        Ok(CommitOutcome::Committed { email })
-    }
-
-    async fn begin_recovery(
-        &self,
-        recovery: &NewRecovery,
-        _now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let mut state = self.lock()?;
-        if !state.cabinets.contains_key(&recovery.email) {
-            return Ok(false);
-        }
-        state.recoveries.retain(|_, r| r.email != recovery.email);
-        state.recoveries.insert(
-            recovery.token,
-            Recovery {
-                email: recovery.email.clone(),
-                expires_at: recovery.expires_at,
-                staged: None,
-            },
-        );
-        Ok(true)
-    }
-
-    async fn abandon_recovery(&self, token: &TokenHash) -> Result<(), StoreError> {
-        self.lock()?.recoveries.remove(token);
-        Ok(())
-    }
-
-    async fn password_hash(&self, email: &Email) -> Result<Option<PasswordHash>, StoreError> {
-        Ok(self
-            .lock()?
-            .cabinets
-            .get(email)
-            .map(|c| c.password_hash.clone()))
-    }
-
-    async fn upgrade_password_hash(
-        &self,
-        email: &Email,
-        old: &PasswordHash,
-        new: &PasswordHash,
-    ) -> Result<bool, StoreError> {
-        let mut state = self.lock()?;
-        match state.cabinets.get_mut(email) {
-            Some(cabinet) if cabinet.password_hash == *old => {
-                cabinet.password_hash = new.clone();
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    async fn open_session(
-        &self,
-        session: &NewSession,
-        clear: &[ThrottleKey],
-    ) -> Result<Option<SessionState>, StoreError> {
-        let mut state = self.lock()?;
-        let Some(cabinet) = state.cabinets.get(&session.email) else {
-            return Ok(None);
-        };
-        let record = Session {
-            email: session.email.clone(),
-            active_account: cabinet.accounts.first().copied(),
-            created_at: session.created_at,
-            last_seen: session.created_at,
-        };
-        let view = state.session_state(&record);
-        state.sessions.insert(session.token, record);
-        for key in clear {
-            state.throttles.remove(key);
-        }
-        Ok(Some(view))
-    }
-
-    async fn session(
+    async fn swap_link(
         &self,
         token: &TokenHash,
-        now: Timestamp,
-        expiry: &SessionExpiry,
-    ) -> Result<Option<SessionState>, StoreError> {
-        let mut state = self.lock()?;
-        let Some(session) = state.live_session(token, now, expiry).cloned() else {
-            return Ok(None);
-        };
-        Ok(Some(state.session_state(&session)))
+        expected: Expected,
+        next: Option<(&TokenHash, &Link)>,
+    ) -> Result<bool, StoreError> {
+        Ok(swap(&mut self.state()?.links, token, expected, next))
     }
 
-    async fn select_account(
-        &self,
-        token: &TokenHash,
-        account: &AccountNumber,
-        now: Timestamp,
-        expiry: &SessionExpiry,
-    ) -> Result<SelectAccount, StoreError> {
-        let mut state = self.lock()?;
-        let Some(email) = state
-            .live_session(token, now, expiry)
-            .map(|s| s.email.clone())
-        else {
-            return Ok(SelectAccount::NoSession);
-        };
-        let linked = state
-            .cabinets
-            .get(&email)
-            .is_some_and(|c| c.accounts.contains(account));
-        if !linked {
-            return Ok(SelectAccount::NotLinked);
-        }
-        if let Some(session) = state.sessions.get_mut(token) {
-            session.active_account = Some(*account);
-        }
-        Ok(SelectAccount::Selected)
-    }
-
-    async fn end_session(&self, token: &TokenHash) -> Result<(), StoreError> {
-        self.lock()?.sessions.remove(token);
-        Ok(())
-    }
-
-    async fn throttle_status(
-        &self,
-        keys: &[ThrottleKey],
-        now: Timestamp,
-    ) -> Result<Option<Timestamp>, StoreError> {
-        let state = self.lock()?;
-        Ok(keys
-            .iter()
-            .filter_map(|k| state.throttles.get(k).and_then(|t| t.locked_until))
-            .filter(|until| *until > now)
-            .max())
-    }
-
-    async fn purge_expired(
-        &self,
-        now: Timestamp,
-        expiry: &SessionExpiry,
-        throttle_idle: Duration,
-    ) -> Result<u64, StoreError> {
-        let mut state = self.lock()?;
-        let before = state.sessions.len()
-            + state.pending.len()
-            + state.recoveries.len()
-            + state.throttles.len();
-        state.sessions.retain(|_, s| {
-            now < s.created_at.plus(expiry.absolute) && now < s.last_seen.plus(expiry.idle)
-        });
-        state.pending.retain(|_, p| p.record.expires_at > now);
-        state.recoveries.retain(|_, r| r.expires_at > now);
-        state.throttles.retain(|_, t| {
-            t.locked_until.is_some_and(|until| until > now)
-                || t.window_start.plus(throttle_idle) > now
-        });
-        let after = state.sessions.len()
-            + state.pending.len()
-            + state.recoveries.len()
-            + state.throttles.len();
-        Ok(u64::try_from(before - after).unwrap_or(u64::MAX))
-    }
-
-    async fn count_event(
-        &self,
-        key: &ThrottleKey,
-        now: Timestamp,
-        policy: &ThrottlePolicy,
-    ) -> Result<ThrottleDecision, StoreError> {
-        let mut state = self.lock()?;
-        let throttle = state.throttles.entry(key.clone()).or_insert(Throttle {
-            window_start: now,
-            count: 0,
-            locked_until: None,
-        });
-        if let Some(until) = throttle.locked_until.filter(|until| *until > now) {
-            return Ok(ThrottleDecision::Limited { retry_at: until });
-        }
-        if throttle.locked_until.is_some() || now >= throttle.window_start.plus(policy.window) {
-            *throttle = Throttle {
-                window_start: now,
-                count: 0,
-                locked_until: None,
-            };
-        }
-        throttle.count += 1;
-        if throttle.count >= policy.max_events {
-            throttle.locked_until = Some(now.plus(policy.lockout));
-        }
-        Ok(ThrottleDecision::Allowed)
+    async fn purge_links(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let links = &mut self.state()?.links;
+        let before = links.len();
+        links.retain(|_, link| link.value.expires_at > now);
+        Ok((before - links.len()) as u64)
     }
 }
+
+#[async_trait]
+impl CabinetStore for MemoryStore {
+    async fn cabinet(&self, key: CabinetKey<'_>) -> Result<Option<Versioned<Cabinet>>, StoreError> {
+        let state = self.state()?;
+        let id = match key {
+            CabinetKey::Id(id) => Some(*id),
+            CabinetKey::Email(email) => state.by_email.get(email).copied(),
+            CabinetKey::Account(account) => state.by_account.get(account).copied(),
+        };
+        Ok(id.and_then(|id| state.cabinets.get(&id).cloned()))
+    }
+
+    async fn swap_cabinet(
+        &self,
+        id: &CabinetId,
+        expected: Expected,
+        next: Option<&Cabinet>,
+    ) -> Result<CabinetSwap, StoreError> {
+        let mut state = self.state()?;
+        let current = state.cabinets.get(id).map(|c| c.version);
+        if !expected.admits(current) {
+            return Ok(CabinetSwap::Conflict);
+        }
+        if let Some(next) = next {
+            let taken = state.by_email.get(&next.email).is_some_and(|owner| owner != id)
+                || next
+                    .accounts
+                    .iter()
+                    .any(|a| state.by_account.get(a).is_some_and(|owner| owner != id));
+            if taken {
+                return Ok(CabinetSwap::Taken);
+            }
+        }
+        if let Some(old) = state.cabinets.remove(id) {
+            state.by_email.remove(&old.value.email);
+            for account in &old.value.accounts {
+                state.by_account.remove(account);
+            }
+        }
+        if let Some(next) = next {
+            let version = current.map_or(crate::ports::Version::FIRST, crate::ports::Version::next);
+            state.by_email.insert(next.email.clone(), *id);
+            for account in &next.accounts {
+                state.by_account.insert(*account, *id);
+            }
+            state.cabinets.insert(
+                *id,
+                Versioned {
+                    value: Cabinet {
+                        id: *id,
+                        ..next.clone()
+                    },
+                    version,
+                },
+            );
+        }
+        Ok(CabinetSwap::Written)
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn session(&self, token: &TokenHash) -> Result<Option<Versioned<Session>>, StoreError> {
+        Ok(self.state()?.sessions.get(token).cloned())
+    }
+
+    async fn swap_session(
+        &self,
+        token: &TokenHash,
+        expected: Expected,
+        next: Option<&Session>,
+    ) -> Result<bool, StoreError> {
+        Ok(swap(
+            &mut self.state()?.sessions,
+            token,
+            expected,
+            next.map(|session| (token, session)),
+        ))
+    }
+
+    async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let sessions = &mut self.state()?.sessions;
+        let before = sessions.len();
+        sessions.retain(|_, session| session.value.expires_at > now);
+        Ok((before - sessions.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl CounterStore for MemoryStore {
+    async fn increment(
+        &self,
+        key: &CounterKey,
+        now: Timestamp,
+        window: Duration,
+    ) -> Result<Count, StoreError> {
+        let mut state = self.state()?;
+        let count = state.counters.entry(key.clone()).or_insert(Count {
+            count: 0,
+            window_ends: now,
+        });
+        if count.window_ends <= now {
+            *count = Count {
+                count: 0,
+                window_ends: now.plus(window),
+            };
+        }
+        count.count = count.count.saturating_add(1);
+        Ok(*count)
+    }
+
+    async fn reset(&self, key: &CounterKey) -> Result<(), StoreError> {
+        self.state()?.counters.remove(key);
+        Ok(())
+    }
+
+    async fn purge_counters(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let counters = &mut self.state()?.counters;
+        let before = counters.len();
+        counters.retain(|_, count| count.window_ends > now);
+        Ok((before - counters.len()) as u64)
+    }
+}
+
+impl Store for MemoryStore {}
 
 /// The in-memory [`AccountDirectory`].
 #[derive(Debug, Clone, Default)]

@@ -1,14 +1,18 @@
 //! The ports: traits through which the service reaches storage, the billing directory and
 //! mail. Adapters implement them; the service never does I/O of its own.
 //!
-//! Store operations follow the journeys: each step that must be atomic is one call, so a
-//! SQL adapter implements it as one transaction.
+//! Storage is four small traits of atomic primitives — [`LinkStore`], [`CabinetStore`],
+//! [`SessionStore`], [`CounterStore`] — eight required methods in all. They keep records
+//! and compare versions; every policy (limits, windows, locks, expiry, the order of steps)
+//! lives in [`crate::AuthService`]. [`Store`] puts the four together with defaults a
+//! single-backend store may override to save round trips.
 
 use std::{error::Error as StdError, fmt, time::Duration};
 
 use async_trait::async_trait;
 
 use crate::{
+    ids::{CabinetId, SessionId},
     clock::Timestamp,
     letters::Letter,
     secret::{PasswordHash, TokenHash},
@@ -155,217 +159,203 @@ pub trait Mailer: Send + Sync {
     async fn send(&self, letter: &Letter) -> Result<(), MailError>;
 }
 
-/// Whether a registration opens a new cabinet or adds an account to an existing one.
+/// A record's version as its store assigned it. Every write that changes a record gives
+/// it a new version; a conditional write names the version it read (compare-and-swap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Version(u64);
+
+impl Version {
+    /// The version a store gives a record it inserts.
+    pub const FIRST: Version = Version(1);
+
+    /// A version as stored.
+    #[must_use]
+    pub const fn new(value: u64) -> Self {
+        Self(value)
+    }
+
+    /// The stored number.
+    #[must_use]
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The version after this one.
+    #[must_use]
+    pub const fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+}
+
+/// A record with the version it was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned<T> {
+    /// The record.
+    pub value: T,
+    /// Its version, to name in a conditional write.
+    pub version: Version,
+}
+
+/// What a conditional write expects to find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// No record under the key (insert-if-absent).
+    Absent,
+    /// The record at exactly this version (compare-and-swap, consume-once).
+    Version(Version),
+    /// Whatever is there, if anything (unconditional write or delete).
+    Any,
+}
+
+impl Expected {
+    /// Whether a record at `current` (`None`: no record) meets the expectation.
+    #[must_use]
+    pub fn admits(self, current: Option<Version>) -> bool {
+        match (self, current) {
+            (Expected::Any, _) | (Expected::Absent, None) => true,
+            (Expected::Version(expected), Some(current)) => expected == current,
+            _ => false,
+        }
+    }
+}
+
+/// What a one-time link lets its holder do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RegistrationKind {
-    /// Journey 1: a new cabinet for the email.
-    NewCabinet,
-    /// Journey 7: one more account in the (logged-in) cabinet of the email.
-    AddAccount,
+#[non_exhaustive]
+pub enum LinkPurpose {
+    /// Confirms the email of a registration ("Подтверждение e-mail").
+    Confirmation,
+    /// Activates a confirmed registration with the premises number.
+    Activation,
+    /// Sets a new password ("Восстановление пароля").
+    Recovery,
 }
 
-/// Where a pending registration stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RegistrationStage {
-    /// The confirmation letter is out; its token is the live one.
-    AwaitingConfirmation,
-    /// The email is confirmed; the activation token is the live one.
-    AwaitingActivation,
+impl LinkPurpose {
+    /// The stored name: `confirmation`, `activation`, `recovery`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::Confirmation => "confirmation",
+            LinkPurpose::Activation => "activation",
+            LinkPurpose::Recovery => "recovery",
+        }
+    }
+
+    /// The purpose with this stored name.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            LinkPurpose::Confirmation,
+            LinkPurpose::Activation,
+            LinkPurpose::Recovery,
+        ]
+        .into_iter()
+        .find(|purpose| purpose.as_str() == name)
+    }
 }
 
-/// A registration that has not become (part of) a cabinet yet.
+/// A one-time link, stored under the hash of its token. A pending registration is its
+/// confirmation link and then its activation link; several pending registrations of one
+/// account coexist, each with its own link.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingRegistration {
-    /// The email that will log in (the cabinet's, for [`RegistrationKind::AddAccount`]).
+pub struct Link {
+    /// What the link is for.
+    pub purpose: LinkPurpose,
+    /// The email the link was mailed to (for an added account, the cabinet's).
     pub email: Email,
-    /// The account being registered.
-    pub account_number: AccountNumber,
-    /// New cabinet or added account.
-    pub kind: RegistrationKind,
-    /// Confirmation or activation.
-    pub stage: RegistrationStage,
-    /// When the live token stops working.
+    /// The account being registered; `None` for a recovery link.
+    pub account_number: Option<AccountNumber>,
+    /// The cabinet the link acts on: the cabinet gaining an account, or the one
+    /// recovering its password; `None` for a registration that opens a new cabinet.
+    pub cabinet: Option<CabinetId>,
+    /// For a recovery link, the cabinet's credential version when it was mailed: the
+    /// link dies once the credentials are issued anew.
+    pub credential_version: Option<u64>,
+    /// When the link stops working.
     pub expires_at: Timestamp,
-    /// Wrong premises numbers entered since the last lock.
-    pub failed_attempts: u32,
-    /// Activation is refused until then.
-    pub locked_until: Option<Timestamp>,
+    /// Set while a request is issuing credentials under this link (and mailing them):
+    /// another request must wait until then.
+    pub issuing_until: Option<Timestamp>,
 }
 
-/// What [`Store::begin_registration`] is asked to record.
-#[derive(Debug, Clone)]
-pub struct NewRegistration {
-    /// The email to confirm.
-    pub email: Email,
-    /// The account to register.
-    pub account_number: AccountNumber,
-    /// New cabinet or added account.
-    pub kind: RegistrationKind,
-    /// Hash of the confirmation token mailed in the link.
-    pub confirmation: TokenHash,
-    /// When the confirmation link expires.
-    pub expires_at: Timestamp,
-    /// The least time between two letters for the same email or account.
-    pub resend_interval: Duration,
-}
-
-/// The outcome of [`Store::begin_registration`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BeginRegistration {
-    /// Recorded; any earlier pending registration for the same account (or, for a new
-    /// cabinet, the same email) was replaced and its link no longer works.
-    Started,
-    /// The account is already linked to a cabinet, or (new cabinet) the email already
-    /// has one.
-    AlreadyRegistered,
-    /// A letter went out for the same email or account less than the resend interval ago.
-    Throttled {
-        /// When a new letter may be sent.
-        retry_at: Timestamp,
-    },
-}
-
-/// Limits on wrong premises numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AttemptPolicy {
-    /// Wrong tries before the pending registration locks (default 5).
-    pub max_attempts: u32,
-    /// How long it stays locked (default 15 minutes).
-    pub lockout: Duration,
-}
-
-/// The result of recording a wrong premises number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailedAttempt {
-    /// Tries left before the lock; zero when this try locked it.
-    pub attempts_left: u32,
-    /// Set when this try locked the registration.
-    pub locked_until: Option<Timestamp>,
-}
-
-/// A one-time right to set a cabinet's credentials: the live activation token of a pending
-/// registration, or a recovery token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Grant {
-    /// Journey 3 (and 7): activation with the right premises number.
-    Activation(TokenHash),
-    /// Journey 6: a recovery link.
-    Recovery(TokenHash),
-}
-
-/// The outcome of [`Store::stage_credentials`].
+/// A cabinet: one email, one password, one or more personal accounts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StageOutcome {
-    /// The hash is staged; nothing is effective until [`Store::commit_credentials`].
-    Staged {
-        /// The cabinet's email: where the credentials letter goes.
-        email: Email,
-    },
-    /// Another request staged credentials for the same grant moments ago.
-    Busy {
-        /// When that request's lease ends.
-        retry_at: Timestamp,
-    },
-    /// The grant's token is unknown, used or expired.
-    Gone,
-}
-
-/// The outcome of [`Store::commit_credentials`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommitOutcome {
-    /// The cabinet now has the new password hash (and, for an activation, the account);
-    /// the token is consumed and all the cabinet's sessions are ended.
-    Committed {
-        /// The cabinet's email.
-        email: Email,
-    },
-    /// The token is unknown, used, expired, or holds another staged hash.
-    Gone,
-    /// The account got linked to a cabinet (or the email got a cabinet) in the meantime.
-    AlreadyRegistered,
-}
-
-/// What [`Store::begin_recovery`] is asked to record.
-#[derive(Debug, Clone)]
-pub struct NewRecovery {
-    /// The cabinet's email.
+pub struct Cabinet {
+    /// The opaque identity.
+    pub id: CabinetId,
+    /// The login; no two cabinets share one.
     pub email: Email,
-    /// Hash of the recovery token mailed in the link.
-    pub token: TokenHash,
-    /// When the link expires.
-    pub expires_at: Timestamp,
-}
-
-/// How long sessions live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionExpiry {
-    /// A session unused for this long ends (default 30 minutes).
-    pub idle: Duration,
-    /// A session ends this long after login whatever happens (default 12 hours).
-    pub absolute: Duration,
-}
-
-/// A session to open at login.
-#[derive(Debug, Clone)]
-pub struct NewSession {
-    /// Hash of the session token.
-    pub token: TokenHash,
-    /// The cabinet.
-    pub email: Email,
-    /// Login time.
-    pub created_at: Timestamp,
-}
-
-/// A live session as the store sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionState {
-    /// The cabinet.
-    pub email: Email,
-    /// The account currently selected; `None` only if the cabinet has none.
-    pub active_account: Option<AccountNumber>,
-    /// Every account linked to the cabinet, in the order they were linked.
+    /// The argon2id hash of the password.
+    pub password_hash: PasswordHash,
+    /// Changes whenever the password is issued anew or the accounts change; a session
+    /// opened under another credential version no longer authenticates.
+    pub credential_version: u64,
+    /// Linked personal accounts, in the order they were added; no account is in two
+    /// cabinets.
     pub accounts: Vec<AccountNumber>,
 }
 
-/// The outcome of [`Store::select_account`].
+/// How to find a cabinet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SelectAccount {
-    /// The session now shows this account.
-    Selected,
-    /// The account is not linked to the session's cabinet.
-    NotLinked,
-    /// No live session has this token.
-    NoSession,
+#[non_exhaustive]
+pub enum CabinetKey<'a> {
+    /// By identity.
+    Id(&'a CabinetId),
+    /// By login email.
+    Email(&'a Email),
+    /// By one of its personal accounts.
+    Account(&'a AccountNumber),
 }
 
-/// A throttle's key: what is being counted (`login:cabinet:<email>`, `login:client:<ip>`,
-/// `recovery:<email>`). Keys are shared by every service instance using the store.
+/// The outcome of [`CabinetStore::swap_cabinet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CabinetSwap {
+    /// Written (or deleted) as asked.
+    Written,
+    /// The cabinet is not at the expected version (or exists when absence was expected).
+    Conflict,
+    /// The email or one of the accounts belongs to another cabinet; nothing was written.
+    Taken,
+}
+
+/// A signed-in session, stored under the hash of its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The public identity (not the token).
+    pub id: SessionId,
+    /// The cabinet signed in.
+    pub cabinet: CabinetId,
+    /// The cabinet's credential version at login; the session is dead once it changes.
+    pub credential_version: u64,
+    /// The personal account shown.
+    pub active_account: Option<AccountNumber>,
+    /// Login time.
+    pub created_at: Timestamp,
+    /// Last use, as last written (the service writes it at most about once a minute).
+    pub last_used: Timestamp,
+    /// When the session dies if unused: the earlier of its idle and absolute expiry, as
+    /// of `last_used`. Stores purge by it.
+    pub expires_at: Timestamp,
+    /// A short description of the client (truncated), for the list of sessions.
+    pub client: Option<String>,
+}
+
+/// What a counter is counting. Keys are shared by every service instance using the store.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ThrottleKey(String);
+pub struct CounterKey(String);
 
-impl ThrottleKey {
-    /// Failed logins of one cabinet.
+impl CounterKey {
+    /// A key in `family` (e.g. `login:cabinet`) for `subject` (an email, an address).
     #[must_use]
-    pub fn login_cabinet(email: &Email) -> Self {
-        Self(format!("login:cabinet:{email}"))
+    pub fn new(family: &str, subject: impl fmt::Display) -> Self {
+        Self(format!("{family}:{subject}"))
     }
 
-    /// Failed logins from one client address.
+    /// A key exactly as stored.
     #[must_use]
-    pub fn login_client(client: &str) -> Self {
-        Self(format!("login:client:{client}"))
-    }
-
-    /// Recovery letters requested for one email.
-    #[must_use]
-    pub fn recovery(email: &Email) -> Self {
-        Self(format!("recovery:{email}"))
-    }
-
-    /// Registration requests from one client address.
-    #[must_use]
-    pub fn registration_client(client: &str) -> Self {
-        Self(format!("registration:client:{client}"))
+    pub fn from_stored(key: String) -> Self {
+        Self(key)
     }
 
     /// The key as stored.
@@ -375,239 +365,293 @@ impl ThrottleKey {
     }
 }
 
-/// How many events a throttle lets through, and for how long it then blocks.
+/// A counter's state after an increment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ThrottlePolicy {
-    /// Events allowed in one window; the event that reaches this count locks the key.
-    pub max_events: u32,
-    /// The counting window.
-    pub window: Duration,
-    /// How long the key stays locked once the count is reached.
-    pub lockout: Duration,
+pub struct Count {
+    /// Events counted in the current window, this one included.
+    pub count: u32,
+    /// When the current window ends (and the count starts again from zero).
+    pub window_ends: Timestamp,
 }
 
-/// The outcome of counting one event against a throttle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ThrottleDecision {
-    /// Counted and let through.
-    Allowed,
-    /// The key is locked; the event was not counted.
-    Limited {
-        /// When the lock ends.
-        retry_at: Timestamp,
-    },
-}
-
-/// Storage of cabinets, pending registrations, tokens, sessions and throttles.
-///
-/// Every method is one atomic step. Tokens arrive as hashes only. Every implementation
-/// runs the conformance suite in [`crate::conformance`] (feature `testing`).
+/// Registrations and other one-time links. Two primitives; the service decides what a
+/// link means, when it has expired and who may use it.
 #[async_trait]
-pub trait Store: Send + Sync {
-    /// Records a pending registration and its confirmation token, atomically checking
-    /// that the account is not linked, that (for a new cabinet) the email has no cabinet,
-    /// and that no letter for the same email or account went out within the resend
-    /// interval. Earlier pending registrations for the same account, or new-cabinet ones
-    /// for the same email, are replaced.
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure; then nothing was recorded.
-    async fn begin_registration(
-        &self,
-        registration: &NewRegistration,
-        now: Timestamp,
-    ) -> Result<BeginRegistration, StoreError>;
-
-    /// Deletes the pending registration whose live token is `confirmation`, so that a
-    /// registration whose letter could not be sent can be retried at once.
+pub trait LinkStore: Send + Sync {
+    /// The link stored under `token`, expired or not.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    async fn abandon_registration(&self, confirmation: &TokenHash) -> Result<(), StoreError>;
+    async fn link(&self, token: &TokenHash) -> Result<Option<Versioned<Link>>, StoreError>;
 
-    /// Consumes a live confirmation token: the registration moves to activation under the
-    /// new `activation` token, valid until `activation_expires_at`. `None` if the token is
-    /// unknown, used or expired.
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure.
-    async fn confirm_email(
-        &self,
-        confirmation: &TokenHash,
-        activation: &TokenHash,
-        activation_expires_at: Timestamp,
-        now: Timestamp,
-    ) -> Result<Option<PendingRegistration>, StoreError>;
-
-    /// The registration awaiting activation under `activation`, if the token is live.
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure.
-    async fn pending_activation(
-        &self,
-        activation: &TokenHash,
-        now: Timestamp,
-    ) -> Result<Option<PendingRegistration>, StoreError>;
-
-    /// Counts a wrong premises number; the try that reaches the policy's maximum locks
-    /// the registration for the lockout. An expired lock starts a fresh count. `None` if
-    /// the token is not live.
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure.
-    async fn record_failed_activation(
-        &self,
-        activation: &TokenHash,
-        now: Timestamp,
-        policy: &AttemptPolicy,
-    ) -> Result<Option<FailedAttempt>, StoreError>;
-
-    /// Stages `hash` under a live, unlocked grant for `lease`, without making it
-    /// effective. A stage younger than its lease blocks others ([`StageOutcome::Busy`]).
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure.
-    async fn stage_credentials(
-        &self,
-        grant: &Grant,
-        hash: &PasswordHash,
-        now: Timestamp,
-        lease: Duration,
-    ) -> Result<StageOutcome, StoreError>;
-
-    /// Drops a stage whose letter could not be sent, so a retry need not wait the lease.
-    /// Does nothing if another hash is staged.
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure.
-    async fn unstage_credentials(
-        &self,
-        grant: &Grant,
-        hash: &PasswordHash,
-    ) -> Result<(), StoreError>;
-
-    /// Makes the staged `hash` effective in one transaction: consumes the grant's token,
-    /// sets the cabinet's password hash (creating the cabinet or linking the account for
-    /// an activation), and ends all the cabinet's sessions.
+    /// Atomically: if the link under `token` meets `expected`, removes it and stores
+    /// `next` (under its own token, which may be `token` or another) at a new version.
+    /// Inserting is `swap_link(t, Expected::Absent, Some((t, link)))`, consuming is
+    /// `swap_link(t, Expected::Version(v), None)`, and a confirmation turning into an
+    /// activation moves the registration from one token to another in one step. Returns
+    /// whether it wrote; a `next` token already taken by another link fails the swap.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure; then nothing changed.
-    async fn commit_credentials(
-        &self,
-        grant: &Grant,
-        hash: &PasswordHash,
-        now: Timestamp,
-    ) -> Result<CommitOutcome, StoreError>;
-
-    /// Records a recovery token for the cabinet of `recovery.email`, replacing any
-    /// earlier one. Returns `false` (and records nothing) if there is no such cabinet.
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure.
-    async fn begin_recovery(
-        &self,
-        recovery: &NewRecovery,
-        now: Timestamp,
-    ) -> Result<bool, StoreError>;
-
-    /// Deletes a recovery token whose letter could not be sent.
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure.
-    async fn abandon_recovery(&self, token: &TokenHash) -> Result<(), StoreError>;
-
-    /// The password hash of the cabinet of `email`, if there is one.
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure.
-    async fn password_hash(&self, email: &Email) -> Result<Option<PasswordHash>, StoreError>;
-
-    /// Replaces the cabinet's hash by `new` if it is still `old` (an upgrade on login
-    /// after the parameters changed). Returns whether it replaced.
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure.
-    async fn upgrade_password_hash(
-        &self,
-        email: &Email,
-        old: &PasswordHash,
-        new: &PasswordHash,
-    ) -> Result<bool, StoreError>;
-
-    /// Opens a session showing the cabinet's first linked account, and clears the given
-    /// throttles (the cabinet's failed logins). Returns the session as opened, or `None`
-    /// if the cabinet no longer exists.
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure.
-    async fn open_session(
-        &self,
-        session: &NewSession,
-        clear: &[ThrottleKey],
-    ) -> Result<Option<SessionState>, StoreError>;
-
-    /// The live session under `token`, marking it used at `now`. A session past its idle
-    /// or absolute expiry is deleted and `None` returned.
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure.
-    async fn session(
+    async fn swap_link(
         &self,
         token: &TokenHash,
-        now: Timestamp,
-        expiry: &SessionExpiry,
-    ) -> Result<Option<SessionState>, StoreError>;
+        expected: Expected,
+        next: Option<(&TokenHash, &Link)>,
+    ) -> Result<bool, StoreError>;
 
-    /// Selects one of the cabinet's accounts in a live session.
+    /// Deletes links that expired at or before `now`; returns how many went. The default
+    /// deletes nothing, for backends that expire records by themselves.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    async fn select_account(
+    async fn purge_links(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let _ = now;
+        Ok(0)
+    }
+}
+
+/// Cabinets and their credentials. Two primitives: a read by any key and a conditional
+/// write that keeps emails and accounts unique across cabinets.
+#[async_trait]
+pub trait CabinetStore: Send + Sync {
+    /// The cabinet found by `key`.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn cabinet(&self, key: CabinetKey<'_>) -> Result<Option<Versioned<Cabinet>>, StoreError>;
+
+    /// Atomically: if the cabinet `id` meets `expected`, replaces it by `next` (or deletes
+    /// it for `None`) at a new version, unless `next`'s email or one of its accounts
+    /// belongs to another cabinet ([`CabinetSwap::Taken`]).
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure; then nothing changed.
+    async fn swap_cabinet(
+        &self,
+        id: &CabinetId,
+        expected: Expected,
+        next: Option<&Cabinet>,
+    ) -> Result<CabinetSwap, StoreError>;
+}
+
+/// Signed-in sessions. Two primitives, plus listing a cabinet's sessions.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// The session stored under `token`, expired or not.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn session(&self, token: &TokenHash) -> Result<Option<Versioned<Session>>, StoreError>;
+
+    /// Atomically: if the session under `token` meets `expected`, replaces it by `next`
+    /// (or deletes it for `None`). Returns whether it wrote.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure; then nothing changed.
+    async fn swap_session(
         &self,
         token: &TokenHash,
-        account: &AccountNumber,
-        now: Timestamp,
-        expiry: &SessionExpiry,
-    ) -> Result<SelectAccount, StoreError>;
+        expected: Expected,
+        next: Option<&Session>,
+    ) -> Result<bool, StoreError>;
 
-    /// Ends one session. Ending an unknown session is not an error.
+    /// Deletes sessions whose `expires_at` is at or before `now`; returns how many went.
+    /// The default deletes nothing, for backends that expire records by themselves.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    async fn end_session(&self, token: &TokenHash) -> Result<(), StoreError>;
+    async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let _ = now;
+        Ok(0)
+    }
+}
 
-    /// The latest lock end among `keys` that is still in the future, if any.
+/// Counters in fixed windows: the service's throttles, cooldowns and attempt limits.
+#[async_trait]
+pub trait CounterStore: Send + Sync {
+    /// Atomically counts one event under `key`: a counter that is absent or whose window
+    /// has ended at `now` starts again at 1 with a window ending at `now + window`;
+    /// otherwise its count grows by one in the same window. Returns the new state, so
+    /// checking a limit and counting against it are one step.
     ///
     /// # Errors
-    /// [`StoreError`] on backend failure.
-    async fn throttle_status(
+    /// [`StoreError`] on backend failure; then nothing was counted.
+    async fn increment(
         &self,
-        keys: &[ThrottleKey],
+        key: &CounterKey,
         now: Timestamp,
-    ) -> Result<Option<Timestamp>, StoreError>;
+        window: Duration,
+    ) -> Result<Count, StoreError>;
 
-    /// Deletes what can never be used again, and returns how many records went: sessions
-    /// past their idle or absolute expiry, pending registrations and recovery links past
-    /// their expiry, and throttles untouched for `throttle_idle` whose lock is over.
-    /// Hosts call it periodically (see [`crate::AuthService::purge_expired`]).
+    /// Deletes the counter under `key` (nothing if there is none).
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    async fn purge_expired(
-        &self,
-        now: Timestamp,
-        expiry: &SessionExpiry,
-        throttle_idle: Duration,
-    ) -> Result<u64, StoreError>;
+    async fn reset(&self, key: &CounterKey) -> Result<(), StoreError>;
 
-    /// Counts one event against `key` under `policy`.
+    /// Deletes counters whose window ended at or before `now`; returns how many went. The
+    /// default deletes nothing, for backends that expire records by themselves.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    async fn count_event(
+    async fn purge_counters(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let _ = now;
+        Ok(0)
+    }
+}
+
+/// Everything the service stores: the four storage traits together. Its methods are
+/// defaults built on them, which a store holding several of them in one backend may
+/// override to save round trips; `impl Store for MyStore {}` is enough otherwise.
+/// [`SplitStore`] puts four separate backends together.
+///
+/// Every store runs the conformance suite in [`crate::conformance`] (feature `testing`).
+#[async_trait]
+pub trait Store: LinkStore + CabinetStore + SessionStore + CounterStore {
+    /// The session under `token` with its cabinet (one lookup per request).
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn session_with_cabinet(
         &self,
-        key: &ThrottleKey,
+        token: &TokenHash,
+    ) -> Result<Option<(Versioned<Session>, Versioned<Cabinet>)>, StoreError> {
+        let Some(session) = self.session(token).await? else {
+            return Ok(None);
+        };
+        let cabinet = self.cabinet(CabinetKey::Id(&session.value.cabinet)).await?;
+        Ok(cabinet.map(|cabinet| (session, cabinet)))
+    }
+
+    /// Counts one event under each key, in order; see [`CounterStore::increment`].
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn increment_all(
+        &self,
+        keys: &[(CounterKey, Duration)],
         now: Timestamp,
-        policy: &ThrottlePolicy,
-    ) -> Result<ThrottleDecision, StoreError>;
+    ) -> Result<Vec<Count>, StoreError> {
+        let mut counts = Vec::with_capacity(keys.len());
+        for (key, window) in keys {
+            counts.push(self.increment(key, now, *window).await?);
+        }
+        Ok(counts)
+    }
+
+    /// Deletes every record that can never be used again; returns how many went.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        Ok(self.purge_links(now).await?
+            + self.purge_sessions(now).await?
+            + self.purge_counters(now).await?)
+    }
+}
+
+/// A [`Store`] made of four backends, e.g. registrations and cabinets in PostgreSQL,
+/// sessions and counters in Redis. Each part may be the same value.
+#[derive(Debug, Clone)]
+pub struct SplitStore<L, C, S, K> {
+    links: L,
+    cabinets: C,
+    sessions: S,
+    counters: K,
+}
+
+impl<L, C, S, K> SplitStore<L, C, S, K> {
+    /// A store keeping links in `links`, cabinets in `cabinets`, sessions in `sessions`
+    /// and counters in `counters`.
+    pub fn new(links: L, cabinets: C, sessions: S, counters: K) -> Self {
+        Self {
+            links,
+            cabinets,
+            sessions,
+            counters,
+        }
+    }
+}
+
+#[async_trait]
+impl<L: LinkStore, C: Send + Sync, S: Send + Sync, K: Send + Sync> LinkStore
+    for SplitStore<L, C, S, K>
+{
+    async fn link(&self, token: &TokenHash) -> Result<Option<Versioned<Link>>, StoreError> {
+        self.links.link(token).await
+    }
+    async fn swap_link(
+        &self,
+        token: &TokenHash,
+        expected: Expected,
+        next: Option<(&TokenHash, &Link)>,
+    ) -> Result<bool, StoreError> {
+        self.links.swap_link(token, expected, next).await
+    }
+    async fn purge_links(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.links.purge_links(now).await
+    }
+}
+
+#[async_trait]
+impl<L: Send + Sync, C: CabinetStore, S: Send + Sync, K: Send + Sync> CabinetStore
+    for SplitStore<L, C, S, K>
+{
+    async fn cabinet(&self, key: CabinetKey<'_>) -> Result<Option<Versioned<Cabinet>>, StoreError> {
+        self.cabinets.cabinet(key).await
+    }
+    async fn swap_cabinet(
+        &self,
+        id: &CabinetId,
+        expected: Expected,
+        next: Option<&Cabinet>,
+    ) -> Result<CabinetSwap, StoreError> {
+        self.cabinets.swap_cabinet(id, expected, next).await
+    }
+}
+
+#[async_trait]
+impl<L: Send + Sync, C: Send + Sync, S: SessionStore, K: Send + Sync> SessionStore
+    for SplitStore<L, C, S, K>
+{
+    async fn session(&self, token: &TokenHash) -> Result<Option<Versioned<Session>>, StoreError> {
+        self.sessions.session(token).await
+    }
+    async fn swap_session(
+        &self,
+        token: &TokenHash,
+        expected: Expected,
+        next: Option<&Session>,
+    ) -> Result<bool, StoreError> {
+        self.sessions.swap_session(token, expected, next).await
+    }
+    async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.sessions.purge_sessions(now).await
+    }
+}
+
+#[async_trait]
+impl<L: Send + Sync, C: Send + Sync, S: Send + Sync, K: CounterStore> CounterStore
+    for SplitStore<L, C, S, K>
+{
+    async fn increment(
+        &self,
+        key: &CounterKey,
+        now: Timestamp,
+        window: Duration,
+    ) -> Result<Count, StoreError> {
+        self.counters.increment(key, now, window).await
+    }
+    async fn reset(&self, key: &CounterKey) -> Result<(), StoreError> {
+        self.counters.reset(key).await
+    }
+    async fn purge_counters(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.counters.purge_counters(now).await
+    }
+}
+
+impl<L: LinkStore, C: CabinetStore, S: SessionStore, K: CounterStore> Store
+    for SplitStore<L, C, S, K>
+{
 }

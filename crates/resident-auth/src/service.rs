@@ -1,4 +1,6 @@
-//! The account lifecycle service: every step of the guide's journeys.
+//! The account lifecycle service: every step of the guide's journeys, and every policy —
+//! limits, windows, locks, expiry and the order of steps. The store only keeps records and
+//! offers atomic primitives ([`crate::ports`]); what a record means is decided here.
 
 use std::{sync::Arc, time::Duration};
 
@@ -9,18 +11,37 @@ use crate::{
     clock::{Clock, Timestamp},
     error::{Error, Problem},
     hasher::{PasswordHasher, Verification},
+    ids::{CabinetId, SessionId},
     letters::{Letter, LetterContent, Links},
     ports::{
-        AccountDirectory, AttemptPolicy, BeginRegistration, CommitOutcome, FailedAttempt, Grant,
-        Mailer, NewRecovery, NewRegistration, NewSession, RegistrationKind, SelectAccount,
-        SessionExpiry, StageOutcome, Store, ThrottleDecision, ThrottleKey, ThrottlePolicy,
+        AccountDirectory, Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link,
+        LinkPurpose, Mailer, Session, Store, StoreError, Version, Versioned,
     },
-    secret::{generate_password, Token},
+    secret::{generate_password, PasswordHash, Token, TokenHash},
     AccountNumber, Email, Locale, Premises, ServedRegions, Surname,
 };
 
+/// At most `max` events in a fixed window of `window`; the event after the `max`-th is
+/// refused until the window ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// Events let through in one window.
+    pub max: u32,
+    /// The window.
+    pub window: Duration,
+}
+
+impl Limit {
+    /// `max` events per `window`.
+    #[must_use]
+    pub const fn new(max: u32, window: Duration) -> Self {
+        Self { max, window }
+    }
+}
+
 /// Every limit and lifetime of the service. [`Default`] gives the documented defaults.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AuthConfig {
     /// Regions whose account numbers may register (default: all).
     pub served_regions: ServedRegions,
@@ -34,19 +55,28 @@ pub struct AuthConfig {
     pub recovery_ttl: Duration,
     /// Least time between two confirmation letters for one email or account (default 60 s).
     pub letter_resend_interval: Duration,
-    /// Wrong premises numbers before activation locks, and for how long (5, 15 min).
-    pub activation_attempts: AttemptPolicy,
-    /// Failed logins per cabinet (5 per 15 min, then 15 min locked).
-    pub login_per_cabinet: ThrottlePolicy,
-    /// Failed logins per client address (50 per 15 min, then 15 min locked).
-    pub login_per_client: ThrottlePolicy,
+    /// Premises numbers tried per personal account (5 per 15 minutes). Every try is
+    /// counted before it is evaluated; the try that uses the last one and is wrong locks
+    /// activation until the window ends. The count belongs to the account, not to a
+    /// registration: registering again does not restart it.
+    pub premises_attempts: Limit,
+    /// Logins tried per cabinet (5 per 15 minutes); a successful login clears it.
+    pub login_per_cabinet: Limit,
+    /// Logins tried per client address (50 per 15 minutes).
+    pub login_per_client: Limit,
     /// Recovery requests per email (3 per hour).
-    pub recovery_per_email: ThrottlePolicy,
+    pub recovery_per_email: Limit,
     /// Registration and add-address requests per client address (20 per hour).
-    pub registration_per_client: ThrottlePolicy,
-    /// Session idle and absolute lifetimes (30 min, 12 h).
-    pub session_expiry: SessionExpiry,
-    /// How long staged credentials block a concurrent issue while their letter is sent.
+    pub registration_per_client: Limit,
+    /// A session unused for this long ends (default 30 minutes).
+    pub session_idle: Duration,
+    /// A session ends this long after login whatever happens (default 12 hours).
+    pub session_absolute: Duration,
+    /// A session's last use is written only when the stored one is older than this
+    /// (default 1 minute), so most session checks are reads.
+    pub session_touch_interval: Duration,
+    /// How long a request issuing credentials under a link holds it while the letter is
+    /// sent (default 1 minute).
     pub credentials_lease: Duration,
 }
 
@@ -62,34 +92,14 @@ impl Default for AuthConfig {
             activation_ttl: 24 * HOUR,
             recovery_ttl: HOUR,
             letter_resend_interval: MINUTE,
-            activation_attempts: AttemptPolicy {
-                max_attempts: 5,
-                lockout: 15 * MINUTE,
-            },
-            login_per_cabinet: ThrottlePolicy {
-                max_events: 5,
-                window: 15 * MINUTE,
-                lockout: 15 * MINUTE,
-            },
-            login_per_client: ThrottlePolicy {
-                max_events: 50,
-                window: 15 * MINUTE,
-                lockout: 15 * MINUTE,
-            },
-            recovery_per_email: ThrottlePolicy {
-                max_events: 3,
-                window: HOUR,
-                lockout: HOUR,
-            },
-            registration_per_client: ThrottlePolicy {
-                max_events: 20,
-                window: HOUR,
-                lockout: HOUR,
-            },
-            session_expiry: SessionExpiry {
-                idle: 30 * MINUTE,
-                absolute: 12 * HOUR,
-            },
+            premises_attempts: Limit::new(5, 15 * MINUTE),
+            login_per_cabinet: Limit::new(5, 15 * MINUTE),
+            login_per_client: Limit::new(50, 15 * MINUTE),
+            recovery_per_email: Limit::new(3, HOUR),
+            registration_per_client: Limit::new(20, HOUR),
+            session_idle: 30 * MINUTE,
+            session_absolute: 12 * HOUR,
+            session_touch_interval: MINUTE,
             credentials_lease: MINUTE,
         }
     }
@@ -97,8 +107,9 @@ impl Default for AuthConfig {
 
 /// The adapters the service runs on.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Ports {
-    /// Cabinets, registrations, tokens, sessions, throttles.
+    /// Links, cabinets, sessions and counters.
     pub store: Arc<dyn Store>,
     /// The billing directory.
     pub directory: Arc<dyn AccountDirectory>,
@@ -108,6 +119,25 @@ pub struct Ports {
     pub hasher: Arc<dyn PasswordHasher>,
     /// The current time.
     pub clock: Arc<dyn Clock>,
+}
+
+impl Ports {
+    /// The ports from their parts.
+    pub fn new(
+        store: Arc<dyn Store>,
+        directory: Arc<dyn AccountDirectory>,
+        mailer: Arc<dyn Mailer>,
+        hasher: Arc<dyn PasswordHasher>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            directory,
+            mailer,
+            hasher,
+            clock,
+        }
+    }
 }
 
 /// Who is asking: the language to answer and write letters in, and the client address
@@ -156,21 +186,42 @@ pub struct AddressForm {
 pub struct LoggedIn {
     /// The session token for the client to keep (cookie or bearer).
     pub session_token: Token,
-    /// The cabinet.
+    /// The cabinet's identity.
+    pub cabinet: CabinetId,
+    /// The cabinet's email.
     pub email: Email,
     /// The account the session starts on.
     pub active_account: Option<AccountNumber>,
 }
 
-/// Who a session token belongs to.
+/// The session behind a request, as [`AuthService::authenticate`] found it: the other
+/// session operations take it, so a request looks its session up once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authenticated {
-    /// The cabinet.
+    /// The cabinet's identity.
+    pub cabinet: CabinetId,
+    /// The cabinet's email.
     pub email: Email,
     /// The selected account.
     pub active_account: Option<AccountNumber>,
     /// All linked accounts.
     pub accounts: Vec<AccountNumber>,
+    session: SessionHandle,
+}
+
+impl Authenticated {
+    /// The session's public identity.
+    #[must_use]
+    pub fn session_id(&self) -> SessionId {
+        self.session.record.id
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SessionHandle {
+    token: TokenHash,
+    version: Version,
+    record: Session,
 }
 
 /// One account of a cabinet as the cabinet page shows it.
@@ -187,6 +238,8 @@ pub struct LinkedAccount {
 /// The cabinet behind a session, with addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CabinetView {
+    /// The cabinet's identity.
+    pub cabinet: CabinetId,
     /// The cabinet's email.
     pub email: Email,
     /// Linked accounts, in the order they were added.
@@ -228,6 +281,61 @@ impl Problems {
     }
 }
 
+/// The counters the service keeps, one family per concept.
+mod counters {
+    use super::{AccountNumber, CounterKey, Email};
+
+    pub(super) fn login_cabinet(email: &Email) -> CounterKey {
+        CounterKey::new("login:cabinet", email)
+    }
+    pub(super) fn login_client(client: &str) -> CounterKey {
+        CounterKey::new("login:client", client)
+    }
+    pub(super) fn recovery_email(email: &Email) -> CounterKey {
+        CounterKey::new("recovery:email", email)
+    }
+    pub(super) fn registration_client(client: &str) -> CounterKey {
+        CounterKey::new("registration:client", client)
+    }
+    pub(super) fn letter_email(email: &Email) -> CounterKey {
+        CounterKey::new("letter:email", email)
+    }
+    pub(super) fn letter_account(account: &AccountNumber) -> CounterKey {
+        CounterKey::new("letter:account", account)
+    }
+    pub(super) fn premises_account(account: &AccountNumber) -> CounterKey {
+        CounterKey::new("premises:account", account)
+    }
+}
+
+/// How many times a conditional cabinet write is retried after another request changed
+/// the cabinet between the read and the write.
+const CABINET_WRITE_ATTEMPTS: usize = 4;
+
+/// The outcome of counting against limits.
+enum Counted {
+    /// Every limit held; the counts in the order of the limits.
+    Within(Vec<Count>),
+    /// A limit was exceeded; the latest end of an exceeded window.
+    Exceeded(Timestamp),
+}
+
+/// What a grant to set credentials acts on.
+enum Issue {
+    /// A registration opening a new cabinet for `email` with `account`.
+    NewCabinet { email: Email, account: AccountNumber },
+    /// A registration adding `account` to the cabinet `cabinet`.
+    AddAccount {
+        cabinet: CabinetId,
+        account: AccountNumber,
+    },
+    /// A recovery of the cabinet `cabinet`, issued at `credential_version`.
+    Recovery {
+        cabinet: CabinetId,
+        credential_version: u64,
+    },
+}
+
 impl AuthService {
     /// A service over `ports` with `config`.
     #[must_use]
@@ -246,6 +354,48 @@ impl AuthService {
 
     fn now(&self) -> Timestamp {
         self.ports.clock.now()
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.ports.store.as_ref()
+    }
+
+    /// Counts one event under each key against its limit, in one store step. Returns the
+    /// counts, or when any limit is exceeded the time its window ends.
+    async fn count_against(
+        &self,
+        limits: &[(CounterKey, Limit)],
+        now: Timestamp,
+    ) -> Result<Counted, Error> {
+        let keys: Vec<(CounterKey, Duration)> = limits
+            .iter()
+            .map(|(key, limit)| (key.clone(), limit.window))
+            .collect();
+        let counts = self.store().increment_all(&keys, now).await?;
+        let exceeded = counts
+            .iter()
+            .zip(limits)
+            .filter(|(count, (_, limit))| count.count > limit.max)
+            .map(|(count, _)| count.window_ends)
+            .max();
+        Ok(match exceeded {
+            Some(until) => Counted::Exceeded(until),
+            None => Counted::Within(counts),
+        })
+    }
+
+    /// [`count_against`](Self::count_against) for one limit, as a
+    /// [`Problem::TooManyRequests`].
+    async fn throttle(&self, key: CounterKey, limit: Limit, now: Timestamp) -> Result<(), Error> {
+        let keys = [(key.clone(), limit.window)];
+        let counts = self.store().increment_all(&keys, now).await?;
+        match counts.first() {
+            Some(count) if count.count > limit.max => Err(Problem::TooManyRequests {
+                retry_after: now.until(count.window_ends),
+            }
+            .into()),
+            _ => Ok(()),
+        }
     }
 
     /// Journey 1: registration. Checks every field (all problems together), the region,
@@ -270,14 +420,8 @@ impl AuthService {
         problems.finish()?;
         match (surname, account, email) {
             (Some(surname), Some(account), Some(email)) => {
-                self.start_registration(
-                    &surname,
-                    account,
-                    email,
-                    RegistrationKind::NewCabinet,
-                    context,
-                )
-                .await
+                self.start_registration(&surname, account, email, None, context)
+                    .await
             }
             _ => Err(Error::Rejected(Vec::new())),
         }
@@ -287,14 +431,13 @@ impl AuthService {
     /// checks, then "Подтверждение e-mail" to the cabinet's email.
     ///
     /// # Errors
-    /// As [`register`](Self::register), plus [`Problem::SessionInvalid`].
+    /// As [`register`](Self::register).
     pub async fn add_address(
         &self,
-        session_token: &str,
+        session: &Authenticated,
         form: &AddressForm,
         context: &RequestContext,
     ) -> Result<(), Error> {
-        let session = self.authenticate(session_token).await?;
         let mut problems = Problems::default();
         let surname = problems.take(form.surname.parse::<Surname>());
         let account = problems.take(form.account_number.parse::<AccountNumber>());
@@ -307,8 +450,8 @@ impl AuthService {
                 self.start_registration(
                     &surname,
                     account,
-                    session.email,
-                    RegistrationKind::AddAccount,
+                    session.email.clone(),
+                    Some(session.cabinet),
                     context,
                 )
                 .await
@@ -322,15 +465,18 @@ impl AuthService {
         surname: &Surname,
         account: AccountNumber,
         email: Email,
-        kind: RegistrationKind,
+        cabinet: Option<CabinetId>,
         context: &RequestContext,
     ) -> Result<(), Error> {
-        let store = &self.ports.store;
+        let store = self.store();
         let now = self.now();
         if let Some(client) = &context.client {
-            let key = ThrottleKey::registration_client(client);
-            self.count(&key, now, &self.config.registration_per_client)
-                .await?;
+            self.throttle(
+                counters::registration_client(client),
+                self.config.registration_per_client,
+                now,
+            )
+            .await?;
         }
         let record = self.ports.directory.lookup(&account).await?;
         let known = record.is_some_and(|r| {
@@ -339,24 +485,39 @@ impl AuthService {
         if !known {
             return Err(Problem::AccountNotFound.into());
         }
-        let token = Token::generate();
-        let registration = NewRegistration {
-            email: email.clone(),
-            account_number: account,
-            kind,
-            confirmation: token.hash(),
-            expires_at: now.plus(self.config.confirmation_ttl),
-            resend_interval: self.config.letter_resend_interval,
-        };
-        match store.begin_registration(&registration, now).await? {
-            BeginRegistration::Started => {}
-            BeginRegistration::AlreadyRegistered => return Err(Problem::AlreadyRegistered.into()),
-            BeginRegistration::Throttled { retry_at } => {
-                return Err(Problem::TooManyRequests {
-                    retry_after: now.until(retry_at),
-                }
-                .into())
+        if store.cabinet(CabinetKey::Account(&account)).await?.is_some() {
+            return Err(Problem::AlreadyRegistered.into());
+        }
+        if cabinet.is_none() && store.cabinet(CabinetKey::Email(&email)).await?.is_some() {
+            return Err(Problem::AlreadyRegistered.into());
+        }
+        let resend = Limit::new(1, self.config.letter_resend_interval);
+        let cooldowns = [
+            (counters::letter_email(&email), resend),
+            (counters::letter_account(&account), resend),
+        ];
+        if let Counted::Exceeded(until) = self.count_against(&cooldowns, now).await? {
+            return Err(Problem::TooManyRequests {
+                retry_after: now.until(until),
             }
+            .into());
+        }
+        let token = Token::generate();
+        let hash = token.hash();
+        let link = Link {
+            purpose: LinkPurpose::Confirmation,
+            email: email.clone(),
+            account_number: Some(account),
+            cabinet,
+            credential_version: None,
+            expires_at: now.plus(self.config.confirmation_ttl),
+            issuing_until: None,
+        };
+        if !store
+            .swap_link(&hash, Expected::Absent, Some((&hash, &link)))
+            .await?
+        {
+            return Err(StoreError::generic("a fresh token collided with a stored one").into());
         }
         let letter = Letter {
             to: email,
@@ -366,13 +527,29 @@ impl AuthService {
             },
         };
         if let Err(error) = self.ports.mailer.send(&letter).await {
-            // The letter stamp would hold a retry back for the resend interval; the user
-            // never got the link, so the registration is dropped. If this also fails, the
-            // stamp expires by itself.
-            let _ = store.abandon_registration(&token.hash()).await;
+            // The resident never got the link: drop it and the cooldowns it started, so
+            // the same request can be made again at once. If this fails too, the link
+            // and the cooldowns expire by themselves.
+            let _ = store.swap_link(&hash, Expected::Any, None).await;
+            for (key, _) in &cooldowns {
+                let _ = store.reset(key).await;
+            }
             return Err(error.into());
         }
         Ok(())
+    }
+
+    /// A live link of `purpose` under `token`, or [`Problem::InvalidLink`].
+    async fn live_link(
+        &self,
+        token: &TokenHash,
+        purpose: LinkPurpose,
+        now: Timestamp,
+    ) -> Result<Versioned<Link>, Error> {
+        match self.store().link(token).await? {
+            Some(link) if link.value.purpose == purpose && now < link.value.expires_at => Ok(link),
+            _ => Err(Problem::InvalidLink.into()),
+        }
     }
 
     /// Journey 2: the confirmation link. Returns the activation token that unlocks the
@@ -382,18 +559,33 @@ impl AuthService {
     /// [`Problem::InvalidLink`] for an unknown, used or expired token.
     pub async fn confirm_email(&self, confirmation_token: &str) -> Result<Token, Error> {
         let token = Token::from_user(confirmation_token).ok_or(Problem::InvalidLink)?;
-        let activation = Token::generate();
+        let hash = token.hash();
         let now = self.now();
-        let expires_at = now.plus(self.config.activation_ttl);
-        self.ports
-            .store
-            .confirm_email(&token.hash(), &activation.hash(), expires_at, now)
-            .await?
-            .ok_or(Problem::InvalidLink)?;
+        let link = self
+            .live_link(&hash, LinkPurpose::Confirmation, now)
+            .await?;
+        let activation = Token::generate();
+        let next = Link {
+            purpose: LinkPurpose::Activation,
+            expires_at: now.plus(self.config.activation_ttl),
+            ..link.value
+        };
+        let moved = self
+            .store()
+            .swap_link(
+                &hash,
+                Expected::Version(link.version),
+                Some((&activation.hash(), &next)),
+            )
+            .await?;
+        if !moved {
+            return Err(Problem::InvalidLink.into());
+        }
         Ok(activation)
     }
 
-    /// Journey 3 (and 7): activation with the premises number. Right: a new password is
+    /// Journey 3 (and 7): activation with the premises number. Every try is counted
+    /// against the account's limit before it is evaluated. Right: a new password is
     /// generated, mailed in "Данные для входа", and only then made effective. Returns the
     /// cabinet's email; never the password.
     ///
@@ -410,85 +602,243 @@ impl AuthService {
         let premises: Premises = premises.parse().map_err(Problem::from)?;
         let hash = token.hash();
         let now = self.now();
-        let store = &self.ports.store;
-        let pending = store
-            .pending_activation(&hash, now)
-            .await?
-            .ok_or(Problem::InvalidLink)?;
-        if let Some(until) = pending.locked_until.filter(|until| *until > now) {
-            return Err(Problem::ActivationLocked {
+        let link = self.live_link(&hash, LinkPurpose::Activation, now).await?;
+        let Some(account) = link.value.account_number else {
+            return Err(Problem::InvalidLink.into());
+        };
+        let limit = self.config.premises_attempts;
+        let attempts = [(counters::premises_account(&account), limit)];
+        let count = match self.count_against(&attempts, now).await? {
+            Counted::Within(counts) => counts.first().copied(),
+            Counted::Exceeded(until) => {
+                return Err(Problem::ActivationLocked {
+                    retry_after: now.until(until),
+                }
+                .into())
+            }
+        };
+        let record = self.ports.directory.lookup(&account).await?;
+        if !record.is_some_and(|r| r.premises == premises) {
+            let (used, window_ends) = count.map_or((limit.max, now), |c| (c.count, c.window_ends));
+            let attempts_left = limit.max.saturating_sub(used);
+            return Err(if attempts_left == 0 {
+                Problem::ActivationLocked {
+                    retry_after: now.until(window_ends),
+                }
+            } else {
+                Problem::WrongPremises { attempts_left }
+            }
+            .into());
+        }
+        let issue = match link.value.cabinet {
+            None => Issue::NewCabinet {
+                email: link.value.email.clone(),
+                account,
+            },
+            Some(cabinet) => Issue::AddAccount { cabinet, account },
+        };
+        let email = self
+            .issue_credentials(&hash, link, issue, context.locale)
+            .await?;
+        // Best effort: a lingering count only shortens a later activation's tries.
+        let _ = self
+            .store()
+            .reset(&counters::premises_account(&account))
+            .await;
+        Ok(email)
+    }
+
+    /// Generates a password under the grant of `link`, mails it, and only then makes it
+    /// effective, so that no cabinet ends up with a password nobody received. The link is
+    /// held (leased) while the letter is sent, so a concurrent use waits rather than
+    /// mailing a second password; argon2 runs only after the link has been validated.
+    async fn issue_credentials(
+        &self,
+        token: &TokenHash,
+        link: Versioned<Link>,
+        issue: Issue,
+        locale: Locale,
+    ) -> Result<Email, Error> {
+        let store = self.store();
+        let now = self.now();
+        if let Some(until) = link.value.issuing_until.filter(|until| *until > now) {
+            return Err(Problem::TooManyRequests {
                 retry_after: now.until(until),
             }
             .into());
         }
-        let record = self.ports.directory.lookup(&pending.account_number).await?;
-        if !record.is_some_and(|r| r.premises == premises) {
-            let attempt = store
-                .record_failed_activation(&hash, now, &self.config.activation_attempts)
-                .await?;
-            return Err(match attempt {
-                None => Problem::InvalidLink,
-                Some(FailedAttempt {
-                    locked_until: Some(until),
-                    ..
-                }) => Problem::ActivationLocked {
-                    retry_after: now.until(until),
-                },
-                Some(FailedAttempt { attempts_left, .. }) => {
-                    Problem::WrongPremises { attempts_left }
+        // A registration that can no longer succeed is answered before any letter.
+        let email = match &issue {
+            Issue::NewCabinet { email, account } => {
+                if let Some(done) = self.already_done(token, &link, email, account).await? {
+                    return done;
                 }
+                email.clone()
             }
-            .into());
-        }
-        self.issue_credentials(Grant::Activation(hash), context.locale)
-            .await
-    }
-
-    /// Generates a password, stages its hash, mails it, and only then commits it, so that
-    /// no cabinet ends up with a password nobody received.
-    async fn issue_credentials(&self, grant: Grant, locale: Locale) -> Result<Email, Error> {
-        let store = &self.ports.store;
-        let password = generate_password();
-        let hash = self.ports.hasher.hash(password.clone()).await?;
-        let email = match store
-            .stage_credentials(&grant, &hash, self.now(), self.config.credentials_lease)
+            Issue::AddAccount { cabinet, account } => {
+                let Some(current) = store.cabinet(CabinetKey::Id(cabinet)).await? else {
+                    return Err(Problem::InvalidLink.into());
+                };
+                let email = current.value.email.clone();
+                if let Some(done) = self.already_done(token, &link, &email, account).await? {
+                    return done;
+                }
+                email
+            }
+            Issue::Recovery {
+                cabinet,
+                credential_version,
+            } => match store.cabinet(CabinetKey::Id(cabinet)).await? {
+                Some(current) if current.value.credential_version == *credential_version => {
+                    current.value.email
+                }
+                _ => return Err(Problem::InvalidLink.into()),
+            },
+        };
+        let leased = Link {
+            issuing_until: Some(now.plus(self.config.credentials_lease)),
+            ..link.value.clone()
+        };
+        if !store
+            .swap_link(token, Expected::Version(link.version), Some((token, &leased)))
             .await?
         {
-            StageOutcome::Staged { email } => email,
-            StageOutcome::Busy { retry_at } => {
-                return Err(Problem::TooManyRequests {
-                    retry_after: self.now().until(retry_at),
-                }
-                .into())
+            return Err(Problem::InvalidLink.into());
+        }
+        let leased_version = link.version.next();
+        let release = || async {
+            let _ = store
+                .swap_link(
+                    token,
+                    Expected::Version(leased_version),
+                    Some((token, &link.value)),
+                )
+                .await;
+        };
+        let password = generate_password();
+        let hash = match self.ports.hasher.hash(password.clone()).await {
+            Ok(hash) => hash,
+            Err(error) => {
+                release().await;
+                return Err(error.into());
             }
-            StageOutcome::Gone => return Err(Problem::InvalidLink.into()),
         };
         let letter = Letter {
             to: email.clone(),
             locale,
             content: LetterContent::Credentials {
-                login: email,
+                login: email.clone(),
                 password,
             },
         };
         if let Err(error) = self.ports.mailer.send(&letter).await {
-            let _ = store.unstage_credentials(&grant, &hash).await;
+            release().await;
             return Err(error.into());
         }
-        let committed = match store.commit_credentials(&grant, &hash, self.now()).await {
-            Ok(outcome) => outcome,
-            Err(error) => {
-                // The letter went out but its password never took effect; release the
-                // stage so the retry (with a fresh password and letter) need not wait.
-                let _ = store.unstage_credentials(&grant, &hash).await;
-                return Err(error.into());
-            }
-        };
-        match committed {
-            CommitOutcome::Committed { email } => Ok(email),
-            CommitOutcome::Gone => Err(Problem::InvalidLink.into()),
-            CommitOutcome::AlreadyRegistered => Err(Problem::AlreadyRegistered.into()),
+        if let Err(error) = self.write_credentials(&issue, &email, hash).await {
+            // The letter went out but its password never took effect; release the link
+            // so the retry (with a fresh password and letter) need not wait the lease.
+            release().await;
+            return Err(error);
         }
+        // The credentials are in force: the link is spent. Should this fail, the lease
+        // keeps it from being used again until it ends, and a registration link then
+        // finds its work done.
+        store
+            .swap_link(token, Expected::Version(leased_version), None)
+            .await?;
+        Ok(email)
+    }
+
+    /// For a registration whose account is already in `email`'s cabinet (an earlier try
+    /// of this very link got that far), spends the link and answers as that try should
+    /// have. For an account or email registered otherwise, refuses.
+    async fn already_done(
+        &self,
+        token: &TokenHash,
+        link: &Versioned<Link>,
+        email: &Email,
+        account: &AccountNumber,
+    ) -> Result<Option<Result<Email, Error>>, Error> {
+        let store = self.store();
+        let by_account = store.cabinet(CabinetKey::Account(account)).await?;
+        match by_account {
+            Some(cabinet) if &cabinet.value.email == email => {
+                store
+                    .swap_link(token, Expected::Version(link.version), None)
+                    .await?;
+                Ok(Some(Ok(email.clone())))
+            }
+            Some(_) => Ok(Some(Err(Problem::AlreadyRegistered.into()))),
+            None if link.value.cabinet.is_none()
+                && store.cabinet(CabinetKey::Email(email)).await?.is_some() =>
+            {
+                Ok(Some(Err(Problem::AlreadyRegistered.into())))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Makes `hash` the cabinet's password (creating the cabinet, or linking the account,
+    /// as `issue` says), bumping the credential version so every session opened before
+    /// ends. Retries when another request changed the cabinet in between.
+    async fn write_credentials(
+        &self,
+        issue: &Issue,
+        email: &Email,
+        hash: PasswordHash,
+    ) -> Result<(), Error> {
+        let store = self.store();
+        if let Issue::NewCabinet { account, .. } = issue {
+            let cabinet = Cabinet {
+                id: CabinetId::generate(),
+                email: email.clone(),
+                password_hash: hash,
+                credential_version: 1,
+                accounts: vec![*account],
+            };
+            return match store
+                .swap_cabinet(&cabinet.id, Expected::Absent, Some(&cabinet))
+                .await?
+            {
+                CabinetSwap::Written => Ok(()),
+                CabinetSwap::Conflict | CabinetSwap::Taken => Err(Problem::AlreadyRegistered.into()),
+            };
+        }
+        let id = match issue {
+            Issue::AddAccount { cabinet, .. } | Issue::Recovery { cabinet, .. } => *cabinet,
+            Issue::NewCabinet { .. } => return Err(Problem::InvalidLink.into()),
+        };
+        for _ in 0..CABINET_WRITE_ATTEMPTS {
+            let Some(current) = store.cabinet(CabinetKey::Id(&id)).await? else {
+                return Err(Problem::InvalidLink.into());
+            };
+            let mut next = current.value.clone();
+            match issue {
+                Issue::AddAccount { account, .. } => {
+                    if !next.accounts.contains(account) {
+                        next.accounts.push(*account);
+                    }
+                }
+                Issue::Recovery {
+                    credential_version, ..
+                } if next.credential_version != *credential_version => {
+                    return Err(Problem::InvalidLink.into());
+                }
+                _ => {}
+            }
+            next.password_hash = hash.clone();
+            next.credential_version = next.credential_version.saturating_add(1);
+            match store
+                .swap_cabinet(&id, Expected::Version(current.version), Some(&next))
+                .await?
+            {
+                CabinetSwap::Written => return Ok(()),
+                CabinetSwap::Taken => return Err(Problem::AlreadyRegistered.into()),
+                CabinetSwap::Conflict => {}
+            }
+        }
+        Err(StoreError::unavailable("the cabinet kept changing under a write").into())
     }
 
     /// Journey 4, step 1: the email alone, syntax only. Never reveals whether it is
@@ -502,8 +852,10 @@ impl AuthService {
             .map_err(|_| Problem::IncorrectData.into())
     }
 
-    /// Journey 4, step 2: email and password. A wrong password and an unknown email get
-    /// the same answer after the same argon2 work and the same store calls.
+    /// Journey 4, step 2: email and password. The try is counted against the cabinet's
+    /// and the client's limits before argon2 runs, so a burst of parallel tries runs at
+    /// most the limit's verifications. A wrong password and an unknown email get the same
+    /// answer after the same argon2 work and the same store calls.
     ///
     /// # Errors
     /// [`Problem::InvalidCredentials`], [`Problem::LoginThrottled`],
@@ -515,92 +867,145 @@ impl AuthService {
         context: &RequestContext,
     ) -> Result<LoggedIn, Error> {
         let email = self.identify(email)?;
-        let store = &self.ports.store;
-        let cabinet_key = ThrottleKey::login_cabinet(&email);
-        let mut keys = vec![(cabinet_key.clone(), self.config.login_per_cabinet)];
+        let store = self.store();
+        let cabinet_key = counters::login_cabinet(&email);
+        let mut limits = vec![(cabinet_key.clone(), self.config.login_per_cabinet)];
         if let Some(client) = &context.client {
-            keys.push((
-                ThrottleKey::login_client(client),
-                self.config.login_per_client,
-            ));
+            limits.push((counters::login_client(client), self.config.login_per_client));
         }
         let now = self.now();
-        let key_names: Vec<ThrottleKey> = keys.iter().map(|(k, _)| k.clone()).collect();
-        if let Some(until) = store.throttle_status(&key_names, now).await? {
+        if let Counted::Exceeded(until) = self.count_against(&limits, now).await? {
             return Err(Problem::LoginThrottled {
                 retry_after: now.until(until),
             }
             .into());
         }
-        let stored = store.password_hash(&email).await?;
-        match self
-            .ports
-            .hasher
-            .verify(password.clone(), stored.clone())
-            .await?
-        {
-            Verification::Mismatch => {
-                for (key, policy) in &keys {
-                    store.count_event(key, now, policy).await?;
+        let cabinet = store.cabinet(CabinetKey::Email(&email)).await?;
+        let stored = cabinet.as_ref().map(|c| c.value.password_hash.clone());
+        let rehash = match self.ports.hasher.verify(password.clone(), stored).await? {
+            Verification::Mismatch => return Err(Problem::InvalidCredentials.into()),
+            Verification::Match { rehash } => rehash,
+        };
+        let Some(mut cabinet) = cabinet else {
+            return Err(Problem::InvalidCredentials.into());
+        };
+        if rehash {
+            // Best effort: a failed upgrade must not fail a correct login. The credential
+            // version stays: the password is the same, its sessions live on.
+            if let Ok(new) = self.ports.hasher.hash(password).await {
+                let mut next = cabinet.value.clone();
+                next.password_hash = new;
+                if let Ok(CabinetSwap::Written) = store
+                    .swap_cabinet(&next.id, Expected::Version(cabinet.version), Some(&next))
+                    .await
+                {
+                    cabinet.value = next;
                 }
-                Err(Problem::InvalidCredentials.into())
-            }
-            Verification::Match { rehash } => {
-                if let (true, Some(old)) = (rehash, &stored) {
-                    // Best effort: a failed upgrade must not fail a correct login.
-                    if let Ok(new) = self.ports.hasher.hash(password).await {
-                        let _ = store.upgrade_password_hash(&email, old, &new).await;
-                    }
-                }
-                let session_token = Token::generate();
-                let session = NewSession {
-                    token: session_token.hash(),
-                    email: email.clone(),
-                    created_at: now,
-                };
-                let opened = store
-                    .open_session(&session, std::slice::from_ref(&cabinet_key))
-                    .await?
-                    .ok_or(Problem::InvalidCredentials)?;
-                Ok(LoggedIn {
-                    session_token,
-                    email,
-                    active_account: opened.active_account,
-                })
             }
         }
+        let session_token = Token::generate();
+        let session = Session {
+            id: SessionId::generate(),
+            cabinet: cabinet.value.id,
+            credential_version: cabinet.value.credential_version,
+            active_account: cabinet.value.accounts.first().copied(),
+            created_at: now,
+            last_used: now,
+            expires_at: self.session_expires_at(now, now),
+            client: context.client.as_deref().map(client_summary),
+        };
+        let token_hash = session_token.hash();
+        let (opened, cleared) = futures::join!(
+            store.swap_session(&token_hash, Expected::Absent, Some(&session)),
+            store.reset(&cabinet_key),
+        );
+        if !opened? {
+            return Err(StoreError::generic("a fresh token collided with a stored one").into());
+        }
+        cleared?;
+        Ok(LoggedIn {
+            session_token,
+            cabinet: cabinet.value.id,
+            email: cabinet.value.email,
+            active_account: session.active_account,
+        })
     }
 
-    /// Journey 5: who a session token belongs to. Touches the session (idle expiry).
+    fn session_expires_at(&self, created_at: Timestamp, last_used: Timestamp) -> Timestamp {
+        created_at
+            .plus(self.config.session_absolute)
+            .min(last_used.plus(self.config.session_idle))
+    }
+
+    /// Journey 5: who a session token belongs to, in one store lookup. The session's last
+    /// use is written only when the stored one is older than the touch interval, and never
+    /// moves backwards. A session is dead once idle or absolute expiry passes, or once the
+    /// cabinet's credentials were issued anew after it was opened.
     ///
     /// # Errors
     /// [`Problem::SessionInvalid`] for an unknown or expired session.
     pub async fn authenticate(&self, session_token: &str) -> Result<Authenticated, Error> {
         let token = Token::from_user(session_token).ok_or(Problem::SessionInvalid)?;
-        let state = self
-            .ports
-            .store
-            .session(&token.hash(), self.now(), &self.config.session_expiry)
-            .await?
-            .ok_or(Problem::SessionInvalid)?;
+        let hash = token.hash();
+        let store = self.store();
+        let now = self.now();
+        let Some((session, cabinet)) = store.session_with_cabinet(&hash).await? else {
+            return Err(Problem::SessionInvalid.into());
+        };
+        let record = &session.value;
+        let alive = record.credential_version == cabinet.value.credential_version
+            && now < record.created_at.plus(self.config.session_absolute)
+            && now < record.last_used.plus(self.config.session_idle);
+        if !alive {
+            // Dead for good: make sure it is gone.
+            store
+                .swap_session(&hash, Expected::Version(session.version), None)
+                .await?;
+            return Err(Problem::SessionInvalid.into());
+        }
+        let mut handle = SessionHandle {
+            token: hash,
+            version: session.version,
+            record: session.value.clone(),
+        };
+        if record.last_used.plus(self.config.session_touch_interval) <= now {
+            let mut touched = handle.record.clone();
+            touched.last_used = now.max(record.last_used);
+            touched.expires_at = self.session_expires_at(touched.created_at, touched.last_used);
+            // Losing this race (another request touched it, or a logout) changes nothing
+            // for this request.
+            if store
+                .swap_session(&hash, Expected::Version(session.version), Some(&touched))
+                .await?
+            {
+                handle.version = session.version.next();
+                handle.record = touched;
+            }
+        }
+        let active_account = handle
+            .record
+            .active_account
+            .filter(|account| cabinet.value.accounts.contains(account))
+            .or_else(|| cabinet.value.accounts.first().copied());
         Ok(Authenticated {
-            email: state.email,
-            active_account: state.active_account,
-            accounts: state.accounts,
+            cabinet: cabinet.value.id,
+            email: cabinet.value.email,
+            active_account,
+            accounts: cabinet.value.accounts,
+            session: handle,
         })
     }
 
     /// Journey 5: the cabinet with the address of every linked account.
     ///
     /// # Errors
-    /// [`Problem::SessionInvalid`], or [`Error::Unavailable`].
-    pub async fn cabinet(&self, session_token: &str) -> Result<CabinetView, Error> {
-        let session = self.authenticate(session_token).await?;
+    /// [`Error::Unavailable`] if the directory cannot be read.
+    pub async fn cabinet(&self, session: &Authenticated) -> Result<CabinetView, Error> {
         let mut accounts = Vec::with_capacity(session.accounts.len());
-        for account_number in session.accounts {
-            let record = self.ports.directory.lookup(&account_number).await?;
+        for account_number in &session.accounts {
+            let record = self.ports.directory.lookup(account_number).await?;
             accounts.push(LinkedAccount {
-                account_number,
+                account_number: *account_number,
                 address: record
                     .as_ref()
                     .map(|r| r.address.clone())
@@ -609,7 +1014,8 @@ impl AuthService {
             });
         }
         Ok(CabinetView {
-            email: session.email,
+            cabinet: session.cabinet,
+            email: session.email.clone(),
             accounts,
             active_account: session.active_account,
         })
@@ -618,30 +1024,49 @@ impl AuthService {
     /// Journey 5: switches the session to another linked account.
     ///
     /// # Errors
-    /// [`Problem::SessionInvalid`], [`Problem::AccountNotLinked`], an account number
-    /// syntax problem, or [`Error::Unavailable`].
+    /// [`Problem::SessionInvalid`] if the session ended meanwhile,
+    /// [`Problem::AccountNotLinked`], an account number syntax problem, or
+    /// [`Error::Unavailable`].
     pub async fn select_account(
         &self,
-        session_token: &str,
+        session: &Authenticated,
         account_number: &str,
     ) -> Result<(), Error> {
-        let token = Token::from_user(session_token).ok_or(Problem::SessionInvalid)?;
         let account: AccountNumber = account_number.parse().map_err(Problem::from)?;
-        match self
-            .ports
-            .store
-            .select_account(
-                &token.hash(),
-                &account,
-                self.now(),
-                &self.config.session_expiry,
-            )
-            .await?
-        {
-            SelectAccount::Selected => Ok(()),
-            SelectAccount::NotLinked => Err(Problem::AccountNotLinked.into()),
-            SelectAccount::NoSession => Err(Problem::SessionInvalid.into()),
+        if !session.accounts.contains(&account) {
+            return Err(Problem::AccountNotLinked.into());
         }
+        let handle = &session.session;
+        let mut next = handle.record.clone();
+        next.active_account = Some(account);
+        let store = self.store();
+        for _ in 0..CABINET_WRITE_ATTEMPTS {
+            if store
+                .swap_session(&handle.token, Expected::Version(handle.version), Some(&next))
+                .await?
+            {
+                return Ok(());
+            }
+            // Another request of the same session touched it: write over its version,
+            // unless the session is gone.
+            let Some(current) = store.session(&handle.token).await? else {
+                return Err(Problem::SessionInvalid.into());
+            };
+            if current.value.credential_version != handle.record.credential_version {
+                return Err(Problem::SessionInvalid.into());
+            }
+            next = Session {
+                active_account: Some(account),
+                ..current.value
+            };
+            if store
+                .swap_session(&handle.token, Expected::Version(current.version), Some(&next))
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Err(StoreError::unavailable("the session kept changing under a write").into())
     }
 
     /// Journey 5: ends the session.
@@ -650,7 +1075,9 @@ impl AuthService {
     /// [`Problem::SessionInvalid`] for a malformed token, or [`Error::Unavailable`].
     pub async fn logout(&self, session_token: &str) -> Result<(), Error> {
         let token = Token::from_user(session_token).ok_or(Problem::SessionInvalid)?;
-        self.ports.store.end_session(&token.hash()).await?;
+        self.store()
+            .swap_session(&token.hash(), Expected::Any, None)
+            .await?;
         Ok(())
     }
 
@@ -666,20 +1093,32 @@ impl AuthService {
     ) -> Result<(), Error> {
         let email: Email = email.parse().map_err(Problem::from)?;
         let now = self.now();
-        self.count(
-            &ThrottleKey::recovery(&email),
+        self.throttle(
+            counters::recovery_email(&email),
+            self.config.recovery_per_email,
             now,
-            &self.config.recovery_per_email,
         )
         .await?;
-        let token = Token::generate();
-        let recovery = NewRecovery {
-            email: email.clone(),
-            token: token.hash(),
-            expires_at: now.plus(self.config.recovery_ttl),
-        };
-        if !self.ports.store.begin_recovery(&recovery, now).await? {
+        let store = self.store();
+        let Some(cabinet) = store.cabinet(CabinetKey::Email(&email)).await? else {
             return Ok(());
+        };
+        let token = Token::generate();
+        let hash = token.hash();
+        let link = Link {
+            purpose: LinkPurpose::Recovery,
+            email: email.clone(),
+            account_number: None,
+            cabinet: Some(cabinet.value.id),
+            credential_version: Some(cabinet.value.credential_version),
+            expires_at: now.plus(self.config.recovery_ttl),
+            issuing_until: None,
+        };
+        if !store
+            .swap_link(&hash, Expected::Absent, Some((&hash, &link)))
+            .await?
+        {
+            return Err(StoreError::generic("a fresh token collided with a stored one").into());
         }
         let letter = Letter {
             to: email,
@@ -689,14 +1128,15 @@ impl AuthService {
             },
         };
         if let Err(error) = self.ports.mailer.send(&letter).await {
-            let _ = self.ports.store.abandon_recovery(&token.hash()).await;
+            let _ = store.swap_link(&hash, Expected::Any, None).await;
             return Err(error.into());
         }
         Ok(())
     }
 
     /// Journey 6, step 2: the recovery link. Issues a new password by mail ("Данные для
-    /// входа"); the old password and every session stop working.
+    /// входа"); the old password, every session and every other recovery link stop
+    /// working.
     ///
     /// # Errors
     /// [`Problem::InvalidLink`], or [`Error::Unavailable`].
@@ -706,46 +1146,33 @@ impl AuthService {
         context: &RequestContext,
     ) -> Result<Email, Error> {
         let token = Token::from_user(recovery_token).ok_or(Problem::InvalidLink)?;
-        self.issue_credentials(Grant::Recovery(token.hash()), context.locale)
+        let hash = token.hash();
+        let now = self.now();
+        let link = self.live_link(&hash, LinkPurpose::Recovery, now).await?;
+        let (Some(cabinet), Some(credential_version)) =
+            (link.value.cabinet, link.value.credential_version)
+        else {
+            return Err(Problem::InvalidLink.into());
+        };
+        let issue = Issue::Recovery {
+            cabinet,
+            credential_version,
+        };
+        self.issue_credentials(&hash, link, issue, context.locale)
             .await
     }
 
-    /// Deletes expired sessions, links and idle throttles from the store; returns how many
+    /// Deletes expired sessions, links and counters from the store; returns how many
     /// records went. Call it periodically (e.g. every few minutes) from one instance.
     ///
     /// # Errors
     /// [`Error::Unavailable`] if the store fails.
     pub async fn purge_expired(&self) -> Result<u64, Error> {
-        let config = &self.config;
-        let throttle_idle = [
-            config.login_per_cabinet,
-            config.login_per_client,
-            config.recovery_per_email,
-            config.registration_per_client,
-        ]
-        .iter()
-        .map(|p| p.window.max(p.lockout))
-        .max()
-        .unwrap_or_default();
-        Ok(self
-            .ports
-            .store
-            .purge_expired(self.now(), &config.session_expiry, throttle_idle)
-            .await?)
+        Ok(self.store().purge_expired(self.now()).await?)
     }
+}
 
-    async fn count(
-        &self,
-        key: &ThrottleKey,
-        now: Timestamp,
-        policy: &ThrottlePolicy,
-    ) -> Result<(), Error> {
-        match self.ports.store.count_event(key, now, policy).await? {
-            ThrottleDecision::Allowed => Ok(()),
-            ThrottleDecision::Limited { retry_at } => Err(Problem::TooManyRequests {
-                retry_after: now.until(retry_at),
-            }
-            .into()),
-        }
-    }
+/// The client as the list of sessions shows it: at most 64 characters.
+fn client_summary(client: &str) -> String {
+    client.chars().take(64).collect()
 }
