@@ -7,28 +7,38 @@ use resident_auth::{
 };
 use sqlx::{PgPool, Row};
 
-use crate::store_error;
+use crate::{store_error, Schema};
 
 /// The [`AccountDirectory`] on the `directory` table.
 #[derive(Debug, Clone)]
 pub struct PgDirectory {
     pool: PgPool,
+    lookup: String,
 }
 
 impl PgDirectory {
-    /// A directory over a migrated database.
+    /// A directory over a database migrated in the default schema.
     #[must_use]
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self::with_schema(pool, &Schema::default())
+    }
+
+    /// A directory over a database migrated in `schema`.
+    #[must_use]
+    pub fn with_schema(pool: PgPool, schema: &Schema) -> Self {
+        Self {
+            pool,
+            lookup: schema.qualify(
+                "SELECT address, premises, surnames FROM {schema}.directory WHERE account_number = $1",
+            ),
+        }
     }
 }
 
 #[async_trait]
 impl AccountDirectory for PgDirectory {
     async fn lookup(&self, account: &AccountNumber) -> Result<Option<DirectoryRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT address, premises, surnames FROM directory WHERE account_number = $1",
-        )
+        let row = sqlx::query(&self.lookup)
         .bind(account.as_str())
         .fetch_optional(&self.pool)
         .await
@@ -69,26 +79,40 @@ pub enum ImportError {
     Database(#[from] sqlx::Error),
 }
 
-/// Loads a directory CSV (SPEC §6 format) into the database: all rows or none, in one
-/// transaction. Re-importing updates changed rows and leaves the others untouched.
+/// Loads a directory CSV (the format of [`resident_auth::parse_directory_csv`]) into the
+/// default schema; see [`import_directory_into`].
+///
+/// # Errors
+/// As [`import_directory_into`].
+pub async fn import_directory(pool: &PgPool, csv: &str) -> Result<ImportReport, ImportError> {
+    import_directory_into(pool, &Schema::default(), csv).await
+}
+
+/// Loads a directory CSV into `schema`: all rows or none, in one transaction.
+/// Re-importing updates changed rows and leaves the others untouched.
 ///
 /// # Errors
 /// [`ImportError::Csv`] listing every bad row with its line number, or
 /// [`ImportError::Database`]; in both cases the database is unchanged.
-pub async fn import_directory(pool: &PgPool, csv: &str) -> Result<ImportReport, ImportError> {
+pub async fn import_directory_into(
+    pool: &PgPool,
+    schema: &Schema,
+    csv: &str,
+) -> Result<ImportReport, ImportError> {
     let records = parse_directory_csv(csv)?;
-    let mut tx = pool.begin().await?;
-    let mut report = ImportReport::default();
-    for record in &records {
-        let row = sqlx::query(
-            "INSERT INTO directory AS d (account_number, address, premises, surnames)
+    let upsert = schema.qualify(
+        "INSERT INTO {schema}.directory AS d (account_number, address, premises, surnames)
              VALUES ($1, $2, $3, $4)
              ON CONFLICT (account_number) DO UPDATE
                 SET address = excluded.address, premises = excluded.premises, surnames = excluded.surnames
               WHERE (d.address, d.premises, d.surnames)
                     IS DISTINCT FROM (excluded.address, excluded.premises, excluded.surnames)
              RETURNING (xmax = 0) AS inserted",
-        )
+    );
+    let mut tx = pool.begin().await?;
+    let mut report = ImportReport::default();
+    for record in &records {
+        let row = sqlx::query(&upsert)
         .bind(record.account_number.as_str())
         .bind(&record.address)
         .bind(record.premises.to_string())
@@ -105,12 +129,12 @@ pub async fn import_directory(pool: &PgPool, csv: &str) -> Result<ImportReport, 
     Ok(report)
 }
 
-/// Whether the directory table has no rows (a new database).
+/// Whether the directory table of `schema` has no rows (a new database).
 ///
 /// # Errors
 /// [`sqlx::Error`] if the query fails.
-pub async fn directory_is_empty(pool: &PgPool) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM directory)")
+pub async fn directory_is_empty(pool: &PgPool, schema: &Schema) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(&schema.qualify("SELECT NOT EXISTS (SELECT 1 FROM {schema}.directory)"))
         .fetch_one(pool)
         .await
 }

@@ -2,9 +2,14 @@
 //! [`AccountDirectory`](resident_auth::AccountDirectory), embedded migrations, and a CSV
 //! import of the billing directory.
 //!
-//! Every store operation is one statement or one transaction; tokens are consumed with
-//! `UPDATE … RETURNING`/`DELETE … RETURNING` under row locks, so several service instances
-//! can share one database. All queries are parameterised.
+//! Everything lives in a schema of its own (default `resident_auth`, see [`Schema`]),
+//! beside the host's tables, with its own migrations ledger (`<schema>.migrations`, not
+//! the host's `_sqlx_migrations`). [`migrate`] may run at every start of every instance:
+//! instances wait for each other on an advisory lock, and what is applied is skipped.
+//!
+//! Every store primitive is one statement, except a cabinet write (one transaction);
+//! conditional writes compare a `version` column, so several service instances can share
+//! one database. All queries are parameterised.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,16 +24,22 @@
 #![forbid(unsafe_code)]
 
 mod directory;
+mod migrations;
 mod store;
 
 use std::time::Duration;
 
-pub use directory::{directory_is_empty, import_directory, ImportError, ImportReport, PgDirectory};
+pub use directory::{
+    directory_is_empty, import_directory, import_directory_into, ImportError, ImportReport,
+    PgDirectory,
+};
+pub use migrations::{migrate, migrate_schema, InvalidSchema, MigrateError, Schema};
 pub use sqlx::PgPool;
 pub use store::PgStore;
 
 /// Pool settings exposed to hosts.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PoolConfig {
     /// Most connections open at once (default 10).
     pub max_connections: u32,
@@ -48,6 +59,17 @@ impl Default for PoolConfig {
             min_connections: 0,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl PoolConfig {
+    /// The defaults with at most `max_connections` connections.
+    #[must_use]
+    pub fn with_max_connections(max_connections: u32) -> Self {
+        Self {
+            max_connections,
+            ..Self::default()
         }
     }
 }
@@ -76,15 +98,9 @@ pub async fn connect(url: &str, config: &PoolConfig) -> Result<PgPool, sqlx::Err
         .await
 }
 
-/// The migrations embedded in this crate.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// Brings the schema up to date. Running it again is harmless.
-///
-/// # Errors
-/// [`sqlx::migrate::MigrateError`] if the database cannot be migrated.
-pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    MIGRATOR.run(pool).await
+/// Whether a database error is a unique-constraint violation (SQLSTATE 23505).
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
 }
 
 /// Sorts a database error: connection trouble and contention may pass on retry.

@@ -353,11 +353,15 @@ pub async fn cabinets_keep_emails_and_accounts_unique<S: Store + Clone + 'static
     }
 }
 
-/// Sessions: insert-if-absent, compare-and-swap, delete; a write at a version read before
-/// a delete never brings the session back.
+/// Sessions (of a stored cabinet): insert-if-absent, compare-and-swap, delete; a write at
+/// a version read before a delete never brings the session back.
 pub async fn sessions_swap_without_resurrection<S: Store + Clone + 'static>(store: &S) {
     let now = t0();
     let owner = cabinet(&email("resident@example.org"), &[account("7800000000001")]);
+    store
+        .swap_cabinet(&owner.id, Expected::Absent, Some(&owner))
+        .await
+        .unwrap();
     let record = session(&owner, now);
     let t = token();
     assert!(store

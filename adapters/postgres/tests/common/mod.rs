@@ -54,10 +54,7 @@ pub fn database_url(name: &str) -> String {
 pub async fn fresh_database() -> String {
     let admin = connect(
         admin_url(),
-        &PoolConfig {
-            max_connections: 2,
-            ..PoolConfig::default()
-        },
+        &PoolConfig::with_max_connections(2),
     )
     .await
     .expect("connect to the test server");
@@ -77,10 +74,7 @@ pub async fn fresh_database() -> String {
 pub async fn pool(url: &str, max_connections: u32) -> PgPool {
     connect(
         url,
-        &PoolConfig {
-            max_connections,
-            ..PoolConfig::default()
-        },
+        &PoolConfig::with_max_connections(max_connections),
     )
     .await
     .unwrap()
