@@ -1,4 +1,4 @@
-//! Token issue (CSPRNG + SHA-256) and token check against the in-memory store (SPEC §8).
+//! Token issue (CSPRNG + SHA-256) and token check against the in-memory store.
 //!
 //! Run: `cargo bench -p resident-auth-benches --bench tokens`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -8,7 +8,7 @@ use std::{hint::black_box, sync::Arc};
 use criterion::{criterion_group, criterion_main, Criterion};
 use resident_auth::{
     memory::{MemoryDirectory, MemoryStore, RecordingMailer},
-    Argon2Hasher, AuthConfig, AuthService, HashParams, Ports, SystemClock, Token,
+    Argon2Hasher, AuthService, HashParams, Token,
 };
 use resident_auth_benches::activated_cabinet;
 
@@ -22,18 +22,13 @@ fn tokens(c: &mut Criterion) {
         .build()
         .unwrap();
     let mailer = RecordingMailer::new();
-    let service = AuthService::new(
-        Ports {
-            store: Arc::new(MemoryStore::new()),
-            directory: Arc::new(
-                MemoryDirectory::from_csv(&resident_auth_benches::directory(1)).unwrap(),
-            ),
-            mailer: Arc::new(mailer.clone()),
-            hasher: Arc::new(Argon2Hasher::new(HashParams::insecure_fast_for_tests()).unwrap()),
-            clock: Arc::new(SystemClock),
-        },
-        AuthConfig::default(),
-    );
+    let service = AuthService::builder("https://portal.example.org")
+        .store(MemoryStore::new())
+        .directory(MemoryDirectory::from_csv(&resident_auth_benches::directory(1)).unwrap())
+        .mailer(mailer.clone())
+        .hasher(Argon2Hasher::new(HashParams::insecure_fast_for_tests()).unwrap())
+        .build()
+        .unwrap();
     let session = runtime.block_on(async {
         let password = activated_cabinet(&service, &mailer, 0).await;
         let logged_in = service

@@ -33,9 +33,9 @@ use argon2::{
 use async_trait::async_trait;
 use resident_auth::{
     memory::{MemoryDirectory, MemoryStore, RecordingMailer},
-    ports::ThrottlePolicy,
     secrecy::{ExposeSecret, SecretString},
-    AccountDirectory, Argon2Hasher, AuthConfig, AuthService, HashError, HashParams, PasswordHash,
+    AccountDirectory, Argon2Hasher, AuthConfig, AuthService, HashError, HashParams, Limit, Links,
+    PasswordHash,
     PasswordHasher, Ports, RequestContext, Store, SystemClock, Verification,
 };
 use resident_auth_benches::{account, activated_cabinet, directory, email};
@@ -135,16 +135,11 @@ impl PasswordHasher for InlineHasher {
 
 /// Throttles off: the benchmark logs in many times a second on purpose.
 fn bench_config() -> AuthConfig {
-    let open = ThrottlePolicy {
-        max_events: u32::MAX,
-        window: Duration::from_secs(1),
-        lockout: Duration::from_secs(1),
-    };
-    AuthConfig {
-        login_per_cabinet: open,
-        login_per_client: open,
-        ..AuthConfig::default()
-    }
+    let open = Limit::new(u32::MAX, Duration::from_secs(1));
+    let mut config = AuthConfig::new(Links::new("https://portal.example.org"));
+    config.login_per_cabinet = open;
+    config.login_per_client = open;
+    config
 }
 
 struct Setup {
@@ -159,13 +154,7 @@ async fn setup(
 ) -> Setup {
     let mailer = RecordingMailer::new();
     let service = AuthService::new(
-        Ports {
-            store,
-            directory,
-            mailer: Arc::new(mailer.clone()),
-            hasher,
-            clock: Arc::new(SystemClock),
-        },
+        Ports::new(store, directory, Arc::new(mailer.clone()), hasher, Arc::new(SystemClock)),
         bench_config(),
     );
     let mut passwords = Vec::new();
@@ -540,10 +529,7 @@ async fn postgres(t: f64) {
     };
     let pool = resident_auth_postgres::connect(
         &url,
-        &resident_auth_postgres::PoolConfig {
-            max_connections: 20,
-            ..Default::default()
-        },
+        &resident_auth_postgres::PoolConfig::with_max_connections(20),
     )
     .await
     .unwrap();
@@ -604,13 +590,7 @@ async fn postgres(t: f64) {
     // Each journey step: p50/p99 over fresh residents, and round trips of one pass.
     let mailer = RecordingMailer::new();
     let service = AuthService::new(
-        Ports {
-            store,
-            directory: dir,
-            mailer: Arc::new(mailer.clone()),
-            hasher: Arc::new(Argon2Hasher::new(HashParams::default()).unwrap()),
-            clock: Arc::new(SystemClock),
-        },
+        Ports::new(store, dir, Arc::new(mailer.clone()), Arc::new(Argon2Hasher::new(HashParams::default()).unwrap()), Arc::new(SystemClock)),
         bench_config(),
     );
     let steps = [
@@ -671,11 +651,14 @@ async fn postgres(t: f64) {
             service.login(&email(i), password, &context).await.unwrap()
         );
         let token = session.session_token.expose().to_owned();
-        timed!(4, service.cabinet(&token).await.unwrap());
-        timed!(
-            5,
-            service.select_account(&token, &account(i)).await.unwrap()
-        );
+        timed!(4, {
+            let session = service.authenticate(&token).await.unwrap();
+            service.cabinet(&session).await.unwrap()
+        });
+        timed!(5, {
+            let session = service.authenticate(&token).await.unwrap();
+            service.select_account(&session, &account(i)).await.unwrap()
+        });
         timed!(6, service.logout(&token).await.unwrap());
         timed!(
             7,

@@ -188,6 +188,8 @@ pub struct EmailAnswer {
 pub struct SessionTokenAnswer {
     /// The bearer token for the session's requests.
     pub session_token: String,
+    /// The cabinet's opaque, stable identity (32 hex digits), never the email.
+    pub cabinet_id: String,
 }
 
 /// One account of a cabinet.
@@ -206,6 +208,8 @@ pub struct AccountAnswer {
 /// The cabinet behind a session.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CabinetAnswer {
+    /// The cabinet's opaque, stable identity (32 hex digits), never the email.
+    pub cabinet_id: String,
     /// The cabinet's email.
     pub email: String,
     /// Linked accounts, in the order they were added.
@@ -335,10 +339,10 @@ pub fn bearer(authorization: Option<&str>) -> Option<&str> {
 macro_rules! try_session {
     ($api:expr, $authorization:expr, $context:expr) => {{
         let token = bearer($authorization).unwrap_or_default();
-        if let Err(error) = $api.service.authenticate(token).await {
-            return ApiResponse::from_error(&error, $context.locale);
+        match $api.service.authenticate(token).await {
+            Ok(session) => (token, session),
+            Err(error) => return ApiResponse::from_error(&error, $context.locale),
         }
-        token
     }};
 }
 
@@ -477,6 +481,7 @@ pub async fn login(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
     answer(result, context, |logged_in| {
         ApiResponse::ok(&SessionTokenAnswer {
             session_token: logged_in.session_token.expose().to_owned(),
+            cabinet_id: logged_in.cabinet.to_string(),
         })
     })
 }
@@ -494,8 +499,8 @@ pub async fn login(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
     )
 )]
 pub async fn session(api: &Api, authorization: Option<&str>, context: &Context) -> ApiResponse {
-    let token = bearer(authorization).unwrap_or_default();
-    answer(api.service.cabinet(token).await, context, |cabinet| {
+    let (_, session) = try_session!(api, authorization, context);
+    answer(api.service.cabinet(&session).await, context, |cabinet| {
         let accounts = cabinet
             .accounts
             .iter()
@@ -506,6 +511,7 @@ pub async fn session(api: &Api, authorization: Option<&str>, context: &Context) 
             })
             .collect();
         ApiResponse::ok(&CabinetAnswer {
+            cabinet_id: cabinet.cabinet.to_string(),
             email: cabinet.email.to_string(),
             accounts,
             active_account: cabinet.active_account.as_ref().map(ToString::to_string),
@@ -532,11 +538,11 @@ pub async fn select_account(
     bytes: &[u8],
     context: &Context,
 ) -> ApiResponse {
-    let token = try_session!(api, authorization, context);
+    let (_, session) = try_session!(api, authorization, context);
     let request: SelectAccountRequest = try_body!(bytes, context.locale);
     let result = api
         .service
-        .select_account(token, &request.account_number)
+        .select_account(&session, &request.account_number)
         .await;
     answer(result, context, |()| {
         ApiResponse::ok(&ActiveAccountAnswer {
@@ -558,7 +564,7 @@ pub async fn select_account(
     )
 )]
 pub async fn logout(api: &Api, authorization: Option<&str>, context: &Context) -> ApiResponse {
-    let token = try_session!(api, authorization, context);
+    let (token, _) = try_session!(api, authorization, context);
     answer(api.service.logout(token).await, context, |()| {
         ApiResponse::status(204)
     })
@@ -621,13 +627,13 @@ pub async fn add_address(
     bytes: &[u8],
     context: &Context,
 ) -> ApiResponse {
-    let token = try_session!(api, authorization, context);
+    let (_, session) = try_session!(api, authorization, context);
     let request: AddressRequest = try_body!(bytes, context.locale);
     let form = AddressForm {
         surname: request.surname,
         account_number: request.account_number,
     };
-    let result = api.service.add_address(token, &form, context).await;
+    let result = api.service.add_address(&session, &form, context).await;
     answer(result, context, |()| ApiResponse::status(202))
 }
 

@@ -5,8 +5,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use resident_auth::{
     memory::{MemoryDirectory, MemoryStore},
-    AccountDirectory, Argon2Hasher, AuthConfig, AuthService, HashParams, Links, Mailer, Ports,
-    ServedRegions, Store, SystemClock,
+    AccountDirectory, Argon2Hasher, AuthService, HashParams, Mailer, ServedRegions, Store,
 };
 use resident_auth_smtp::{default_sender, OutboxMailer, SmtpConfig, SmtpMailer};
 
@@ -194,25 +193,20 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
     }
     let hasher = Argon2Hasher::new(config.hash_params)
         .map_err(|e| ConfigError(format!("argon2 parameters: {e}")))?;
-    let service = AuthService::new(
-        Ports {
-            store,
-            directory,
-            mailer,
-            hasher: Arc::new(hasher),
-            clock: Arc::new(SystemClock),
-        },
-        AuthConfig {
-            served_regions: config.served_regions.clone(),
-            links: Links::new(&config.base_url),
-            ..AuthConfig::default()
-        },
-    );
+    let served_regions = config.served_regions.clone();
+    let service = AuthService::builder(&config.base_url)
+        .shared_store(store)
+        .shared_directory(directory)
+        .shared_mailer(mailer)
+        .hasher(hasher)
+        .configure(|auth| auth.served_regions = served_regions)
+        .build()
+        .map_err(|e| ConfigError(e.to_string()))?;
     Ok(Portal { service, banner })
 }
 
 async fn directory_is_empty(pool: &resident_auth_postgres::PgPool) -> Result<bool, ConfigError> {
-    resident_auth_postgres::directory_is_empty(pool)
+    resident_auth_postgres::directory_is_empty(pool, &resident_auth_postgres::Schema::default())
         .await
         .map_err(|e| ConfigError(format!("DATABASE_URL: {e}")))
 }

@@ -32,7 +32,7 @@ use crate::{
         Version,
     },
     secret::{PasswordHash, Token, TokenHash},
-    AccountNumber, AddressForm, Argon2Hasher, AuthConfig, AuthService, Email, Error, HashParams,
+    AccountNumber, AddressForm, Argon2Hasher, Links, AuthConfig, AuthService, Email, Error, HashParams,
     Locale, Ports, Problem, RegistrationForm, RequestContext,
 };
 
@@ -637,7 +637,7 @@ impl Journeys {
             clock.clone(),
         );
         Self {
-            service: AuthService::new(ports, AuthConfig::default()),
+            service: AuthService::new(ports, AuthConfig::new(Links::new("https://portal.example.org"))),
             mailer,
             clock,
         }

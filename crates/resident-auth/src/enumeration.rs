@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 
 use crate::{
-    clock::ManualClock, hasher::Argon2Hasher, locale::UserError, service::AuthConfig, AuthService,
+    clock::ManualClock, hasher::Argon2Hasher, locale::UserError, AuthService,
     Error, HashWork, Locale, LoggedIn, RequestContext,
 };
 
@@ -152,7 +152,7 @@ pub async fn probe_login_enumeration(
     unknown_email: &str,
     pairs: usize,
 ) -> EnumerationReport {
-    let throttle = AuthConfig::default().login_per_cabinet;
+    let throttle = service.config().login_per_cabinet;
     let step = throttle.window + Duration::from_secs(60);
     let context = RequestContext::new(Locale::Ru);
     let (mut unknown, mut wrong) = (Side::default(), Side::default());

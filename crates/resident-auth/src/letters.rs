@@ -327,12 +327,6 @@ impl Links {
     }
 }
 
-impl Default for Links {
-    fn default() -> Self {
-        Self::new("http://127.0.0.1:3000")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,8 +48,8 @@ pub use ports::{
 pub use premises::{Premises, PremisesError, PremisesKind};
 pub use secret::{generate_password, PasswordHash, Token, TokenHash, GENERATED_PASSWORD_CHARS};
 pub use service::{
-    AddressForm, AuthConfig, AuthService, Authenticated, CabinetView, Limit, LinkedAccount,
-    LoggedIn, Ports, RegistrationForm, RequestContext,
+    AddressForm, AuthConfig, AuthService, AuthServiceBuilder, Authenticated, BuildError,
+    CabinetView, Limit, LinkedAccount, LoggedIn, Ports, RegistrationForm, RequestContext,
 };
 pub use surname::{surname_matching_key, Surname, SurnameError, SURNAME_MAX_CHARS};
 

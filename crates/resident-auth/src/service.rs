@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::{
     clock::{Clock, Timestamp},
     error::{Error, Problem},
-    hasher::{PasswordHasher, Verification},
+    hasher::{HashParams, PasswordHasher, Verification},
     ids::{CabinetId, SessionId},
     letters::{Letter, LetterContent, Links},
     ports::{
@@ -39,7 +39,8 @@ impl Limit {
     }
 }
 
-/// Every limit and lifetime of the service. [`Default`] gives the documented defaults.
+/// Every limit and lifetime of the service. [`AuthConfig::new`] gives the documented
+/// defaults for a portal at a base URL; change fields on the value it returns.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct AuthConfig {
@@ -83,11 +84,14 @@ pub struct AuthConfig {
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
-impl Default for AuthConfig {
-    fn default() -> Self {
+impl AuthConfig {
+    /// The documented defaults, with links in letters pointing under `links`. There is no
+    /// default base URL: a letter must never send a resident to a host the portal is not.
+    #[must_use]
+    pub fn new(links: Links) -> Self {
         Self {
             served_regions: ServedRegions::all(),
-            links: Links::default(),
+            links,
             confirmation_ttl: 24 * HOUR,
             activation_ttl: 24 * HOUR,
             recovery_ttl: HOUR,
@@ -336,8 +340,144 @@ enum Issue {
     },
 }
 
+/// Builds an [`AuthService`]: the base URL is required, and so are a store, a directory
+/// and a mailer; the hasher defaults to argon2id at [`HashParams::default`] on one thread
+/// per core, the clock to the system clock, the configuration to [`AuthConfig::new`].
+///
+/// ```
+/// use resident_auth::{memory::{MemoryDirectory, MemoryStore, RecordingMailer}, AuthService};
+/// let service = AuthService::builder("https://portal.example.org")
+///     .store(MemoryStore::new())
+///     .directory(MemoryDirectory::default())
+///     .mailer(RecordingMailer::new())
+///     .configure(|config| config.session_idle = std::time::Duration::from_secs(600))
+///     .build()?;
+/// assert_eq!(service.config().links.base_url(), "https://portal.example.org");
+/// # Ok::<(), resident_auth::BuildError>(())
+/// ```
+#[must_use = "call build() to get the service"]
+pub struct AuthServiceBuilder {
+    config: AuthConfig,
+    store: Option<Arc<dyn Store>>,
+    directory: Option<Arc<dyn AccountDirectory>>,
+    mailer: Option<Arc<dyn Mailer>>,
+    hasher: Option<Arc<dyn PasswordHasher>>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl std::fmt::Debug for AuthServiceBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthServiceBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`AuthServiceBuilder::build`] was not given, or could not make.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A required port was not given: `store`, `directory` or `mailer`.
+    #[error("AuthService::builder: no {0} given")]
+    Missing(&'static str),
+    /// The default hasher could not start.
+    #[error("AuthService::builder: the default hasher: {0}")]
+    Hasher(#[from] crate::hasher::HashError),
+}
+
+impl AuthServiceBuilder {
+    /// The store (any [`Store`], e.g. `MemoryStore` or `PgStore`).
+    pub fn store(mut self, store: impl Store + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The store, already shared.
+    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The billing directory.
+    pub fn directory(mut self, directory: impl AccountDirectory + 'static) -> Self {
+        self.directory = Some(Arc::new(directory));
+        self
+    }
+
+    /// The billing directory, already shared.
+    pub fn shared_directory(mut self, directory: Arc<dyn AccountDirectory>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
+    /// The mailer.
+    pub fn mailer(mut self, mailer: impl Mailer + 'static) -> Self {
+        self.mailer = Some(Arc::new(mailer));
+        self
+    }
+
+    /// The mailer, already shared.
+    pub fn shared_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    /// The password hasher (default: argon2id at [`HashParams::default`]).
+    pub fn hasher(mut self, hasher: impl PasswordHasher + 'static) -> Self {
+        self.hasher = Some(Arc::new(hasher));
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Changes the configuration (limits, lifetimes, served regions).
+    pub fn configure(mut self, change: impl FnOnce(&mut AuthConfig)) -> Self {
+        change(&mut self.config);
+        self
+    }
+
+    /// The service.
+    ///
+    /// # Errors
+    /// [`BuildError::Missing`] naming a port not given; [`BuildError::Hasher`] if the
+    /// default hasher cannot start its threads.
+    pub fn build(self) -> Result<AuthService, BuildError> {
+        let hasher = match self.hasher {
+            Some(hasher) => hasher,
+            None => Arc::new(crate::hasher::Argon2Hasher::new(HashParams::default())?),
+        };
+        let ports = Ports {
+            store: self.store.ok_or(BuildError::Missing("store"))?,
+            directory: self.directory.ok_or(BuildError::Missing("directory"))?,
+            mailer: self.mailer.ok_or(BuildError::Missing("mailer"))?,
+            hasher,
+            clock: self
+                .clock
+                .unwrap_or_else(|| Arc::new(crate::clock::SystemClock)),
+        };
+        Ok(AuthService::new(ports, self.config))
+    }
+}
+
 impl AuthService {
-    /// A service over `ports` with `config`.
+    /// A builder for a portal whose letters link under `base_url` (e.g.
+    /// `https://кабинет-жителя.рф`).
+    pub fn builder(base_url: &str) -> AuthServiceBuilder {
+        AuthServiceBuilder {
+            config: AuthConfig::new(Links::new(base_url)),
+            store: None,
+            directory: None,
+            mailer: None,
+            hasher: None,
+            clock: None,
+        }
+    }
+
+    /// A service over `ports` with `config`; [`AuthService::builder`] is the short way.
     #[must_use]
     pub fn new(ports: Ports, config: AuthConfig) -> Self {
         Self {
@@ -496,13 +636,41 @@ impl AuthService {
             (counters::letter_email(&email), resend),
             (counters::letter_account(&account), resend),
         ];
-        if let Counted::Exceeded(until) = self.count_against(&cooldowns, now).await? {
+        let token = Token::generate();
+        let hash = token.hash();
+        let sent = self
+            .send_confirmation(&token, &cooldowns, email, account, cabinet, context, now)
+            .await;
+        if let Err(Error::Unavailable(_)) = &sent {
+            // Storage or mail failed after the cooldowns were counted: the resident never
+            // got a link, so drop it and the cooldowns, and the same request can be made
+            // again at once. If this fails too, both expire by themselves.
+            let _ = store.swap_link(&hash, Expected::Any, None).await;
+            for (key, _) in &cooldowns {
+                let _ = store.reset(key).await;
+            }
+        }
+        sent
+    }
+
+    /// Counts the letter against the cooldowns, stores the confirmation link and mails it.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_confirmation(
+        &self,
+        token: &Token,
+        cooldowns: &[(CounterKey, Limit)],
+        email: Email,
+        account: AccountNumber,
+        cabinet: Option<CabinetId>,
+        context: &RequestContext,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        if let Counted::Exceeded(until) = self.count_against(cooldowns, now).await? {
             return Err(Problem::TooManyRequests {
                 retry_after: now.until(until),
             }
             .into());
         }
-        let token = Token::generate();
         let hash = token.hash();
         let link = Link {
             purpose: LinkPurpose::Confirmation,
@@ -513,7 +681,8 @@ impl AuthService {
             expires_at: now.plus(self.config.confirmation_ttl),
             issuing_until: None,
         };
-        if !store
+        if !self
+            .store()
             .swap_link(&hash, Expected::Absent, Some((&hash, &link)))
             .await?
         {
@@ -523,19 +692,10 @@ impl AuthService {
             to: email,
             locale: context.locale,
             content: LetterContent::ConfirmEmail {
-                link: self.config.links.confirmation(&token),
+                link: self.config.links.confirmation(token),
             },
         };
-        if let Err(error) = self.ports.mailer.send(&letter).await {
-            // The resident never got the link: drop it and the cooldowns it started, so
-            // the same request can be made again at once. If this fails too, the link
-            // and the cooldowns expire by themselves.
-            let _ = store.swap_link(&hash, Expected::Any, None).await;
-            for (key, _) in &cooldowns {
-                let _ = store.reset(key).await;
-            }
-            return Err(error.into());
-        }
+        self.ports.mailer.send(&letter).await?;
         Ok(())
     }
 
@@ -661,13 +821,8 @@ impl AuthService {
     ) -> Result<Email, Error> {
         let store = self.store();
         let now = self.now();
-        if let Some(until) = link.value.issuing_until.filter(|until| *until > now) {
-            return Err(Problem::TooManyRequests {
-                retry_after: now.until(until),
-            }
-            .into());
-        }
-        // A registration that can no longer succeed is answered before any letter.
+        // A registration that can no longer succeed (or whose credentials an earlier try
+        // already made effective) is answered before any letter.
         let email = match &issue {
             Issue::NewCabinet { email, account } => {
                 if let Some(done) = self.already_done(token, &link, email, account).await? {
@@ -695,6 +850,12 @@ impl AuthService {
                 _ => return Err(Problem::InvalidLink.into()),
             },
         };
+        if let Some(until) = link.value.issuing_until.filter(|until| *until > now) {
+            return Err(Problem::TooManyRequests {
+                retry_after: now.until(until),
+            }
+            .into());
+        }
         let leased = Link {
             issuing_until: Some(now.plus(self.config.credentials_lease)),
             ..link.value.clone()
@@ -741,12 +902,13 @@ impl AuthService {
             release().await;
             return Err(error);
         }
-        // The credentials are in force: the link is spent. Should this fail, the lease
-        // keeps it from being used again until it ends, and a registration link then
-        // finds its work done.
-        store
+        // The credentials are in force and mailed: the step succeeded. The link is spent;
+        // should deleting it fail, it is dead all the same — a recovery link names the
+        // credential version just replaced, and a registration link finds its account
+        // linked and its work done.
+        let _ = store
             .swap_link(token, Expected::Version(leased_version), None)
-            .await?;
+            .await;
         Ok(email)
     }
 
@@ -915,14 +1077,14 @@ impl AuthService {
             client: context.client.as_deref().map(client_summary),
         };
         let token_hash = session_token.hash();
-        let (opened, cleared) = futures::join!(
+        let (opened, _) = futures::join!(
             store.swap_session(&token_hash, Expected::Absent, Some(&session)),
+            // Best effort: a lingering count only shortens the next run of tries.
             store.reset(&cabinet_key),
         );
         if !opened? {
             return Err(StoreError::generic("a fresh token collided with a stored one").into());
         }
-        cleared?;
         Ok(LoggedIn {
             session_token,
             cabinet: cabinet.value.id,

@@ -11,7 +11,7 @@ mod common;
 
 use common::*;
 use resident_auth::{
-    enumeration::probe_login_enumeration, Argon2Hasher, AuthConfig, Error, HashParams, HashWork,
+    enumeration::probe_login_enumeration, Argon2Hasher, Error, HashParams, HashWork,
     Locale, LoggedIn, UserError,
 };
 
@@ -34,7 +34,7 @@ fn observable(result: Result<LoggedIn, Error>) -> (u16, Vec<(&'static str, Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_email_and_wrong_password_are_indistinguishable() {
     let hasher = Argon2Hasher::with_workers(HashParams::default(), 1).unwrap();
-    let h = harness_with_hasher(AuthConfig::default(), hasher.clone(), |s, m| (s, m));
+    let h = harness_with_hasher(config(), hasher.clone(), |s, m| (s, m));
     h.register_and_activate("Иванов", FLAT, RESIDENT, "12")
         .await;
 
@@ -60,10 +60,10 @@ async fn unknown_email_and_wrong_password_are_indistinguishable() {
 #[tokio::test]
 async fn throttled_unknown_and_known_emails_answer_alike_without_argon2_work() {
     let hasher = Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 1).unwrap();
-    let h = harness_with_hasher(AuthConfig::default(), hasher.clone(), |s, m| (s, m));
+    let h = harness_with_hasher(config(), hasher.clone(), |s, m| (s, m));
     h.register_and_activate("Иванов", FLAT, RESIDENT, "12")
         .await;
-    let limit = AuthConfig::default().login_per_cabinet.max_events;
+    let limit = config().login_per_cabinet.max;
     let mut answers = [Vec::new(), Vec::new()];
     let mut work = [Vec::new(), Vec::new()];
     for _ in 0..=limit {

@@ -604,10 +604,13 @@ fn to_login(mut visit: Visit) -> Response {
 
 async fn cabinet(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let visit = Visit::new(&state, &headers);
-    let Some(session) = cookie(&headers, "session") else {
+    let Some(token) = cookie(&headers, "session") else {
         return visit.redirect("/");
     };
-    let Ok(cabinet) = state.service().cabinet(session).await else {
+    let Ok(session) = state.service().authenticate(token).await else {
+        return to_login(visit);
+    };
+    let Ok(cabinet) = state.service().cabinet(&session).await else {
         return to_login(visit);
     };
     let active = cabinet
@@ -673,10 +676,14 @@ async fn select(
     Form(form): Form<SelectForm>,
 ) -> Response {
     let visit = check_csrf!(state, headers, form);
-    let session = cookie(&headers, "session").unwrap_or_default();
+    let token = cookie(&headers, "session").unwrap_or_default();
+    let session = match state.service().authenticate(token).await {
+        Ok(session) => session,
+        Err(_) => return to_login(visit),
+    };
     match state
         .service()
-        .select_account(session, &form.account_number)
+        .select_account(&session, &form.account_number)
         .await
     {
         Err(error) if error.is(&Problem::SessionInvalid) => to_login(visit),
@@ -751,7 +758,11 @@ async fn add(
     Form(form): Form<AddForm>,
 ) -> Response {
     let visit = check_csrf!(state, headers, form);
-    let session = cookie(&headers, "session").unwrap_or_default();
+    let token = cookie(&headers, "session").unwrap_or_default();
+    let session = match state.service().authenticate(token).await {
+        Ok(session) => session,
+        Err(_) => return to_login(visit),
+    };
     let address = AddressForm {
         surname: form.surname,
         account_number: form.account_number,
@@ -759,18 +770,10 @@ async fn add(
     let context = context(&headers, &peer);
     match state
         .service()
-        .add_address(session, &address, &context)
+        .add_address(&session, &address, &context)
         .await
     {
-        Ok(()) => {
-            let email = state
-                .service()
-                .authenticate(session)
-                .await
-                .map(|a| a.email.to_string())
-                .unwrap_or_default();
-            letter_sent(visit, &email)
-        }
+        Ok(()) => letter_sent(visit, session.email.as_str()),
         Err(error) if error.is(&Problem::SessionInvalid) => to_login(visit),
         Err(error) => {
             let status = status_of(&error);

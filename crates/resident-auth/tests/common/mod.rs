@@ -11,7 +11,7 @@ use resident_auth::{
     },
     secrecy::{ExposeSecret, SecretString},
     Argon2Hasher, AuthConfig, AuthService, CountingHasher, Email, HashParams, Letter, LetterKind,
-    Locale, Mailer, ManualClock, Ports, RegistrationForm, RequestContext, Store, Timestamp,
+    Links, Locale, Mailer, ManualClock, Ports, RegistrationForm, RequestContext, Store, Timestamp,
 };
 
 pub const DIRECTORY: &str = "account_number,surnames,address,premises\n\
@@ -40,8 +40,13 @@ pub fn start() -> Timestamp {
     Timestamp::from_millis(1_767_225_600_000)
 }
 
+/// The documented defaults, letters linking under a test base URL.
+pub fn config() -> AuthConfig {
+    AuthConfig::new(Links::new("https://portal.example.org"))
+}
+
 pub fn harness() -> Harness {
-    harness_with(AuthConfig::default(), |store, mailer| (store, mailer))
+    harness_with(config(), |store, mailer| (store, mailer))
 }
 
 /// A harness whose store and mailer the caller may wrap (fault injection).
@@ -63,13 +68,13 @@ pub fn harness_with_hasher(
     let clock = Arc::new(ManualClock::new(start()));
     let hasher = CountingHasher::new(hasher);
     let (wrapped_store, wrapped_mailer) = wrap(Arc::new(store.clone()), Arc::new(mailer.clone()));
-    let ports = Ports {
-        store: wrapped_store,
-        directory: Arc::new(MemoryDirectory::from_csv(DIRECTORY).unwrap()),
-        mailer: wrapped_mailer,
-        hasher: Arc::new(hasher.clone()),
-        clock: clock.clone(),
-    };
+    let ports = Ports::new(
+        wrapped_store,
+        Arc::new(MemoryDirectory::from_csv(DIRECTORY).unwrap()),
+        wrapped_mailer,
+        Arc::new(hasher.clone()),
+        clock.clone(),
+    );
     Harness {
         service: AuthService::new(ports, config),
         store,
@@ -160,13 +165,20 @@ impl Harness {
         logged_in.session_token.expose().to_owned()
     }
 
+    /// The session behind a token, as a request would find it.
+    pub async fn who(&self, token: &str) -> resident_auth::Authenticated {
+        self.service.authenticate(token).await.unwrap()
+    }
+
     /// Whether the cabinet's current hash verifies one of the passwords mailed to it:
     /// the "no credentials that were never sent" invariant.
     pub async fn stored_password_was_mailed(&self, to: &str) -> bool {
         use resident_auth::{PasswordHasher as _, Verification};
-        let Some(stored) = self.store.password_hash(&email(to)).await.unwrap() else {
+        use resident_auth::{ports::CabinetKey, CabinetStore as _};
+        let Some(cabinet) = self.store.cabinet(CabinetKey::Email(&email(to))).await.unwrap() else {
             return true;
         };
+        let stored = cabinet.value.password_hash;
         for letter in self.letters_to(to, LetterKind::Credentials) {
             let password = mailed_password(&letter).unwrap();
             let verdict = fast_hasher()
