@@ -3,7 +3,7 @@
 //! Run: `cargo bench -p resident-auth-benches --bench tokens`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::{hint::black_box, sync::Arc};
+use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use resident_auth::{

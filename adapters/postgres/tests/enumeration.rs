@@ -31,14 +31,14 @@ async fn unknown_email_and_wrong_password_are_indistinguishable_on_postgres() {
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_767_225_600_000)));
     let mailer = RecordingMailer::new();
     let service = AuthService::new(
-        Ports {
-            store: Arc::new(PgStore::new(pool.clone())),
-            directory: Arc::new(PgDirectory::new(pool)),
-            mailer: Arc::new(mailer.clone()),
-            hasher: Arc::new(hasher.clone()),
-            clock: clock.clone(),
-        },
-        AuthConfig::default(),
+        Ports::new(
+            Arc::new(PgStore::new(pool.clone())),
+            Arc::new(PgDirectory::new(pool)),
+            Arc::new(mailer.clone()),
+            Arc::new(hasher.clone()),
+            clock.clone(),
+        ),
+        AuthConfig::new(resident_auth::Links::new("https://portal.example.org")),
     );
     let context = RequestContext::new(Locale::Ru);
     let form = RegistrationForm {

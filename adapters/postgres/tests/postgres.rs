@@ -8,10 +8,10 @@ use std::{sync::Arc, time::Duration};
 use common::{fresh_database, pool};
 use resident_auth::{
     memory::{link_token, mailed_password, RecordingMailer},
-    ports::{BeginRegistration, NewRegistration, RegistrationKind},
+    ports::{Expected, Link, LinkPurpose},
     secrecy::{ExposeSecret, SecretString},
-    Argon2Hasher, AuthConfig, AuthService, Error, HashParams, LetterKind, Locale, ManualClock,
-    Ports, Problem, RegistrationForm, RequestContext, Store, Timestamp, Token, Unavailable,
+    Argon2Hasher, AuthConfig, AuthService, Error, HashParams, LetterKind, LinkStore, Links, Locale,
+    ManualClock, Ports, Problem, RegistrationForm, RequestContext, Timestamp, Token, Unavailable,
 };
 use resident_auth_postgres::{
     import_directory, migrate, ImportError, PgDirectory, PgPool, PgStore,
@@ -40,16 +40,14 @@ struct Instance {
 async fn instance(url: &str, clock: Arc<ManualClock>, mailer: RecordingMailer) -> Instance {
     let pool = pool(url, 10).await;
     let service = AuthService::new(
-        Ports {
-            store: Arc::new(PgStore::new(pool.clone())),
-            directory: Arc::new(PgDirectory::new(pool)),
-            mailer: Arc::new(mailer.clone()),
-            hasher: Arc::new(
-                Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 2).unwrap(),
-            ),
+        Ports::new(
+            Arc::new(PgStore::new(pool.clone())),
+            Arc::new(PgDirectory::new(pool)),
+            Arc::new(mailer.clone()),
+            Arc::new(Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 2).unwrap()),
             clock,
-        },
-        AuthConfig::default(),
+        ),
+        AuthConfig::new(Links::new("https://portal.example.org")),
     );
     Instance { service, mailer }
 }
@@ -70,105 +68,128 @@ fn form(account: &str) -> RegistrationForm {
 }
 
 #[tokio::test]
-async fn migrations_run_twice_harmlessly() {
+async fn migrations_run_twice_harmlessly_in_a_schema_of_their_own() {
     let url = fresh_database().await;
     let pool = pool(&url, 2).await;
     migrate(&pool).await.unwrap();
     migrate(&pool).await.unwrap();
-    let tables: i64 = sqlx::query_scalar(
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables
+          WHERE table_schema = 'resident_auth' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        tables,
+        [
+            "cabinet_accounts",
+            "cabinets",
+            "counters",
+            "directory",
+            "links",
+            "migrations",
+            "sessions"
+        ]
+    );
+    let public: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
     )
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(tables, 8, "seven tables and sqlx's migration log");
+    assert_eq!(public, 0, "nothing outside the library's schema");
+    let ledger: i64 = sqlx::query_scalar("SELECT count(*) FROM resident_auth.migrations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(ledger, 1);
 }
 
 #[tokio::test]
 async fn the_schema_enforces_the_invariants_itself() {
     let url = fresh_database().await;
     let pool = pool(&url, 2).await;
-    let cabinet = |email: &'static str| {
-        sqlx::query("INSERT INTO cabinets (email, password_hash, created_at) VALUES ($1, '$argon2id$x', 0) RETURNING id")
-            .bind(email)
+    let cabinet = |id: u8, email: &'static str| {
+        sqlx::query(
+            "INSERT INTO resident_auth.cabinets (id, email, password_hash, credential_version, version)
+             VALUES ($1, $2, '$argon2id$x', 1, 1)",
+        )
+        .bind(vec![id; 16])
+        .bind(email)
     };
-    use sqlx::Row;
-    let a: i64 = cabinet("a@example.org")
-        .fetch_one(&pool)
-        .await
-        .unwrap()
-        .get(0);
-    let b: i64 = cabinet("b@example.org")
-        .fetch_one(&pool)
-        .await
-        .unwrap()
-        .get(0);
+    cabinet(1, "a@example.org").execute(&pool).await.unwrap();
+    cabinet(2, "b@example.org").execute(&pool).await.unwrap();
     assert!(
-        cabinet("a@example.org").execute(&pool).await.is_err(),
+        cabinet(3, "a@example.org").execute(&pool).await.is_err(),
         "one cabinet per email"
     );
-    let link = |id: i64| {
-        sqlx::query("INSERT INTO cabinet_accounts (account_number, cabinet_id) VALUES ('7800000000001', $1)").bind(id)
+    let link = |id: u8| {
+        sqlx::query(
+            "INSERT INTO resident_auth.cabinet_accounts (account_number, cabinet_id, position)
+             VALUES ('7800000000001', $1, 1)",
+        )
+        .bind(vec![id; 16])
     };
-    link(a).execute(&pool).await.unwrap();
+    link(1).execute(&pool).await.unwrap();
     assert!(
-        link(b).execute(&pool).await.is_err(),
+        link(2).execute(&pool).await.is_err(),
         "an account in one cabinet only"
     );
-    assert!(sqlx::query("INSERT INTO cabinet_accounts (account_number, cabinet_id) VALUES ('7800000000002', 999)")
-        .execute(&pool)
-        .await
-        .is_err(), "foreign key");
-    assert!(sqlx::query("INSERT INTO cabinets (email, password_hash, created_at) VALUES ('c@example.org', 'plaintext', 0)")
-        .execute(&pool)
-        .await
-        .is_err(), "only argon2id hashes");
-    assert!(sqlx::query("INSERT INTO sessions (token_hash, cabinet_id, created_at, last_seen) VALUES ('short', $1, 0, 0)")
-        .bind(a)
-        .execute(&pool)
-        .await
-        .is_err(), "tokens are 32-byte digests");
+    assert!(link(9).execute(&pool).await.is_err(), "foreign key");
+    assert!(sqlx::query(
+        "INSERT INTO resident_auth.cabinets (id, email, password_hash, credential_version, version)
+         VALUES ($1, 'c@example.org', 'plaintext', 1, 1)"
+    )
+    .bind(vec![4u8; 16])
+    .execute(&pool)
+    .await
+    .is_err(), "only argon2id hashes");
+    assert!(sqlx::query(
+        "INSERT INTO resident_auth.sessions (token_hash, session_id, cabinet_id, credential_version,
+             created_at, last_used, expires_at, version)
+         VALUES ('short', $1, $1, 1, 0, 0, 0, 1)"
+    )
+    .bind(vec![1u8; 16])
+    .execute(&pool)
+    .await
+    .is_err(), "tokens are 32-byte digests");
 }
 
 #[tokio::test]
-async fn fifty_concurrent_consumers_of_one_token_let_exactly_one_win() {
+async fn fifty_concurrent_consumers_of_one_link_let_exactly_one_win() {
     let url = fresh_database().await;
     let store = PgStore::new(pool(&url, 50).await);
-    let confirmation = Token::generate().hash();
-    let now = start();
-    let begun = store
-        .begin_registration(
-            &NewRegistration {
-                email: RESIDENT.parse().unwrap(),
-                account_number: "7800000000001".parse().unwrap(),
-                kind: RegistrationKind::NewCabinet,
-                confirmation,
-                expires_at: now.plus(Duration::from_secs(3600)),
-                resend_interval: Duration::from_secs(60),
-            },
-            now,
-        )
+    let token = Token::generate().hash();
+    let link = Link {
+        purpose: LinkPurpose::Confirmation,
+        email: RESIDENT.parse().unwrap(),
+        account_number: Some("7800000000001".parse().unwrap()),
+        cabinet: None,
+        credential_version: None,
+        expires_at: start().plus(Duration::from_secs(3600)),
+        issuing_until: None,
+    };
+    assert!(store
+        .swap_link(&token, Expected::Absent, Some((&token, &link)))
         .await
-        .unwrap();
-    assert_eq!(begun, BeginRegistration::Started);
+        .unwrap());
+    let version = store.link(&token).await.unwrap().unwrap().version;
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let store = store.clone();
+            let link = link.clone();
             tokio::spawn(async move {
+                let next = Token::generate().hash();
                 store
-                    .confirm_email(
-                        &confirmation,
-                        &Token::generate().hash(),
-                        now.plus(Duration::from_secs(60)),
-                        now,
-                    )
+                    .swap_link(&token, Expected::Version(version), Some((&next, &link)))
                     .await
             })
         })
         .collect();
     let mut wins = 0;
     for task in tasks {
-        if task.await.unwrap().unwrap().is_some() {
+        if task.await.unwrap().expect("a loser is told false, not an error") {
             wins += 1;
         }
     }
@@ -202,8 +223,10 @@ async fn twenty_concurrent_registrations_of_one_email_and_of_one_account_let_one
         match task.await.unwrap() {
             Ok(()) => started += 1,
             Err(error) => assert!(
-                error.is_retryable() || error.http_status() == 409,
-                "{error:?}"
+                error.is(&Problem::TooManyRequests {
+                    retry_after: Duration::from_secs(60)
+                }),
+                "a loser is told to wait for the letter's cooldown: {error:?}"
             ),
         }
     }
@@ -230,7 +253,15 @@ async fn twenty_concurrent_registrations_of_one_email_and_of_one_account_let_one
         .collect();
     let mut started = 0;
     for task in tasks {
-        started += usize::from(task.await.unwrap().is_ok());
+        match task.await.unwrap() {
+            Ok(()) => started += 1,
+            Err(error) => assert!(
+                error.is(&Problem::TooManyRequests {
+                    retry_after: Duration::from_secs(60)
+                }),
+                "{error:?}"
+            ),
+        }
     }
     assert_eq!(started, 1, "one account");
 }
@@ -324,7 +355,8 @@ async fn two_instances_share_one_login_throttle_and_one_activation_limit() {
 async fn every_stored_value(pool: &PgPool) -> Vec<String> {
     let columns: Vec<(String, String)> = sqlx::query_as(
         "SELECT table_name::text, column_name::text FROM information_schema.columns
-          WHERE table_schema = 'public' AND data_type IN ('text', 'bytea', 'ARRAY', 'character varying')",
+          WHERE table_schema = 'resident_auth' AND table_name <> 'migrations'
+            AND data_type IN ('text', 'bytea', 'ARRAY', 'character varying')",
     )
     .fetch_all(pool)
     .await
@@ -333,7 +365,7 @@ async fn every_stored_value(pool: &PgPool) -> Vec<String> {
     let mut values = Vec::new();
     for (table, column) in columns {
         let rows: Vec<Option<String>> =
-            sqlx::query_scalar(&format!("SELECT \"{column}\"::text FROM \"{table}\""))
+            sqlx::query_scalar(&format!("SELECT \"{column}\"::text FROM resident_auth.\"{table}\""))
                 .fetch_all(pool)
                 .await
                 .unwrap();
@@ -395,10 +427,12 @@ async fn after_a_full_journey_no_table_holds_a_password_or_token_in_plaintext() 
         surname: "Иванов".into(),
         account_number: "7800000000002".into(),
     };
-    service
-        .add_address(session.session_token.expose(), &add, &ctx())
+    clock.advance(Duration::from_secs(60));
+    let who = service
+        .authenticate(session.session_token.expose())
         .await
         .unwrap();
+    service.add_address(&who, &add, &ctx()).await.unwrap();
     let pending = link_token(&mailer.last(&email, LetterKind::ConfirmEmail).unwrap()).unwrap();
     service.request_recovery(RESIDENT, &ctx()).await.unwrap();
     let live_recovery =
@@ -462,7 +496,7 @@ async fn a_connection_dropped_mid_transaction_leaves_no_partial_rows_and_the_ste
     .execute(&pool)
     .await
     .unwrap();
-    sqlx::query("CREATE TRIGGER drop_connection BEFORE INSERT ON cabinet_accounts FOR EACH ROW EXECUTE FUNCTION drop_connection()")
+    sqlx::query("CREATE TRIGGER drop_connection BEFORE INSERT ON resident_auth.cabinet_accounts FOR EACH ROW EXECUTE FUNCTION drop_connection()")
         .execute(&pool)
         .await
         .unwrap();
@@ -479,7 +513,7 @@ async fn a_connection_dropped_mid_transaction_leaves_no_partial_rows_and_the_ste
     let count = |table: &'static str| {
         let pool = pool.clone();
         async move {
-            sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {table}"))
+            sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM resident_auth.{table}"))
                 .fetch_one(&pool)
                 .await
                 .unwrap()
@@ -487,13 +521,9 @@ async fn a_connection_dropped_mid_transaction_leaves_no_partial_rows_and_the_ste
     };
     assert_eq!(count("cabinets").await, 0, "no cabinet without its account");
     assert_eq!(count("cabinet_accounts").await, 0);
-    assert_eq!(
-        count("pending_registrations").await,
-        1,
-        "the token was not consumed"
-    );
+    assert_eq!(count("links").await, 1, "the link was not consumed");
 
-    sqlx::query("DROP TRIGGER drop_connection ON cabinet_accounts")
+    sqlx::query("DROP TRIGGER drop_connection ON resident_auth.cabinet_accounts")
         .execute(&pool)
         .await
         .unwrap();
@@ -503,7 +533,7 @@ async fn a_connection_dropped_mid_transaction_leaves_no_partial_rows_and_the_ste
         .await
         .unwrap();
     assert_eq!(count("cabinets").await, 1);
-    assert_eq!(count("pending_registrations").await, 0);
+    assert_eq!(count("links").await, 0);
     let password = mailed_password(&mailer.last(&email, LetterKind::Credentials).unwrap()).unwrap();
     portal
         .service
@@ -529,7 +559,7 @@ async fn directory_import_is_all_or_nothing_and_updates_changed_rows() {
         (1, 1, 2)
     );
     let premises: String =
-        sqlx::query_scalar("SELECT premises FROM directory WHERE account_number = '7800000000001'")
+        sqlx::query_scalar("SELECT premises FROM resident_auth.directory WHERE account_number = '7800000000001'")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -544,7 +574,7 @@ async fn directory_import_is_all_or_nothing_and_updates_changed_rows() {
     let lines: Vec<u64> = errors.errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, [6, 7]);
     let premises: String =
-        sqlx::query_scalar("SELECT premises FROM directory WHERE account_number = '7800000000001'")
+        sqlx::query_scalar("SELECT premises FROM resident_auth.directory WHERE account_number = '7800000000001'")
             .fetch_one(&pool)
             .await
             .unwrap();

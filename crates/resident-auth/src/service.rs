@@ -821,6 +821,13 @@ impl AuthService {
     ) -> Result<Email, Error> {
         let store = self.store();
         let now = self.now();
+        // Another request is issuing under this link right now: it will finish the job.
+        if let Some(until) = link.value.issuing_until.filter(|until| *until > now) {
+            return Err(Problem::TooManyRequests {
+                retry_after: now.until(until),
+            }
+            .into());
+        }
         // A registration that can no longer succeed (or whose credentials an earlier try
         // already made effective) is answered before any letter.
         let email = match &issue {
@@ -850,12 +857,6 @@ impl AuthService {
                 _ => return Err(Problem::InvalidLink.into()),
             },
         };
-        if let Some(until) = link.value.issuing_until.filter(|until| *until > now) {
-            return Err(Problem::TooManyRequests {
-                retry_after: now.until(until),
-            }
-            .into());
-        }
         let leased = Link {
             issuing_until: Some(now.plus(self.config.credentials_lease)),
             ..link.value.clone()
@@ -923,20 +924,30 @@ impl AuthService {
         account: &AccountNumber,
     ) -> Result<Option<Result<Email, Error>>, Error> {
         let store = self.store();
-        let by_account = store.cabinet(CabinetKey::Account(account)).await?;
-        match by_account {
-            Some(cabinet) if &cabinet.value.email == email => {
-                store
+        let owner = match store.cabinet(CabinetKey::Account(account)).await? {
+            Some(cabinet) => Some(cabinet),
+            // The email's cabinet, read second, may have been made by this very link a
+            // moment after the account was read.
+            None if link.value.cabinet.is_none() => {
+                store.cabinet(CabinetKey::Email(email)).await?
+            }
+            None => None,
+        };
+        match owner {
+            Some(cabinet)
+                if &cabinet.value.email == email && cabinet.value.accounts.contains(account) =>
+            {
+                // Only the request that spends the link may say it worked.
+                let spent = store
                     .swap_link(token, Expected::Version(link.version), None)
                     .await?;
-                Ok(Some(Ok(email.clone())))
+                Ok(Some(if spent {
+                    Ok(email.clone())
+                } else {
+                    Err(Problem::InvalidLink.into())
+                }))
             }
             Some(_) => Ok(Some(Err(Problem::AlreadyRegistered.into()))),
-            None if link.value.cabinet.is_none()
-                && store.cabinet(CabinetKey::Email(email)).await?.is_some() =>
-            {
-                Ok(Some(Err(Problem::AlreadyRegistered.into())))
-            }
             None => Ok(None),
         }
     }
