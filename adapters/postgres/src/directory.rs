@@ -39,10 +39,10 @@ impl PgDirectory {
 impl AccountDirectory for PgDirectory {
     async fn lookup(&self, account: &AccountNumber) -> Result<Option<DirectoryRecord>, StoreError> {
         let row = sqlx::query(&self.lookup)
-        .bind(account.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
+            .bind(account.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
         let Some(row) = row else { return Ok(None) };
         let premises: String = row.try_get("premises").map_err(store_error)?;
         Ok(Some(DirectoryRecord {
@@ -113,12 +113,12 @@ pub async fn import_directory_into(
     let mut report = ImportReport::default();
     for record in &records {
         let row = sqlx::query(&upsert)
-        .bind(record.account_number.as_str())
-        .bind(&record.address)
-        .bind(record.premises.to_string())
-        .bind(&record.surnames)
-        .fetch_optional(&mut *tx)
-        .await?;
+            .bind(record.account_number.as_str())
+            .bind(&record.address)
+            .bind(record.premises.to_string())
+            .bind(&record.surnames)
+            .fetch_optional(&mut *tx)
+            .await?;
         match row {
             Some(row) if row.try_get::<bool, _>("inserted")? => report.inserted += 1,
             Some(_) => report.updated += 1,

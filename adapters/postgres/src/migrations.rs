@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Row};
 
 /// The migrations, in order: (version, description, SQL).
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "tables", include_str!("../migrations/0001_tables.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] =
+    &[(1, "tables", include_str!("../migrations/0001_tables.sql"))];
 
 /// The PostgreSQL schema (namespace) holding the library's tables: a lower-case SQL
 /// identifier of at most 63 bytes. Default `resident_auth`.
@@ -146,9 +147,9 @@ async fn apply(
     ))
     .execute(&mut **connection)
     .await?;
-    let applied = sqlx::query(&schema.qualify(
-        "SELECT version, checksum FROM {schema}.migrations ORDER BY version",
-    ))
+    let applied = sqlx::query(
+        &schema.qualify("SELECT version, checksum FROM {schema}.migrations ORDER BY version"),
+    )
     .fetch_all(&mut **connection)
     .await?;
     let mut applied_versions = Vec::with_capacity(applied.len());
@@ -194,7 +195,16 @@ mod tests {
         for good in ["resident_auth", "_x", "a1", &"a".repeat(63)] {
             assert!(Schema::new(good).is_ok(), "{good}");
         }
-        for bad in ["", "1a", "A", "a-b", "a\"b", "pg_catalog", &"a".repeat(64), "ж"] {
+        for bad in [
+            "",
+            "1a",
+            "A",
+            "a-b",
+            "a\"b",
+            "pg_catalog",
+            &"a".repeat(64),
+            "ж",
+        ] {
             assert!(Schema::new(bad).is_err(), "{bad}");
         }
     }
@@ -202,7 +212,10 @@ mod tests {
     #[test]
     fn qualify_quotes_the_schema() {
         let schema = Schema::new("tenant").unwrap_or_default();
-        assert_eq!(schema.qualify("SELECT 1 FROM {schema}.t"), "SELECT 1 FROM \"tenant\".t");
+        assert_eq!(
+            schema.qualify("SELECT 1 FROM {schema}.t"),
+            "SELECT 1 FROM \"tenant\".t"
+        );
     }
 
     #[test]

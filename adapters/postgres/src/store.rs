@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use resident_auth::{
     ports::{
-        Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link, LinkPurpose,
-        Session, Version, Versioned,
+        Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link, LinkPurpose, Session,
+        Version, Versioned,
     },
     AccountNumber, CabinetId, CabinetStore, CounterStore, Email, LinkStore, PasswordHash,
     SessionId, SessionStore, Store, StoreError, Timestamp, TokenHash,
@@ -105,7 +105,9 @@ fn signed(value: u64) -> i64 {
 }
 
 fn timestamp(row: &PgRow, column: &str) -> Result<Timestamp, StoreError> {
-    Ok(Timestamp::from_millis(row.try_get(column).map_err(store_error)?))
+    Ok(Timestamp::from_millis(
+        row.try_get(column).map_err(store_error)?,
+    ))
 }
 
 fn optional_timestamp(row: &PgRow, column: &str) -> Result<Option<Timestamp>, StoreError> {
@@ -139,7 +141,8 @@ fn link_from_row(row: &PgRow) -> Result<Versioned<Link>, StoreError> {
     })
 }
 
-const CABINET_COLUMNS: &str = "c.id, c.email, c.password_hash, c.credential_version, c.version AS cabinet_version,
+const CABINET_COLUMNS: &str =
+    "c.id, c.email, c.password_hash, c.credential_version, c.version AS cabinet_version,
      ARRAY(SELECT account_number FROM {schema}.cabinet_accounts
             WHERE cabinet_id = c.id ORDER BY position) AS accounts";
 
@@ -169,8 +172,14 @@ fn session_from_row(row: &PgRow) -> Result<Versioned<Session>, StoreError> {
     let active: Option<&str> = row.try_get("active_account").map_err(store_error)?;
     Ok(Versioned {
         value: Session {
-            id: parse_id(row.try_get("session_id").map_err(store_error)?, "sessions.id")?,
-            cabinet: parse_id(row.try_get("cabinet_id").map_err(store_error)?, "cabinet_id")?,
+            id: parse_id(
+                row.try_get("session_id").map_err(store_error)?,
+                "sessions.id",
+            )?,
+            cabinet: parse_id(
+                row.try_get("cabinet_id").map_err(store_error)?,
+                "cabinet_id",
+            )?,
             credential_version: unsigned(row, "session_credential_version")?,
             active_account: active.map(parse_account).transpose()?,
             created_at: timestamp(row, "created_at")?,
@@ -212,9 +221,9 @@ impl LinkStore for PgStore {
         let Some((next_token, link)) = next else {
             // A delete: consume at a version, or unconditionally.
             if expected == Expected::Absent {
-                let exists: bool = sqlx::query_scalar(&self.sql(
-                    "SELECT EXISTS (SELECT 1 FROM {schema}.links WHERE token_hash = $1)",
-                ))
+                let exists: bool = sqlx::query_scalar(
+                    &self.sql("SELECT EXISTS (SELECT 1 FROM {schema}.links WHERE token_hash = $1)"),
+                )
                 .bind(token.as_bytes().as_slice())
                 .fetch_one(&self.pool)
                 .await
@@ -354,19 +363,25 @@ impl CabinetStore for PgStore {
         let accounts: Vec<&str> = next.accounts.iter().map(AccountNumber::as_str).collect();
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         let cabinet = match expected {
-            Expected::Absent => "INSERT INTO {schema}.cabinets
+            Expected::Absent => {
+                "INSERT INTO {schema}.cabinets
                     (id, email, password_hash, credential_version, version)
                  VALUES ($1, $2, $3, $4, 1)
-                 ON CONFLICT (id) DO NOTHING",
-            Expected::Version(_) => "UPDATE {schema}.cabinets
+                 ON CONFLICT (id) DO NOTHING"
+            }
+            Expected::Version(_) => {
+                "UPDATE {schema}.cabinets
                 SET email = $2, password_hash = $3, credential_version = $4, version = version + 1
-              WHERE id = $1 AND version = $5",
-            Expected::Any => "INSERT INTO {schema}.cabinets AS c
+              WHERE id = $1 AND version = $5"
+            }
+            Expected::Any => {
+                "INSERT INTO {schema}.cabinets AS c
                     (id, email, password_hash, credential_version, version)
                  VALUES ($1, $2, $3, $4, 1)
                  ON CONFLICT (id) DO UPDATE
                     SET email = $2, password_hash = $3, credential_version = $4,
-                        version = c.version + 1",
+                        version = c.version + 1"
+            }
         };
         let written = sqlx::query(&self.sql(cabinet))
             .bind(id_bytes)
@@ -444,7 +459,8 @@ impl SessionStore for PgStore {
                 Expected::Absent => deleted == 0,
             });
         };
-        const COLUMNS: &str = "token_hash, session_id, cabinet_id, credential_version, active_account,
+        const COLUMNS: &str =
+            "token_hash, session_id, cabinet_id, credential_version, active_account,
              created_at, last_used, expires_at, client, version";
         let statement = match expected {
             Expected::Absent => format!(

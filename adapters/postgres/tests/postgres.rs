@@ -189,7 +189,11 @@ async fn fifty_concurrent_consumers_of_one_link_let_exactly_one_win() {
         .collect();
     let mut wins = 0;
     for task in tasks {
-        if task.await.unwrap().expect("a loser is told false, not an error") {
+        if task
+            .await
+            .unwrap()
+            .expect("a loser is told false, not an error")
+        {
             wins += 1;
         }
     }
@@ -364,11 +368,12 @@ async fn every_stored_value(pool: &PgPool) -> Vec<String> {
     assert!(columns.len() >= 15, "{columns:?}");
     let mut values = Vec::new();
     for (table, column) in columns {
-        let rows: Vec<Option<String>> =
-            sqlx::query_scalar(&format!("SELECT \"{column}\"::text FROM resident_auth.\"{table}\""))
-                .fetch_all(pool)
-                .await
-                .unwrap();
+        let rows: Vec<Option<String>> = sqlx::query_scalar(&format!(
+            "SELECT \"{column}\"::text FROM resident_auth.\"{table}\""
+        ))
+        .fetch_all(pool)
+        .await
+        .unwrap();
         values.extend(rows.into_iter().flatten());
     }
     values
@@ -558,11 +563,12 @@ async fn directory_import_is_all_or_nothing_and_updates_changed_rows() {
         (report.inserted, report.updated, report.unchanged),
         (1, 1, 2)
     );
-    let premises: String =
-        sqlx::query_scalar("SELECT premises FROM resident_auth.directory WHERE account_number = '7800000000001'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let premises: String = sqlx::query_scalar(
+        "SELECT premises FROM resident_auth.directory WHERE account_number = '7800000000001'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(premises, "14");
 
     let bad = format!("{changed}7800000000009,Петров,Адрес,12А\n78000,Петров,Адрес,1\n");
@@ -573,11 +579,12 @@ async fn directory_import_is_all_or_nothing_and_updates_changed_rows() {
     };
     let lines: Vec<u64> = errors.errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, [6, 7]);
-    let premises: String =
-        sqlx::query_scalar("SELECT premises FROM resident_auth.directory WHERE account_number = '7800000000001'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let premises: String = sqlx::query_scalar(
+        "SELECT premises FROM resident_auth.directory WHERE account_number = '7800000000001'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(premises, "14", "nothing of a bad file is imported");
 }
 

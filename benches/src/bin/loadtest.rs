@@ -35,8 +35,7 @@ use resident_auth::{
     memory::{MemoryDirectory, MemoryStore, RecordingMailer},
     secrecy::{ExposeSecret, SecretString},
     AccountDirectory, Argon2Hasher, AuthConfig, AuthService, HashError, HashParams, Limit, Links,
-    PasswordHash,
-    PasswordHasher, Ports, RequestContext, Store, SystemClock, Verification,
+    PasswordHash, PasswordHasher, Ports, RequestContext, Store, SystemClock, Verification,
 };
 use resident_auth_benches::{account, activated_cabinet, directory, email};
 
@@ -154,7 +153,13 @@ async fn setup(
 ) -> Setup {
     let mailer = RecordingMailer::new();
     let service = AuthService::new(
-        Ports::new(store, directory, Arc::new(mailer.clone()), hasher, Arc::new(SystemClock)),
+        Ports::new(
+            store,
+            directory,
+            Arc::new(mailer.clone()),
+            hasher,
+            Arc::new(SystemClock),
+        ),
         bench_config(),
     );
     let mut passwords = Vec::new();
@@ -590,7 +595,13 @@ async fn postgres(t: f64) {
     // Each journey step: p50/p99 over fresh residents, and round trips of one pass.
     let mailer = RecordingMailer::new();
     let service = AuthService::new(
-        Ports::new(store, dir, Arc::new(mailer.clone()), Arc::new(Argon2Hasher::new(HashParams::default()).unwrap()), Arc::new(SystemClock)),
+        Ports::new(
+            store,
+            dir,
+            Arc::new(mailer.clone()),
+            Arc::new(Argon2Hasher::new(HashParams::default()).unwrap()),
+            Arc::new(SystemClock),
+        ),
         bench_config(),
     );
     let steps = [

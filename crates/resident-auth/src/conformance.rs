@@ -32,8 +32,8 @@ use crate::{
         Version,
     },
     secret::{PasswordHash, Token, TokenHash},
-    AccountNumber, AddressForm, Argon2Hasher, Links, AuthConfig, AuthService, Email, Error, HashParams,
-    Locale, Ports, Problem, RegistrationForm, RequestContext,
+    AccountNumber, AddressForm, Argon2Hasher, AuthConfig, AuthService, Email, Error, HashParams,
+    Links, Locale, Ports, Problem, RegistrationForm, RequestContext,
 };
 
 /// Generates one `#[tokio::test]` per conformance rule. `$store` is an expression that
@@ -178,7 +178,11 @@ pub async fn links_insert_swap_move_and_consume_once<S: Store + Clone + 'static>
         "a wrong version writes nothing"
     );
     assert!(store
-        .swap_link(&first, Expected::Version(stored.version), Some((&first, &leased)))
+        .swap_link(
+            &first,
+            Expected::Version(stored.version),
+            Some((&first, &leased))
+        )
         .await
         .unwrap());
     let stored = store.link(&first).await.unwrap().expect("still there");
@@ -191,7 +195,11 @@ pub async fn links_insert_swap_move_and_consume_once<S: Store + Clone + 'static>
         ..link.clone()
     };
     assert!(store
-        .swap_link(&first, Expected::Version(stored.version), Some((&second, &activation)))
+        .swap_link(
+            &first,
+            Expected::Version(stored.version),
+            Some((&second, &activation))
+        )
         .await
         .unwrap());
     assert!(store.link(&first).await.unwrap().is_none(), "moved away");
@@ -223,10 +231,16 @@ pub async fn links_insert_swap_move_and_consume_once<S: Store + Clone + 'static>
         .swap_link(&a, Expected::Any, Some((&b, &activation)))
         .await
         .unwrap());
-    assert_eq!(store.link(&a).await.unwrap().map(|l| l.value), Some(link.clone()));
+    assert_eq!(
+        store.link(&a).await.unwrap().map(|l| l.value),
+        Some(link.clone())
+    );
     assert_eq!(store.link(&b).await.unwrap().map(|l| l.value), Some(link));
     assert!(store.swap_link(&a, Expected::Any, None).await.unwrap());
-    assert!(store.link(&a).await.unwrap().is_none(), "unconditional delete");
+    assert!(
+        store.link(&a).await.unwrap().is_none(),
+        "unconditional delete"
+    );
 }
 
 /// Cabinets: found by id, email and account; no email or account in two cabinets;
@@ -341,7 +355,10 @@ pub async fn cabinets_keep_emails_and_accounts_unique<S: Store + Clone + 'static
     );
 
     assert_eq!(
-        store.swap_cabinet(&first.id, Expected::Any, None).await.unwrap(),
+        store
+            .swap_cabinet(&first.id, Expected::Any, None)
+            .await
+            .unwrap(),
         CabinetSwap::Written
     );
     for key in [
@@ -349,7 +366,10 @@ pub async fn cabinets_keep_emails_and_accounts_unique<S: Store + Clone + 'static
         CabinetKey::Email(&to),
         CabinetKey::Account(&parking),
     ] {
-        assert!(store.cabinet(key).await.unwrap().is_none(), "{key:?} deleted");
+        assert!(
+            store.cabinet(key).await.unwrap().is_none(),
+            "{key:?} deleted"
+        );
     }
 }
 
@@ -392,7 +412,10 @@ pub async fn sessions_swap_without_resurrection<S: Store + Clone + 'static>(stor
             .unwrap(),
         "a stale version writes nothing"
     );
-    assert_eq!(store.session(&t).await.unwrap().map(|s| s.value), Some(touched.clone()));
+    assert_eq!(
+        store.session(&t).await.unwrap().map(|s| s.value),
+        Some(touched.clone())
+    );
 
     assert!(store.swap_session(&t, Expected::Any, None).await.unwrap());
     assert!(
@@ -420,16 +443,29 @@ pub async fn counters_count_in_fixed_windows<S: Store + Clone + 'static>(store: 
             .await
             .unwrap();
         assert_eq!(count.count, expected);
-        assert_eq!(count.window_ends, now.plus(Duration::from_secs(1)).plus(HOUR));
+        assert_eq!(
+            count.window_ends,
+            now.plus(Duration::from_secs(1)).plus(HOUR)
+        );
     }
     assert_eq!(store.increment(&other, now, MINUTE).await.unwrap().count, 1);
-    let just_before = now.plus(Duration::from_secs(1)).plus(HOUR).plus(Duration::ZERO);
+    let just_before = now
+        .plus(Duration::from_secs(1))
+        .plus(HOUR)
+        .plus(Duration::ZERO);
     let fresh = store.increment(&key, just_before, HOUR).await.unwrap();
     assert_eq!(fresh.count, 1, "the window ends at its end");
     assert_eq!(fresh.window_ends, just_before.plus(HOUR));
     store.reset(&key).await.unwrap();
     store.reset(&key).await.unwrap();
-    assert_eq!(store.increment(&key, just_before, HOUR).await.unwrap().count, 1);
+    assert_eq!(
+        store
+            .increment(&key, just_before, HOUR)
+            .await
+            .unwrap()
+            .count,
+        1
+    );
     let both = store
         .increment_all(&[(key.clone(), HOUR), (other.clone(), MINUTE)], just_before)
         .await
@@ -479,7 +515,10 @@ pub async fn purging_removes_only_what_is_dead<S: Store + Clone + 'static>(store
         .await
         .unwrap();
     let (dead_link, live_link) = (token(), token());
-    for (t, expires_at) in [(&dead_link, now), (&live_link, now.plus(Duration::from_millis(1)))] {
+    for (t, expires_at) in [
+        (&dead_link, now),
+        (&live_link, now.plus(Duration::from_millis(1))),
+    ] {
         let link = confirmation_link(&to, account("7800000000002"), expires_at);
         store
             .swap_link(t, Expected::Absent, Some((t, &link)))
@@ -503,7 +542,11 @@ pub async fn purging_removes_only_what_is_dead<S: Store + Clone + 'static>(store
     let dead_counter = CounterKey::new("recovery:email", "a@example.org");
     let live_counter = CounterKey::new("recovery:email", "b@example.org");
     store
-        .increment(&dead_counter, now.plus(Duration::from_millis(0)), Duration::ZERO)
+        .increment(
+            &dead_counter,
+            now.plus(Duration::from_millis(0)),
+            Duration::ZERO,
+        )
         .await
         .unwrap();
     store
@@ -517,7 +560,11 @@ pub async fn purging_removes_only_what_is_dead<S: Store + Clone + 'static>(store
     assert!(store.session(&dead_session).await.unwrap().is_none());
     assert!(store.session(&live_session).await.unwrap().is_some());
     assert_eq!(
-        store.increment(&live_counter, now, HOUR).await.unwrap().count,
+        store
+            .increment(&live_counter, now, HOUR)
+            .await
+            .unwrap()
+            .count,
         2,
         "a live counter survives"
     );
@@ -542,7 +589,9 @@ pub async fn concurrent_link_swaps_let_one_win<S: Store + Clone + 'static>(store
         .swap_link(&t, Expected::Absent, Some((&t, &link)))
         .await
         .unwrap();
-    let results = join_all((0..20).map(|_| store.swap_link(&t, Expected::Version(Version::FIRST), None))).await;
+    let results =
+        join_all((0..20).map(|_| store.swap_link(&t, Expected::Version(Version::FIRST), None)))
+            .await;
     let wins = results
         .into_iter()
         .map(|r| r.expect("a loser is told false, not an error"))
@@ -563,7 +612,9 @@ pub async fn concurrent_increments_count_every_event<S: Store + Clone + 'static>
 }
 
 /// Ten cabinets claim one account at once: one is written, the others are told `Taken`.
-pub async fn concurrent_cabinets_for_one_account_let_one_win<S: Store + Clone + 'static>(store: &S) {
+pub async fn concurrent_cabinets_for_one_account_let_one_win<S: Store + Clone + 'static>(
+    store: &S,
+) {
     let number = account("7800000000001");
     let cabinets: Vec<Cabinet> = (0..10)
         .map(|i| cabinet(&email(&format!("resident{i}@example.org")), &[number]))
@@ -575,7 +626,13 @@ pub async fn concurrent_cabinets_for_one_account_let_one_win<S: Store + Clone + 
     )
     .await;
     let outcomes: Vec<CabinetSwap> = results.into_iter().map(Result::unwrap).collect();
-    assert_eq!(outcomes.iter().filter(|o| **o == CabinetSwap::Written).count(), 1);
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == CabinetSwap::Written)
+            .count(),
+        1
+    );
     assert!(outcomes
         .iter()
         .all(|o| matches!(o, CabinetSwap::Written | CabinetSwap::Taken)));
@@ -603,7 +660,13 @@ pub async fn concurrent_cabinet_updates_let_one_win<S: Store + Clone + 'static>(
     )
     .await;
     let outcomes: Vec<CabinetSwap> = results.into_iter().map(Result::unwrap).collect();
-    assert_eq!(outcomes.iter().filter(|o| **o == CabinetSwap::Written).count(), 1);
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == CabinetSwap::Written)
+            .count(),
+        1
+    );
     assert!(outcomes
         .iter()
         .all(|o| matches!(o, CabinetSwap::Written | CabinetSwap::Conflict)));
@@ -631,13 +694,14 @@ impl Journeys {
             Arc::new(store.clone()),
             Arc::new(MemoryDirectory::from_csv(DIRECTORY).unwrap()),
             Arc::new(mailer.clone()),
-            Arc::new(
-                Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 2).unwrap(),
-            ),
+            Arc::new(Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 2).unwrap()),
             clock.clone(),
         );
         Self {
-            service: AuthService::new(ports, AuthConfig::new(Links::new("https://portal.example.org"))),
+            service: AuthService::new(
+                ports,
+                AuthConfig::new(Links::new("https://portal.example.org")),
+            ),
             mailer,
             clock,
         }
@@ -729,9 +793,7 @@ fn problem(result: Result<impl std::fmt::Debug, Error>) -> Problem {
 
 /// Register, confirm, activate: the cabinet exists only after activation, every link
 /// works once, and the account and email are then taken.
-pub async fn journey_registration_confirmation_activation<S: Store + Clone + 'static>(
-    store: &S,
-) {
+pub async fn journey_registration_confirmation_activation<S: Store + Clone + 'static>(store: &S) {
     let j = Journeys::on(store);
     let activation = j.confirmed(FLAT, RESIDENT).await;
     let confirmation = j.link(RESIDENT, LetterKind::ConfirmEmail);
@@ -812,9 +874,7 @@ pub async fn journey_resend_interval_and_coexisting_registrations<S: Store + Clo
 }
 
 /// A registration whose letter could not be sent can be made again at once.
-pub async fn journey_failed_letter_lets_registration_restart_at_once<
-    S: Store + Clone + 'static,
->(
+pub async fn journey_failed_letter_lets_registration_restart_at_once<S: Store + Clone + 'static>(
     store: &S,
 ) {
     let j = Journeys::on(store);
@@ -901,16 +961,27 @@ pub async fn journey_premises_attempts_count_per_account<S: Store + Clone + 'sta
         );
     }
     assert!(matches!(
-        problem(j.service.activate(first.expose(), "13", &Journeys::context()).await),
+        problem(
+            j.service
+                .activate(first.expose(), "13", &Journeys::context())
+                .await
+        ),
         Problem::ActivationLocked { .. }
     ));
     j.advance(2 * MINUTE);
     let second = j.confirmed(FLAT, "attacker@example.org").await;
     for token in [&second, &first] {
-        assert!(matches!(
-            problem(j.service.activate(token.expose(), "12", &Journeys::context()).await),
-            Problem::ActivationLocked { .. }
-        ), "the right number is locked out too, on every registration of the account");
+        assert!(
+            matches!(
+                problem(
+                    j.service
+                        .activate(token.expose(), "12", &Journeys::context())
+                        .await
+                ),
+                Problem::ActivationLocked { .. }
+            ),
+            "the right number is locked out too, on every registration of the account"
+        );
     }
     j.advance(15 * MINUTE);
     j.service
@@ -920,9 +991,7 @@ pub async fn journey_premises_attempts_count_per_account<S: Store + Clone + 'sta
 }
 
 /// An added account joins the cabinet; the cabinet's sessions end (its credentials are new).
-pub async fn journey_added_account_joins_and_ends_sessions<S: Store + Clone + 'static>(
-    store: &S,
-) {
+pub async fn journey_added_account_joins_and_ends_sessions<S: Store + Clone + 'static>(store: &S) {
     let j = Journeys::on(store);
     let password = j.register(FLAT, RESIDENT).await;
     let token = j.login(RESIDENT, &password).await.unwrap();
@@ -952,7 +1021,10 @@ pub async fn journey_added_account_joins_and_ends_sessions<S: Store + Clone + 's
         problem(j.service.authenticate(&token).await),
         Problem::SessionInvalid
     );
-    assert!(j.login(RESIDENT, &password).await.is_err(), "old password dead");
+    assert!(
+        j.login(RESIDENT, &password).await.is_err(),
+        "old password dead"
+    );
     let token = j.login(RESIDENT, &j.password(RESIDENT)).await.unwrap();
     let session = j.service.authenticate(&token).await.unwrap();
     assert_eq!(session.accounts, vec![account(FLAT), account(PARKING)]);
@@ -960,9 +1032,7 @@ pub async fn journey_added_account_joins_and_ends_sessions<S: Store + Clone + 's
 
 /// Recovery: one new password per link, the old one and every session end, and a second
 /// recovery link mailed before the first was used dies with the old password.
-pub async fn journey_recovery_replaces_the_password_once<S: Store + Clone + 'static>(
-    store: &S,
-) {
+pub async fn journey_recovery_replaces_the_password_once<S: Store + Clone + 'static>(store: &S) {
     let j = Journeys::on(store);
     let old = j.register(FLAT, RESIDENT).await;
     let token = j.login(RESIDENT, &old).await.unwrap();
@@ -983,7 +1053,11 @@ pub async fn journey_recovery_replaces_the_password_once<S: Store + Clone + 'sta
     let new = j.password(RESIDENT);
     for link in [&first, &second] {
         assert_eq!(
-            problem(j.service.complete_recovery(link, &Journeys::context()).await),
+            problem(
+                j.service
+                    .complete_recovery(link, &Journeys::context())
+                    .await
+            ),
             Problem::InvalidLink
         );
     }
@@ -1001,9 +1075,7 @@ pub async fn journey_recovery_replaces_the_password_once<S: Store + Clone + 'sta
 
 /// Sessions: alive a millisecond before idle expiry, dead at it; absolute expiry however
 /// busy; account switching; logout.
-pub async fn journey_sessions_expire_and_switch_accounts<S: Store + Clone + 'static>(
-    store: &S,
-) {
+pub async fn journey_sessions_expire_and_switch_accounts<S: Store + Clone + 'static>(store: &S) {
     let j = Journeys::on(store);
     let password = j.register(FLAT, RESIDENT).await;
     let token = j.login(RESIDENT, &password).await.unwrap();
@@ -1015,7 +1087,10 @@ pub async fn journey_sessions_expire_and_switch_accounts<S: Store + Clone + 'sta
     );
     j.service.select_account(&session, FLAT).await.unwrap();
     j.advance(30 * MINUTE - Duration::from_millis(1));
-    j.service.authenticate(&token).await.expect("touched, so alive");
+    j.service
+        .authenticate(&token)
+        .await
+        .expect("touched, so alive");
     j.advance(30 * MINUTE);
     assert_eq!(
         problem(j.service.authenticate(&token).await),
@@ -1055,7 +1130,9 @@ pub async fn journey_login_throttle_counts_and_clears<S: Store + Clone + 'static
             Problem::InvalidCredentials
         );
     }
-    j.login(RESIDENT, &password).await.expect("the fifth try, right");
+    j.login(RESIDENT, &password)
+        .await
+        .expect("the fifth try, right");
     for _ in 0..5 {
         assert_eq!(
             problem(j.login(RESIDENT, &wrong).await),
@@ -1068,24 +1145,22 @@ pub async fn journey_login_throttle_counts_and_clears<S: Store + Clone + 'static
         Problem::LoginThrottled { retry_after } if retry_after <= 15 * MINUTE
     ));
     j.advance(15 * MINUTE);
-    j.login(RESIDENT, &password).await.expect("after the window");
+    j.login(RESIDENT, &password)
+        .await
+        .expect("after the window");
 }
 
 /// Ten activations of one link at once, all with the right premises: one cabinet, one
 /// password, and it is the mailed one; the others are told to wait, that the link is
 /// used, or (beyond the five tries an account has) that activation is locked.
-pub async fn journey_concurrent_activations_issue_credentials_once<
-    S: Store + Clone + 'static,
->(
+pub async fn journey_concurrent_activations_issue_credentials_once<S: Store + Clone + 'static>(
     store: &S,
 ) {
     let j = Journeys::on(store);
     let activation = j.confirmed(FLAT, RESIDENT).await;
     let context = Journeys::context();
-    let results = join_all(
-        (0..10).map(|_| j.service.activate(activation.expose(), "12", &context)),
-    )
-    .await;
+    let results =
+        join_all((0..10).map(|_| j.service.activate(activation.expose(), "12", &context))).await;
     let mut wins = 0;
     for result in results {
         match result {
@@ -1113,9 +1188,7 @@ pub async fn journey_concurrent_activations_issue_credentials_once<
 }
 
 /// Ten confirmations of one link at once: one activation link comes out.
-pub async fn journey_concurrent_confirmations_consume_a_link_once<
-    S: Store + Clone + 'static,
->(
+pub async fn journey_concurrent_confirmations_consume_a_link_once<S: Store + Clone + 'static>(
     store: &S,
 ) {
     let j = Journeys::on(store);

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 
 use crate::{
-    clock::ManualClock, hasher::Argon2Hasher, locale::UserError, AuthService,
-    Error, HashWork, Locale, LoggedIn, RequestContext,
+    clock::ManualClock, hasher::Argon2Hasher, locale::UserError, AuthService, Error, HashWork,
+    Locale, LoggedIn, RequestContext,
 };
 
 /// What a caller can observe of a failed login, except time: status, codes and messages,

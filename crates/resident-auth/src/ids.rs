@@ -124,7 +124,13 @@ mod tests {
         let id = CabinetId::from_bytes([0xab; ID_BYTES]);
         assert_eq!(id.to_string(), "ab".repeat(ID_BYTES));
         assert_eq!(id.to_string().parse::<CabinetId>(), Ok(id));
-        for bad in ["", "AB".repeat(16).as_str(), "+b".repeat(16).as_str(), "ab".repeat(15).as_str(), "ж".repeat(16).as_str()] {
+        for bad in [
+            "",
+            "AB".repeat(16).as_str(),
+            "+b".repeat(16).as_str(),
+            "ab".repeat(15).as_str(),
+            "ж".repeat(16).as_str(),
+        ] {
             assert_eq!(bad.parse::<CabinetId>(), Err(InvalidId), "{bad:?}");
         }
     }

@@ -38,9 +38,9 @@ pub use error::{Error, Problem, Unavailable};
 #[cfg(feature = "testing")]
 pub use hasher::CountingHasher;
 pub use hasher::{Argon2Hasher, HashError, HashParams, HashWork, PasswordHasher, Verification};
+pub use ids::{CabinetId, InvalidId, SessionId};
 pub use letters::{escape_html, Letter, LetterContent, LetterKind, Links, RenderedLetter};
 pub use locale::{Field, Locale, UnsupportedLocale, UserError};
-pub use ids::{CabinetId, InvalidId, SessionId};
 pub use ports::{
     AccountDirectory, CabinetStore, CounterStore, DirectoryRecord, LinkStore, MailError, Mailer,
     SessionStore, SplitStore, Store, StoreError,

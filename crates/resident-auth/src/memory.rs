@@ -131,7 +131,10 @@ impl CabinetStore for MemoryStore {
             return Ok(CabinetSwap::Conflict);
         }
         if let Some(next) = next {
-            let taken = state.by_email.get(&next.email).is_some_and(|owner| owner != id)
+            let taken = state
+                .by_email
+                .get(&next.email)
+                .is_some_and(|owner| owner != id)
                 || next
                     .accounts
                     .iter()

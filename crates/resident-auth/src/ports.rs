@@ -12,8 +12,8 @@ use std::{error::Error as StdError, fmt, time::Duration};
 use async_trait::async_trait;
 
 use crate::{
-    ids::{CabinetId, SessionId},
     clock::Timestamp,
+    ids::{CabinetId, SessionId},
     letters::Letter,
     secret::{PasswordHash, TokenHash},
     AccountNumber, Email, Premises,

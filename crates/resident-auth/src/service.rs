@@ -327,7 +327,10 @@ enum Counted {
 /// What a grant to set credentials acts on.
 enum Issue {
     /// A registration opening a new cabinet for `email` with `account`.
-    NewCabinet { email: Email, account: AccountNumber },
+    NewCabinet {
+        email: Email,
+        account: AccountNumber,
+    },
     /// A registration adding `account` to the cabinet `cabinet`.
     AddAccount {
         cabinet: CabinetId,
@@ -625,7 +628,11 @@ impl AuthService {
         if !known {
             return Err(Problem::AccountNotFound.into());
         }
-        if store.cabinet(CabinetKey::Account(&account)).await?.is_some() {
+        if store
+            .cabinet(CabinetKey::Account(&account))
+            .await?
+            .is_some()
+        {
             return Err(Problem::AlreadyRegistered.into());
         }
         if cabinet.is_none() && store.cabinet(CabinetKey::Email(&email)).await?.is_some() {
@@ -800,11 +807,16 @@ impl AuthService {
         let email = self
             .issue_credentials(&hash, link, issue, context.locale)
             .await?;
-        // Best effort: a lingering count only shortens a later activation's tries.
-        let _ = self
-            .store()
-            .reset(&counters::premises_account(&account))
-            .await;
+        // The registration is complete: its tries and its letter cooldowns are spent, so
+        // the resident may add an address at once. Best effort: a lingering count only
+        // shortens a later activation's tries or delays a letter by the resend interval.
+        for key in [
+            counters::premises_account(&account),
+            counters::letter_email(&email),
+            counters::letter_account(&account),
+        ] {
+            let _ = self.store().reset(&key).await;
+        }
         Ok(email)
     }
 
@@ -862,7 +874,11 @@ impl AuthService {
             ..link.value.clone()
         };
         if !store
-            .swap_link(token, Expected::Version(link.version), Some((token, &leased)))
+            .swap_link(
+                token,
+                Expected::Version(link.version),
+                Some((token, &leased)),
+            )
             .await?
         {
             return Err(Problem::InvalidLink.into());
@@ -928,9 +944,7 @@ impl AuthService {
             Some(cabinet) => Some(cabinet),
             // The email's cabinet, read second, may have been made by this very link a
             // moment after the account was read.
-            None if link.value.cabinet.is_none() => {
-                store.cabinet(CabinetKey::Email(email)).await?
-            }
+            None if link.value.cabinet.is_none() => store.cabinet(CabinetKey::Email(email)).await?,
             None => None,
         };
         match owner {
@@ -975,7 +989,9 @@ impl AuthService {
                 .await?
             {
                 CabinetSwap::Written => Ok(()),
-                CabinetSwap::Conflict | CabinetSwap::Taken => Err(Problem::AlreadyRegistered.into()),
+                CabinetSwap::Conflict | CabinetSwap::Taken => {
+                    Err(Problem::AlreadyRegistered.into())
+                }
             };
         }
         let id = match issue {
@@ -988,10 +1004,8 @@ impl AuthService {
             };
             let mut next = current.value.clone();
             match issue {
-                Issue::AddAccount { account, .. } => {
-                    if !next.accounts.contains(account) {
-                        next.accounts.push(*account);
-                    }
+                Issue::AddAccount { account, .. } if !next.accounts.contains(account) => {
+                    next.accounts.push(*account);
                 }
                 Issue::Recovery {
                     credential_version, ..
@@ -1215,7 +1229,11 @@ impl AuthService {
         let store = self.store();
         for _ in 0..CABINET_WRITE_ATTEMPTS {
             if store
-                .swap_session(&handle.token, Expected::Version(handle.version), Some(&next))
+                .swap_session(
+                    &handle.token,
+                    Expected::Version(handle.version),
+                    Some(&next),
+                )
                 .await?
             {
                 return Ok(());
@@ -1233,7 +1251,11 @@ impl AuthService {
                 ..current.value
             };
             if store
-                .swap_session(&handle.token, Expected::Version(current.version), Some(&next))
+                .swap_session(
+                    &handle.token,
+                    Expected::Version(current.version),
+                    Some(&next),
+                )
                 .await?
             {
                 return Ok(());

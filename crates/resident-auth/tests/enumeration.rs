@@ -11,8 +11,8 @@ mod common;
 
 use common::*;
 use resident_auth::{
-    enumeration::probe_login_enumeration, Argon2Hasher, Error, HashParams, HashWork,
-    Locale, LoggedIn, UserError,
+    enumeration::probe_login_enumeration, Argon2Hasher, Error, HashParams, HashWork, Locale,
+    LoggedIn, UserError,
 };
 
 /// Interleaved pairs of attempts. Each attempt costs one production argon2 verification

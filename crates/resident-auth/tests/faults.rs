@@ -22,10 +22,10 @@ use resident_auth::{
     ports::{
         Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link, Session, Versioned,
     },
-    AccountDirectory, AccountNumber, AddressForm, CabinetId, CabinetStore, CounterStore, LinkStore,
-    SessionStore, DirectoryRecord, Error,
-    HashError, Letter, LetterKind, MailError, Mailer, PasswordHash, PasswordHasher, Store,
-    StoreError, Timestamp, TokenHash, Unavailable, Verification,
+    AccountDirectory, AccountNumber, AddressForm, CabinetId, CabinetStore, CounterStore,
+    DirectoryRecord, Error, HashError, Letter, LetterKind, LinkStore, MailError, Mailer,
+    PasswordHash, PasswordHasher, SessionStore, Store, StoreError, Timestamp, TokenHash,
+    Unavailable, Verification,
 };
 use secrecy::SecretString;
 
@@ -173,8 +173,8 @@ async fn every_store_fault(
             result.unwrap_or_else(|e| panic!("{name}: clean run failed: {e:?}"));
             assert!(call > 0, "{name}: the step made no store call");
             assert!(
-                absorbed.len() <= 2,
-                "{name}: faults at calls {absorbed:?} were absorbed; at most two best-effort calls expected"
+                absorbed.len() <= 4,
+                "{name}: faults at calls {absorbed:?} were absorbed; at most four best-effort calls expected"
             );
             return;
         }

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use resident_auth::{
-    AddressForm, Error, LetterKind, Locale, Problem, RequestContext, ServedRegions,
-    UserError,
+    AddressForm, Error, LetterKind, Locale, Problem, RequestContext, ServedRegions, UserError,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -615,11 +614,7 @@ async fn sessions_authenticate_switch_and_log_out() {
     let session = h.login(RESIDENT, &password).await;
     let who = h.service.authenticate(&session).await.unwrap();
     assert_eq!(who.email.as_str(), RESIDENT);
-    let not_linked = h
-        .service
-        .select_account(&who, PARKING)
-        .await
-        .unwrap_err();
+    let not_linked = h.service.select_account(&who, PARKING).await.unwrap_err();
     assert_eq!(codes(&not_linked), ["session.account_not_linked"]);
     let bad = h.service.select_account(&who, "12").await.unwrap_err();
     assert_eq!(codes(&bad), ["account_number.wrong_length"]);
@@ -974,8 +969,8 @@ async fn purging_keeps_live_sessions_and_drops_dead_ones() {
     h.advance(10 * MINUTE);
     assert_eq!(
         h.service.purge_expired().await.unwrap(),
-        3,
-        "the idle session and the registration's two letter cooldowns (email, account)"
+        1,
+        "the idle session (the registration's counters ended with its activation)"
     );
     h.service.authenticate(&fresh).await.unwrap();
     assert!(h.service.authenticate(&old).await.is_err());

@@ -52,12 +52,9 @@ pub fn database_url(name: &str) -> String {
 
 /// A new, empty, migrated database; returns its URL.
 pub async fn fresh_database() -> String {
-    let admin = connect(
-        admin_url(),
-        &PoolConfig::with_max_connections(2),
-    )
-    .await
-    .expect("connect to the test server");
+    let admin = connect(admin_url(), &PoolConfig::with_max_connections(2))
+        .await
+        .expect("connect to the test server");
     let name = format!("resident_auth_test_{:016x}", rand::random::<u64>());
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&admin)
@@ -72,12 +69,9 @@ pub async fn fresh_database() -> String {
 }
 
 pub async fn pool(url: &str, max_connections: u32) -> PgPool {
-    connect(
-        url,
-        &PoolConfig::with_max_connections(max_connections),
-    )
-    .await
-    .unwrap()
+    connect(url, &PoolConfig::with_max_connections(max_connections))
+        .await
+        .unwrap()
 }
 
 /// A store on a fresh database: what the conformance suite runs on.

@@ -173,9 +173,14 @@ impl Harness {
     /// Whether the cabinet's current hash verifies one of the passwords mailed to it:
     /// the "no credentials that were never sent" invariant.
     pub async fn stored_password_was_mailed(&self, to: &str) -> bool {
-        use resident_auth::{PasswordHasher as _, Verification};
         use resident_auth::{ports::CabinetKey, CabinetStore as _};
-        let Some(cabinet) = self.store.cabinet(CabinetKey::Email(&email(to))).await.unwrap() else {
+        use resident_auth::{PasswordHasher as _, Verification};
+        let Some(cabinet) = self
+            .store
+            .cabinet(CabinetKey::Email(&email(to)))
+            .await
+            .unwrap()
+        else {
             return true;
         };
         let stored = cabinet.value.password_hash;
