@@ -361,65 +361,61 @@ impl CabinetStore for PgStore {
             });
         };
         let accounts: Vec<&str> = next.accounts.iter().map(AccountNumber::as_str).collect();
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
         let cabinet = match expected {
-            Expected::Absent => {
-                "INSERT INTO {schema}.cabinets
+            Expected::Absent => "INSERT INTO {schema}.cabinets
                     (id, email, password_hash, credential_version, version)
                  VALUES ($1, $2, $3, $4, 1)
-                 ON CONFLICT (id) DO NOTHING"
-            }
-            Expected::Version(_) => {
-                "UPDATE {schema}.cabinets
+                 ON CONFLICT (id) DO NOTHING
+                 RETURNING id",
+            Expected::Version(_) => "UPDATE {schema}.cabinets
                 SET email = $2, password_hash = $3, credential_version = $4, version = version + 1
-              WHERE id = $1 AND version = $5"
-            }
-            Expected::Any => {
-                "INSERT INTO {schema}.cabinets AS c
+              WHERE id = $1 AND version = $5
+              RETURNING id",
+            Expected::Any => "INSERT INTO {schema}.cabinets AS c
                     (id, email, password_hash, credential_version, version)
                  VALUES ($1, $2, $3, $4, 1)
                  ON CONFLICT (id) DO UPDATE
                     SET email = $2, password_hash = $3, credential_version = $4,
-                        version = c.version + 1"
-            }
+                        version = c.version + 1
+                 RETURNING id",
         };
-        let written = sqlx::query(&self.sql(cabinet))
+        // One statement: the cabinet, then its accounts in order — those that left go,
+        // those that stay get their position, new ones are inserted. A new account that
+        // belongs to another cabinet (or an email another cabinet has) breaks a unique
+        // key, and the whole statement, cabinet included, is undone.
+        let statement = format!(
+            "WITH c AS ({cabinet}),
+             gone AS (
+                 DELETE FROM {{schema}}.cabinet_accounts a USING c
+                  WHERE a.cabinet_id = c.id AND NOT (a.account_number = ANY($6))),
+             kept AS (
+                 UPDATE {{schema}}.cabinet_accounts a SET position = u.position
+                   FROM c, unnest($6::TEXT[]) WITH ORDINALITY AS u(number, position)
+                  WHERE a.cabinet_id = c.id AND a.account_number = u.number),
+             added AS (
+                 INSERT INTO {{schema}}.cabinet_accounts (account_number, cabinet_id, position)
+                 SELECT u.number, c.id, u.position
+                   FROM c, unnest($6::TEXT[]) WITH ORDINALITY AS u(number, position)
+                  WHERE NOT EXISTS (
+                      SELECT 1 FROM {{schema}}.cabinet_accounts a
+                       WHERE a.account_number = u.number AND a.cabinet_id = c.id))
+             SELECT count(*) FROM c"
+        );
+        let written = sqlx::query_scalar::<_, i64>(&self.sql(&statement))
             .bind(id_bytes)
             .bind(next.email.as_str())
             .bind(next.password_hash.as_phc())
             .bind(signed(next.credential_version))
             .bind(expected_version(expected))
-            .execute(&mut *tx)
+            .bind(&accounts)
+            .fetch_one(&self.pool)
             .await;
         match written {
-            Ok(done) if done.rows_affected() == 0 => return Ok(CabinetSwap::Conflict),
-            Ok(_) => {}
-            Err(error) if is_unique_violation(&error) => return Ok(CabinetSwap::Taken),
-            Err(error) => return Err(store_error(error)),
+            Ok(0) => Ok(CabinetSwap::Conflict),
+            Ok(_) => Ok(CabinetSwap::Written),
+            Err(error) if is_unique_violation(&error) => Ok(CabinetSwap::Taken),
+            Err(error) => Err(store_error(error)),
         }
-        // The accounts, in order: what left goes, what came is added; an account of
-        // another cabinet breaks the primary key and rolls the whole write back.
-        let linked = sqlx::query(&self.sql(
-            "WITH gone AS (
-                 DELETE FROM {schema}.cabinet_accounts
-                  WHERE cabinet_id = $1 AND NOT (account_number = ANY($2)))
-             INSERT INTO {schema}.cabinet_accounts AS a (account_number, cabinet_id, position)
-             SELECT number, $1, position FROM unnest($2::TEXT[]) WITH ORDINALITY AS u(number, position)
-             ON CONFLICT (account_number) DO UPDATE SET position = excluded.position
-              WHERE a.cabinet_id = excluded.cabinet_id
-             RETURNING 1",
-        ))
-        .bind(id_bytes)
-        .bind(&accounts)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        if linked.len() != accounts.len() {
-            // Some account belongs to another cabinet: nothing of this write stays.
-            return Ok(CabinetSwap::Taken);
-        }
-        tx.commit().await.map_err(store_error)?;
-        Ok(CabinetSwap::Written)
     }
 }
 
@@ -574,6 +570,17 @@ impl Store for PgStore {
         .map_err(store_error)?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some((session_from_row(&row)?, cabinet_from_row(&row)?)))
+    }
+
+    /// One statement for every key.
+    async fn reset_all(&self, keys: &[CounterKey]) -> Result<(), StoreError> {
+        let names: Vec<&str> = keys.iter().map(CounterKey::as_str).collect();
+        sqlx::query(&self.sql("DELETE FROM {schema}.counters WHERE key = ANY($1)"))
+            .bind(&names)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     /// One statement for every key (each key at most once per call).

@@ -540,6 +540,17 @@ pub trait Store: LinkStore + CabinetStore + SessionStore + CounterStore {
         Ok(counts)
     }
 
+    /// Deletes the counters under `keys`; see [`CounterStore::reset`].
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn reset_all(&self, keys: &[CounterKey]) -> Result<(), StoreError> {
+        for key in keys {
+            self.reset(key).await?;
+        }
+        Ok(())
+    }
+
     /// Deletes every record that can never be used again; returns how many went.
     ///
     /// # Errors

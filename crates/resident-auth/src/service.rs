@@ -810,13 +810,12 @@ impl AuthService {
         // The registration is complete: its tries and its letter cooldowns are spent, so
         // the resident may add an address at once. Best effort: a lingering count only
         // shortens a later activation's tries or delays a letter by the resend interval.
-        for key in [
+        let spent = [
             counters::premises_account(&account),
             counters::letter_email(&email),
             counters::letter_account(&account),
-        ] {
-            let _ = self.store().reset(&key).await;
-        }
+        ];
+        let _ = self.store().reset_all(&spent).await;
         Ok(email)
     }
 
@@ -842,6 +841,7 @@ impl AuthService {
         }
         // A registration that can no longer succeed (or whose credentials an earlier try
         // already made effective) is answered before any letter.
+        let mut cabinet_read = None;
         let email = match &issue {
             Issue::NewCabinet { email, account } => {
                 if let Some(done) = self.already_done(token, &link, email, account).await? {
@@ -857,6 +857,7 @@ impl AuthService {
                 if let Some(done) = self.already_done(token, &link, &email, account).await? {
                     return done;
                 }
+                cabinet_read = Some(current);
                 email
             }
             Issue::Recovery {
@@ -864,7 +865,9 @@ impl AuthService {
                 credential_version,
             } => match store.cabinet(CabinetKey::Id(cabinet)).await? {
                 Some(current) if current.value.credential_version == *credential_version => {
-                    current.value.email
+                    let email = current.value.email.clone();
+                    cabinet_read = Some(current);
+                    email
                 }
                 _ => return Err(Problem::InvalidLink.into()),
             },
@@ -913,7 +916,10 @@ impl AuthService {
             release().await;
             return Err(error.into());
         }
-        if let Err(error) = self.write_credentials(&issue, &email, hash).await {
+        if let Err(error) = self
+            .write_credentials(&issue, &email, hash, cabinet_read)
+            .await
+        {
             // The letter went out but its password never took effect; release the link
             // so the retry (with a fresh password and letter) need not wait the lease.
             release().await;
@@ -968,12 +974,14 @@ impl AuthService {
 
     /// Makes `hash` the cabinet's password (creating the cabinet, or linking the account,
     /// as `issue` says), bumping the credential version so every session opened before
-    /// ends. Retries when another request changed the cabinet in between.
+    /// ends. Retries when another request changed the cabinet in between; `read` is the
+    /// cabinet as the caller just read it, if it did.
     async fn write_credentials(
         &self,
         issue: &Issue,
         email: &Email,
         hash: PasswordHash,
+        mut read: Option<Versioned<Cabinet>>,
     ) -> Result<(), Error> {
         let store = self.store();
         if let Issue::NewCabinet { account, .. } = issue {
@@ -999,8 +1007,12 @@ impl AuthService {
             Issue::NewCabinet { .. } => return Err(Problem::InvalidLink.into()),
         };
         for _ in 0..CABINET_WRITE_ATTEMPTS {
-            let Some(current) = store.cabinet(CabinetKey::Id(&id)).await? else {
-                return Err(Problem::InvalidLink.into());
+            let current = match read.take() {
+                Some(current) => current,
+                None => match store.cabinet(CabinetKey::Id(&id)).await? {
+                    Some(current) => current,
+                    None => return Err(Problem::InvalidLink.into()),
+                },
             };
             let mut next = current.value.clone();
             match issue {

@@ -154,7 +154,12 @@ pub fn surname_matching_key(text: &str) -> String {
         if i > 0 {
             key.push(' ');
         }
-        for c in word.chars().flat_map(char::to_lowercase) {
+        // Lower case of the upper case: "ß" and "SS", "ŉ" and "ʼN" get one key.
+        for c in word
+            .chars()
+            .flat_map(char::to_uppercase)
+            .flat_map(char::to_lowercase)
+        {
             key.push(match c {
                 'ё' => 'е',
                 '\u{2019}' => '\'',
@@ -245,6 +250,14 @@ impl UserError for SurnameError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn letters_whose_upper_case_is_longer_match_it() {
+        for surname in ["Straß", "ŉ", "Jǰ"] {
+            let parsed: Surname = surname.parse().unwrap_or_else(|e| panic!("{surname}: {e}"));
+            assert!(parsed.matches(&surname.to_uppercase()), "{surname}");
+        }
+    }
 
     fn error(input: &str) -> SurnameError {
         input.parse::<Surname>().unwrap_err()
