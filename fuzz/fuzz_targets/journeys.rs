@@ -15,9 +15,9 @@ use resident_auth::{
     memory::{link_token, mailed_password, MemoryDirectory, MemoryStore, RecordingMailer},
     ports::CabinetKey,
     secrecy::SecretString,
-    AddressForm, Argon2Hasher, AuthConfig, AuthService, CabinetStore, Email, HashParams,
-    LetterKind, Links, ManualClock, PasswordHasher, Ports, RegistrationForm, RequestContext,
-    Timestamp, Verification,
+    AddressForm, Argon2Hasher, AuthConfig, AuthService, CabinetStore, CredentialHasher, Email,
+    HashParams, LetterKind, Links, ManualClock, Ports, RegistrationForm, RequestContext, Timestamp,
+    Verification,
 };
 
 const DIRECTORY: &str = "account_number,surnames,address,premises\n\

@@ -9,7 +9,7 @@ use resident_auth::{
         Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link, LinkPurpose, Session,
         Version, Versioned,
     },
-    AccountNumber, CabinetId, CabinetStore, CounterStore, Email, LinkStore, PasswordHash,
+    AccountNumber, CabinetId, CabinetStore, CounterStore, Email, HashedPassword, LinkStore,
     SessionId, SessionStore, Store, StoreError, Timestamp, TokenHash,
 };
 use sqlx::{postgres::PgRow, PgPool, Row};
@@ -152,7 +152,7 @@ fn cabinet_from_row(row: &PgRow) -> Result<Versioned<Cabinet>, StoreError> {
         value: Cabinet {
             id: parse_id(row.try_get("id").map_err(store_error)?, "cabinets.id")?,
             email: parse_email(row.try_get("email").map_err(store_error)?)?,
-            password_hash: PasswordHash::from_phc(
+            password_hash: HashedPassword::from_phc(
                 row.try_get("password_hash").map_err(store_error)?,
             ),
             credential_version: unsigned(row, "credential_version")?,
@@ -362,22 +362,28 @@ impl CabinetStore for PgStore {
         };
         let accounts: Vec<&str> = next.accounts.iter().map(AccountNumber::as_str).collect();
         let cabinet = match expected {
-            Expected::Absent => "INSERT INTO {schema}.cabinets
+            Expected::Absent => {
+                "INSERT INTO {schema}.cabinets
                     (id, email, password_hash, credential_version, version)
                  VALUES ($1, $2, $3, $4, 1)
                  ON CONFLICT (id) DO NOTHING
-                 RETURNING id",
-            Expected::Version(_) => "UPDATE {schema}.cabinets
+                 RETURNING id"
+            }
+            Expected::Version(_) => {
+                "UPDATE {schema}.cabinets
                 SET email = $2, password_hash = $3, credential_version = $4, version = version + 1
               WHERE id = $1 AND version = $5
-              RETURNING id",
-            Expected::Any => "INSERT INTO {schema}.cabinets AS c
+              RETURNING id"
+            }
+            Expected::Any => {
+                "INSERT INTO {schema}.cabinets AS c
                     (id, email, password_hash, credential_version, version)
                  VALUES ($1, $2, $3, $4, 1)
                  ON CONFLICT (id) DO UPDATE
                     SET email = $2, password_hash = $3, credential_version = $4,
                         version = c.version + 1
-                 RETURNING id",
+                 RETURNING id"
+            }
         };
         // One statement: the cabinet, then its accounts in order — those that left go,
         // those that stay get their position, new ones are inserted. A new account that

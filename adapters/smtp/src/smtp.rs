@@ -19,6 +19,7 @@ use crate::message::{build_message, default_sender};
 
 /// How the connection to the server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Security {
     /// No TLS (a relay on localhost, tests). Credentials then travel in the clear.
     None,
@@ -30,6 +31,7 @@ pub enum Security {
 
 /// Everything needed to reach an SMTP server. `Debug` hides the password.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct SmtpConfig {
     /// Server host name (also the name its certificate must carry).
     pub host: String,

@@ -34,8 +34,9 @@ use async_trait::async_trait;
 use resident_auth::{
     memory::{MemoryDirectory, MemoryStore, RecordingMailer},
     secrecy::{ExposeSecret, SecretString},
-    AccountDirectory, Argon2Hasher, AuthConfig, AuthService, HashError, HashParams, Limit, Links,
-    PasswordHash, PasswordHasher, Ports, RequestContext, Store, SystemClock, Verification,
+    AccountDirectory, Argon2Hasher, AuthConfig, AuthService, CredentialHasher, HashError,
+    HashParams, HashedPassword, Limit, Links, Ports, RequestContext, Store, SystemClock,
+    Verification,
 };
 use resident_auth_benches::{account, activated_cabinet, directory, email};
 
@@ -109,15 +110,17 @@ struct InlineHasher {
 }
 
 #[async_trait]
-impl PasswordHasher for InlineHasher {
-    async fn hash(&self, password: SecretString) -> Result<PasswordHash, HashError> {
-        Ok(PasswordHash::from_phc(bare_hash(password.expose_secret())))
+impl CredentialHasher for InlineHasher {
+    async fn hash(&self, password: SecretString) -> Result<HashedPassword, HashError> {
+        Ok(HashedPassword::from_phc(bare_hash(
+            password.expose_secret(),
+        )))
     }
 
     async fn verify(
         &self,
         password: SecretString,
-        stored: Option<PasswordHash>,
+        stored: Option<HashedPassword>,
     ) -> Result<Verification, HashError> {
         Ok(match stored {
             Some(stored) if bare_verify(stored.as_phc(), password.expose_secret()) => {
@@ -149,7 +152,7 @@ struct Setup {
 async fn setup(
     store: Arc<dyn Store>,
     directory: Arc<dyn AccountDirectory>,
-    hasher: Arc<dyn PasswordHasher>,
+    hasher: Arc<dyn CredentialHasher>,
 ) -> Setup {
     let mailer = RecordingMailer::new();
     let service = AuthService::new(
@@ -169,7 +172,7 @@ async fn setup(
     Setup { service, passwords }
 }
 
-async fn memory_setup(hasher: Arc<dyn PasswordHasher>) -> Setup {
+async fn memory_setup(hasher: Arc<dyn CredentialHasher>) -> Setup {
     let directory = MemoryDirectory::from_csv(&directory(CABINETS)).unwrap();
     setup(Arc::new(MemoryStore::new()), Arc::new(directory), hasher).await
 }

@@ -84,7 +84,7 @@ impl ApiResponse {
     fn malformed(reason: &str, locale: Locale) -> Self {
         let message = match locale {
             Locale::Ru => format!("Некорректный запрос: {reason}"),
-            Locale::En => format!("Malformed request: {reason}"),
+            _ => format!("Malformed request: {reason}"),
         };
         Self::request_problem(422, "request.malformed", message)
     }
@@ -642,7 +642,7 @@ pub async fn add_address(
 pub fn not_found(locale: Locale) -> ApiResponse {
     let message = match locale {
         Locale::Ru => "Нет такого адреса API",
-        Locale::En => "No such API endpoint",
+        _ => "No such API endpoint",
     };
     ApiResponse::request_problem(404, "request.not_found", message.to_owned())
 }

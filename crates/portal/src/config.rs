@@ -63,7 +63,8 @@ impl PortalConfig {
             None => ServedRegions::all(),
         };
         let hash_params = if lookup("ARGON2_TEST_PARAMS").as_deref() == Some("1") {
-            HashParams::insecure_fast_for_tests()
+            // The black-box tests' fast parameters: no protection, never for production.
+            HashParams::new(64, 1, 1).map_err(|e| ConfigError(format!("argon2: {e}")))?
         } else {
             HashParams::default()
         };

@@ -31,7 +31,7 @@ use crate::{
         Cabinet, CabinetKey, CabinetSwap, CounterKey, Expected, Link, LinkPurpose, Session, Store,
         Version,
     },
-    secret::{PasswordHash, Token, TokenHash},
+    secret::{HashedPassword, Token, TokenHash},
     AccountNumber, AddressForm, Argon2Hasher, AuthConfig, AuthService, Email, Error, HashParams,
     Links, Locale, Ports, Problem, RegistrationForm, RequestContext,
 };
@@ -97,8 +97,8 @@ fn account(text: &str) -> AccountNumber {
         .unwrap_or_else(|e| panic!("test account {text}: {e}"))
 }
 
-fn hash(label: &str) -> PasswordHash {
-    PasswordHash::from_phc(format!("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$${label}"))
+fn hash(label: &str) -> HashedPassword {
+    HashedPassword::from_phc(format!("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$${label}"))
 }
 
 fn token() -> TokenHash {

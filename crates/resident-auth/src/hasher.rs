@@ -20,7 +20,7 @@ use rand::{rngs::OsRng, RngCore};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-use crate::secret::{generate_password, PasswordHash};
+use crate::secret::{generate_password, HashedPassword};
 
 /// The result of checking a password against a stored hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub enum Verification {
         /// The stored hash's parameters differ from the configured ones.
         rehash: bool,
     },
-    /// The password is wrong (or there was no cabinet: see [`PasswordHasher::verify`]).
+    /// The password is wrong (or there was no cabinet: see [`CredentialHasher::verify`]).
     Mismatch,
 }
 
@@ -53,12 +53,12 @@ pub enum HashError {
 /// The port through which the service hashes and verifies passwords, off the caller's
 /// async executor.
 #[async_trait]
-pub trait PasswordHasher: Send + Sync {
+pub trait CredentialHasher: Send + Sync {
     /// Hashes a new password with the configured parameters and a fresh salt.
     ///
     /// # Errors
     /// [`HashError`] if the hashing workers are gone or argon2 rejects the parameters.
-    async fn hash(&self, password: SecretString) -> Result<PasswordHash, HashError>;
+    async fn hash(&self, password: SecretString) -> Result<HashedPassword, HashError>;
 
     /// Verifies `password` against `stored`. With `stored = None` (no such cabinet) it
     /// does the same argon2 work against a dummy hash and reports a mismatch, so an
@@ -69,12 +69,13 @@ pub trait PasswordHasher: Send + Sync {
     async fn verify(
         &self,
         password: SecretString,
-        stored: Option<PasswordHash>,
+        stored: Option<HashedPassword>,
     ) -> Result<Verification, HashError>;
 }
 
 /// Argon2id parameters. The default is OWASP's minimum: m = 19456 KiB, t = 2, p = 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HashParams {
     /// Memory in KiB.
     pub m_cost: u32,
@@ -95,7 +96,29 @@ impl Default for HashParams {
 }
 
 impl HashParams {
+    /// Memory `m_cost` KiB, `t_cost` iterations, `p_cost` lanes.
+    ///
+    /// ```
+    /// use resident_auth::HashParams;
+    /// assert_eq!(HashParams::new(19_456, 2, 1)?, HashParams::default());
+    /// assert!(HashParams::new(0, 2, 1).is_err());
+    /// # Ok::<(), resident_auth::HashError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`HashError::Argon2`] if argon2 refuses the parameters.
+    pub fn new(m_cost: u32, t_cost: u32, p_cost: u32) -> Result<Self, HashError> {
+        let params = Self {
+            m_cost,
+            t_cost,
+            p_cost,
+        };
+        params.argon2_params()?;
+        Ok(params)
+    }
+
     /// Cheap parameters for tests only: they make hashing fast and offer no protection.
+    #[cfg(any(test, feature = "testing"))]
     #[must_use]
     pub const fn insecure_fast_for_tests() -> Self {
         Self {
@@ -117,11 +140,11 @@ const SALT_LEN: usize = 16;
 enum Job {
     Hash {
         password: SecretString,
-        reply: tokio::sync::oneshot::Sender<Result<PasswordHash, HashError>>,
+        reply: tokio::sync::oneshot::Sender<Result<HashedPassword, HashError>>,
     },
     Verify {
         password: SecretString,
-        stored: Option<PasswordHash>,
+        stored: Option<HashedPassword>,
         reply: tokio::sync::oneshot::Sender<Result<Verification, HashError>>,
     },
 }
@@ -186,7 +209,7 @@ impl std::fmt::Debug for Argon2Hasher {
 struct Worker {
     params: HashParams,
     memory: Vec<Block>,
-    dummy: PasswordHash,
+    dummy: HashedPassword,
     work: Arc<WorkMeter>,
 }
 
@@ -323,13 +346,13 @@ fn hash_with_memory(
     params: HashParams,
     memory: &mut Vec<Block>,
     work: &WorkMeter,
-) -> Result<PasswordHash, HashError> {
+) -> Result<HashedPassword, HashError> {
     let argon2_params = params.argon2_params()?;
     let mut salt = [0u8; SALT_LEN];
     OsRng.fill_bytes(&mut salt);
     let mut out = [0u8; HASH_LEN];
     run_argon2(password, &salt, argon2_params, &mut out, memory, work)?;
-    Ok(PasswordHash::from_phc(format!(
+    Ok(HashedPassword::from_phc(format!(
         "$argon2id$v=19$m={},t={},p={}${}${}",
         params.m_cost,
         params.t_cost,
@@ -364,7 +387,7 @@ const MAX_STORED_M_COST: u32 = 1 << 20;
 
 fn verify_with_memory(
     password: &SecretString,
-    stored: &PasswordHash,
+    stored: &HashedPassword,
     configured: HashParams,
     memory: &mut Vec<Block>,
     work: &WorkMeter,
@@ -404,8 +427,8 @@ fn verify_with_memory(
 }
 
 #[async_trait]
-impl PasswordHasher for Argon2Hasher {
-    async fn hash(&self, password: SecretString) -> Result<PasswordHash, HashError> {
+impl CredentialHasher for Argon2Hasher {
+    async fn hash(&self, password: SecretString) -> Result<HashedPassword, HashError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Job::Hash { password, reply })
@@ -416,7 +439,7 @@ impl PasswordHasher for Argon2Hasher {
     async fn verify(
         &self,
         password: SecretString,
-        stored: Option<PasswordHash>,
+        stored: Option<HashedPassword>,
     ) -> Result<Verification, HashError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs
@@ -458,8 +481,8 @@ impl<H> CountingHasher<H> {
 
 #[cfg(feature = "testing")]
 #[async_trait]
-impl<H: PasswordHasher> PasswordHasher for CountingHasher<H> {
-    async fn hash(&self, password: SecretString) -> Result<PasswordHash, HashError> {
+impl<H: CredentialHasher> CredentialHasher for CountingHasher<H> {
+    async fn hash(&self, password: SecretString) -> Result<HashedPassword, HashError> {
         self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.hash(password).await
     }
@@ -467,7 +490,7 @@ impl<H: PasswordHasher> PasswordHasher for CountingHasher<H> {
     async fn verify(
         &self,
         password: SecretString,
-        stored: Option<PasswordHash>,
+        stored: Option<HashedPassword>,
     ) -> Result<Verification, HashError> {
         self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.verify(password, stored).await
@@ -519,7 +542,7 @@ mod tests {
     #[tokio::test]
     async fn a_malformed_stored_hash_does_no_argon2_work() {
         let hasher = Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 1).unwrap();
-        let bogus = PasswordHash::from_phc("$argon2id$v=19$m=64,t=1,p=1$bm90$".to_owned());
+        let bogus = HashedPassword::from_phc("$argon2id$v=19$m=64,t=1,p=1$bm90$".to_owned());
         assert!(hasher.verify(secret("x"), Some(bogus)).await.is_err());
         assert_eq!(hasher.work().runs, 0);
     }
@@ -559,7 +582,7 @@ mod tests {
             .unwrap()
             .to_string();
         let hasher = Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 1).unwrap();
-        let stored = PasswordHash::from_phc(foreign);
+        let stored = HashedPassword::from_phc(foreign);
         assert_eq!(
             hasher
                 .verify(secret("pw"), Some(stored.clone()))
@@ -590,7 +613,7 @@ mod tests {
             "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ",
         ] {
             let result = hasher
-                .verify(secret("pw"), Some(PasswordHash::from_phc(bad.into())))
+                .verify(secret("pw"), Some(HashedPassword::from_phc(bad.into())))
                 .await;
             assert!(
                 matches!(result, Err(HashError::MalformedHash)),

@@ -4,6 +4,7 @@
 
 mod account_number;
 mod clock;
+#[cfg(feature = "directory-csv")]
 mod directory;
 mod email;
 mod error;
@@ -32,12 +33,14 @@ pub use account_number::{
     ACCOUNT_NUMBER_DIGITS,
 };
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+#[cfg(feature = "directory-csv")]
+#[cfg_attr(docsrs, doc(cfg(feature = "directory-csv")))]
 pub use directory::{parse_directory_csv, DirectoryCsvError, DirectoryRowError};
 pub use email::{Email, EmailError, EMAIL_MAX_CHARS};
 pub use error::{Error, Problem, Unavailable};
 #[cfg(feature = "testing")]
 pub use hasher::CountingHasher;
-pub use hasher::{Argon2Hasher, HashError, HashParams, HashWork, PasswordHasher, Verification};
+pub use hasher::{Argon2Hasher, CredentialHasher, HashError, HashParams, HashWork, Verification};
 pub use ids::{CabinetId, InvalidId, SessionId};
 pub use letters::{escape_html, Letter, LetterContent, LetterKind, Links, RenderedLetter};
 pub use locale::{Field, Locale, UnsupportedLocale, UserError};
@@ -46,7 +49,7 @@ pub use ports::{
     SessionStore, SplitStore, Store, StoreError,
 };
 pub use premises::{Premises, PremisesError, PremisesKind};
-pub use secret::{generate_password, PasswordHash, Token, TokenHash, GENERATED_PASSWORD_CHARS};
+pub use secret::{generate_password, HashedPassword, Token, TokenHash, GENERATED_PASSWORD_CHARS};
 pub use service::{
     AddressForm, AuthConfig, AuthService, AuthServiceBuilder, Authenticated, BuildError,
     CabinetView, Limit, LinkedAccount, LoggedIn, Ports, RegistrationForm, RequestContext,

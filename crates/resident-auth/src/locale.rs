@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// The language of a user-facing message. Russian is the default, as in the guide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Locale {
     /// Russian, the guide's language and the default.
     #[default]

@@ -8,19 +8,18 @@ use std::{
 };
 
 use async_trait::async_trait;
-use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
     clock::Timestamp,
     ids::CabinetId,
-    letters::{Letter, LetterContent, LetterKind},
+    letters::{Letter, LetterKind},
     ports::{
         AccountDirectory, Cabinet, CabinetKey, CabinetStore, CabinetSwap, Count, CounterKey,
         CounterStore, DirectoryRecord, Expected, Link, LinkStore, MailError, Mailer, Session,
         SessionStore, Store, StoreError, Versioned,
     },
     secret::TokenHash,
-    AccountNumber, AuthService, Email, Error, Problem, RegistrationForm, RequestContext,
+    AccountNumber, Email,
 };
 
 #[derive(Debug, Default)]
@@ -251,6 +250,8 @@ impl MemoryDirectory {
         }
     }
 
+    #[cfg(feature = "directory-csv")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "directory-csv")))]
     /// A directory from CSV text (see [`crate::parse_directory_csv`]).
     ///
     /// # Errors
@@ -337,58 +338,74 @@ impl Mailer for RecordingMailer {
     }
 }
 
-/// The token in a letter's link (`…?token=…`), as a test reading the letter would see it.
-#[must_use]
-pub fn link_token(letter: &Letter) -> Option<String> {
-    let link = match &letter.content {
-        LetterContent::ConfirmEmail { link } | LetterContent::RecoverPassword { link } => link,
-        LetterContent::Credentials { .. } => return None,
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub use reading::{link_token, mailed_password, register_by_mail};
+
+/// Reading letters the way a resident does, for tests, benches and demos.
+#[cfg(feature = "testing")]
+mod reading {
+    use secrecy::{ExposeSecret, SecretString};
+
+    use super::RecordingMailer;
+    use crate::{
+        letters::{Letter, LetterContent, LetterKind},
+        AuthService, Email, Error, Problem, RegistrationForm, RequestContext,
     };
-    link.expose_secret()
-        .split_once("token=")
-        .map(|(_, token)| token.to_owned())
-}
 
-/// The password a credentials letter carries, read from its rendered text part the way a
-/// resident would read it (the `Пароль:` / `Password:` line).
-#[must_use]
-pub fn mailed_password(letter: &Letter) -> Option<SecretString> {
-    let rendered = letter.render();
-    rendered.text().lines().find_map(|line| {
-        line.strip_prefix("Пароль: ")
-            .or_else(|| line.strip_prefix("Password: "))
-            .map(|p| SecretString::from(p.to_owned()))
-    })
-}
+    /// The token in a letter's link (`…?token=…`), as a test reading the letter would see it.
+    #[must_use]
+    pub fn link_token(letter: &Letter) -> Option<String> {
+        let link = match &letter.content {
+            LetterContent::ConfirmEmail { link } | LetterContent::RecoverPassword { link } => link,
+            LetterContent::Credentials { .. } => return None,
+        };
+        link.expose_secret()
+            .split_once("token=")
+            .map(|(_, token)| token.to_owned())
+    }
 
-/// Journeys 1–3 for a new cabinet, done the way a resident does them: register, follow the
-/// confirmation letter's link, activate with `premises`, read the password from the
-/// credentials letter. `mailer` must be the service's mailer. For tests, benches and demos.
-///
-/// # Errors
-/// The first failing step's error; [`Problem::InvalidLink`] if a letter the next step
-/// needs did not arrive.
-pub async fn register_by_mail(
-    service: &AuthService,
-    mailer: &RecordingMailer,
-    form: &RegistrationForm,
-    premises: &str,
-    context: &RequestContext,
-) -> Result<SecretString, Error> {
-    service.register(form, context).await?;
-    let to: Email = form.email.parse().map_err(Problem::Email)?;
-    let token = mailer
-        .last(&to, LetterKind::ConfirmEmail)
-        .as_ref()
-        .and_then(link_token)
-        .ok_or(Problem::InvalidLink)?;
-    let activation = service.confirm_email(&token).await?;
-    service
-        .activate(activation.expose(), premises, context)
-        .await?;
-    mailer
-        .last(&to, LetterKind::Credentials)
-        .as_ref()
-        .and_then(mailed_password)
-        .ok_or_else(|| Problem::InvalidLink.into())
+    /// The password a credentials letter carries, read from its rendered text part the way a
+    /// resident would read it (the `Пароль:` / `Password:` line).
+    #[must_use]
+    pub fn mailed_password(letter: &Letter) -> Option<SecretString> {
+        let rendered = letter.render();
+        rendered.text().lines().find_map(|line| {
+            line.strip_prefix("Пароль: ")
+                .or_else(|| line.strip_prefix("Password: "))
+                .map(|p| SecretString::from(p.to_owned()))
+        })
+    }
+
+    /// Journeys 1–3 for a new cabinet, done the way a resident does them: register, follow the
+    /// confirmation letter's link, activate with `premises`, read the password from the
+    /// credentials letter. `mailer` must be the service's mailer. For tests, benches and demos.
+    ///
+    /// # Errors
+    /// The first failing step's error; [`Problem::InvalidLink`] if a letter the next step
+    /// needs did not arrive.
+    pub async fn register_by_mail(
+        service: &AuthService,
+        mailer: &RecordingMailer,
+        form: &RegistrationForm,
+        premises: &str,
+        context: &RequestContext,
+    ) -> Result<SecretString, Error> {
+        service.register(form, context).await?;
+        let to: Email = form.email.parse().map_err(Problem::Email)?;
+        let token = mailer
+            .last(&to, LetterKind::ConfirmEmail)
+            .as_ref()
+            .and_then(link_token)
+            .ok_or(Problem::InvalidLink)?;
+        let activation = service.confirm_email(&token).await?;
+        service
+            .activate(activation.expose(), premises, context)
+            .await?;
+        mailer
+            .last(&to, LetterKind::Credentials)
+            .as_ref()
+            .and_then(mailed_password)
+            .ok_or_else(|| Problem::InvalidLink.into())
+    }
 }

@@ -15,7 +15,7 @@ use crate::{
     clock::Timestamp,
     ids::{CabinetId, SessionId},
     letters::Letter,
-    secret::{PasswordHash, TokenHash},
+    secret::{HashedPassword, TokenHash},
     AccountNumber, Email, Premises,
 };
 
@@ -73,6 +73,7 @@ pub struct MailError {
 
 /// Whether a mail failure may go away by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MailErrorKind {
     /// Server unreachable, timeout, 4xx: retrying later may succeed.
     Transient,
@@ -287,7 +288,7 @@ pub struct Cabinet {
     /// The login; no two cabinets share one.
     pub email: Email,
     /// The argon2id hash of the password.
-    pub password_hash: PasswordHash,
+    pub password_hash: HashedPassword,
     /// Changes whenever the password is issued anew or the accounts change; a session
     /// opened under another credential version no longer authenticates.
     pub credential_version: u64,

@@ -109,9 +109,9 @@ pub fn generate_password() -> SecretString {
 /// Not a secret in itself, but an offline guessing target: `Debug` redacts it and it has
 /// no `Display`.
 #[derive(Clone, PartialEq, Eq)]
-pub struct PasswordHash(String);
+pub struct HashedPassword(String);
 
-impl PasswordHash {
+impl HashedPassword {
     /// Wraps a PHC string read from storage. It is checked when a password is verified.
     #[must_use]
     pub fn from_phc(phc: String) -> Self {
@@ -125,9 +125,9 @@ impl PasswordHash {
     }
 }
 
-impl fmt::Debug for PasswordHash {
+impl fmt::Debug for HashedPassword {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PasswordHash([redacted])")
+        f.write_str("HashedPassword([redacted])")
     }
 }
 
@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn debug_redacts_password_hashes() {
-        let hash = PasswordHash::from_phc("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into());
-        assert_eq!(format!("{hash:?}"), "PasswordHash([redacted])");
+        let hash = HashedPassword::from_phc("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into());
+        assert_eq!(format!("{hash:?}"), "HashedPassword([redacted])");
     }
 }

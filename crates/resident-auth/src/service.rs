@@ -10,14 +10,14 @@ use serde::Deserialize;
 use crate::{
     clock::{Clock, Timestamp},
     error::{Error, Problem},
-    hasher::{HashParams, PasswordHasher, Verification},
+    hasher::{CredentialHasher, HashParams, Verification},
     ids::{CabinetId, SessionId},
     letters::{Letter, LetterContent, Links},
     ports::{
         AccountDirectory, Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link,
         LinkPurpose, Mailer, Session, Store, StoreError, Version, Versioned,
     },
-    secret::{generate_password, PasswordHash, Token, TokenHash},
+    secret::{generate_password, HashedPassword, Token, TokenHash},
     AccountNumber, Email, Locale, Premises, ServedRegions, Surname,
 };
 
@@ -120,7 +120,7 @@ pub struct Ports {
     /// Outgoing mail.
     pub mailer: Arc<dyn Mailer>,
     /// Password hashing, off the async executor.
-    pub hasher: Arc<dyn PasswordHasher>,
+    pub hasher: Arc<dyn CredentialHasher>,
     /// The current time.
     pub clock: Arc<dyn Clock>,
 }
@@ -131,7 +131,7 @@ impl Ports {
         store: Arc<dyn Store>,
         directory: Arc<dyn AccountDirectory>,
         mailer: Arc<dyn Mailer>,
-        hasher: Arc<dyn PasswordHasher>,
+        hasher: Arc<dyn CredentialHasher>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
@@ -364,7 +364,7 @@ pub struct AuthServiceBuilder {
     store: Option<Arc<dyn Store>>,
     directory: Option<Arc<dyn AccountDirectory>>,
     mailer: Option<Arc<dyn Mailer>>,
-    hasher: Option<Arc<dyn PasswordHasher>>,
+    hasher: Option<Arc<dyn CredentialHasher>>,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -426,7 +426,7 @@ impl AuthServiceBuilder {
     }
 
     /// The password hasher (default: argon2id at [`HashParams::default`]).
-    pub fn hasher(mut self, hasher: impl PasswordHasher + 'static) -> Self {
+    pub fn hasher(mut self, hasher: impl CredentialHasher + 'static) -> Self {
         self.hasher = Some(Arc::new(hasher));
         self
     }
@@ -980,7 +980,7 @@ impl AuthService {
         &self,
         issue: &Issue,
         email: &Email,
-        hash: PasswordHash,
+        hash: HashedPassword,
         mut read: Option<Versioned<Cabinet>>,
     ) -> Result<(), Error> {
         let store = self.store();

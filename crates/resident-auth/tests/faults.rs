@@ -23,8 +23,8 @@ use resident_auth::{
         Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link, Session, Versioned,
     },
     AccountDirectory, AccountNumber, AddressForm, CabinetId, CabinetStore, CounterStore,
-    DirectoryRecord, Error, HashError, Letter, LetterKind, LinkStore, MailError, Mailer,
-    PasswordHash, PasswordHasher, SessionStore, Store, StoreError, Timestamp, TokenHash,
+    CredentialHasher, DirectoryRecord, Error, HashError, HashedPassword, Letter, LetterKind,
+    LinkStore, MailError, Mailer, SessionStore, Store, StoreError, Timestamp, TokenHash,
     Unavailable, Verification,
 };
 use secrecy::SecretString;
@@ -517,9 +517,9 @@ mockall::mock! {
 mockall::mock! {
     pub Hasher {}
     #[async_trait]
-    impl PasswordHasher for Hasher {
-        async fn hash(&self, password: SecretString) -> Result<PasswordHash, HashError>;
-        async fn verify(&self, password: SecretString, stored: Option<PasswordHash>) -> Result<Verification, HashError>;
+    impl CredentialHasher for Hasher {
+        async fn hash(&self, password: SecretString) -> Result<HashedPassword, HashError>;
+        async fn verify(&self, password: SecretString, stored: Option<HashedPassword>) -> Result<Verification, HashError>;
     }
 }
 

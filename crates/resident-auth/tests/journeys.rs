@@ -550,18 +550,14 @@ async fn failed_logins_are_throttled_per_client_address() {
 async fn login_upgrades_a_hash_made_with_older_parameters() {
     use resident_auth::{
         ports::{CabinetKey, CabinetSwap, Expected},
-        Argon2Hasher, CabinetStore as _, HashParams, PasswordHasher as _,
+        Argon2Hasher, CabinetStore as _, CredentialHasher as _, HashParams,
     };
     let h = harness();
     let password = h
         .register_and_activate("Иванов", FLAT, RESIDENT, "12")
         .await;
     // Pretend the cabinet was created when the parameters were different.
-    let old_params = HashParams {
-        m_cost: 128,
-        t_cost: 1,
-        p_cost: 1,
-    };
+    let old_params = HashParams::new(128, 1, 1).unwrap();
     let old = Argon2Hasher::with_workers(old_params, 1)
         .unwrap()
         .hash(password.clone())

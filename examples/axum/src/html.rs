@@ -8,7 +8,7 @@ pub use resident_auth::escape_html as escape;
 pub fn t(locale: Locale, ru: &'static str, en: &'static str) -> &'static str {
     match locale {
         Locale::Ru => ru,
-        Locale::En => en,
+        _ => en,
     }
 }
 
@@ -55,7 +55,7 @@ pub fn page(
 ) -> String {
     let (other, other_label) = match locale {
         Locale::Ru => ("en", "English"),
-        Locale::En => ("ru", "Русский"),
+        _ => ("ru", "Русский"),
     };
     format!(
         "<!DOCTYPE html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\

@@ -174,7 +174,7 @@ impl Harness {
     /// the "no credentials that were never sent" invariant.
     pub async fn stored_password_was_mailed(&self, to: &str) -> bool {
         use resident_auth::{ports::CabinetKey, CabinetStore as _};
-        use resident_auth::{PasswordHasher as _, Verification};
+        use resident_auth::{CredentialHasher as _, Verification};
         let Some(cabinet) = self
             .store
             .cabinet(CabinetKey::Email(&email(to)))
