@@ -1,0 +1,205 @@
+//! How little a new backend needs: four maps behind mutexes, one per storage trait, with
+//! the eight required methods and nothing else (no indexes, no policy, purging by a scan),
+//! put together by `SplitStore` as a host putting sessions and counters in another backend
+//! than registrations would. It passes the whole conformance suite.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use resident_auth::{
+    ports::{
+        Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link, Session, Version,
+        Versioned,
+    },
+    CabinetId, CabinetStore, CounterStore, LinkStore, SessionStore, SplitStore, StoreError,
+    Timestamp, TokenHash,
+};
+
+type Map<K, V> = Arc<Mutex<HashMap<K, Versioned<V>>>>;
+
+/// Writes `next` under `key` if the record there meets `expected`; the new version is
+/// the old one's next.
+fn swap<K: std::hash::Hash + Eq, V>(
+    map: &mut HashMap<K, Versioned<V>>,
+    key: K,
+    expected: Expected,
+    next: Option<V>,
+) -> bool {
+    let current = map.get(&key).map(|r| r.version);
+    if !expected.admits(current) {
+        return false;
+    }
+    match next {
+        Some(value) => {
+            let version = current.map_or(Version::FIRST, Version::next);
+            map.insert(key, Versioned { value, version });
+        }
+        None => {
+            map.remove(&key);
+        }
+    }
+    true
+}
+
+#[derive(Clone, Default)]
+struct Links(Map<TokenHash, Link>);
+
+#[async_trait]
+impl LinkStore for Links {
+    async fn link(&self, token: &TokenHash) -> Result<Option<Versioned<Link>>, StoreError> {
+        Ok(self.0.lock().unwrap().get(token).cloned())
+    }
+    async fn swap_link(
+        &self,
+        token: &TokenHash,
+        expected: Expected,
+        next: Option<(&TokenHash, &Link)>,
+    ) -> Result<bool, StoreError> {
+        let mut map = self.0.lock().unwrap();
+        let current = map.get(token).map(|r| r.version);
+        let moved_onto_another = next.is_some_and(|(t, _)| t != token && map.contains_key(t));
+        if !expected.admits(current) || moved_onto_another {
+            return Ok(false);
+        }
+        map.remove(token);
+        if let Some((t, link)) = next {
+            let version = current.map_or(Version::FIRST, Version::next);
+            map.insert(
+                *t,
+                Versioned {
+                    value: link.clone(),
+                    version,
+                },
+            );
+        }
+        Ok(true)
+    }
+    async fn purge_links(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut map = self.0.lock().unwrap();
+        let before = map.len();
+        map.retain(|_, l| l.value.expires_at > now);
+        Ok((before - map.len()) as u64)
+    }
+}
+
+#[derive(Clone, Default)]
+struct Cabinets(Map<CabinetId, Cabinet>);
+
+#[async_trait]
+impl CabinetStore for Cabinets {
+    async fn cabinet(&self, key: CabinetKey<'_>) -> Result<Option<Versioned<Cabinet>>, StoreError> {
+        let map = self.0.lock().unwrap();
+        Ok(map
+            .values()
+            .find(|c| match key {
+                CabinetKey::Id(id) => c.value.id == *id,
+                CabinetKey::Email(email) => c.value.email == *email,
+                CabinetKey::Account(account) => c.value.accounts.contains(account),
+                _ => false,
+            })
+            .cloned())
+    }
+    async fn swap_cabinet(
+        &self,
+        id: &CabinetId,
+        expected: Expected,
+        next: Option<&Cabinet>,
+    ) -> Result<CabinetSwap, StoreError> {
+        let mut map = self.0.lock().unwrap();
+        if let Some(next) = next {
+            let taken = map.values().any(|other| {
+                other.value.id != *id
+                    && (other.value.email == next.email
+                        || next.accounts.iter().any(|a| other.value.accounts.contains(a)))
+            });
+            if taken && expected.admits(map.get(id).map(|c| c.version)) {
+                return Ok(CabinetSwap::Taken);
+            }
+        }
+        Ok(if swap(&mut map, *id, expected, next.cloned()) {
+            CabinetSwap::Written
+        } else {
+            CabinetSwap::Conflict
+        })
+    }
+}
+
+#[derive(Clone, Default)]
+struct Sessions(Map<TokenHash, Session>);
+
+#[async_trait]
+impl SessionStore for Sessions {
+    async fn session(&self, token: &TokenHash) -> Result<Option<Versioned<Session>>, StoreError> {
+        Ok(self.0.lock().unwrap().get(token).cloned())
+    }
+    async fn swap_session(
+        &self,
+        token: &TokenHash,
+        expected: Expected,
+        next: Option<&Session>,
+    ) -> Result<bool, StoreError> {
+        Ok(swap(
+            &mut self.0.lock().unwrap(),
+            *token,
+            expected,
+            next.cloned(),
+        ))
+    }
+    async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut map = self.0.lock().unwrap();
+        let before = map.len();
+        map.retain(|_, s| s.value.expires_at > now);
+        Ok((before - map.len()) as u64)
+    }
+}
+
+#[derive(Clone, Default)]
+struct Counters(Arc<Mutex<HashMap<CounterKey, Count>>>);
+
+#[async_trait]
+impl CounterStore for Counters {
+    async fn increment(
+        &self,
+        key: &CounterKey,
+        now: Timestamp,
+        window: Duration,
+    ) -> Result<Count, StoreError> {
+        let mut map = self.0.lock().unwrap();
+        let count = map.entry(key.clone()).or_insert(Count {
+            count: 0,
+            window_ends: now,
+        });
+        if count.window_ends <= now {
+            *count = Count {
+                count: 0,
+                window_ends: now.plus(window),
+            };
+        }
+        count.count += 1;
+        Ok(*count)
+    }
+    async fn reset(&self, key: &CounterKey) -> Result<(), StoreError> {
+        self.0.lock().unwrap().remove(key);
+        Ok(())
+    }
+    async fn purge_counters(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut map = self.0.lock().unwrap();
+        let before = map.len();
+        map.retain(|_, c| c.window_ends > now);
+        Ok((before - map.len()) as u64)
+    }
+}
+
+resident_auth::store_conformance_tests!(async {
+    SplitStore::new(
+        Links::default(),
+        Cabinets::default(),
+        Sessions::default(),
+        Counters::default(),
+    )
+});
