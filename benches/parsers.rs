@@ -1,4 +1,4 @@
-//! Parser cost per input, typical and worst case, for each value type (SPEC §8).
+//! Parser cost per input, typical and worst case, for each value type (the README's performance section).
 //!
 //! Run: `cargo bench -p resident-auth-benches --bench parsers`.
 #![allow(missing_docs)]

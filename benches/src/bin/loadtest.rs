@@ -1,4 +1,4 @@
-//! Answers the login questions of SPEC §8 with ratios measured in one run and build:
+//! Answers the login questions of the README's performance section with ratios measured in one run and build:
 //! login latency and saturated throughput against bare argon2id verification with the
 //! same parameters, peak memory, a trivial request's p99 while logins saturate the
 //! machine (next to a naive baseline that hashes on the async worker), unknown-email ÷

@@ -1,4 +1,4 @@
-//! One black-box test suite of the JSON API (SPEC §6), run against every example.
+//! One black-box test suite of the JSON API (docs/contract.md §5), run against every example.
 //!
 //! It starts the example's binary on 127.0.0.1 with the embedded default (in-memory
 //! store, letters in a temporary outbox), talks HTTP to it, and reads letters from the
@@ -797,7 +797,7 @@ pub async fn mail_failure_is_503_and_retryable(binary: &str) {
 
 /// The served OpenAPI document: every operation in it is routed (a request with an empty
 /// object is answered with one of the statuses documented for it, never 404/405), and it
-/// has exactly the operations of SPEC §6.
+/// has exactly the operations of docs/contract.md §5.
 pub async fn openapi_document_matches_the_routes(binary: &str) {
     let server = Server::start(binary, &[]).await;
     let response = server

@@ -1,4 +1,4 @@
-//! The JSON API of SPEC §6, independent of any web framework.
+//! The JSON API of docs/contract.md §5, independent of any web framework.
 //!
 //! Each endpoint is a function taking the raw body and the headers' meaning and returning
 //! an [`ApiResponse`]; its `#[utoipa::path]` attribute, beside the code, is what the

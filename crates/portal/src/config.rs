@@ -1,4 +1,4 @@
-//! The portal's configuration (environment variables of SPEC §6) and the adapters it
+//! The portal's configuration (environment variables: the README's "Configuration of the examples") and the adapters it
 //! selects.
 
 use std::{path::PathBuf, sync::Arc};

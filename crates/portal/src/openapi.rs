@@ -17,7 +17,7 @@ pub const DOCUMENT_PATH: &str = "/api/openapi.json";
     info(
         title = "resident-auth portal API",
         description = "Registration, activation by premises, login, recovery and several \
-            accounts per cabinet for a residents' utility-billing portal (SPEC §6). \
+            accounts per cabinet for a residents' utility-billing portal (docs/contract.md §5). \
             Error answers carry `{\"errors\":[{\"field\",\"code\",\"message\"}]}`, messages \
             in the `Accept-Language` locale (Russian by default)."
     ),
@@ -82,7 +82,7 @@ mod tests {
 
     use super::*;
 
-    /// The eleven operations of SPEC §6, each with its success status.
+    /// The eleven operations of docs/contract.md §5, each with its success status.
     const OPERATIONS: [(&str, &str, &str); 11] = [
         ("post", "/api/registrations", "202"),
         ("post", "/api/registrations/confirm", "200"),

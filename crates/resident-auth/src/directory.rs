@@ -1,4 +1,4 @@
-//! The billing directory's CSV format (SPEC §6): `account_number,surnames,address,premises`,
+//! The billing directory's CSV format (docs/contract.md §5): `account_number,surnames,address,premises`,
 //! UTF-8 with a header row, surnames separated by `;`.
 //!
 //! Parsing is pure and all-or-nothing: every bad row is reported with its line number,

@@ -79,7 +79,7 @@ pub enum Problem {
 }
 
 impl Problem {
-    /// The HTTP status the examples answer with (SPEC §6).
+    /// The HTTP status the examples answer with (docs/contract.md §5).
     #[must_use]
     pub fn http_status(&self) -> u16 {
         match self {

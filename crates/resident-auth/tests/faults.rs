@@ -1,4 +1,4 @@
-//! Fault injection at every port call of every journey (SPEC §7): a failed letter, store
+//! Fault injection at every port call of every journey (docs/contract.md §7): a failed letter, store
 //! write, directory read or hash leaves a state from which the same step succeeds on
 //! retry, and no cabinet ever holds a password that was not mailed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]

@@ -1,4 +1,4 @@
-//! Every journey of SPEC §4, end to end on the in-memory adapters, with its failure
+//! Every journey of docs/contract.md §3, end to end on the in-memory adapters, with its failure
 //! branches.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 

@@ -115,7 +115,10 @@ impl CabinetStore for Cabinets {
             let taken = map.values().any(|other| {
                 other.value.id != *id
                     && (other.value.email == next.email
-                        || next.accounts.iter().any(|a| other.value.accounts.contains(a)))
+                        || next
+                            .accounts
+                            .iter()
+                            .any(|a| other.value.accounts.contains(a)))
             });
             if taken && expected.admits(map.get(id).map(|c| c.version)) {
                 return Ok(CabinetSwap::Taken);

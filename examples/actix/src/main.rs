@@ -1,4 +1,4 @@
-//! The JSON API of SPEC §6 on actix-web: `cargo run -p portal-actix`.
+//! The JSON API of docs/contract.md §5 on actix-web: `cargo run -p portal-actix`.
 //!
 //! Same configuration variables and embedded default as `portal-axum`; every endpoint
 //! is a route to a function of [`resident_auth_portal::api`], and `/api/openapi.json`

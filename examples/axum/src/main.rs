@@ -1,6 +1,6 @@
 //! The reference portal: `cargo run -p portal-axum`.
 //!
-//! Configuration by environment (SPEC §6): `BIND`, `BASE_URL`, `REGISTRY_CSV`,
+//! Configuration by environment (the README's "Configuration of the examples"): `BIND`, `BASE_URL`, `REGISTRY_CSV`,
 //! `SERVED_REGIONS`, `OUTBOX_DIR`, `DATABASE_URL`, `SMTP_URL`. With none set it runs on
 //! the embedded default: in-memory store, bundled demo directory, letters in `./outbox`.
 

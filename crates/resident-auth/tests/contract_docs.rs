@@ -1,0 +1,39 @@
+//! The contract in `docs/contract.md` names every error code the code can produce: a code
+//! added without its row fails here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+const CONTRACT: &str = include_str!("../../../docs/contract.md");
+
+/// Every `=> "family.name"` match arm of the crate's sources: how codes are published.
+fn published_codes() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut codes = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for piece in text.split("=> \"").skip(1) {
+            let code: String = piece.chars().take_while(|c| *c != '"').collect();
+            let mut parts = code.split('.');
+            let well_formed = matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None)
+                if !a.is_empty() && !b.is_empty()
+                    && code.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '.'));
+            if well_formed {
+                codes.push(code);
+            }
+        }
+    }
+    codes.sort();
+    codes.dedup();
+    codes
+}
+
+#[test]
+fn every_published_code_is_in_the_contract() {
+    let codes = published_codes();
+    assert!(codes.len() >= 35, "the scan finds the codes: {codes:?}");
+    for code in &codes {
+        assert!(
+            CONTRACT.contains(&format!("`{code}`")),
+            "docs/contract.md §4 does not name {code}"
+        );
+    }
+}
