@@ -52,6 +52,15 @@ pub fn database_url(name: &str) -> String {
 
 /// A new, empty, migrated database; returns its URL.
 pub async fn fresh_database() -> String {
+    let url = empty_database().await;
+    let pool = pool(&url, 4).await;
+    migrate(&pool).await.unwrap();
+    pool.close().await;
+    url
+}
+
+/// A new database with nothing in it; returns its URL.
+pub async fn empty_database() -> String {
     let admin = connect(admin_url(), &PoolConfig::with_max_connections(2))
         .await
         .expect("connect to the test server");
@@ -61,11 +70,7 @@ pub async fn fresh_database() -> String {
         .await
         .unwrap();
     admin.close().await;
-    let url = database_url(&name);
-    let pool = pool(&url, 4).await;
-    migrate(&pool).await.unwrap();
-    pool.close().await;
-    url
+    database_url(&name)
 }
 
 pub async fn pool(url: &str, max_connections: u32) -> PgPool {
