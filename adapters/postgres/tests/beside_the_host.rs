@@ -48,7 +48,10 @@ async fn host_works(pool: &PgPool, round: i64) {
         .fetch_one(pool)
         .await
         .unwrap();
-    assert_eq!(applied, 1, "the host's ledger holds only the host's migration");
+    assert_eq!(
+        applied, 1,
+        "the host's ledger holds only the host's migration"
+    );
 }
 
 /// The library's store works in `schema`.
@@ -56,7 +59,9 @@ async fn library_works(pool: &PgPool, schema: &Schema) {
     let store = PgStore::with_schema(pool.clone(), schema.clone());
     let cabinet = resident_auth::ports::Cabinet {
         id: CabinetId::generate(),
-        email: format!("r{}@example.org", rand::random::<u32>()).parse().unwrap(),
+        email: format!("r{}@example.org", rand::random::<u32>())
+            .parse()
+            .unwrap(),
         password_hash: resident_auth::HashedPassword::from_phc("$argon2id$v=19$x".to_owned()),
         credential_version: 1,
         accounts: vec![],
@@ -105,7 +110,10 @@ async fn library_first_then_host_twice_each_in_a_schema_of_the_hosts_choosing() 
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(tables, 0, "nothing in the default schema when another was chosen");
+    assert_eq!(
+        tables, 0,
+        "nothing in the default schema when another was chosen"
+    );
 }
 
 #[tokio::test]

@@ -65,7 +65,8 @@ macro_rules! store_conformance_tests {
             journey_concurrent_activations_issue_credentials_once,
             journey_concurrent_confirmations_consume_a_link_once,
             journey_login_racing_a_reissue_keeps_no_session,
-            journey_purge_keeps_the_living
+            journey_purge_keeps_the_living,
+            journey_session_checks_are_reads_within_a_minute
         );
     };
     (@rules $store:expr; $($rule:ident),+ $(,)?) => {
@@ -1267,4 +1268,60 @@ impl Journeys {
         use crate::Clock as _;
         self.clock.now()
     }
+}
+
+/// A session check writes the last use only when the stored one is a minute old or more,
+/// so a busy resident's requests are reads; and a lagging clock never moves it backwards.
+pub async fn journey_session_checks_are_reads_within_a_minute<S: Store + Clone + 'static>(
+    store: &S,
+) {
+    let j = Journeys::on(store);
+    let password = j.register(FLAT, RESIDENT).await;
+    let token = j.login(RESIDENT, &password).await.unwrap();
+    let hash = Token::from_user(&token).expect("a token").hash();
+    let stored = || async { store.session(&hash).await.unwrap().expect("the session") };
+    let opened = stored().await;
+    for _ in 0..5 {
+        j.advance(Duration::from_secs(11));
+        j.service.authenticate(&token).await.unwrap();
+    }
+    assert_eq!(
+        stored().await,
+        opened,
+        "five checks within a minute wrote nothing"
+    );
+    j.advance(Duration::from_secs(5));
+    j.service.authenticate(&token).await.unwrap();
+    let touched = stored().await;
+    assert_eq!(
+        touched.version,
+        opened.version.next(),
+        "a minute on: one write"
+    );
+    assert_eq!(
+        touched.value.last_used,
+        opened.value.created_at.plus(MINUTE)
+    );
+    assert_eq!(
+        touched.value.expires_at,
+        touched.value.last_used.plus(30 * MINUTE),
+        "the purge horizon follows the last use"
+    );
+    // An instance whose clock runs ten minutes ahead wrote a later last use; this one,
+    // two minutes on by its own clock, must not move it back.
+    let ahead = Session {
+        last_used: touched.value.last_used.plus(10 * MINUTE),
+        ..touched.value.clone()
+    };
+    store
+        .swap_session(&hash, Expected::Version(touched.version), Some(&ahead))
+        .await
+        .unwrap();
+    j.advance(2 * MINUTE);
+    j.service.authenticate(&token).await.unwrap();
+    assert_eq!(
+        stored().await.value.last_used,
+        ahead.last_used,
+        "the last use never moves backwards"
+    );
 }
