@@ -278,9 +278,12 @@ impl Error {
         }
     }
 
-    /// The longest wait any problem asks for.
+    /// The longest wait any problem asks for; for a busy hashing pool, a second.
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
+        if let Error::Unavailable(Unavailable::Hashing(HashError::Busy)) = self {
+            return Some(HashError::BUSY_RETRY_AFTER);
+        }
         self.problems()
             .iter()
             .filter_map(Problem::retry_after)

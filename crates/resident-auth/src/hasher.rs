@@ -48,6 +48,15 @@ pub enum HashError {
     /// The worker pool has shut down.
     #[error("password hashing workers are gone")]
     WorkersGone,
+    /// The queue of hashing jobs is full: the request is refused at once rather than
+    /// queued without bound (memory stays flat however many requests arrive).
+    #[error("password hashing is busy")]
+    Busy,
+}
+
+impl HashError {
+    /// How long a caller refused with [`HashError::Busy`] should wait.
+    pub const BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 }
 
 /// The port through which the service hashes and verifies passwords, off the caller's
@@ -190,8 +199,9 @@ impl WorkMeter {
 /// Works under any async runtime (tokio, actix): callers await a oneshot channel.
 #[derive(Clone)]
 pub struct Argon2Hasher {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
     workers: usize,
+    queue: usize,
     params: HashParams,
     work: Arc<WorkMeter>,
 }
@@ -223,11 +233,26 @@ impl Argon2Hasher {
         Self::with_workers(params, cores)
     }
 
-    /// A pool with `workers` threads (at least one): the most hashes that run at once.
+    /// A pool with `workers` threads (at least one): the most hashes that run at once,
+    /// and room for [`Self::QUEUE_PER_WORKER`] waiting jobs per worker.
     ///
     /// # Errors
     /// [`HashError::Argon2`] if argon2 rejects `params`.
     pub fn with_workers(params: HashParams, workers: usize) -> Result<Self, HashError> {
+        let workers = workers.max(1);
+        Self::with_queue(params, workers, workers * Self::QUEUE_PER_WORKER)
+    }
+
+    /// Waiting jobs per worker by default: at ~15–20 ms a job, a full queue is about a
+    /// second of work, the most a login should wait for its turn.
+    pub const QUEUE_PER_WORKER: usize = 64;
+
+    /// A pool with `workers` threads and room for `queue` waiting jobs; a job that finds
+    /// the queue full fails at once with [`HashError::Busy`].
+    ///
+    /// # Errors
+    /// [`HashError::Argon2`] if argon2 rejects `params`.
+    pub fn with_queue(params: HashParams, workers: usize, queue: usize) -> Result<Self, HashError> {
         let argon2_params = params.argon2_params()?;
         let workers = workers.max(1);
         // The dummy hash is made once, with the same parameters as real ones, so a
@@ -241,7 +266,7 @@ impl Argon2Hasher {
             &WorkMeter::default(),
         )?;
         let work = Arc::new(WorkMeter::default());
-        let (jobs, receiver) = mpsc::channel::<Job>();
+        let (jobs, receiver) = mpsc::sync_channel::<Job>(queue);
         let receiver = Arc::new(Mutex::new(receiver));
         for index in 0..workers {
             let receiver = Arc::clone(&receiver);
@@ -272,6 +297,7 @@ impl Argon2Hasher {
         Ok(Self {
             jobs,
             workers,
+            queue,
             params,
             work,
         })
@@ -296,6 +322,19 @@ impl Argon2Hasher {
     #[must_use]
     pub fn workers(&self) -> usize {
         self.workers
+    }
+
+    /// How many jobs may wait for a worker.
+    #[must_use]
+    pub fn queue(&self) -> usize {
+        self.queue
+    }
+
+    fn submit(&self, job: Job) -> Result<(), HashError> {
+        self.jobs.try_send(job).map_err(|error| match error {
+            mpsc::TrySendError::Full(_) => HashError::Busy,
+            mpsc::TrySendError::Disconnected(_) => HashError::WorkersGone,
+        })
     }
 }
 
@@ -430,9 +469,7 @@ fn verify_with_memory(
 impl CredentialHasher for Argon2Hasher {
     async fn hash(&self, password: SecretString) -> Result<HashedPassword, HashError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Job::Hash { password, reply })
-            .map_err(|_| HashError::WorkersGone)?;
+        self.submit(Job::Hash { password, reply })?;
         answer.await.map_err(|_| HashError::WorkersGone)?
     }
 
@@ -442,13 +479,11 @@ impl CredentialHasher for Argon2Hasher {
         stored: Option<HashedPassword>,
     ) -> Result<Verification, HashError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Job::Verify {
-                password,
-                stored,
-                reply,
-            })
-            .map_err(|_| HashError::WorkersGone)?;
+        self.submit(Job::Verify {
+            password,
+            stored,
+            reply,
+        })?;
         answer.await.map_err(|_| HashError::WorkersGone)?
     }
 }
@@ -500,6 +535,33 @@ impl<H: CredentialHasher> CredentialHasher for CountingHasher<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_at_once_instead_of_growing() {
+        let hasher = Argon2Hasher::with_queue(HashParams::default(), 1, 2).unwrap();
+        let before = hasher.work();
+        // Far more concurrent verifications than one worker and two places hold.
+        let started = std::time::Instant::now();
+        let results = futures::future::join_all(
+            (0..40).map(|_| hasher.verify(SecretString::from("x".to_owned()), None)),
+        )
+        .await;
+        let busy = results
+            .iter()
+            .filter(|r| matches!(r, Err(HashError::Busy)))
+            .count();
+        let done = results.iter().filter(|r| r.is_ok()).count();
+        assert!(busy >= 37, "{busy} refused, {done} done");
+        assert_eq!(busy + done, 40);
+        // Only what was admitted ran: the refused ones cost no argon2 work.
+        assert_eq!(hasher.work().since(before).runs, done as u64);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // Room again once the queue drained.
+        assert!(hasher
+            .verify(SecretString::from("x".to_owned()), None)
+            .await
+            .is_ok());
+    }
 
     fn secret(text: &str) -> SecretString {
         SecretString::from(text.to_owned())

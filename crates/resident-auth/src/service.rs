@@ -56,11 +56,16 @@ pub struct AuthConfig {
     pub recovery_ttl: Duration,
     /// Least time between two confirmation letters for one email or account (default 60 s).
     pub letter_resend_interval: Duration,
-    /// Premises numbers tried per personal account (5 per 15 minutes). Every try is
-    /// counted before it is evaluated; the try that uses the last one and is wrong locks
-    /// activation until the window ends. The count belongs to the account, not to a
-    /// registration: registering again does not restart it.
-    pub premises_attempts: Limit,
+    /// Premises numbers tried per personal account, in escalating windows (5 per 15
+    /// minutes, 10 per hour, 15 per day: a lock of at most 15 minutes, then up to an hour,
+    /// then the rest of the day). Every try is counted before it is evaluated; the try that
+    /// uses the last one of a window and is wrong locks activation until that window ends.
+    /// The counts belong to the account, not to a registration: registering again, or a
+    /// new confirmation letter, restarts none of them.
+    pub premises_attempts: Vec<Limit>,
+    /// Registrations started per personal account (10 per day), so re-registering
+    /// cannot be used to flood an account's resident with letters.
+    pub registrations_per_account: Limit,
     /// Logins tried per cabinet (5 per 15 minutes); a successful login clears it.
     pub login_per_cabinet: Limit,
     /// Logins tried per client address (50 per 15 minutes).
@@ -96,7 +101,12 @@ impl AuthConfig {
             activation_ttl: 24 * HOUR,
             recovery_ttl: HOUR,
             letter_resend_interval: MINUTE,
-            premises_attempts: Limit::new(5, 15 * MINUTE),
+            premises_attempts: vec![
+                Limit::new(5, 15 * MINUTE),
+                Limit::new(10, HOUR),
+                Limit::new(15, 24 * HOUR),
+            ],
+            registrations_per_account: Limit::new(10, 24 * HOUR),
             login_per_cabinet: Limit::new(5, 15 * MINUTE),
             login_per_client: Limit::new(50, 15 * MINUTE),
             recovery_per_email: Limit::new(3, HOUR),
@@ -287,7 +297,7 @@ impl Problems {
 
 /// The counters the service keeps, one family per concept.
 mod counters {
-    use super::{AccountNumber, CounterKey, Email};
+    use super::{AccountNumber, CounterKey, Duration, Email};
 
     pub(super) fn login_cabinet(email: &Email) -> CounterKey {
         CounterKey::new("login:cabinet", email)
@@ -307,8 +317,15 @@ mod counters {
     pub(super) fn letter_account(account: &AccountNumber) -> CounterKey {
         CounterKey::new("letter:account", account)
     }
-    pub(super) fn premises_account(account: &AccountNumber) -> CounterKey {
-        CounterKey::new("premises:account", account)
+    /// One key per window length, so each escalation step counts on its own.
+    pub(super) fn premises_account(account: &AccountNumber, window: Duration) -> CounterKey {
+        CounterKey::new(
+            "premises:account",
+            format_args!("{}s:{account}", window.as_secs()),
+        )
+    }
+    pub(super) fn registration_account(account: &AccountNumber) -> CounterKey {
+        CounterKey::new("registration:account", account)
     }
 }
 
@@ -638,6 +655,12 @@ impl AuthService {
         if cabinet.is_none() && store.cabinet(CabinetKey::Email(&email)).await?.is_some() {
             return Err(Problem::AlreadyRegistered.into());
         }
+        self.throttle(
+            counters::registration_account(&account),
+            self.config.registrations_per_account,
+            now,
+        )
+        .await?;
         let resend = Limit::new(1, self.config.letter_resend_interval);
         let cooldowns = [
             (counters::letter_email(&email), resend),
@@ -719,6 +742,15 @@ impl AuthService {
         }
     }
 
+    /// The account's premises counters with their limits, shortest window first.
+    fn premises_limits(&self, account: &AccountNumber) -> Vec<(CounterKey, Limit)> {
+        self.config
+            .premises_attempts
+            .iter()
+            .map(|limit| (counters::premises_account(account, limit.window), *limit))
+            .collect()
+    }
+
     /// Journey 2: the confirmation link. Returns the activation token that unlocks the
     /// next step; only the link's holder gets it.
     ///
@@ -773,10 +805,9 @@ impl AuthService {
         let Some(account) = link.value.account_number else {
             return Err(Problem::InvalidLink.into());
         };
-        let limit = self.config.premises_attempts;
-        let attempts = [(counters::premises_account(&account), limit)];
-        let count = match self.count_against(&attempts, now).await? {
-            Counted::Within(counts) => counts.first().copied(),
+        let attempts = self.premises_limits(&account);
+        let counts = match self.count_against(&attempts, now).await? {
+            Counted::Within(counts) => counts,
             Counted::Exceeded(until) => {
                 return Err(Problem::ActivationLocked {
                     retry_after: now.until(until),
@@ -786,14 +817,23 @@ impl AuthService {
         };
         let record = self.ports.directory.lookup(&account).await?;
         if !record.is_some_and(|r| r.premises == premises) {
-            let (used, window_ends) = count.map_or((limit.max, now), |c| (c.count, c.window_ends));
-            let attempts_left = limit.max.saturating_sub(used);
-            return Err(if attempts_left == 0 {
-                Problem::ActivationLocked {
-                    retry_after: now.until(window_ends),
-                }
-            } else {
-                Problem::WrongPremises { attempts_left }
+            let attempts_left = counts
+                .iter()
+                .zip(&attempts)
+                .map(|(count, (_, limit))| limit.max.saturating_sub(count.count))
+                .min()
+                .unwrap_or(0);
+            let locked_until = counts
+                .iter()
+                .zip(&attempts)
+                .filter(|(count, (_, limit))| count.count >= limit.max)
+                .map(|(count, _)| count.window_ends)
+                .max();
+            return Err(match locked_until {
+                Some(until) => Problem::ActivationLocked {
+                    retry_after: now.until(until),
+                },
+                None => Problem::WrongPremises { attempts_left },
             }
             .into());
         }
@@ -810,11 +850,9 @@ impl AuthService {
         // The registration is complete: its tries and its letter cooldowns are spent, so
         // the resident may add an address at once. Best effort: a lingering count only
         // shortens a later activation's tries or delays a letter by the resend interval.
-        let spent = [
-            counters::premises_account(&account),
-            counters::letter_email(&email),
-            counters::letter_account(&account),
-        ];
+        let mut spent: Vec<CounterKey> = attempts.into_iter().map(|(key, _)| key).collect();
+        spent.push(counters::letter_email(&email));
+        spent.push(counters::letter_account(&account));
         let _ = self.store().reset_all(&spent).await;
         Ok(email)
     }

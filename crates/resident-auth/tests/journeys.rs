@@ -12,6 +12,7 @@ use resident_auth::{
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
 
 fn codes(error: &Error) -> Vec<&'static str> {
     error.problems().iter().map(UserError::code).collect()
@@ -970,4 +971,231 @@ async fn purging_keeps_live_sessions_and_drops_dead_ones() {
     );
     h.service.authenticate(&fresh).await.unwrap();
     assert!(h.service.authenticate(&old).await.is_err());
+}
+
+// ---- Security, second round -------------------------------------------------------------
+
+#[tokio::test]
+async fn no_argon2_runs_before_a_grant_is_validated() {
+    let h = harness();
+    h.register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    let before = h.hasher.runs();
+    // Well-formed, made-up tokens: the link is looked up, found missing, refused.
+    for _ in 0..5 {
+        let made_up = resident_auth::Token::generate();
+        let error = h
+            .service
+            .complete_recovery(made_up.expose(), &ru())
+            .await
+            .unwrap_err();
+        assert!(error.is(&Problem::InvalidLink));
+        let error = h
+            .service
+            .activate(made_up.expose(), "12", &ru())
+            .await
+            .unwrap_err();
+        assert!(error.is(&Problem::InvalidLink));
+    }
+    assert_eq!(
+        h.hasher.runs(),
+        before,
+        "no password was generated or hashed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_parallel_wrong_logins_runs_at_most_the_limits_argon2_jobs() {
+    let h = harness();
+    h.register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    let before = h.hasher.runs();
+    let context = RequestContext {
+        client: Some("192.0.2.7".into()),
+        ..ru()
+    };
+    let attempts = futures::future::join_all((0..200).map(|_| {
+        h.service
+            .login(RESIDENT, secret("wrong-password"), &context)
+    }))
+    .await;
+    let limit = config().login_per_cabinet.max as usize;
+    let refused = attempts
+        .iter()
+        .filter(|a| matches!(a, Err(e) if e.http_status() == 429))
+        .count();
+    assert_eq!(refused, 200 - limit, "every try past the limit is refused");
+    assert_eq!(
+        h.hasher.runs() - before,
+        limit,
+        "checking the limit and counting the try are one step: only the limit's tries hash"
+    );
+}
+
+#[tokio::test]
+async fn a_busy_hashing_pool_answers_503_with_retry_after_at_once() {
+    // Production parameters: a verification takes long enough for the others to arrive.
+    let hasher =
+        resident_auth::Argon2Hasher::with_queue(resident_auth::HashParams::default(), 1, 1)
+            .unwrap();
+    let h = harness_with_hasher(config(), hasher, |s, m| (s, m));
+    let password = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    // One worker and one place to wait: concurrent logins beyond those are refused.
+    let context = ru();
+    let attempts = futures::future::join_all(
+        (0..5).map(|_| h.service.login(RESIDENT, password.clone(), &context)),
+    )
+    .await;
+    let busy: Vec<&Error> = attempts.iter().filter_map(|a| a.as_ref().err()).collect();
+    assert!(!busy.is_empty(), "some logins found the pool busy");
+    for error in busy {
+        assert_eq!(error.http_status(), 503);
+        assert!(error.is_retryable());
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(1)));
+    }
+}
+
+/// Activation tokens of fresh registrations of FLAT by different emails, a minute apart.
+async fn fresh_activations(h: &Harness, emails: &[&str]) -> Vec<String> {
+    let mut tokens = Vec::new();
+    for to in emails {
+        h.advance(MINUTE);
+        h.service
+            .register(&form("Иванов", FLAT, to), &ru())
+            .await
+            .unwrap();
+        let activation = h
+            .service
+            .confirm_email(&h.link_token(to, LetterKind::ConfirmEmail))
+            .await
+            .unwrap();
+        tokens.push(activation.expose().to_owned());
+    }
+    tokens
+}
+
+#[tokio::test]
+async fn premises_locks_escalate_per_account_and_survive_re_registration() {
+    let h = harness();
+    let tokens = fresh_activations(&h, &["a@example.org", "b@example.org", "c@example.org"]).await;
+    let wrong = |token: String| {
+        let service = h.service.clone();
+        async move { service.activate(&token, "13", &ru()).await.unwrap_err() }
+    };
+    // First window: five tries over two registrations, then 15 minutes.
+    for (i, left) in [4, 3, 2, 1].into_iter().enumerate() {
+        let error = wrong(tokens[i % 2].clone()).await;
+        assert!(
+            error.is(&Problem::WrongPremises {
+                attempts_left: left
+            }),
+            "{error:?}"
+        );
+    }
+    let locked = wrong(tokens[2].clone()).await;
+    assert_eq!(codes(&locked), ["activation.locked"]);
+    let first_lock = locked.retry_after().unwrap();
+    assert!(first_lock <= 15 * MINUTE, "{first_lock:?}");
+    // Second window: five more, then the lock lasts until the hour's window ends.
+    h.advance(first_lock);
+    for left in [4, 3, 2, 1] {
+        let error = wrong(tokens[0].clone()).await;
+        assert!(
+            error.is(&Problem::WrongPremises {
+                attempts_left: left
+            }),
+            "{error:?}"
+        );
+    }
+    let second = wrong(tokens[0].clone()).await;
+    let second_lock = second.retry_after().unwrap();
+    assert!(
+        second_lock > 15 * MINUTE && second_lock <= HOUR,
+        "{second_lock:?}"
+    );
+    // Third: after the hour, five more reach the daily cap, locked for the rest of the day.
+    h.advance(second_lock);
+    for left in [4, 3, 2, 1] {
+        let error = wrong(tokens[1].clone()).await;
+        assert!(
+            error.is(&Problem::WrongPremises {
+                attempts_left: left
+            }),
+            "{error:?}"
+        );
+    }
+    let daily = wrong(tokens[1].clone()).await;
+    assert!(daily.retry_after().unwrap() > 20 * HOUR, "{daily:?}");
+    // The right number on a registration made after all this answers exactly like a
+    // wrong one: locked, with the same wait.
+    let late = fresh_activations(&h, &["d@example.org"]).await;
+    let right = h.service.activate(&late[0], "12", &ru()).await.unwrap_err();
+    let wrong_now = wrong(late[0].clone()).await;
+    assert_eq!(codes(&right), ["activation.locked"]);
+    assert_eq!(format!("{right:?}"), format!("{wrong_now:?}"));
+}
+
+/// A directory that counts its lookups: how many premises guesses were evaluated.
+#[derive(Clone)]
+struct CountingDirectory {
+    inner: resident_auth::memory::MemoryDirectory,
+    lookups: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl resident_auth::AccountDirectory for CountingDirectory {
+    async fn lookup(
+        &self,
+        account: &resident_auth::AccountNumber,
+    ) -> Result<Option<resident_auth::DirectoryRecord>, resident_auth::StoreError> {
+        self.lookups
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.lookup(account).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_parallel_guesses_evaluate_at_most_the_limit() {
+    let directory = CountingDirectory {
+        inner: resident_auth::memory::MemoryDirectory::from_csv(DIRECTORY).unwrap(),
+        lookups: Default::default(),
+    };
+    let lookups = directory.lookups.clone();
+    let mailer = resident_auth::memory::RecordingMailer::new();
+    let service = resident_auth::AuthService::builder("https://portal.example.org")
+        .store(resident_auth::memory::MemoryStore::new())
+        .directory(directory)
+        .mailer(mailer.clone())
+        .hasher(fast_hasher())
+        .build()
+        .unwrap();
+    service
+        .register(&form("Иванов", FLAT, RESIDENT), &ru())
+        .await
+        .unwrap();
+    let letter = mailer
+        .last(&email(RESIDENT), LetterKind::ConfirmEmail)
+        .unwrap();
+    let activation = service
+        .confirm_email(&resident_auth::memory::link_token(&letter).unwrap())
+        .await
+        .unwrap();
+    let before = lookups.load(std::sync::atomic::Ordering::SeqCst);
+    let context = ru();
+    let guesses = futures::future::join_all(
+        (0..20).map(|_| service.activate(activation.expose(), "13", &context)),
+    )
+    .await;
+    let evaluated = lookups.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert_eq!(evaluated, 5, "only the limit's guesses reach the directory");
+    assert_eq!(
+        guesses
+            .iter()
+            .filter(|g| matches!(g, Err(e) if codes(e) == ["activation.locked"]))
+            .count(),
+        16,
+        "the fifth wrong guess and the fifteen refused ones"
+    );
 }
