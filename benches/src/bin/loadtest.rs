@@ -140,6 +140,7 @@ fn bench_config() -> AuthConfig {
     let open = Limit::new(u32::MAX, Duration::from_secs(1));
     let mut config = AuthConfig::new(Links::new("https://portal.example.org"));
     config.login_per_cabinet = open;
+    config.login_per_cabinet_and_client = open;
     config.login_per_client = open;
     config
 }

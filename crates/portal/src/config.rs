@@ -68,15 +68,27 @@ impl PortalConfig {
         } else {
             HashParams::default()
         };
+        let database_url = lookup("DATABASE_URL");
+        let smtp_url = lookup("SMTP_URL");
+        let outbox_dir = lookup("OUTBOX_DIR");
+        if database_url.is_some() && smtp_url.is_none() && outbox_dir.is_none() {
+            // A deployment on a real database that forgot SMTP would otherwise write every
+            // resident's password into ./outbox on this machine's disk without a word.
+            return Err(ConfigError(
+                "DATABASE_URL is set but SMTP_URL is not: letters (with passwords and links) \
+                 would be written as files. Set SMTP_URL to send them, or set OUTBOX_DIR to \
+                 the directory where they may be written on purpose."
+                    .to_owned(),
+            ));
+        }
         Ok(Self {
             base_url: lookup("BASE_URL").unwrap_or_else(|| format!("http://{bind}")),
             bind,
             registry_csv: lookup("REGISTRY_CSV").map(PathBuf::from),
             served_regions,
-            outbox_dir: lookup("OUTBOX_DIR")
-                .map_or_else(|| PathBuf::from("./outbox"), PathBuf::from),
-            database_url: lookup("DATABASE_URL"),
-            smtp_url: lookup("SMTP_URL"),
+            outbox_dir: outbox_dir.map_or_else(|| PathBuf::from("./outbox"), PathBuf::from),
+            database_url,
+            smtp_url,
             hash_params,
         })
     }
@@ -264,6 +276,23 @@ mod tests {
         assert!(
             PortalConfig::from_lookup(|n| (n == "SERVED_REGIONS").then(|| "spb".into())).is_err()
         );
+    }
+
+    #[test]
+    fn a_database_without_smtp_needs_an_outbox_chosen_on_purpose() {
+        let error = PortalConfig::from_lookup(|name| {
+            (name == "DATABASE_URL").then(|| "postgres://portal@127.0.0.1/portal".into())
+        })
+        .unwrap_err();
+        assert!(error.to_string().contains("OUTBOX_DIR"), "{error}");
+        for extra in ["SMTP_URL", "OUTBOX_DIR"] {
+            let config = PortalConfig::from_lookup(|name| match name {
+                "DATABASE_URL" => Some("postgres://portal@127.0.0.1/portal".into()),
+                n if n == extra => Some("smtp://127.0.0.1:2525?tls=none".into()),
+                _ => None,
+            });
+            assert!(config.is_ok(), "{extra}");
+        }
     }
 
     #[test]

@@ -152,8 +152,12 @@ pub async fn probe_login_enumeration(
     unknown_email: &str,
     pairs: usize,
 ) -> EnumerationReport {
-    let throttle = service.config().login_per_cabinet;
-    let step = throttle.window + Duration::from_secs(60);
+    let config = service.config();
+    let step = config
+        .login_per_cabinet_and_client
+        .window
+        .max(config.login_per_cabinet.window)
+        + Duration::from_secs(60);
     let context = RequestContext::new(Locale::Ru);
     let (mut unknown, mut wrong) = (Side::default(), Side::default());
     let mut ratios = Vec::with_capacity(pairs);

@@ -66,9 +66,16 @@ pub struct AuthConfig {
     /// Registrations started per personal account (10 per day), so re-registering
     /// cannot be used to flood an account's resident with letters.
     pub registrations_per_account: Limit,
-    /// Logins tried per cabinet (5 per 15 minutes); a successful login clears it.
+    /// Logins tried per cabinet from one client (5 per 15 minutes): the hard limit. A
+    /// stranger who knows the email locks out only their own client, never the owner's.
+    /// A successful login from that client clears it.
+    pub login_per_cabinet_and_client: Limit,
+    /// Logins tried per cabinet from all clients together (100 per day): the slow cap, so
+    /// no more than 100 consecutive failures ever get through (NIST SP 800-63B-4
+    /// §3.2.2) however many clients an attacker has. A successful login or a completed
+    /// recovery clears it.
     pub login_per_cabinet: Limit,
-    /// Logins tried per client address (50 per 15 minutes).
+    /// Logins tried per client address, whatever the cabinet (50 per 15 minutes).
     pub login_per_client: Limit,
     /// Recovery requests per email (3 per hour).
     pub recovery_per_email: Limit,
@@ -107,7 +114,8 @@ impl AuthConfig {
                 Limit::new(15, 24 * HOUR),
             ],
             registrations_per_account: Limit::new(10, 24 * HOUR),
-            login_per_cabinet: Limit::new(5, 15 * MINUTE),
+            login_per_cabinet_and_client: Limit::new(5, 15 * MINUTE),
+            login_per_cabinet: Limit::new(100, 24 * HOUR),
             login_per_client: Limit::new(50, 15 * MINUTE),
             recovery_per_email: Limit::new(3, HOUR),
             registration_per_client: Limit::new(20, HOUR),
@@ -301,6 +309,13 @@ mod counters {
 
     pub(super) fn login_cabinet(email: &Email) -> CounterKey {
         CounterKey::new("login:cabinet", email)
+    }
+    /// A client the host did not name shares one key with every other such client.
+    pub(super) fn login_cabinet_client(email: &Email, client: Option<&str>) -> CounterKey {
+        CounterKey::new(
+            "login:cabinet-client",
+            format_args!("{}:{email}", client.unwrap_or("-")),
+        )
     }
     pub(super) fn login_client(client: &str) -> CounterKey {
         CounterKey::new("login:client", client)
@@ -1106,7 +1121,11 @@ impl AuthService {
         let email = self.identify(email)?;
         let store = self.store();
         let cabinet_key = counters::login_cabinet(&email);
-        let mut limits = vec![(cabinet_key.clone(), self.config.login_per_cabinet)];
+        let pair_key = counters::login_cabinet_client(&email, context.client.as_deref());
+        let mut limits = vec![
+            (pair_key.clone(), self.config.login_per_cabinet_and_client),
+            (cabinet_key.clone(), self.config.login_per_cabinet),
+        ];
         if let Some(client) = &context.client {
             limits.push((counters::login_client(client), self.config.login_per_client));
         }
@@ -1152,10 +1171,11 @@ impl AuthService {
             client: context.client.as_deref().map(client_summary),
         };
         let token_hash = session_token.hash();
+        let cleared = [pair_key, cabinet_key];
         let (opened, _) = futures::join!(
             store.swap_session(&token_hash, Expected::Absent, Some(&session)),
             // Best effort: a lingering count only shortens the next run of tries.
-            store.reset(&cabinet_key),
+            store.reset_all(&cleared),
         );
         if !opened? {
             return Err(StoreError::generic("a fresh token collided with a stored one").into());
@@ -1373,8 +1393,14 @@ impl AuthService {
             },
         };
         if let Err(error) = self.ports.mailer.send(&letter).await {
+            // Answered like an unknown email: a 503 here would tell who is registered. The
+            // link is dropped (nobody has it) and the operator learns of the failure.
             let _ = store.swap_link(&hash, Expected::Any, None).await;
-            return Err(error.into());
+            tracing::warn!(
+                cabinet = %cabinet.value.id,
+                kind = %error.kind(),
+                "recovery letter not sent; the request was answered as usual"
+            );
         }
         Ok(())
     }
@@ -1403,8 +1429,19 @@ impl AuthService {
             cabinet,
             credential_version,
         };
-        self.issue_credentials(&hash, link, issue, context.locale)
-            .await
+        let email = self
+            .issue_credentials(&hash, link, issue, context.locale)
+            .await?;
+        // The owner proved the mailbox: the cabinet-wide login cap (what a crowd of
+        // attackers' clients could have filled) starts again. Best effort.
+        let _ = self
+            .store()
+            .reset_all(&[
+                counters::login_cabinet(&email),
+                counters::login_cabinet_client(&email, context.client.as_deref()),
+            ])
+            .await;
+        Ok(email)
     }
 
     /// Deletes expired sessions, links and counters from the store; returns how many

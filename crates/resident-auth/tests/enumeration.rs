@@ -63,7 +63,7 @@ async fn throttled_unknown_and_known_emails_answer_alike_without_argon2_work() {
     let h = harness_with_hasher(config(), hasher.clone(), |s, m| (s, m));
     h.register_and_activate("Иванов", FLAT, RESIDENT, "12")
         .await;
-    let limit = config().login_per_cabinet.max;
+    let limit = config().login_per_cabinet_and_client.max;
     let mut answers = [Vec::new(), Vec::new()];
     let mut work = [Vec::new(), Vec::new()];
     for _ in 0..=limit {

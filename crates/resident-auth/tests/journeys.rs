@@ -1019,7 +1019,7 @@ async fn a_burst_of_parallel_wrong_logins_runs_at_most_the_limits_argon2_jobs() 
             .login(RESIDENT, secret("wrong-password"), &context)
     }))
     .await;
-    let limit = config().login_per_cabinet.max as usize;
+    let limit = config().login_per_cabinet_and_client.max as usize;
     let refused = attempts
         .iter()
         .filter(|a| matches!(a, Err(e) if e.http_status() == 429))
@@ -1198,4 +1198,79 @@ async fn twenty_parallel_guesses_evaluate_at_most_the_limit() {
         16,
         "the fifth wrong guess and the fifteen refused ones"
     );
+}
+
+fn from(client: &str) -> RequestContext {
+    RequestContext {
+        client: Some(client.into()),
+        ..ru()
+    }
+}
+
+#[tokio::test]
+async fn a_stranger_who_knows_the_email_locks_out_only_their_own_client() {
+    let h = harness();
+    let password = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    for _ in 0..5 {
+        let error = h
+            .service
+            .login(RESIDENT, secret("guess"), &from("203.0.113.9"))
+            .await
+            .unwrap_err();
+        assert!(error.is(&Problem::InvalidCredentials));
+    }
+    let refused = h
+        .service
+        .login(RESIDENT, secret("guess"), &from("203.0.113.9"))
+        .await
+        .unwrap_err();
+    assert_eq!(codes(&refused), ["login.throttled"]);
+    // The owner, from a client that has not failed, logs in at once.
+    h.service
+        .login(RESIDENT, password, &from("192.0.2.10"))
+        .await
+        .expect("the owner is not locked out");
+}
+
+#[tokio::test]
+async fn a_hundred_failures_from_many_clients_lock_the_cabinet_until_a_recovery() {
+    let h = harness();
+    let password = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    for client in 0..20 {
+        for _ in 0..5 {
+            let error = h
+                .service
+                .login(
+                    RESIDENT,
+                    secret("guess"),
+                    &from(&format!("198.51.100.{client}")),
+                )
+                .await
+                .unwrap_err();
+            assert!(error.is(&Problem::InvalidCredentials), "{error:?}");
+        }
+    }
+    // No more than 100 consecutive failures: the 101st try is refused from any client.
+    let capped = h
+        .service
+        .login(RESIDENT, password, &from("192.0.2.10"))
+        .await
+        .unwrap_err();
+    assert_eq!(codes(&capped), ["login.throttled"]);
+    // The owner proves the mailbox: a completed recovery lifts the cap.
+    h.advance(MINUTE);
+    h.service.request_recovery(RESIDENT, &ru()).await.unwrap();
+    let link = h.link_token(RESIDENT, LetterKind::RecoverPassword);
+    h.service
+        .complete_recovery(&link, &from("192.0.2.10"))
+        .await
+        .unwrap();
+    h.service
+        .login(RESIDENT, h.mailed_password(RESIDENT), &from("192.0.2.10"))
+        .await
+        .expect("recovery cleared the cabinet's cap");
 }

@@ -941,10 +941,44 @@ async fn set_lang(
             Some(365 * 24 * 3600),
         ));
     }
-    // Only local paths: no open redirect.
-    let target = back
-        .back
-        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
-        .unwrap_or_else(|| "/".to_owned());
-    visit.redirect(&target)
+    visit.redirect(back_target(back.back.as_deref()))
+}
+
+/// The pages a language switch may return to: exactly these paths, nothing else (no
+/// query, no other host, no characters a browser would read differently). Anything else
+/// goes to `/`: no open redirect.
+const BACK_TARGETS: [&str; 5] = ["/", "/register", "/cabinet", "/cabinet/add", "/recover"];
+
+fn back_target(back: Option<&str>) -> &'static str {
+    back.and_then(|back| BACK_TARGETS.iter().find(|target| **target == back))
+        .copied()
+        .unwrap_or("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::back_target;
+
+    #[test]
+    fn only_known_pages_are_followed_back() {
+        for good in ["/", "/register", "/cabinet", "/cabinet/add", "/recover"] {
+            assert_eq!(back_target(Some(good)), good);
+        }
+        for bad in [
+            "/\t/evil.example",
+            "/\r\n/evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "\\evil.example",
+            "https://evil.example/",
+            "/cabinet?x=1",
+            "/cabinet/../",
+            " /cabinet",
+            "/Cabinet",
+            "",
+        ] {
+            assert_eq!(back_target(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(back_target(None), "/");
+    }
 }

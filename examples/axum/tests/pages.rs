@@ -202,3 +202,33 @@ async fn login_issues_a_fresh_session_whatever_cookie_came_with_it_and_logout_en
         "other sessions of the cabinet stay"
     );
 }
+
+#[tokio::test]
+async fn the_language_switch_returns_only_to_known_pages() {
+    let server = Server::start(BINARY, &[]).await;
+    let client = client();
+    for (back, expected) in [
+        ("/%09/evil.example", "/"),
+        ("/%0d%0a/evil.example", "/"),
+        ("//evil.example", "/"),
+        ("/%5Cevil.example", "/"),
+        ("%5C%5Cevil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("http:evil.example", "/"),
+        ("/cabinet%3Fx=1", "/"),
+        ("/cabinet", "/cabinet"),
+        ("/register", "/register"),
+    ] {
+        let response = client
+            .get(format!("{}/lang/en?back={back}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{back}");
+        assert_eq!(
+            response.headers()[header::LOCATION].to_str().unwrap(),
+            expected,
+            "back={back}"
+        );
+    }
+}
