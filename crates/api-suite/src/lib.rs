@@ -40,6 +40,7 @@ macro_rules! api_tests {
             recovery,
             english_messages_and_unknown_paths,
             mail_failure_is_503_and_retryable,
+            only_json_bodies_are_read,
             openapi_document_matches_the_routes,
             schemathesis_finds_nothing
         );
@@ -758,6 +759,49 @@ pub async fn english_messages_and_unknown_paths(binary: &str) {
         (status.as_u16(), codes(&body)),
         (404, vec!["request.not_found".to_owned()])
     );
+}
+
+/// A body any web page can send cross-site without a CORS preflight (`text/plain`, form
+/// encodings, none at all) is refused with 415 before anything happens: no letter.
+pub async fn only_json_bodies_are_read(binary: &str) {
+    let server = Server::start(binary, &[]).await;
+    let client = reqwest::Client::new();
+    let registration =
+        r#"{"surname":"Иванов","account_number":"7800000000001","email":"victim@example.org"}"#;
+    for (path, body) in [
+        ("/api/registrations", registration),
+        ("/api/recovery", r#"{"email":"victim@example.org"}"#),
+    ] {
+        for content_type in [
+            Some("text/plain"),
+            Some("text/plain;charset=UTF-8"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+            Some("application/jsonx"),
+            None,
+        ] {
+            let mut request = client.post(format!("{}{path}", server.base)).body(body);
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let (status, answer, _) = read(request.send().await.unwrap()).await;
+            assert_eq!(status, 415, "{path} {content_type:?}: {answer}");
+            assert_eq!(codes(&answer), ["request.unsupported_media_type"]);
+        }
+    }
+    assert!(server.letters().is_empty(), "no letter for a refused body");
+    // The same body as JSON (with a charset parameter) is read.
+    let (status, _, _) = read(
+        client
+            .post(format!("{}/api/registrations", server.base))
+            .header("content-type", "Application/JSON; charset=utf-8")
+            .body(registration)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 202);
 }
 
 /// With the mail server down, a step answers 503 and the same step works once mail is back.

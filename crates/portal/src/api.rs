@@ -81,6 +81,15 @@ impl ApiResponse {
         )
     }
 
+    /// 415: a body that does not say it is JSON.
+    fn unsupported_media_type(locale: Locale) -> Self {
+        let message = match locale {
+            Locale::Ru => "Тело запроса должно быть JSON (Content-Type: application/json)",
+            _ => "The request body must be JSON (Content-Type: application/json)",
+        };
+        Self::request_problem(415, "request.unsupported_media_type", message.to_owned())
+    }
+
     fn malformed(reason: &str, locale: Locale) -> Self {
         let message = match locale {
             Locale::Ru => format!("Некорректный запрос: {reason}"),
@@ -276,13 +285,22 @@ pub mod responses {
     )]
     pub struct Throttled(#[allow(dead_code)] Errors);
 
-    /// Mail or storage is unavailable; the request may be retried as it is.
+    /// Mail or storage is unavailable, or password hashing is busy; the request may be
+    /// retried as it is (after `Retry-After` seconds when given).
     #[derive(IntoResponses)]
-    #[response(status = 503)]
+    #[response(
+        status = 503,
+        headers(("Retry-After" = u64, description = "Seconds to wait, when known"))
+    )]
     pub struct Unavailable(#[allow(dead_code)] Errors);
+
+    /// The body is not `application/json`.
+    #[derive(IntoResponses)]
+    #[response(status = 415)]
+    pub struct UnsupportedMediaType(#[allow(dead_code)] Errors);
 }
 
-use responses::{BadInput, Conflict, Throttled, Unauthorized, Unavailable};
+use responses::{BadInput, Conflict, Throttled, Unauthorized, Unavailable, UnsupportedMediaType};
 
 /// The language of messages: `Accept-Language` (Russian by default).
 #[derive(Debug, IntoParams)]
@@ -317,8 +335,43 @@ impl Api {
 }
 
 /// Reads a JSON body, or answers 422.
-fn body<T: DeserializeOwned>(bytes: &[u8], locale: Locale) -> Result<T, ApiResponse> {
-    serde_json::from_slice(bytes).map_err(|e| {
+/// A request body with the `Content-Type` it came with. The API reads only
+/// `application/json` (parameters such as `charset=utf-8` allowed): a body any web page can
+/// send from its visitors' browsers without a CORS preflight (`text/plain`, form
+/// encodings) is refused with 415 before anything happens.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonBody<'a> {
+    content_type: Option<&'a str>,
+    bytes: &'a [u8],
+}
+
+impl<'a> JsonBody<'a> {
+    /// The body `bytes`, sent with the `Content-Type` header value `content_type`.
+    #[must_use]
+    pub fn new(content_type: Option<&'a str>, bytes: &'a [u8]) -> Self {
+        Self {
+            content_type,
+            bytes,
+        }
+    }
+
+    /// Whether the media type is `application/json`.
+    #[must_use]
+    pub fn is_json(&self) -> bool {
+        self.content_type.is_some_and(|value| {
+            value
+                .split(';')
+                .next()
+                .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+        })
+    }
+}
+
+fn body<T: DeserializeOwned>(body: &JsonBody<'_>, locale: Locale) -> Result<T, ApiResponse> {
+    if !body.is_json() {
+        return Err(ApiResponse::unsupported_media_type(locale));
+    }
+    serde_json::from_slice(body.bytes).map_err(|e| {
         // serde's text names the missing field or the type problem, never a value.
         let reason = e.to_string();
         let reason = reason.split(" at line").next().unwrap_or("invalid JSON");
@@ -347,8 +400,8 @@ macro_rules! try_session {
 }
 
 macro_rules! try_body {
-    ($bytes:expr, $locale:expr) => {
-        match body($bytes, $locale) {
+    ($body:expr, $locale:expr) => {
+        match body(&$body, $locale) {
             Ok(body) => body,
             Err(response) => return response,
         }
@@ -382,11 +435,11 @@ fn answer<T>(
     request_body = RegistrationRequest,
     responses(
         (status = 202, description = "A confirmation letter was sent"),
-        BadInput, Conflict, Throttled, Unavailable
+        BadInput, Conflict, Throttled, Unavailable, UnsupportedMediaType
     )
 )]
-pub async fn register(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
-    let request: RegistrationRequest = try_body!(bytes, context.locale);
+pub async fn register(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
+    let request: RegistrationRequest = try_body!(body, context.locale);
     let form = RegistrationForm {
         surname: request.surname,
         account_number: request.account_number,
@@ -406,11 +459,11 @@ pub async fn register(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse
     request_body = TokenRequest,
     responses(
         (status = 200, description = "Confirmed; activation is next", body = ActivationTokenAnswer),
-        BadInput, Throttled, Unavailable
+        BadInput, Throttled, Unavailable, UnsupportedMediaType
     )
 )]
-pub async fn confirm(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
-    let request: TokenRequest = try_body!(bytes, context.locale);
+pub async fn confirm(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
+    let request: TokenRequest = try_body!(body, context.locale);
     answer(
         api.service.confirm_email(&request.token).await,
         context,
@@ -431,11 +484,11 @@ pub async fn confirm(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse 
     request_body = ActivationRequest,
     responses(
         (status = 200, description = "Activated; login and password were mailed", body = EmailAnswer),
-        BadInput, Conflict, Throttled, Unavailable
+        BadInput, Conflict, Throttled, Unavailable, UnsupportedMediaType
     )
 )]
-pub async fn activate(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
-    let request: ActivationRequest = try_body!(bytes, context.locale);
+pub async fn activate(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
+    let request: ActivationRequest = try_body!(body, context.locale);
     let result = api
         .service
         .activate(&request.activation_token, &request.premises, context)
@@ -452,11 +505,11 @@ pub async fn activate(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse
     request_body = EmailRequest,
     responses(
         (status = 200, description = "The email, canonical", body = EmailAnswer),
-        BadInput, Unavailable
+        BadInput, Unavailable, UnsupportedMediaType
     )
 )]
-pub async fn identify(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
-    let request: EmailRequest = try_body!(bytes, context.locale);
+pub async fn identify(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
+    let request: EmailRequest = try_body!(body, context.locale);
     answer(api.service.identify(&request.email), context, email_answer)
 }
 
@@ -469,11 +522,11 @@ pub async fn identify(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse
     request_body = LoginRequest,
     responses(
         (status = 200, description = "A new session", body = SessionTokenAnswer),
-        BadInput, Unauthorized, Throttled, Unavailable
+        BadInput, Unauthorized, Throttled, Unavailable, UnsupportedMediaType
     )
 )]
-pub async fn login(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
-    let request: LoginRequest = try_body!(bytes, context.locale);
+pub async fn login(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
+    let request: LoginRequest = try_body!(body, context.locale);
     let result = api
         .service
         .login(&request.email, request.password, context)
@@ -529,17 +582,17 @@ pub async fn session(api: &Api, authorization: Option<&str>, context: &Context) 
     request_body = SelectAccountRequest,
     responses(
         (status = 200, description = "Switched", body = ActiveAccountAnswer),
-        BadInput, Unauthorized, Unavailable
+        BadInput, Unauthorized, Unavailable, UnsupportedMediaType
     )
 )]
 pub async fn select_account(
     api: &Api,
     authorization: Option<&str>,
-    bytes: &[u8],
+    body: JsonBody<'_>,
     context: &Context,
 ) -> ApiResponse {
     let (_, session) = try_session!(api, authorization, context);
-    let request: SelectAccountRequest = try_body!(bytes, context.locale);
+    let request: SelectAccountRequest = try_body!(body, context.locale);
     let result = api
         .service
         .select_account(&session, &request.account_number)
@@ -580,11 +633,11 @@ pub async fn logout(api: &Api, authorization: Option<&str>, context: &Context) -
     request_body = EmailRequest,
     responses(
         (status = 202, description = "If the email has a cabinet, a recovery letter was sent"),
-        BadInput, Throttled, Unavailable
+        BadInput, Throttled, Unavailable, UnsupportedMediaType
     )
 )]
-pub async fn request_recovery(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
-    let request: EmailRequest = try_body!(bytes, context.locale);
+pub async fn request_recovery(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
+    let request: EmailRequest = try_body!(body, context.locale);
     let result = api.service.request_recovery(&request.email, context).await;
     answer(result, context, |()| ApiResponse::status(202))
 }
@@ -598,11 +651,11 @@ pub async fn request_recovery(api: &Api, bytes: &[u8], context: &Context) -> Api
     request_body = TokenRequest,
     responses(
         (status = 200, description = "A new password was mailed", body = EmailAnswer),
-        BadInput, Throttled, Unavailable
+        BadInput, Throttled, Unavailable, UnsupportedMediaType
     )
 )]
-pub async fn complete_recovery(api: &Api, bytes: &[u8], context: &Context) -> ApiResponse {
-    let request: TokenRequest = try_body!(bytes, context.locale);
+pub async fn complete_recovery(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
+    let request: TokenRequest = try_body!(body, context.locale);
     let result = api.service.complete_recovery(&request.token, context).await;
     answer(result, context, email_answer)
 }
@@ -618,17 +671,17 @@ pub async fn complete_recovery(api: &Api, bytes: &[u8], context: &Context) -> Ap
     request_body = AddressRequest,
     responses(
         (status = 202, description = "A confirmation letter was sent"),
-        BadInput, Unauthorized, Conflict, Throttled, Unavailable
+        BadInput, Unauthorized, Conflict, Throttled, Unavailable, UnsupportedMediaType
     )
 )]
 pub async fn add_address(
     api: &Api,
     authorization: Option<&str>,
-    bytes: &[u8],
+    body: JsonBody<'_>,
     context: &Context,
 ) -> ApiResponse {
     let (_, session) = try_session!(api, authorization, context);
-    let request: AddressRequest = try_body!(bytes, context.locale);
+    let request: AddressRequest = try_body!(body, context.locale);
     let form = AddressForm {
         surname: request.surname,
         account_number: request.account_number,

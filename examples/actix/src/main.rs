@@ -28,6 +28,15 @@ fn context(request: &HttpRequest) -> RequestContext {
     }
 }
 
+/// The request body with its `Content-Type`, as the API reads it.
+fn json<'a>(request: &'a HttpRequest, body: &'a web::Bytes) -> api::JsonBody<'a> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    api::JsonBody::new(content_type, body)
+}
+
 fn authorization(request: &HttpRequest) -> Option<&str> {
     request
         .headers()
@@ -56,7 +65,7 @@ macro_rules! body_route {
             request: HttpRequest,
             body: web::Bytes,
         ) -> HttpResponse {
-            respond(api::$method(&api, &body, &context(&request)).await)
+            respond(api::$method(&api, json(&request, &body), &context(&request)).await)
         }
     };
 }
@@ -78,7 +87,8 @@ async fn select_account(
     request: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    respond(api::select_account(&api, authorization(&request), &body, &context(&request)).await)
+    let body = json(&request, &body);
+    respond(api::select_account(&api, authorization(&request), body, &context(&request)).await)
 }
 
 async fn logout(api: web::Data<Api>, request: HttpRequest) -> HttpResponse {
@@ -86,7 +96,8 @@ async fn logout(api: web::Data<Api>, request: HttpRequest) -> HttpResponse {
 }
 
 async fn add_address(api: web::Data<Api>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
-    respond(api::add_address(&api, authorization(&request), &body, &context(&request)).await)
+    let body = json(&request, &body);
+    respond(api::add_address(&api, authorization(&request), body, &context(&request)).await)
 }
 
 /// The OpenAPI document, generated from the code at start-up.

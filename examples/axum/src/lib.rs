@@ -103,6 +103,14 @@ pub(crate) fn context(headers: &HeaderMap, peer: &Peer) -> RequestContext {
     }
 }
 
+/// The request body with its `Content-Type`, as the API reads it.
+pub(crate) fn json<'a>(headers: &'a HeaderMap, body: &'a Bytes) -> api::JsonBody<'a> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    api::JsonBody::new(content_type, body)
+}
+
 /// A cookie's value from the `Cookie` headers.
 pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -146,7 +154,7 @@ macro_rules! body_route {
             headers: HeaderMap,
             body: Bytes,
         ) -> Response {
-            respond(api::$method(&s.api, &body, &context(&headers, &peer)).await)
+            respond(api::$method(&s.api, json(&headers, &body), &context(&headers, &peer)).await)
         }
     };
 }
@@ -170,7 +178,8 @@ async fn api_select_account(
     body: Bytes,
 ) -> Response {
     let context = context(&headers, &peer);
-    respond(api::select_account(&s.api, authorization(&headers), &body, &context).await)
+    let body = json(&headers, &body);
+    respond(api::select_account(&s.api, authorization(&headers), body, &context).await)
 }
 
 async fn api_logout(State(s): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
@@ -184,7 +193,8 @@ async fn api_add_address(
     body: Bytes,
 ) -> Response {
     let context = context(&headers, &peer);
-    respond(api::add_address(&s.api, authorization(&headers), &body, &context).await)
+    let body = json(&headers, &body);
+    respond(api::add_address(&s.api, authorization(&headers), body, &context).await)
 }
 
 /// The OpenAPI document, generated from the code at start-up.
