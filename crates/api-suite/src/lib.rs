@@ -41,6 +41,7 @@ macro_rules! api_tests {
             english_messages_and_unknown_paths,
             mail_failure_is_503_and_retryable,
             only_json_bodies_are_read,
+            forwarded_clients_count_only_behind_trusted_proxies,
             openapi_document_matches_the_routes,
             schemathesis_finds_nothing
         );
@@ -802,6 +803,45 @@ pub async fn only_json_bodies_are_read(binary: &str) {
     )
     .await;
     assert_eq!(status, 202);
+}
+
+/// Per-client limits key a client by its socket address, and read `X-Forwarded-For` only
+/// from a trusted proxy, keying IPv6 clients by their /64: rotating addresses inside one
+/// /64 does not get past the registration limit (20 an hour per client), and a forged
+/// header from an untrusted peer changes nothing.
+pub async fn forwarded_clients_count_only_behind_trusted_proxies(binary: &str) {
+    let registration = |server: &Server, client: String| {
+        let request = server
+            .client
+            .post(format!("{}/api/registrations", server.base))
+            .header("x-forwarded-for", client)
+            .json(&json!({"surname": "Петров", "account_number": "7800000000009", "email": "x@example.org"}));
+        async move { read(request.send().await.unwrap()).await.0 }
+    };
+    let behind_proxy =
+        Server::start(binary, &[("TRUSTED_PROXIES", "127.0.0.1/32".to_owned())]).await;
+    for n in 1..=20 {
+        let status = registration(&behind_proxy, format!("2001:db8:1:1::{n:x}")).await;
+        assert_eq!(status, 422, "try {n} counted and answered");
+    }
+    let status = registration(&behind_proxy, "2001:db8:1:1:ffff::1".to_owned()).await;
+    assert_eq!(
+        status, 429,
+        "another address of the same /64 is the same client"
+    );
+    let status = registration(&behind_proxy, "2001:db8:1:2::1".to_owned()).await;
+    assert_eq!(status, 422, "another /64 is another client");
+
+    let direct = Server::start(binary, &[]).await;
+    for n in 1..=20 {
+        let status = registration(&direct, format!("198.51.100.{n}")).await;
+        assert_eq!(status, 422, "try {n}");
+    }
+    let status = registration(&direct, "203.0.113.1".to_owned()).await;
+    assert_eq!(
+        status, 429,
+        "a forged X-Forwarded-For from an untrusted peer is ignored"
+    );
 }
 
 /// With the mail server down, a step answers 503 and the same step works once mail is back.

@@ -318,13 +318,29 @@ pub type Context = RequestContext;
 #[derive(Debug, Clone)]
 pub struct Api {
     service: AuthService,
+    clients: crate::client::ClientAddressing,
 }
 
 impl Api {
-    /// The API of `service`.
+    /// The API of `service`, clients told apart by their socket address.
     #[must_use]
     pub fn new(service: AuthService) -> Self {
-        Self { service }
+        Self::with_client_addressing(service, crate::client::ClientAddressing::default())
+    }
+
+    /// The API of `service`, clients told apart as `clients` says (trusted proxies).
+    #[must_use]
+    pub fn with_client_addressing(
+        service: AuthService,
+        clients: crate::client::ClientAddressing,
+    ) -> Self {
+        Self { service, clients }
+    }
+
+    /// How clients are told apart.
+    #[must_use]
+    pub fn clients(&self) -> &crate::client::ClientAddressing {
+        &self.clients
     }
 
     /// The service behind the API (the HTML pages use it directly).

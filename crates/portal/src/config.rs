@@ -3,6 +3,7 @@
 
 use std::{path::PathBuf, sync::Arc};
 
+use crate::client::{Cidr, ClientAddressing};
 use resident_auth::{
     memory::{MemoryDirectory, MemoryStore},
     AccountDirectory, Argon2Hasher, AuthService, HashParams, Mailer, ServedRegions, Store,
@@ -32,6 +33,9 @@ pub struct PortalConfig {
     /// Argon2 parameters (default OWASP's minimum). `ARGON2_TEST_PARAMS=1` selects fast,
     /// insecure ones for test runs only.
     pub hash_params: HashParams,
+    /// `TRUSTED_PROXIES` (comma list of CIDR blocks) and `CLIENT_IPV6_PREFIX` (default 64):
+    /// how per-client limits tell clients apart.
+    pub client_addressing: ClientAddressing,
 }
 
 /// A configuration or start-up failure, with a message for the operator.
@@ -68,6 +72,25 @@ impl PortalConfig {
         } else {
             HashParams::default()
         };
+        let trusted_proxies = match lookup("TRUSTED_PROXIES") {
+            Some(list) => list
+                .split(',')
+                .map(|block| block.trim().parse::<Cidr>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ConfigError(format!("TRUSTED_PROXIES: {e}")))?,
+            None => Vec::new(),
+        };
+        let ipv6_prefix = match lookup("CLIENT_IPV6_PREFIX") {
+            Some(prefix) => prefix
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| (1..=128).contains(p))
+                .ok_or_else(|| {
+                    ConfigError(format!("CLIENT_IPV6_PREFIX must be 1–128, not {prefix:?}"))
+                })?,
+            None => 64,
+        };
         let database_url = lookup("DATABASE_URL");
         let smtp_url = lookup("SMTP_URL");
         let outbox_dir = lookup("OUTBOX_DIR");
@@ -90,6 +113,7 @@ impl PortalConfig {
             database_url,
             smtp_url,
             hash_params,
+            client_addressing: ClientAddressing::new(trusted_proxies, ipv6_prefix),
         })
     }
 
@@ -292,6 +316,31 @@ mod tests {
                 _ => None,
             });
             assert!(config.is_ok(), "{extra}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_and_the_ipv6_prefix() {
+        let config = PortalConfig::from_lookup(|name| match name {
+            "TRUSTED_PROXIES" => Some("10.0.0.0/8, ::1".into()),
+            "CLIENT_IPV6_PREFIX" => Some("56".into()),
+            _ => None,
+        })
+        .unwrap();
+        let key = config.client_addressing.client_key(
+            Some("10.1.1.1".parse().unwrap()),
+            None,
+            Some("2001:db8:aa:bbcc::1"),
+        );
+        assert_eq!(key.as_deref(), Some("2001:db8:aa:bb00::/56"));
+        for (name, value) in [
+            ("TRUSTED_PROXIES", "10.0.0.0/40"),
+            ("CLIENT_IPV6_PREFIX", "0"),
+        ] {
+            assert!(
+                PortalConfig::from_lookup(|n| (n == name).then(|| value.into())).is_err(),
+                "{name}={value}"
+            );
         }
     }
 

@@ -18,13 +18,17 @@ use resident_auth_portal::{
 };
 
 fn context(request: &HttpRequest) -> RequestContext {
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let client = request.app_data::<web::Data<Api>>().and_then(|api| {
+        api.clients().client_key(
+            request.peer_addr().map(|a| a.ip()),
+            header("forwarded"),
+            header("x-forwarded-for"),
+        )
+    });
     RequestContext {
-        locale: request
-            .headers()
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-            .map_or(Locale::Ru, Locale::from_accept_language),
-        client: request.peer_addr().map(|a| a.ip().to_string()),
+        locale: header("accept-language").map_or(Locale::Ru, Locale::from_accept_language),
+        client,
     }
 }
 
@@ -153,7 +157,10 @@ async fn main() -> ExitCode {
         portal.service.clone(),
         std::time::Duration::from_secs(300),
     ));
-    let api = web::Data::new(Api::new(portal.service.clone()));
+    let api = web::Data::new(Api::with_client_addressing(
+        portal.service.clone(),
+        config.client_addressing.clone(),
+    ));
     let document = web::Data::new(Document(openapi::document_json()));
     let server = HttpServer::new(move || {
         App::new()

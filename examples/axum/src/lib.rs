@@ -20,6 +20,7 @@ use axum::{
 use resident_auth::{AuthService, Locale, RequestContext};
 use resident_auth_portal::{
     api::{self, Api, ApiResponse},
+    client::ClientAddressing,
     openapi,
 };
 
@@ -34,8 +35,18 @@ pub struct AppState {
 impl AppState {
     #[must_use]
     pub fn new(service: AuthService, secure_cookies: bool) -> Self {
+        Self::with_client_addressing(service, secure_cookies, ClientAddressing::default())
+    }
+
+    /// The state of a portal behind the proxies `clients` trusts.
+    #[must_use]
+    pub fn with_client_addressing(
+        service: AuthService,
+        secure_cookies: bool,
+        clients: ClientAddressing,
+    ) -> Self {
         Self {
-            api: Api::new(service),
+            api: Api::with_client_addressing(service, clients),
             secure_cookies,
         }
     }
@@ -76,30 +87,36 @@ pub(crate) fn locale(headers: &HeaderMap) -> Locale {
         .map_or(Locale::Ru, Locale::from_accept_language)
 }
 
-/// The client's address, when the server was started with connect info (tests that call
-/// the router directly have none).
-pub(crate) struct Peer(Option<SocketAddr>);
+/// The client's key for per-client limits: the socket peer (when the server was started
+/// with connect info; tests that call the router directly have none), or behind trusted
+/// proxies the forwarded address, IPv6 by its prefix.
+pub(crate) struct Peer(Option<String>);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+impl axum::extract::FromRequestParts<AppState> for Peer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(a)| *a),
-        ))
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip());
+        let header =
+            |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        Ok(Peer(state.api.clients().client_key(
+            peer,
+            header(header::FORWARDED),
+            header(header::HeaderName::from_static("x-forwarded-for")),
+        )))
     }
 }
 
 pub(crate) fn context(headers: &HeaderMap, peer: &Peer) -> RequestContext {
     RequestContext {
         locale: locale(headers),
-        client: peer.0.map(|address| address.ip().to_string()),
+        client: peer.0.clone(),
     }
 }
 

@@ -39,7 +39,11 @@ async fn main() -> ExitCode {
         portal.service.clone(),
         std::time::Duration::from_secs(300),
     ));
-    let app = router(AppState::new(portal.service, config.secure_cookies()));
+    let app = router(AppState::with_client_addressing(
+        portal.service,
+        config.secure_cookies(),
+        config.client_addressing.clone(),
+    ));
     let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
