@@ -791,6 +791,18 @@ pub async fn only_json_bodies_are_read(binary: &str) {
         }
     }
     assert!(server.letters().is_empty(), "no letter for a refused body");
+    for path in ["/api/openapi.json", "/api/session"] {
+        let response = client
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()["x-content-type-options"],
+            "nosniff",
+            "every answer: {path}"
+        );
+    }
     // The same body as JSON (with a charset parameter) is read.
     let (status, _, _) = read(
         client

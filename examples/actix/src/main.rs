@@ -164,6 +164,11 @@ async fn main() -> ExitCode {
     let document = web::Data::new(Document(openapi::document_json()));
     let server = HttpServer::new(move || {
         App::new()
+            // Every answer: browsers take the declared content type as it is.
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add(("X-Content-Type-Options", "nosniff")),
+            )
             .app_data(api.clone())
             .app_data(document.clone())
             .app_data(web::PayloadConfig::new(64 * 1024))

@@ -28,11 +28,35 @@ use resident_auth_portal::{
 #[derive(Clone)]
 pub struct AppState {
     pub api: Api,
-    /// Session cookies get `Secure` when the portal is served over https.
+    /// Session cookies get `Secure` and the `__Host-` prefix, and answers get HSTS, when
+    /// the portal is served over https.
     pub secure_cookies: bool,
+    /// The key that signs CSRF tokens (random per process).
+    pub(crate) csrf_key: std::sync::Arc<[u8; 32]>,
 }
 
 impl AppState {
+    /// The session cookie's name: `__Host-session` over https (no other host or path can
+    /// set it), `session` otherwise.
+    #[must_use]
+    pub fn session_cookie(&self) -> &'static str {
+        if self.secure_cookies {
+            "__Host-session"
+        } else {
+            "session"
+        }
+    }
+
+    /// The CSRF cookie's name: `__Host-csrf` over https, `csrf` otherwise.
+    #[must_use]
+    pub fn csrf_cookie(&self) -> &'static str {
+        if self.secure_cookies {
+            "__Host-csrf"
+        } else {
+            "csrf"
+        }
+    }
+
     #[must_use]
     pub fn new(service: AuthService, secure_cookies: bool) -> Self {
         Self::with_client_addressing(service, secure_cookies, ClientAddressing::default())
@@ -45,9 +69,12 @@ impl AppState {
         secure_cookies: bool,
         clients: ClientAddressing,
     ) -> Self {
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
         Self {
             api: Api::with_client_addressing(service, clients),
             secure_cookies,
+            csrf_key: std::sync::Arc::new(key),
         }
     }
 
@@ -73,7 +100,17 @@ pub fn router(state: AppState) -> Router {
         .route(openapi::DOCUMENT_PATH, get(api_document))
         .route("/api/{*rest}", get(api_not_found).post(api_not_found))
         .merge(pages::routes())
+        .layer(axum::middleware::map_response(no_sniffing))
         .with_state(state)
+}
+
+/// Every answer, pages and API alike: browsers take the declared content type as it is.
+async fn no_sniffing(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// Language: the `lang` cookie, else `Accept-Language`, else Russian.

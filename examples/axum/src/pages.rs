@@ -10,8 +10,7 @@ use axum::{
     Form, Router,
 };
 use resident_auth::{
-    secrecy::SecretString, AddressForm, Error, Field, Locale, Problem, RegistrationForm, Token,
-    UserError,
+    secrecy::SecretString, AddressForm, Error, Field, Locale, Problem, RegistrationForm, UserError,
 };
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -45,17 +44,21 @@ struct Visit {
     csrf: String,
     set_cookies: Vec<String>,
     secure: bool,
+    session_cookie: &'static str,
 }
 
 impl Visit {
     fn new(state: &AppState, headers: &HeaderMap) -> Self {
         let secure = state.secure_cookies;
         let mut set_cookies = Vec::new();
-        let csrf = match cookie(headers, "csrf").filter(|v| Token::from_user(v).is_some()) {
+        let session = cookie(headers, state.session_cookie());
+        let csrf = match cookie(headers, state.csrf_cookie())
+            .filter(|v| csrf::valid(&state.csrf_key, v, session))
+        {
             Some(existing) => existing.to_owned(),
             None => {
-                let token = Token::generate().expose().to_owned();
-                set_cookies.push(cookie_header("csrf", &token, secure, None));
+                let token = csrf::issue(&state.csrf_key, session);
+                set_cookies.push(cookie_header(state.csrf_cookie(), &token, secure, None));
                 token
             }
         };
@@ -64,6 +67,7 @@ impl Visit {
             csrf,
             set_cookies,
             secure,
+            session_cookie: state.session_cookie(),
         }
     }
 
@@ -103,8 +107,14 @@ impl Visit {
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
         );
+        if self.secure {
+            headers.insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            );
+        }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 
@@ -124,11 +134,77 @@ fn cookie_header(name: &str, value: &str, secure: bool, max_age: Option<u64>) ->
     cookie
 }
 
-/// The CSRF check of every form: the field must equal the cookie (double submit).
-fn csrf_ok(headers: &HeaderMap, submitted: &str) -> bool {
-    cookie(headers, "csrf").is_some_and(|expected| {
-        !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(submitted.as_bytes()))
+/// The CSRF check of every form: the field must equal the cookie, and the token must be
+/// one this server signed for the request's session (none before login). A token an
+/// attacker planted in a cookie is either unsigned, or signed for another session.
+fn csrf_ok(state: &AppState, headers: &HeaderMap, submitted: &str) -> bool {
+    let session = cookie(headers, state.session_cookie());
+    cookie(headers, state.csrf_cookie()).is_some_and(|expected| {
+        !expected.is_empty()
+            && bool::from(expected.as_bytes().ct_eq(submitted.as_bytes()))
+            && csrf::valid(&state.csrf_key, expected, session)
     })
+}
+
+/// CSRF tokens: a random nonce and an HMAC-SHA-256 of it and the session cookie, under a
+/// key only the server holds.
+mod csrf {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+    use hmac::{Hmac, Mac};
+    use resident_auth::Token;
+    use sha2::Sha256;
+
+    fn mac(key: &[u8; 32], nonce: &str, session: Option<&str>) -> Hmac<Sha256> {
+        // A 32-byte key is always accepted.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(nonce.as_bytes());
+        mac.update(b"|");
+        mac.update(session.unwrap_or("").as_bytes());
+        mac
+    }
+
+    /// A new token for `session`.
+    pub(super) fn issue(key: &[u8; 32], session: Option<&str>) -> String {
+        let nonce = Token::generate();
+        let tag = mac(key, nonce.expose(), session).finalize().into_bytes();
+        format!("{}.{}", nonce.expose(), URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// Whether `token` was issued by this server for `session`.
+    pub(super) fn valid(key: &[u8; 32], token: &str, session: Option<&str>) -> bool {
+        let Some((nonce, tag)) = token.split_once('.') else {
+            return false;
+        };
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
+            return false;
+        };
+        Token::from_user(nonce).is_some() && mac(key, nonce, session).verify_slice(&tag).is_ok()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn tokens_are_bound_to_the_key_and_the_session() {
+            let key = [7u8; 32];
+            let token = issue(&key, Some("s1"));
+            assert!(valid(&key, &token, Some("s1")));
+            assert!(!valid(&key, &token, Some("s2")), "another session");
+            assert!(!valid(&key, &token, None), "no session");
+            assert!(
+                !valid(&[8u8; 32], &token, Some("s1")),
+                "another server's key"
+            );
+            let anonymous = issue(&key, None);
+            assert!(valid(&key, &anonymous, None));
+            assert!(!valid(&key, &anonymous, Some("s1")));
+            for forged in ["", ".", "x.y", &Token::generate().expose().to_owned()] {
+                assert!(!valid(&key, forged, None), "{forged:?}");
+            }
+        }
+    }
 }
 
 fn forbidden(visit: Visit) -> Response {
@@ -148,7 +224,7 @@ fn forbidden(visit: Visit) -> Response {
 macro_rules! check_csrf {
     ($state:expr, $headers:expr, $form:expr) => {{
         let visit = Visit::new(&$state, &$headers);
-        if !csrf_ok(&$headers, &$form.csrf) {
+        if !csrf_ok(&$state, &$headers, &$form.csrf) {
             return forbidden(visit);
         }
         visit
@@ -255,7 +331,7 @@ fn login_password_step(
 
 async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let visit = Visit::new(&state, &headers);
-    if let Some(session) = cookie(&headers, "session") {
+    if let Some(session) = cookie(&headers, state.session_cookie()) {
         if state.service().authenticate(session).await.is_ok() {
             return visit.redirect("/cabinet");
         }
@@ -310,12 +386,17 @@ async fn login(
         .await
     {
         Ok(logged_in) => {
-            // A fresh token at every login: no session fixation.
+            // A session the browser still holds ends on the server: one login, one session.
+            if let Some(old) = cookie(&headers, state.session_cookie()) {
+                let _ = state.service().logout(old).await;
+            }
+            // A fresh token at every login: no session fixation. No Max-Age: the cookie
+            // ends with the browser; the server's idle and absolute expiry still hold.
             visit.set_cookies.push(cookie_header(
-                "session",
+                visit.session_cookie,
                 logged_in.session_token.expose(),
                 visit.secure,
-                Some(12 * 3600),
+                None,
             ));
             visit.redirect("/cabinet")
         }
@@ -596,15 +677,18 @@ async fn activate(
 // ---- Cabinet (journeys 5 and 7) -------------------------------------------------------
 
 fn to_login(mut visit: Visit) -> Response {
-    visit
-        .set_cookies
-        .push(cookie_header("session", "", visit.secure, Some(0)));
+    visit.set_cookies.push(cookie_header(
+        visit.session_cookie,
+        "",
+        visit.secure,
+        Some(0),
+    ));
     visit.redirect("/")
 }
 
 async fn cabinet(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let visit = Visit::new(&state, &headers);
-    let Some(token) = cookie(&headers, "session") else {
+    let Some(token) = cookie(&headers, state.session_cookie()) else {
         return visit.redirect("/");
     };
     let Ok(session) = state.service().authenticate(token).await else {
@@ -676,7 +760,7 @@ async fn select(
     Form(form): Form<SelectForm>,
 ) -> Response {
     let visit = check_csrf!(state, headers, form);
-    let token = cookie(&headers, "session").unwrap_or_default();
+    let token = cookie(&headers, state.session_cookie()).unwrap_or_default();
     let session = match state.service().authenticate(token).await {
         Ok(session) => session,
         Err(_) => return to_login(visit),
@@ -737,7 +821,7 @@ fn add_form(
 
 async fn add_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let visit = Visit::new(&state, &headers);
-    let session = cookie(&headers, "session").unwrap_or_default();
+    let session = cookie(&headers, state.session_cookie()).unwrap_or_default();
     if state.service().authenticate(session).await.is_err() {
         return to_login(visit);
     }
@@ -758,7 +842,7 @@ async fn add(
     Form(form): Form<AddForm>,
 ) -> Response {
     let visit = check_csrf!(state, headers, form);
-    let token = cookie(&headers, "session").unwrap_or_default();
+    let token = cookie(&headers, state.session_cookie()).unwrap_or_default();
     let session = match state.service().authenticate(token).await {
         Ok(session) => session,
         Err(_) => return to_login(visit),
@@ -793,7 +877,7 @@ async fn logout(
     Form(form): Form<CsrfOnly>,
 ) -> Response {
     let visit = check_csrf!(state, headers, form);
-    if let Some(session) = cookie(&headers, "session") {
+    if let Some(session) = cookie(&headers, state.session_cookie()) {
         let _ = state.service().logout(session).await;
     }
     to_login(visit)

@@ -9,6 +9,8 @@ use reqwest::{header, redirect::Policy, Client, Response, StatusCode};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_portal-axum");
 const RESIDENT: &str = "resident@example.org";
+const PLANTED_CSRF: &str =
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 fn client() -> Client {
     // Redirects are part of what is checked: never follow them.
@@ -49,6 +51,17 @@ async fn csrf(server: &Server, client: &Client) -> String {
     cookie_value(&set_cookie(&response, "csrf").expect("a csrf cookie")).to_owned()
 }
 
+/// The CSRF token a page issues to a browser holding the session cookie `session`.
+async fn csrf_with_session(server: &Server, client: &Client, session: &str) -> String {
+    let response = client
+        .get(format!("{}/register", server.base))
+        .header(header::COOKIE, format!("session={session}"))
+        .send()
+        .await
+        .unwrap();
+    cookie_value(&set_cookie(&response, "csrf").expect("a csrf cookie")).to_owned()
+}
+
 #[tokio::test]
 async fn pages_set_http_only_same_site_cookies_and_security_headers() {
     let server = Server::start(BINARY, &[]).await;
@@ -73,8 +86,65 @@ async fn pages_set_http_only_same_site_cookies_and_security_headers() {
 async fn cookies_are_secure_when_the_portal_is_served_over_https() {
     let server = Server::start(BINARY, &[("BASE_URL", "https://portal.example".into())]).await;
     let response = client().get(&server.base).send().await.unwrap();
-    let csrf = set_cookie(&response, "csrf").unwrap();
-    assert!(attributes(&csrf).contains(&"Secure".to_owned()), "{csrf}");
+    assert!(
+        set_cookie(&response, "csrf").is_none(),
+        "only the __Host- cookie"
+    );
+    let csrf = set_cookie(&response, "__Host-csrf").unwrap();
+    let attributes = attributes(&csrf);
+    assert!(attributes.contains(&"Secure".to_owned()), "{csrf}");
+    assert!(attributes.contains(&"Path=/".to_owned()), "{csrf}");
+    assert!(
+        !attributes.iter().any(|a| a.starts_with("Domain")),
+        "{csrf}"
+    );
+    assert_eq!(
+        response.headers()[header::STRICT_TRANSPORT_SECURITY],
+        "max-age=31536000; includeSubDomains"
+    );
+    // Over plain http there is no HSTS (it would be ignored, and mislead).
+    let plain = Server::start(BINARY, &[]).await;
+    let response = client().get(&plain.base).send().await.unwrap();
+    assert!(response
+        .headers()
+        .get(header::STRICT_TRANSPORT_SECURITY)
+        .is_none());
+}
+
+#[tokio::test]
+async fn every_answer_says_nosniff_and_pages_restrict_base_and_form_targets() {
+    let server = Server::start(BINARY, &[]).await;
+    let client = client();
+    for path in [
+        "/",
+        "/register",
+        "/api/openapi.json",
+        "/api/session",
+        "/api/nothing",
+    ] {
+        let response = client
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()[header::X_CONTENT_TYPE_OPTIONS],
+            "nosniff",
+            "{path}"
+        );
+    }
+    let page = client.get(&server.base).send().await.unwrap();
+    let policy = page.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for directive in [
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(policy.contains(directive), "{policy}");
+    }
 }
 
 #[tokio::test]
@@ -88,6 +158,8 @@ async fn forms_without_the_matching_csrf_token_are_refused() {
         (Some(token.as_str()), None),                 // cookie, no field
         (Some(token.as_str()), Some("forged-value")), // a mismatched field
         (Some(""), Some("")),                         // empty both
+        // An attacker's own value planted in the cookie and the field: not signed here.
+        (Some(PLANTED_CSRF), Some(PLANTED_CSRF)),
     ];
     for (cookie, field) in attempts {
         let mut form = vec![("email", RESIDENT)];
@@ -122,8 +194,9 @@ async fn login_issues_a_fresh_session_whatever_cookie_came_with_it_and_logout_en
     let server = Server::start(BINARY, &[]).await;
     let password = activate(&server, "7800000000001", RESIDENT, "12").await;
     let client = client();
-    let token = csrf(&server, &client).await;
     let planted = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    // The form's token is the one the page issued to this browser, cookie and all.
+    let token = csrf_with_session(&server, &client, planted).await;
     let log_in = || async {
         client
             .post(format!("{}/login", server.base))
@@ -151,6 +224,10 @@ async fn login_issues_a_fresh_session_whatever_cookie_came_with_it_and_logout_en
             "{session_cookie}"
         );
     }
+    assert!(
+        !session_attributes.iter().any(|a| a.starts_with("Max-Age")),
+        "the session cookie ends with the browser: {session_cookie}"
+    );
     assert_eq!(session.len(), 43, "a 256-bit token");
 
     // The planted cookie opens nothing; the issued one opens the cabinet.
@@ -178,7 +255,17 @@ async fn login_issues_a_fresh_session_whatever_cookie_came_with_it_and_logout_en
     let second = cookie_value(&set_cookie(&log_in().await, "session").unwrap()).to_owned();
     assert_ne!(second, session);
 
+    // The anonymous form's token does not pass with a session: tokens are bound to it.
+    let response = client
+        .post(format!("{}/logout", server.base))
+        .header(header::COOKIE, format!("csrf={token}; session={session}"))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
     // Logout ends the session on the server and clears the cookie.
+    let token = csrf_with_session(&server, &client, &session).await;
     let response = client
         .post(format!("{}/logout", server.base))
         .header(header::COOKIE, format!("csrf={token}; session={session}"))
@@ -200,6 +287,30 @@ async fn login_issues_a_fresh_session_whatever_cookie_came_with_it_and_logout_en
         cabinet(format!("session={second}")).await.status(),
         StatusCode::OK,
         "other sessions of the cabinet stay"
+    );
+
+    // A login that arrives with a live session cookie ends that session on the server.
+    let token = csrf_with_session(&server, &client, &second).await;
+    let response = client
+        .post(format!("{}/login", server.base))
+        .header(header::COOKIE, format!("csrf={token}; session={second}"))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("email", RESIDENT),
+            ("password", password.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let third = cookie_value(&set_cookie(&response, "session").unwrap()).to_owned();
+    assert_eq!(
+        cabinet(format!("session={second}")).await.status(),
+        StatusCode::SEE_OTHER,
+        "the old session ended"
+    );
+    assert_eq!(
+        cabinet(format!("session={third}")).await.status(),
+        StatusCode::OK
     );
 }
 
