@@ -1042,6 +1042,7 @@ pub async fn journey_recovery_replaces_the_password_once<S: Store + Clone + 'sta
         .await
         .unwrap();
     let first = j.link(RESIDENT, LetterKind::RecoverPassword);
+    j.advance(MINUTE);
     j.service
         .request_recovery(RESIDENT, &Journeys::context())
         .await

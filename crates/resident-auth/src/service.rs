@@ -56,6 +56,9 @@ pub struct AuthConfig {
     pub recovery_ttl: Duration,
     /// Least time between two confirmation letters for one email or account (default 60 s).
     pub letter_resend_interval: Duration,
+    /// Letters with a link (confirmation, recovery) per recipient address per day (10),
+    /// whatever the journey: nobody can use the portal to flood an address.
+    pub letters_per_address_daily: Limit,
     /// Premises numbers tried per personal account, in escalating windows (5 per 15
     /// minutes, 10 per hour, 15 per day: a lock of at most 15 minutes, then up to an hour,
     /// then the rest of the day). Every try is counted before it is evaluated; the try that
@@ -108,6 +111,7 @@ impl AuthConfig {
             activation_ttl: 24 * HOUR,
             recovery_ttl: HOUR,
             letter_resend_interval: MINUTE,
+            letters_per_address_daily: Limit::new(10, 24 * HOUR),
             premises_attempts: vec![
                 Limit::new(5, 15 * MINUTE),
                 Limit::new(10, HOUR),
@@ -328,6 +332,9 @@ mod counters {
     }
     pub(super) fn letter_email(email: &Email) -> CounterKey {
         CounterKey::new("letter:email", email)
+    }
+    pub(super) fn letter_email_daily(email: &Email) -> CounterKey {
+        CounterKey::new("letter:email:day", email)
     }
     pub(super) fn letter_account(account: &AccountNumber) -> CounterKey {
         CounterKey::new("letter:account", account)
@@ -680,6 +687,10 @@ impl AuthService {
         let cooldowns = [
             (counters::letter_email(&email), resend),
             (counters::letter_account(&account), resend),
+            (
+                counters::letter_email_daily(&email),
+                self.config.letters_per_address_daily,
+            ),
         ];
         let token = Token::generate();
         let hash = token.hash();
@@ -1358,12 +1369,47 @@ impl AuthService {
     ) -> Result<(), Error> {
         let email: Email = email.parse().map_err(Problem::from)?;
         let now = self.now();
-        self.throttle(
-            counters::recovery_email(&email),
-            self.config.recovery_per_email,
-            now,
-        )
-        .await?;
+        // One cooldown per recipient across every letter with a link, counted for known
+        // and unknown addresses alike, before anything is looked up.
+        let limits = [
+            (
+                counters::letter_email(&email),
+                Limit::new(1, self.config.letter_resend_interval),
+            ),
+            (
+                counters::letter_email_daily(&email),
+                self.config.letters_per_address_daily,
+            ),
+            (
+                counters::recovery_email(&email),
+                self.config.recovery_per_email,
+            ),
+        ];
+        let sent = self
+            .send_recovery(email.clone(), &limits, context, now)
+            .await;
+        if let Err(Error::Unavailable(_)) = &sent {
+            // Storage failed (counting, or looking up) before any letter: the same request
+            // may be made again at once.
+            let _ = self.store().reset(&counters::letter_email(&email)).await;
+        }
+        sent
+    }
+
+    /// Records a recovery link for the cabinet of `email`, if there is one, and mails it.
+    async fn send_recovery(
+        &self,
+        email: Email,
+        limits: &[(CounterKey, Limit)],
+        context: &RequestContext,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        if let Counted::Exceeded(until) = self.count_against(limits, now).await? {
+            return Err(Problem::TooManyRequests {
+                retry_after: now.until(until),
+            }
+            .into());
+        }
         let store = self.store();
         let Some(cabinet) = store.cabinet(CabinetKey::Email(&email)).await? else {
             return Ok(());
