@@ -227,9 +227,7 @@ async fn twenty_concurrent_registrations_of_one_email_and_of_one_account_let_one
         match task.await.unwrap() {
             Ok(()) => started += 1,
             Err(error) => assert!(
-                error.is(&Problem::TooManyRequests {
-                    retry_after: Duration::from_secs(60)
-                }),
+                matches!(error.problems(), [Problem::TooManyRequests { .. }]),
                 "a loser is told to wait for the letter's cooldown: {error:?}"
             ),
         }
@@ -260,10 +258,8 @@ async fn twenty_concurrent_registrations_of_one_email_and_of_one_account_let_one
         match task.await.unwrap() {
             Ok(()) => started += 1,
             Err(error) => assert!(
-                error.is(&Problem::TooManyRequests {
-                    retry_after: Duration::from_secs(60)
-                }),
-                "{error:?}"
+                matches!(error.problems(), [Problem::TooManyRequests { .. }]),
+                "a loser waits for the account's letter cooldown or daily cap: {error:?}"
             ),
         }
     }
@@ -439,6 +435,7 @@ async fn after_a_full_journey_no_table_holds_a_password_or_token_in_plaintext() 
         .unwrap();
     service.add_address(&who, &add, &ctx()).await.unwrap();
     let pending = link_token(&mailer.last(&email, LetterKind::ConfirmEmail).unwrap()).unwrap();
+    clock.advance(Duration::from_secs(60));
     service.request_recovery(RESIDENT, &ctx()).await.unwrap();
     let live_recovery =
         link_token(&mailer.last(&email, LetterKind::RecoverPassword).unwrap()).unwrap();
