@@ -76,6 +76,10 @@ pub enum Problem {
     /// The account is not linked to this cabinet.
     #[error("account not linked to this cabinet")]
     AccountNotLinked,
+    /// The recipient's mail server refused the address for good (a 5xx such as "no such
+    /// mailbox"): retrying will not help; the resident should check the address.
+    #[error("the address refuses mail")]
+    AddressRefused,
 }
 
 impl Problem {
@@ -128,6 +132,7 @@ impl UserError for Problem {
             Problem::LoginThrottled { .. } => "login.throttled",
             Problem::SessionInvalid => "session.invalid",
             Problem::AccountNotLinked => "session.account_not_linked",
+            Problem::AddressRefused => "email.undeliverable",
         }
     }
 
@@ -140,7 +145,7 @@ impl UserError for Problem {
             Problem::RegionNotServed(e) => e.field(),
             Problem::AccountNotFound | Problem::AccountNotLinked => Some(Field::AccountNumber),
             Problem::WrongPremises { .. } => Some(Field::Premises),
-            Problem::IncorrectData => Some(Field::Email),
+            Problem::IncorrectData | Problem::AddressRefused => Some(Field::Email),
             Problem::InvalidLink => Some(Field::Token),
             Problem::AlreadyRegistered
             | Problem::TooManyRequests { .. }
@@ -188,6 +193,13 @@ impl UserError for Problem {
             Problem::SessionInvalid => "Your session has ended. Please log in again".into(),
             Problem::AccountNotLinked if ru => "Этот лицевой счёт не добавлен в ваш кабинет".into(),
             Problem::AccountNotLinked => "This account is not in your cabinet".into(),
+            Problem::AddressRefused if ru => {
+                "Почтовый сервер не принимает письма на этот адрес. Проверьте адрес электронной почты"
+                    .into()
+            }
+            Problem::AddressRefused => {
+                "The mail server refuses letters to this address. Check the email address".into()
+            }
         }
     }
 }
@@ -310,8 +322,14 @@ impl From<StoreError> for Error {
 }
 
 impl From<MailError> for Error {
+    /// A permanent refusal (5xx) is the resident's to fix (a 422 asking to check the
+    /// address); anything else may pass by itself (a retryable 503).
     fn from(error: MailError) -> Self {
-        Error::Unavailable(Unavailable::Mail(error))
+        if error.is_permanent() {
+            Error::Rejected(vec![Problem::AddressRefused])
+        } else {
+            Error::Unavailable(Unavailable::Mail(error))
+        }
     }
 }
 

@@ -285,6 +285,7 @@ impl AccountDirectory for MemoryDirectory {
 pub struct RecordingMailer {
     letters: Arc<Mutex<Vec<Letter>>>,
     failing: Arc<std::sync::atomic::AtomicBool>,
+    refusing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RecordingMailer {
@@ -308,6 +309,13 @@ impl RecordingMailer {
             .store(failing, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Switches refusing on or off: every letter then fails with a permanent error, as a
+    /// server's "550 no such mailbox" does.
+    pub fn set_refusing(&self, refusing: bool) {
+        self.refusing
+            .store(refusing, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Every letter accepted so far, oldest first.
     #[must_use]
     pub fn letters(&self) -> Vec<Letter> {
@@ -329,6 +337,11 @@ impl Mailer for RecordingMailer {
     async fn send(&self, letter: &Letter) -> Result<(), MailError> {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(MailError::transient("recording mailer set to fail"));
+        }
+        if self.refusing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(MailError::permanent(
+                "550 no such mailbox (recording mailer)",
+            ));
         }
         self.letters
             .lock()

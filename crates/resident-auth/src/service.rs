@@ -697,10 +697,14 @@ impl AuthService {
         let sent = self
             .send_confirmation(&token, &cooldowns, email, account, cabinet, context, now)
             .await;
-        if let Err(Error::Unavailable(_)) = &sent {
-            // Storage or mail failed after the cooldowns were counted: the resident never
-            // got a link, so drop it and the cooldowns, and the same request can be made
-            // again at once. If this fails too, both expire by themselves.
+        let refused = sent
+            .as_ref()
+            .is_err_and(|error| error.is(&Problem::AddressRefused));
+        if refused || matches!(sent, Err(Error::Unavailable(_))) {
+            // Storage or mail failed, or the address was refused, after the cooldowns were
+            // counted: the resident never got a link, so drop it and the cooldowns, and the
+            // same (or a corrected) request can be made again at once. If this fails too,
+            // both expire by themselves.
             let _ = store.swap_link(&hash, Expected::Any, None).await;
             for (key, _) in &cooldowns {
                 let _ = store.reset(key).await;

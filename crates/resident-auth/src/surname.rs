@@ -1,6 +1,9 @@
 //! Surnames typed at registration and matched against the billing directory.
 
+use std::borrow::Cow;
+
 use std::{fmt, str::FromStr};
+use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -72,7 +75,14 @@ impl FromStr for Surname {
     type Err = SurnameError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let trimmed = input.trim();
+        // Composed form first: "е" + U+0308 (as some keyboards, phones and PDFs produce)
+        // is the letter "ё". Input already in NFC (nearly all) is not copied.
+        let composed: Cow<'_, str> = if is_nfc_quick(input.chars()) == IsNormalized::Yes {
+            Cow::Borrowed(input)
+        } else {
+            Cow::Owned(input.nfc().collect())
+        };
+        let trimmed = composed.trim();
         if trimmed.is_empty() {
             return Err(SurnameError::Empty);
         }
@@ -149,8 +159,9 @@ impl Surname {
 /// ```
 #[must_use]
 pub fn surname_matching_key(text: &str) -> String {
-    let mut key = String::with_capacity(text.len());
-    for (i, word) in text.split_whitespace().enumerate() {
+    let composed: String = text.nfc().collect();
+    let mut key = String::with_capacity(composed.len());
+    for (i, word) in composed.split_whitespace().enumerate() {
         if i > 0 {
             key.push(' ');
         }
@@ -250,6 +261,24 @@ impl UserError for SurnameError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_decomposed_yo_is_the_letter_yo() {
+        let decomposed = "Семе\u{308}нов";
+        let surname: Surname = decomposed.parse().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(surname.as_str(), "Семёнов");
+        assert!(surname.matches("Семенов"));
+        assert!(surname.matches("СЕМЕ\u{308}НОВ"));
+        let composed: Surname = "Семёнов".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            composed.matches(decomposed),
+            "a decomposed directory entry matches too"
+        );
+        assert_eq!(
+            surname_matching_key(decomposed),
+            surname_matching_key("Семенов")
+        );
+    }
 
     #[test]
     fn letters_whose_upper_case_is_longer_match_it() {

@@ -1312,3 +1312,46 @@ async fn one_letter_a_minute_and_ten_a_day_per_address_across_every_journey() {
     }
     assert!(sent <= 10, "{sent} letters in a day");
 }
+
+#[tokio::test]
+async fn a_refused_address_is_told_to_check_it_not_to_wait() {
+    let h = harness();
+    h.mailer.set_refusing(true);
+    let error = h
+        .service
+        .register(&form("Иванов", FLAT, RESIDENT), &ru())
+        .await
+        .unwrap_err();
+    assert_eq!(codes(&error), ["email.undeliverable"]);
+    assert_eq!(error.http_status(), 422);
+    assert!(!error.is_retryable());
+    assert_eq!(
+        error.problems()[0].field(),
+        Some(resident_auth::Field::Email)
+    );
+    // Corrected (here: the server accepts again), the same request goes through at once.
+    h.mailer.set_refusing(false);
+    h.service
+        .register(&form("Иванов", FLAT, RESIDENT), &ru())
+        .await
+        .expect("no cooldown left behind by a refused letter");
+    // A refused credentials letter: 422, and no password becomes effective.
+    let activation = h
+        .service
+        .confirm_email(&h.link_token(RESIDENT, LetterKind::ConfirmEmail))
+        .await
+        .unwrap();
+    h.mailer.set_refusing(true);
+    let error = h
+        .service
+        .activate(activation.expose(), "12", &ru())
+        .await
+        .unwrap_err();
+    assert_eq!(codes(&error), ["email.undeliverable"]);
+    assert!(h.stored_password_was_mailed(RESIDENT).await);
+    h.mailer.set_refusing(false);
+    h.service
+        .activate(activation.expose(), "12", &ru())
+        .await
+        .expect("the link still works once the address takes mail");
+}

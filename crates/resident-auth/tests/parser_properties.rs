@@ -280,3 +280,32 @@ proptest! {
         prop_assert_eq!(Locale::from_accept_language(&header), expected, "{}", header);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Decomposed input (NFD: "е" + U+0308 for "ё", Latin letters with combining
+    /// accents) parses to the same surname as the composed form, and they match.
+    #[test]
+    fn decomposed_surnames_parse_like_composed_ones(
+        word in "[А-ЯЁ][а-яё]{1,12}(-[А-ЯЁ][а-яё]{1,10})?|[A-Z][a-zéèöüñç]{1,12}"
+    ) {
+        use unicode_normalization::UnicodeNormalization;
+        let decomposed: String = word.nfd().collect();
+        let composed = word.parse::<Surname>();
+        let from_decomposed = decomposed.parse::<Surname>();
+        prop_assert_eq!(&composed, &from_decomposed);
+        if let Ok(surname) = composed {
+            prop_assert!(surname.matches(&decomposed));
+            prop_assert!(surname.matches(&decomposed.to_uppercase()));
+        }
+    }
+
+    /// Upper-case IDN addresses fold to the lower-case canonical form.
+    #[test]
+    fn upper_case_idn_addresses_fold(local in "[а-я]{1,10}", label in "[а-я]{2,10}") {
+        let upper = format!("{}@{}-ЖИТЕЛЯ.РФ", local.to_uppercase(), label.to_uppercase());
+        let email: Email = upper.parse().map_err(|e| TestCaseError::fail(format!("{upper}: {e}")))?;
+        prop_assert_eq!(email.as_str(), format!("{local}@{label}-жителя.рф"));
+    }
+}
