@@ -45,7 +45,40 @@ impl PgStore {
     fn sql(&self, text: &str) -> String {
         self.schema.qualify(text)
     }
+
+    /// Deletes the rows of `table` whose `column` is at or before `now`, at most
+    /// [`PURGE_BATCH`] rows per statement (each its own short transaction), so a backlog of
+    /// any size never holds locks long or meets the statement timeout. Counts affected
+    /// rows; returns nothing per row.
+    async fn purge_in_batches(
+        &self,
+        table: &'static str,
+        column: &'static str,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let statement = self.sql(&format!(
+            "DELETE FROM {{schema}}.{table} WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM {{schema}}.{table} WHERE {column} <= $1 LIMIT $2))"
+        ));
+        let mut purged = 0;
+        loop {
+            let deleted = sqlx::query(&statement)
+                .bind(now.as_millis())
+                .bind(PURGE_BATCH)
+                .execute(&self.pool)
+                .await
+                .map_err(store_error)?
+                .rows_affected();
+            purged += deleted;
+            if deleted < u64::try_from(PURGE_BATCH).unwrap_or(u64::MAX) {
+                return Ok(purged);
+            }
+        }
+    }
 }
+
+/// Rows one purge statement deletes at most.
+const PURGE_BATCH: i64 = 10_000;
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
@@ -297,14 +330,7 @@ impl LinkStore for PgStore {
     }
 
     async fn purge_links(&self, now: Timestamp) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query(&self.sql("DELETE FROM {schema}.links WHERE expires_at <= $1"))
-                .bind(now.as_millis())
-                .execute(&self.pool)
-                .await
-                .map_err(store_error)?
-                .rows_affected(),
-        )
+        self.purge_in_batches("links", "expires_at", now).await
     }
 }
 
@@ -503,14 +529,7 @@ impl SessionStore for PgStore {
     }
 
     async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query(&self.sql("DELETE FROM {schema}.sessions WHERE expires_at <= $1"))
-                .bind(now.as_millis())
-                .execute(&self.pool)
-                .await
-                .map_err(store_error)?
-                .rows_affected(),
-        )
+        self.purge_in_batches("sessions", "expires_at", now).await
     }
 }
 
@@ -547,14 +566,7 @@ impl CounterStore for PgStore {
     }
 
     async fn purge_counters(&self, now: Timestamp) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query(&self.sql("DELETE FROM {schema}.counters WHERE window_ends <= $1"))
-                .bind(now.as_millis())
-                .execute(&self.pool)
-                .await
-                .map_err(store_error)?
-                .rows_affected(),
-        )
+        self.purge_in_batches("counters", "window_ends", now).await
     }
 }
 

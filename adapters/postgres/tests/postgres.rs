@@ -619,3 +619,31 @@ async fn the_import_binary_loads_a_file_and_reports_bad_lines() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("bad.csv:2: account_number"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_large_backlog_is_purged_in_bounded_batches() {
+    use resident_auth::Store as _;
+    let url = fresh_database().await;
+    let pool = pool(&url, 2).await;
+    // 25,000 dead counters and 10 live ones: three batches of at most 10,000 rows.
+    sqlx::query(
+        "INSERT INTO resident_auth.counters (key, count, window_ends)
+         SELECT 'dead:' || n, 1, 1000 FROM generate_series(1, 25000) AS n
+         UNION ALL
+         SELECT 'live:' || n, 1, 3000 FROM generate_series(1, 10) AS n",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let store = PgStore::new(pool.clone());
+    let purged = store
+        .purge_expired(Timestamp::from_millis(2000))
+        .await
+        .unwrap();
+    assert_eq!(purged, 25_000);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM resident_auth.counters")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 10, "the live counters stay");
+}
