@@ -46,6 +46,38 @@ impl PgStore {
         self.schema.qualify(text)
     }
 
+    /// Deletes the row of `table` under `token` if it is at the `expected` version (any
+    /// version for `Any`); whether the expectation held.
+    async fn delete_at(
+        &self,
+        table: &'static str,
+        token: &TokenHash,
+        expected: Expected,
+    ) -> Result<bool, StoreError> {
+        if expected == Expected::Absent {
+            // Deleting what must not exist: true when indeed nothing is there.
+            let absent: bool = sqlx::query_scalar(&self.sql(&format!(
+                "SELECT NOT EXISTS (SELECT 1 FROM {{schema}}.{table} WHERE token_hash = $1)"
+            )))
+            .bind(token.as_bytes().as_slice())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_error)?;
+            return Ok(absent);
+        }
+        let deleted = sqlx::query(&self.sql(&format!(
+            "DELETE FROM {{schema}}.{table}
+              WHERE token_hash = $1 AND ($2::BIGINT IS NULL OR version = $2)"
+        )))
+        .bind(token.as_bytes().as_slice())
+        .bind(expected_version(expected))
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?
+        .rows_affected();
+        Ok(expected == Expected::Any || deleted > 0)
+    }
+
     /// Deletes the rows of `table` whose `column` is at or before `now`, at most
     /// [`PURGE_BATCH`] rows per statement (each its own short transaction), so a backlog of
     /// any size never holds locks long or meets the statement timeout. Counts affected
@@ -253,27 +285,7 @@ impl LinkStore for PgStore {
     ) -> Result<bool, StoreError> {
         let Some((next_token, link)) = next else {
             // A delete: consume at a version, or unconditionally.
-            if expected == Expected::Absent {
-                let exists: bool = sqlx::query_scalar(
-                    &self.sql("SELECT EXISTS (SELECT 1 FROM {schema}.links WHERE token_hash = $1)"),
-                )
-                .bind(token.as_bytes().as_slice())
-                .fetch_one(&self.pool)
-                .await
-                .map_err(store_error)?;
-                return Ok(!exists);
-            }
-            let deleted = sqlx::query(&self.sql(
-                "DELETE FROM {schema}.links
-                  WHERE token_hash = $1 AND ($2::BIGINT IS NULL OR version = $2)",
-            ))
-            .bind(token.as_bytes().as_slice())
-            .bind(expected_version(expected))
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?
-            .rows_affected();
-            return Ok(deleted > 0 || expected == Expected::Any);
+            return self.delete_at("links", token, expected).await;
         };
         let values = "$3, $4, $5, $6, $7, $8, $9";
         let statement = match (expected, next_token == token) {
@@ -471,21 +483,7 @@ impl SessionStore for PgStore {
         next: Option<&Session>,
     ) -> Result<bool, StoreError> {
         let Some(session) = next else {
-            let deleted = sqlx::query(&self.sql(
-                "DELETE FROM {schema}.sessions
-                  WHERE token_hash = $1 AND ($2::BIGINT IS NULL OR version = $2)",
-            ))
-            .bind(token.as_bytes().as_slice())
-            .bind(expected_version(expected))
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?
-            .rows_affected();
-            return Ok(match expected {
-                Expected::Any => true,
-                Expected::Version(_) => deleted > 0,
-                Expected::Absent => deleted == 0,
-            });
+            return self.delete_at("sessions", token, expected).await;
         };
         const COLUMNS: &str =
             "token_hash, session_id, cabinet_id, credential_version, active_account,

@@ -1085,6 +1085,25 @@ async fn premises_locks_escalate_per_account_and_survive_re_registration() {
         let service = h.service.clone();
         async move { service.activate(&token, "13", &ru()).await.unwrap_err() }
     };
+    // Four wrong tries with 4, 3, 2, 1 left, then the fifth locks: how long.
+    let four_left_then_locked = |token: &String| {
+        let token = token.clone();
+        let wrong = &wrong;
+        async move {
+            for left in [4, 3, 2, 1] {
+                let error = wrong(token.clone()).await;
+                assert!(
+                    error.is(&Problem::WrongPremises {
+                        attempts_left: left
+                    }),
+                    "{error:?}"
+                );
+            }
+            let locked = wrong(token).await;
+            assert_eq!(codes(&locked), ["activation.locked"]);
+            locked.retry_after().unwrap()
+        }
+    };
     // First window: five tries over two registrations, then 15 minutes.
     for (i, left) in [4, 3, 2, 1].into_iter().enumerate() {
         let error = wrong(tokens[i % 2].clone()).await;
@@ -1101,34 +1120,15 @@ async fn premises_locks_escalate_per_account_and_survive_re_registration() {
     assert!(first_lock <= 15 * MINUTE, "{first_lock:?}");
     // Second window: five more, then the lock lasts until the hour's window ends.
     h.advance(first_lock);
-    for left in [4, 3, 2, 1] {
-        let error = wrong(tokens[0].clone()).await;
-        assert!(
-            error.is(&Problem::WrongPremises {
-                attempts_left: left
-            }),
-            "{error:?}"
-        );
-    }
-    let second = wrong(tokens[0].clone()).await;
-    let second_lock = second.retry_after().unwrap();
+    let second_lock = four_left_then_locked(&tokens[0]).await;
     assert!(
         second_lock > 15 * MINUTE && second_lock <= HOUR,
         "{second_lock:?}"
     );
     // Third: after the hour, five more reach the daily cap, locked for the rest of the day.
     h.advance(second_lock);
-    for left in [4, 3, 2, 1] {
-        let error = wrong(tokens[1].clone()).await;
-        assert!(
-            error.is(&Problem::WrongPremises {
-                attempts_left: left
-            }),
-            "{error:?}"
-        );
-    }
-    let daily = wrong(tokens[1].clone()).await;
-    assert!(daily.retry_after().unwrap() > 20 * HOUR, "{daily:?}");
+    let daily_lock = four_left_then_locked(&tokens[1]).await;
+    assert!(daily_lock > 20 * HOUR, "{daily_lock:?}");
     // The right number on a registration made after all this answers exactly like a
     // wrong one: locked, with the same wait.
     let late = fresh_activations(&h, &["d@example.org"]).await;
