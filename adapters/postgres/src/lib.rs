@@ -103,6 +103,19 @@ pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
 }
 
+/// Whether a SQLSTATE names a condition that may pass on retry: 08 connection exception,
+/// 40 transaction rollback (40001 serialization failure, 40P01 deadlock), 57P0x
+/// operator intervention (admin or crash shutdown, cannot connect now), 57014 a statement
+/// cancelled by its timeout, 53 insufficient resources. Everything else (23505 unique violation, 22xxx bad data, 42xxx bad SQL)
+/// will fail the same way again.
+fn transient_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("40")
+        || code.starts_with("57P")
+        || code == "57014"
+        || code.starts_with("53")
+}
+
 /// Sorts a database error: connection trouble and contention may pass on retry.
 pub(crate) fn store_error(error: sqlx::Error) -> resident_auth::StoreError {
     use resident_auth::StoreError;
@@ -113,19 +126,32 @@ pub(crate) fn store_error(error: sqlx::Error) -> resident_auth::StoreError {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            // 08: connection exception; 40001/40P01: serialization/deadlock;
-            // 57P0x: admin shutdown, crash shutdown, cannot connect now; 53: resources.
-            code.starts_with("08")
-                || code.starts_with("40")
-                || code.starts_with("57P")
-                || code.starts_with("53")
-        }),
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| transient_sqlstate(&code)),
         _ => false,
     };
     if transient {
         StoreError::unavailable(error)
     } else {
         StoreError::generic(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transient_sqlstate;
+
+    #[test]
+    fn sqlstates_are_sorted_into_transient_and_permanent() {
+        for transient in [
+            "40001", "40P01", "57P01", "57P02", "57P03", "08006", "08001", "53300", "53200",
+            "57014",
+        ] {
+            assert!(transient_sqlstate(transient), "{transient}");
+        }
+        for permanent in [
+            "23505", "23503", "23514", "22P02", "42P01", "42601", "P0001",
+        ] {
+            assert!(!transient_sqlstate(permanent), "{permanent}");
+        }
     }
 }
