@@ -343,3 +343,71 @@ async fn the_language_switch_returns_only_to_known_pages() {
         );
     }
 }
+
+#[tokio::test]
+async fn following_a_link_twice_consumes_nothing_and_the_link_still_works() {
+    let server = Server::start(BINARY, &[]).await;
+    let client = client();
+    let (status, _, _) = server
+        .post(
+            "/api/registrations",
+            serde_json::json!({"surname": "Иванов", "account_number": "7800000000001", "email": RESIDENT}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let token = server.link_token("Подтверждение e-mail");
+    // A mail scanner, then the resident: both follow the link with GET.
+    for _ in 0..2 {
+        let response = client
+            .get(format!("{}/confirm?token={token}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let (status, body, _) = server
+        .post(
+            "/api/registrations/confirm",
+            serde_json::json!({"token": token}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "the link was not spent by the GETs: {body}");
+
+    // The same for a recovery link.
+    let activation = body["activation_token"].as_str().unwrap().to_owned();
+    let (status, _, _) = server
+        .post(
+            "/api/registrations/activate",
+            serde_json::json!({"activation_token": activation, "premises": "12"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = server
+        .post(
+            "/api/recovery",
+            serde_json::json!({"email": RESIDENT}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let recovery = server.link_token("Восстановление пароля");
+    for _ in 0..2 {
+        let response = client
+            .get(format!("{}/recover?token={recovery}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let (status, body, _) = server
+        .post(
+            "/api/recovery/complete",
+            serde_json::json!({"token": recovery}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
