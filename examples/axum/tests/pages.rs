@@ -411,3 +411,70 @@ async fn following_a_link_twice_consumes_nothing_and_the_link_still_works() {
         .await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn every_form_refuses_a_missing_forged_or_foreign_csrf_token() {
+    let server = Server::start(BINARY, &[]).await;
+    let client = client();
+    let genuine = csrf(&server, &client).await;
+    let forms: [(&str, &[(&str, &str)]); 10] = [
+        ("/login/identify", &[("email", RESIDENT)]),
+        ("/login", &[("email", RESIDENT), ("password", "x")]),
+        (
+            "/register",
+            &[
+                ("surname", "Иванов"),
+                ("account_number", "7800000000001"),
+                ("email", RESIDENT),
+            ],
+        ),
+        (
+            "/confirm",
+            &[("token", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")],
+        ),
+        (
+            "/activate",
+            &[
+                (
+                    "activation_token",
+                    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                ),
+                ("premises", "12"),
+            ],
+        ),
+        ("/cabinet/select", &[("account_number", "7800000000001")]),
+        (
+            "/cabinet/add",
+            &[("surname", "Иванов"), ("account_number", "7800000000002")],
+        ),
+        ("/logout", &[]),
+        ("/recover", &[("email", RESIDENT)]),
+        (
+            "/recover/complete",
+            &[("token", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")],
+        ),
+    ];
+    for (path, fields) in forms {
+        // (cookie, field): forged field, planted unsigned pair, no cookie.
+        let attempts = [
+            (Some(genuine.as_str()), "forged-value"),
+            (Some(PLANTED_CSRF), PLANTED_CSRF),
+            (None, genuine.as_str()),
+        ];
+        for (cookie, field) in attempts {
+            let mut form: Vec<(&str, &str)> = fields.to_vec();
+            form.push(("csrf", field));
+            let mut request = client.post(format!("{}{path}", server.base)).form(&form);
+            if let Some(cookie) = cookie {
+                request = request.header(header::COOKIE, format!("csrf={cookie}"));
+            }
+            let status = request.send().await.unwrap().status();
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{path} with cookie {cookie:?}"
+            );
+        }
+    }
+    assert!(server.letters().is_empty(), "no refused form sent a letter");
+}
