@@ -68,27 +68,18 @@ pub struct Server {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Server {
     /// Starts `binary` on a free port with the embedded default and `extra` variables.
     pub async fn start(binary: &str, extra: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let outbox = dir.path().join("outbox");
-        let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
         let mut command = Command::new(binary);
+        // Port 0: the example binds a free port itself and says which; no other test can
+        // take it between a pick and a bind.
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("BIND", format!("127.0.0.1:{port}"))
-            .env("BASE_URL", &base)
+            .env("BIND", "127.0.0.1:0")
             .env("OUTBOX_DIR", &outbox)
             .env("ARGON2_TEST_PARAMS", "1")
             .env("RUST_LOG", "warn")
@@ -101,16 +92,17 @@ impl Server {
             .spawn()
             .unwrap_or_else(|e| panic!("start {binary}: {e}"));
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        tokio::time::timeout(Duration::from_secs(30), async {
+        let listening = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(line) = lines.next_line().await.unwrap() {
-                if line.starts_with("Listening on") {
-                    return;
+                if let Some(address) = line.strip_prefix("Listening on ") {
+                    return address.trim().to_owned();
                 }
             }
             panic!("{binary} exited before listening");
         })
         .await
         .expect("the example did not start within 30 s");
+        let base = format!("http://{listening}");
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self {
             base,
@@ -858,7 +850,12 @@ pub async fn forwarded_clients_count_only_behind_trusted_proxies(binary: &str) {
 
 /// With the mail server down, a step answers 503 and the same step works once mail is back.
 pub async fn mail_failure_is_503_and_retryable(binary: &str) {
-    let closed = free_port();
+    // A port with nothing listening: bound, then released.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let server = Server::start(
         binary,
         &[(
