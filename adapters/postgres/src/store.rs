@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use resident_auth::{
     ports::{
-        Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link, LinkPurpose, Session,
-        Version, Versioned,
+        Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link, LinkAdvance,
+        LinkPurpose, Session, Version, Versioned,
     },
     AccountNumber, CabinetId, CabinetStore, CounterStore, Email, HashedPassword, LinkStore,
     SessionId, SessionStore, Store, StoreError, Timestamp, TokenHash,
@@ -586,6 +586,45 @@ impl Store for PgStore {
         .map_err(store_error)?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some((session_from_row(&row)?, cabinet_from_row(&row)?)))
+    }
+
+    /// One statement: the link moves only if it has the purpose and is live.
+    async fn advance_link(
+        &self,
+        token: &TokenHash,
+        purpose: LinkPurpose,
+        now: Timestamp,
+        next_token: &TokenHash,
+        next: LinkAdvance,
+    ) -> Result<Option<Link>, StoreError> {
+        let row = sqlx::query(&self.sql(&format!(
+            "WITH gone AS (
+                 DELETE FROM {{schema}}.links
+                  WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3
+              RETURNING {LINK_COLUMNS})
+             INSERT INTO {{schema}}.links (token_hash, {LINK_COLUMNS})
+             SELECT $4, $5, email, account_number, cabinet_id, credential_version, $6,
+                    issuing_until, version + 1
+               FROM gone
+             RETURNING {LINK_COLUMNS}"
+        )))
+        .bind(token.as_bytes().as_slice())
+        .bind(purpose.as_str())
+        .bind(now.as_millis())
+        .bind(next_token.as_bytes().as_slice())
+        .bind(next.purpose.as_str())
+        .bind(next.expires_at.as_millis())
+        .fetch_optional(&self.pool)
+        .await;
+        match row {
+            Ok(row) => Ok(row
+                .as_ref()
+                .map(link_from_row)
+                .transpose()?
+                .map(|link| link.value)),
+            Err(error) if is_unique_violation(&error) => Ok(None),
+            Err(error) => Err(store_error(error)),
+        }
     }
 
     /// One statement for every key.

@@ -28,8 +28,8 @@ use crate::{
     letters::LetterKind,
     memory::{link_token, mailed_password, register_by_mail, MemoryDirectory, RecordingMailer},
     ports::{
-        Cabinet, CabinetKey, CabinetSwap, CounterKey, Expected, Link, LinkPurpose, Session, Store,
-        Version,
+        Cabinet, CabinetKey, CabinetSwap, CounterKey, Expected, Link, LinkAdvance, LinkPurpose,
+        Session, Store, Version,
     },
     secret::{HashedPassword, Token, TokenHash},
     AccountNumber, AddressForm, Argon2Hasher, AuthConfig, AuthService, Email, Error, HashParams,
@@ -44,6 +44,7 @@ macro_rules! store_conformance_tests {
     ($store:expr) => {
         $crate::store_conformance_tests!(@rules $store;
             links_insert_swap_move_and_consume_once,
+            links_advance_only_when_live_and_of_the_purpose,
             cabinets_keep_emails_and_accounts_unique,
             sessions_swap_without_resurrection,
             counters_count_in_fixed_windows,
@@ -241,6 +242,68 @@ pub async fn links_insert_swap_move_and_consume_once<S: Store + Clone + 'static>
     assert!(
         store.link(&a).await.unwrap().is_none(),
         "unconditional delete"
+    );
+}
+
+/// Advancing a link (the confirmation step in one call): only a live link of the named
+/// purpose moves, once, keeping its email, account and cabinet.
+pub async fn links_advance_only_when_live_and_of_the_purpose<S: Store + Clone + 'static>(
+    store: &S,
+) {
+    let now = t0();
+    let to = email("resident@example.org");
+    let link = confirmation_link(&to, account("7800000000001"), now.plus(HOUR));
+    let (first, second) = (token(), token());
+    store
+        .swap_link(&first, Expected::Absent, Some((&first, &link)))
+        .await
+        .unwrap();
+    let next = LinkAdvance {
+        purpose: LinkPurpose::Activation,
+        expires_at: now.plus(24 * HOUR),
+    };
+    for (purpose, at) in [
+        (LinkPurpose::Recovery, now),
+        (LinkPurpose::Confirmation, now.plus(HOUR)),
+    ] {
+        assert_eq!(
+            store
+                .advance_link(&first, purpose, at, &second, next)
+                .await
+                .unwrap(),
+            None,
+            "{purpose:?} at {at:?}"
+        );
+    }
+    assert!(
+        store.link(&first).await.unwrap().is_some(),
+        "left as it was"
+    );
+    let moved = store
+        .advance_link(&first, LinkPurpose::Confirmation, now, &second, next)
+        .await
+        .unwrap()
+        .expect("a live confirmation advances");
+    assert_eq!(
+        moved,
+        Link {
+            purpose: LinkPurpose::Activation,
+            expires_at: now.plus(24 * HOUR),
+            ..link.clone()
+        }
+    );
+    assert!(store.link(&first).await.unwrap().is_none());
+    assert_eq!(
+        store.link(&second).await.unwrap().map(|l| l.value),
+        Some(moved)
+    );
+    assert_eq!(
+        store
+            .advance_link(&first, LinkPurpose::Confirmation, now, &token(), next)
+            .await
+            .unwrap(),
+        None,
+        "once"
     );
 }
 

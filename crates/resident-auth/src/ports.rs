@@ -160,6 +160,15 @@ pub trait Mailer: Send + Sync {
     async fn send(&self, letter: &Letter) -> Result<(), MailError>;
 }
 
+/// What a link becomes in [`Store::advance_link`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkAdvance {
+    /// The new purpose.
+    pub purpose: LinkPurpose,
+    /// The new expiry.
+    pub expires_at: Timestamp,
+}
+
 /// A record's version as its store assigned it. Every write that changes a record gives
 /// it a new version; a conditional write names the version it read (compare-and-swap).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -523,6 +532,42 @@ pub trait Store: LinkStore + CabinetStore + SessionStore + CounterStore {
         };
         let cabinet = self.cabinet(CabinetKey::Id(&session.value.cabinet)).await?;
         Ok(cabinet.map(|cabinet| (session, cabinet)))
+    }
+
+    /// Atomically moves the link under `token` to `next_token` as `next`'s purpose with
+    /// `next`'s expiry — only if it has `purpose` and has not expired at `now` — and returns
+    /// the link as it now stands (the service's confirmation step, in one call). The
+    /// default reads the link and swaps it at the version read.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure; then nothing changed.
+    async fn advance_link(
+        &self,
+        token: &TokenHash,
+        purpose: LinkPurpose,
+        now: Timestamp,
+        next_token: &TokenHash,
+        next: LinkAdvance,
+    ) -> Result<Option<Link>, StoreError> {
+        let Some(current) = self.link(token).await? else {
+            return Ok(None);
+        };
+        if current.value.purpose != purpose || current.value.expires_at <= now {
+            return Ok(None);
+        }
+        let moved = Link {
+            purpose: next.purpose,
+            expires_at: next.expires_at,
+            ..current.value
+        };
+        let written = self
+            .swap_link(
+                token,
+                Expected::Version(current.version),
+                Some((next_token, &moved)),
+            )
+            .await?;
+        Ok(written.then_some(moved))
     }
 
     /// Counts one event under each key, in order; see [`CounterStore::increment`].

@@ -15,7 +15,7 @@ use crate::{
     letters::{Letter, LetterContent, Links},
     ports::{
         AccountDirectory, Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link,
-        LinkPurpose, Mailer, Session, Store, StoreError, Version, Versioned,
+        LinkAdvance, LinkPurpose, Mailer, Session, Store, StoreError, Version, Versioned,
     },
     secret::{generate_password, HashedPassword, Token, TokenHash},
     AccountNumber, Email, Locale, Premises, ServedRegions, Surname,
@@ -790,26 +790,21 @@ impl AuthService {
         let token = Token::from_user(confirmation_token).ok_or(Problem::InvalidLink)?;
         let hash = token.hash();
         let now = self.now();
-        let link = self
-            .live_link(&hash, LinkPurpose::Confirmation, now)
-            .await?;
         let activation = Token::generate();
-        let next = Link {
+        let next = LinkAdvance {
             purpose: LinkPurpose::Activation,
             expires_at: now.plus(self.config.activation_ttl),
-            ..link.value
         };
-        let moved = self
-            .store()
-            .swap_link(
+        self.store()
+            .advance_link(
                 &hash,
-                Expected::Version(link.version),
-                Some((&activation.hash(), &next)),
+                LinkPurpose::Confirmation,
+                now,
+                &activation.hash(),
+                next,
             )
-            .await?;
-        if !moved {
-            return Err(Problem::InvalidLink.into());
-        }
+            .await?
+            .ok_or(Problem::InvalidLink)?;
         Ok(activation)
     }
 
