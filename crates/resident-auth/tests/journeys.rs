@@ -1063,16 +1063,7 @@ async fn fresh_activations(h: &Harness, emails: &[&str]) -> Vec<String> {
     let mut tokens = Vec::new();
     for to in emails {
         h.advance(MINUTE);
-        h.service
-            .register(&form("Иванов", FLAT, to), &ru())
-            .await
-            .unwrap();
-        let activation = h
-            .service
-            .confirm_email(&h.link_token(to, LetterKind::ConfirmEmail))
-            .await
-            .unwrap();
-        tokens.push(activation.expose().to_owned());
+        tokens.push(h.confirmed("Иванов", FLAT, to).await);
     }
     tokens
 }

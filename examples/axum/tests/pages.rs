@@ -356,26 +356,28 @@ async fn following_a_link_twice_consumes_nothing_and_the_link_still_works() {
         )
         .await;
     assert_eq!(status, 202);
+    // A mail scanner, then the resident: both follow a link with GET; then it is used.
+    let follow_twice_then_use = |page: &'static str, api: &'static str, token: String| {
+        let client = client.clone();
+        let server = &server;
+        async move {
+            for _ in 0..2 {
+                let response = client
+                    .get(format!("{}/{page}?token={token}", server.base))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::OK, "{page}");
+            }
+            let (status, body, _) = server
+                .post(api, serde_json::json!({"token": token}), None)
+                .await;
+            assert_eq!(status, 200, "the link was not spent by the GETs: {body}");
+            body
+        }
+    };
     let token = server.link_token("Подтверждение e-mail");
-    // A mail scanner, then the resident: both follow the link with GET.
-    for _ in 0..2 {
-        let response = client
-            .get(format!("{}/confirm?token={token}", server.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-    }
-    let (status, body, _) = server
-        .post(
-            "/api/registrations/confirm",
-            serde_json::json!({"token": token}),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "the link was not spent by the GETs: {body}");
-
-    // The same for a recovery link.
+    let body = follow_twice_then_use("confirm", "/api/registrations/confirm", token).await;
     let activation = body["activation_token"].as_str().unwrap().to_owned();
     let (status, _, _) = server
         .post(
@@ -394,22 +396,7 @@ async fn following_a_link_twice_consumes_nothing_and_the_link_still_works() {
         .await;
     assert_eq!(status, 202);
     let recovery = server.link_token("Восстановление пароля");
-    for _ in 0..2 {
-        let response = client
-            .get(format!("{}/recover?token={recovery}", server.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-    }
-    let (status, body, _) = server
-        .post(
-            "/api/recovery/complete",
-            serde_json::json!({"token": recovery}),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    follow_twice_then_use("recover", "/api/recovery/complete", recovery).await;
 }
 
 #[tokio::test]

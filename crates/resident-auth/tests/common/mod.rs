@@ -136,6 +136,21 @@ impl Harness {
         mailed_password(&letter).expect("the letter has a password line")
     }
 
+    /// Journeys 1–2: registers `account` for `to` and follows the confirmation letter;
+    /// returns the activation token.
+    pub async fn confirmed(&self, surname: &str, account: &str, to: &str) -> String {
+        self.service
+            .register(&form(surname, account, to), &ru())
+            .await
+            .unwrap();
+        self.service
+            .confirm_email(&self.link_token(to, LetterKind::ConfirmEmail))
+            .await
+            .unwrap()
+            .expose()
+            .to_owned()
+    }
+
     /// Journeys 1–3 for a new cabinet; returns the mailed password.
     pub async fn register_and_activate(
         &self,
