@@ -553,12 +553,51 @@ async fn directory_import_is_all_or_nothing_and_updates_changed_rows() {
         (report.inserted, report.updated, report.unchanged),
         (3, 0, 0)
     );
+    let row_version = |account: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT xmin::text FROM resident_auth.directory WHERE account_number = $1",
+            )
+            .bind(account)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let untouched_before = row_version("7800000000002").await;
     let changed =
         DIRECTORY.replace("кв. 12\",12", "кв. 14\",14") + "4700000000003,,Всеволожск,2Н\n";
     let report = import_directory(&pool, &changed).await.unwrap();
     assert_eq!(
-        (report.inserted, report.updated, report.unchanged),
-        (1, 1, 2)
+        (
+            report.inserted,
+            report.updated,
+            report.unchanged,
+            report.absent
+        ),
+        (1, 1, 2, 0)
+    );
+    assert_eq!(
+        row_version("7800000000002").await,
+        untouched_before,
+        "an unchanged row is not rewritten"
+    );
+    // A file without an account reports it absent and keeps it.
+    let shorter: String = changed
+        .lines()
+        .filter(|line| !line.starts_with("7800000000003"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let report = import_directory(&pool, &shorter).await.unwrap();
+    assert_eq!(
+        (
+            report.inserted,
+            report.updated,
+            report.unchanged,
+            report.absent
+        ),
+        (0, 0, 3, 1)
     );
     let premises: String = sqlx::query_scalar(
         "SELECT premises FROM resident_auth.directory WHERE account_number = '7800000000001'",

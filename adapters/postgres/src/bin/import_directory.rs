@@ -40,8 +40,8 @@ async fn main() -> ExitCode {
     match import_directory(&pool, &csv).await {
         Ok(report) => {
             println!(
-                "imported {path}: {} inserted, {} updated, {} unchanged",
-                report.inserted, report.updated, report.unchanged
+                "imported {path}: {} inserted, {} updated, {} unchanged, {} in the database but not in the file (kept)",
+                report.inserted, report.updated, report.unchanged, report.absent
             );
             ExitCode::SUCCESS
         }
