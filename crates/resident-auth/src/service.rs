@@ -566,17 +566,15 @@ impl AuthService {
         })
     }
 
-    /// [`count_against`](Self::count_against) for one limit, as a
+    /// [`count_against`](Self::count_against), a limit exceeded answered as
     /// [`Problem::TooManyRequests`].
-    async fn throttle(&self, key: CounterKey, limit: Limit, now: Timestamp) -> Result<(), Error> {
-        let keys = [(key.clone(), limit.window)];
-        let counts = self.store().increment_all(&keys, now).await?;
-        match counts.first() {
-            Some(count) if count.count > limit.max => Err(Problem::TooManyRequests {
-                retry_after: now.until(count.window_ends),
+    async fn throttle(&self, limits: &[(CounterKey, Limit)], now: Timestamp) -> Result<(), Error> {
+        match self.count_against(limits, now).await? {
+            Counted::Within(_) => Ok(()),
+            Counted::Exceeded(until) => Err(Problem::TooManyRequests {
+                retry_after: now.until(until),
             }
             .into()),
-            _ => Ok(()),
         }
     }
 
@@ -653,12 +651,9 @@ impl AuthService {
         let store = self.store();
         let now = self.now();
         if let Some(client) = &context.client {
-            self.throttle(
-                counters::registration_client(client),
-                self.config.registration_per_client,
-                now,
-            )
-            .await?;
+            let limit = self.config.registration_per_client;
+            self.throttle(&[(counters::registration_client(client), limit)], now)
+                .await?;
         }
         let record = self.ports.directory.lookup(&account).await?;
         let known = record.is_some_and(|r| {
@@ -677,12 +672,9 @@ impl AuthService {
         if cabinet.is_none() && store.cabinet(CabinetKey::Email(&email)).await?.is_some() {
             return Err(Problem::AlreadyRegistered.into());
         }
-        self.throttle(
-            counters::registration_account(&account),
-            self.config.registrations_per_account,
-            now,
-        )
-        .await?;
+        let limit = self.config.registrations_per_account;
+        self.throttle(&[(counters::registration_account(&account), limit)], now)
+            .await?;
         let resend = Limit::new(1, self.config.letter_resend_interval);
         let cooldowns = [
             (counters::letter_email(&email), resend),
@@ -725,12 +717,7 @@ impl AuthService {
         context: &RequestContext,
         now: Timestamp,
     ) -> Result<(), Error> {
-        if let Counted::Exceeded(until) = self.count_against(cooldowns, now).await? {
-            return Err(Problem::TooManyRequests {
-                retry_after: now.until(until),
-            }
-            .into());
-        }
+        self.throttle(cooldowns, now).await?;
         let hash = token.hash();
         let link = Link {
             purpose: LinkPurpose::Confirmation,
@@ -1304,41 +1291,28 @@ impl AuthService {
             return Err(Problem::AccountNotLinked.into());
         }
         let handle = &session.session;
-        let mut next = handle.record.clone();
-        next.active_account = Some(account);
         let store = self.store();
+        let (mut record, mut version) = (handle.record.clone(), handle.version);
         for _ in 0..CABINET_WRITE_ATTEMPTS {
+            let next = Session {
+                active_account: Some(account),
+                ..record
+            };
             if store
-                .swap_session(
-                    &handle.token,
-                    Expected::Version(handle.version),
-                    Some(&next),
-                )
+                .swap_session(&handle.token, Expected::Version(version), Some(&next))
                 .await?
             {
                 return Ok(());
             }
             // Another request of the same session touched it: write over its version,
-            // unless the session is gone.
-            let Some(current) = store.session(&handle.token).await? else {
-                return Err(Problem::SessionInvalid.into());
-            };
-            if current.value.credential_version != handle.record.credential_version {
-                return Err(Problem::SessionInvalid.into());
-            }
-            next = Session {
-                active_account: Some(account),
-                ..current.value
-            };
-            if store
-                .swap_session(
-                    &handle.token,
-                    Expected::Version(current.version),
-                    Some(&next),
-                )
-                .await?
-            {
-                return Ok(());
+            // unless the session is gone or belongs to older credentials.
+            match store.session(&handle.token).await? {
+                Some(current)
+                    if current.value.credential_version == handle.record.credential_version =>
+                {
+                    (record, version) = (current.value, current.version);
+                }
+                _ => return Err(Problem::SessionInvalid.into()),
             }
         }
         Err(StoreError::unavailable("the session kept changing under a write").into())
@@ -1403,12 +1377,7 @@ impl AuthService {
         context: &RequestContext,
         now: Timestamp,
     ) -> Result<(), Error> {
-        if let Counted::Exceeded(until) = self.count_against(limits, now).await? {
-            return Err(Problem::TooManyRequests {
-                retry_after: now.until(until),
-            }
-            .into());
-        }
+        self.throttle(limits, now).await?;
         let store = self.store();
         let Some(cabinet) = store.cabinet(CabinetKey::Email(&email)).await? else {
             return Ok(());

@@ -51,6 +51,24 @@ async fn csrf(server: &Server, client: &Client) -> String {
     cookie_value(&set_cookie(&response, "csrf").expect("a csrf cookie")).to_owned()
 }
 
+/// A login form sent by a browser holding the session cookie `session` and the CSRF
+/// token `csrf` (which must be the one issued for that cookie).
+async fn log_in(
+    server: &Server,
+    client: &Client,
+    session: &str,
+    csrf: &str,
+    password: &str,
+) -> Response {
+    client
+        .post(format!("{}/login", server.base))
+        .header(header::COOKIE, format!("csrf={csrf}; session={session}"))
+        .form(&[("csrf", csrf), ("email", RESIDENT), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The CSRF token a page issues to a browser holding the session cookie `session`.
 async fn csrf_with_session(server: &Server, client: &Client, session: &str) -> String {
     let response = client
@@ -197,21 +215,7 @@ async fn login_issues_a_fresh_session_whatever_cookie_came_with_it_and_logout_en
     let planted = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     // The form's token is the one the page issued to this browser, cookie and all.
     let token = csrf_with_session(&server, &client, planted).await;
-    let log_in = || async {
-        client
-            .post(format!("{}/login", server.base))
-            .header(header::COOKIE, format!("csrf={token}; session={planted}"))
-            .form(&[
-                ("csrf", token.as_str()),
-                ("email", RESIDENT),
-                ("password", password.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap()
-    };
-
-    let response = log_in().await;
+    let response = log_in(&server, &client, planted, &token, &password).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()[header::LOCATION], "/cabinet");
     let session_cookie = set_cookie(&response, "session").expect("a session cookie");
@@ -252,7 +256,8 @@ async fn login_issues_a_fresh_session_whatever_cookie_came_with_it_and_logout_en
     );
 
     // A second login gets another token.
-    let second = cookie_value(&set_cookie(&log_in().await, "session").unwrap()).to_owned();
+    let again = log_in(&server, &client, planted, &token, &password).await;
+    let second = cookie_value(&set_cookie(&again, "session").unwrap()).to_owned();
     assert_ne!(second, session);
 
     // The anonymous form's token does not pass with a session: tokens are bound to it.
@@ -291,17 +296,7 @@ async fn login_issues_a_fresh_session_whatever_cookie_came_with_it_and_logout_en
 
     // A login that arrives with a live session cookie ends that session on the server.
     let token = csrf_with_session(&server, &client, &second).await;
-    let response = client
-        .post(format!("{}/login", server.base))
-        .header(header::COOKIE, format!("csrf={token}; session={second}"))
-        .form(&[
-            ("csrf", token.as_str()),
-            ("email", RESIDENT),
-            ("password", password.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = log_in(&server, &client, &second, &token, &password).await;
     let third = cookie_value(&set_cookie(&response, "session").unwrap()).to_owned();
     assert_eq!(
         cabinet(format!("session={second}")).await.status(),
