@@ -7,8 +7,14 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Row};
 
 /// The migrations, in order: (version, description, SQL).
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "tables", include_str!("../migrations/0001_tables.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "tables", include_str!("../migrations/0001_tables.sql")),
+    (
+        2,
+        "password change and sessions",
+        include_str!("../migrations/0002_password_change_and_sessions.sql"),
+    ),
+];
 
 /// The PostgreSQL schema (namespace) holding the library's tables: a lower-case SQL
 /// identifier of at most 63 bytes. Default `resident_auth`.

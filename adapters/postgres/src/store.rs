@@ -207,7 +207,8 @@ fn link_from_row(row: &PgRow) -> Result<Versioned<Link>, StoreError> {
 }
 
 const CABINET_COLUMNS: &str =
-    "c.id, c.email, c.password_hash, c.credential_version, c.version AS cabinet_version,
+    "c.id, c.email, c.password_hash, c.credential_version, c.password_expires_at,
+     c.version AS cabinet_version,
      ARRAY(SELECT account_number FROM {schema}.cabinet_accounts
             WHERE cabinet_id = c.id ORDER BY position) AS accounts";
 
@@ -225,6 +226,7 @@ fn cabinet_from_row(row: &PgRow) -> Result<Versioned<Cabinet>, StoreError> {
                 .iter()
                 .map(|a| parse_account(a))
                 .collect::<Result<_, _>>()?,
+            password_expires_at: optional_timestamp(row, "password_expires_at")?,
         },
         version: read_version(row, "cabinet_version")?,
     })
@@ -402,24 +404,25 @@ impl CabinetStore for PgStore {
         let cabinet = match expected {
             Expected::Absent => {
                 "INSERT INTO {schema}.cabinets
-                    (id, email, password_hash, credential_version, version)
-                 VALUES ($1, $2, $3, $4, 1)
+                    (id, email, password_hash, credential_version, password_expires_at, version)
+                 VALUES ($1, $2, $3, $4, $7, 1)
                  ON CONFLICT (id) DO NOTHING
                  RETURNING id"
             }
             Expected::Version(_) => {
                 "UPDATE {schema}.cabinets
-                SET email = $2, password_hash = $3, credential_version = $4, version = version + 1
+                SET email = $2, password_hash = $3, credential_version = $4,
+                    password_expires_at = $7, version = version + 1
               WHERE id = $1 AND version = $5
               RETURNING id"
             }
             Expected::Any => {
                 "INSERT INTO {schema}.cabinets AS c
-                    (id, email, password_hash, credential_version, version)
-                 VALUES ($1, $2, $3, $4, 1)
+                    (id, email, password_hash, credential_version, password_expires_at, version)
+                 VALUES ($1, $2, $3, $4, $7, 1)
                  ON CONFLICT (id) DO UPDATE
                     SET email = $2, password_hash = $3, credential_version = $4,
-                        version = c.version + 1
+                        password_expires_at = $7, version = c.version + 1
                  RETURNING id"
             }
         };
@@ -452,6 +455,7 @@ impl CabinetStore for PgStore {
             .bind(signed(next.credential_version))
             .bind(expected_version(expected))
             .bind(&accounts)
+            .bind(next.password_expires_at.map(Timestamp::as_millis))
             .fetch_one(&self.pool)
             .await;
         match written {
@@ -524,6 +528,30 @@ impl SessionStore for PgStore {
             .await
             .map_err(store_error)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn cabinet_sessions(
+        &self,
+        cabinet: &CabinetId,
+    ) -> Result<Vec<(TokenHash, Versioned<Session>)>, StoreError> {
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT s.token_hash, {SESSION_COLUMNS} FROM {{schema}}.sessions s WHERE s.cabinet_id = $1"
+        )))
+        .bind(cabinet.as_bytes().as_slice())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                let digest: &[u8] = row.try_get("token_hash").map_err(store_error)?;
+                let token = TokenHash::from_bytes(
+                    digest
+                        .try_into()
+                        .map_err(|_| corrupt("sessions.token_hash"))?,
+                );
+                Ok((token, session_from_row(row)?))
+            })
+            .collect()
     }
 
     async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {

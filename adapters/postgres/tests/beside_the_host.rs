@@ -65,6 +65,7 @@ async fn library_works(pool: &PgPool, schema: &Schema) {
         password_hash: resident_auth::HashedPassword::from_phc("$argon2id$v=19$x".to_owned()),
         credential_version: 1,
         accounts: vec![],
+        password_expires_at: None,
     };
     assert_eq!(
         store
@@ -131,7 +132,7 @@ async fn eight_instances_migrating_at_once_apply_each_migration_once() {
         .fetch_one(&pools[0])
         .await
         .unwrap();
-    assert_eq!(ledger, 1);
+    assert_eq!(ledger, 2, "each of the two migrations once");
     library_works(&pools[0], &Schema::default()).await;
 }
 

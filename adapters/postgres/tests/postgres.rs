@@ -103,7 +103,7 @@ async fn migrations_run_twice_harmlessly_in_a_schema_of_their_own() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(ledger, 1);
+    assert_eq!(ledger, 2, "each of the two migrations once");
 }
 
 #[tokio::test]

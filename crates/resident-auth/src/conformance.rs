@@ -47,6 +47,7 @@ macro_rules! store_conformance_tests {
             links_advance_only_when_live_and_of_the_purpose,
             cabinets_keep_emails_and_accounts_unique,
             sessions_swap_without_resurrection,
+            sessions_are_listed_by_cabinet,
             counters_count_in_fixed_windows,
             session_with_cabinet_reads_both,
             purging_removes_only_what_is_dead,
@@ -67,7 +68,10 @@ macro_rules! store_conformance_tests {
             journey_concurrent_confirmations_consume_a_link_once,
             journey_login_racing_a_reissue_keeps_no_session,
             journey_purge_keeps_the_living,
-            journey_session_checks_are_reads_within_a_minute
+            journey_session_checks_are_reads_within_a_minute,
+            journey_password_change_keeps_only_this_session,
+            journey_sessions_listed_and_ended_by_id,
+            journey_temporary_password_must_be_changed
         );
     };
     (@rules $store:expr; $($rule:ident),+ $(,)?) => {
@@ -126,6 +130,7 @@ fn cabinet(to: &Email, accounts: &[AccountNumber]) -> Cabinet {
         password_hash: hash("first"),
         credential_version: 1,
         accounts: accounts.to_vec(),
+        password_expires_at: None,
     }
 }
 
@@ -312,7 +317,10 @@ pub async fn links_advance_only_when_live_and_of_the_purpose<S: Store + Clone + 
 pub async fn cabinets_keep_emails_and_accounts_unique<S: Store + Clone + 'static>(store: &S) {
     let to = email("resident@example.org");
     let (flat, parking) = (account("7800000000001"), account("7800000000002"));
-    let first = cabinet(&to, &[flat]);
+    let first = Cabinet {
+        password_expires_at: Some(t0().plus(HOUR)),
+        ..cabinet(&to, &[flat])
+    };
     assert_eq!(
         store
             .swap_cabinet(&first.id, Expected::Absent, Some(&first))
@@ -494,6 +502,61 @@ pub async fn sessions_swap_without_resurrection<S: Store + Clone + 'static>(stor
         store.swap_session(&t, Expected::Any, None).await.unwrap(),
         "deleting nothing is not an error"
     );
+}
+
+/// Listing a cabinet's sessions: exactly its own, expired ones included, each under the
+/// token it is stored under and at its version; a deleted one is gone from the list.
+pub async fn sessions_are_listed_by_cabinet<S: Store + Clone + 'static>(store: &S) {
+    let now = t0();
+    let owner = cabinet(&email("resident@example.org"), &[account("7800000000001")]);
+    let neighbour = cabinet(&email("neighbour@example.org"), &[account("7800000000002")]);
+    for c in [&owner, &neighbour] {
+        store
+            .swap_cabinet(&c.id, Expected::Absent, Some(c))
+            .await
+            .unwrap();
+    }
+    assert!(store.cabinet_sessions(&owner.id).await.unwrap().is_empty());
+    let expired = Session {
+        expires_at: now,
+        ..session(&owner, Timestamp::from_millis(now.as_millis() - 3_600_000))
+    };
+    let mine = [
+        (token(), session(&owner, now)),
+        (token(), session(&owner, now.plus(MINUTE))),
+        (token(), expired),
+    ];
+    for (t, record) in &mine {
+        assert!(store
+            .swap_session(t, Expected::Absent, Some(record))
+            .await
+            .unwrap());
+    }
+    let theirs = token();
+    store
+        .swap_session(&theirs, Expected::Absent, Some(&session(&neighbour, now)))
+        .await
+        .unwrap();
+    let mut listed = store.cabinet_sessions(&owner.id).await.unwrap();
+    listed.sort_by_key(|(_, s)| s.value.created_at);
+    let mut expected: Vec<_> = mine.iter().collect();
+    expected.sort_by_key(|(_, s)| s.created_at);
+    assert_eq!(listed.len(), 3);
+    for ((t, stored), (want_t, want)) in listed.iter().zip(expected) {
+        assert_eq!(t, want_t);
+        assert_eq!(&stored.value, want);
+        assert_eq!(stored.version, Version::FIRST);
+    }
+    store
+        .swap_session(&mine[0].0, Expected::Any, None)
+        .await
+        .unwrap();
+    let left = store.cabinet_sessions(&owner.id).await.unwrap();
+    assert_eq!(left.len(), 2);
+    assert!(left.iter().all(|(t, _)| *t != mine[0].0));
+    let theirs_listed = store.cabinet_sessions(&neighbour.id).await.unwrap();
+    assert_eq!(theirs_listed.len(), 1);
+    assert_eq!(theirs_listed[0].0, theirs);
 }
 
 /// Counters: 1, 2, 3 in one window; a fresh window at its end; reset; keys independent.
@@ -752,6 +815,15 @@ struct Journeys {
 
 impl Journeys {
     fn on<S: Store + Clone + 'static>(store: &S) -> Self {
+        Self::configured(store, |_| {})
+    }
+
+    fn configured<S: Store + Clone + 'static>(
+        store: &S,
+        change: impl FnOnce(&mut AuthConfig),
+    ) -> Self {
+        let mut config = AuthConfig::new(Links::new("https://portal.example.org"));
+        change(&mut config);
         let mailer = RecordingMailer::new();
         let clock = Arc::new(ManualClock::new(t0()));
         let ports = Ports::new(
@@ -762,10 +834,7 @@ impl Journeys {
             clock.clone(),
         );
         Self {
-            service: AuthService::new(
-                ports,
-                AuthConfig::new(Links::new("https://portal.example.org")),
-            ),
+            service: AuthService::new(ports, config),
             mailer,
             clock,
         }
@@ -1387,5 +1456,204 @@ pub async fn journey_session_checks_are_reads_within_a_minute<S: Store + Clone +
         stored().await.value.last_used,
         ahead.last_used,
         "the last use never moves backwards"
+    );
+}
+
+fn secret(text: &str) -> SecretString {
+    SecretString::from(text.to_owned())
+}
+
+const CHOSEN: &str = "тихий вечер у старой реки";
+
+/// Changing the password: the new one is checked, the current one verified; success keeps
+/// the asking session, ends every other one and every recovery link, makes the old
+/// password useless, and mails the notice.
+pub async fn journey_password_change_keeps_only_this_session<S: Store + Clone + 'static>(
+    store: &S,
+) {
+    let j = Journeys::on(store);
+    let password = j.register(FLAT, RESIDENT).await;
+    let this = j.login(RESIDENT, &password).await.unwrap();
+    let other = j.login(RESIDENT, &password).await.unwrap();
+    j.service
+        .request_recovery(RESIDENT, &Journeys::context())
+        .await
+        .unwrap();
+    let recovery = j.link(RESIDENT, LetterKind::RecoverPassword);
+    let session = j.service.authenticate(&this).await.unwrap();
+    let context = Journeys::context();
+    let change = |current: &SecretString, new: &str| {
+        j.service
+            .change_password(&session, current.clone(), secret(new), &context)
+    };
+    assert_eq!(
+        problem(change(&password, "too short").await),
+        Problem::NewPassword(crate::NewPasswordError::TooShort)
+    );
+    assert_eq!(
+        problem(change(&secret("not the password at all"), CHOSEN).await),
+        Problem::CurrentPasswordWrong
+    );
+    assert_eq!(j.letters(LetterKind::PasswordChanged), 0);
+    change(&password, CHOSEN).await.unwrap();
+
+    let kept = j
+        .service
+        .authenticate(&this)
+        .await
+        .expect("this session lives on");
+    assert!(!kept.password_change_required);
+    assert_eq!(
+        problem(j.service.authenticate(&other).await),
+        Problem::SessionInvalid,
+        "every other session ended"
+    );
+    assert_eq!(
+        problem(j.login(RESIDENT, &password).await),
+        Problem::InvalidCredentials
+    );
+    j.login(RESIDENT, &secret(CHOSEN))
+        .await
+        .expect("the new password works");
+    assert_eq!(
+        problem(
+            j.service
+                .complete_recovery(&recovery, &Journeys::context())
+                .await
+        ),
+        Problem::InvalidLink,
+        "a recovery link issued before the change is dead"
+    );
+    assert_eq!(j.letters(LetterKind::PasswordChanged), 1);
+    assert_eq!(
+        problem(change(&password, "another long passphrase here").await),
+        Problem::SessionInvalid,
+        "the handle read before the change is stale"
+    );
+}
+
+/// The list of sessions: the cabinet's live ones, the asking one first and marked; one
+/// ended by its identity, then all the others; an unknown or foreign identity is not found.
+pub async fn journey_sessions_listed_and_ended_by_id<S: Store + Clone + 'static>(store: &S) {
+    let j = Journeys::on(store);
+    let password = j.register(FLAT, RESIDENT).await;
+    let neighbour_password = j.register(PARKING, "neighbour@example.org").await;
+    let neighbour = j
+        .login("neighbour@example.org", &neighbour_password)
+        .await
+        .unwrap();
+    let neighbour_id = j
+        .service
+        .authenticate(&neighbour)
+        .await
+        .unwrap()
+        .session_id();
+    let first = j.login(RESIDENT, &password).await.unwrap();
+    j.advance(MINUTE);
+    let second = j.login(RESIDENT, &password).await.unwrap();
+    j.advance(MINUTE);
+    let third = j.login(RESIDENT, &password).await.unwrap();
+    let stale = j.login(RESIDENT, &password).await.unwrap();
+    j.service.logout(&stale).await.unwrap();
+
+    let me = j.service.authenticate(&first).await.unwrap();
+    let listed = j.service.sessions(&me).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(listed[0].current);
+    assert_eq!(listed[0].id, me.session_id());
+    assert_eq!(listed.iter().filter(|s| s.current).count(), 1);
+    let second_id = j.service.authenticate(&second).await.unwrap().session_id();
+    assert!(listed.iter().any(|s| s.id == second_id));
+
+    j.service
+        .end_session(&me, &second_id.to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        problem(j.service.authenticate(&second).await),
+        Problem::SessionInvalid
+    );
+    assert_eq!(
+        problem(j.service.end_session(&me, &second_id.to_string()).await),
+        Problem::SessionNotFound,
+        "ended already"
+    );
+    for foreign in [neighbour_id.to_string(), "not-an-id".to_owned()] {
+        assert_eq!(
+            problem(j.service.end_session(&me, &foreign).await),
+            Problem::SessionNotFound
+        );
+    }
+    j.service.authenticate(&neighbour).await.expect("untouched");
+
+    assert_eq!(j.service.end_other_sessions(&me).await.unwrap(), 1);
+    assert_eq!(
+        problem(j.service.authenticate(&third).await),
+        Problem::SessionInvalid
+    );
+    let me = j
+        .service
+        .authenticate(&first)
+        .await
+        .expect("the asking session stays");
+    assert_eq!(j.service.sessions(&me).await.unwrap().len(), 1);
+    j.service
+        .end_session(&me, &me.session_id().to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        problem(j.service.authenticate(&first).await),
+        Problem::SessionInvalid,
+        "ending the current session is a logout"
+    );
+}
+
+/// Temporary mailed passwords (when configured): the first login must choose a password
+/// before the cabinet opens; an unchanged one stops working when its time is over.
+pub async fn journey_temporary_password_must_be_changed<S: Store + Clone + 'static>(store: &S) {
+    let j = Journeys::configured(store, |config| {
+        config.mailed_password_lifetime = Some(24 * HOUR);
+    });
+    let password = j.register(FLAT, RESIDENT).await;
+    let logged_in = j
+        .service
+        .login(RESIDENT, password.clone(), &Journeys::context())
+        .await
+        .unwrap();
+    assert!(logged_in.password_change_required);
+    let token = logged_in.session_token.expose().to_owned();
+    let session = j.service.authenticate(&token).await.unwrap();
+    assert!(session.password_change_required);
+    assert_eq!(
+        problem(j.service.cabinet(&session).await),
+        Problem::PasswordChangeRequired
+    );
+    assert_eq!(
+        problem(j.service.select_account(&session, FLAT).await),
+        Problem::PasswordChangeRequired
+    );
+    assert_eq!(j.service.sessions(&session).await.unwrap().len(), 1);
+    j.service
+        .change_password(&session, password, secret(CHOSEN), &Journeys::context())
+        .await
+        .unwrap();
+    let session = j.service.authenticate(&token).await.unwrap();
+    assert!(!session.password_change_required);
+    j.service.cabinet(&session).await.expect("open now");
+    j.advance(48 * HOUR);
+    j.login(RESIDENT, &secret(CHOSEN))
+        .await
+        .expect("a chosen password does not expire");
+
+    let neighbour = "neighbour@example.org";
+    let temporary = j.register(PARKING, neighbour).await;
+    j.advance(24 * HOUR - Duration::from_millis(1));
+    j.login(neighbour, &temporary)
+        .await
+        .expect("alive to the last millisecond");
+    j.advance(Duration::from_millis(1));
+    assert_eq!(
+        problem(j.login(neighbour, &temporary).await),
+        Problem::PasswordExpired
     );
 }

@@ -8,7 +8,7 @@ use crate::{
     hasher::HashError,
     locale::{Field, Locale, UserError},
     ports::{MailError, StoreError},
-    AccountNumberError, EmailError, PremisesError, RegionNotServed, SurnameError,
+    AccountNumberError, EmailError, NewPasswordError, PremisesError, RegionNotServed, SurnameError,
 };
 
 /// One thing the user can fix. Every variant has a stable code (see [`UserError`]).
@@ -80,6 +80,21 @@ pub enum Problem {
     /// mailbox"): retrying will not help; the resident should check the address.
     #[error("the address refuses mail")]
     AddressRefused,
+    /// The chosen new password breaks a rule.
+    #[error(transparent)]
+    NewPassword(#[from] NewPasswordError),
+    /// The current password given to change it is wrong.
+    #[error("the current password is wrong")]
+    CurrentPasswordWrong,
+    /// The password was mailed as a temporary one and its time is over: recover it.
+    #[error("the temporary password has expired")]
+    PasswordExpired,
+    /// The password was mailed as a temporary one: choose a password before anything else.
+    #[error("a new password must be chosen first")]
+    PasswordChangeRequired,
+    /// No session of this cabinet has that identity.
+    #[error("no such session")]
+    SessionNotFound,
 }
 
 impl Problem {
@@ -91,7 +106,9 @@ impl Problem {
             Problem::TooManyRequests { .. }
             | Problem::ActivationLocked { .. }
             | Problem::LoginThrottled { .. } => 429,
-            Problem::InvalidCredentials | Problem::SessionInvalid => 401,
+            Problem::InvalidCredentials | Problem::SessionInvalid | Problem::PasswordExpired => 401,
+            Problem::PasswordChangeRequired => 403,
+            Problem::SessionNotFound => 404,
             _ => 422,
         }
     }
@@ -133,6 +150,11 @@ impl UserError for Problem {
             Problem::SessionInvalid => "session.invalid",
             Problem::AccountNotLinked => "session.account_not_linked",
             Problem::AddressRefused => "email.undeliverable",
+            Problem::NewPassword(e) => e.code(),
+            Problem::CurrentPasswordWrong => "password.current_wrong",
+            Problem::PasswordExpired => "login.password_expired",
+            Problem::PasswordChangeRequired => "password.change_required",
+            Problem::SessionNotFound => "session.not_found",
         }
     }
 
@@ -143,6 +165,9 @@ impl UserError for Problem {
             Problem::Email(e) => e.field(),
             Problem::Premises(e) => e.field(),
             Problem::RegionNotServed(e) => e.field(),
+            Problem::NewPassword(e) => e.field(),
+            Problem::CurrentPasswordWrong => Some(Field::CurrentPassword),
+            Problem::SessionNotFound => Some(Field::Session),
             Problem::AccountNotFound | Problem::AccountNotLinked => Some(Field::AccountNumber),
             Problem::WrongPremises { .. } => Some(Field::Premises),
             Problem::IncorrectData | Problem::AddressRefused => Some(Field::Email),
@@ -152,7 +177,9 @@ impl UserError for Problem {
             | Problem::ActivationLocked { .. }
             | Problem::InvalidCredentials
             | Problem::LoginThrottled { .. }
-            | Problem::SessionInvalid => None,
+            | Problem::SessionInvalid
+            | Problem::PasswordExpired
+            | Problem::PasswordChangeRequired => None,
         }
     }
 
@@ -164,6 +191,15 @@ impl UserError for Problem {
             Problem::Email(e) => e.message(locale),
             Problem::Premises(e) => e.message(locale),
             Problem::RegionNotServed(e) => e.message(locale),
+            Problem::NewPassword(e) => e.message(locale),
+            Problem::CurrentPasswordWrong if ru => "Текущий пароль введён неверно".into(),
+            Problem::CurrentPasswordWrong => "The current password is wrong".into(),
+            Problem::PasswordExpired if ru => "Срок действия временного пароля истёк. Воспользуйтесь восстановлением пароля («Забыли пароль»)".into(),
+            Problem::PasswordExpired => "The temporary password has expired. Use password recovery (\u{201c}Forgot password\u{201d})".into(),
+            Problem::PasswordChangeRequired if ru => "Пароль из письма временный: сначала задайте свой пароль".into(),
+            Problem::PasswordChangeRequired => "The password from the letter is temporary: choose your own password first".into(),
+            Problem::SessionNotFound if ru => "Такого сеанса нет или он уже завершён".into(),
+            Problem::SessionNotFound => "No such session, or it has already ended".into(),
             Problem::AccountNotFound if ru => "Лицевой счёт с такой фамилией не найден. Проверьте номер лицевого счёта и фамилию".into(),
             Problem::AccountNotFound => "No personal account with this number and surname was found. Check both".into(),
             Problem::AlreadyRegistered if ru => "Пользователь уже зарегистрирован. Если вы не помните пароль, воспользуйтесь восстановлением пароля («Забыли пароль»)".into(),

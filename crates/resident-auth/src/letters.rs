@@ -37,15 +37,20 @@ pub enum LetterContent {
         login: Email,
         /// The generated password.
         password: SecretString,
+        /// Whether the password is temporary: valid for a limited time and until the
+        /// resident chooses one at first login ([`crate::AuthConfig::mailed_password_lifetime`]).
+        temporary: bool,
     },
     /// "Восстановление пароля": the recovery link (journey 6).
     RecoverPassword {
         /// `{base}/recover?token=…`
         link: SecretString,
     },
+    /// "Пароль изменён": the notice that the cabinet's password was changed (no secret).
+    PasswordChanged,
 }
 
-/// Which of the three letters.
+/// Which letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LetterKind {
     /// "Подтверждение e-mail".
@@ -54,6 +59,8 @@ pub enum LetterKind {
     Credentials,
     /// "Восстановление пароля".
     RecoverPassword,
+    /// "Пароль изменён".
+    PasswordChanged,
 }
 
 impl LetterContent {
@@ -64,6 +71,7 @@ impl LetterContent {
             LetterContent::ConfirmEmail { .. } => LetterKind::ConfirmEmail,
             LetterContent::Credentials { .. } => LetterKind::Credentials,
             LetterContent::RecoverPassword { .. } => LetterKind::RecoverPassword,
+            LetterContent::PasswordChanged => LetterKind::PasswordChanged,
         }
     }
 }
@@ -189,6 +197,7 @@ impl Letter {
     ///     content: LetterContent::Credentials {
     ///         login: "resident@example.org".parse()?,
     ///         password: SecretString::from("Xk3vPq9aRt5mWz2h"),
+    ///         temporary: false,
     ///     },
     /// };
     /// let rendered = letter.render();
@@ -220,15 +229,19 @@ impl Letter {
                 };
                 link_letter(subject, intro, action, ignore, link)
             }
-            LetterContent::Credentials { login, password } => {
+            LetterContent::Credentials {
+                login,
+                password,
+                temporary,
+            } => {
                 let password = password.expose_secret();
-                let (subject, intro, login_label, password_label, outro) = if ru {
+                let (subject, intro, login_label, password_label, mut outro) = if ru {
                     (
                         "Данные для входа",
                         "Данные для входа в личный кабинет жителя:",
                         "Логин",
                         "Пароль",
-                        "Прежний пароль больше не действует.",
+                        "Прежний пароль больше не действует.".to_owned(),
                     )
                 } else {
                     (
@@ -236,9 +249,16 @@ impl Letter {
                         "Your details for logging in to the residents' portal:",
                         "Login",
                         "Password",
-                        "Any earlier password no longer works.",
+                        "Any earlier password no longer works.".to_owned(),
                     )
                 };
+                if *temporary {
+                    outro.push_str(if ru {
+                        " Это временный пароль: при первом входе задайте свой."
+                    } else {
+                        " This password is temporary: choose your own at first login."
+                    });
+                }
                 let text = format!(
                     "{intro}\n\n{login_label}: {login}\n{password_label}: {password}\n\n{outro}\n"
                 );
@@ -251,7 +271,7 @@ impl Letter {
                         escape_html(login.as_str()),
                         password_label,
                         escape_html(password),
-                        escape_html(outro)
+                        escape_html(&outro)
                     ),
                 );
                 (subject, text, html)
@@ -274,6 +294,21 @@ impl Letter {
                     )
                 };
                 link_letter(subject, intro, action, ignore, link)
+            }
+            LetterContent::PasswordChanged => {
+                let (subject, body) = if ru {
+                    (
+                        "Пароль изменён",
+                        "Пароль от вашего личного кабинета жителя только что изменён, все другие сеансы завершены. Если это сделали не вы, сразу восстановите пароль («Забыли пароль») и обратитесь в расчётный центр.",
+                    )
+                } else {
+                    (
+                        "Password changed",
+                        "The password of your residents' portal cabinet was just changed and every other session ended. If it was not you, recover the password at once (\u{201c}Forgot password\u{201d}) and call the settlement center.",
+                    )
+                };
+                let html = html_page(subject, &format!("<p>{}</p>", escape_html(body)));
+                (subject, format!("{body}\n"), html)
             }
         };
         RenderedLetter {
@@ -379,11 +414,29 @@ mod tests {
         let content = LetterContent::Credentials {
             login: "a@example.org".parse().unwrap(),
             password: SecretString::from("SuperSecret42"),
+            temporary: false,
         };
         let letter = letter(Locale::En, content);
         assert!(!format!("{letter:?}").contains("SuperSecret42"));
         assert!(!format!("{:?}", letter.render()).contains("SuperSecret42"));
         assert!(letter.render().text().contains("Password: SuperSecret42\n"));
+        assert!(!letter.render().text().contains("temporary"));
+    }
+
+    #[test]
+    fn temporary_passwords_and_the_change_notice_say_so() {
+        let content = LetterContent::Credentials {
+            login: "a@example.org".parse().unwrap(),
+            password: SecretString::from("SuperSecret42"),
+            temporary: true,
+        };
+        let rendered = letter(Locale::Ru, content).render();
+        assert!(rendered.text().contains("временный пароль"));
+        let notice = letter(Locale::Ru, LetterContent::PasswordChanged).render();
+        assert_eq!(notice.subject(), "Пароль изменён");
+        assert!(notice.text().contains("Забыли пароль"));
+        let notice = letter(Locale::En, LetterContent::PasswordChanged).render();
+        assert_eq!(notice.subject(), "Password changed");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod hasher;
 mod ids;
 mod letters;
 mod locale;
+mod password;
 pub mod ports;
 mod premises;
 mod secret;
@@ -44,6 +45,7 @@ pub use hasher::{Argon2Hasher, CredentialHasher, HashError, HashParams, HashWork
 pub use ids::{CabinetId, InvalidId, SessionId};
 pub use letters::{escape_html, Letter, LetterContent, LetterKind, Links, RenderedLetter};
 pub use locale::{Field, Locale, UnsupportedLocale, UserError};
+pub use password::{NewPassword, NewPasswordError, NEW_PASSWORD_MAX_CHARS, NEW_PASSWORD_MIN_CHARS};
 pub use ports::{
     AccountDirectory, CabinetStore, CounterStore, DirectoryRecord, LinkStore, MailError, Mailer,
     SessionStore, SplitStore, Store, StoreError,
@@ -53,6 +55,7 @@ pub use secret::{generate_password, HashedPassword, Token, TokenHash, GENERATED_
 pub use service::{
     AddressForm, AuthConfig, AuthService, AuthServiceBuilder, Authenticated, BuildError,
     CabinetView, Limit, LinkedAccount, LoggedIn, Ports, RegistrationForm, RequestContext,
+    SessionView,
 };
 pub use surname::{surname_matching_key, Surname, SurnameError, SURNAME_MAX_CHARS};
 

@@ -98,6 +98,12 @@ pub enum Field {
     Premises,
     /// The password typed at login.
     Password,
+    /// The current password, typed to change it.
+    CurrentPassword,
+    /// The new password a resident chooses.
+    NewPassword,
+    /// A session's public identity.
+    Session,
     /// A token from a link (confirmation, activation, recovery).
     Token,
 }
@@ -112,6 +118,9 @@ impl Field {
             Field::Email => "email",
             Field::Premises => "premises",
             Field::Password => "password",
+            Field::CurrentPassword => "current_password",
+            Field::NewPassword => "new_password",
+            Field::Session => "session_id",
             Field::Token => "token",
         }
     }

@@ -189,6 +189,19 @@ impl SessionStore for MemoryStore {
         ))
     }
 
+    async fn cabinet_sessions(
+        &self,
+        cabinet: &CabinetId,
+    ) -> Result<Vec<(TokenHash, Versioned<Session>)>, StoreError> {
+        Ok(self
+            .state()?
+            .sessions
+            .iter()
+            .filter(|(_, session)| session.value.cabinet == *cabinet)
+            .map(|(token, session)| (*token, session.clone()))
+            .collect())
+    }
+
     async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
         let sessions = &mut self.state()?.sessions;
         let before = sessions.len();
@@ -371,7 +384,7 @@ mod reading {
     pub fn link_token(letter: &Letter) -> Option<String> {
         let link = match &letter.content {
             LetterContent::ConfirmEmail { link } | LetterContent::RecoverPassword { link } => link,
-            LetterContent::Credentials { .. } => return None,
+            LetterContent::Credentials { .. } | LetterContent::PasswordChanged => return None,
         };
         link.expose_secret()
             .split_once("token=")

@@ -304,6 +304,9 @@ pub struct Cabinet {
     /// Linked personal accounts, in the order they were added; no account is in two
     /// cabinets.
     pub accounts: Vec<AccountNumber>,
+    /// Set while the password is a temporary one mailed by the portal: it works until
+    /// then and until the resident chooses one (`None`: a lasting password).
+    pub password_expires_at: Option<Timestamp>,
 }
 
 /// How to find a cabinet.
@@ -465,6 +468,16 @@ pub trait SessionStore: Send + Sync {
         expected: Expected,
         next: Option<&Session>,
     ) -> Result<bool, StoreError>;
+
+    /// Every session stored for `cabinet`, expired or not, each with the token it is
+    /// stored under, in no particular order (the list of sessions a resident sees).
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn cabinet_sessions(
+        &self,
+        cabinet: &CabinetId,
+    ) -> Result<Vec<(TokenHash, Versioned<Session>)>, StoreError>;
 
     /// Deletes sessions whose `expires_at` is at or before `now`; returns how many went.
     /// The default deletes nothing, for backends that expire records by themselves.
@@ -682,6 +695,12 @@ impl<L: Send + Sync, C: Send + Sync, S: SessionStore, K: Send + Sync> SessionSto
         next: Option<&Session>,
     ) -> Result<bool, StoreError> {
         self.sessions.swap_session(token, expected, next).await
+    }
+    async fn cabinet_sessions(
+        &self,
+        cabinet: &CabinetId,
+    ) -> Result<Vec<(TokenHash, Versioned<Session>)>, StoreError> {
+        self.sessions.cabinet_sessions(cabinet).await
     }
     async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.sessions.purge_sessions(now).await

@@ -7,6 +7,9 @@ use std::{sync::Arc, time::Duration};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod password_and_sessions;
+pub use password_and_sessions::SessionView;
+
 use crate::{
     clock::{Clock, Timestamp},
     error::{Error, Problem},
@@ -94,6 +97,10 @@ pub struct AuthConfig {
     /// How long a request issuing credentials under a link holds it while the letter is
     /// sent (default 1 minute).
     pub credentials_lease: Duration,
+    /// Makes every mailed password temporary (ASVS 5.0 6.4.1): it works for this long and
+    /// only until the resident, asked at first login, chooses one. `None` (the default)
+    /// follows the guide: the mailed password lasts until changed or recovered.
+    pub mailed_password_lifetime: Option<Duration>,
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -127,6 +134,7 @@ impl AuthConfig {
             session_absolute: 12 * HOUR,
             session_touch_interval: MINUTE,
             credentials_lease: MINUTE,
+            mailed_password_lifetime: None,
         }
     }
 }
@@ -166,14 +174,26 @@ impl Ports {
     }
 }
 
-/// Who is asking: the language to answer and write letters in, and the client address
-/// (when the host knows it) for per-client throttles.
+/// Who is asking: the language to answer and write letters in, the client address (when
+/// the host knows it) for per-client throttles, and the client's software for the list of
+/// sessions.
+///
+/// ```
+/// use resident_auth::{Locale, RequestContext};
+/// let context = RequestContext::new(Locale::Ru)
+///     .with_client("203.0.113.7")
+///     .with_user_agent("Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0");
+/// assert_eq!(context.client.as_deref(), Some("203.0.113.7"));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RequestContext {
     /// Language of messages and letters.
     pub locale: Locale,
     /// The client's address, e.g. the remote IP.
     pub client: Option<String>,
+    /// The client's `User-Agent`, summarised (browser and system) in the list of sessions.
+    pub user_agent: Option<String>,
 }
 
 impl RequestContext {
@@ -183,7 +203,22 @@ impl RequestContext {
         Self {
             locale,
             client: None,
+            user_agent: None,
         }
+    }
+
+    /// The same context from the client address `client`.
+    #[must_use]
+    pub fn with_client(mut self, client: impl Into<String>) -> Self {
+        self.client = Some(client.into());
+        self
+    }
+
+    /// The same context from a client whose `User-Agent` is `user_agent`.
+    #[must_use]
+    pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
     }
 }
 
@@ -209,6 +244,7 @@ pub struct AddressForm {
 
 /// A successful login.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LoggedIn {
     /// The session token for the client to keep (cookie or bearer).
     pub session_token: Token,
@@ -218,6 +254,9 @@ pub struct LoggedIn {
     pub email: Email,
     /// The account the session starts on.
     pub active_account: Option<AccountNumber>,
+    /// The password is a temporary one: the resident must choose a password
+    /// ([`AuthService::change_password`]) before anything else.
+    pub password_change_required: bool,
 }
 
 /// The session behind a request, as [`AuthService::authenticate`] found it: the other
@@ -232,6 +271,9 @@ pub struct Authenticated {
     pub active_account: Option<AccountNumber>,
     /// All linked accounts.
     pub accounts: Vec<AccountNumber>,
+    /// The password is a temporary one: only [`AuthService::change_password`], the list
+    /// of sessions and logout work until the resident chooses a password.
+    pub password_change_required: bool,
     session: SessionHandle,
 }
 
@@ -618,6 +660,7 @@ impl AuthService {
         form: &AddressForm,
         context: &RequestContext,
     ) -> Result<(), Error> {
+        require_chosen_password(session)?;
         let mut problems = Problems::default();
         let surname = problems.take(form.surname.parse::<Surname>());
         let account = problems.take(form.account_number.parse::<AccountNumber>());
@@ -960,6 +1003,7 @@ impl AuthService {
             content: LetterContent::Credentials {
                 login: email.clone(),
                 password,
+                temporary: self.config.mailed_password_lifetime.is_some(),
             },
         };
         if let Err(error) = self.ports.mailer.send(&letter).await {
@@ -1034,6 +1078,10 @@ impl AuthService {
         mut read: Option<Versioned<Cabinet>>,
     ) -> Result<(), Error> {
         let store = self.store();
+        let password_expires_at = self
+            .config
+            .mailed_password_lifetime
+            .map(|lifetime| self.now().plus(lifetime));
         if let Issue::NewCabinet { account, .. } = issue {
             let cabinet = Cabinet {
                 id: CabinetId::generate(),
@@ -1041,6 +1089,7 @@ impl AuthService {
                 password_hash: hash,
                 credential_version: 1,
                 accounts: vec![*account],
+                password_expires_at,
             };
             return match store
                 .swap_cabinet(&cabinet.id, Expected::Absent, Some(&cabinet))
@@ -1078,6 +1127,7 @@ impl AuthService {
             }
             next.password_hash = hash.clone();
             next.credential_version = next.credential_version.saturating_add(1);
+            next.password_expires_at = password_expires_at;
             match store
                 .swap_cabinet(&id, Expected::Version(current.version), Some(&next))
                 .await?
@@ -1116,6 +1166,7 @@ impl AuthService {
         context: &RequestContext,
     ) -> Result<LoggedIn, Error> {
         let email = self.identify(email)?;
+        let password = crate::password::normalize(&password);
         let store = self.store();
         let cabinet_key = counters::login_cabinet(&email);
         let pair_key = counters::login_cabinet_client(&email, context.client.as_deref());
@@ -1142,6 +1193,13 @@ impl AuthService {
         let Some(mut cabinet) = cabinet else {
             return Err(Problem::InvalidCredentials.into());
         };
+        if cabinet
+            .value
+            .password_expires_at
+            .is_some_and(|until| until <= now)
+        {
+            return Err(Problem::PasswordExpired.into());
+        }
         if rehash {
             // Best effort: a failed upgrade must not fail a correct login. The credential
             // version stays: the password is the same, its sessions live on.
@@ -1165,7 +1223,7 @@ impl AuthService {
             created_at: now,
             last_used: now,
             expires_at: self.session_expires_at(now, now),
-            client: context.client.as_deref().map(client_summary),
+            client: client_summary(context),
         };
         let token_hash = session_token.hash();
         let cleared = [pair_key, cabinet_key];
@@ -1182,7 +1240,17 @@ impl AuthService {
             cabinet: cabinet.value.id,
             email: cabinet.value.email,
             active_account: session.active_account,
+            password_change_required: cabinet.value.password_expires_at.is_some(),
         })
+    }
+
+    /// Whether `session` still authenticates at `now` for a cabinet whose credentials are
+    /// at `credential_version`: neither idle nor absolute expiry has passed (alive at
+    /// expiry − 1 ms, dead at expiry), and no new credentials were issued since it opened.
+    fn session_alive(&self, session: &Session, credential_version: u64, now: Timestamp) -> bool {
+        session.credential_version == credential_version
+            && now < session.created_at.plus(self.config.session_absolute)
+            && now < session.last_used.plus(self.config.session_idle)
     }
 
     fn session_expires_at(&self, created_at: Timestamp, last_used: Timestamp) -> Timestamp {
@@ -1207,10 +1275,7 @@ impl AuthService {
             return Err(Problem::SessionInvalid.into());
         };
         let record = &session.value;
-        let alive = record.credential_version == cabinet.value.credential_version
-            && now < record.created_at.plus(self.config.session_absolute)
-            && now < record.last_used.plus(self.config.session_idle);
-        if !alive {
+        if !self.session_alive(record, cabinet.value.credential_version, now) {
             // Dead for good: make sure it is gone.
             store
                 .swap_session(&hash, Expected::Version(session.version), None)
@@ -1246,6 +1311,7 @@ impl AuthService {
             email: cabinet.value.email,
             active_account,
             accounts: cabinet.value.accounts,
+            password_change_required: cabinet.value.password_expires_at.is_some(),
             session: handle,
         })
     }
@@ -1255,6 +1321,7 @@ impl AuthService {
     /// # Errors
     /// [`Error::Unavailable`] if the directory cannot be read.
     pub async fn cabinet(&self, session: &Authenticated) -> Result<CabinetView, Error> {
+        require_chosen_password(session)?;
         let mut accounts = Vec::with_capacity(session.accounts.len());
         for account_number in &session.accounts {
             let record = self.ports.directory.lookup(account_number).await?;
@@ -1286,6 +1353,7 @@ impl AuthService {
         session: &Authenticated,
         account_number: &str,
     ) -> Result<(), Error> {
+        require_chosen_password(session)?;
         let account: AccountNumber = account_number.parse().map_err(Problem::from)?;
         if !session.accounts.contains(&account) {
             return Err(Problem::AccountNotLinked.into());
@@ -1468,7 +1536,95 @@ impl AuthService {
     }
 }
 
-/// The client as the list of sessions shows it: at most 64 characters.
-fn client_summary(client: &str) -> String {
-    client.chars().take(64).collect()
+/// Refuses the operations a temporary password does not open.
+fn require_chosen_password(session: &Authenticated) -> Result<(), Error> {
+    if session.password_change_required {
+        Err(Problem::PasswordChangeRequired.into())
+    } else {
+        Ok(())
+    }
+}
+
+/// The client as the list of sessions shows it, at most 64 characters: the browser and
+/// system read off the `User-Agent`, and the client address.
+fn client_summary(context: &RequestContext) -> Option<String> {
+    let software = context.user_agent.as_deref().map(user_agent_summary);
+    let summary = match (software, context.client.as_deref()) {
+        (Some(software), Some(client)) => format!("{software}, {client}"),
+        (Some(software), None) => software,
+        (None, Some(client)) => client.to_owned(),
+        (None, None) => return None,
+    };
+    Some(summary.chars().take(64).collect())
+}
+
+/// "Firefox on Linux", from a `User-Agent` value; the first product token for clients
+/// that are not browsers ("curl").
+fn user_agent_summary(user_agent: &str) -> String {
+    const BROWSERS: [(&str, &str); 7] = [
+        ("YaBrowser/", "Yandex Browser"),
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("Firefox/", "Firefox"),
+        ("Chromium/", "Chromium"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+    ];
+    const SYSTEMS: [(&str, &str); 6] = [
+        ("Android", "Android"),
+        ("iPhone", "iOS"),
+        ("iPad", "iOS"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("Linux", "Linux"),
+    ];
+    let browser = BROWSERS
+        .iter()
+        .find(|(mark, _)| user_agent.contains(mark))
+        .map(|(_, name)| *name);
+    let system = SYSTEMS
+        .iter()
+        .find(|(mark, _)| user_agent.contains(mark))
+        .map(|(_, name)| *name);
+    let product = || {
+        let first = user_agent.split(['/', ' ']).next().unwrap_or_default();
+        first
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(24)
+            .collect::<String>()
+    };
+    match (browser, system) {
+        (Some(browser), Some(system)) => format!("{browser} on {system}"),
+        (Some(browser), None) => browser.to_owned(),
+        (None, _) => product(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_agents_are_summarised() {
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+        assert_eq!(user_agent_summary(firefox), "Firefox on Linux");
+        let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
+        assert_eq!(user_agent_summary(chrome), "Chrome on Windows");
+        let yandex =
+            "Mozilla/5.0 (Linux; Android 13) Chrome/120.0 YaBrowser/24.1 Mobile Safari/537.36";
+        assert_eq!(user_agent_summary(yandex), "Yandex Browser on Android");
+        assert_eq!(user_agent_summary("curl/8.5.0"), "curl");
+        assert_eq!(user_agent_summary("\u{7}evil\r\nheader"), "evilheader");
+        let context = RequestContext::new(Locale::Ru)
+            .with_client("2001:db8:1:2::/64")
+            .with_user_agent(firefox);
+        assert_eq!(
+            client_summary(&context).as_deref(),
+            Some("Firefox on Linux, 2001:db8:1:2::/64")
+        );
+        let long = RequestContext::new(Locale::Ru).with_user_agent("x".repeat(200));
+        assert_eq!(client_summary(&long).map(|s| s.chars().count()), Some(24));
+        assert_eq!(client_summary(&RequestContext::new(Locale::Ru)), None);
+    }
 }

@@ -4,12 +4,26 @@
 
 const CONTRACT: &str = include_str!("../../../docs/contract.md");
 
+/// Every `.rs` file under `dir`, subdirectories included.
+fn sources(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
 /// Every `=> "family.name"` match arm of the crate's sources: how codes are published.
 fn published_codes() -> Vec<String> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut codes = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    for path in sources(&dir) {
+        let text = std::fs::read_to_string(path).unwrap();
         for piece in text.split("=> \"").skip(1) {
             let code: String = piece.chars().take_while(|c| *c != '"').collect();
             let mut parts = code.split('.');

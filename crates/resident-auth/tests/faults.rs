@@ -114,6 +114,13 @@ impl SessionStore for FaultyStore {
         self.gate()?;
         self.inner.swap_session(t, e, n).await
     }
+    async fn cabinet_sessions(
+        &self,
+        c: &CabinetId,
+    ) -> Result<Vec<(TokenHash, Versioned<Session>)>, StoreError> {
+        self.gate()?;
+        self.inner.cabinet_sessions(c).await
+    }
 }
 
 #[async_trait]

@@ -176,10 +176,7 @@ async fn already_registered_account_or_email_points_to_recovery() {
 #[tokio::test]
 async fn per_client_registration_throttle() {
     let h = harness();
-    let context = RequestContext {
-        locale: Locale::Ru,
-        client: Some("198.51.100.7".into()),
-    };
+    let context = RequestContext::new(Locale::Ru).with_client("198.51.100.7");
     for i in 0..20 {
         let _ = h
             .service
@@ -525,10 +522,7 @@ async fn failed_logins_are_throttled_per_client_address() {
     let password = h
         .register_and_activate("Иванов", FLAT, RESIDENT, "12")
         .await;
-    let client = RequestContext {
-        locale: Locale::En,
-        client: Some("203.0.113.9".into()),
-    };
+    let client = RequestContext::new(Locale::En).with_client("203.0.113.9");
     for i in 0..50 {
         let _ = h
             .service
@@ -1011,10 +1005,7 @@ async fn a_burst_of_parallel_wrong_logins_runs_at_most_the_limits_argon2_jobs() 
     h.register_and_activate("Иванов", FLAT, RESIDENT, "12")
         .await;
     let before = h.hasher.runs();
-    let context = RequestContext {
-        client: Some("192.0.2.7".into()),
-        ..ru()
-    };
+    let context = ru().with_client("192.0.2.7");
     let attempts = futures::future::join_all((0..200).map(|_| {
         h.service
             .login(RESIDENT, secret("wrong-password"), &context)
@@ -1193,10 +1184,7 @@ async fn twenty_parallel_guesses_evaluate_at_most_the_limit() {
 }
 
 fn from(client: &str) -> RequestContext {
-    RequestContext {
-        client: Some(client.into()),
-        ..ru()
-    }
+    ru().with_client(client)
 }
 
 #[tokio::test]

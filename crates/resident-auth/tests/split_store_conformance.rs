@@ -153,6 +153,14 @@ impl SessionStore for Sessions {
             next.cloned(),
         ))
     }
+    async fn cabinet_sessions(
+        &self,
+        cabinet: &CabinetId,
+    ) -> Result<Vec<(TokenHash, Versioned<Session>)>, StoreError> {
+        let map = self.0.lock().unwrap();
+        let mine = map.iter().filter(|(_, s)| s.value.cabinet == *cabinet);
+        Ok(mine.map(|(t, s)| (*t, s.clone())).collect())
+    }
     async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
         let mut map = self.0.lock().unwrap();
         let before = map.len();

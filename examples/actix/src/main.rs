@@ -26,10 +26,12 @@ fn context(request: &HttpRequest) -> RequestContext {
             header("x-forwarded-for"),
         )
     });
-    RequestContext {
-        locale: header("accept-language").map_or(Locale::Ru, Locale::from_accept_language),
-        client,
-    }
+    let mut context = RequestContext::new(
+        header("accept-language").map_or(Locale::Ru, Locale::from_accept_language),
+    );
+    context.client = client;
+    context.user_agent = header("user-agent").map(str::to_owned);
+    context
 }
 
 /// The request body with its `Content-Type`, as the API reads it.

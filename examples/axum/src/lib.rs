@@ -151,10 +151,13 @@ impl axum::extract::FromRequestParts<AppState> for Peer {
 }
 
 pub(crate) fn context(headers: &HeaderMap, peer: &Peer) -> RequestContext {
-    RequestContext {
-        locale: locale(headers),
-        client: peer.0.clone(),
-    }
+    let mut context = RequestContext::new(locale(headers));
+    context.client.clone_from(&peer.0);
+    context.user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    context
 }
 
 /// The request body with its `Content-Type`, as the API reads it.

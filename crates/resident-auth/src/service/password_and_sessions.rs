@@ -1,0 +1,248 @@
+//! What a signed-in resident does to their own cabinet's security: change the password
+//! (docs/contract.md §3, journey 8) and see and end sessions (journey 9).
+
+use secrecy::SecretString;
+
+use super::{counters, AuthService, Authenticated, Counted, CABINET_WRITE_ATTEMPTS};
+use crate::{
+    clock::Timestamp,
+    error::{Error, Problem},
+    hasher::Verification,
+    ids::SessionId,
+    letters::{Letter, LetterContent},
+    password::{normalize, NewPassword},
+    ports::{CabinetKey, CabinetSwap, Expected, StoreError},
+    RequestContext,
+};
+
+/// One session of a cabinet, as the list of sessions shows it. The token is never shown:
+/// the [`SessionId`] names the session for [`AuthService::end_session`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionView {
+    /// The session's public identity.
+    pub id: SessionId,
+    /// Login time.
+    pub created_at: Timestamp,
+    /// Last use, to within the touch interval.
+    pub last_used: Timestamp,
+    /// Browser, system and client address at login, when known.
+    pub client: Option<String>,
+    /// Whether this is the session of the request that asked.
+    pub current: bool,
+}
+
+impl AuthService {
+    /// Journey 8: changes the password of a signed-in resident who gives the current one.
+    /// The new one is checked first ([`NewPassword`]: length, email, blocklist; no argon2
+    /// for a password that would be refused), then the try is counted against the login
+    /// limits of this cabinet and client before argon2 verifies the current password, so a
+    /// stolen session cannot be used to guess it faster than logins could. Success ends
+    /// every other session and every recovery link, keeps this session, clears a temporary
+    /// password's requirement, and mails the notice "Пароль изменён".
+    ///
+    /// # Errors
+    /// [`Problem::NewPassword`], [`Problem::CurrentPasswordWrong`],
+    /// [`Problem::LoginThrottled`], [`Problem::SessionInvalid`] if the session ended
+    /// meanwhile, or [`Error::Unavailable`].
+    pub async fn change_password(
+        &self,
+        session: &Authenticated,
+        current_password: SecretString,
+        new_password: SecretString,
+        context: &RequestContext,
+    ) -> Result<(), Error> {
+        let new_password =
+            NewPassword::parse(new_password, &session.email).map_err(Problem::from)?;
+        let now = self.now();
+        let store = self.store();
+        let cabinet_key = counters::login_cabinet(&session.email);
+        let pair_key = counters::login_cabinet_client(&session.email, context.client.as_deref());
+        let limits = [
+            (pair_key.clone(), self.config.login_per_cabinet_and_client),
+            (cabinet_key.clone(), self.config.login_per_cabinet),
+        ];
+        if let Counted::Exceeded(until) = self.count_against(&limits, now).await? {
+            return Err(Problem::LoginThrottled {
+                retry_after: now.until(until),
+            }
+            .into());
+        }
+        let own_version = session.session.record.credential_version;
+        let mut read = store.cabinet(CabinetKey::Id(&session.cabinet)).await?;
+        let stored = match &read {
+            Some(cabinet) if cabinet.value.credential_version == own_version => {
+                cabinet.value.password_hash.clone()
+            }
+            _ => return Err(Problem::SessionInvalid.into()),
+        };
+        let current_password = normalize(&current_password);
+        if let Verification::Mismatch = self
+            .ports
+            .hasher
+            .verify(current_password, Some(stored))
+            .await?
+        {
+            return Err(Problem::CurrentPasswordWrong.into());
+        }
+        let hash = self.ports.hasher.hash(new_password.into_secret()).await?;
+        let mut written = None;
+        for _ in 0..CABINET_WRITE_ATTEMPTS {
+            let current = match read.take() {
+                Some(current) => current,
+                None => store
+                    .cabinet(CabinetKey::Id(&session.cabinet))
+                    .await?
+                    .ok_or(Problem::SessionInvalid)?,
+            };
+            // New credentials were issued since this session opened (a recovery, another
+            // change): the session is over, and so is its right to change anything.
+            if current.value.credential_version != own_version {
+                return Err(Problem::SessionInvalid.into());
+            }
+            let mut next = current.value.clone();
+            next.password_hash = hash.clone();
+            next.credential_version = own_version.saturating_add(1);
+            next.password_expires_at = None;
+            match store
+                .swap_cabinet(&next.id, Expected::Version(current.version), Some(&next))
+                .await?
+            {
+                CabinetSwap::Written => {
+                    written = Some(next.credential_version);
+                    break;
+                }
+                CabinetSwap::Conflict | CabinetSwap::Taken => {}
+            }
+        }
+        let Some(new_version) = written else {
+            return Err(StoreError::unavailable("the cabinet kept changing under a write").into());
+        };
+        self.keep_session(session, new_version).await?;
+        // Best effort: a lingering count only shortens the next run of tries.
+        let _ = store.reset_all(&[pair_key, cabinet_key]).await;
+        let notice = Letter {
+            to: session.email.clone(),
+            locale: context.locale,
+            content: LetterContent::PasswordChanged,
+        };
+        if let Err(error) = self.ports.mailer.send(&notice).await {
+            // The password is changed and in force; the notice is a courtesy that must not
+            // undo it. The operator learns of the failure.
+            tracing::warn!(
+                cabinet = %session.cabinet,
+                kind = %error.kind(),
+                "password-changed notice not sent"
+            );
+        }
+        Ok(())
+    }
+
+    /// Moves the asking session to the credential version just written, so it survives
+    /// the change that ended every other one. A session logged out meanwhile stays out.
+    async fn keep_session(&self, session: &Authenticated, new_version: u64) -> Result<(), Error> {
+        let store = self.store();
+        let token = &session.session.token;
+        let old_version = session.session.record.credential_version;
+        for _ in 0..CABINET_WRITE_ATTEMPTS {
+            let Some(current) = store.session(token).await? else {
+                return Ok(());
+            };
+            if current.value.credential_version != old_version {
+                return Ok(());
+            }
+            let mut next = current.value.clone();
+            next.credential_version = new_version;
+            if store
+                .swap_session(token, Expected::Version(current.version), Some(&next))
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Err(StoreError::unavailable("the session kept changing under a write").into())
+    }
+
+    /// Journey 9: the cabinet's live sessions, the asking one first, then the most
+    /// recently used. Works with a temporary password too.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if the store fails.
+    pub async fn sessions(&self, session: &Authenticated) -> Result<Vec<SessionView>, Error> {
+        let now = self.now();
+        let own_version = session.session.record.credential_version;
+        let mut list: Vec<SessionView> = self
+            .store()
+            .cabinet_sessions(&session.cabinet)
+            .await?
+            .into_iter()
+            .filter(|(_, other)| self.session_alive(&other.value, own_version, now))
+            .map(|(token, other)| SessionView {
+                id: other.value.id,
+                created_at: other.value.created_at,
+                last_used: other.value.last_used,
+                client: other.value.client,
+                current: token == session.session.token,
+            })
+            .collect();
+        list.sort_by(|a, b| {
+            (b.current, b.last_used, b.created_at).cmp(&(a.current, a.last_used, a.created_at))
+        });
+        Ok(list)
+    }
+
+    /// Journey 9: ends the session `session_id` of the asking session's cabinet (the
+    /// asking one included: that is a logout).
+    ///
+    /// # Errors
+    /// [`Problem::SessionNotFound`] when the cabinet has no live session of that identity
+    /// (another cabinet's session is not found either), or [`Error::Unavailable`].
+    pub async fn end_session(
+        &self,
+        session: &Authenticated,
+        session_id: &str,
+    ) -> Result<(), Error> {
+        let id: SessionId = session_id.parse().map_err(|_| Problem::SessionNotFound)?;
+        let now = self.now();
+        let own_version = session.session.record.credential_version;
+        let store = self.store();
+        let found = store
+            .cabinet_sessions(&session.cabinet)
+            .await?
+            .into_iter()
+            .find(|(_, other)| {
+                other.value.id == id && self.session_alive(&other.value, own_version, now)
+            });
+        let Some((token, _)) = found else {
+            return Err(Problem::SessionNotFound.into());
+        };
+        store.swap_session(&token, Expected::Any, None).await?;
+        Ok(())
+    }
+
+    /// Journey 9: ends every session of the cabinet but the asking one; returns how many
+    /// live sessions ended.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if the store fails (some may have ended).
+    pub async fn end_other_sessions(&self, session: &Authenticated) -> Result<u64, Error> {
+        let now = self.now();
+        let own_version = session.session.record.credential_version;
+        let store = self.store();
+        let mut ended = 0;
+        for (token, other) in store.cabinet_sessions(&session.cabinet).await? {
+            if token == session.session.token {
+                continue;
+            }
+            let alive = self.session_alive(&other.value, own_version, now);
+            if store
+                .swap_session(&token, Expected::Version(other.version), None)
+                .await?
+                && alive
+            {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+}
