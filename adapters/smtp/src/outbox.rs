@@ -47,6 +47,8 @@ fn kind_name(kind: LetterKind) -> &'static str {
         LetterKind::ConfirmEmail => "confirm-email",
         LetterKind::Credentials => "credentials",
         LetterKind::RecoverPassword => "recover-password",
+        LetterKind::PasswordChanged => "password-changed",
+        _ => "letter",
     }
 }
 

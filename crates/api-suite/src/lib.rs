@@ -43,6 +43,8 @@ macro_rules! api_tests {
             only_json_bodies_are_read,
             forwarded_clients_count_only_behind_trusted_proxies,
             openapi_document_matches_the_routes,
+            password_change_and_sessions,
+            temporary_passwords_must_be_changed,
             schemathesis_finds_nothing
         );
     };
@@ -146,6 +148,19 @@ impl Server {
         read(request.send().await.unwrap()).await
     }
 
+    /// DELETEs (optionally with a bearer token).
+    pub async fn delete(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+    ) -> (StatusCode, Value, Option<String>) {
+        let mut request = self.client.delete(format!("{}{path}", self.base));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
     /// GETs (optionally with a bearer token).
     pub async fn get(
         &self,
@@ -183,7 +198,8 @@ impl Server {
             .to_owned()
     }
 
-    fn newest(&self, subject: &str) -> String {
+    /// The text of the newest letter with `subject`.
+    pub fn newest(&self, subject: &str) -> String {
         self.letters()
             .into_iter()
             .rev()
@@ -913,6 +929,7 @@ pub async fn openapi_document_matches_the_routes(binary: &str) {
             let url = format!("{}{path}", server.base);
             let request = match method.as_str() {
                 "get" => server.client.get(url),
+                "delete" => server.client.delete(url),
                 "post" => server.client.post(url).json(&json!({})),
                 other => panic!("unexpected method {other}"),
             };
@@ -928,11 +945,15 @@ pub async fn openapi_document_matches_the_routes(binary: &str) {
     assert_eq!(
         operations,
         [
+            "DELETE /api/sessions/others",
+            "DELETE /api/sessions/{id}",
             "GET /api/session",
+            "GET /api/sessions",
             "POST /api/addresses",
             "POST /api/login",
             "POST /api/login/identify",
             "POST /api/logout",
+            "POST /api/password",
             "POST /api/recovery",
             "POST /api/recovery/complete",
             "POST /api/registrations",
@@ -941,6 +962,115 @@ pub async fn openapi_document_matches_the_routes(binary: &str) {
             "POST /api/session/active-account",
         ]
     );
+}
+
+const CHOSEN: &str = "тихий вечер у старой реки";
+
+/// Journeys 8 and 9 over HTTP: the list of sessions, a password change that keeps only
+/// the asking session and mails the notice, ending one session by its id and all others.
+pub async fn password_change_and_sessions(binary: &str) {
+    let server = Server::start(binary, &[]).await;
+    let password = activate(&server, "7800000000001", RESIDENT, "12").await;
+    let this = login(&server, RESIDENT, &password).await;
+    let other = login(&server, RESIDENT, &password).await;
+    let (status, body, _) = server.get("/api/sessions", Some(&this)).await;
+    assert_eq!(status, 200, "{body}");
+    let sessions = body["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(sessions[0]["current"], true);
+    assert_eq!(sessions[1]["current"], false);
+    let other_id = sessions[1]["id"].as_str().unwrap().to_owned();
+    assert_eq!(other_id.len(), 32);
+    assert!(sessions[0]["created_at"].as_str().unwrap().ends_with('Z'));
+    assert!(!body.to_string().contains(&other), "ids are not tokens");
+
+    let change = |current: &str, new: &str| {
+        json!({"current_password": current, "new_password": new})
+    };
+    for (body, code) in [
+        (change(&password, "short"), "password.too_short"),
+        (change(&password, "resident-1987-07-12-x"), "password.contains_email"),
+        (change(&password, "passwordpassword"), "password.common"),
+        (change("wrong current password", CHOSEN), "password.current_wrong"),
+    ] {
+        let (status, answer, _) = server.post("/api/password", body, Some(&this)).await;
+        assert_eq!((status.as_u16(), codes(&answer)), (422, vec![code.to_owned()]));
+    }
+    let (status, _, _) = server
+        .post("/api/password", change(&password, CHOSEN), None)
+        .await;
+    assert_eq!(status, 401);
+    let (status, body, _) = server
+        .post("/api/password", change(&password, CHOSEN), Some(&this))
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(server.get("/api/session", Some(&this)).await.0, 200);
+    assert_eq!(server.get("/api/session", Some(&other)).await.0, 401);
+    assert!(server.letters().iter().any(|(subject, _)| subject == "Пароль изменён"));
+    let (status, _, _) = server
+        .post("/api/login", json!({"email": RESIDENT, "password": password}), None)
+        .await;
+    assert_eq!(status, 401, "the old password is dead");
+
+    let second = login(&server, RESIDENT, CHOSEN).await;
+    let third = login(&server, RESIDENT, CHOSEN).await;
+    let (_, body, _) = server.get("/api/sessions", Some(&second)).await;
+    let second_id = body["sessions"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _, _) = server
+        .delete(&format!("/api/sessions/{second_id}"), Some(&this))
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(server.get("/api/session", Some(&second)).await.0, 401);
+    let (status, body, _) = server
+        .delete(&format!("/api/sessions/{second_id}"), Some(&this))
+        .await;
+    assert_eq!((status.as_u16(), codes(&body)), (404, vec!["session.not_found".to_owned()]));
+    let (status, body, _) = server.delete("/api/sessions/others", Some(&this)).await;
+    assert_eq!((status.as_u16(), body), (200, json!({"ended": 1})));
+    assert_eq!(server.get("/api/session", Some(&third)).await.0, 401);
+    assert_eq!(server.get("/api/session", Some(&this)).await.0, 200);
+    for path in ["/api/sessions/others", &format!("/api/sessions/{other_id}")] {
+        assert_eq!(server.delete(path, None).await.0, 401);
+    }
+    assert_eq!(server.get("/api/sessions", None).await.0, 401);
+}
+
+/// With `TEMPORARY_PASSWORD_HOURS`, the mailed password opens only the password change
+/// (403 `password.change_required` elsewhere) until the resident chooses one.
+pub async fn temporary_passwords_must_be_changed(binary: &str) {
+    let server = Server::start(binary, &[("TEMPORARY_PASSWORD_HOURS", "24".to_owned())]).await;
+    let password = activate(&server, "7800000000001", RESIDENT, "12").await;
+    assert!(server.newest("Данные для входа").contains("временный пароль"));
+    let (status, body, _) = server
+        .post("/api/login", json!({"email": RESIDENT, "password": password}), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["password_change_required"], true);
+    let session = body["session_token"].as_str().unwrap().to_owned();
+    let (status, body, _) = server.get("/api/session", Some(&session)).await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (403, vec!["password.change_required".to_owned()])
+    );
+    for (path, request) in [
+        ("/api/session/active-account", json!({"account_number": "7800000000001"})),
+        ("/api/addresses", json!({"surname": "Иванов", "account_number": "7800000000002"})),
+    ] {
+        assert_eq!(server.post(path, request, Some(&session)).await.0, 403, "{path}");
+    }
+    let (status, _, _) = server
+        .post(
+            "/api/password",
+            json!({"current_password": password, "new_password": CHOSEN}),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(server.get("/api/session", Some(&session)).await.0, 200);
+    let (_, body, _) = server
+        .post("/api/login", json!({"email": RESIDENT, "password": CHOSEN}), None)
+        .await;
+    assert_eq!(body["password_change_required"], false);
 }
 
 /// The checks schemathesis runs: no 5xx, every status, content type, header and body as
@@ -959,11 +1089,19 @@ pub async fn schemathesis_finds_nothing(binary: &str) {
     let password = activate(&server, "7800000000001", RESIDENT, "12").await;
     let session = login(&server, RESIDENT, &password).await;
     let document = format!("{}/api/openapi.json", server.base);
-    // Logout would end the session the other operations are fuzzed with: it runs last.
-    schemathesis(&document, &session, &["--exclude-path", "/api/logout"]).await;
+    // Logout, and ending a session by the id the list gives (schemathesis follows the
+    // list's ids to it), would end the session the other operations are fuzzed with: they
+    // run last.
+    let enders = ["/api/logout", "/api/sessions/{id}"];
+    let mut first = Vec::new();
+    for path in enders {
+        first.extend(["--exclude-path", path]);
+    }
+    schemathesis(&document, &session, &first).await;
     // The session lived through the run, so the secured operations were fuzzed signed in.
     let (status, _, _) = server.get("/api/session", Some(&session)).await;
     assert_eq!(status, 200);
+    schemathesis(&document, &session, &["--include-path", "/api/sessions/{id}"]).await;
     schemathesis(&document, &session, &["--include-path", "/api/logout"]).await;
     let (status, _, _) = server.get("/api/session", Some(&session)).await;
     assert_eq!(status, 401, "logout ran and ended the session");

@@ -169,6 +169,18 @@ pub struct LoginRequest {
     pub password: SecretString,
 }
 
+/// `POST /api/password` (journey 8).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasswordChangeRequest {
+    /// The password in force (from the letter, or chosen earlier).
+    #[schema(value_type = String, format = Password)]
+    pub current_password: SecretString,
+    /// The new password: 15 to 256 characters, any Unicode; not a common password, not
+    /// containing the email's local part.
+    #[schema(value_type = String, format = Password)]
+    pub new_password: SecretString,
+}
+
 /// `POST /api/session/active-account`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SelectAccountRequest {
@@ -199,6 +211,41 @@ pub struct SessionTokenAnswer {
     pub session_token: String,
     /// The cabinet's opaque, stable identity (32 hex digits), never the email.
     pub cabinet_id: String,
+    /// The mailed password is temporary: `POST /api/password` before anything else.
+    pub password_change_required: bool,
+}
+
+/// One session of the cabinet.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionAnswer {
+    /// The session's public identity (32 hex digits), not its token.
+    #[schema(example = "0f1e2d3c4b5a69788796a5b4c3d2e1f0")]
+    pub id: String,
+    /// Login time, RFC 3339 (UTC).
+    #[schema(example = "2026-11-27T09:15:00Z")]
+    pub created_at: String,
+    /// Last use, RFC 3339 (UTC), to within a minute.
+    #[schema(example = "2026-11-27T09:41:00Z")]
+    pub last_used: String,
+    /// Browser, system and client address at login, when known.
+    #[schema(example = "Firefox on Linux, 203.0.113.7", required = true)]
+    pub client: Option<String>,
+    /// Whether this is the session that asked.
+    pub current: bool,
+}
+
+/// The cabinet's live sessions, the asking one first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionsAnswer {
+    /// Live sessions: the asking one first, then the most recently used.
+    pub sessions: Vec<SessionAnswer>,
+}
+
+/// How many sessions ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndedAnswer {
+    /// Live sessions ended.
+    pub ended: u64,
 }
 
 /// One account of a cabinet.
@@ -239,7 +286,8 @@ pub struct ActiveAccountAnswer {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorItem {
     /// The form field it concerns (`surname`, `account_number`, `email`, `premises`,
-    /// `password`), or null for the request as a whole.
+    /// `password`, `current_password`, `new_password`, `session_id`), or null for the
+    /// request as a whole.
     #[schema(example = "premises", required = true)]
     pub field: Option<&'static str>,
     /// Stable code, e.g. `premises.unknown_letter`.
@@ -298,9 +346,22 @@ pub mod responses {
     #[derive(IntoResponses)]
     #[response(status = 415)]
     pub struct UnsupportedMediaType(#[allow(dead_code)] Errors);
+
+    /// The mailed password is temporary: choose a password (`POST /api/password`) first.
+    #[derive(IntoResponses)]
+    #[response(status = 403)]
+    pub struct PasswordChangeRequired(#[allow(dead_code)] Errors);
+
+    /// No live session of this cabinet has that identity.
+    #[derive(IntoResponses)]
+    #[response(status = 404)]
+    pub struct SessionNotFound(#[allow(dead_code)] Errors);
 }
 
-use responses::{BadInput, Conflict, Throttled, Unauthorized, Unavailable, UnsupportedMediaType};
+use responses::{
+    BadInput, Conflict, PasswordChangeRequired, SessionNotFound, Throttled, Unauthorized,
+    Unavailable, UnsupportedMediaType,
+};
 
 /// The language of messages: `Accept-Language` (Russian by default).
 #[derive(Debug, IntoParams)]
@@ -551,6 +612,7 @@ pub async fn login(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiRespo
         ApiResponse::ok(&SessionTokenAnswer {
             session_token: logged_in.session_token.expose().to_owned(),
             cabinet_id: logged_in.cabinet.to_string(),
+            password_change_required: logged_in.password_change_required,
         })
     })
 }
@@ -564,7 +626,7 @@ pub async fn login(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiRespo
     security(("session" = [])),
     responses(
         (status = 200, description = "The cabinet and its accounts", body = CabinetAnswer),
-        Unauthorized, Unavailable
+        Unauthorized, PasswordChangeRequired, Unavailable
     )
 )]
 pub async fn session(api: &Api, authorization: Option<&str>, context: &Context) -> ApiResponse {
@@ -598,7 +660,7 @@ pub async fn session(api: &Api, authorization: Option<&str>, context: &Context) 
     request_body = SelectAccountRequest,
     responses(
         (status = 200, description = "Switched", body = ActiveAccountAnswer),
-        BadInput, Unauthorized, Unavailable, UnsupportedMediaType
+        BadInput, Unauthorized, PasswordChangeRequired, Unavailable, UnsupportedMediaType
     )
 )]
 pub async fn select_account(
@@ -687,7 +749,8 @@ pub async fn complete_recovery(api: &Api, body: JsonBody<'_>, context: &Context)
     request_body = AddressRequest,
     responses(
         (status = 202, description = "A confirmation letter was sent"),
-        BadInput, Unauthorized, Conflict, Throttled, Unavailable, UnsupportedMediaType
+        BadInput, Unauthorized, PasswordChangeRequired, Conflict, Throttled, Unavailable,
+        UnsupportedMediaType
     )
 )]
 pub async fn add_address(
@@ -704,6 +767,126 @@ pub async fn add_address(
     };
     let result = api.service.add_address(&session, &form, context).await;
     answer(result, context, |()| ApiResponse::status(202))
+}
+
+/// Journey 8: change the password. Every other session ends; this one lives on; the
+/// notice "Пароль изменён" is mailed.
+#[utoipa::path(
+    post,
+    path = "/api/password",
+    tag = "session",
+    params(Language),
+    security(("session" = [])),
+    request_body = PasswordChangeRequest,
+    responses(
+        (status = 204, description = "Changed; every other session ended"),
+        BadInput, Unauthorized, Throttled, Unavailable, UnsupportedMediaType
+    )
+)]
+pub async fn change_password(
+    api: &Api,
+    authorization: Option<&str>,
+    body: JsonBody<'_>,
+    context: &Context,
+) -> ApiResponse {
+    let (_, session) = try_session!(api, authorization, context);
+    let request: PasswordChangeRequest = try_body!(body, context.locale);
+    let result = api
+        .service
+        .change_password(
+            &session,
+            request.current_password,
+            request.new_password,
+            context,
+        )
+        .await;
+    answer(result, context, |()| ApiResponse::status(204))
+}
+
+/// Journey 9: the cabinet's live sessions.
+#[utoipa::path(
+    get,
+    path = "/api/sessions",
+    tag = "session",
+    params(Language),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The live sessions, the asking one first", body = SessionsAnswer),
+        Unauthorized, Unavailable
+    )
+)]
+pub async fn sessions(api: &Api, authorization: Option<&str>, context: &Context) -> ApiResponse {
+    let (_, session) = try_session!(api, authorization, context);
+    answer(api.service.sessions(&session).await, context, |list| {
+        let sessions = list
+            .into_iter()
+            .map(|s| SessionAnswer {
+                id: s.id.to_string(),
+                created_at: s.created_at.to_string(),
+                last_used: s.last_used.to_string(),
+                client: s.client,
+                current: s.current,
+            })
+            .collect();
+        ApiResponse::ok(&SessionsAnswer { sessions })
+    })
+}
+
+/// A session's identity in a path.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SessionPath {
+    /// The session's `id` from `GET /api/sessions`.
+    #[param(example = "0f1e2d3c4b5a69788796a5b4c3d2e1f0")]
+    pub id: String,
+}
+
+/// Journey 9: end one session of the cabinet (the asking one included: a logout).
+#[utoipa::path(
+    delete,
+    path = "/api/sessions/{id}",
+    tag = "session",
+    params(SessionPath, Language),
+    security(("session" = [])),
+    responses(
+        (status = 204, description = "The session is over"),
+        Unauthorized, SessionNotFound, Unavailable
+    )
+)]
+pub async fn end_session(
+    api: &Api,
+    authorization: Option<&str>,
+    session_id: &str,
+    context: &Context,
+) -> ApiResponse {
+    let (_, session) = try_session!(api, authorization, context);
+    let result = api.service.end_session(&session, session_id).await;
+    answer(result, context, |()| ApiResponse::status(204))
+}
+
+/// Journey 9: end every session of the cabinet but the asking one.
+#[utoipa::path(
+    delete,
+    path = "/api/sessions/others",
+    tag = "session",
+    params(Language),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The other sessions are over", body = EndedAnswer),
+        Unauthorized, Unavailable
+    )
+)]
+pub async fn end_other_sessions(
+    api: &Api,
+    authorization: Option<&str>,
+    context: &Context,
+) -> ApiResponse {
+    let (_, session) = try_session!(api, authorization, context);
+    answer(
+        api.service.end_other_sessions(&session).await,
+        context,
+        |ended| ApiResponse::ok(&EndedAnswer { ended }),
+    )
 }
 
 /// The answer for a path the API does not have.

@@ -36,6 +36,9 @@ pub struct PortalConfig {
     /// `TRUSTED_PROXIES` (comma list of CIDR blocks) and `CLIENT_IPV6_PREFIX` (default 64):
     /// how per-client limits tell clients apart.
     pub client_addressing: ClientAddressing,
+    /// `TEMPORARY_PASSWORD_HOURS`: mailed passwords are temporary, valid this many hours
+    /// and until the resident chooses one at first login (default: unset, as the guide).
+    pub mailed_password_lifetime: Option<std::time::Duration>,
 }
 
 /// A configuration or start-up failure, with a message for the operator.
@@ -91,6 +94,22 @@ impl PortalConfig {
                 })?,
             None => 64,
         };
+        let mailed_password_lifetime = match lookup("TEMPORARY_PASSWORD_HOURS") {
+            Some(hours) => Some(
+                hours
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|h| (1..=24 * 365).contains(h))
+                    .map(|h| std::time::Duration::from_secs(h * 3600))
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "TEMPORARY_PASSWORD_HOURS must be 1–8760 hours, not {hours:?}"
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
         let database_url = lookup("DATABASE_URL");
         let smtp_url = lookup("SMTP_URL");
         let outbox_dir = lookup("OUTBOX_DIR");
@@ -114,6 +133,7 @@ impl PortalConfig {
             smtp_url,
             hash_params,
             client_addressing: ClientAddressing::new(trusted_proxies, ipv6_prefix),
+            mailed_password_lifetime,
         })
     }
 
@@ -231,12 +251,16 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
     let hasher = Argon2Hasher::new(config.hash_params)
         .map_err(|e| ConfigError(format!("argon2 parameters: {e}")))?;
     let served_regions = config.served_regions.clone();
+    let mailed_password_lifetime = config.mailed_password_lifetime;
     let service = AuthService::builder(&config.base_url)
         .shared_store(store)
         .shared_directory(directory)
         .shared_mailer(mailer)
         .hasher(hasher)
-        .configure(|auth| auth.served_regions = served_regions)
+        .configure(|auth| {
+            auth.served_regions = served_regions;
+            auth.mailed_password_lifetime = mailed_password_lifetime;
+        })
         .build()
         .map_err(|e| ConfigError(e.to_string()))?;
     Ok(Portal { service, banner })

@@ -33,6 +33,10 @@ pub const DOCUMENT_PATH: &str = "/api/openapi.json";
         api::request_recovery,
         api::complete_recovery,
         api::add_address,
+        api::change_password,
+        api::sessions,
+        api::end_session,
+        api::end_other_sessions,
     ),
     // The error responses are reusable `IntoResponses` types, whose body schema the
     // paths only reference: list it here so the references resolve.
@@ -41,7 +45,7 @@ pub const DOCUMENT_PATH: &str = "/api/openapi.json";
     tags(
         (name = "registration", description = "Journeys 1–3: register, confirm the email, activate"),
         (name = "login", description = "Journey 4"),
-        (name = "session", description = "Journeys 5 and 7: the cabinet, its accounts, logout"),
+        (name = "session", description = "Journeys 5, 7, 8 and 9: the cabinet, its accounts, the password, the sessions, logout"),
         (name = "recovery", description = "Journey 6: password recovery by link"),
     )
 )]
@@ -82,8 +86,8 @@ mod tests {
 
     use super::*;
 
-    /// The eleven operations of docs/contract.md §5, each with its success status.
-    const OPERATIONS: [(&str, &str, &str); 11] = [
+    /// The fifteen operations of docs/contract.md §5, each with its success status.
+    const OPERATIONS: [(&str, &str, &str); 15] = [
         ("post", "/api/registrations", "202"),
         ("post", "/api/registrations/confirm", "200"),
         ("post", "/api/registrations/activate", "200"),
@@ -95,6 +99,10 @@ mod tests {
         ("post", "/api/recovery", "202"),
         ("post", "/api/recovery/complete", "200"),
         ("post", "/api/addresses", "202"),
+        ("post", "/api/password", "204"),
+        ("get", "/api/sessions", "200"),
+        ("delete", "/api/sessions/{id}", "204"),
+        ("delete", "/api/sessions/others", "200"),
     ];
 
     fn json() -> Value {
@@ -125,7 +133,8 @@ mod tests {
         for (method, path, success) in OPERATIONS {
             let responses = &document["paths"][path][method]["responses"];
             assert!(responses[success].is_object(), "{method} {path} {success}");
-            assert!(responses["422"].is_object() || method == "get" || path == "/api/logout");
+            let without_input = method == "get" || method == "delete" || path == "/api/logout";
+            assert!(responses["422"].is_object() || without_input);
         }
     }
 
@@ -141,7 +150,8 @@ mod tests {
             let secured = operation["security"].is_array();
             let expected = path.starts_with("/api/session")
                 || path == "/api/logout"
-                || path == "/api/addresses";
+                || path == "/api/addresses"
+                || path == "/api/password";
             assert_eq!(secured, expected, "{method} {path}");
             if secured {
                 assert!(operation["responses"]["401"].is_object(), "{path}");

@@ -45,6 +45,44 @@ impl Timestamp {
     }
 }
 
+/// RFC 3339 in UTC to the second (`2026-01-01T00:00:00Z`), as the list of sessions shows
+/// times.
+///
+/// ```
+/// use resident_auth::Timestamp;
+/// assert_eq!(Timestamp::from_millis(1_767_225_600_999).to_string(), "2026-01-01T00:00:00Z");
+/// assert_eq!(Timestamp::EPOCH.to_string(), "1970-01-01T00:00:00Z");
+/// assert_eq!(Timestamp::from_millis(951_782_400_000).to_string(), "2000-02-29T00:00:00Z");
+/// ```
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.0.div_euclid(1000);
+        let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+        // Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let day_of_era = z.rem_euclid(146_097);
+        let year_of_era =
+            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let shifted_month = (5 * day_of_year + 2) / 153;
+        let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+        let month = if shifted_month < 10 {
+            shifted_month + 3
+        } else {
+            shifted_month - 9
+        };
+        let year = year_of_era + era * 400 + i64::from(month <= 2);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            second_of_day / 3600,
+            second_of_day % 3600 / 60,
+            second_of_day % 60
+        )
+    }
+}
+
 impl fmt::Debug for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Timestamp({}ms)", self.0)

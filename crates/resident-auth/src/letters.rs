@@ -52,6 +52,7 @@ pub enum LetterContent {
 
 /// Which letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum LetterKind {
     /// "Подтверждение e-mail".
     ConfirmEmail,

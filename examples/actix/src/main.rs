@@ -106,6 +106,32 @@ async fn add_address(api: web::Data<Api>, request: HttpRequest, body: web::Bytes
     respond(api::add_address(&api, authorization(&request), body, &context(&request)).await)
 }
 
+async fn change_password(
+    api: web::Data<Api>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let body = json(&request, &body);
+    respond(api::change_password(&api, authorization(&request), body, &context(&request)).await)
+}
+
+async fn sessions(api: web::Data<Api>, request: HttpRequest) -> HttpResponse {
+    respond(api::sessions(&api, authorization(&request), &context(&request)).await)
+}
+
+async fn end_session(
+    api: web::Data<Api>,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let context = context(&request);
+    respond(api::end_session(&api, authorization(&request), &id, &context).await)
+}
+
+async fn end_other_sessions(api: web::Data<Api>, request: HttpRequest) -> HttpResponse {
+    respond(api::end_other_sessions(&api, authorization(&request), &context(&request)).await)
+}
+
 /// The OpenAPI document, generated from the code at start-up.
 async fn openapi_document(document: web::Data<Document>) -> HttpResponse {
     HttpResponse::Ok()
@@ -201,6 +227,14 @@ async fn main() -> ExitCode {
                 complete_recovery,
             ))
             .service(endpoint("/api/addresses", Method::POST, add_address))
+            .service(endpoint("/api/password", Method::POST, change_password))
+            .service(endpoint("/api/sessions", Method::GET, sessions))
+            .service(endpoint(
+                "/api/sessions/others",
+                Method::DELETE,
+                end_other_sessions,
+            ))
+            .service(endpoint("/api/sessions/{id}", Method::DELETE, end_session))
             .service(endpoint(
                 openapi::DOCUMENT_PATH,
                 Method::GET,

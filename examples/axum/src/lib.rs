@@ -14,7 +14,8 @@ use axum::{
     extract::{ConnectInfo, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    extract::Path,
+    routing::{delete, get, post},
     Router,
 };
 use resident_auth::{AuthService, Locale, RequestContext};
@@ -97,8 +98,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/recovery", post(api_request_recovery))
         .route("/api/recovery/complete", post(api_complete_recovery))
         .route("/api/addresses", post(api_add_address))
+        .route("/api/password", post(api_change_password))
+        .route("/api/sessions", get(api_sessions))
+        .route("/api/sessions/others", delete(api_end_other_sessions))
+        .route("/api/sessions/{id}", delete(api_end_session))
         .route(openapi::DOCUMENT_PATH, get(api_document))
-        .route("/api/{*rest}", get(api_not_found).post(api_not_found))
+        .route(
+            "/api/{*rest}",
+            get(api_not_found).post(api_not_found).delete(api_not_found),
+        )
         .merge(pages::routes())
         .layer(axum::middleware::map_response(no_sniffing))
         .with_state(state)
@@ -252,6 +260,40 @@ async fn api_add_address(
     let context = context(&headers, &peer);
     let body = json(&headers, &body);
     respond(api::add_address(&s.api, authorization(&headers), body, &context).await)
+}
+
+async fn api_change_password(
+    State(s): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let context = context(&headers, &peer);
+    let body = json(&headers, &body);
+    respond(api::change_password(&s.api, authorization(&headers), body, &context).await)
+}
+
+async fn api_sessions(State(s): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
+    respond(api::sessions(&s.api, authorization(&headers), &context(&headers, &peer)).await)
+}
+
+async fn api_end_session(
+    State(s): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let context = context(&headers, &peer);
+    respond(api::end_session(&s.api, authorization(&headers), &id, &context).await)
+}
+
+async fn api_end_other_sessions(
+    State(s): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
+    let context = context(&headers, &peer);
+    respond(api::end_other_sessions(&s.api, authorization(&headers), &context).await)
 }
 
 /// The OpenAPI document, generated from the code at start-up.

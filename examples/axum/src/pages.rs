@@ -36,6 +36,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/recover", get(recover_page).post(recover))
         .route("/recover/complete", post(recover_complete))
         .route("/lang/{lang}", get(set_lang))
+        .merge(settings::routes())
 }
 
 /// One request's view: language, CSRF token (new or from the cookie), cookies to set.
@@ -259,6 +260,9 @@ fn status_of(error: &Error) -> StatusCode {
     StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
 }
 
+// The settings pages use the helpers above (and `check_csrf!`, defined before this line).
+mod settings;
+
 // ---- Login (journey 4) -----------------------------------------------------------------
 
 fn login_email_step(
@@ -399,7 +403,11 @@ async fn login(
                 visit.secure,
                 None,
             ));
-            visit.redirect("/cabinet")
+            if logged_in.password_change_required {
+                visit.redirect("/password")
+            } else {
+                visit.redirect("/cabinet")
+            }
         }
         Err(error) => {
             let (_, general) = split_problems(&error, visit.locale);
@@ -695,8 +703,12 @@ async fn cabinet(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let Ok(session) = state.service().authenticate(token).await else {
         return to_login(visit);
     };
-    let Ok(cabinet) = state.service().cabinet(&session).await else {
-        return to_login(visit);
+    let cabinet = match state.service().cabinet(&session).await {
+        Ok(cabinet) => cabinet,
+        Err(error) if error.is(&Problem::PasswordChangeRequired) => {
+            return visit.redirect("/password")
+        }
+        Err(_) => return to_login(visit),
     };
     let active = cabinet
         .accounts
@@ -739,8 +751,11 @@ async fn cabinet(State(state): State<AppState>, headers: HeaderMap) -> Response 
     });
     let body = format!(
         "<h1>{title}</h1>{details}<p class=\"hint\">{switch}</p>\
+         <div class=\"links\"><a href=\"/password\">{password}</a><a href=\"/sessions\">{sessions}</a></div>\
          <form method=\"post\" action=\"/logout\">{csrf}<button type=\"submit\" class=\"secondary\">{logout}</button></form>",
         title = visit.t("Личный кабинет", "Your cabinet"),
+        password = visit.t("Сменить пароль", "Change the password"),
+        sessions = visit.t("Сеансы", "Sessions"),
         switch = visit.t("Чтобы переключить лицевой счёт или добавить адрес, нажмите на адрес вверху страницы.", "To switch accounts or add an address, press the address at the top of the page."),
         csrf = csrf_field(&visit.csrf),
         logout = visit.t("Выйти", "Log out"),
@@ -1032,7 +1047,15 @@ async fn set_lang(
 /// The pages a language switch may return to: exactly these paths, nothing else (no
 /// query, no other host, no characters a browser would read differently). Anything else
 /// goes to `/`: no open redirect.
-const BACK_TARGETS: [&str; 5] = ["/", "/register", "/cabinet", "/cabinet/add", "/recover"];
+const BACK_TARGETS: [&str; 7] = [
+    "/",
+    "/register",
+    "/cabinet",
+    "/cabinet/add",
+    "/recover",
+    "/password",
+    "/sessions",
+];
 
 fn back_target(back: Option<&str>) -> &'static str {
     back.and_then(|back| BACK_TARGETS.iter().find(|target| **target == back))
@@ -1046,7 +1069,15 @@ mod tests {
 
     #[test]
     fn only_known_pages_are_followed_back() {
-        for good in ["/", "/register", "/cabinet", "/cabinet/add", "/recover"] {
+        for good in [
+            "/",
+            "/register",
+            "/cabinet",
+            "/cabinet/add",
+            "/recover",
+            "/password",
+            "/sessions",
+        ] {
             assert_eq!(back_target(Some(good)), good);
         }
         for bad in [

@@ -399,7 +399,7 @@ async fn every_form_refuses_a_missing_forged_or_foreign_csrf_token() {
     let server = Server::start(BINARY, &[]).await;
     let client = client();
     let genuine = csrf(&server, &client).await;
-    let forms: [(&str, &[(&str, &str)]); 10] = [
+    let forms: [(&str, &[(&str, &str)]); 13] = [
         ("/login/identify", &[("email", RESIDENT)]),
         ("/login", &[("email", RESIDENT), ("password", "x")]),
         (
@@ -435,6 +435,18 @@ async fn every_form_refuses_a_missing_forged_or_foreign_csrf_token() {
             "/recover/complete",
             &[("token", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")],
         ),
+        (
+            "/password",
+            &[
+                ("current_password", "x"),
+                ("new_password", "тихий вечер у старой реки"),
+            ],
+        ),
+        (
+            "/sessions/end",
+            &[("session_id", "0123456789abcdef0123456789abcdef")],
+        ),
+        ("/sessions/end-others", &[]),
     ];
     for (path, fields) in forms {
         // (cookie, field): forged field, planted unsigned pair, no cookie.
@@ -459,4 +471,82 @@ async fn every_form_refuses_a_missing_forged_or_foreign_csrf_token() {
         }
     }
     assert!(server.letters().is_empty(), "no refused form sent a letter");
+}
+
+/// Journeys 8 and 9 through the pages: the sessions page lists both sessions and ends the
+/// other; the password page changes the password and keeps this session; a temporary
+/// password sends the resident to the password page first.
+#[tokio::test]
+async fn the_password_and_sessions_pages_work_with_their_forms() {
+    let server = Server::start(BINARY, &[("TEMPORARY_PASSWORD_HOURS", "24".to_owned())]).await;
+    let password = activate(&server, "7800000000001", RESIDENT, "12").await;
+    let client = client();
+    let login = |cookie_session: &'static str| {
+        let (client, server, password) = (client.clone(), &server, password.clone());
+        async move {
+            let token = csrf_with_session(server, &client, cookie_session).await;
+            let response = log_in(server, &client, cookie_session, &token, &password).await;
+            let location = response.headers()[header::LOCATION].to_str().unwrap().to_owned();
+            let session = cookie_value(&set_cookie(&response, "session").unwrap()).to_owned();
+            (location, session)
+        }
+    };
+    let (location, this) = login("none").await;
+    assert_eq!(location, "/password", "a temporary password is changed first");
+    let (_, other) = login("none").await;
+    let get = |path: &str, session: &str| {
+        client
+            .get(format!("{}{path}", server.base))
+            .header(header::COOKIE, format!("session={session}"))
+            .send()
+    };
+    let response = get("/cabinet", &this).await.unwrap();
+    assert_eq!(response.headers()[header::LOCATION], "/password");
+
+    let page = get("/sessions", &this).await.unwrap().text().await.unwrap();
+    assert_eq!(page.matches("class=\"session\"").count(), 2, "{page}");
+    let other_id = page
+        .split("data-session=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_owned())
+        .find(|id| page.contains(&format!("name=\"session_id\" value=\"{id}\"")))
+        .expect("the other session has an end button");
+    let csrf = csrf_with_session(&server, &client, &this).await;
+    let post = |path: &str, fields: Vec<(&str, String)>| {
+        client
+            .post(format!("{}{path}", server.base))
+            .header(header::COOKIE, format!("csrf={csrf}; session={this}"))
+            .form(&fields)
+            .send()
+    };
+    let response = post(
+        "/sessions/end",
+        vec![("csrf", csrf.clone()), ("session_id", other_id)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.headers()[header::LOCATION], "/sessions");
+    assert_eq!(
+        get("/cabinet", &other).await.unwrap().headers()[header::LOCATION],
+        "/",
+        "the other session ended"
+    );
+
+    let change = |current: String, new: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("current_password", current),
+            ("new_password", new.to_owned()),
+        ]
+    };
+    let response = post("/password", change(password.clone(), "short")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(response.text().await.unwrap().contains("не менее 15 символов"));
+    let response = post("/password", change(password.clone(), "тихий вечер у старой реки"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await.unwrap().contains("Пароль изменён"));
+    assert_eq!(get("/cabinet", &this).await.unwrap().status(), StatusCode::OK);
+    assert!(server.letters().iter().any(|(s, _)| s == "Пароль изменён"));
 }
