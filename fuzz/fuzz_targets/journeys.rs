@@ -2,22 +2,31 @@
 //! adapters, checking after every step that:
 //! - nothing panics;
 //! - a link or activation token never works twice;
-//! - every cabinet's password is one that was mailed to it (no credentials without a letter);
+//! - every cabinet's password is one that was mailed to it or that its resident chose (no
+//!   credentials without a letter);
 //! - no account is linked to two cabinets;
-//! - a logged-out session never authenticates again.
+//! - a logged-out, ended, replaced (new credentials: recovery, an added account, a changed
+//!   password) or expired session never authenticates again; a password change keeps only
+//!   the session that made it;
+//! - no sequence of steps (re-registering, new letters, recovery) lifts a premises lock
+//!   before the time it named.
 #![no_main]
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use resident_auth::{
     memory::{link_token, mailed_password, MemoryDirectory, MemoryStore, RecordingMailer},
     ports::CabinetKey,
-    secrecy::SecretString,
-    AddressForm, Argon2Hasher, AuthConfig, AuthService, CabinetStore, CredentialHasher, Email,
-    HashParams, LetterKind, Links, ManualClock, Ports, RegistrationForm, RequestContext, Timestamp,
-    Verification,
+    secrecy::{ExposeSecret, SecretString},
+    AddressForm, Argon2Hasher, AuthConfig, AuthService, CabinetStore, Clock, CredentialHasher, Email,
+    Error, HashParams, LetterKind, Links, ManualClock, Ports, Problem, RegistrationForm,
+    RequestContext, SessionId, Timestamp, Verification,
 };
 
 const DIRECTORY: &str = "account_number,surnames,address,premises\n\
@@ -32,6 +41,14 @@ const ACCOUNTS: [&str; 5] = [
 const PREMISES: [&str; 6] = ["12", "123/456П", "2Н", "7", "13", "12А"];
 const SURNAMES: [&str; 4] = ["Иванов", "Петрова", "Сидоров", "Иванов И.И."];
 const EMAILS: [&str; 3] = ["a@example.org", "b@example.org", "c@example.org"];
+/// New passwords: two the rules accept, three they refuse (short, common, the email).
+const NEW_PASSWORDS: [&str; 5] = [
+    "тихий вечер у старой реки",
+    "oak tree near the old mill",
+    "short",
+    "passwordpassword",
+    "my address is a@example.org",
+];
 
 #[derive(Arbitrary, Debug)]
 enum Step {
@@ -72,6 +89,18 @@ enum Step {
     CompleteRecovery {
         letter: u8,
     },
+    ChangePassword {
+        session: u8,
+        current: u8,
+        new: u8,
+    },
+    EndSession {
+        session: u8,
+        target: u8,
+    },
+    EndOtherSessions {
+        session: u8,
+    },
     Advance {
         minutes: u16,
     },
@@ -90,10 +119,27 @@ struct World {
     mailer: RecordingMailer,
     clock: Arc<ManualClock>,
     hasher: Argon2Hasher,
-    activations: Vec<String>,
-    sessions: Vec<String>,
+    /// Activation tokens with the account they activate.
+    activations: Vec<(String, String)>,
+    /// Confirmation link tokens with their account.
+    confirmations: HashMap<String, String>,
+    sessions: Vec<Opened>,
     ended: Vec<String>,
     used: HashSet<String>,
+    /// Passwords residents chose, by email.
+    chosen: HashMap<String, Vec<String>>,
+    /// Premises locks answered, by account: no activation of it succeeds or is evaluated
+    /// before then.
+    locks: HashMap<String, Timestamp>,
+}
+
+/// A session a login opened.
+#[derive(Clone)]
+struct Opened {
+    token: String,
+    email: String,
+    id: SessionId,
+    created_at: Timestamp,
 }
 
 fn world() -> World {
@@ -119,9 +165,12 @@ fn world() -> World {
         clock,
         hasher,
         activations: Vec::new(),
+        confirmations: HashMap::new(),
         sessions: Vec::new(),
         ended: Vec::new(),
         used: HashSet::new(),
+        chosen: HashMap::new(),
+        locks: HashMap::new(),
     }
 }
 
@@ -153,7 +202,9 @@ impl World {
                     account_number: pick(&ACCOUNTS, account).into(),
                     email: pick(&EMAILS, email).into(),
                 };
-                let _ = self.service.register(&form, &context).await;
+                if self.service.register(&form, &context).await.is_ok() {
+                    self.remember_confirmation(&form.account_number);
+                }
             }
             Step::Confirm { letter } => {
                 let links = self.links(LetterKind::ConfirmEmail);
@@ -163,24 +214,46 @@ impl World {
                 let token = links[usize::from(letter) % links.len()].clone();
                 if let Ok(activation) = self.service.confirm_email(&token).await {
                     self.consumed(&token);
-                    self.activations.push(activation.expose().to_owned());
+                    let account = self.confirmations.get(&token).cloned().unwrap_or_default();
+                    self.activations
+                        .push((activation.expose().to_owned(), account));
                 }
             }
             Step::Activate { token, premises } => {
                 if self.activations.is_empty() {
                     return;
                 }
-                let token = self.activations[usize::from(token) % self.activations.len()].clone();
-                if self
+                let (token, account) =
+                    self.activations[usize::from(token) % self.activations.len()].clone();
+                let now = self.clock.now();
+                let locked_until = self.locks.get(&account).copied();
+                let result = self
                     .service
                     .activate(&token, pick(&PREMISES, premises), &context)
-                    .await
-                    .is_ok()
-                {
-                    self.consumed(&token);
+                    .await;
+                if locked_until.is_some_and(|until| now < until) {
+                    assert!(
+                        matches!(&result, Err(e) if matches!(e.problems(), [Problem::ActivationLocked { .. } | Problem::InvalidLink | Problem::Premises(_)])),
+                        "account {account} locked until {locked_until:?} answered {result:?} at {now:?}"
+                    );
+                }
+                match result {
+                    Ok(email) => {
+                        self.consumed(&token);
+                        self.replaced(email.as_str(), None);
+                    }
+                    Err(Error::Rejected(problems)) => {
+                        if let [Problem::ActivationLocked { retry_after }] = problems.as_slice() {
+                            let until = now.plus(*retry_after);
+                            let lock = self.locks.entry(account).or_insert(until);
+                            *lock = (*lock).max(until);
+                        }
+                    }
+                    Err(_) => {}
                 }
             }
             Step::Login { email, password } => {
+                let password_index = password;
                 let to = pick(&EMAILS, email);
                 let passwords: Vec<SecretString> = self
                     .mailer
@@ -194,21 +267,38 @@ impl World {
                 } else {
                     passwords[usize::from(password) % passwords.len()].clone()
                 };
+                let mut password = password;
+                if let Some(chosen) = self.chosen.get(to).filter(|_| password_index % 2 == 1) {
+                    if let Some(last) = chosen.last() {
+                        password = SecretString::from(last.clone());
+                    }
+                }
                 if let Ok(logged_in) = self.service.login(to, password, &context).await {
-                    self.sessions
-                        .push(logged_in.session_token.expose().to_owned());
+                    let token = logged_in.session_token.expose().to_owned();
+                    let id = self
+                        .service
+                        .authenticate(&token)
+                        .await
+                        .expect("a fresh session authenticates")
+                        .session_id();
+                    self.sessions.push(Opened {
+                        token,
+                        email: to.to_owned(),
+                        id,
+                        created_at: self.clock.now(),
+                    });
                 }
             }
             Step::Cabinet { session } => {
-                if let Some(token) = self.session(session) {
-                    if let Ok(who) = self.service.authenticate(&token).await {
+                if let Some(opened) = self.session(session) {
+                    if let Ok(who) = self.service.authenticate(&opened.token).await {
                         let _ = self.service.cabinet(&who).await;
                     }
                 }
             }
             Step::Select { session, account } => {
-                if let Some(token) = self.session(session) {
-                    if let Ok(who) = self.service.authenticate(&token).await {
+                if let Some(opened) = self.session(session) {
+                    if let Ok(who) = self.service.authenticate(&opened.token).await {
                         let _ = self
                             .service
                             .select_account(&who, pick(&ACCOUNTS, account))
@@ -217,9 +307,9 @@ impl World {
                 }
             }
             Step::Logout { session } => {
-                if let Some(token) = self.session(session) {
-                    if self.service.logout(&token).await.is_ok() {
-                        self.ended.push(token);
+                if let Some(opened) = self.session(session) {
+                    if self.service.logout(&opened.token).await.is_ok() {
+                        self.ended.push(opened.token);
                     }
                 }
             }
@@ -228,13 +318,15 @@ impl World {
                 surname,
                 account,
             } => {
-                if let Some(token) = self.session(session) {
+                if let Some(opened) = self.session(session) {
                     let form = AddressForm {
                         surname: pick(&SURNAMES, surname).into(),
                         account_number: pick(&ACCOUNTS, account).into(),
                     };
-                    if let Ok(who) = self.service.authenticate(&token).await {
-                        let _ = self.service.add_address(&who, &form, &context).await;
+                    if let Ok(who) = self.service.authenticate(&opened.token).await {
+                        if self.service.add_address(&who, &form, &context).await.is_ok() {
+                            self.remember_confirmation(&form.account_number);
+                        }
                     }
                 }
             }
@@ -250,25 +342,130 @@ impl World {
                     return;
                 }
                 let token = links[usize::from(letter) % links.len()].clone();
-                if self
-                    .service
-                    .complete_recovery(&token, &context)
-                    .await
-                    .is_ok()
-                {
+                if let Ok(email) = self.service.complete_recovery(&token, &context).await {
                     self.consumed(&token);
+                    self.replaced(email.as_str(), None);
                 }
             }
-            Step::Advance { minutes } => self
-                .clock
-                .advance(Duration::from_secs(u64::from(minutes) * 60)),
+            Step::ChangePassword {
+                session,
+                current,
+                new,
+            } => {
+                let Some(opened) = self.session(session) else {
+                    return;
+                };
+                let Ok(who) = self.service.authenticate(&opened.token).await else {
+                    return;
+                };
+                let mut known: Vec<String> = self
+                    .mailer
+                    .letters()
+                    .iter()
+                    .filter(|l| {
+                        l.to.as_str() == opened.email
+                            && l.content.kind() == LetterKind::Credentials
+                    })
+                    .filter_map(mailed_password)
+                    .map(|p| p.expose_secret().to_owned())
+                    .collect();
+                known.extend(self.chosen.get(&opened.email).cloned().unwrap_or_default());
+                known.push("wrong-password".to_owned());
+                let current = known[usize::from(current) % known.len()].clone();
+                let new = pick(&NEW_PASSWORDS, new);
+                let result = self
+                    .service
+                    .change_password(
+                        &who,
+                        SecretString::from(current),
+                        SecretString::from(new.to_owned()),
+                        &context,
+                    )
+                    .await;
+                if result.is_ok() {
+                    assert!(
+                        NEW_PASSWORDS[..2].contains(&new),
+                        "a refused password was accepted: {new}"
+                    );
+                    self.chosen
+                        .entry(opened.email.clone())
+                        .or_default()
+                        .push(new.to_owned());
+                    self.replaced(&opened.email, Some(&opened.token));
+                    assert!(
+                        self.service.authenticate(&opened.token).await.is_ok(),
+                        "the session that changed the password lives on"
+                    );
+                }
+            }
+            Step::EndSession { session, target } => {
+                let Some(opened) = self.session(session) else {
+                    return;
+                };
+                let Some(target) = self.session(target) else {
+                    return;
+                };
+                let Ok(who) = self.service.authenticate(&opened.token).await else {
+                    return;
+                };
+                let result = self.service.end_session(&who, &target.id.to_string()).await;
+                if result.is_ok() {
+                    assert_eq!(target.email, opened.email, "a foreign session was ended");
+                    self.ended.push(target.token);
+                }
+            }
+            Step::EndOtherSessions { session } => {
+                let Some(opened) = self.session(session) else {
+                    return;
+                };
+                let Ok(who) = self.service.authenticate(&opened.token).await else {
+                    return;
+                };
+                if self.service.end_other_sessions(&who).await.is_ok() {
+                    self.replaced(&opened.email, Some(&opened.token));
+                }
+            }
+            Step::Advance { minutes } => {
+                self.clock
+                    .advance(Duration::from_secs(u64::from(minutes) * 60));
+                // Twelve hours after login a session is over, however it was used.
+                let now = self.clock.now();
+                let expired: Vec<String> = self
+                    .sessions
+                    .iter()
+                    .filter(|s| now >= s.created_at.plus(Duration::from_secs(12 * 3600)))
+                    .map(|s| s.token.clone())
+                    .collect();
+                self.ended.extend(expired);
+            }
             Step::FailMail { on } => self.mailer.set_failing(on),
         }
     }
 
-    fn session(&self, index: u8) -> Option<String> {
+    fn session(&self, index: u8) -> Option<Opened> {
         (!self.sessions.is_empty())
             .then(|| self.sessions[usize::from(index) % self.sessions.len()].clone())
+    }
+
+    /// The newest confirmation letter was sent for `account`.
+    fn remember_confirmation(&mut self, account: &str) {
+        if let Some(letter) = self.mailer.letters().last() {
+            if let Some(token) = link_token(letter) {
+                self.confirmations.insert(token, account.to_owned());
+            }
+        }
+    }
+
+    /// New credentials (or an ending of the others) for `email`: every session of it
+    /// opened so far is over, except `kept`.
+    fn replaced(&mut self, email: &str, kept: Option<&str>) {
+        let over: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|s| s.email == email && Some(s.token.as_str()) != kept)
+            .map(|s| s.token.clone())
+            .collect();
+        self.ended.extend(over);
     }
 
     async fn check_invariants(&self) {
@@ -298,7 +495,19 @@ impl World {
                     }
                 }
             }
-            assert!(mailed, "{to} holds a password that was never mailed");
+            for chosen in self.chosen.get(to).into_iter().flatten() {
+                let password = SecretString::from(chosen.clone());
+                if matches!(
+                    self.hasher.verify(password, Some(stored.clone())).await,
+                    Ok(Verification::Match { .. })
+                ) {
+                    mailed = true;
+                }
+            }
+            assert!(
+                mailed,
+                "{to} holds a password that was never mailed nor chosen"
+            );
             // No account in two cabinets.
             for account in cabinet.value.accounts {
                 assert!(
@@ -317,7 +526,7 @@ impl World {
         for token in &self.ended {
             assert!(
                 self.service.authenticate(token).await.is_err(),
-                "a logged-out session authenticates"
+                "a logged-out, ended, replaced or expired session authenticates"
             );
         }
     }

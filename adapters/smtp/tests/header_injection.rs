@@ -36,14 +36,15 @@ proptest! {
         email_input in "[a-zA-Z0-9]{1,10}([._+-][a-zA-Z0-9]{1,5})?@[a-z0-9]{1,10}\\.(org|рф|com)",
         body_secret in hostile(),
         locale in prop::sample::select(vec![Locale::Ru, Locale::En]),
-        kind in 0..3u8,
+        kind in 0..5u8,
     ) {
         let to = email_input.parse::<Email>();
         prop_assert!(to.is_ok(), "the strategy makes valid addresses: {:?}", email_input);
         let to = to.unwrap();
         let content = match kind {
             0 => LetterContent::ConfirmEmail { link: SecretString::from(body_secret.clone()) },
-            1 => LetterContent::Credentials { login: to.clone(), password: SecretString::from(body_secret.clone()) },
+            1 | 3 => LetterContent::Credentials { login: to.clone(), password: SecretString::from(body_secret.clone()), temporary: kind == 3 },
+            4 => LetterContent::PasswordChanged,
             _ => LetterContent::RecoverPassword { link: SecretString::from(body_secret.clone()) },
         };
         let letter = Letter { to: to.clone(), locale, content };

@@ -17,6 +17,7 @@ async fn each_letter_becomes_one_eml_file() {
             content: LetterContent::Credentials {
                 login: "resident@example.org".parse().unwrap(),
                 password: SecretString::from(password),
+                temporary: false,
             },
         };
         outbox.send(&letter).await.unwrap();

@@ -77,6 +77,7 @@ async fn each_letter_arrives_with_its_subject_parts_and_link() {
             LetterContent::Credentials {
                 login: "resident@кабинет-жителя.рф".parse().unwrap(),
                 password: SecretString::from("Xk3vPq9aRt5mWz2h"),
+                temporary: false,
             },
         ),
         letter(

@@ -984,17 +984,25 @@ pub async fn password_change_and_sessions(binary: &str) {
     assert!(sessions[0]["created_at"].as_str().unwrap().ends_with('Z'));
     assert!(!body.to_string().contains(&other), "ids are not tokens");
 
-    let change = |current: &str, new: &str| {
-        json!({"current_password": current, "new_password": new})
-    };
+    let change =
+        |current: &str, new: &str| json!({"current_password": current, "new_password": new});
     for (body, code) in [
         (change(&password, "short"), "password.too_short"),
-        (change(&password, "resident-1987-07-12-x"), "password.contains_email"),
+        (
+            change(&password, "resident-1987-07-12-x"),
+            "password.contains_email",
+        ),
         (change(&password, "passwordpassword"), "password.common"),
-        (change("wrong current password", CHOSEN), "password.current_wrong"),
+        (
+            change("wrong current password", CHOSEN),
+            "password.current_wrong",
+        ),
     ] {
         let (status, answer, _) = server.post("/api/password", body, Some(&this)).await;
-        assert_eq!((status.as_u16(), codes(&answer)), (422, vec![code.to_owned()]));
+        assert_eq!(
+            (status.as_u16(), codes(&answer)),
+            (422, vec![code.to_owned()])
+        );
     }
     let (status, _, _) = server
         .post("/api/password", change(&password, CHOSEN), None)
@@ -1006,9 +1014,16 @@ pub async fn password_change_and_sessions(binary: &str) {
     assert_eq!(status, 204, "{body}");
     assert_eq!(server.get("/api/session", Some(&this)).await.0, 200);
     assert_eq!(server.get("/api/session", Some(&other)).await.0, 401);
-    assert!(server.letters().iter().any(|(subject, _)| subject == "Пароль изменён"));
+    assert!(server
+        .letters()
+        .iter()
+        .any(|(subject, _)| subject == "Пароль изменён"));
     let (status, _, _) = server
-        .post("/api/login", json!({"email": RESIDENT, "password": password}), None)
+        .post(
+            "/api/login",
+            json!({"email": RESIDENT, "password": password}),
+            None,
+        )
         .await;
     assert_eq!(status, 401, "the old password is dead");
 
@@ -1024,7 +1039,10 @@ pub async fn password_change_and_sessions(binary: &str) {
     let (status, body, _) = server
         .delete(&format!("/api/sessions/{second_id}"), Some(&this))
         .await;
-    assert_eq!((status.as_u16(), codes(&body)), (404, vec!["session.not_found".to_owned()]));
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (404, vec!["session.not_found".to_owned()])
+    );
     let (status, body, _) = server.delete("/api/sessions/others", Some(&this)).await;
     assert_eq!((status.as_u16(), body), (200, json!({"ended": 1})));
     assert_eq!(server.get("/api/session", Some(&third)).await.0, 401);
@@ -1040,9 +1058,15 @@ pub async fn password_change_and_sessions(binary: &str) {
 pub async fn temporary_passwords_must_be_changed(binary: &str) {
     let server = Server::start(binary, &[("TEMPORARY_PASSWORD_HOURS", "24".to_owned())]).await;
     let password = activate(&server, "7800000000001", RESIDENT, "12").await;
-    assert!(server.newest("Данные для входа").contains("временный пароль"));
+    assert!(server
+        .newest("Данные для входа")
+        .contains("временный пароль"));
     let (status, body, _) = server
-        .post("/api/login", json!({"email": RESIDENT, "password": password}), None)
+        .post(
+            "/api/login",
+            json!({"email": RESIDENT, "password": password}),
+            None,
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(body["password_change_required"], true);
@@ -1053,10 +1077,20 @@ pub async fn temporary_passwords_must_be_changed(binary: &str) {
         (403, vec!["password.change_required".to_owned()])
     );
     for (path, request) in [
-        ("/api/session/active-account", json!({"account_number": "7800000000001"})),
-        ("/api/addresses", json!({"surname": "Иванов", "account_number": "7800000000002"})),
+        (
+            "/api/session/active-account",
+            json!({"account_number": "7800000000001"}),
+        ),
+        (
+            "/api/addresses",
+            json!({"surname": "Иванов", "account_number": "7800000000002"}),
+        ),
     ] {
-        assert_eq!(server.post(path, request, Some(&session)).await.0, 403, "{path}");
+        assert_eq!(
+            server.post(path, request, Some(&session)).await.0,
+            403,
+            "{path}"
+        );
     }
     let (status, _, _) = server
         .post(
@@ -1068,7 +1102,11 @@ pub async fn temporary_passwords_must_be_changed(binary: &str) {
     assert_eq!(status, 204);
     assert_eq!(server.get("/api/session", Some(&session)).await.0, 200);
     let (_, body, _) = server
-        .post("/api/login", json!({"email": RESIDENT, "password": CHOSEN}), None)
+        .post(
+            "/api/login",
+            json!({"email": RESIDENT, "password": CHOSEN}),
+            None,
+        )
         .await;
     assert_eq!(body["password_change_required"], false);
 }
@@ -1101,7 +1139,12 @@ pub async fn schemathesis_finds_nothing(binary: &str) {
     // The session lived through the run, so the secured operations were fuzzed signed in.
     let (status, _, _) = server.get("/api/session", Some(&session)).await;
     assert_eq!(status, 200);
-    schemathesis(&document, &session, &["--include-path", "/api/sessions/{id}"]).await;
+    schemathesis(
+        &document,
+        &session,
+        &["--include-path", "/api/sessions/{id}"],
+    )
+    .await;
     schemathesis(&document, &session, &["--include-path", "/api/logout"]).await;
     let (status, _, _) = server.get("/api/session", Some(&session)).await;
     assert_eq!(status, 401, "logout ran and ended the session");

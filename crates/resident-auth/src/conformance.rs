@@ -15,7 +15,12 @@
 //! ```
 //!
 //! Rules panic (assert) on a violation, like any test.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::missing_panics_doc,
+    clippy::indexing_slicing
+)]
 
 use std::{sync::Arc, time::Duration};
 

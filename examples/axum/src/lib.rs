@@ -11,10 +11,10 @@ use std::net::SocketAddr;
 
 use axum::{
     body::Bytes,
+    extract::Path,
     extract::{ConnectInfo, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
-    extract::Path,
     routing::{delete, get, post},
     Router,
 };

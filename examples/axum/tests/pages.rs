@@ -486,13 +486,19 @@ async fn the_password_and_sessions_pages_work_with_their_forms() {
         async move {
             let token = csrf_with_session(server, &client, cookie_session).await;
             let response = log_in(server, &client, cookie_session, &token, &password).await;
-            let location = response.headers()[header::LOCATION].to_str().unwrap().to_owned();
+            let location = response.headers()[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_owned();
             let session = cookie_value(&set_cookie(&response, "session").unwrap()).to_owned();
             (location, session)
         }
     };
     let (location, this) = login("none").await;
-    assert_eq!(location, "/password", "a temporary password is changed first");
+    assert_eq!(
+        location, "/password",
+        "a temporary password is changed first"
+    );
     let (_, other) = login("none").await;
     let get = |path: &str, session: &str| {
         client
@@ -539,14 +545,26 @@ async fn the_password_and_sessions_pages_work_with_their_forms() {
             ("new_password", new.to_owned()),
         ]
     };
-    let response = post("/password", change(password.clone(), "short")).await.unwrap();
-    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(response.text().await.unwrap().contains("не менее 15 символов"));
-    let response = post("/password", change(password.clone(), "тихий вечер у старой реки"))
+    let response = post("/password", change(password.clone(), "short"))
         .await
         .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("не менее 15 символов"));
+    let response = post(
+        "/password",
+        change(password.clone(), "тихий вечер у старой реки"),
+    )
+    .await
+    .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.text().await.unwrap().contains("Пароль изменён"));
-    assert_eq!(get("/cabinet", &this).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        get("/cabinet", &this).await.unwrap().status(),
+        StatusCode::OK
+    );
     assert!(server.letters().iter().any(|(s, _)| s == "Пароль изменён"));
 }

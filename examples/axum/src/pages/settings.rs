@@ -163,7 +163,11 @@ async fn sessions_page(State(state): State<AppState>, headers: HeaderMap) -> Res
         Ok(list) => list,
         Err(error) => {
             let (_, general) = split_problems(&error, visit.locale);
-            let body = format!("<h1>{}</h1>{}", visit.t("Сеансы", "Sessions"), alert(&general));
+            let body = format!(
+                "<h1>{}</h1>{}",
+                visit.t("Сеансы", "Sessions"),
+                alert(&general)
+            );
             let title = visit.t("Сеансы", "Sessions");
             return visit.html(status_of(&error), title, "", &body, "/sessions");
         }
@@ -233,7 +237,10 @@ async fn end_session(
     };
     let own = session.session_id().to_string() == form.session_id;
     // Not found (ended meanwhile) shows the list as it now is.
-    let _ = state.service().end_session(&session, &form.session_id).await;
+    let _ = state
+        .service()
+        .end_session(&session, &form.session_id)
+        .await;
     if own {
         to_login(visit)
     } else {
