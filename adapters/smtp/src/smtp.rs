@@ -223,9 +223,11 @@ impl SmtpMailer {
     }
 }
 
-/// 5xx answers are permanent; everything else (connect, TLS, timeout, 4xx) may pass.
+/// 5xx answers are permanent, and so is what the client refuses to send through this
+/// server (a Unicode mailbox to a server that does not offer SMTPUTF8); everything else
+/// (connect, TLS, timeout, 4xx) may pass.
 fn classify(error: lettre::transport::smtp::Error) -> MailError {
-    if error.is_permanent() {
+    if error.is_permanent() || error.is_client() {
         MailError::permanent(error)
     } else {
         MailError::transient(error)
@@ -236,17 +238,11 @@ fn classify(error: lettre::transport::smtp::Error) -> MailError {
 impl Mailer for SmtpMailer {
     async fn send(&self, letter: &Letter) -> Result<(), MailError> {
         let message = build_message(letter, &self.from)?;
-        let result = self
-            .transport
+        self.transport
             .send(message)
             .await
             .map(|_| ())
-            .map_err(classify);
-        // lettre hands the connection back to its pool on a spawned task; yielding once
-        // lets that task run, so the caller's next letter finds the connection idle
-        // instead of opening another.
-        tokio::task::yield_now().await;
-        result
+            .map_err(classify)
     }
 }
 

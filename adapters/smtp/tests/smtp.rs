@@ -266,8 +266,52 @@ async fn a_hundred_letters_in_a_row_over_one_connection() {
     assert_eq!(server.received(100).await.len(), 100);
     let ports = server.peer_ports();
     assert_eq!(ports.len(), 100);
+    let mut distinct = ports.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    // lettre hands a connection back to its pool on a task of its own, so a letter sent
+    // the instant the previous one finished may open a second one; what matters is that
+    // connections are pooled, not opened per letter.
+    eprintln!("100 letters over {} connections", distinct.len());
+    assert!(distinct.len() <= 4, "connections reused: {distinct:?}");
+}
+
+/// Unicode local parts (which `Email` accepts, e.g. "житель@почта.рф"): sent with
+/// SMTPUTF8 when the server offers it; refused for good (the resident is asked to check
+/// the address, 422 `email.undeliverable`) when it does not, never retried forever.
+#[tokio::test]
+async fn unicode_mailboxes_go_by_smtputf8_or_are_refused_for_good() {
+    let to = "житель@кабинет-жителя.рф";
+    let offering = SmtpServer::start("none", None, None).await;
+    let mailer = SmtpMailer::new(&config(&format!(
+        "smtp://127.0.0.1:{}?tls=none",
+        offering.port
+    )))
+    .unwrap();
+    mailer.send(&confirm(to)).await.unwrap();
+    let received = offering.received(1).await;
+    assert_eq!(parse(&received[0]).subject, "Подтверждение e-mail");
+    let metadata = offering.metadata().join("");
     assert!(
-        ports.iter().all(|p| *p == ports[0]),
-        "one connection reused: {ports:?}"
+        metadata.contains("\\u0436\\u0438\\u0442\\u0435\\u043b\\u044c@xn--")
+            || metadata.contains("житель@xn--"),
+        "the envelope names the Unicode mailbox: {metadata}"
     );
+
+    let refusing = SmtpServer::start_with("none", None, None, &["--no-smtputf8"]).await;
+    let mailer = SmtpMailer::new(&config(&format!(
+        "smtp://127.0.0.1:{}?tls=none",
+        refusing.port
+    )))
+    .unwrap();
+    let error = mailer.send(&confirm(to)).await.unwrap_err();
+    assert!(error.is_permanent(), "{error:?}");
+    assert_eq!(
+        resident_auth::Error::from(error).problems(),
+        [resident_auth::Problem::AddressRefused]
+    );
+    mailer
+        .send(&confirm("resident@example.org"))
+        .await
+        .expect("ASCII mailboxes still go");
 }

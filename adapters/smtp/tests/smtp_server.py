@@ -62,6 +62,11 @@ def main():
     parser.add_argument("--cert")
     parser.add_argument("--key")
     parser.add_argument("--auth", help="user:password required before MAIL")
+    parser.add_argument(
+        "--no-smtputf8",
+        action="store_true",
+        help="do not offer SMTPUTF8 (RFC 6531): Unicode mailboxes are then refused",
+    )
     args = parser.parse_args()
 
     kwargs = {}
@@ -92,6 +97,7 @@ def main():
         hostname="127.0.0.1",
         port=args.port,
         ssl_context=context if args.tls == "implicit" else None,
+        enable_SMTPUTF8=not args.no_smtputf8,
         **kwargs,
     )
     controller.start()

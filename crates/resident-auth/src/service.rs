@@ -1168,22 +1168,8 @@ impl AuthService {
         let email = self.identify(email)?;
         let password = crate::password::normalize(&password);
         let store = self.store();
-        let cabinet_key = counters::login_cabinet(&email);
-        let pair_key = counters::login_cabinet_client(&email, context.client.as_deref());
-        let mut limits = vec![
-            (pair_key.clone(), self.config.login_per_cabinet_and_client),
-            (cabinet_key.clone(), self.config.login_per_cabinet),
-        ];
-        if let Some(client) = &context.client {
-            limits.push((counters::login_client(client), self.config.login_per_client));
-        }
         let now = self.now();
-        if let Counted::Exceeded(until) = self.count_against(&limits, now).await? {
-            return Err(Problem::LoginThrottled {
-                retry_after: now.until(until),
-            }
-            .into());
-        }
+        let [pair_key, cabinet_key] = self.count_password_try(&email, context, now).await?;
         let cabinet = store.cabinet(CabinetKey::Email(&email)).await?;
         let stored = cabinet.as_ref().map(|c| c.value.password_hash.clone());
         let rehash = match self.ports.hasher.verify(password.clone(), stored).await? {
@@ -1251,6 +1237,36 @@ impl AuthService {
         session.credential_version == credential_version
             && now < session.created_at.plus(self.config.session_absolute)
             && now < session.last_used.plus(self.config.session_idle)
+    }
+
+    /// Counts a password try for the cabinet of `email` before argon2 runs, and refuses it
+    /// when a limit is exceeded. Two steps: the limits of this client (for this cabinet,
+    /// and whatever the cabinet) first; only a try they let through counts against the
+    /// cabinet-wide cap, so one client's refused tries never fill the cap that would lock
+    /// the owner out everywhere. Returns the keys a success clears: (cabinet, client) and
+    /// the cabinet's.
+    async fn count_password_try(
+        &self,
+        email: &Email,
+        context: &RequestContext,
+        now: Timestamp,
+    ) -> Result<[CounterKey; 2], Error> {
+        let pair_key = counters::login_cabinet_client(email, context.client.as_deref());
+        let mut client_limits = vec![(pair_key.clone(), self.config.login_per_cabinet_and_client)];
+        if let Some(client) = &context.client {
+            client_limits.push((counters::login_client(client), self.config.login_per_client));
+        }
+        let cabinet_key = counters::login_cabinet(email);
+        let cabinet_limit = [(cabinet_key.clone(), self.config.login_per_cabinet)];
+        for limits in [client_limits.as_slice(), cabinet_limit.as_slice()] {
+            if let Counted::Exceeded(until) = self.count_against(limits, now).await? {
+                return Err(Problem::LoginThrottled {
+                    retry_after: now.until(until),
+                }
+                .into());
+            }
+        }
+        Ok([pair_key, cabinet_key])
     }
 
     fn session_expires_at(&self, created_at: Timestamp, last_used: Timestamp) -> Timestamp {

@@ -1255,6 +1255,32 @@ async fn a_hundred_failures_from_many_clients_lock_the_cabinet_until_a_recovery(
         .expect("recovery cleared the cabinet's cap");
 }
 
+/// Tries refused by the per-client limits never reach the cabinet-wide cap: one client
+/// hammering a cabinet 150 times fills only its own limit, and the owner, from a client
+/// that has not failed, still logs in (found by the black-box attack run).
+#[tokio::test]
+async fn refused_tries_from_one_client_do_not_fill_the_cabinet_wide_cap() {
+    let h = harness();
+    let password = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    let mut answers = std::collections::BTreeMap::new();
+    for _ in 0..150 {
+        let error = h
+            .service
+            .login(RESIDENT, secret("guess"), &from("198.51.100.66"))
+            .await
+            .unwrap_err();
+        *answers.entry(codes(&error).join(",")).or_insert(0) += 1;
+    }
+    assert_eq!(answers.get("login.invalid_credentials"), Some(&5));
+    assert_eq!(answers.get("login.throttled"), Some(&145));
+    h.service
+        .login(RESIDENT, password, &from("203.0.113.9"))
+        .await
+        .expect("the owner's client is not locked out");
+}
+
 #[tokio::test]
 async fn one_letter_a_minute_and_ten_a_day_per_address_across_every_journey() {
     let h = harness();

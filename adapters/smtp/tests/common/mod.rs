@@ -52,50 +52,63 @@ pub fn free_port() -> u16 {
 impl SmtpServer {
     /// Starts the server: `tls` is `none`, `starttls` or `implicit`.
     pub async fn start(tls: &str, certificate: Option<&Tls>, auth: Option<&str>) -> Self {
+        Self::start_with(tls, certificate, auth, &[]).await
+    }
+
+    /// Starts the server with `extra` arguments (e.g. `--no-smtputf8`). The port is picked
+    /// free and released before the server binds it, so another test may take it in
+    /// between: then the server exits without READY and another port is tried.
+    pub async fn start_with(
+        tls: &str,
+        certificate: Option<&Tls>,
+        auth: Option<&str>,
+        extra: &[&str],
+    ) -> Self {
         let maildir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_server.py");
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let mut command = Command::new(python);
-        command
-            .arg(script)
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--maildir")
-            .arg(maildir.path())
-            .arg("--tls")
-            .arg(tls)
-            .stdout(Stdio::piped())
-            .kill_on_drop(true);
-        if let Some(certificate) = certificate {
+        for _ in 0..5 {
+            let port = free_port();
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_server.py");
+            let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+            let mut command = Command::new(python);
             command
-                .arg("--cert")
-                .arg(certificate.dir.path().join("cert.pem"))
-                .arg("--key")
-                .arg(certificate.dir.path().join("key.pem"));
+                .arg(script)
+                .arg("--port")
+                .arg(port.to_string())
+                .arg("--maildir")
+                .arg(maildir.path())
+                .arg("--tls")
+                .arg(tls)
+                .args(extra)
+                .stdout(Stdio::piped())
+                .kill_on_drop(true);
+            if let Some(certificate) = certificate {
+                command
+                    .arg("--cert")
+                    .arg(certificate.dir.path().join("cert.pem"))
+                    .arg("--key")
+                    .arg(certificate.dir.path().join("key.pem"));
+            }
+            if let Some(auth) = auth {
+                command.arg("--auth").arg(auth);
+            }
+            let mut child = command
+                .spawn()
+                .expect("python3 with aiosmtpd (scripts/test.sh installs it)");
+            let stdout = child.stdout.take().unwrap();
+            let mut lines = BufReader::new(stdout).lines();
+            let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .expect("the SMTP server did not start in 30 s")
+                .unwrap();
+            if ready.as_deref() == Some("READY") {
+                return Self {
+                    port,
+                    child,
+                    maildir,
+                };
+            }
         }
-        if let Some(auth) = auth {
-            command.arg("--auth").arg(auth);
-        }
-        let mut child = command
-            .spawn()
-            .expect("python3 with aiosmtpd (scripts/test.sh installs it)");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("the SMTP server did not start in 30 s")
-            .unwrap();
-        assert_eq!(
-            ready.as_deref(),
-            Some("READY"),
-            "SMTP server failed to start"
-        );
-        Self {
-            port,
-            child,
-            maildir,
-        }
+        panic!("the SMTP server failed to start on five free ports");
     }
 
     /// The raw messages received so far, waiting until at least `count` arrived.

@@ -3,7 +3,7 @@
 
 use secrecy::SecretString;
 
-use super::{counters, AuthService, Authenticated, Counted, CABINET_WRITE_ATTEMPTS};
+use super::{AuthService, Authenticated, CABINET_WRITE_ATTEMPTS};
 use crate::{
     clock::Timestamp,
     error::{Error, Problem},
@@ -56,18 +56,9 @@ impl AuthService {
             NewPassword::parse(new_password, &session.email).map_err(Problem::from)?;
         let now = self.now();
         let store = self.store();
-        let cabinet_key = counters::login_cabinet(&session.email);
-        let pair_key = counters::login_cabinet_client(&session.email, context.client.as_deref());
-        let limits = [
-            (pair_key.clone(), self.config.login_per_cabinet_and_client),
-            (cabinet_key.clone(), self.config.login_per_cabinet),
-        ];
-        if let Counted::Exceeded(until) = self.count_against(&limits, now).await? {
-            return Err(Problem::LoginThrottled {
-                retry_after: now.until(until),
-            }
-            .into());
-        }
+        let [pair_key, cabinet_key] = self
+            .count_password_try(&session.email, context, now)
+            .await?;
         let own_version = session.session.record.credential_version;
         let mut read = store.cabinet(CabinetKey::Id(&session.cabinet)).await?;
         let stored = match &read {
