@@ -16,9 +16,7 @@
 )]
 
 use std::{
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Command, Stdio},
+    process::Command,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
@@ -38,18 +36,14 @@ use resident_auth::{
     HashParams, HashedPassword, Limit, Links, Ports, RequestContext, Store, SystemClock,
     Verification,
 };
-use resident_auth_benches::{account, activated_cabinet, directory, email};
+use resident_auth_benches::{
+    activated_cabinet, database_url, directory, email, percentile, reset_stats, JourneySteps,
+};
 
 const CABINETS: usize = 64;
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort_unstable();
-    let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[index.min(samples.len() - 1)]
 }
 
 fn ms(d: Duration) -> f64 {
@@ -469,57 +463,7 @@ async fn main() {
 
 // ---- PostgreSQL ------------------------------------------------------------------------
 
-fn database_url() -> String {
-    if let Ok(url) = std::env::var("DATABASE_URL") {
-        return url;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/throwaway-postgres.sh");
-    let mut child = Command::new("bash")
-        .arg(script)
-        .arg(port.to_string())
-        .env("WATCH_PID", std::process::id().to_string())
-        .env(
-            "PG_EXTRA_OPTS",
-            "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all",
-        )
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    std::mem::forget(child);
-    line.trim()
-        .strip_prefix("READY ")
-        .expect("throwaway PostgreSQL")
-        .to_owned()
-}
-
-async fn round_trips(pool: &sqlx::PgPool) -> Option<i64> {
-    sqlx::query_scalar::<_, Option<i64>>(
-        "SELECT sum(calls)::bigint FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%'",
-    )
-    .fetch_one(pool)
-    .await
-    .ok()
-    .flatten()
-}
-
-async fn reset_stats(pool: &sqlx::PgPool) -> bool {
-    sqlx::query("SELECT pg_stat_statements_reset()")
-        .execute(pool)
-        .await
-        .is_ok()
-}
-
 async fn postgres(t: f64) {
-    use resident_auth::{LetterKind, RegistrationForm};
     let admin_url = database_url();
     let admin = resident_auth_postgres::connect(&admin_url, &Default::default())
         .await
@@ -597,101 +541,17 @@ async fn postgres(t: f64) {
     }
 
     // Each journey step: p50/p99 over fresh residents, and round trips of one pass.
-    let mailer = RecordingMailer::new();
-    let service = AuthService::new(
-        Ports::new(
-            store,
-            dir,
-            Arc::new(mailer.clone()),
-            Arc::new(Argon2Hasher::new(HashParams::default()).unwrap()),
-            Arc::new(SystemClock),
-        ),
-        bench_config(),
-    );
-    let steps = [
-        "register",
-        "confirm",
-        "activate",
-        "login",
-        "session",
-        "select account",
-        "logout",
-        "request recovery",
-        "complete recovery",
-    ];
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); steps.len()];
-    let mut trips: Vec<Option<i64>> = vec![None; steps.len()];
-    let context = RequestContext::default();
+    let mut journeys_run = JourneySteps::new(store, dir, bench_config());
     for j in 0..journeys {
-        let i = CABINETS + j;
-        let to: resident_auth::Email = email(i).parse().unwrap();
-        let measure_trips = j == journeys - 1 && stats;
-        macro_rules! timed {
-            ($step:expr, $e:expr) => {{
-                if measure_trips {
-                    reset_stats(&pool).await;
-                }
-                let start = Instant::now();
-                let value = $e;
-                times[$step].push(start.elapsed());
-                if measure_trips {
-                    trips[$step] = round_trips(&pool).await;
-                }
-                value
-            }};
-        }
-        let form = RegistrationForm {
-            surname: "Иванов".into(),
-            account_number: account(i),
-            email: email(i),
-        };
-        timed!(0, service.register(&form, &context).await.unwrap());
-        let link =
-            resident_auth::memory::link_token(&mailer.last(&to, LetterKind::ConfirmEmail).unwrap())
-                .unwrap();
-        let activation = timed!(1, service.confirm_email(&link).await.unwrap());
-        timed!(
-            2,
-            service
-                .activate(activation.expose(), &(i + 1).to_string(), &context)
-                .await
-                .unwrap()
-        );
-        let password = resident_auth::memory::mailed_password(
-            &mailer.last(&to, LetterKind::Credentials).unwrap(),
-        )
-        .unwrap();
-        let session = timed!(
-            3,
-            service.login(&email(i), password, &context).await.unwrap()
-        );
-        let token = session.session_token.expose().to_owned();
-        timed!(4, {
-            let session = service.authenticate(&token).await.unwrap();
-            service.cabinet(&session).await.unwrap()
-        });
-        timed!(5, {
-            let session = service.authenticate(&token).await.unwrap();
-            service.select_account(&session, &account(i)).await.unwrap()
-        });
-        timed!(6, service.logout(&token).await.unwrap());
-        timed!(
-            7,
-            service.request_recovery(&email(i), &context).await.unwrap()
-        );
-        let link = resident_auth::memory::link_token(
-            &mailer.last(&to, LetterKind::RecoverPassword).unwrap(),
-        )
-        .unwrap();
-        timed!(8, service.complete_recovery(&link, &context).await.unwrap());
+        journeys_run
+            .walk(CABINETS + j, stats.then_some(&pool))
+            .await;
     }
     println!();
     println!("| journey step (PostgreSQL) | p50 | p99 | round trips |");
     println!("|---|---|---|---|");
-    for (index, name) in steps.iter().enumerate() {
-        let p50 = percentile(&mut times[index], 0.5);
-        let p99 = percentile(&mut times[index], 0.99);
-        let trips = trips[index].map_or_else(
+    for (name, p50, p99, trips) in journeys_run.summary() {
+        let trips = trips.map_or_else(
             || "n/a (no pg_stat_statements)".to_owned(),
             |n| n.to_string(),
         );

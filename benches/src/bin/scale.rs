@@ -1,0 +1,317 @@
+//! PostgreSQL at a region's scale: every journey step's p50/p99 and round trips on a
+//! database filled to a region's volume ÷ on an empty one, in the same run and cluster;
+//! WAL written by session checks; the purge of a 5 M-row backlog; re-importing 1 M
+//! directory rows unchanged and with 1 % changed.
+//!
+//! Volume: 1 M directory rows, 300 k cabinets with 360 k linked accounts, 1 M sessions (80 %
+//! expired), 200 k pending registrations (90 % expired), 300 k throttle rows.
+//!
+//! Run: `cargo run --release -p resident-auth-benches --bin scale` (`DATABASE_URL` is used
+//! when set, else a throwaway cluster with `pg_stat_statements`; `SCALE=0.1` for a tenth of
+//! the volume). Argon2 runs with fast test parameters, so the steps' times are the
+//! database's and the service's, not the hash's.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use resident_auth::{AuthConfig, HashParams, Limit, Links, Timestamp};
+use resident_auth_benches::{database_url, directory, JourneySteps};
+use resident_auth_postgres::{import_directory, migrate, PgDirectory, PgPool, PgStore, PoolConfig};
+
+const RESIDENTS: usize = 300;
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn scale() -> f64 {
+    std::env::var("SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0)
+}
+
+fn rows(n: f64) -> i64 {
+    (n * scale()).round() as i64
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+async fn database(admin: &PgPool, admin_url: &str, name: &str) -> PgPool {
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(admin)
+        .await;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(admin)
+        .await
+        .unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let pool = resident_auth_postgres::connect(
+        &format!("{base}/{name}"),
+        &PoolConfig::with_max_connections(8),
+    )
+    .await
+    .unwrap();
+    let _ = sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(&pool)
+        .await;
+    migrate(&pool).await.unwrap();
+    pool
+}
+
+/// Fills the library's tables to the volume, set-based (generate_series). Bulk accounts
+/// are in region 77, apart from the measured residents' region 78.
+async fn fill(pool: &PgPool) -> Duration {
+    let now = now_ms();
+    let (directory, cabinets, second_accounts, sessions, links, counters) = (
+        rows(1_000_000.0),
+        rows(300_000.0),
+        rows(60_000.0),
+        rows(1_000_000.0),
+        rows(200_000.0),
+        rows(300_000.0),
+    );
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let statements = format!(
+        "SET search_path = resident_auth;
+         INSERT INTO directory (account_number, address, premises, surnames)
+         SELECT '77' || lpad(i::text, 11, '0'), 'ул. Объёмная, д. ' || (i / 100) || ', кв. ' || (i % 100 + 1),
+                (i % 100 + 1)::text, ARRAY['Петров']
+           FROM generate_series(1, {directory}) i;
+         INSERT INTO cabinets (id, email, password_hash, credential_version, version)
+         SELECT decode(md5('c' || i), 'hex'), 'bulk' || i || '@example.org', '{hash}', 1, 1
+           FROM generate_series(1, {cabinets}) i;
+         INSERT INTO cabinet_accounts (account_number, cabinet_id, position)
+         SELECT '77' || lpad(i::text, 11, '0'), decode(md5('c' || i), 'hex'), 1
+           FROM generate_series(1, {cabinets}) i;
+         INSERT INTO cabinet_accounts (account_number, cabinet_id, position)
+         SELECT '77' || lpad(({cabinets} + i)::text, 11, '0'), decode(md5('c' || i), 'hex'), 2
+           FROM generate_series(1, {second_accounts}) i;
+         INSERT INTO sessions (token_hash, session_id, cabinet_id, credential_version,
+                               active_account, created_at, last_used, expires_at, client, version)
+         SELECT sha256(('s' || i)::bytea), decode(md5('sid' || i), 'hex'),
+                decode(md5('c' || (i % {cabinets} + 1)), 'hex'), 1, NULL,
+                {now} - 3600000, {now} - 1800000,
+                CASE WHEN i % 5 = 0 THEN {now} + 1800000 ELSE {now} - 60000 END,
+                'Firefox on Linux, 203.0.113.' || (i % 250), 1
+           FROM generate_series(1, {sessions}) i;
+         INSERT INTO links (token_hash, purpose, email, account_number, expires_at, version)
+         SELECT sha256(('l' || i)::bytea), 'confirmation', 'pending' || i || '@example.org',
+                '77' || lpad((500000 + i)::text, 11, '0'),
+                CASE WHEN i % 10 = 0 THEN {now} + 86400000 ELSE {now} - 60000 END, 1
+           FROM generate_series(1, {links}) i;
+         INSERT INTO counters (key, count, window_ends)
+         SELECT 'login:cabinet:bulk' || i || '@example.org', 1 + i % 4,
+                CASE WHEN i % 2 = 0 THEN {now} + 900000 ELSE {now} - 60000 END
+           FROM generate_series(1, {counters}) i;"
+    );
+    let started = Instant::now();
+    sqlx::raw_sql(&statements).execute(pool).await.unwrap();
+    // As autovacuum would have left a database that grew over months.
+    sqlx::query("VACUUM ANALYZE").execute(pool).await.unwrap();
+    started.elapsed()
+}
+
+fn config() -> AuthConfig {
+    let open = Limit::new(u32::MAX, Duration::from_secs(1));
+    let mut config = AuthConfig::new(Links::new("https://portal.example.org"));
+    config.login_per_cabinet = open;
+    config.login_per_cabinet_and_client = open;
+    config.login_per_client = open;
+    config.registration_per_client = open;
+    config
+}
+
+fn steps(pool: &PgPool) -> JourneySteps {
+    JourneySteps::with_hash_params(
+        Arc::new(PgStore::new(pool.clone())),
+        Arc::new(PgDirectory::new(pool.clone())),
+        config(),
+        HashParams::insecure_fast_for_tests(),
+    )
+}
+
+async fn wal_lsn(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// WAL bytes per session check, `checks` checks of one session within its first minute,
+/// less what the cluster wrote while idle for as long.
+async fn wal_per_check(pool: &PgPool, checks: usize) -> (f64, f64) {
+    let resident = RESIDENTS + 1;
+    let mut one = steps(pool);
+    one.walk(resident, None).await;
+    let session = one.open_session(resident).await;
+    let before = wal_lsn(pool).await;
+    let started = Instant::now();
+    for _ in 0..checks {
+        one.check(&session).await;
+    }
+    let elapsed = started.elapsed();
+    let after = wal_lsn(pool).await;
+    tokio::time::sleep(elapsed).await;
+    let idle = wal_lsn(pool).await;
+    (
+        (after - before) as f64 / checks as f64,
+        (idle - after) as f64 / checks as f64,
+    )
+}
+
+/// Adds `n` expired sessions; then purges and times it, with the slowest statement.
+async fn purge(pool: &PgPool, n: i64) -> (u64, Duration, f64, i64) {
+    let now = now_ms();
+    sqlx::raw_sql(&format!(
+        "SET search_path = resident_auth;
+         INSERT INTO sessions (token_hash, session_id, cabinet_id, credential_version,
+                               created_at, last_used, expires_at, version)
+         SELECT sha256(('backlog' || i)::bytea), decode(md5('backlog' || i), 'hex'),
+                decode(md5('c' || (i % 1000 + 1)), 'hex'), 1,
+                {now} - 7200000, {now} - 7200000, {now} - 3600000, 1
+           FROM generate_series(1, {n}) i;
+         ANALYZE sessions;"
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+    let _ = sqlx::query("SELECT pg_stat_statements_reset()")
+        .execute(pool)
+        .await;
+    let store = PgStore::new(pool.clone());
+    let started = Instant::now();
+    let purged = resident_auth::Store::purge_expired(&store, Timestamp::from_millis(now_ms()))
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    let slowest: Option<(f64, i64)> = sqlx::query_as(
+        "SELECT max(max_exec_time), sum(calls)::bigint FROM pg_stat_statements
+          WHERE query ILIKE 'DELETE FROM%ctid%'",
+    )
+    .fetch_optional(pool)
+    .await
+    .ok()
+    .flatten();
+    let (slowest, statements) = slowest.unwrap_or((f64::NAN, 0));
+    (purged, elapsed, slowest, statements)
+}
+
+/// A directory CSV of the bulk accounts, `changed_every`-th address changed.
+fn bulk_csv(n: i64, changed_every: Option<i64>) -> String {
+    let mut csv = String::with_capacity(usize::try_from(n).unwrap() * 70);
+    csv.push_str("account_number,surnames,address,premises\n");
+    for i in 1..=n {
+        let changed = changed_every.is_some_and(|every| i % every == 0);
+        csv.push_str(&format!(
+            "77{i:011},Петров,\"ул. Объёмная, д. {}, кв. {}{}\",{}\n",
+            i / 100,
+            i % 100 + 1,
+            if changed {
+                " (новый адрес)"
+            } else {
+                ""
+            },
+            i % 100 + 1
+        ));
+    }
+    csv
+}
+
+#[tokio::main]
+async fn main() {
+    let admin_url = database_url();
+    let admin = resident_auth_postgres::connect(&admin_url, &PoolConfig::default())
+        .await
+        .unwrap();
+    let empty = database(&admin, &admin_url, "scale_empty").await;
+    let volume = database(&admin, &admin_url, "scale_volume").await;
+    let filled = fill(&volume).await;
+    let residents = directory(RESIDENTS + 8);
+    for pool in [&empty, &volume] {
+        import_directory(pool, &residents).await.unwrap();
+    }
+    println!(
+        "filled to volume (scale {}) in {:.1} s",
+        scale(),
+        filled.as_secs_f64()
+    );
+
+    // Journey steps, residents alternating between the two databases.
+    let (mut on_empty, mut on_volume) = (steps(&empty), steps(&volume));
+    for i in 0..RESIDENTS {
+        let count = i == RESIDENTS - 1;
+        on_empty.walk(i, count.then_some(&empty)).await;
+        on_volume.walk(i, count.then_some(&volume)).await;
+    }
+    println!();
+    println!("| journey step | p50 empty | p50 at volume | ÷ | p99 empty | p99 at volume | ÷ | round trips (empty / volume) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for ((name, p50e, p99e, te), (_, p50v, p99v, tv)) in
+        on_empty.summary().into_iter().zip(on_volume.summary())
+    {
+        println!(
+            "| {name} | {:.2} ms | {:.2} ms | {:.2} | {:.2} ms | {:.2} ms | {:.2} | {} / {} |",
+            ms(p50e),
+            ms(p50v),
+            ms(p50v) / ms(p50e),
+            ms(p99e),
+            ms(p99v),
+            ms(p99v) / ms(p99e),
+            te.map_or("n/a".into(), |t| t.to_string()),
+            tv.map_or("n/a".into(), |t| t.to_string()),
+        );
+    }
+
+    let (wal, idle) = wal_per_check(&volume, 1000).await;
+    println!();
+    println!(
+        "WAL per session check within the minute (1,000 checks, cluster-wide LSN): {wal:.1} bytes; the idle cluster over as long: {idle:.1} bytes per check's time"
+    );
+
+    let imported = rows(1_000_000.0);
+    let unchanged = bulk_csv(imported, None);
+    let started = Instant::now();
+    let report = import_directory(&volume, &unchanged).await.unwrap();
+    println!(
+        "re-import of {imported} unchanged directory rows: {:.2} s ({report:?})",
+        started.elapsed().as_secs_f64()
+    );
+    let changed = bulk_csv(imported, Some(100));
+    let started = Instant::now();
+    let report = import_directory(&volume, &changed).await.unwrap();
+    println!(
+        "re-import with 1 % changed: {:.2} s ({report:?})",
+        started.elapsed().as_secs_f64()
+    );
+
+    let backlog = rows(5_000_000.0);
+    let (purged, elapsed, slowest, statements) = purge(&volume, backlog).await;
+    println!(
+        "purge of a {backlog}-row session backlog (+ the volume's expired rows): {purged} rows in {:.1} s, {statements} statements, slowest {slowest:.0} ms (statement_timeout 5,000 ms)",
+        elapsed.as_secs_f64()
+    );
+
+    for (pool, name) in [(empty, "scale_empty"), (volume, "scale_volume")] {
+        pool.close().await;
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&admin)
+            .await;
+    }
+}
