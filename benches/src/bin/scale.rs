@@ -53,7 +53,8 @@ fn now_ms() -> i64 {
     .unwrap()
 }
 
-async fn database(admin: &PgPool, admin_url: &str, name: &str) -> PgPool {
+/// The service's pool (the default 5 s statement timeout) and a bulk pool for filling.
+async fn database(admin: &PgPool, admin_url: &str, name: &str) -> (PgPool, PgPool) {
     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(admin)
         .await;
@@ -62,17 +63,18 @@ async fn database(admin: &PgPool, admin_url: &str, name: &str) -> PgPool {
         .await
         .unwrap();
     let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let pool = resident_auth_postgres::connect(
-        &format!("{base}/{name}"),
-        &PoolConfig::with_max_connections(8),
-    )
-    .await
-    .unwrap();
+    let url = format!("{base}/{name}");
+    let pool = resident_auth_postgres::connect(&url, &PoolConfig::with_max_connections(8))
+        .await
+        .unwrap();
+    let mut bulk = PoolConfig::with_max_connections(1);
+    bulk.statement_timeout = Duration::from_secs(3600);
+    let bulk = resident_auth_postgres::connect(&url, &bulk).await.unwrap();
     let _ = sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         .execute(&pool)
         .await;
     migrate(&pool).await.unwrap();
-    pool
+    (pool, bulk)
 }
 
 /// Fills the library's tables to the volume, set-based (generate_series). Bulk accounts
@@ -176,8 +178,9 @@ async fn wal_per_check(pool: &PgPool, checks: usize) -> (f64, f64) {
     )
 }
 
-/// Adds `n` expired sessions; then purges and times it, with the slowest statement.
-async fn purge(pool: &PgPool, n: i64) -> (u64, Duration, f64, i64) {
+/// Adds `n` expired sessions (through `bulk`); then purges on `pool` and times it, with the
+/// slowest statement.
+async fn purge(pool: &PgPool, bulk: &PgPool, n: i64) -> (u64, Duration, f64, i64) {
     let now = now_ms();
     sqlx::raw_sql(&format!(
         "SET search_path = resident_auth;
@@ -189,7 +192,7 @@ async fn purge(pool: &PgPool, n: i64) -> (u64, Duration, f64, i64) {
            FROM generate_series(1, {n}) i;
          ANALYZE sessions;"
     ))
-    .execute(pool)
+    .execute(bulk)
     .await
     .unwrap();
     let _ = sqlx::query("SELECT pg_stat_statements_reset()")
@@ -240,9 +243,9 @@ async fn main() {
     let admin = resident_auth_postgres::connect(&admin_url, &PoolConfig::default())
         .await
         .unwrap();
-    let empty = database(&admin, &admin_url, "scale_empty").await;
-    let volume = database(&admin, &admin_url, "scale_volume").await;
-    let filled = fill(&volume).await;
+    let (empty, _) = database(&admin, &admin_url, "scale_empty").await;
+    let (volume, bulk) = database(&admin, &admin_url, "scale_volume").await;
+    let filled = fill(&bulk).await;
     let residents = directory(RESIDENTS + 8);
     for pool in [&empty, &volume] {
         import_directory(pool, &residents).await.unwrap();
@@ -302,12 +305,13 @@ async fn main() {
     );
 
     let backlog = rows(5_000_000.0);
-    let (purged, elapsed, slowest, statements) = purge(&volume, backlog).await;
+    let (purged, elapsed, slowest, statements) = purge(&volume, &bulk, backlog).await;
     println!(
         "purge of a {backlog}-row session backlog (+ the volume's expired rows): {purged} rows in {:.1} s, {statements} statements, slowest {slowest:.0} ms (statement_timeout 5,000 ms)",
         elapsed.as_secs_f64()
     );
 
+    bulk.close().await;
     for (pool, name) in [(empty, "scale_empty"), (volume, "scale_volume")] {
         pool.close().await;
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

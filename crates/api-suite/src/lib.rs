@@ -28,6 +28,8 @@ use tokio::{
     process::{Child, Command},
 };
 
+pub mod services;
+
 /// Generates one `#[tokio::test]` per suite check against `$binary`.
 #[macro_export]
 macro_rules! api_tests {
@@ -45,7 +47,9 @@ macro_rules! api_tests {
             openapi_document_matches_the_routes,
             password_change_and_sessions,
             temporary_passwords_must_be_changed,
-            schemathesis_finds_nothing
+            schemathesis_finds_nothing,
+            journeys_on_postgres_and_smtp,
+            schemathesis_on_postgres_and_smtp
         );
     };
     (@checks $binary:expr; $($check:ident),+) => {
@@ -68,6 +72,7 @@ pub struct Server {
     pub client: Client,
     _child: Child,
     _dir: tempfile::TempDir,
+    _smtp: Option<services::SmtpSink>,
 }
 
 impl Server {
@@ -115,7 +120,22 @@ impl Server {
                 .unwrap(),
             _child: child,
             _dir: dir,
+            _smtp: None,
         }
+    }
+
+    /// Starts `binary` on the real services: a fresh PostgreSQL database (`DATABASE_URL`,
+    /// migrated and given the demo directory by the example itself) and an SMTP server
+    /// (`SMTP_URL`), whose received letters [`Server::letters`] reads.
+    pub async fn start_on_services(binary: &str, extra: &[(&str, String)]) -> Self {
+        let database = services::fresh_database().await;
+        let smtp = services::SmtpSink::start().await;
+        let mut variables = vec![("DATABASE_URL", database), ("SMTP_URL", smtp.url.clone())];
+        variables.extend(extra.iter().cloned());
+        let mut server = Self::start(binary, &variables).await;
+        server.outbox = smtp.maildir.clone();
+        server._smtp = Some(smtp);
+        server
     }
 
     /// POSTs JSON (optionally with a bearer token): status, body, `Retry-After`.
@@ -306,7 +326,22 @@ async fn login(server: &Server, email: &str, password: &str) -> String {
 
 /// Journeys 1–5 and 7 through every success status of the API.
 pub async fn full_journey_with_two_addresses(binary: &str) {
-    let server = Server::start(binary, &[]).await;
+    full_journey(&Server::start(binary, &[]).await).await;
+}
+
+/// The journeys (1–9) and schemathesis' defects, on PostgreSQL and SMTP: the example's own
+/// connect, migrate, directory import and send paths.
+pub async fn journeys_on_postgres_and_smtp(binary: &str) {
+    full_journey(&Server::start_on_services(binary, &[]).await).await;
+    password_change_and_sessions_on(&Server::start_on_services(binary, &[]).await).await;
+}
+
+/// Schemathesis against the example on PostgreSQL and SMTP.
+pub async fn schemathesis_on_postgres_and_smtp(binary: &str) {
+    schemathesis_on(&Server::start_on_services(binary, &[]).await).await;
+}
+
+async fn full_journey(server: &Server) {
     let (status, body, _) = server
         .post(
             "/api/registrations",
@@ -969,7 +1004,10 @@ const CHOSEN: &str = "тихий вечер у старой реки";
 /// Journeys 8 and 9 over HTTP: the list of sessions, a password change that keeps only
 /// the asking session and mails the notice, ending one session by its id and all others.
 pub async fn password_change_and_sessions(binary: &str) {
-    let server = Server::start(binary, &[]).await;
+    password_change_and_sessions_on(&Server::start(binary, &[]).await).await;
+}
+
+async fn password_change_and_sessions_on(server: &Server) {
     let password = activate(&server, "7800000000001", RESIDENT, "12").await;
     let this = login(&server, RESIDENT, &password).await;
     let other = login(&server, RESIDENT, &password).await;
@@ -1123,7 +1161,10 @@ missing_required_header";
 /// document, with a live session, and finds no defect. `SCHEMATHESIS` names its
 /// executable (default `st`; `scripts/test.sh` installs it).
 pub async fn schemathesis_finds_nothing(binary: &str) {
-    let server = Server::start(binary, &[]).await;
+    schemathesis_on(&Server::start(binary, &[]).await).await;
+}
+
+async fn schemathesis_on(server: &Server) {
     let password = activate(&server, "7800000000001", RESIDENT, "12").await;
     let session = login(&server, RESIDENT, &password).await;
     let document = format!("{}/api/openapi.json", server.base);
