@@ -1,6 +1,11 @@
 //! Shared set-up of the benchmarks: a directory of many accounts, and cabinets taken
 //! through registration and activation the way a resident would.
-#![allow(clippy::missing_panics_doc, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::missing_panics_doc,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::{
     io::{BufRead, BufReader},

@@ -105,6 +105,11 @@ pub async fn import_directory_into(
 ) -> Result<ImportReport, ImportError> {
     let records = parse_directory_csv(csv)?;
     let mut tx = pool.begin().await?;
+    // An import is an operator's batch job, not a request: the pool's per-statement limit
+    // (seconds, for requests) would stop a region's directory half-way.
+    sqlx::query("SET LOCAL statement_timeout = '30min'")
+        .execute(&mut *tx)
+        .await?;
     // Stage the file with COPY (one round trip for the rows), then one set-based upsert
     // that writes only new or changed rows: an unchanged row is neither locked nor
     // rewritten, so re-importing a region's directory costs next to no WAL.
@@ -121,6 +126,11 @@ pub async fn import_directory_into(
         .await?;
     copy.send(copy_rows(&records)).await?;
     copy.finish().await?;
+    // A temporary table has no statistics: without them the planner takes a million
+    // staged rows for a handful and joins them row by row.
+    sqlx::query("ANALYZE directory_import")
+        .execute(&mut *tx)
+        .await?;
     let row = sqlx::query(&schema.qualify(
         "WITH staged AS (
              SELECT account_number, address, premises,
