@@ -88,22 +88,32 @@ impl PgStore {
         column: &'static str,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
+        // Each statement deletes the next batch *after* the previous one's last row (a TID
+        // range scan, PostgreSQL 14+), so no statement re-reads the dead rows the earlier
+        // ones left behind: every batch costs the same, however large the backlog. Rows
+        // that appear behind the cursor meanwhile wait for the next purge.
         let statement = self.sql(&format!(
-            "DELETE FROM {{schema}}.{table} WHERE ctid = ANY(ARRAY(
-                 SELECT ctid FROM {{schema}}.{table} WHERE {column} <= $1 LIMIT $2))"
+            "WITH batch AS (
+                 SELECT ctid FROM {{schema}}.{table}
+                  WHERE ctid > $3::tid AND {column} <= $1 LIMIT $2),
+             gone AS (
+                 DELETE FROM {{schema}}.{table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM batch)))
+             SELECT count(*), max(ctid)::text FROM batch"
         ));
         let mut purged = 0;
+        let mut after = "(0,0)".to_owned();
         loop {
-            let deleted = sqlx::query(&statement)
+            let (deleted, last): (i64, Option<String>) = sqlx::query_as(&statement)
                 .bind(now.as_millis())
                 .bind(PURGE_BATCH)
-                .execute(&self.pool)
+                .bind(&after)
+                .fetch_one(&self.pool)
                 .await
-                .map_err(store_error)?
-                .rows_affected();
-            purged += deleted;
-            if deleted < u64::try_from(PURGE_BATCH).unwrap_or(u64::MAX) {
-                return Ok(purged);
+                .map_err(store_error)?;
+            purged += u64::try_from(deleted).unwrap_or(0);
+            match last {
+                Some(last) if deleted >= PURGE_BATCH => after = last,
+                _ => return Ok(purged),
             }
         }
     }
