@@ -174,11 +174,8 @@ impl Server {
         path: &str,
         bearer: Option<&str>,
     ) -> (StatusCode, Value, Option<String>) {
-        let mut request = self.client.delete(format!("{}{path}", self.base));
-        if let Some(token) = bearer {
-            request = request.bearer_auth(token);
-        }
-        read(request.send().await.unwrap()).await
+        self.without_body(reqwest::Method::DELETE, path, bearer)
+            .await
     }
 
     /// GETs (optionally with a bearer token).
@@ -187,7 +184,16 @@ impl Server {
         path: &str,
         bearer: Option<&str>,
     ) -> (StatusCode, Value, Option<String>) {
-        let mut request = self.client.get(format!("{}{path}", self.base));
+        self.without_body(reqwest::Method::GET, path, bearer).await
+    }
+
+    async fn without_body(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: Option<&str>,
+    ) -> (StatusCode, Value, Option<String>) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
         }
