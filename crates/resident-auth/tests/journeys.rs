@@ -1360,3 +1360,71 @@ async fn a_refused_address_is_told_to_check_it_not_to_wait() {
         .await
         .expect("the link still works once the address takes mail");
 }
+
+/// A mailer that holds credentials letters until released, passing the rest through.
+struct HeldCredentials {
+    inner: std::sync::Arc<dyn resident_auth::Mailer>,
+    arrived: std::sync::Arc<tokio::sync::Notify>,
+    release: std::sync::Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl resident_auth::Mailer for HeldCredentials {
+    async fn send(&self, letter: &resident_auth::Letter) -> Result<(), resident_auth::MailError> {
+        if letter.content.kind() == LetterKind::Credentials {
+            self.arrived.notify_one();
+            self.release.notified().await;
+        }
+        self.inner.send(letter).await
+    }
+}
+
+/// While one request issues credentials under a recovery link (its letter on the way), a
+/// second use of the link is told to wait (429 `request.too_many` with the lease's time),
+/// not given a second password; once the first finishes, the link is spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_link_in_use_answers_wait_and_issues_one_password() {
+    let arrived = std::sync::Arc::new(tokio::sync::Notify::new());
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (a, r) = (arrived.clone(), release.clone());
+    let h = harness_with(config(), move |store, mailer| {
+        let held: std::sync::Arc<dyn resident_auth::Mailer> =
+            std::sync::Arc::new(HeldCredentials {
+                inner: mailer,
+                arrived: a,
+                release: r,
+            });
+        (store, held)
+    });
+    // The activation's credentials letter passes at once.
+    let activation_letter = {
+        let (arrived, release) = (arrived.clone(), release.clone());
+        tokio::spawn(async move {
+            arrived.notified().await;
+            release.notify_one();
+        })
+    };
+    h.register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    activation_letter.await.unwrap();
+    h.advance(MINUTE);
+    h.service.request_recovery(RESIDENT, &ru()).await.unwrap();
+    let link = h.link_token(RESIDENT, LetterKind::RecoverPassword);
+    let first = {
+        let (service, link) = (h.service.clone(), link.clone());
+        tokio::spawn(async move { service.complete_recovery(&link, &ru()).await })
+    };
+    arrived.notified().await;
+    let second = h.service.complete_recovery(&link, &ru()).await.unwrap_err();
+    assert_eq!(codes(&second), ["request.too_many"]);
+    assert_eq!(second.http_status(), 429);
+    assert!(second.retry_after().is_some_and(|wait| wait <= MINUTE));
+    release.notify_one();
+    first
+        .await
+        .unwrap()
+        .expect("the first use issues the password");
+    let spent = h.service.complete_recovery(&link, &ru()).await.unwrap_err();
+    assert_eq!(codes(&spent), ["link.invalid"]);
+    assert_eq!(h.letters_to(RESIDENT, LetterKind::Credentials).len(), 2);
+}
