@@ -131,3 +131,22 @@ impl SmtpSink {
         panic!("the SMTP server failed to start on five free ports");
     }
 }
+
+/// Makes the database at `url` refuse every connection, and ends those it has: what an
+/// example sees when its database goes away.
+pub async fn make_unreachable(url: &str) {
+    use sqlx::Connection as _;
+    let name = url.rsplit_once('/').unwrap().1.to_owned();
+    let mut admin = sqlx::PgConnection::connect(admin_url())
+        .await
+        .expect("connect to the test PostgreSQL");
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&name)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}

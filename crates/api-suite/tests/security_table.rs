@@ -67,3 +67,13 @@ fn every_requirement_row_names_tests_that_exist() {
     }
     assert!(named >= 40, "only {named} tests named");
 }
+
+/// The statuses the status check leaves to library tests name tests that exist.
+#[test]
+fn statuses_reached_elsewhere_name_tests_that_exist() {
+    for (status, file, name) in api_suite::REACHED_ELSEWHERE {
+        let source = std::fs::read_to_string(root().join(file))
+            .unwrap_or_else(|e| panic!("{status}: {file}: {e}"));
+        assert!(defines(&source, name), "{status}: no fn {name} in {file}");
+    }
+}

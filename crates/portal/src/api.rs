@@ -536,7 +536,7 @@ pub async fn register(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiRe
     request_body = TokenRequest,
     responses(
         (status = 200, description = "Confirmed; activation is next", body = ActivationTokenAnswer),
-        BadInput, Throttled, Unavailable, UnsupportedMediaType
+        BadInput, Unavailable, UnsupportedMediaType
     )
 )]
 pub async fn confirm(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
@@ -582,7 +582,7 @@ pub async fn activate(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiRe
     request_body = EmailRequest,
     responses(
         (status = 200, description = "The email, canonical", body = EmailAnswer),
-        BadInput, Unavailable, UnsupportedMediaType
+        BadInput, UnsupportedMediaType
     )
 )]
 pub async fn identify(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
