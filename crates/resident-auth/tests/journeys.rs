@@ -1465,7 +1465,7 @@ impl resident_auth::CredentialHasher for HeldVerify {
 /// session is opened at the credential version read before verifying, never a later one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_verifying_while_a_recovery_commits_keeps_no_session() {
-    use resident_auth::{memory::*, AuthService, CredentialHasher as _, RegistrationForm};
+    use resident_auth::{memory::*, AuthService, RegistrationForm};
     let entered = std::sync::Arc::new(tokio::sync::Notify::new());
     let release = std::sync::Arc::new(tokio::sync::Notify::new());
     let hasher = std::sync::Arc::new(HeldVerify {
