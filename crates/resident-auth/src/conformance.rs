@@ -1009,6 +1009,29 @@ pub async fn journey_resend_interval_and_coexisting_registrations<S: Store + Clo
         Problem::AlreadyRegistered,
         "the first to activate wins"
     );
+    // Decided at commit time by the service, the same on every store: the losing
+    // registration's link is kept (not consumed) and answers "already registered" again,
+    // never a password, until it expires.
+    for _ in 0..2 {
+        assert_eq!(
+            problem(
+                j.service
+                    .activate(first.expose(), "12", &Journeys::context())
+                    .await
+            ),
+            Problem::AlreadyRegistered
+        );
+    }
+    assert_eq!(j.letters(LetterKind::Credentials), 1);
+    j.advance(25 * HOUR);
+    assert_eq!(
+        problem(
+            j.service
+                .activate(first.expose(), "12", &Journeys::context())
+                .await
+        ),
+        Problem::InvalidLink
+    );
 }
 
 /// A registration whose letter could not be sent can be made again at once.
