@@ -363,6 +363,35 @@ async fn store_faults_in_adding_an_address() {
     .await;
 }
 
+#[tokio::test]
+async fn store_faults_in_password_change_and_sessions() {
+    every_store_fault("change password", active, |h, scene| {
+        Box::pin(async move {
+            let session = h.service.authenticate(&scene.session).await?;
+            let current = scene.password.clone().unwrap();
+            let new = SecretString::from(CHOSEN_PASSWORD.to_owned());
+            h.service
+                .change_password(&session, current, new, &ru())
+                .await
+        })
+    })
+    .await;
+    every_store_fault("list sessions", active, |h, scene| {
+        Box::pin(async move {
+            let session = h.service.authenticate(&scene.session).await?;
+            h.service.sessions(&session).await.map(|_| ())
+        })
+    })
+    .await;
+    every_store_fault("end other sessions", active, |h, scene| {
+        Box::pin(async move {
+            let session = h.service.authenticate(&scene.session).await?;
+            h.service.end_other_sessions(&session).await.map(|_| ())
+        })
+    })
+    .await;
+}
+
 // ---- Mail faults (mockall) -------------------------------------------------------------
 
 mockall::mock! {

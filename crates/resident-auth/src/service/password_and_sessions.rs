@@ -109,7 +109,13 @@ impl AuthService {
         let Some(new_version) = written else {
             return Err(StoreError::unavailable("the cabinet kept changing under a write").into());
         };
-        self.keep_session(session, new_version).await?;
+        // The new password is in force: the step has succeeded. Keeping this session is
+        // best effort — should it fail, the session ends like the others and the resident
+        // logs in with the new password, rather than being told "try again" about a
+        // change that was made.
+        if let Err(error) = self.keep_session(session, new_version).await {
+            tracing::warn!(cabinet = %session.cabinet, %error, "the session that changed the password ended");
+        }
         // Best effort: a lingering count only shortens the next run of tries.
         let _ = store.reset_all(&[pair_key, cabinet_key]).await;
         let notice = Letter {
