@@ -22,6 +22,10 @@
     clippy::indexing_slicing
 )]
 
+mod faults;
+
+pub use faults::{store_fault_matrix, FaultMode, FaultyStore};
+
 use std::{sync::Arc, time::Duration};
 
 use futures::future::join_all;
