@@ -1069,15 +1069,7 @@ mod tests {
 
     #[test]
     fn only_known_pages_are_followed_back() {
-        for good in [
-            "/",
-            "/register",
-            "/cabinet",
-            "/cabinet/add",
-            "/recover",
-            "/password",
-            "/sessions",
-        ] {
+        for good in super::BACK_TARGETS {
             assert_eq!(back_target(Some(good)), good);
         }
         for bad in [
