@@ -423,3 +423,41 @@ mod tests {
         assert_eq!("".parse::<ServedRegions>().unwrap(), ServedRegions::all());
     }
 }
+
+#[cfg(test)]
+mod trait_forms {
+    use super::*;
+
+    /// Every standard trait shows the canonical form (mutation testing found them unchecked).
+    #[test]
+    fn every_form_is_the_canonical_one() {
+        let account: AccountNumber = "78 0000-0000 001".parse().unwrap();
+        assert_eq!(account.as_ref(), "7800000000001");
+        assert_eq!(account.to_string(), "7800000000001");
+        assert_eq!(format!("{account:?}"), "AccountNumber(7800000000001)");
+        assert_eq!(AccountNumber::try_from("7800000000001").unwrap(), account);
+        let json = serde_json::to_string(&account).unwrap();
+        assert_eq!(json, "\"7800000000001\"");
+        assert_eq!(
+            serde_json::from_str::<AccountNumber>(&json).unwrap(),
+            account
+        );
+        assert!(serde_json::from_str::<AccountNumber>("\"12\"").is_err());
+        let region = account.region();
+        assert_eq!(region.to_string(), "78");
+        assert_eq!(format!("{region:?}"), "Region(78)");
+        for error in [
+            AccountNumberError::Empty,
+            AccountNumberError::NonDigit { character: 'x' },
+            AccountNumberError::WrongLength { digits: 12 },
+        ] {
+            assert_eq!(error.field(), Some(Field::AccountNumber));
+        }
+        let not_served = "47"
+            .parse::<ServedRegions>()
+            .unwrap()
+            .check(&account)
+            .unwrap_err();
+        assert_eq!(not_served.field(), Some(Field::AccountNumber));
+    }
+}

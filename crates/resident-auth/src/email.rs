@@ -385,3 +385,26 @@ mod tests {
         assert!(email.parse::<Email>().is_ok());
     }
 }
+
+#[cfg(test)]
+mod trait_forms {
+    use super::*;
+
+    /// Every standard trait shows the canonical form (mutation testing found them unchecked).
+    #[test]
+    fn every_form_is_the_canonical_one() {
+        let email: Email = " Житель@Кабинет-Жителя.рф ".parse().unwrap();
+        assert_eq!(email.as_ref(), "житель@кабинет-жителя.рф");
+        assert_eq!(email.to_string(), "житель@кабинет-жителя.рф");
+        assert_eq!(format!("{email:?}"), "Email(\"житель@кабинет-жителя.рф\")");
+        assert_eq!(Email::try_from("житель@кабинет-жителя.рф").unwrap(), email);
+        assert_eq!(
+            Email::try_from("житель@кабинет-жителя.рф".to_owned()).unwrap(),
+            email
+        );
+        let json = serde_json::to_string(&email).unwrap();
+        assert_eq!(serde_json::from_str::<Email>(&json).unwrap(), email);
+        assert!(serde_json::from_str::<Email>("\"no at sign\"").is_err());
+        assert_eq!(EmailError::MissingAt.field(), Some(Field::Email));
+    }
+}

@@ -423,3 +423,22 @@ mod tests {
         assert_ne!(a, c);
     }
 }
+
+#[cfg(test)]
+mod trait_forms {
+    use super::*;
+
+    /// Every standard trait shows the canonical form (mutation testing found them unchecked).
+    #[test]
+    fn every_form_is_the_canonical_one() {
+        let premises: Premises = "123/456 п".parse().unwrap();
+        assert_eq!(premises.to_string(), "123/456П");
+        assert_eq!(format!("{premises:?}"), "Premises(123/456П)");
+        assert_eq!(Premises::try_from("123/456П").unwrap(), premises);
+        let json = serde_json::to_string(&premises).unwrap();
+        assert_eq!(json, "\"123/456П\"");
+        assert_eq!(serde_json::from_str::<Premises>(&json).unwrap(), premises);
+        assert!(serde_json::from_str::<Premises>("\"0\"").is_err());
+        assert_eq!(PremisesError::Empty.field(), Some(Field::Premises));
+    }
+}

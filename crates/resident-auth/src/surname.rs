@@ -350,3 +350,22 @@ mod tests {
         assert!(s.matches("о'коннор"));
     }
 }
+
+#[cfg(test)]
+mod trait_forms {
+    use super::*;
+
+    /// Every standard trait shows the canonical form (mutation testing found them unchecked).
+    #[test]
+    fn every_form_is_the_canonical_one() {
+        let surname: Surname = "  Семёнов-Тян-Шанский ".parse().unwrap();
+        assert_eq!(surname.as_ref(), "Семёнов-Тян-Шанский");
+        assert_eq!(surname.to_string(), "Семёнов-Тян-Шанский");
+        assert_eq!(format!("{surname:?}"), "Surname(\"Семёнов-Тян-Шанский\")");
+        assert_eq!(Surname::try_from("Семёнов-Тян-Шанский").unwrap(), surname);
+        let json = serde_json::to_string(&surname).unwrap();
+        assert_eq!(serde_json::from_str::<Surname>(&json).unwrap(), surname);
+        assert!(serde_json::from_str::<Surname>("\"Иванов И.\"").is_err());
+        assert_eq!(SurnameError::Empty.field(), Some(Field::Surname));
+    }
+}
