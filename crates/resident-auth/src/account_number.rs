@@ -453,6 +453,13 @@ mod trait_forms {
         ] {
             assert_eq!(error.field(), Some(Field::AccountNumber));
         }
+        assert_eq!(" 47 ".parse::<Region>().unwrap().to_string(), "47");
+        for bad in ["7a", "a7", "478", "7", "", "٤٧"] {
+            assert_eq!(bad.parse::<Region>(), Err(RegionError), "{bad:?}");
+        }
+        assert!(ServedRegions::all().serves(&account));
+        assert!("78".parse::<ServedRegions>().unwrap().serves(&account));
+        assert!(!"47".parse::<ServedRegions>().unwrap().serves(&account));
         let not_served = "47"
             .parse::<ServedRegions>()
             .unwrap()
