@@ -407,4 +407,23 @@ mod trait_forms {
         assert!(serde_json::from_str::<Email>("\"no at sign\"").is_err());
         assert_eq!(EmailError::MissingAt.field(), Some(Field::Email));
     }
+
+    /// Our own local-part rule, before the second opinion (which would also refuse most of
+    /// these: mutation testing showed the rule itself unchecked).
+    #[test]
+    fn the_local_part_rule_on_its_own() {
+        assert!(valid_local_part("a.b-c+d"));
+        assert!(valid_local_part("житель"));
+        assert!(valid_local_part(&"a".repeat(64)));
+        for bad in ["", "a..b", ".a", "a.", "жи·тель", "a b"] {
+            assert!(!valid_local_part(bad), "{bad:?}");
+        }
+        assert!(!valid_local_part(&"a".repeat(65)));
+        assert!(is_atext('я') && is_atext('Z') && is_atext('~'));
+        assert!(!is_atext('·') && !is_atext(' ') && !is_atext('@') && !is_atext('"'));
+        assert_eq!(
+            "жи·тель@example.org".parse::<Email>(),
+            Err(EmailError::InvalidLocalPart)
+        );
+    }
 }
