@@ -408,6 +408,34 @@ mod trait_forms {
         assert_eq!(EmailError::MissingAt.field(), Some(Field::Email));
     }
 
+    /// Codes, fields and messages of every error: stable, distinct, in both languages.
+    #[test]
+    fn every_error_has_a_code_a_field_and_two_messages() {
+        let errors = [
+            EmailError::Empty,
+            EmailError::Whitespace,
+            EmailError::ControlCharacter,
+            EmailError::MissingAt,
+            EmailError::InvalidLocalPart,
+            EmailError::InvalidDomain,
+            EmailError::NotPlain,
+            EmailError::TooLong,
+        ];
+        let mut codes = std::collections::BTreeSet::new();
+        for error in errors {
+            assert!(error.code().starts_with("email."), "{error:?}");
+            assert!(codes.insert(error.code()), "{error:?}: a code used twice");
+            assert_eq!(error.field(), Some(Field::Email));
+            let (ru, en) = (error.message(Locale::Ru), error.message(Locale::En));
+            assert!(
+                ru.chars()
+                    .any(|c| ('а'..='я').contains(&c.to_lowercase().next().unwrap())),
+                "{ru}"
+            );
+            assert!(en.is_ascii() && en.len() > 10 && ru != en, "{en}");
+        }
+    }
+
     /// Our own local-part rule, before the second opinion (which would also refuse most of
     /// these: mutation testing showed the rule itself unchecked).
     #[test]

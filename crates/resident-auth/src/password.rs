@@ -218,6 +218,53 @@ mod tests {
     }
 
     #[test]
+    fn the_bounds_are_inclusive_and_the_secret_is_the_normalised_text() {
+        use secrecy::ExposeSecret;
+        let email = "resident@example.org";
+        let longest: String = "жираф в шарфе "
+            .repeat(30)
+            .chars()
+            .take(NEW_PASSWORD_MAX_CHARS)
+            .collect();
+        assert!(
+            parse(&longest, email).is_ok(),
+            "exactly the maximum is accepted"
+        );
+        let decomposed = "ёлка на опушке \u{0435}\u{0308}";
+        let secret = parse(decomposed, email).unwrap().into_secret();
+        assert_eq!(secret.expose_secret(), "ёлка на опушке ё");
+    }
+
+    #[test]
+    fn every_error_has_a_code_a_field_and_two_messages() {
+        let errors = [
+            NewPasswordError::TooShort,
+            NewPasswordError::TooLong,
+            NewPasswordError::Common,
+            NewPasswordError::ContainsEmail,
+        ];
+        let codes: std::collections::BTreeSet<&str> = errors.iter().map(UserError::code).collect();
+        assert_eq!(
+            codes.into_iter().collect::<Vec<_>>(),
+            [
+                "password.common",
+                "password.contains_email",
+                "password.too_long",
+                "password.too_short"
+            ]
+        );
+        for error in errors {
+            assert_eq!(error.field(), Some(Field::NewPassword));
+            let (ru, en) = (error.message(Locale::Ru), error.message(Locale::En));
+            assert!(ru.contains("Пароль") || ru.contains("пароль"), "{ru}");
+            assert!(en.to_lowercase().contains("password") && ru != en, "{en}");
+        }
+        assert!(NewPasswordError::TooShort
+            .message(Locale::Ru)
+            .contains("15"));
+    }
+
+    #[test]
     fn debug_shows_nothing() {
         let password = parse("тихий вечер у реки", "resident@example.org").unwrap();
         assert_eq!(format!("{password:?}"), "NewPassword([redacted])");
