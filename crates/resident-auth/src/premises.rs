@@ -441,4 +441,19 @@ mod trait_forms {
         assert!(serde_json::from_str::<Premises>("\"0\"").is_err());
         assert_eq!(PremisesError::Empty.field(), Some(Field::Premises));
     }
+
+    /// Leading zeros go, inner and trailing ones stay; what follows the kind letter.
+    #[test]
+    fn zeros_and_what_follows_the_letter() {
+        let canonical = |text: &str| text.parse::<Premises>().map(|p| p.to_string());
+        assert_eq!(canonical("007").as_deref(), Ok("7"));
+        assert_eq!(canonical("10").as_deref(), Ok("10"));
+        assert_eq!(canonical("100500").as_deref(), Ok("100500"));
+        assert_eq!(canonical("0100/020П").as_deref(), Ok("100/20П"));
+        assert_eq!(canonical("1000000"), Err(PremisesError::TooLong));
+        assert_eq!(
+            canonical("12П/3"),
+            Err(PremisesError::UnexpectedCharacter { character: '/' })
+        );
+    }
 }

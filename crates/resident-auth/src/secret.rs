@@ -170,3 +170,22 @@ mod tests {
         assert_eq!(format!("{hash:?}"), "HashedPassword([redacted])");
     }
 }
+
+#[cfg(test)]
+mod trait_forms {
+    use super::*;
+
+    /// What stores keep, and what `Debug` shows (mutation testing found them unchecked).
+    #[test]
+    fn token_hashes_round_trip_and_debug_shows_a_prefix_only() {
+        let token = Token::generate();
+        assert_eq!(format!("{token:?}"), "Token([redacted])");
+        let hash = token.hash();
+        let digest: [u8; 32] = Sha256::digest(token.expose().as_bytes()).into();
+        assert_eq!(hash.as_bytes(), &digest);
+        assert_eq!(TokenHash::from_bytes(*hash.as_bytes()), hash);
+        let shown = format!("{hash:?}");
+        let prefix: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        assert_eq!(shown, format!("TokenHash({prefix}…)"));
+    }
+}
