@@ -368,4 +368,13 @@ mod trait_forms {
         assert!(serde_json::from_str::<Surname>("\"Иванов И.\"").is_err());
         assert_eq!(SurnameError::Empty.field(), Some(Field::Surname));
     }
+
+    /// The 100-character limit counts the spaces between words too.
+    #[test]
+    fn the_length_limit_counts_spaces() {
+        let words = |n: usize, letters: usize| vec!["Ж".repeat(letters); n].join(" ");
+        assert!(words(10, 9).parse::<Surname>().is_ok(), "99 characters");
+        assert!(words(1, 100).parse::<Surname>().is_ok(), "100 characters");
+        assert_eq!(words(10, 10).parse::<Surname>(), Err(SurnameError::TooLong));
+    }
 }
