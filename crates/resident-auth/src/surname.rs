@@ -369,6 +369,34 @@ mod trait_forms {
         assert_eq!(SurnameError::Empty.field(), Some(Field::Surname));
     }
 
+    /// Words are joined by one space in the matching key, never led by one.
+    #[test]
+    fn matching_keys_of_several_words() {
+        assert_eq!(
+            surname_matching_key("  Ван  Дер   Ваальс "),
+            "ван дер ваальс"
+        );
+        assert_eq!(surname_matching_key("Семёнов"), "семенов");
+        assert_eq!(surname_matching_key("О\u{2019}Нил"), "о'нил");
+    }
+
+    #[test]
+    fn every_error_has_its_own_code_and_the_surname_field() {
+        let errors = [
+            SurnameError::Empty,
+            SurnameError::TooLong,
+            SurnameError::Initials,
+            SurnameError::InvalidCharacter { character: '1' },
+            SurnameError::MisplacedPunctuation,
+        ];
+        let codes: std::collections::BTreeSet<&str> = errors.iter().map(UserError::code).collect();
+        assert_eq!(codes.len(), errors.len());
+        for error in errors {
+            assert!(error.code().starts_with("surname."), "{error:?}");
+            assert_eq!(error.field(), Some(Field::Surname));
+        }
+    }
+
     /// The 100-character limit counts the spaces between words too.
     #[test]
     fn the_length_limit_counts_spaces() {
