@@ -436,6 +436,17 @@ mod trait_forms {
         }
     }
 
+    /// The limit holds for the ASCII form too: a Cyrillic domain grows in punycode.
+    #[test]
+    fn the_length_limit_holds_for_the_ascii_form() {
+        let label = "абвгдежзийклмнопрсту";
+        let address = format!("{}@{}.рф", "a".repeat(64), vec![label; 7].join("."));
+        assert!(address.chars().count() <= EMAIL_MAX_CHARS);
+        let ascii_domain = idna::domain_to_ascii(address.split_once('@').unwrap().1).unwrap();
+        assert!(ascii_domain.len() <= 253 && 65 + ascii_domain.len() > EMAIL_MAX_CHARS);
+        assert_eq!(address.parse::<Email>(), Err(EmailError::TooLong));
+    }
+
     /// Our own local-part rule, before the second opinion (which would also refuse most of
     /// these: mutation testing showed the rule itself unchecked).
     #[test]
