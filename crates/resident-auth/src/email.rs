@@ -440,7 +440,7 @@ mod trait_forms {
     #[test]
     fn the_length_limit_holds_for_the_ascii_form() {
         let label = "абвгдежзийклмнопрсту";
-        let address = format!("{}@{}.рф", "a".repeat(64), vec![label; 7].join("."));
+        let address = format!("{}@{}.рф", "a".repeat(64), [label; 7].join("."));
         assert!(address.chars().count() <= EMAIL_MAX_CHARS);
         let ascii_domain = idna::domain_to_ascii(address.split_once('@').unwrap().1).unwrap();
         assert!(ascii_domain.len() <= 253 && 65 + ascii_domain.len() > EMAIL_MAX_CHARS);
