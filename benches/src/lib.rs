@@ -8,9 +8,6 @@
 )]
 
 use std::{
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Command, Stdio},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -80,38 +77,14 @@ pub fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 }
 
 /// `DATABASE_URL` when set; else a throwaway cluster on 127.0.0.1 with
-/// `pg_stat_statements` (`scripts/throwaway-postgres.sh`), stopped when this process ends.
+/// `pg_stat_statements`, stopped when this process ends.
 #[must_use]
 pub fn database_url() -> String {
-    if let Ok(url) = std::env::var("DATABASE_URL") {
-        return url;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/throwaway-postgres.sh");
-    let mut child = Command::new("bash")
-        .arg(script)
-        .arg(port.to_string())
-        .env("WATCH_PID", std::process::id().to_string())
-        .env(
-            "PG_EXTRA_OPTS",
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+        api_suite::services::throwaway_cluster(
             "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all",
         )
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    std::mem::forget(child);
-    line.trim()
-        .strip_prefix("READY ")
-        .expect("throwaway PostgreSQL")
-        .to_owned()
+    })
 }
 
 /// Statements executed since the last [`reset_stats`] (round trips), if

@@ -21,31 +21,36 @@ static POSTGRES: OnceLock<String> = OnceLock::new();
 
 /// The URL of a database on the test server that may create databases.
 pub fn admin_url() -> &'static str {
-    POSTGRES.get_or_init(|| {
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            return url;
-        }
-        let port = free_port();
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/throwaway-postgres.sh");
-        let mut child = std::process::Command::new("bash")
-            .arg(script)
-            .arg(port.to_string())
-            .env("WATCH_PID", std::process::id().to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("bash scripts/throwaway-postgres.sh");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // The script watches this process and stops the cluster when it exits.
-        std::mem::forget(child);
-        line.trim()
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("throwaway PostgreSQL did not start: {line:?}"))
-            .to_owned()
-    })
+    POSTGRES.get_or_init(|| std::env::var("DATABASE_URL").unwrap_or_else(|_| throwaway_cluster("")))
+}
+
+/// Starts a throwaway cluster on 127.0.0.1 (`scripts/throwaway-postgres.sh`, server options
+/// `extra_options` added) that stops when this process exits; its admin URL.
+///
+/// # Panics
+/// If the cluster does not start (no `initdb`: install the postgresql package).
+#[must_use]
+pub fn throwaway_cluster(extra_options: &str) -> String {
+    let port = free_port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/throwaway-postgres.sh");
+    let mut child = std::process::Command::new("bash")
+        .arg(script)
+        .arg(port.to_string())
+        .env("WATCH_PID", std::process::id().to_string())
+        .env("PG_EXTRA_OPTS", extra_options)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("bash scripts/throwaway-postgres.sh");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // The script watches this process and stops the cluster when it exits.
+    std::mem::forget(child);
+    line.trim()
+        .strip_prefix("READY ")
+        .unwrap_or_else(|| panic!("throwaway PostgreSQL did not start: {line:?}"))
+        .to_owned()
 }
 
 /// A new, empty database on the test server; its URL. The example migrates it.
