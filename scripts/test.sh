@@ -75,6 +75,15 @@ cargo test --workspace --all-features
 step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 
+step "publishable: cargo package (verified) of every library crate; the HTTP crate framework-free"
+# Verification builds each packaged crate alone, its workspace dependencies from a local
+# registry of the packages just made: what crates.io would receive.
+cargo package --quiet --allow-dirty -p resident-auth -p resident-auth-http -p resident-auth-axum \
+  -p resident-auth-actix -p resident-auth-postgres -p resident-auth-smtp
+if cargo tree -p resident-auth-http -e normal --prefix none | grep -E '^(sqlx|lettre|axum|actix)'; then
+  echo "resident-auth-http must not depend on a database, mail or web framework crate"; exit 1
+fi
+
 step "benches and drivers compile (dev profile: the measurements run in release by hand)"
 # The bench profile would rebuild every dependency optimised (minutes); the dev profile
 # reuses the test step's artifacts and proves the same code compiles and links.

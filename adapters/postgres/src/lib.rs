@@ -155,3 +155,8 @@ mod tests {
         }
     }
 }
+
+/// The crate's README, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

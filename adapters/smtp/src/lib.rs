@@ -26,3 +26,8 @@ mod smtp;
 pub use message::{build_message, default_sender};
 pub use outbox::OutboxMailer;
 pub use smtp::{Security, SmtpConfig, SmtpConfigError, SmtpMailer};
+
+/// The crate's README, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -41,6 +41,7 @@ macro_rules! api_tests {
             session_errors,
             recovery,
             english_messages_and_unknown_paths,
+            the_hosts_own_endpoint_is_guarded_by_the_extractor,
             mail_failure_is_503_and_retryable,
             only_json_bodies_are_read,
             forwarded_clients_count_only_behind_trusted_proxies,
@@ -817,6 +818,46 @@ pub async fn english_messages_and_unknown_paths(binary: &str) {
         (status.as_u16(), codes(&body)),
         (404, vec!["request.not_found".to_owned()])
     );
+}
+
+/// The example's own endpoint, `GET /bills`, guarded by the integration's `Resident`
+/// extractor: 401 problem JSON (in the language of the `lang` cookie, which both examples
+/// honour) without a session, the selected account's address with a bearer token or the
+/// session cookie.
+pub async fn the_hosts_own_endpoint_is_guarded_by_the_extractor(binary: &str) {
+    let server = Server::start(binary, &[]).await;
+    let bills = |header: Option<(&'static str, String)>| {
+        let mut request = server.client.get(format!("{}/bills", server.base));
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        async move { read(request.send().await.unwrap()).await }
+    };
+    let (status, body, _) = bills(Some(("cookie", "lang=en".to_owned()))).await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (401, vec!["session.invalid".to_owned()])
+    );
+    assert_eq!(
+        body["errors"][0]["message"], "Your session has ended. Please log in again",
+        "{body}"
+    );
+    let password = activate(&server, "7800000000001", RESIDENT, "12").await;
+    let token = login(&server, RESIDENT, &password).await;
+    for header in [
+        ("authorization", format!("Bearer {token}")),
+        ("cookie", format!("session={token}")),
+    ] {
+        let (status, body, _) = bills(Some(header)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["account_number"], "7800000000001");
+        assert!(
+            body["address"].as_str().unwrap().contains("Садовая"),
+            "{body}"
+        );
+    }
+    let (status, _, _) = bills(Some(("authorization", format!("Basic {token}")))).await;
+    assert_eq!(status, 401, "another scheme");
 }
 
 /// A body any web page can send cross-site without a CORS preflight (`text/plain`, form

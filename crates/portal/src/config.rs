@@ -1,13 +1,14 @@
 //! The portal's configuration (environment variables: the README's "Configuration of the examples") and the adapters it
 //! selects.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
-use crate::client::{Cidr, ClientAddressing};
 use resident_auth::{
     memory::{MemoryDirectory, MemoryStore},
     AccountDirectory, Argon2Hasher, AuthService, HashParams, Mailer, ServedRegions, Store,
 };
+use resident_auth_http::client::{Cidr, ClientAddressing};
+use resident_auth_http::Api;
 use resident_auth_smtp::{default_sender, OutboxMailer, SmtpConfig, SmtpMailer};
 
 /// The bundled demo directory, used when `REGISTRY_CSV` is not set.
@@ -147,6 +148,8 @@ impl PortalConfig {
 /// A built portal: the service, and what to tell the operator at start-up.
 #[derive(Debug)]
 pub struct Portal {
+    /// The configuration it was built from.
+    pub config: PortalConfig,
     /// The lifecycle service over the selected adapters.
     pub service: AuthService,
     /// Start-up lines: URL, storage, mail, a demo account to try.
@@ -160,6 +163,35 @@ impl Portal {
             println!("{line}");
         }
         println!("Listening on {listening_on}");
+    }
+
+    /// The HTTP API over the service, as configured: `Secure` cookies when `BASE_URL` is
+    /// https, clients told apart as `TRUSTED_PROXIES` and `CLIENT_IPV6_PREFIX` say.
+    #[must_use]
+    pub fn api(&self) -> Api {
+        Api::new(self.service.clone())
+            .with_secure_cookies(self.config.secure_cookies())
+            .with_client_addressing(self.config.client_addressing.clone())
+    }
+
+    /// Binds `BIND` (non-blocking, for any runtime), announces the portal, and starts the
+    /// periodic purge on the current runtime through `spawn`.
+    ///
+    /// # Errors
+    /// Exit code 1 (after a message) when the address cannot be bound.
+    pub fn listen(&self) -> Result<std::net::TcpListener, ExitCode> {
+        let listener = std::net::TcpListener::bind(&self.config.bind)
+            .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+            .map_err(|e| {
+                eprintln!("cannot listen on {}: {e}", self.config.bind);
+                ExitCode::FAILURE
+            })?;
+        self.announce(
+            &listener
+                .local_addr()
+                .map_or_else(|_| self.config.bind.clone(), |a| a.to_string()),
+        );
+        Ok(listener)
     }
 }
 
@@ -263,7 +295,11 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
         })
         .build()
         .map_err(|e| ConfigError(e.to_string()))?;
-    Ok(Portal { service, banner })
+    Ok(Portal {
+        config: config.clone(),
+        service,
+        banner,
+    })
 }
 
 async fn directory_is_empty(pool: &resident_auth_postgres::PgPool) -> Result<bool, ConfigError> {
@@ -272,27 +308,45 @@ async fn directory_is_empty(pool: &resident_auth_postgres::PgPool) -> Result<boo
         .map_err(|e| ConfigError(format!("DATABASE_URL: {e}")))
 }
 
-/// Purges expired sessions, links and idle throttles every `every`, for the life of the
-/// process (spawn it on the server's runtime). Failures are logged and retried next time.
-pub async fn purge_periodically(service: AuthService, every: std::time::Duration) {
-    loop {
-        tokio::time::sleep(every).await;
-        match service.purge_expired().await {
-            Ok(purged) => tracing::debug!(purged, "purged expired records"),
-            Err(error) => tracing::warn!(%error, "purging expired records failed"),
-        }
-    }
-}
-
-/// What every example does first: read the environment, build the portal, and log to
-/// stderr (`RUST_LOG`, default `info`).
+/// What every example does first: log to stderr (`RUST_LOG`, default `info`), read the
+/// environment, build the portal.
 ///
 /// # Errors
-/// [`ConfigError`] for the operator, from [`PortalConfig::from_env`] or [`build`].
-pub async fn start() -> Result<(PortalConfig, Portal), ConfigError> {
-    let config = PortalConfig::from_env()?;
-    let portal = build(&config).await?;
-    Ok((config, portal))
+/// Exit code 2, after printing the [`ConfigError`] for the operator.
+pub async fn start() -> Result<Portal, ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let built = match PortalConfig::from_env() {
+        Ok(config) => build(&config).await,
+        Err(error) => Err(error),
+    };
+    built.map_err(|error| {
+        eprintln!("start-up: {error}");
+        ExitCode::from(2)
+    })
+}
+
+/// The examples' own endpoint, `GET /bills`: the resident's selected personal account and
+/// its address from the directory.
+///
+/// # Errors
+/// The service's, when the directory cannot be read.
+pub async fn bills(
+    service: &AuthService,
+    session: &resident_auth::Authenticated,
+) -> Result<serde_json::Value, resident_auth::Error> {
+    let cabinet = service.cabinet(session).await?;
+    let active = cabinet
+        .accounts
+        .iter()
+        .find(|account| cabinet.active_account == Some(account.account_number));
+    Ok(serde_json::json!({
+        "account_number": active.map(|account| account.account_number.to_string()),
+        "address": active.map(|account| account.address.clone()),
+    }))
 }
 
 #[cfg(test)]

@@ -1,15 +1,15 @@
-//! Framework-neutral pieces of a resident-auth portal, shared by the axum and actix
-//! examples so that each is only routing and configuration:
+//! What the two example portals share, so that each is only its framework's glue
+//! (`publish = false`: not a library for hosts, who use `resident-auth-axum` or
+//! `resident-auth-actix` directly):
 //!
-//! - [`api`]: every endpoint of the JSON API (docs/contract.md §5) as a function taking the raw
-//!   body and headers' meaning, returning an [`api::ApiResponse`] (status, JSON body,
-//!   `Retry-After`);
-//! - [`openapi`]: the API's OpenAPI document, generated from those functions;
-//! - [`config::PortalConfig`] and [`config::build`]: the environment variables of the README's "Configuration of the examples"
-//!   and the adapters they select (in-memory or PostgreSQL; outbox or SMTP).
+//! - [`config::PortalConfig`] and [`config::build`]: the environment variables of the
+//!   README's "Configuration of the examples" and the adapters they select (in-memory or
+//!   PostgreSQL; outbox or SMTP), with the bundled demo directory;
+//! - [`config::start`] and [`config::Portal::listen`]: logging, start-up errors for the
+//!   operator, the listening socket and the banner the tests wait for;
+//! - [`config::bills`]: the examples' own endpoint, `GET /bills`.
 #![forbid(unsafe_code)]
 
-pub mod api;
-pub mod client;
 pub mod config;
-pub mod openapi;
+
+pub use config::{bills, start, Portal, PortalConfig};

@@ -51,3 +51,28 @@ fn every_published_code_is_in_the_contract() {
         );
     }
 }
+
+/// The README's embedding snippets are the integration crates' doctests, word for word:
+/// what a newcomer copies is what the test command compiles.
+#[test]
+fn the_readme_embedding_snippets_are_the_compiled_ones() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for (crate_readme, heading) in [
+        ("adapters/axum/README.md", "## Embed in your axum app"),
+        ("adapters/actix/README.md", "## Embed in your actix-web app"),
+    ] {
+        let snippet = |text: &str| -> String {
+            let from = text.find(heading).expect(heading);
+            let rest = text.get(from..).unwrap();
+            let start = rest.find("```rust,no_run\n").expect("a rust block");
+            let block = rest.get(start..).unwrap();
+            let end = block.find("\n```\n").expect("the block's end");
+            block.get(..end).unwrap().to_owned()
+        };
+        let compiled = snippet(&std::fs::read_to_string(root.join(crate_readme)).unwrap());
+        assert_eq!(snippet(&readme), compiled, "{heading}");
+        let host_lines = compiled.lines().skip(1).filter(|l| !l.trim().is_empty()).count();
+        assert!(host_lines < 30, "{heading}: {host_lines} lines of host code");
+    }
+}

@@ -1,49 +1,41 @@
-//! The reference portal: `cargo run -p portal-axum`.
-//!
-//! Configuration by environment (the README's "Configuration of the examples"): `BIND`, `BASE_URL`, `REGISTRY_CSV`,
-//! `SERVED_REGIONS`, `OUTBOX_DIR`, `DATABASE_URL`, `SMTP_URL`. With none set it runs on
-//! the embedded default: in-memory store, bundled demo directory, letters in `./outbox`.
+//! The reference portal on axum, `cargo run -p portal-axum`: a host application that mounts
+//! resident-auth (the JSON API under `/api`, the guide's pages at the root) and guards its
+//! own endpoint with the `Resident` extractor. Configuration by environment: the README's
+//! "Configuration of the examples"; with none set, the embedded default (in-memory store,
+//! bundled demo directory, letters in `./outbox`).
 
-use std::{net::SocketAddr, process::ExitCode};
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
-use portal_axum::{router, AppState};
-use resident_auth_portal::config::{purge_periodically, start};
+use axum::{extract::State, routing::get, Json, Router};
+use resident_auth_axum::{AuthError, Resident, ResidentAuth};
+
+/// `GET /bills`: the selected personal account and its address; 401 when not signed in.
+async fn bills(
+    State(auth): State<ResidentAuth>,
+    resident: Resident,
+) -> Result<Json<serde_json::Value>, AuthError> {
+    let answer = resident_auth_portal::bills(auth.service(), resident.session()).await;
+    answer
+        .map(Json)
+        .map_err(|e| AuthError::new(e, resident.locale()))
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let (config, portal) = match start().await {
-        Ok(started) => started,
-        Err(e) => {
-            eprintln!("start-up: {e}");
-            return ExitCode::from(2);
-        }
+    let portal = match resident_auth_portal::start().await {
+        Ok(portal) => portal,
+        Err(code) => return code,
     };
-    let listener = match tokio::net::TcpListener::bind(&config.bind).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("cannot listen on {}: {e}", config.bind);
-            return ExitCode::FAILURE;
-        }
+    let listener = match portal.listen().map(tokio::net::TcpListener::from_std) {
+        Ok(Ok(listener)) => listener,
+        Ok(Err(_)) | Err(_) => return ExitCode::FAILURE,
     };
-    portal.announce(
-        &listener
-            .local_addr()
-            .map_or_else(|_| config.bind.clone(), |a| a.to_string()),
-    );
-    tokio::spawn(purge_periodically(
-        portal.service.clone(),
-        std::time::Duration::from_secs(300),
-    ));
-    let app = router(AppState::with_client_addressing(
-        portal.service,
-        config.secure_cookies(),
-        config.client_addressing.clone(),
-    ));
+    let auth = ResidentAuth::with_api(portal.api());
+    auth.spawn_purge(Duration::from_secs(300));
+    let app = Router::new()
+        .route("/bills", get(bills))
+        .merge(auth.router("/api"))
+        .with_state(auth);
     let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -52,11 +44,11 @@ async fn main() -> ExitCode {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await;
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    served.map_or_else(
+        |e| {
             eprintln!("server error: {e}");
             ExitCode::FAILURE
-        }
-    }
+        },
+        |()| ExitCode::SUCCESS,
+    )
 }

@@ -1,6 +1,6 @@
 //! The OpenAPI document of the JSON API, generated from the endpoint functions'
-//! attributes and the request and answer types in [`crate::api`]; both examples serve it
-//! at [`DOCUMENT_PATH`].
+//! attributes and the request and answer types in [`crate::api`]; the framework adapters
+//! serve it at [`DOCUMENT_PATH`] under the API's prefix, its paths carrying that prefix.
 
 use utoipa::{
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
@@ -9,8 +9,9 @@ use utoipa::{
 
 use crate::api;
 
-/// Where the examples serve the document.
-pub const DOCUMENT_PATH: &str = "/api/openapi.json";
+/// Where the document is served, below the API's prefix (`/api/openapi.json` in the
+/// examples).
+pub const DOCUMENT_PATH: &str = "/openapi.json";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -65,17 +66,24 @@ impl Modify for SessionSecurity {
     }
 }
 
-/// The document.
+/// The document of the API mounted under `prefix` (`"/api"`, or `""` at the root): every
+/// path of [`crate::api::ROUTES`] is `prefix` followed by the route's path.
 #[must_use]
-pub fn document() -> utoipa::openapi::OpenApi {
-    Document::openapi()
+pub fn document(prefix: &str) -> utoipa::openapi::OpenApi {
+    let mut document = Document::openapi();
+    let paths = std::mem::take(&mut document.paths.paths);
+    document.paths.paths = paths
+        .into_iter()
+        .map(|(path, item)| (format!("{prefix}{path}"), item))
+        .collect();
+    document
 }
 
 /// The document as JSON, as served.
 #[must_use]
-pub fn document_json() -> String {
+pub fn document_json(prefix: &str) -> String {
     // The document is built from static attributes: serialising it cannot fail.
-    document().to_pretty_json().unwrap_or_default()
+    document(prefix).to_pretty_json().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -86,27 +94,41 @@ mod tests {
 
     use super::*;
 
-    /// The fifteen operations of docs/contract.md §5, each with its success status.
-    const OPERATIONS: [(&str, &str, &str); 15] = [
-        ("post", "/api/registrations", "202"),
-        ("post", "/api/registrations/confirm", "200"),
-        ("post", "/api/registrations/activate", "200"),
-        ("post", "/api/login/identify", "200"),
-        ("post", "/api/login", "200"),
-        ("get", "/api/session", "200"),
-        ("post", "/api/session/active-account", "200"),
-        ("post", "/api/logout", "204"),
-        ("post", "/api/recovery", "202"),
-        ("post", "/api/recovery/complete", "200"),
-        ("post", "/api/addresses", "202"),
-        ("post", "/api/password", "204"),
-        ("get", "/api/sessions", "200"),
-        ("delete", "/api/sessions/{id}", "204"),
-        ("delete", "/api/sessions/others", "200"),
-    ];
+    use crate::api::{Operation, ROUTES};
+
+    /// The fifteen operations of docs/contract.md §5 as mounted under `/api`, each with
+    /// its success status; the method and path come from the route table.
+    fn operations() -> Vec<(String, String, &'static str)> {
+        ROUTES
+            .iter()
+            .map(|route| {
+                let success = match route.operation {
+                    Operation::Register | Operation::AddAddress | Operation::RequestRecovery => {
+                        "202"
+                    }
+                    Operation::Logout | Operation::ChangePassword | Operation::EndSession => "204",
+                    _ => "200",
+                };
+                (
+                    route.method.as_str().to_lowercase(),
+                    format!("/api{}", route.path),
+                    success,
+                )
+            })
+            .collect()
+    }
 
     fn json() -> Value {
-        serde_json::from_str(&document_json()).unwrap()
+        serde_json::from_str(&document_json("/api")).unwrap()
+    }
+
+    #[test]
+    fn the_prefix_is_the_hosts_choice() {
+        let root: Value = serde_json::from_str(&document_json("")).unwrap();
+        assert!(root["paths"]["/login"].is_object());
+        let nested: Value = serde_json::from_str(&document_json("/auth/v1")).unwrap();
+        assert!(nested["paths"]["/auth/v1/sessions/{id}"]["delete"].is_object());
+        assert_eq!(nested["paths"].as_object().unwrap().len(), 15);
     }
 
     #[test]
@@ -124,13 +146,15 @@ mod tests {
             })
             .collect();
         documented.sort();
-        let mut expected: Vec<(String, String)> = OPERATIONS
-            .iter()
-            .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
-            .collect();
+        let mut expected: Vec<(String, String)> =
+            operations().into_iter().map(|(m, p, _)| (m, p)).collect();
         expected.sort();
-        assert_eq!(documented, expected);
-        for (method, path, success) in OPERATIONS {
+        assert_eq!(
+            documented, expected,
+            "the route table and the document agree"
+        );
+        for (method, path, success) in operations() {
+            let (method, path) = (method.as_str(), path.as_str());
             let responses = &document["paths"][path][method]["responses"];
             assert!(responses[success].is_object(), "{method} {path} {success}");
             let without_input = method == "get" || method == "delete" || path == "/api/logout";
@@ -145,7 +169,8 @@ mod tests {
             document["components"]["securitySchemes"]["session"]["scheme"],
             "bearer"
         );
-        for (method, path, _) in OPERATIONS {
+        for (method, path, _) in operations() {
+            let (method, path) = (method.as_str(), path.as_str());
             let operation = &document["paths"][path][method];
             let secured = operation["security"].is_array();
             let expected = path.starts_with("/api/session")

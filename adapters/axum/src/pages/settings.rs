@@ -11,11 +11,10 @@ use axum::{
 use resident_auth::{secrecy::SecretString, Authenticated, Error, Field, Problem};
 use serde::Deserialize;
 
-use super::{csrf_ok, forbidden, split_problems, status_of, to_login, CsrfOnly, Visit};
-use crate::{
-    context, cookie,
+use super::{
+    context, cookie, csrf_ok, forbidden,
     html::{alert, csrf_field, escape, hidden, Input},
-    AppState, Peer,
+    split_problems, status_of, to_login, AppState, CsrfOnly, Peer, Visit,
 };
 
 pub(super) fn routes() -> axum::Router<AppState> {

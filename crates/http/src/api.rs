@@ -4,16 +4,23 @@
 //! an [`ApiResponse`]; its `#[utoipa::path]` attribute, beside the code, is what the
 //! OpenAPI document ([`crate::openapi`]) is generated from.
 
+use std::net::IpAddr;
+
 use resident_auth::{
-    AddressForm, AuthService, Error, Locale, Problem, RegistrationForm, RequestContext, UserError,
+    AddressForm, AuthService, Authenticated, Error, Locale, Problem, RegistrationForm,
+    RequestContext, UserError,
 };
+
+use crate::web::{bearer, Cookies, CsrfKey, Headers};
 use secrecy::SecretString;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-/// What an endpoint answers: the framework turns it into its own response type.
+/// What an endpoint answers: the framework turns it into its own response type with
+/// [`ApiResponse::headers`] and [`ApiResponse::body_bytes`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ApiResponse {
     /// HTTP status.
     pub status: u16,
@@ -24,6 +31,32 @@ pub struct ApiResponse {
 }
 
 impl ApiResponse {
+    /// Every header of the answer: `Content-Type` when there is a body, `Retry-After`
+    /// when given, and [`crate::web::API_HEADERS`].
+    #[must_use]
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers: Vec<(&'static str, String)> = crate::web::API_HEADERS
+            .iter()
+            .map(|(name, value)| (*name, (*value).to_owned()))
+            .collect();
+        if self.body.is_some() {
+            headers.push(("content-type", "application/json".to_owned()));
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.push(("retry-after", seconds.to_string()));
+        }
+        headers
+    }
+
+    /// The body as sent (empty when there is none).
+    #[must_use]
+    pub fn body_bytes(&self) -> Vec<u8> {
+        self.body
+            .as_ref()
+            .map(|body| serde_json::to_vec(body).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
     fn status(status: u16) -> Self {
         Self {
             status,
@@ -372,30 +405,63 @@ pub struct Language {
     pub accept_language: Option<String>,
 }
 
-/// The request context of an API call: language and client address.
+/// The request context of an API call: language, client and browser.
 pub type Context = RequestContext;
 
-/// The API over one service.
+/// The API over one service, with what every framework's mounting shares: how clients are
+/// told apart (trusted proxies), the cookies' names and flags, and the CSRF key.
+///
+/// ```
+/// use resident_auth_http::{api::Api, client::ClientAddressing, web::CsrfKey};
+/// # fn make(service: resident_auth::AuthService) {
+/// let api = Api::new(service)
+///     .with_secure_cookies(true)                       // served over https
+///     .with_client_addressing(ClientAddressing::default())
+///     .with_csrf_key(CsrfKey::new([7; 32]));           // the same on every instance
+/// # let _ = api;
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Api {
     service: AuthService,
     clients: crate::client::ClientAddressing,
+    cookies: Cookies,
+    csrf_key: CsrfKey,
 }
 
 impl Api {
-    /// The API of `service`, clients told apart by their socket address.
+    /// The API of `service`: clients told apart by their socket address, cookies for plain
+    /// http, a random CSRF key.
     #[must_use]
     pub fn new(service: AuthService) -> Self {
-        Self::with_client_addressing(service, crate::client::ClientAddressing::default())
+        Self {
+            service,
+            clients: crate::client::ClientAddressing::default(),
+            cookies: Cookies::new(false),
+            csrf_key: CsrfKey::random(),
+        }
     }
 
-    /// The API of `service`, clients told apart as `clients` says (trusted proxies).
+    /// Clients told apart as `clients` says (trusted proxies, IPv6 prefix).
     #[must_use]
-    pub fn with_client_addressing(
-        service: AuthService,
-        clients: crate::client::ClientAddressing,
-    ) -> Self {
-        Self { service, clients }
+    pub fn with_client_addressing(mut self, clients: crate::client::ClientAddressing) -> Self {
+        self.clients = clients;
+        self
+    }
+
+    /// Cookies for a portal served over https: `Secure`, `__Host-` names (and HSTS on
+    /// pages).
+    #[must_use]
+    pub fn with_secure_cookies(mut self, secure: bool) -> Self {
+        self.cookies = Cookies::new(secure);
+        self
+    }
+
+    /// The key that signs CSRF tokens, shared by every instance of the portal.
+    #[must_use]
+    pub fn with_csrf_key(mut self, key: CsrfKey) -> Self {
+        self.csrf_key = key;
+        self
     }
 
     /// How clients are told apart.
@@ -404,10 +470,71 @@ impl Api {
         &self.clients
     }
 
-    /// The service behind the API (the HTML pages use it directly).
+    /// The cookies' names and flags.
+    #[must_use]
+    pub fn cookies(&self) -> Cookies {
+        self.cookies
+    }
+
+    /// The key that signs CSRF tokens.
+    #[must_use]
+    pub fn csrf_key(&self) -> &CsrfKey {
+        &self.csrf_key
+    }
+
+    /// The service behind the API (the HTML pages and the host's own handlers use it).
     #[must_use]
     pub fn service(&self) -> &AuthService {
         &self.service
+    }
+
+    /// The request context: language ([`crate::web::locale`]), the client's key for
+    /// per-client limits (`peer`, or behind trusted proxies the forwarded address), and the
+    /// browser.
+    pub fn context(&self, headers: &(impl Headers + ?Sized), peer: Option<IpAddr>) -> Context {
+        let client = self.clients.client_key(
+            peer,
+            headers.first("forwarded"),
+            headers.first("x-forwarded-for"),
+        );
+        let mut context = RequestContext::new(crate::web::locale(headers));
+        if let Some(client) = client {
+            context = context.with_client(client);
+        }
+        if let Some(agent) = headers.first("user-agent") {
+            context = context.with_user_agent(agent);
+        }
+        context
+    }
+
+    /// The signed-in resident of a request to the host's own handlers: the session of an
+    /// `Authorization: Bearer` token, else of the session cookie. A request that may change
+    /// something (`safe` false: not GET, HEAD or OPTIONS) is taken by its cookie only with
+    /// the CSRF token in the [`crate::web::CSRF_HEADER`], so another site cannot make a
+    /// resident's browser act.
+    ///
+    /// # Errors
+    /// `session.invalid` (401) without a usable session; `password.change_required` (403)
+    /// while a temporary password is in force; `service.unavailable` (503) when storage
+    /// fails.
+    pub async fn resident(
+        &self,
+        headers: &(impl Headers + ?Sized),
+        safe: bool,
+    ) -> Result<Authenticated, Error> {
+        let token = match crate::web::bearer(headers.first("authorization")) {
+            Some(token) => Some(token),
+            None => crate::web::cookie(headers, self.cookies.session()).filter(|_| {
+                safe || headers
+                    .first(crate::web::CSRF_HEADER)
+                    .is_some_and(|submitted| self.csrf_key.check(self.cookies, headers, submitted))
+            }),
+        };
+        let session = self.service.authenticate(token.unwrap_or_default()).await?;
+        if session.password_change_required {
+            return Err(Problem::PasswordChangeRequired.into());
+        }
+        Ok(session)
     }
 }
 
@@ -456,14 +583,6 @@ fn body<T: DeserializeOwned>(body: &JsonBody<'_>, locale: Locale) -> Result<T, A
     })
 }
 
-/// The token of an `Authorization: Bearer …` header value.
-#[must_use]
-pub fn bearer(authorization: Option<&str>) -> Option<&str> {
-    let value = authorization?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
 /// Authenticates the bearer token first, so an unauthenticated caller learns nothing
 /// from the body's validity; answers 401 otherwise.
 macro_rules! try_session {
@@ -506,7 +625,7 @@ fn answer<T>(
 /// Journey 1: register. A confirmation letter goes to the email.
 #[utoipa::path(
     post,
-    path = "/api/registrations",
+    path = "/registrations",
     tag = "registration",
     params(Language),
     request_body = RegistrationRequest,
@@ -530,7 +649,7 @@ pub async fn register(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiRe
 /// Journey 2: confirm the email with the letter's link token.
 #[utoipa::path(
     post,
-    path = "/api/registrations/confirm",
+    path = "/registrations/confirm",
     tag = "registration",
     params(Language),
     request_body = TokenRequest,
@@ -555,7 +674,7 @@ pub async fn confirm(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiRes
 /// Journey 3: activate with the premises number; the credentials letter is sent.
 #[utoipa::path(
     post,
-    path = "/api/registrations/activate",
+    path = "/registrations/activate",
     tag = "registration",
     params(Language),
     request_body = ActivationRequest,
@@ -576,7 +695,7 @@ pub async fn activate(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiRe
 /// Journey 4, first screen: the email in canonical form.
 #[utoipa::path(
     post,
-    path = "/api/login/identify",
+    path = "/login/identify",
     tag = "login",
     params(Language),
     request_body = EmailRequest,
@@ -593,7 +712,7 @@ pub async fn identify(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiRe
 /// Journey 4: log in with email and password.
 #[utoipa::path(
     post,
-    path = "/api/login",
+    path = "/login",
     tag = "login",
     params(Language),
     request_body = LoginRequest,
@@ -620,7 +739,7 @@ pub async fn login(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiRespo
 /// Journey 5: the cabinet behind the session.
 #[utoipa::path(
     get,
-    path = "/api/session",
+    path = "/session",
     tag = "session",
     params(Language),
     security(("session" = [])),
@@ -653,7 +772,7 @@ pub async fn session(api: &Api, authorization: Option<&str>, context: &Context) 
 /// Journey 7: switch the session to another account of the cabinet.
 #[utoipa::path(
     post,
-    path = "/api/session/active-account",
+    path = "/session/active-account",
     tag = "session",
     params(Language),
     security(("session" = [])),
@@ -685,7 +804,7 @@ pub async fn select_account(
 /// Ends the session.
 #[utoipa::path(
     post,
-    path = "/api/logout",
+    path = "/logout",
     tag = "session",
     params(Language),
     security(("session" = [])),
@@ -705,7 +824,7 @@ pub async fn logout(api: &Api, authorization: Option<&str>, context: &Context) -
 /// has a cabinet.
 #[utoipa::path(
     post,
-    path = "/api/recovery",
+    path = "/recovery",
     tag = "recovery",
     params(Language),
     request_body = EmailRequest,
@@ -723,7 +842,7 @@ pub async fn request_recovery(api: &Api, body: JsonBody<'_>, context: &Context) 
 /// Journey 6: follow the recovery link; new credentials are mailed.
 #[utoipa::path(
     post,
-    path = "/api/recovery/complete",
+    path = "/recovery/complete",
     tag = "recovery",
     params(Language),
     request_body = TokenRequest,
@@ -742,7 +861,7 @@ pub async fn complete_recovery(api: &Api, body: JsonBody<'_>, context: &Context)
 /// to the cabinet's email).
 #[utoipa::path(
     post,
-    path = "/api/addresses",
+    path = "/addresses",
     tag = "session",
     params(Language),
     security(("session" = [])),
@@ -773,7 +892,7 @@ pub async fn add_address(
 /// notice "Пароль изменён" is mailed.
 #[utoipa::path(
     post,
-    path = "/api/password",
+    path = "/password",
     tag = "session",
     params(Language),
     security(("session" = [])),
@@ -806,7 +925,7 @@ pub async fn change_password(
 /// Journey 9: the cabinet's live sessions.
 #[utoipa::path(
     get,
-    path = "/api/sessions",
+    path = "/sessions",
     tag = "session",
     params(Language),
     security(("session" = [])),
@@ -844,7 +963,7 @@ pub struct SessionPath {
 /// Journey 9: end one session of the cabinet (the asking one included: a logout).
 #[utoipa::path(
     delete,
-    path = "/api/sessions/{id}",
+    path = "/sessions/{id}",
     tag = "session",
     params(SessionPath, Language),
     security(("session" = [])),
@@ -867,7 +986,7 @@ pub async fn end_session(
 /// Journey 9: end every session of the cabinet but the asking one.
 #[utoipa::path(
     delete,
-    path = "/api/sessions/others",
+    path = "/sessions/others",
     tag = "session",
     params(Language),
     security(("session" = [])),
@@ -889,6 +1008,190 @@ pub async fn end_other_sessions(
     )
 }
 
+/// An HTTP method of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `POST`
+    Post,
+    /// `DELETE`
+    Delete,
+}
+
+impl Method {
+    /// The method's name, upper-case.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Delete => "DELETE",
+        }
+    }
+}
+
+/// One operation of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// [`register`]
+    Register,
+    /// [`confirm`]
+    Confirm,
+    /// [`activate`]
+    Activate,
+    /// [`identify`]
+    Identify,
+    /// [`login`]
+    Login,
+    /// [`session`]
+    Session,
+    /// [`select_account`]
+    SelectAccount,
+    /// [`logout`]
+    Logout,
+    /// [`request_recovery`]
+    RequestRecovery,
+    /// [`complete_recovery`]
+    CompleteRecovery,
+    /// [`add_address`]
+    AddAddress,
+    /// [`change_password`]
+    ChangePassword,
+    /// [`sessions`]
+    Sessions,
+    /// [`end_session`] (the path's `{id}`)
+    EndSession,
+    /// [`end_other_sessions`]
+    EndOtherSessions,
+}
+
+/// A route of the API: where an operation is mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Route {
+    /// The method.
+    pub method: Method,
+    /// The path below the API's prefix (`/login`), `{id}` for [`Operation::EndSession`]'s
+    /// parameter — the syntax axum and actix-web both read.
+    pub path: &'static str,
+    /// What it does.
+    pub operation: Operation,
+}
+
+const fn route(method: Method, path: &'static str, operation: Operation) -> Route {
+    Route {
+        method,
+        path,
+        operation,
+    }
+}
+
+/// Every route of the API, in the order of the journeys; framework adapters mount each
+/// under the host's prefix and call [`handle`]. `/sessions/others` comes before
+/// `/sessions/{id}` for routers that match in order. The OpenAPI document
+/// ([`crate::openapi`], served at [`crate::openapi::DOCUMENT_PATH`]) lists exactly these
+/// (a test holds them together).
+pub const ROUTES: [Route; 15] = [
+    route(Method::Post, "/registrations", Operation::Register),
+    route(Method::Post, "/registrations/confirm", Operation::Confirm),
+    route(Method::Post, "/registrations/activate", Operation::Activate),
+    route(Method::Post, "/login/identify", Operation::Identify),
+    route(Method::Post, "/login", Operation::Login),
+    route(Method::Get, "/session", Operation::Session),
+    route(
+        Method::Post,
+        "/session/active-account",
+        Operation::SelectAccount,
+    ),
+    route(Method::Post, "/logout", Operation::Logout),
+    route(Method::Post, "/recovery", Operation::RequestRecovery),
+    route(
+        Method::Post,
+        "/recovery/complete",
+        Operation::CompleteRecovery,
+    ),
+    route(Method::Post, "/addresses", Operation::AddAddress),
+    route(Method::Post, "/password", Operation::ChangePassword),
+    route(Method::Get, "/sessions", Operation::Sessions),
+    route(
+        Method::Delete,
+        "/sessions/others",
+        Operation::EndOtherSessions,
+    ),
+    route(Method::Delete, "/sessions/{id}", Operation::EndSession),
+];
+
+/// What an operation reads of a request besides its headers.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct Incoming<'a> {
+    /// The socket peer's address (the client, or the nearest proxy).
+    pub peer: Option<IpAddr>,
+    /// The path's `{id}`, for [`Operation::EndSession`].
+    pub id: Option<&'a str>,
+    /// The request body.
+    pub body: &'a [u8],
+}
+
+impl<'a> Incoming<'a> {
+    /// A request from `peer` with `body`.
+    #[must_use]
+    pub fn new(peer: Option<IpAddr>, body: &'a [u8]) -> Self {
+        Self {
+            peer,
+            id: None,
+            body,
+        }
+    }
+
+    /// With the path's `{id}`.
+    #[must_use]
+    pub fn with_id(mut self, id: &'a str) -> Self {
+        self.id = Some(id);
+        self
+    }
+}
+
+/// Answers one request to `operation`: the one function every framework's routes call.
+pub async fn handle(
+    api: &Api,
+    operation: Operation,
+    headers: &(impl Headers + ?Sized),
+    incoming: Incoming<'_>,
+) -> ApiResponse {
+    let context = api.context(headers, incoming.peer);
+    let body = JsonBody::new(headers.first("content-type"), incoming.body);
+    let authorization = headers.first("authorization");
+    match operation {
+        Operation::Register => register(api, body, &context).await,
+        Operation::Confirm => confirm(api, body, &context).await,
+        Operation::Activate => activate(api, body, &context).await,
+        Operation::Identify => identify(api, body, &context).await,
+        Operation::Login => login(api, body, &context).await,
+        Operation::Session => session(api, authorization, &context).await,
+        Operation::SelectAccount => select_account(api, authorization, body, &context).await,
+        Operation::Logout => logout(api, authorization, &context).await,
+        Operation::RequestRecovery => request_recovery(api, body, &context).await,
+        Operation::CompleteRecovery => complete_recovery(api, body, &context).await,
+        Operation::AddAddress => add_address(api, authorization, body, &context).await,
+        Operation::ChangePassword => change_password(api, authorization, body, &context).await,
+        Operation::Sessions => sessions(api, authorization, &context).await,
+        Operation::EndSession => {
+            end_session(
+                api,
+                authorization,
+                incoming.id.unwrap_or_default(),
+                &context,
+            )
+            .await
+        }
+        Operation::EndOtherSessions => end_other_sessions(api, authorization, &context).await,
+    }
+}
+
 /// The answer for a path the API does not have.
 #[must_use]
 pub fn not_found(locale: Locale) -> ApiResponse {
@@ -908,14 +1211,6 @@ pub fn is_session_problem(error: &Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bearer_tokens() {
-        assert_eq!(bearer(Some("Bearer abc")), Some("abc"));
-        assert_eq!(bearer(Some("bearer  abc ")), Some("abc"));
-        assert_eq!(bearer(Some("Basic abc")), None);
-        assert_eq!(bearer(None), None);
-    }
 
     #[test]
     fn errors_become_the_contract_body() {

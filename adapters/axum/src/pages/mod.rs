@@ -13,13 +13,53 @@ use resident_auth::{
     secrecy::SecretString, AddressForm, Error, Field, Locale, Problem, RegistrationForm, UserError,
 };
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
-use crate::{
-    context, cookie,
-    html::{alert, csrf_field, escape, hidden, page, t, Input},
-    locale, AppState, Peer,
-};
+use html::{alert, csrf_field, escape, hidden, page, t, Input};
+use resident_auth::RequestContext;
+use resident_auth_http::web;
+
+/// The pages' state is the integration itself.
+type AppState = crate::ResidentAuth;
+
+mod html;
+
+impl crate::ResidentAuth {
+    fn session_cookie(&self) -> &'static str {
+        self.api().cookies().session()
+    }
+
+    fn csrf_cookie(&self) -> &'static str {
+        self.api().cookies().csrf()
+    }
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    web::cookie(headers, name)
+}
+
+fn locale(headers: &HeaderMap) -> Locale {
+    web::locale(headers)
+}
+
+/// The request context of a form: language, client (for per-client limits) and browser.
+struct Peer(RequestContext);
+
+impl axum::extract::FromRequestParts<AppState> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            state.api().context(&parts.headers, crate::peer(parts)),
+        ))
+    }
+}
+
+fn context(_headers: &HeaderMap, peer: &Peer) -> RequestContext {
+    peer.0.clone()
+}
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -50,15 +90,15 @@ struct Visit {
 
 impl Visit {
     fn new(state: &AppState, headers: &HeaderMap) -> Self {
-        let secure = state.secure_cookies;
+        let secure = state.api().cookies().secure();
         let mut set_cookies = Vec::new();
         let session = cookie(headers, state.session_cookie());
         let csrf = match cookie(headers, state.csrf_cookie())
-            .filter(|v| csrf::valid(&state.csrf_key, v, session))
+            .filter(|v| state.api().csrf_key().valid(v, session))
         {
             Some(existing) => existing.to_owned(),
             None => {
-                let token = csrf::issue(&state.csrf_key, session);
+                let token = state.api().csrf_key().issue(session);
                 set_cookies.push(cookie_header(state.csrf_cookie(), &token, secure, None));
                 token
             }
@@ -100,23 +140,13 @@ impl Visit {
                 headers.append(header::SET_COOKIE, value);
             }
         }
-        // Links carry tokens: never leak them in a Referer; never frame the portal.
-        headers.insert(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        );
-        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
-        );
-        if self.secure {
+        let secure = self.secure.then_some(web::HSTS);
+        for (name, value) in web::PAGE_HEADERS.into_iter().chain(secure) {
             headers.insert(
-                header::STRICT_TRANSPORT_SECURITY,
-                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+                header::HeaderName::from_static(name),
+                HeaderValue::from_static(value),
             );
         }
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 
     fn t(&self, ru: &'static str, en: &'static str) -> &'static str {
@@ -125,88 +155,16 @@ impl Visit {
 }
 
 fn cookie_header(name: &str, value: &str, secure: bool, max_age: Option<u64>) -> String {
-    let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
-    if secure {
-        cookie.push_str("; Secure");
-    }
-    if let Some(seconds) = max_age {
-        cookie.push_str(&format!("; Max-Age={seconds}"));
-    }
-    cookie
+    web::Cookies::new(secure).set_cookie(name, value, max_age)
 }
 
-/// The CSRF check of every form: the field must equal the cookie, and the token must be
-/// one this server signed for the request's session (none before login). A token an
-/// attacker planted in a cookie is either unsigned, or signed for another session.
+/// The CSRF check of every form ([`web::CsrfKey::check`]): the field equals the cookie,
+/// and the token is one this server signed for the request's session.
 fn csrf_ok(state: &AppState, headers: &HeaderMap, submitted: &str) -> bool {
-    let session = cookie(headers, state.session_cookie());
-    cookie(headers, state.csrf_cookie()).is_some_and(|expected| {
-        !expected.is_empty()
-            && bool::from(expected.as_bytes().ct_eq(submitted.as_bytes()))
-            && csrf::valid(&state.csrf_key, expected, session)
-    })
-}
-
-/// CSRF tokens: a random nonce and an HMAC-SHA-256 of it and the session cookie, under a
-/// key only the server holds.
-mod csrf {
-    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-    use hmac::{Hmac, Mac};
-    use resident_auth::Token;
-    use sha2::Sha256;
-
-    fn mac(key: &[u8; 32], nonce: &str, session: Option<&str>) -> Hmac<Sha256> {
-        // A 32-byte key is always accepted.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-        mac.update(nonce.as_bytes());
-        mac.update(b"|");
-        mac.update(session.unwrap_or("").as_bytes());
-        mac
-    }
-
-    /// A new token for `session`.
-    pub(super) fn issue(key: &[u8; 32], session: Option<&str>) -> String {
-        let nonce = Token::generate();
-        let tag = mac(key, nonce.expose(), session).finalize().into_bytes();
-        format!("{}.{}", nonce.expose(), URL_SAFE_NO_PAD.encode(tag))
-    }
-
-    /// Whether `token` was issued by this server for `session`.
-    pub(super) fn valid(key: &[u8; 32], token: &str, session: Option<&str>) -> bool {
-        let Some((nonce, tag)) = token.split_once('.') else {
-            return false;
-        };
-        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
-            return false;
-        };
-        Token::from_user(nonce).is_some() && mac(key, nonce, session).verify_slice(&tag).is_ok()
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn tokens_are_bound_to_the_key_and_the_session() {
-            let key = [7u8; 32];
-            let token = issue(&key, Some("s1"));
-            assert!(valid(&key, &token, Some("s1")));
-            assert!(!valid(&key, &token, Some("s2")), "another session");
-            assert!(!valid(&key, &token, None), "no session");
-            assert!(
-                !valid(&[8u8; 32], &token, Some("s1")),
-                "another server's key"
-            );
-            let anonymous = issue(&key, None);
-            assert!(valid(&key, &anonymous, None));
-            assert!(!valid(&key, &anonymous, Some("s1")));
-            let bare = Token::generate();
-            for forged in ["", ".", "x.y", bare.expose()] {
-                assert!(!valid(&key, forged, None), "{forged:?}");
-            }
-        }
-    }
+    state
+        .api()
+        .csrf_key()
+        .check(state.api().cookies(), headers, submitted)
 }
 
 fn forbidden(visit: Visit) -> Response {

@@ -1,0 +1,311 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use actix_web::{
+    dev::Payload,
+    http::{
+        header::{HeaderMap, HeaderName, HeaderValue, ALLOW},
+        Method as HttpMethod, StatusCode,
+    },
+    web, FromRequest, HttpRequest, HttpResponse, ResponseError,
+};
+use resident_auth::{AccountNumber, AuthService, Authenticated, CabinetId, Email, Locale};
+pub use resident_auth_http::Api;
+use resident_auth_http::{
+    api::Method, handle, openapi, web::Headers, ApiResponse, Incoming, Operation, ROUTES,
+};
+
+/// The largest request body the API reads.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// resident-auth mounted in an actix-web application: the [`Api`] (service, cookies, CSRF
+/// key, trusted proxies) that the mounted routes and the [`Resident`] extractor share.
+/// Clone it into the `HttpServer::new` closure.
+#[derive(Debug, Clone)]
+pub struct ResidentAuth {
+    api: web::Data<Api>,
+}
+
+impl ResidentAuth {
+    /// The integration of `service`, with [`Api::new`]'s defaults.
+    #[must_use]
+    pub fn new(service: AuthService) -> Self {
+        Self::with_api(Api::new(service))
+    }
+
+    /// The integration of an [`Api`] configured by the host.
+    #[must_use]
+    pub fn with_api(api: Api) -> Self {
+        Self {
+            api: web::Data::new(api),
+        }
+    }
+
+    /// The API and its settings.
+    #[must_use]
+    pub fn api(&self) -> &Api {
+        &self.api
+    }
+
+    /// The service, for the host's own handlers.
+    #[must_use]
+    pub fn service(&self) -> &AuthService {
+        self.api.service()
+    }
+
+    /// The API mounted under `prefix` (`"/api"`, or `""` at the root), for
+    /// `App::configure`: the routes, the OpenAPI document at `{prefix}/openapi.json`, a JSON
+    /// 404 for any other path under a non-empty `prefix`, 405 with `Allow` for a wrong
+    /// method, and the [`Api`] as app data for the [`Resident`] extractor.
+    pub fn configure(&self, prefix: &str) -> impl FnOnce(&mut web::ServiceConfig) + 'static {
+        let prefix = prefix.trim_end_matches('/').to_owned();
+        let api = self.api.clone();
+        move |config| {
+            config.app_data(api);
+            for route in ROUTES {
+                let operation = route.operation;
+                let method = match route.method {
+                    Method::Get => HttpMethod::GET,
+                    Method::Delete => HttpMethod::DELETE,
+                    _ => HttpMethod::POST,
+                };
+                config.service(endpoint(
+                    &format!("{prefix}{}", route.path),
+                    method,
+                    move |request: HttpRequest, body: web::Bytes| {
+                        endpoint_handler(request, body, operation)
+                    },
+                ));
+            }
+            let document = Arc::new(openapi::document_json(&prefix));
+            config.service(endpoint(
+                &format!("{prefix}{}", openapi::DOCUMENT_PATH),
+                HttpMethod::GET,
+                move || {
+                    let document = document.to_string();
+                    async move {
+                        HttpResponse::Ok()
+                            .content_type("application/json")
+                            .insert_header(("x-content-type-options", "nosniff"))
+                            .body(document)
+                    }
+                },
+            ));
+            if !prefix.is_empty() {
+                config.service(web::resource(format!("{prefix}/{{tail:.*}}")).to(not_found));
+            }
+        }
+    }
+
+    /// Purges expired sessions, links and idle throttles every `every`, for the life of
+    /// the process (`auth.spawn_purge(Duration::from_secs(300));` inside the actix runtime).
+    pub fn spawn_purge(&self, every: Duration) -> actix_web::rt::task::JoinHandle<()> {
+        actix_web::rt::spawn(resident_auth_http::purge_periodically(
+            self.service().clone(),
+            every,
+        ))
+    }
+}
+
+/// actix-web's header map as [`Headers`].
+struct ActixHeaders<'a>(&'a HeaderMap);
+
+impl Headers for ActixHeaders<'_> {
+    fn all<'a>(&'a self, name: &str) -> Vec<&'a str> {
+        self.0
+            .get_all(name)
+            .filter_map(|value| value.to_str().ok())
+            .collect()
+    }
+}
+
+/// One resource: `handler` for `method`, and for any other method 405 with `Allow`, as HTTP
+/// asks (a plain route would fall through to the app's 404).
+fn endpoint<F, Args>(path: &str, method: HttpMethod, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    let allow = method.to_string();
+    web::resource(path)
+        .app_data(web::PayloadConfig::new(BODY_LIMIT))
+        .route(web::method(method).to(handler))
+        .default_service(web::to(move || {
+            let allow = allow.clone();
+            async move {
+                HttpResponse::MethodNotAllowed()
+                    .insert_header((ALLOW, allow))
+                    .insert_header(("x-content-type-options", "nosniff"))
+                    .finish()
+            }
+        }))
+}
+
+async fn endpoint_handler(
+    request: HttpRequest,
+    body: web::Bytes,
+    operation: Operation,
+) -> HttpResponse {
+    let Some(api) = request.app_data::<web::Data<Api>>() else {
+        return not_mounted();
+    };
+    let mut incoming = Incoming::new(request.peer_addr().map(|a| a.ip()), &body);
+    if let Some(id) = request.match_info().get("id") {
+        incoming = incoming.with_id(id);
+    }
+    respond(handle(api, operation, &ActixHeaders(request.headers()), incoming).await)
+}
+
+async fn not_found(request: HttpRequest) -> HttpResponse {
+    let locale = resident_auth_http::web::locale(&ActixHeaders(request.headers()));
+    respond(resident_auth_http::api::not_found(locale))
+}
+
+fn not_mounted() -> HttpResponse {
+    // A host's mistake, not a resident's: logged, answered 500.
+    tracing::error!("resident-auth: no Api in the app data; mount it with App::configure(auth.configure(prefix))");
+    HttpResponse::InternalServerError().finish()
+}
+
+/// An answer of the API as an actix-web response.
+fn respond(answer: ApiResponse) -> HttpResponse {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::build(status);
+    for (name, value) in answer.headers() {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.insert_header((HeaderName::from_static(name), value));
+        }
+    }
+    response.body(answer.body_bytes())
+}
+
+/// The signed-in resident, for the host's own handlers: the session of the
+/// `Authorization: Bearer` token, else of the session cookie (a state-changing request by
+/// cookie needs the CSRF token in `X-CSRF-Token`; see [`Api::resident`]).
+///
+/// Without a usable session the handler is not called: 401 with the API's problem JSON
+/// (`session.invalid`); while a temporary password is in force, 403
+/// (`password.change_required`). `Option<Resident>` is `None` when nobody is signed in.
+#[derive(Debug, Clone)]
+pub struct Resident {
+    session: Authenticated,
+    locale: Locale,
+}
+
+impl Resident {
+    /// The cabinet: the opaque, stable identity to join the host's tables on.
+    #[must_use]
+    pub fn cabinet(&self) -> CabinetId {
+        self.session.cabinet
+    }
+
+    /// The cabinet's email.
+    #[must_use]
+    pub fn email(&self) -> &Email {
+        &self.session.email
+    }
+
+    /// The personal account the resident has selected.
+    #[must_use]
+    pub fn active_account(&self) -> Option<AccountNumber> {
+        self.session.active_account
+    }
+
+    /// The authenticated session, for the service's operations.
+    #[must_use]
+    pub fn session(&self) -> &Authenticated {
+        &self.session
+    }
+
+    /// The request's language (for [`AuthError::new`]).
+    #[must_use]
+    pub fn locale(&self) -> Locale {
+        self.locale
+    }
+}
+
+impl FromRequest for Resident {
+    type Error = AuthError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AuthError>>>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let headers = ActixHeaders(request.headers());
+            let locale = resident_auth_http::web::locale(&headers);
+            let Some(api) = request.app_data::<web::Data<Api>>() else {
+                return Err(AuthError {
+                    error: None,
+                    locale,
+                });
+            };
+            match api.resident(&headers, request.method().is_safe()).await {
+                Ok(session) => Ok(Resident { session, locale }),
+                Err(error) => Err(AuthError::new(error, locale)),
+            }
+        })
+    }
+}
+
+/// A library error as an answer: the API's problem JSON
+/// (`{"errors":[{"field","code","message"}]}`, stable codes, messages in the request's
+/// language), its status, and `Retry-After` when the error gives one. Host handlers return
+/// `Result<_, AuthError>` and use `?` on the service's results.
+#[derive(Debug)]
+pub struct AuthError {
+    /// `None`: the API was not mounted (a host error, answered 500).
+    error: Option<resident_auth::Error>,
+    locale: Locale,
+}
+
+impl AuthError {
+    /// `error`, with messages in `locale`.
+    #[must_use]
+    pub fn new(error: resident_auth::Error, locale: Locale) -> Self {
+        Self {
+            error: Some(error),
+            locale,
+        }
+    }
+
+    /// The library's error (`None` when the API was not mounted in the app).
+    #[must_use]
+    pub fn error(&self) -> Option<&resident_auth::Error> {
+        self.error.as_ref()
+    }
+}
+
+/// Messages in Russian, the portal's default language; [`AuthError::new`] chooses.
+impl From<resident_auth::Error> for AuthError {
+    fn from(error: resident_auth::Error) -> Self {
+        Self::new(error, Locale::Ru)
+    }
+}
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.error {
+            Some(error) => error.fmt(f),
+            None => f.write_str("resident-auth is not mounted in this app"),
+        }
+    }
+}
+
+impl ResponseError for AuthError {
+    fn status_code(&self) -> StatusCode {
+        self.error
+            .as_ref()
+            .and_then(|error| StatusCode::from_u16(error.http_status()).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match &self.error {
+            Some(error) => respond(ApiResponse::from_error(error, self.locale)),
+            None => not_mounted(),
+        }
+    }
+}
