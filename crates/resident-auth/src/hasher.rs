@@ -683,4 +683,40 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn the_pool_reports_its_shape_and_debug_names_no_secret() {
+        let params = HashParams::new(64, 1, 1).unwrap();
+        let pool = Argon2Hasher::with_workers(params, 3).unwrap();
+        assert_eq!(pool.params(), params);
+        assert_eq!(pool.workers(), 3);
+        assert_eq!(pool.queue(), 3 * Argon2Hasher::QUEUE_PER_WORKER);
+        let pool = Argon2Hasher::with_queue(params, 0, 5).unwrap();
+        assert_eq!((pool.workers(), pool.queue()), (1, 5), "at least one worker");
+        let debug = format!("{pool:?}");
+        assert!(debug.starts_with("Argon2Hasher {"), "{debug}");
+        assert!(debug.contains("workers: 1") && debug.contains("m_cost"), "{debug}");
+    }
+
+    /// The cap on a stored hash's memory cost is inclusive: 1 GiB is verified (a wrong
+    /// password, after the full argon2 work), one block more is refused unread.
+    #[tokio::test]
+    async fn a_stored_memory_cost_of_exactly_the_cap_is_verified() {
+        let hasher = Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 1).unwrap();
+        let at_cap = format!(
+            "$argon2id$v=19$m={MAX_STORED_M_COST},t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+        );
+        let result = hasher
+            .verify(secret("pw"), Some(HashedPassword::from_phc(at_cap)))
+            .await;
+        assert!(matches!(result, Ok(Verification::Mismatch)), "{result:?}");
+        let over = format!(
+            "$argon2id$v=19$m={},t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            MAX_STORED_M_COST + 1
+        );
+        let result = hasher
+            .verify(secret("pw"), Some(HashedPassword::from_phc(over)))
+            .await;
+        assert!(matches!(result, Err(HashError::MalformedHash)), "{result:?}");
+    }
 }
