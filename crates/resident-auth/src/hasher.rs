@@ -692,10 +692,17 @@ mod tests {
         assert_eq!(pool.workers(), 3);
         assert_eq!(pool.queue(), 3 * Argon2Hasher::QUEUE_PER_WORKER);
         let pool = Argon2Hasher::with_queue(params, 0, 5).unwrap();
-        assert_eq!((pool.workers(), pool.queue()), (1, 5), "at least one worker");
+        assert_eq!(
+            (pool.workers(), pool.queue()),
+            (1, 5),
+            "at least one worker"
+        );
         let debug = format!("{pool:?}");
         assert!(debug.starts_with("Argon2Hasher {"), "{debug}");
-        assert!(debug.contains("workers: 1") && debug.contains("m_cost"), "{debug}");
+        assert!(
+            debug.contains("workers: 1") && debug.contains("m_cost"),
+            "{debug}"
+        );
     }
 
     /// The cap on a stored hash's memory cost is inclusive: 1 GiB is verified (a wrong
@@ -717,6 +724,9 @@ mod tests {
         let result = hasher
             .verify(secret("pw"), Some(HashedPassword::from_phc(over)))
             .await;
-        assert!(matches!(result, Err(HashError::MalformedHash)), "{result:?}");
+        assert!(
+            matches!(result, Err(HashError::MalformedHash)),
+            "{result:?}"
+        );
     }
 }

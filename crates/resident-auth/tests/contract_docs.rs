@@ -72,7 +72,14 @@ fn the_readme_embedding_snippets_are_the_compiled_ones() {
         };
         let compiled = snippet(&std::fs::read_to_string(root.join(crate_readme)).unwrap());
         assert_eq!(snippet(&readme), compiled, "{heading}");
-        let host_lines = compiled.lines().skip(1).filter(|l| !l.trim().is_empty()).count();
-        assert!(host_lines < 30, "{heading}: {host_lines} lines of host code");
+        let host_lines = compiled
+            .lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .count();
+        assert!(
+            host_lines < 30,
+            "{heading}: {host_lines} lines of host code"
+        );
     }
 }

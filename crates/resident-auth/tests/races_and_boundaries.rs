@@ -43,7 +43,10 @@ impl Mailer for GatedMailer {
     async fn send(&self, letter: &Letter) -> Result<(), MailError> {
         let gate = {
             let mut gate = self.gate.lock().unwrap();
-            if gate.as_ref().is_some_and(|g| g.kind == letter.content.kind()) {
+            if gate
+                .as_ref()
+                .is_some_and(|g| g.kind == letter.content.kind())
+            {
                 gate.take()
             } else {
                 None
@@ -197,7 +200,10 @@ async fn a_step_whose_link_deletion_was_lost_answers_as_done() {
     let activation = h.confirmed("Иванов", FLAT, RESIDENT).await;
     armed.store(true, Ordering::SeqCst);
     h.service.activate(&activation, "12", &ru()).await.unwrap();
-    assert!(!armed.load(Ordering::SeqCst), "the deletion was tried and lost");
+    assert!(
+        !armed.load(Ordering::SeqCst),
+        "the deletion was tried and lost"
+    );
     h.advance(config().credentials_lease + Duration::from_millis(1));
     let again = h.service.activate(&activation, "12", &ru()).await;
     assert_eq!(again.unwrap(), email(RESIDENT));
@@ -212,7 +218,9 @@ async fn a_step_whose_link_deletion_was_lost_answers_as_done() {
 
 /// A cabinet of `FLAT` with a session; returns (password, session token).
 async fn signed_in(h: &Harness) -> (resident_auth::secrecy::SecretString, String) {
-    let password = h.register_and_activate("Иванов", FLAT, RESIDENT, "12").await;
+    let password = h
+        .register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
     let token = h.login(RESIDENT, &password).await;
     (password, token)
 }
@@ -253,10 +261,7 @@ async fn an_account_added_by_two_racing_links_is_linked_once() {
     let service = h.service.clone();
     let racing = tokio::spawn(async move { service.activate(&second, "123/456П", &ru()).await });
     entered.notified().await;
-    h.service
-        .activate(&first, "123/456П", &ru())
-        .await
-        .unwrap();
+    h.service.activate(&first, "123/456П", &ru()).await.unwrap();
     release.notify_one();
     assert_eq!(racing.await.unwrap().unwrap(), email(RESIDENT));
     let cabinet = h
@@ -354,13 +359,12 @@ async fn a_switch_by_a_handle_from_before_a_password_change_is_refused() {
         )
         .await
         .unwrap();
-    let refused = h
-        .service
-        .select_account(&stale, PARKING)
-        .await
-        .unwrap_err();
+    let refused = h.service.select_account(&stale, PARKING).await.unwrap_err();
     assert!(refused.is(&Problem::SessionInvalid), "{refused:?}");
-    assert!(h.who(&token).await.active_account.is_some(), "the session lives");
+    assert!(
+        h.who(&token).await.active_account.is_some(),
+        "the session lives"
+    );
 }
 
 /// Ending the other sessions counts only those that were alive: an idle-expired one is
@@ -404,7 +408,10 @@ async fn purging_counts_what_it_removed() {
 fn the_service_and_its_builder_debug_their_configuration() {
     let h = harness();
     let debug = format!("{:?}", h.service);
-    assert!(debug.starts_with("AuthService {") && debug.contains("config"), "{debug}");
+    assert!(
+        debug.starts_with("AuthService {") && debug.contains("config"),
+        "{debug}"
+    );
     let builder = resident_auth::AuthService::builder("https://portal.example.org");
     let debug = format!("{builder:?}");
     assert!(

@@ -1,0 +1,725 @@
+//! Ours and a peer over HTTP, on this machine, in one run (README, "Side by side with
+//! django-allauth"). Started by `benches/peer/compare.sh`, which builds and installs what
+//! it names:
+//!
+//! ```text
+//! http-compare --ours target/release/portal-axum --peer benches/peer --venv target/peer-venv \
+//!     [--seconds 8] [--clients 32] [--no-postgres] [--h-native <argon2-h built native>]
+//! ```
+//!
+//! For ours (the axum example, release, production argon2) on the in-memory store and on
+//! PostgreSQL, and for django-allauth (headless API, gunicorn, argon2-cffi at our
+//! parameters) on SQLite and PostgreSQL: logins/s at saturation with p50/p99, session
+//! checks/s, session-check p99 while logins saturate the hasher; for ours the register →
+//! confirm → activate journey; a no-op handler on each framework as its ceiling; and H,
+//! one argon2id verification, for our default build, a native build and argon2-cffi,
+//! interleaved. Every run is bounded in time and count; everything listens on 127.0.0.1.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::cast_precision_loss,
+    clippy::too_many_lines,
+    missing_docs
+)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// The password every peer resident has (ours are generated and mailed).
+const PEER_PASSWORD: &str = "correct horse battery staple";
+
+struct Options {
+    ours: PathBuf,
+    peer: PathBuf,
+    venv: PathBuf,
+    seconds: u64,
+    clients: usize,
+    postgres: bool,
+    h_native: Option<PathBuf>,
+}
+
+fn options() -> Options {
+    let mut args = std::env::args().skip(1);
+    let mut options = Options {
+        ours: "target/release/portal-axum".into(),
+        peer: "benches/peer".into(),
+        venv: "target/peer-venv".into(),
+        seconds: 8,
+        clients: 32,
+        postgres: true,
+        h_native: None,
+    };
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().expect("a value after the flag");
+        match arg.as_str() {
+            "--ours" => options.ours = value().into(),
+            "--peer" => options.peer = value().into(),
+            "--venv" => options.venv = value().into(),
+            "--seconds" => options.seconds = value().parse().expect("seconds"),
+            "--clients" => options.clients = value().parse().expect("clients"),
+            "--no-postgres" => options.postgres = false,
+            "--h-native" => options.h_native = Some(value().into()),
+            "--serve-noop" => {}
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    options
+}
+
+/// Which server a load runs against: the paths and bodies differ, nothing else.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Ours,
+    Peer,
+}
+
+#[derive(Clone)]
+struct Target {
+    kind: Kind,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Target {
+    fn new(kind: Kind, base: String) -> Self {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        Self { kind, base, client }
+    }
+
+    /// Logs in; returns the session token. `client` tells our per-client limits apart
+    /// (ours runs behind a trusted proxy address; the peer's limits are off).
+    async fn login(&self, email: &str, password: &str, client: u32) -> String {
+        let (path, body) = match self.kind {
+            Kind::Ours => ("/api/login", json!({"email": email, "password": password})),
+            Kind::Peer => (
+                "/_allauth/app/v1/auth/login",
+                json!({"email": email, "password": password}),
+            ),
+        };
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("x-forwarded-for", forwarded(client))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "login: {body}");
+        match self.kind {
+            Kind::Ours => body["session_token"].as_str().unwrap().to_owned(),
+            Kind::Peer => body["meta"]["session_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    async fn session(&self, token: &str, client: u32) {
+        let request = match self.kind {
+            Kind::Ours => self
+                .client
+                .get(format!("{}/api/session", self.base))
+                .bearer_auth(token),
+            Kind::Peer => self
+                .client
+                .get(format!("{}/_allauth/app/v1/auth/session", self.base))
+                .header("x-session-token", token),
+        };
+        let response = request
+            .header("x-forwarded-for", forwarded(client))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "session check");
+        let _ = response.bytes().await.unwrap();
+    }
+
+    async fn noop(&self) {
+        let response = self
+            .client
+            .get(format!("{}/noop", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let _ = response.bytes().await.unwrap();
+    }
+}
+
+fn forwarded(client: u32) -> String {
+    let [_, a, b, c] = client.to_be_bytes();
+    format!("10.{a}.{b}.{}", c.max(1))
+}
+
+/// Throughput and latency of `clients` loops of `step` for `seconds`.
+struct Load {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn saturate<F, Fut>(clients: usize, seconds: u64, step: F) -> Load
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let (stop, step) = (stop.clone(), step.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut histogram = Histogram::<u64>::new(3).unwrap();
+            let mut round = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let began = Instant::now();
+                step(client, round).await;
+                histogram
+                    .record(began.elapsed().as_micros() as u64)
+                    .unwrap();
+                round += 1;
+            }
+            histogram
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = Histogram::<u64>::new(3).unwrap();
+    for task in tasks {
+        total.add(task.await.unwrap()).unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Load {
+        per_second: total.len() as f64 / elapsed,
+        p50: Duration::from_micros(total.value_at_quantile(0.5)),
+        p99: Duration::from_micros(total.value_at_quantile(0.99)),
+    }
+}
+
+/// A server process, killed on drop.
+struct Server {
+    base: String,
+    _child: Child,
+}
+
+async fn start_ours(
+    binary: &Path,
+    directory: &Path,
+    outbox: &Path,
+    database: Option<&str>,
+) -> Server {
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BIND", "127.0.0.1:0")
+        .env("REGISTRY_CSV", directory)
+        .env("OUTBOX_DIR", outbox)
+        .env("TRUSTED_PROXIES", "127.0.0.1")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(url) = database {
+        command.env("DATABASE_URL", url);
+    }
+    let mut child = command.spawn().expect("start our portal");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(address) = line.strip_prefix("Listening on ") {
+                return address.trim().to_owned();
+            }
+        }
+        panic!("our portal exited before listening");
+    })
+    .await
+    .expect("our portal listens within 60 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Server {
+        base: format!("http://{address}"),
+        _child: child,
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_until_up(base: &str, path: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if client.get(format!("{base}{path}")).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{base} did not come up");
+}
+
+/// gunicorn workers for this machine: the documented 2 × cores + 1 (argon2-cffi releases
+/// the GIL, but each sync worker serves one request at a time).
+fn peer_workers() -> usize {
+    2 * cores() + 1
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+async fn start_peer(options: &Options, env: &[(&str, String)], users: usize) -> Server {
+    let python = options.venv.join("bin/python");
+    let run = |args: Vec<String>| {
+        let mut command = std::process::Command::new(&python);
+        command.current_dir(&options.peer).args(args);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let status = command.status().expect("the peer's python");
+        assert!(status.success(), "peer set-up failed");
+    };
+    run(vec!["manage.py".into(), "migrate".into(), "-v0".into()]);
+    run(vec![
+        "manage.py".into(),
+        "seed_residents".into(),
+        users.to_string(),
+        PEER_PASSWORD.into(),
+    ]);
+    let port = free_port();
+    let mut command = Command::new(options.venv.join("bin/gunicorn"));
+    command
+        .current_dir(&options.peer)
+        .args([
+            "-w",
+            &peer_workers().to_string(),
+            "-b",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--log-level", "warning", "peer.wsgi"])
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let child = command.spawn().expect("gunicorn");
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&base, "/noop").await;
+    Server {
+        base,
+        _child: child,
+    }
+}
+
+/// The no-op ceiling of axum: this binary again, serving `GET /noop` in its own process.
+async fn start_noop_axum() -> Server {
+    let port = free_port();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--serve-noop", &port.to_string()])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&base, "/noop").await;
+    Server {
+        base,
+        _child: child,
+    }
+}
+
+fn serve_noop(port: u16) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async move {
+        let app = axum::Router::new().route("/noop", axum::routing::get(|| async { "" }));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        axum::serve(listener, app).await.unwrap();
+    });
+}
+
+/// The token (`token=…`) or password (`Пароль: …`) in the latest letter of `kind` to
+/// `email` in `outbox`, waiting for it to arrive.
+async fn from_letter(outbox: &Path, kind: &str, email: &str) -> String {
+    let marker = format!("-{kind}-{}.eml", email.replace('@', "_"));
+    for _ in 0..400 {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(outbox)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.to_string_lossy().ends_with(&marker))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        if let Some(path) = names.last() {
+            let raw = std::fs::read(path).unwrap();
+            let mail = mailparse::parse_mail(&raw).unwrap();
+            let text = mail
+                .subparts
+                .iter()
+                .find(|p| p.ctype.mimetype == "text/plain")
+                .map(|p| p.get_body().unwrap())
+                .unwrap_or_default();
+            let found = text.lines().find_map(|line| {
+                line.split_once("token=")
+                    .map(|(_, token)| token.trim().to_owned())
+                    .or_else(|| line.strip_prefix("Пароль: ").map(|p| p.trim().to_owned()))
+            });
+            if let Some(found) = found {
+                return found;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no {kind} letter to {email}");
+}
+
+/// Register → confirm → activate for resident `i` of the generated directory; returns the
+/// mailed password.
+async fn journey(target: &Target, outbox: &Path, i: usize) -> String {
+    let (account, email) = (
+        resident_auth_benches::account(i),
+        resident_auth_benches::email(i),
+    );
+    let client = u32::try_from(i).unwrap() + 1;
+    let post = |path: &'static str, body: Value| {
+        let target = target.clone();
+        async move {
+            let response = target
+                .client
+                .post(format!("{}{path}", target.base))
+                .header("x-forwarded-for", forwarded(client))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let text = response.text().await.unwrap();
+            assert!(status.is_success(), "{path}: {status} {text}");
+            serde_json::from_str::<Value>(&text).unwrap_or(Value::Null)
+        }
+    };
+    post(
+        "/api/registrations",
+        json!({"surname": "Иванов", "account_number": account, "email": email}),
+    )
+    .await;
+    let token = from_letter(outbox, "confirm-email", &email).await;
+    let confirmed = post("/api/registrations/confirm", json!({"token": token})).await;
+    let activation = confirmed["activation_token"].as_str().unwrap().to_owned();
+    post(
+        "/api/registrations/activate",
+        json!({"activation_token": activation, "premises": (i + 1).to_string()}),
+    )
+    .await;
+    from_letter(outbox, "credentials", &email).await
+}
+
+/// The figures of one server.
+struct Figures {
+    logins: Load,
+    sessions: Load,
+    session_under_logins: Load,
+    logins_while_checking: Load,
+    journeys_per_second: Option<f64>,
+}
+
+async fn measure(target: &Target, users: &[(String, String)], options: &Options) -> Figures {
+    let clients = options.clients;
+    let seconds = options.seconds;
+    let users = Arc::new(users.to_vec());
+    let login = {
+        let (target, users) = (target.clone(), users.clone());
+        // Each client logs its own resident in, again and again: a success clears the
+        // counts, so no limit is reached (ours has them on, the peer's are off).
+        move |client: usize, _round: u64| {
+            let (target, users) = (target.clone(), users.clone());
+            async move {
+                let (email, password) = &users[client % users.len()];
+                target.login(email, password, client as u32 + 1).await;
+            }
+        }
+    };
+    let logins = saturate(clients, seconds, login.clone()).await;
+    let mut tokens = Vec::new();
+    for (n, (email, password)) in users.iter().enumerate().take(clients) {
+        tokens.push(target.login(email, password, n as u32 + 1).await);
+    }
+    let tokens = Arc::new(tokens);
+    let check = {
+        let (target, tokens) = (target.clone(), tokens.clone());
+        move |client: usize, _round: u64| {
+            let (target, tokens) = (target.clone(), tokens.clone());
+            async move {
+                target
+                    .session(&tokens[client % tokens.len()], client as u32 + 1)
+                    .await;
+            }
+        }
+    };
+    let sessions = saturate(clients, seconds, check.clone()).await;
+    // Logins saturate the hasher while a few clients keep checking their sessions.
+    let checking = tokio::spawn(saturate(4, seconds, check));
+    let logins_while_checking = saturate(clients, seconds, login).await;
+    let session_under_logins = checking.await.unwrap();
+    Figures {
+        logins,
+        sessions,
+        session_under_logins,
+        logins_while_checking,
+        journeys_per_second: None,
+    }
+}
+
+async fn ours_on(options: &Options, database: Option<&str>, residents: usize) -> Figures {
+    let scratch = tempfile::tempdir().unwrap();
+    let directory = scratch.path().join("directory.csv");
+    std::fs::write(&directory, resident_auth_benches::directory(residents)).unwrap();
+    let outbox = scratch.path().join("outbox");
+    let server = start_ours(&options.ours, &directory, &outbox, database).await;
+    let target = Target::new(Kind::Ours, server.base.clone());
+    // The journey, `clients` residents at a time, every resident once.
+    let started = Instant::now();
+    let mut users = Vec::new();
+    for batch in (0..residents).collect::<Vec<_>>().chunks(options.clients) {
+        let walks = batch.iter().map(|&i| {
+            let (target, outbox) = (target.clone(), outbox.clone());
+            async move {
+                (
+                    resident_auth_benches::email(i),
+                    journey(&target, &outbox, i).await,
+                )
+            }
+        });
+        users.extend(futures::future::join_all(walks).await);
+    }
+    let journeys_per_second = residents as f64 / started.elapsed().as_secs_f64();
+    let mut figures = measure(&target, &users, options).await;
+    figures.journeys_per_second = Some(journeys_per_second);
+    figures
+}
+
+async fn peer_on(options: &Options, env: &[(&str, String)], residents: usize) -> Figures {
+    let server = start_peer(options, env, residents).await;
+    let target = Target::new(Kind::Peer, server.base.clone());
+    let users: Vec<(String, String)> = (0..residents)
+        .map(|i| (resident_auth_benches::email(i), PEER_PASSWORD.to_owned()))
+        .collect();
+    measure(&target, &users, options).await
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
+}
+
+/// H of one implementation: the mean verification time its program prints.
+fn h_of(program: &Path, args: &[&str]) -> f64 {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.split(": ")
+        .nth(1)
+        .and_then(|ms| ms.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{}: {text}", program.display()))
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some("--serve-noop") {
+        serve_noop(args.next().unwrap().parse().unwrap());
+        return;
+    }
+    let options = options();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(options));
+}
+
+async fn run(options: Options) {
+    let residents = options.clients * 2;
+    println!(
+        "cores: {}; argon2id m=19456 KiB, t=2, p=1; {} clients, {} s per figure; \
+         gunicorn workers: {}",
+        cores(),
+        options.clients,
+        options.seconds,
+        peer_workers()
+    );
+    // H, interleaved: default build, native build, argon2-cffi.
+    let default_h = std::env::current_exe().unwrap().with_file_name("argon2-h");
+    let python = options.venv.join("bin/python");
+    let script = options.peer.join("argon2_verify.py");
+    let script = script.to_string_lossy().into_owned();
+    let (mut ours_h, mut native_h, mut peer_h) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..5 {
+        ours_h.push(h_of(&default_h, &["20"]));
+        if let Some(native) = &options.h_native {
+            native_h.push(h_of(native, &["20"]));
+        }
+        peer_h.push(h_of(&python, &[&script, "20"]));
+    }
+    let median = |samples: &mut Vec<f64>| {
+        samples.sort_by(f64::total_cmp);
+        samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let (ours_h, native_h, peer_h) = (
+        median(&mut ours_h),
+        median(&mut native_h),
+        median(&mut peer_h),
+    );
+    println!(
+        "\n| H: one argon2id verify (median of 5 interleaved rounds of 20) | ms | ÷ ours default |"
+    );
+    println!("|---|---|---|");
+    println!("| ours, default build (RustCrypto argon2 0.5) | {ours_h:.2} | 1.000 |");
+    if native_h.is_finite() {
+        println!(
+            "| ours, `-C target-cpu=native` | {native_h:.2} | {:.3} |",
+            native_h / ours_h
+        );
+    }
+    println!(
+        "| peer, argon2-cffi (libargon2) | {peer_h:.2} | {:.3} |",
+        peer_h / ours_h
+    );
+
+    let noop_ours = start_noop_axum().await;
+    let noop_ours = saturate(options.clients, options.seconds, {
+        let target = Target::new(Kind::Ours, noop_ours.base.clone());
+        move |_, _| {
+            let target = target.clone();
+            async move { target.noop().await }
+        }
+    })
+    .await;
+
+    let scratch = tempfile::tempdir().unwrap();
+    let sqlite = scratch.path().join("peer.sqlite3");
+    let mut rows = vec![
+        ("ours, memory", ours_on(&options, None, residents).await),
+        (
+            "peer, SQLite",
+            peer_on(
+                &options,
+                &[("PEER_SQLITE", sqlite.to_string_lossy().into_owned())],
+                residents,
+            )
+            .await,
+        ),
+    ];
+    if options.postgres {
+        let ours_db = api_suite::services::fresh_database().await;
+        rows.push((
+            "ours, PostgreSQL",
+            ours_on(&options, Some(&ours_db), residents).await,
+        ));
+        let peer_db = api_suite::services::fresh_database().await;
+        let (base, name) = peer_db.rsplit_once('/').unwrap();
+        let url = url::Url::parse(base).unwrap();
+        let env = [
+            ("PEER_DATABASE", "postgres".to_owned()),
+            ("PEER_PG_NAME", name.to_owned()),
+            ("PEER_PG_USER", url.username().to_owned()),
+            (
+                "PEER_PG_HOST",
+                url.host_str().unwrap_or("127.0.0.1").to_owned(),
+            ),
+            ("PEER_PG_PORT", url.port().unwrap_or(5432).to_string()),
+        ];
+        rows.push(("peer, PostgreSQL", peer_on(&options, &env, residents).await));
+    }
+    let peer_noop = {
+        let server = start_peer(
+            &options,
+            &[("PEER_SQLITE", sqlite.to_string_lossy().into_owned())],
+            0,
+        )
+        .await;
+        let target = Target::new(Kind::Peer, server.base.clone());
+        saturate(options.clients, options.seconds, move |_, _| {
+            let target = target.clone();
+            async move { target.noop().await }
+        })
+        .await
+    };
+
+    println!("\n| server | logins/s | login p50 | login p99 | session checks/s | session p99 | session p99 while logins saturate (logins/s then) | journeys/s |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, f) in &rows {
+        println!(
+            "| {name} | {:.1} | {} | {} | {:.0} | {} | {} ({:.1}) | {} |",
+            f.logins.per_second,
+            ms(f.logins.p50),
+            ms(f.logins.p99),
+            f.sessions.per_second,
+            ms(f.sessions.p99),
+            ms(f.session_under_logins.p99),
+            f.logins_while_checking.per_second,
+            f.journeys_per_second
+                .map_or_else(|| "—".to_owned(), |j| format!("{j:.1}")),
+        );
+    }
+    println!(
+        "| no-op ceiling: axum | — | — | — | {:.0} | {} | — | — |",
+        noop_ours.per_second,
+        ms(noop_ours.p99)
+    );
+    println!(
+        "| no-op ceiling: Django on gunicorn | — | — | — | {:.0} | {} | — | — |",
+        peer_noop.per_second,
+        ms(peer_noop.p99)
+    );
+    println!("\n| ratio | value | target |");
+    println!("|---|---|---|");
+    for pair in rows.chunks(2) {
+        let [(ours_name, ours), (peer_name, peer)] = pair else {
+            continue;
+        };
+        println!(
+            "| logins/s {ours_name} ÷ {peer_name} | {:.2} | ≥ 1.2 |",
+            ours.logins.per_second / peer.logins.per_second
+        );
+        println!(
+            "| session checks/s {ours_name} ÷ {peer_name} | {:.2} | ≥ 5 |",
+            ours.sessions.per_second / peer.sessions.per_second
+        );
+        println!(
+            "| session p99 while logins saturate, {ours_name} ÷ {peer_name} | {:.3} | ≤ 0.2 |",
+            ours.session_under_logins.p99.as_secs_f64()
+                / peer.session_under_logins.p99.as_secs_f64()
+        );
+        println!(
+            "| session checks/s {ours_name} ÷ axum no-op ceiling | {:.2} | — |",
+            ours.sessions.per_second / noop_ours.per_second
+        );
+        println!(
+            "| session checks/s {peer_name} ÷ Django no-op ceiling | {:.2} | — |",
+            peer.sessions.per_second / peer_noop.per_second
+        );
+    }
+}
