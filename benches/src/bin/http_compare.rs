@@ -40,6 +40,9 @@ use tokio::{
     process::{Child, Command},
 };
 
+/// A fresh client address for each login (10.0.0.0/8 has 2^24 of them).
+static NEXT_ADDRESS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1 << 16);
+
 /// The password every peer resident has (ours are generated and mailed).
 const PEER_PASSWORD: &str = "correct horse battery staple";
 
@@ -78,6 +81,14 @@ fn options() -> Options {
             other => panic!("unknown argument {other}"),
         }
     }
+    // Children run in other directories: every path absolute.
+    let absolute = |path: &PathBuf| {
+        std::fs::canonicalize(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    options.ours = absolute(&options.ours);
+    options.peer = absolute(&options.peer);
+    options.venv = absolute(&options.venv);
+    options.h_native = options.h_native.as_ref().map(absolute);
     options
 }
 
@@ -450,13 +461,16 @@ async fn measure(target: &Target, users: &[(String, String)], options: &Options)
     let users = Arc::new(users.to_vec());
     let login = {
         let (target, users) = (target.clone(), users.clone());
-        // Each client logs its own resident in, again and again: a success clears the
-        // counts, so no limit is reached (ours has them on, the peer's are off).
+        // Each client logs its own resident in, again and again, each time from another
+        // address, as logins arrive from many residents: a client's limit counts every
+        // try whatever the cabinet, so one address repeating logins would be throttled
+        // (ours has its limits on; the peer's are off).
         move |client: usize, _round: u64| {
             let (target, users) = (target.clone(), users.clone());
             async move {
                 let (email, password) = &users[client % users.len()];
-                target.login(email, password, client as u32 + 1).await;
+                let address = NEXT_ADDRESS.fetch_add(1, Ordering::Relaxed);
+                target.login(email, password, address).await;
             }
         }
     };
