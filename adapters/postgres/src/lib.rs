@@ -23,12 +23,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod audit;
 mod directory;
 mod migrations;
 mod store;
 
 use std::time::Duration;
 
+pub use audit::PgAudit;
 pub use directory::{
     directory_is_empty, import_directory, import_directory_into, ImportError, ImportReport,
     PgDirectory,

@@ -14,6 +14,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "password change and sessions",
         include_str!("../migrations/0002_password_change_and_sessions.sql"),
     ),
+    (
+        3,
+        "operators: link lookups and the audit table",
+        include_str!("../migrations/0003_operators.sql"),
+    ),
 ];
 
 /// The PostgreSQL schema (namespace) holding the library's tables: a lower-case SQL

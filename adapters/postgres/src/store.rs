@@ -356,6 +356,33 @@ impl LinkStore for PgStore {
     async fn purge_links(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.purge_in_batches("links", "expires_at", now).await
     }
+
+    /// One statement, by the email and account indexes of migration 0003.
+    async fn links_about(
+        &self,
+        email: Option<&Email>,
+        accounts: &[AccountNumber],
+    ) -> Result<Vec<(TokenHash, Versioned<Link>)>, StoreError> {
+        let accounts: Vec<&str> = accounts.iter().map(AccountNumber::as_str).collect();
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT token_hash, {LINK_COLUMNS} FROM {{schema}}.links
+              WHERE email = $1 OR account_number = ANY($2)"
+        )))
+        .bind(email.map(Email::as_str))
+        .bind(&accounts)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                let digest: &[u8] = row.try_get("token_hash").map_err(store_error)?;
+                let token = TokenHash::from_bytes(
+                    digest.try_into().map_err(|_| corrupt("links.token_hash"))?,
+                );
+                Ok((token, link_from_row(row)?))
+            })
+            .collect()
+    }
 }
 
 #[async_trait]
@@ -603,6 +630,35 @@ impl CounterStore for PgStore {
 
     async fn purge_counters(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.purge_in_batches("counters", "window_ends", now).await
+    }
+
+    /// One statement; it reads every counter (an operator's lookup, not a request's).
+    async fn counters_about(
+        &self,
+        subjects: &[String],
+    ) -> Result<Vec<(CounterKey, Count)>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT key, count, window_ends FROM {schema}.counters
+              WHERE EXISTS (SELECT 1 FROM unnest($1::text[]) AS s (subject)
+                             WHERE right(key, length(subject) + 1) = ':' || subject)",
+        ))
+        .bind(subjects)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                let key: String = row.try_get("key").map_err(store_error)?;
+                let count: i32 = row.try_get("count").map_err(store_error)?;
+                Ok((
+                    CounterKey::from_stored(key),
+                    Count {
+                        count: u32::try_from(count).map_err(|_| corrupt("counters.count"))?,
+                        window_ends: timestamp(row, "window_ends")?,
+                    },
+                ))
+            })
+            .collect()
     }
 }
 

@@ -48,6 +48,7 @@ fn kind_name(kind: LetterKind) -> &'static str {
         LetterKind::Credentials => "credentials",
         LetterKind::RecoverPassword => "recover-password",
         LetterKind::PasswordChanged => "password-changed",
+        LetterKind::AccountUnlinked => "account-unlinked",
         _ => "letter",
     }
 }

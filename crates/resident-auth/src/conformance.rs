@@ -59,6 +59,7 @@ macro_rules! store_conformance_tests {
             sessions_are_listed_by_cabinet,
             counters_count_in_fixed_windows,
             session_with_cabinet_reads_both,
+            operators_list_links_and_counters_by_subject,
             purging_removes_only_what_is_dead,
             concurrent_link_swaps_let_one_win,
             concurrent_increments_count_every_event,
@@ -607,6 +608,106 @@ pub async fn counters_count_in_fixed_windows<S: Store + Clone + 'static>(store: 
         .await
         .unwrap();
     assert_eq!(both.iter().map(|c| c.count).collect::<Vec<_>>(), vec![2, 1]);
+}
+
+/// The operators' optional primitives (README, "Operating it"): links listed by email or
+/// account, counters by the subject their key ends with — exactly those, no look-alikes.
+/// A store that does not offer them answers "unsupported" for both, and the operators'
+/// operations refuse on it.
+pub async fn operators_list_links_and_counters_by_subject<S: Store + Clone + 'static>(store: &S) {
+    let (first, second) = (email("resident@example.org"), email("other@example.org"));
+    let (flat, parking) = (account("7800000000001"), account("7800000000002"));
+    let listed = store.links_about(Some(&first), &[]).await;
+    if let Err(error) = &listed {
+        assert!(error.is_unsupported(), "{error:?}");
+        let counters = store
+            .counters_about(&[first.to_string()])
+            .await
+            .unwrap_err();
+        assert!(counters.is_unsupported(), "both or neither");
+        return;
+    }
+    let mut tokens = Vec::new();
+    for (to, number, purpose) in [
+        (&first, Some(flat), LinkPurpose::Confirmation),
+        (&second, Some(parking), LinkPurpose::Activation),
+        (&second, None, LinkPurpose::Recovery),
+    ] {
+        let link = Link {
+            purpose,
+            account_number: number,
+            ..confirmation_link(to, flat, t0().plus(HOUR))
+        };
+        let token = token();
+        assert!(store
+            .swap_link(&token, Expected::Absent, Some((&token, &link)))
+            .await
+            .unwrap());
+        tokens.push(token);
+    }
+    let found = |links: Vec<(TokenHash, crate::ports::Versioned<Link>)>| {
+        let mut found: Vec<usize> = links
+            .iter()
+            .map(|(token, _)| tokens.iter().position(|t| t == token).unwrap())
+            .collect();
+        found.sort_unstable();
+        found
+    };
+    assert_eq!(
+        found(store.links_about(Some(&first), &[]).await.unwrap()),
+        [0]
+    );
+    assert_eq!(
+        found(store.links_about(None, &[parking]).await.unwrap()),
+        [1]
+    );
+    assert_eq!(
+        found(store.links_about(Some(&second), &[flat]).await.unwrap()),
+        [0, 1, 2]
+    );
+    assert!(store
+        .links_about(Some(&email("nobody@example.org")), &[])
+        .await
+        .unwrap()
+        .is_empty());
+    let keys = [
+        CounterKey::new("login:cabinet", &first),
+        CounterKey::new("login:cabinet-client", format_args!("192.0.2.1:{first}")),
+        CounterKey::new("premises:account", format_args!("900s:{flat}")),
+        CounterKey::new("letter:email", &second),
+        CounterKey::new("letter:email", "another-resident@example.org"),
+        CounterKey::new("login:client", "192.0.2.1"),
+    ];
+    for key in &keys {
+        store.increment(key, t0(), HOUR).await.unwrap();
+    }
+    let about = |subjects: Vec<String>| {
+        let store = store.clone();
+        async move {
+            let mut keys: Vec<String> = store
+                .counters_about(&subjects)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(key, count)| {
+                    assert_eq!(count.count, 1);
+                    key.as_str().to_owned()
+                })
+                .collect();
+            keys.sort();
+            keys
+        }
+    };
+    assert_eq!(
+        about(vec![first.to_string()]).await,
+        [keys[1].as_str(), keys[0].as_str()]
+    );
+    assert_eq!(about(vec![flat.to_string()]).await, [keys[2].as_str()]);
+    assert_eq!(
+        about(vec![second.to_string(), flat.to_string()]).await,
+        [keys[3].as_str(), keys[2].as_str()]
+    );
+    assert!(about(vec!["example.org".to_owned()]).await.is_empty());
 }
 
 /// The session-and-cabinet lookup returns both, or nothing when either is missing.

@@ -48,6 +48,11 @@ pub enum LetterContent {
     },
     /// "Пароль изменён": the notice that the cabinet's password was changed (no secret).
     PasswordChanged,
+    /// "Лицевой счёт отвязан": an operator unlinked a personal account from the cabinet.
+    AccountUnlinked {
+        /// The account no longer in the cabinet.
+        account: crate::AccountNumber,
+    },
 }
 
 /// Which letter.
@@ -62,6 +67,8 @@ pub enum LetterKind {
     RecoverPassword,
     /// "Пароль изменён".
     PasswordChanged,
+    /// "Лицевой счёт отвязан".
+    AccountUnlinked,
 }
 
 impl LetterContent {
@@ -73,6 +80,7 @@ impl LetterContent {
             LetterContent::Credentials { .. } => LetterKind::Credentials,
             LetterContent::RecoverPassword { .. } => LetterKind::RecoverPassword,
             LetterContent::PasswordChanged => LetterKind::PasswordChanged,
+            LetterContent::AccountUnlinked { .. } => LetterKind::AccountUnlinked,
         }
     }
 }
@@ -309,6 +317,21 @@ impl Letter {
                     )
                 };
                 let html = html_page(subject, &format!("<p>{}</p>", escape_html(body)));
+                (subject, format!("{body}\n"), html)
+            }
+            LetterContent::AccountUnlinked { account } => {
+                let (subject, body) = if ru {
+                    (
+                        "Лицевой счёт отвязан",
+                        format!("Лицевой счёт {account} больше не привязан к вашему личному кабинету жителя: это сделал сотрудник расчётного центра. Все сеансы завершены, войдите снова. Если вы об этом не просили, обратитесь в расчётный центр."),
+                    )
+                } else {
+                    (
+                        "Personal account unlinked",
+                        format!("Personal account {account} is no longer in your residents' portal cabinet: the settlement center's staff unlinked it. Every session ended; please log in again. If you did not ask for this, call the settlement center."),
+                    )
+                };
+                let html = html_page(subject, &format!("<p>{}</p>", escape_html(&body)));
                 (subject, format!("{body}\n"), html)
             }
         };

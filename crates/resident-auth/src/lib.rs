@@ -52,6 +52,7 @@ pub use ports::{
 };
 pub use premises::{Premises, PremisesError, PremisesKind};
 pub use secret::{generate_password, HashedPassword, Token, TokenHash, GENERATED_PASSWORD_CHARS};
+pub use service::admin;
 pub use service::{
     AddressForm, AuthConfig, AuthService, AuthServiceBuilder, Authenticated, BuildError,
     CabinetView, Limit, LinkedAccount, LoggedIn, Ports, RegistrationForm, RequestContext,

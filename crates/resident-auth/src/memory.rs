@@ -104,6 +104,26 @@ impl LinkStore for MemoryStore {
         links.retain(|_, link| link.value.expires_at > now);
         Ok((before - links.len()) as u64)
     }
+
+    async fn links_about(
+        &self,
+        email: Option<&Email>,
+        accounts: &[AccountNumber],
+    ) -> Result<Vec<(TokenHash, Versioned<Link>)>, StoreError> {
+        Ok(self
+            .state()?
+            .links
+            .iter()
+            .filter(|(_, link)| {
+                Some(&link.value.email) == email
+                    || link
+                        .value
+                        .account_number
+                        .is_some_and(|account| accounts.contains(&account))
+            })
+            .map(|(token, link)| (*token, link.clone()))
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -243,6 +263,19 @@ impl CounterStore for MemoryStore {
         let before = counters.len();
         counters.retain(|_, count| count.window_ends > now);
         Ok((before - counters.len()) as u64)
+    }
+
+    async fn counters_about(
+        &self,
+        subjects: &[String],
+    ) -> Result<Vec<(CounterKey, Count)>, StoreError> {
+        Ok(self
+            .state()?
+            .counters
+            .iter()
+            .filter(|(key, _)| subjects.iter().any(|subject| key.is_about(subject)))
+            .map(|(key, count)| (key.clone(), *count))
+            .collect())
     }
 }
 
@@ -384,7 +417,9 @@ mod reading {
     pub fn link_token(letter: &Letter) -> Option<String> {
         let link = match &letter.content {
             LetterContent::ConfirmEmail { link } | LetterContent::RecoverPassword { link } => link,
-            LetterContent::Credentials { .. } | LetterContent::PasswordChanged => return None,
+            LetterContent::Credentials { .. }
+            | LetterContent::PasswordChanged
+            | LetterContent::AccountUnlinked { .. } => return None,
         };
         link.expose_secret()
             .split_once("token=")

@@ -60,6 +60,12 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable { .. })
     }
+
+    /// Whether the store does not offer the optional primitive that was called.
+    #[must_use]
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, StoreError::Generic { source } if source.is::<Unsupported>())
+    }
 }
 
 /// A failure to hand a letter to the mail system.
@@ -422,7 +428,30 @@ pub trait LinkStore: Send + Sync {
         let _ = now;
         Ok(0)
     }
+
+    /// Every link naming `email` or one of `accounts` (pending registrations, additions
+    /// and recoveries), expired or not, each with its token hash: what an operator looks
+    /// up, resends and erases ([`crate::admin`]). Optional: the default answers that the
+    /// store cannot list links, and the operators' operations that need it refuse.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure, or when the store does not list links.
+    async fn links_about(
+        &self,
+        email: Option<&Email>,
+        accounts: &[AccountNumber],
+    ) -> Result<Vec<(TokenHash, Versioned<Link>)>, StoreError> {
+        let _ = (email, accounts);
+        Err(StoreError::generic(Unsupported(
+            "listing links by email or account",
+        )))
+    }
 }
+
+/// A store that does not offer an optional primitive.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("this store does not support {0}")]
+pub struct Unsupported(pub &'static str);
 
 /// Cabinets and their credentials. Two primitives: a read by any key and a conditional
 /// write that keeps emails and accounts unique across cabinets.
@@ -521,6 +550,33 @@ pub trait CounterStore: Send + Sync {
     async fn purge_counters(&self, now: Timestamp) -> Result<u64, StoreError> {
         let _ = now;
         Ok(0)
+    }
+
+    /// Every counter whose key ends in `:` and one of `subjects` (an email, an account
+    /// number: [`CounterKey::new`]'s subject, last): the locks and throttles an operator
+    /// sees and clears, and what erasure deletes ([`crate::admin`]). Optional: the default
+    /// answers that the store cannot list counters.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure, or when the store does not list counters.
+    async fn counters_about(
+        &self,
+        subjects: &[String],
+    ) -> Result<Vec<(CounterKey, Count)>, StoreError> {
+        let _ = subjects;
+        Err(StoreError::generic(Unsupported(
+            "listing counters by subject",
+        )))
+    }
+}
+
+impl CounterKey {
+    /// Whether the key's subject ends with `subject` (after a `:`).
+    #[must_use]
+    pub fn is_about(&self, subject: &str) -> bool {
+        self.0
+            .strip_suffix(subject)
+            .is_some_and(|rest| rest.ends_with(':'))
     }
 }
 
@@ -662,6 +718,13 @@ impl<L: LinkStore, C: Send + Sync, S: Send + Sync, K: Send + Sync> LinkStore
     async fn purge_links(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.links.purge_links(now).await
     }
+    async fn links_about(
+        &self,
+        email: Option<&Email>,
+        accounts: &[AccountNumber],
+    ) -> Result<Vec<(TokenHash, Versioned<Link>)>, StoreError> {
+        self.links.links_about(email, accounts).await
+    }
 }
 
 #[async_trait]
@@ -724,6 +787,12 @@ impl<L: Send + Sync, C: Send + Sync, S: Send + Sync, K: CounterStore> CounterSto
     }
     async fn purge_counters(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.counters.purge_counters(now).await
+    }
+    async fn counters_about(
+        &self,
+        subjects: &[String],
+    ) -> Result<Vec<(CounterKey, Count)>, StoreError> {
+        self.counters.counters_about(subjects).await
     }
 }
 

@@ -7,6 +7,7 @@ use std::{sync::Arc, time::Duration};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+pub mod admin;
 mod password_and_sessions;
 pub use password_and_sessions::SessionView;
 

@@ -120,6 +120,13 @@ impl<S: Store> LinkStore for FaultyStore<S> {
     ) -> Result<bool, StoreError> {
         self.gated(self.inner.swap_link(t, e, n)).await
     }
+    async fn links_about(
+        &self,
+        email: Option<&crate::Email>,
+        accounts: &[crate::AccountNumber],
+    ) -> Result<Vec<(TokenHash, Versioned<Link>)>, StoreError> {
+        self.gated(self.inner.links_about(email, accounts)).await
+    }
 }
 
 #[async_trait]
@@ -170,6 +177,12 @@ impl<S: Store> CounterStore for FaultyStore<S> {
     }
     async fn reset(&self, k: &CounterKey) -> Result<(), StoreError> {
         self.gated(self.inner.reset(k)).await
+    }
+    async fn counters_about(
+        &self,
+        subjects: &[String],
+    ) -> Result<Vec<(CounterKey, Count)>, StoreError> {
+        self.gated(self.inner.counters_about(subjects)).await
     }
 }
 

@@ -1,0 +1,326 @@
+//! `resident-auth-admin`: what a support person runs for each call a resident makes
+//! (README, "Operating it"), on the portal's PostgreSQL (`DATABASE_URL`).
+//!
+//! Exit codes: 0 done, 2 not found, 3 refused (e.g. unlinking a cabinet's last account
+//! without `--erase`), 1 error (malformed input included). Every change is recorded in the
+//! audit table with `--operator`.
+
+use std::{process::ExitCode, sync::Arc};
+
+use clap::{Parser, Subcommand};
+use resident_auth::{
+    admin::{Admin, AdminError, Lookup, Operator, Report},
+    AccountNumber, Argon2Hasher, AuthService, HashParams, Mailer,
+};
+use resident_auth_postgres::{
+    connect, import_directory, migrate, PgAudit, PgDirectory, PgStore, PoolConfig,
+};
+use resident_auth_smtp::{default_sender, OutboxMailer, SmtpConfig, SmtpMailer};
+
+/// The operators' tool of a resident-auth portal.
+#[derive(Debug, Parser)]
+#[command(name = "resident-auth-admin", version)]
+struct Cli {
+    /// The portal's PostgreSQL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    /// Who acts, recorded with every change (required for changes).
+    #[arg(long, env = "ADMIN_OPERATOR")]
+    operator: Option<String>,
+    /// Answer in JSON, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Where letters go: the SMTP server (default: `OUTBOX_DIR`).
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+    /// Where letters are written as files when there is no SMTP server.
+    #[arg(long, env = "OUTBOX_DIR")]
+    outbox_dir: Option<std::path::PathBuf>,
+    /// Where links in letters point.
+    #[arg(long, env = "BASE_URL", default_value = "http://127.0.0.1:3000")]
+    base_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// "Which accounts are in my cabinet?": the cabinet, accounts, sessions, pending
+    /// registrations and locks of an email or personal account number.
+    Find { lookup: String },
+    /// "The letter never came": sends the pending confirmation again (a new link).
+    Resend { lookup: String },
+    /// "I am locked out": clears throttles, cooldowns and premises attempts.
+    Unlock { lookup: String },
+    /// Ends every session of the cabinet.
+    EndSessions { lookup: String },
+    /// "Someone else registered my account": takes the account out of its cabinet.
+    Unlink {
+        account: String,
+        /// Unlinking the cabinet's last account erases the whole cabinet.
+        #[arg(long)]
+        erase: bool,
+    },
+    /// "Delete my data": erases the cabinet and everything naming its email and accounts.
+    Erase { lookup: String },
+    /// "What do you keep about me?": the cabinet's data as JSON.
+    Export { lookup: String },
+    /// Loads the billing directory from a CSV file (`account_number,surnames,address,premises`).
+    ImportDirectory { file: std::path::PathBuf },
+}
+
+/// The mailer of commands that send no letter: one that tried would fail loudly.
+struct NoLetters;
+
+#[async_trait::async_trait]
+impl Mailer for NoLetters {
+    async fn send(&self, _letter: &resident_auth::Letter) -> Result<(), resident_auth::MailError> {
+        Err(resident_auth::MailError::permanent(
+            "this command sends no letter",
+        ))
+    }
+}
+
+/// An operation's failure, with its exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<AdminError> for Failure {
+    fn from(error: AdminError) -> Self {
+        let code = match error {
+            AdminError::NotFound => 2,
+            AdminError::Refused(_) => 3,
+            _ => 1,
+        };
+        Self {
+            code,
+            message: error.to_string(),
+        }
+    }
+}
+
+fn failure(message: impl std::fmt::Display) -> Failure {
+    Failure {
+        code: 1,
+        message: message.to_string(),
+    }
+}
+
+fn lookup(text: &str) -> Result<Lookup, Failure> {
+    text.parse().map_err(failure)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { 1 } else { 0 };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("resident-auth-admin: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn mailer(cli: &Cli) -> Result<Arc<dyn Mailer>, Failure> {
+    if let Some(url) = &cli.smtp_url {
+        let config: SmtpConfig = url.parse().map_err(|e| failure(format!("SMTP_URL: {e}")))?;
+        return Ok(Arc::new(
+            SmtpMailer::new(&config).map_err(|e| failure(format!("SMTP_URL: {e}")))?,
+        ));
+    }
+    let dir = cli.outbox_dir.clone().ok_or_else(|| {
+        failure("letters need SMTP_URL (or OUTBOX_DIR to write them as files on purpose)")
+    })?;
+    Ok(Arc::new(OutboxMailer::new(dir, default_sender())))
+}
+
+fn operator(cli: &Cli) -> Result<Operator, Failure> {
+    cli.operator
+        .as_deref()
+        .ok_or_else(|| failure("changes need --operator NAME (or ADMIN_OPERATOR)"))?
+        .parse()
+        .map_err(failure)
+}
+
+fn print<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
+    } else {
+        println!("{}", human(value));
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let pool = connect(&cli.database_url, &PoolConfig::default())
+        .await
+        .map_err(|e| failure(format!("cannot connect to DATABASE_URL: {e}")))?;
+    migrate(&pool)
+        .await
+        .map_err(|e| failure(format!("cannot migrate: {e}")))?;
+    if let Command::ImportDirectory { file } = &cli.command {
+        let csv = std::fs::read_to_string(file)
+            .map_err(|e| failure(format!("cannot read {}: {e}", file.display())))?;
+        let report = import_directory(&pool, &csv)
+            .await
+            .map_err(|e| failure(format!("nothing imported: {e}")))?;
+        print(cli.json, &report_json(&report), |_| {
+            format!(
+                "imported: {} inserted, {} updated, {} unchanged, {} kept",
+                report.inserted, report.updated, report.unchanged, report.absent
+            )
+        });
+        return Ok(());
+    }
+    // Letters are needed only by the operations that send them.
+    let needs_mail = matches!(cli.command, Command::Resend { .. } | Command::Unlink { .. });
+    let mailer: Arc<dyn Mailer> = if needs_mail {
+        mailer(&cli)?
+    } else {
+        Arc::new(NoLetters)
+    };
+    let service = AuthService::builder(&cli.base_url)
+        .store(PgStore::new(pool.clone()))
+        .directory(PgDirectory::new(pool.clone()))
+        .shared_mailer(mailer)
+        .hasher(
+            Argon2Hasher::with_workers(HashParams::default(), 1)
+                .map_err(|e| failure(format!("argon2: {e}")))?,
+        )
+        .build()
+        .map_err(failure)?;
+    let admin: Admin = service.admin().with_audit(Arc::new(PgAudit::new(pool)));
+    let json = cli.json;
+    match &cli.command {
+        Command::Find { lookup: text } => {
+            let report = admin.find(&lookup(text)?).await?;
+            print(json, &report, human_report);
+        }
+        Command::Resend { lookup: text } => {
+            let sent = admin
+                .resend_confirmation(&lookup(text)?, &operator(&cli)?)
+                .await?;
+            let answer = serde_json::json!({"sent_to": sent.to_string()});
+            print(json, &answer, |_| {
+                format!("confirmation letter sent again to {sent}")
+            });
+        }
+        Command::Unlock { lookup: text } => {
+            let cleared = admin.clear_locks(&lookup(text)?, &operator(&cli)?).await?;
+            let answer = serde_json::json!({"counters_cleared": cleared});
+            print(json, &answer, |_| {
+                format!("{cleared} lock(s) and throttle(s) cleared")
+            });
+        }
+        Command::EndSessions { lookup: text } => {
+            let ended = admin.end_sessions(&lookup(text)?, &operator(&cli)?).await?;
+            let answer = serde_json::json!({"sessions_ended": ended});
+            print(json, &answer, |_| format!("{ended} session(s) ended"));
+        }
+        Command::Unlink { account, erase } => {
+            let account: AccountNumber = account.parse().map_err(|e| {
+                failure(format!("{account:?} is not a personal account number: {e}"))
+            })?;
+            let erased = admin.unlink(&account, *erase, &operator(&cli)?).await?;
+            match erased {
+                Some(erased) => {
+                    print(json, &erased, |e| {
+                        format!("last account: cabinet erased ({} session(s), {} link(s), {} counter(s))", e.sessions, e.links, e.counters)
+                    })
+                }
+                None => print(
+                    json,
+                    &serde_json::json!({"unlinked": account.to_string()}),
+                    |_| {
+                        format!("{account} unlinked; the cabinet's sessions ended and its email was told")
+                    },
+                ),
+            }
+        }
+        Command::Erase { lookup: text } => {
+            let erased = admin.erase(&lookup(text)?, &operator(&cli)?).await?;
+            print(json, &erased, |e| {
+                format!(
+                    "erased: {} cabinet(s), {} session(s), {} link(s), {} counter(s)",
+                    e.cabinets, e.sessions, e.links, e.counters
+                )
+            });
+        }
+        Command::Export { lookup: text } => {
+            let export = admin.export(&lookup(text)?, &operator(&cli)?).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&export).map_err(failure)?
+            );
+        }
+        Command::ImportDirectory { .. } => {}
+    }
+    Ok(())
+}
+
+fn report_json(report: &resident_auth_postgres::ImportReport) -> serde_json::Value {
+    serde_json::json!({
+        "inserted": report.inserted,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "kept": report.absent,
+    })
+}
+
+fn human_report(report: &Report) -> String {
+    let mut lines = Vec::new();
+    match &report.cabinet {
+        Some(cabinet) => {
+            lines.push(format!("cabinet {}  <{}>", cabinet.cabinet, cabinet.email));
+            for account in &cabinet.accounts {
+                lines.push(format!(
+                    "  account {}  {}",
+                    account.account_number, account.address
+                ));
+            }
+            lines.push(format!(
+                "  sessions: {} live; last login: {}",
+                cabinet.sessions,
+                cabinet.last_login.as_deref().unwrap_or("never")
+            ));
+            if let Some(until) = &cabinet.temporary_password_until {
+                lines.push(format!("  temporary password until {until}"));
+            }
+        }
+        None => lines.push("no cabinet".to_owned()),
+    }
+    for pending in &report.pending {
+        lines.push(format!(
+            "pending {} for <{}>{}, until {}{}",
+            pending.purpose,
+            pending.email,
+            pending
+                .account_number
+                .as_deref()
+                .map(|a| format!(" account {a}"))
+                .unwrap_or_default(),
+            pending.expires_at,
+            if pending.expired { " (expired)" } else { "" }
+        ));
+    }
+    for lock in &report.locks {
+        lines.push(format!(
+            "lock {}: {} until {}",
+            lock.counter, lock.count, lock.window_ends
+        ));
+    }
+    lines.push(format!("letters queued or dead: {}", report.letters_queued));
+    lines.join("\n")
+}
