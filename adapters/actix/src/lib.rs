@@ -14,7 +14,11 @@ use actix_web::{
 use resident_auth::{AccountNumber, AuthService, Authenticated, CabinetId, Email, Locale};
 pub use resident_auth_http::Api;
 use resident_auth_http::{
-    api::Method, handle, openapi, web::Headers, ApiResponse, Incoming, Operation, ROUTES,
+    admin_api::{self, handle_admin, AdminApi, ADMIN_ROUTES},
+    api::Method,
+    handle, openapi,
+    web::Headers,
+    ApiResponse, Incoming, Operation, ROUTES,
 };
 
 /// The largest request body the API reads.
@@ -106,6 +110,78 @@ impl ResidentAuth {
             self.service().clone(),
             every,
         ))
+    }
+}
+
+/// The operators' API ([`resident_auth_http::admin_api`]) under `prefix`, for
+/// `App::configure` on a server of its own (never the residents' one), with its OpenAPI
+/// document at `{prefix}/openapi.json`.
+pub fn configure_admin(
+    api: AdminApi,
+    prefix: &str,
+) -> impl FnOnce(&mut web::ServiceConfig) + 'static {
+    let prefix = prefix.trim_end_matches('/').to_owned();
+    move |config| {
+        let api = web::Data::new(api);
+        config.app_data(api);
+        let mut paths: Vec<&'static str> = ADMIN_ROUTES.iter().map(|r| r.path).collect();
+        paths.dedup();
+        for path in paths {
+            let routes: Vec<_> = ADMIN_ROUTES.iter().filter(|r| r.path == path).collect();
+            let allow = routes
+                .iter()
+                .map(|r| r.method.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut resource = web::resource(format!("{prefix}{path}"))
+                .app_data(web::PayloadConfig::new(BODY_LIMIT));
+            for route in routes {
+                let operation = route.operation;
+                let method = match route.method {
+                    Method::Get => HttpMethod::GET,
+                    Method::Delete => HttpMethod::DELETE,
+                    _ => HttpMethod::POST,
+                };
+                resource = resource.route(web::method(method).to(
+                    move |request: HttpRequest, body: web::Bytes| async move {
+                        let Some(api) = request.app_data::<web::Data<AdminApi>>() else {
+                            return not_mounted();
+                        };
+                        let parameter = request
+                            .match_info()
+                            .iter()
+                            .next()
+                            .map(|(_, value)| value.to_owned())
+                            .unwrap_or_default();
+                        let headers = ActixHeaders(request.headers());
+                        respond(handle_admin(api, operation, &headers, &parameter, &body).await)
+                    },
+                ));
+            }
+            config.service(resource.default_service(web::to(move || {
+                let allow = allow.clone();
+                async move {
+                    HttpResponse::MethodNotAllowed()
+                        .insert_header((ALLOW, allow))
+                        .finish()
+                }
+            })));
+        }
+        let document = Arc::new(admin_api::admin_document_json(&prefix));
+        config.service(endpoint(
+            &format!("{prefix}{}", openapi::DOCUMENT_PATH),
+            HttpMethod::GET,
+            move || {
+                let document = document.to_string();
+                async move {
+                    HttpResponse::Ok()
+                        .content_type("application/json")
+                        .insert_header(("x-content-type-options", "nosniff"))
+                        .body(document)
+                }
+            },
+        ));
+        config.default_service(web::to(|| async { respond(admin_api::admin_not_found()) }));
     }
 }
 

@@ -19,7 +19,11 @@ use axum::{
 };
 use resident_auth::{AccountNumber, AuthService, Authenticated, CabinetId, Email, Locale, Problem};
 pub use resident_auth_http::Api;
-use resident_auth_http::{api::Method, handle, openapi, web, ApiResponse, Incoming, ROUTES};
+use resident_auth_http::{
+    admin_api::{self, handle_admin, AdminApi, ADMIN_ROUTES},
+    api::Method,
+    handle, openapi, web, ApiResponse, Incoming, ROUTES,
+};
 
 /// The largest request body the API reads.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -114,6 +118,54 @@ impl ResidentAuth {
             every,
         ))
     }
+}
+
+/// The operators' API ([`resident_auth_http::admin_api`]) under `prefix`, with its OpenAPI
+/// document at `{prefix}/openapi.json`: mount it on a listener of its own, never on the
+/// residents' one.
+pub fn admin_router<S>(api: AdminApi, prefix: &str) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let prefix = prefix.trim_end_matches('/');
+    let mut router: Router<AdminApi> = Router::new();
+    for route in ADMIN_ROUTES {
+        let operation = route.operation;
+        let filter = match route.method {
+            Method::Get => MethodFilter::GET,
+            Method::Delete => MethodFilter::DELETE,
+            _ => MethodFilter::POST,
+        };
+        router = router.route(
+            &format!("{prefix}{}", route.path),
+            on(
+                filter,
+                move |State(api): State<AdminApi>, request: Request| async move {
+                    let (mut parts, body) = request.into_parts();
+                    let parameter = RawPathParams::from_request_parts(&mut parts, &())
+                        .await
+                        .ok()
+                        .and_then(|params| params.iter().next().map(|(_, value)| value.to_owned()))
+                        .unwrap_or_default();
+                    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+                        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+                    };
+                    respond(handle_admin(&api, operation, &parts.headers, &parameter, &bytes).await)
+                },
+            ),
+        );
+    }
+    let document = Arc::new(admin_api::admin_document_json(prefix));
+    router
+        .route(
+            &format!("{prefix}{}", openapi::DOCUMENT_PATH),
+            get(move || async move {
+                ([("content-type", "application/json")], document.to_string()).into_response()
+            }),
+        )
+        .fallback(|| async { respond(admin_api::admin_not_found()) })
+        .layer(axum::middleware::map_response(no_sniffing))
+        .with_state(api)
 }
 
 /// Every answer of the mounted routes: browsers take the declared content type as it is.

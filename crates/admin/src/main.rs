@@ -21,9 +21,9 @@ use resident_auth_smtp::{default_sender, OutboxMailer, SmtpConfig, SmtpMailer};
 #[derive(Debug, Parser)]
 #[command(name = "resident-auth-admin", version)]
 struct Cli {
-    /// The portal's PostgreSQL.
+    /// The portal's PostgreSQL (every command but `new-operator-token`).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    database_url: String,
+    database_url: Option<String>,
     /// Who acts, recorded with every change (required for changes).
     #[arg(long, env = "ADMIN_OPERATOR")]
     operator: Option<String>,
@@ -67,6 +67,9 @@ enum Command {
     Export { lookup: String },
     /// Loads the billing directory from a CSV file (`account_number,surnames,address,premises`).
     ImportDirectory { file: std::path::PathBuf },
+    /// A token for the operators' API: prints the token (give it to the operator) and the
+    /// `ADMIN_OPERATORS` entry that admits it (the configuration keeps only its SHA-256).
+    NewOperatorToken { name: String },
 }
 
 /// The mailer of commands that send no letter: one that tried would fail loudly.
@@ -164,7 +167,20 @@ fn print<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> S
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let pool = connect(&cli.database_url, &PoolConfig::default())
+    if let Command::NewOperatorToken { name } = &cli.command {
+        let name: Operator = name.parse().map_err(failure)?;
+        let (token, line) = resident_auth_http::admin_api::OperatorTokens::issue(&name);
+        let answer = serde_json::json!({"token": token, "admin_operators_entry": line});
+        print(cli.json, &answer, |_| {
+            format!("token (give it to {name}; it is not stored): {token}\nADMIN_OPERATORS entry: {line}")
+        });
+        return Ok(());
+    }
+    let url = cli
+        .database_url
+        .as_deref()
+        .ok_or_else(|| failure("DATABASE_URL (or --database-url) is required"))?;
+    let pool = connect(url, &PoolConfig::default())
         .await
         .map_err(|e| failure(format!("cannot connect to DATABASE_URL: {e}")))?;
     migrate(&pool)
@@ -265,7 +281,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 serde_json::to_string_pretty(&export).map_err(failure)?
             );
         }
-        Command::ImportDirectory { .. } => {}
+        Command::ImportDirectory { .. } | Command::NewOperatorToken { .. } => {}
     }
     Ok(())
 }

@@ -317,3 +317,24 @@ async fn the_directory_is_imported_by_a_subcommand() {
     assert_eq!(report["inserted"], 1);
     assert_eq!(report["unchanged"], 3);
 }
+
+#[tokio::test]
+async fn a_new_operator_token_comes_with_the_entry_that_admits_it() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_resident-auth-admin"))
+        .env_clear()
+        .args(["--json", "new-operator-token", "maria"])
+        .output()
+        .await
+        .unwrap();
+    let answer = json(&output);
+    let (token, entry) = (
+        answer["token"].as_str().unwrap(),
+        answer["admin_operators_entry"].as_str().unwrap(),
+    );
+    assert!(entry.starts_with("maria=") && !entry.contains(token));
+    let tokens = resident_auth_http::admin_api::OperatorTokens::parse(entry).unwrap();
+    assert_eq!(
+        tokens.operator(token).map(ToString::to_string).as_deref(),
+        Some("maria")
+    );
+}

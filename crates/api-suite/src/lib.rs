@@ -42,6 +42,8 @@ macro_rules! api_tests {
             recovery,
             english_messages_and_unknown_paths,
             the_hosts_own_endpoint_is_guarded_by_the_extractor,
+            the_operators_api_needs_a_token_and_stays_apart,
+            schemathesis_on_the_operators_api,
             mail_failure_is_503_and_retryable,
             only_json_bodies_are_read,
             forwarded_clients_count_only_behind_trusted_proxies,
@@ -77,6 +79,8 @@ pub struct Server {
     _smtp: Option<services::SmtpSink>,
     /// The database's URL, when the server runs on PostgreSQL.
     pub database: Option<String>,
+    /// `http://127.0.0.1:<port>` of the operators' API, when `ADMIN_BIND` was given.
+    pub admin: Option<String>,
 }
 
 impl Server {
@@ -103,8 +107,12 @@ impl Server {
             .spawn()
             .unwrap_or_else(|e| panic!("start {binary}: {e}"));
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut admin = None;
         let listening = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(address) = line.strip_prefix("Admin listening on ") {
+                    admin = Some(format!("http://{}", address.trim()));
+                }
                 if let Some(address) = line.strip_prefix("Listening on ") {
                     return address.trim().to_owned();
                 }
@@ -126,6 +134,7 @@ impl Server {
             _dir: dir,
             _smtp: None,
             database: None,
+            admin,
         }
     }
 
@@ -858,6 +867,114 @@ pub async fn the_hosts_own_endpoint_is_guarded_by_the_extractor(binary: &str) {
     }
     let (status, _, _) = bills(Some(("authorization", format!("Basic {token}")))).await;
     assert_eq!(status, 401, "another scheme");
+}
+
+/// An operator's token and the `ADMIN_*` variables that admit it on a listener of its own.
+fn operator_variables() -> (String, Vec<(&'static str, String)>) {
+    let operator = "maria".parse().unwrap();
+    let (token, line) = resident_auth_http::admin_api::OperatorTokens::issue(&operator);
+    let variables = vec![
+        ("ADMIN_BIND", "127.0.0.1:0".to_owned()),
+        ("ADMIN_OPERATORS", line),
+    ];
+    (token, variables)
+}
+
+/// The operators' API (README, "Operating it"): only on its own listener, only with an
+/// operator token; find, unlock, end sessions, export, unlink (refused for the last
+/// account), erase, each answering as documented.
+pub async fn the_operators_api_needs_a_token_and_stays_apart(binary: &str) {
+    let (token, variables) = operator_variables();
+    let server = Server::start(binary, &variables).await;
+    let admin = server
+        .admin
+        .clone()
+        .expect("the example announces the admin listener");
+    let call = |method: reqwest::Method, path: &str, bearer: Option<&str>| {
+        let mut request = server
+            .client
+            .request(method, format!("{admin}/admin{path}"));
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        async move { read(request.send().await.unwrap()).await }
+    };
+    let get = reqwest::Method::GET;
+    let post = reqwest::Method::POST;
+    for bearer in [None, Some("not-a-token"), Some(token.get(1..).unwrap())] {
+        let (status, body, _) = call(get.clone(), &format!("/cabinets/{RESIDENT}"), bearer).await;
+        assert_eq!(
+            (status.as_u16(), codes(&body)),
+            (401, vec!["admin.unauthorized".to_owned()])
+        );
+    }
+    let operator_token = token.clone();
+    let token = Some(token.as_str());
+    let (status, _, _) = call(get.clone(), "/cabinets/780000000000", token).await;
+    assert_eq!(status, 422, "a 12-digit account");
+    let (status, _, _) = call(get.clone(), &format!("/cabinets/{RESIDENT}"), token).await;
+    assert_eq!(status, 404);
+    let password = activate(&server, "7800000000001", RESIDENT, "12").await;
+    let session = login(&server, RESIDENT, &password).await;
+    let (status, found, _) = call(get.clone(), "/cabinets/7800000000001", token).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["cabinet"]["email"], RESIDENT);
+    assert_eq!(found["cabinet"]["sessions"], 1);
+    let (status, _, _) = call(post.clone(), &format!("/cabinets/{RESIDENT}/unlock"), token).await;
+    assert_eq!(status, 200);
+    let (status, export, _) =
+        call(get.clone(), &format!("/cabinets/{RESIDENT}/export"), token).await;
+    assert_eq!(
+        (status.as_u16(), &export["cabinet"]["email"]),
+        (200, &json!(RESIDENT))
+    );
+    let (status, ended, _) = call(
+        post.clone(),
+        &format!("/cabinets/{RESIDENT}/end-sessions"),
+        token,
+    )
+    .await;
+    assert_eq!((status.as_u16(), &ended["changed"]), (200, &json!(1)));
+    assert_eq!(server.get("/api/session", Some(&session)).await.0, 401);
+    let (status, body, _) = call(post.clone(), "/accounts/7800000000001/unlink", token).await;
+    assert_eq!(
+        (status.as_u16(), codes(&body)),
+        (409, vec!["admin.refused".to_owned()])
+    );
+    let (status, erased, _) = call(
+        reqwest::Method::DELETE,
+        &format!("/cabinets/{RESIDENT}"),
+        token,
+    )
+    .await;
+    assert_eq!((status.as_u16(), &erased["cabinets"]), (200, &json!(1)));
+    let (status, _, _) = call(get.clone(), &format!("/cabinets/{RESIDENT}"), token).await;
+    assert_eq!(status, 404, "erased");
+    // Not on the residents' listener, whatever the path.
+    for path in [
+        format!("/admin/cabinets/{RESIDENT}"),
+        format!("/api/admin/cabinets/{RESIDENT}"),
+    ] {
+        let response = server
+            .client
+            .get(format!("{}{path}", server.base))
+            .bearer_auth(&operator_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
+    // And the erased account registers again.
+    activate(&server, "7800000000001", RESIDENT, "12").await;
+}
+
+/// schemathesis against the operators' API document, with an operator's token.
+pub async fn schemathesis_on_the_operators_api(binary: &str) {
+    let (token, variables) = operator_variables();
+    let server = Server::start(binary, &variables).await;
+    activate(&server, "7800000000001", RESIDENT, "12").await;
+    let admin = server.admin.clone().unwrap();
+    schemathesis(&format!("{admin}/admin/openapi.json"), &token, &[]).await;
 }
 
 /// A body any web page can send cross-site without a CORS preflight (`text/plain`, form

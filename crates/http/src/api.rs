@@ -67,7 +67,7 @@ impl ApiResponse {
 
     /// An answer whose body is one of the documented types, so the body always matches
     /// the schema the document publishes for it.
-    fn typed(status: u16, body: &impl Serialize) -> Self {
+    pub(crate) fn typed(status: u16, body: &impl Serialize) -> Self {
         Self {
             status,
             // Plain structs of strings: serialisation cannot fail.

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod admin_api;
 pub mod api;
 pub mod client;
 pub mod openapi;

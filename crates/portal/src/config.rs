@@ -3,12 +3,16 @@
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
+use resident_auth::admin::{Audit, TracingAudit};
 use resident_auth::{
     memory::{MemoryDirectory, MemoryStore},
     AccountDirectory, Argon2Hasher, AuthService, HashParams, Mailer, ServedRegions, Store,
 };
 use resident_auth_http::client::{Cidr, ClientAddressing};
-use resident_auth_http::Api;
+use resident_auth_http::{
+    admin_api::{AdminApi, OperatorTokens},
+    Api,
+};
 use resident_auth_smtp::{default_sender, OutboxMailer, SmtpConfig, SmtpMailer};
 
 /// The bundled demo directory, used when `REGISTRY_CSV` is not set.
@@ -40,6 +44,9 @@ pub struct PortalConfig {
     /// `TEMPORARY_PASSWORD_HOURS`: mailed passwords are temporary, valid this many hours
     /// and until the resident chooses one at first login (default: unset, as the guide).
     pub mailed_password_lifetime: Option<std::time::Duration>,
+    /// `ADMIN_BIND`: the operators' API listens here (off when unset), with
+    /// `ADMIN_OPERATORS` (`name=<SHA-256 of the token>`, comma-separated; required then).
+    pub admin: Option<(String, OperatorTokens)>,
 }
 
 /// A configuration or start-up failure, with a message for the operator.
@@ -111,6 +118,22 @@ impl PortalConfig {
             ),
             None => None,
         };
+        let admin = match (lookup("ADMIN_BIND"), lookup("ADMIN_OPERATORS")) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(ConfigError(
+                    "ADMIN_BIND is set but ADMIN_OPERATORS is not: nobody could use the \
+                     operators' API. Make a token with `resident-auth-admin new-operator-token \
+                     NAME` and put the line it prints in ADMIN_OPERATORS."
+                        .to_owned(),
+                ))
+            }
+            (Some(bind), Some(operators)) => Some((
+                bind,
+                OperatorTokens::parse(&operators)
+                    .map_err(|e| ConfigError(format!("ADMIN_OPERATORS: {e}")))?,
+            )),
+        };
         let database_url = lookup("DATABASE_URL");
         let smtp_url = lookup("SMTP_URL");
         let outbox_dir = lookup("OUTBOX_DIR");
@@ -135,6 +158,7 @@ impl PortalConfig {
             hash_params,
             client_addressing: ClientAddressing::new(trusted_proxies, ipv6_prefix),
             mailed_password_lifetime,
+            admin,
         })
     }
 
@@ -146,7 +170,6 @@ impl PortalConfig {
 }
 
 /// A built portal: the service, and what to tell the operator at start-up.
-#[derive(Debug)]
 pub struct Portal {
     /// The configuration it was built from.
     pub config: PortalConfig,
@@ -154,6 +177,17 @@ pub struct Portal {
     pub service: AuthService,
     /// Start-up lines: URL, storage, mail, a demo account to try.
     pub banner: Vec<String>,
+    /// Where operator actions are recorded: the audit table on PostgreSQL, else the log.
+    pub audit: Arc<dyn Audit>,
+}
+
+impl std::fmt::Debug for Portal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Portal")
+            .field("config", &self.config)
+            .field("banner", &self.banner)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Portal {
@@ -174,25 +208,47 @@ impl Portal {
             .with_client_addressing(self.config.client_addressing.clone())
     }
 
-    /// Binds `BIND` (non-blocking, for any runtime), announces the portal, and starts the
-    /// periodic purge on the current runtime through `spawn`.
+    /// Binds `BIND` (non-blocking, for any runtime) and announces the portal; with
+    /// `ADMIN_BIND`, binds the operators' API's own listener too (`Admin listening on …`).
     ///
     /// # Errors
-    /// Exit code 1 (after a message) when the address cannot be bound.
-    pub fn listen(&self) -> Result<std::net::TcpListener, ExitCode> {
-        let listener = std::net::TcpListener::bind(&self.config.bind)
-            .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
-            .map_err(|e| {
-                eprintln!("cannot listen on {}: {e}", self.config.bind);
-                ExitCode::FAILURE
-            })?;
-        self.announce(
-            &listener
+    /// Exit code 1 (after a message) when an address cannot be bound.
+    pub fn listen(&self) -> Result<Listeners, ExitCode> {
+        let bind = |address: &str, name: &str| {
+            std::net::TcpListener::bind(address)
+                .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+                .map_err(|e| {
+                    eprintln!("cannot listen on {name} {address}: {e}");
+                    ExitCode::FAILURE
+                })
+        };
+        let local = |listener: &std::net::TcpListener, address: &str| {
+            listener
                 .local_addr()
-                .map_or_else(|_| self.config.bind.clone(), |a| a.to_string()),
-        );
-        Ok(listener)
+                .map_or_else(|_| address.to_owned(), |a| a.to_string())
+        };
+        let portal = bind(&self.config.bind, "BIND")?;
+        let admin = match &self.config.admin {
+            Some((address, tokens)) => {
+                let listener = bind(address, "ADMIN_BIND")?;
+                println!("Admin listening on {}", local(&listener, address));
+                let admin = self.service.admin().with_audit(self.audit.clone());
+                Some((listener, AdminApi::new(admin, tokens.clone())))
+            }
+            None => None,
+        };
+        self.announce(&local(&portal, &self.config.bind));
+        Ok(Listeners { portal, admin })
     }
+}
+
+/// The sockets a portal listens on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The residents' portal (`BIND`).
+    pub portal: std::net::TcpListener,
+    /// The operators' API and its own socket (`ADMIN_BIND`), when configured.
+    pub admin: Option<(std::net::TcpListener, AdminApi)>,
 }
 
 fn read_directory_csv(config: &PortalConfig) -> Result<(String, String), ConfigError> {
@@ -214,6 +270,7 @@ fn read_directory_csv(config: &PortalConfig) -> Result<(String, String), ConfigE
 /// [`ConfigError`] if the directory, the database or the SMTP URL is unusable.
 pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
     let mut banner = vec![format!("Portal: {}", config.base_url)];
+    let mut audit: Arc<dyn Audit> = Arc::new(TracingAudit);
     let (store, directory): (Arc<dyn Store>, Arc<dyn AccountDirectory>) = match &config.database_url
     {
         Some(url) => {
@@ -238,6 +295,7 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
                 ));
             }
             banner.push("Storage: PostgreSQL".to_owned());
+            audit = Arc::new(resident_auth_postgres::PgAudit::new(pool.clone()));
             (
                 Arc::new(resident_auth_postgres::PgStore::new(pool.clone())),
                 Arc::new(resident_auth_postgres::PgDirectory::new(pool)),
@@ -299,6 +357,7 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
         config: config.clone(),
         service,
         banner,
+        audit,
     })
 }
 

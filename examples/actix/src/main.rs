@@ -1,11 +1,11 @@
-//! The JSON API on actix-web, `cargo run -p portal-actix`: a host application that mounts
-//! resident-auth under `/api` and guards its own endpoint with the `Resident` extractor.
-//! Same configuration variables and embedded default as `portal-axum`.
+//! The JSON API on actix-web, `cargo run -p portal-actix`: a host that mounts resident-auth
+//! under `/api` (with `ADMIN_BIND` the operators' API on a server of its own) and guards its
+//! own `GET /bills`. Same configuration and embedded default as `portal-axum`.
 
 use std::{process::ExitCode, time::Duration};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use resident_auth_actix::{AuthError, Resident, ResidentAuth};
+use resident_auth_actix::{configure_admin, AuthError, Resident, ResidentAuth};
 
 /// `GET /bills`: the selected personal account and its address; 401 when not signed in.
 async fn bills(
@@ -24,9 +24,14 @@ async fn main() -> ExitCode {
         Ok(portal) => portal,
         Err(code) => return code,
     };
-    let Ok(listener) = portal.listen() else {
+    let Ok(listeners) = portal.listen() else {
         return ExitCode::FAILURE;
     };
+    if let Some((admin, api)) = listeners.admin {
+        let app = move || App::new().configure(configure_admin(api.clone(), "/admin"));
+        let server = HttpServer::new(app).workers(1).listen(admin);
+        actix_web::rt::spawn(async move { server?.run().await });
+    }
     let auth = ResidentAuth::with_api(portal.api());
     auth.spawn_purge(Duration::from_secs(300));
     let app = move || {
@@ -35,7 +40,7 @@ async fn main() -> ExitCode {
             .route("/bills", web::get().to(bills))
             .configure(auth.configure("/api"))
     };
-    let served = match HttpServer::new(app).listen(listener) {
+    let served = match HttpServer::new(app).listen(listeners.portal) {
         Ok(server) => server.run().await,
         Err(e) => Err(e),
     };

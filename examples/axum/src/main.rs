@@ -1,13 +1,12 @@
-//! The reference portal on axum, `cargo run -p portal-axum`: a host application that mounts
-//! resident-auth (the JSON API under `/api`, the guide's pages at the root) and guards its
-//! own endpoint with the `Resident` extractor. Configuration by environment: the README's
-//! "Configuration of the examples"; with none set, the embedded default (in-memory store,
-//! bundled demo directory, letters in `./outbox`).
+//! The reference portal on axum, `cargo run -p portal-axum`: a host that mounts resident-auth
+//! (JSON API under `/api`, the guide's pages, with `ADMIN_BIND` the operators' API apart) and
+//! guards its own `GET /bills`. Environment: the README's "Configuration of the examples".
 
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use axum::{extract::State, routing::get, Json, Router};
-use resident_auth_axum::{AuthError, Resident, ResidentAuth};
+use resident_auth_axum::{admin_router, AuthError, Resident, ResidentAuth};
+use tokio::net::TcpListener;
 
 /// `GET /bills`: the selected personal account and its address; 401 when not signed in.
 async fn bills(
@@ -26,9 +25,19 @@ async fn main() -> ExitCode {
         Ok(portal) => portal,
         Err(code) => return code,
     };
-    let listener = match portal.listen().map(tokio::net::TcpListener::from_std) {
-        Ok(Ok(listener)) => listener,
-        Ok(Err(_)) | Err(_) => return ExitCode::FAILURE,
+    let listeners = match portal.listen() {
+        Ok(listeners) => listeners,
+        Err(code) => return code,
+    };
+    if let Some((admin, api)) = listeners.admin {
+        let (admin, app) = (
+            TcpListener::from_std(admin),
+            admin_router::<()>(api, "/admin"),
+        );
+        tokio::spawn(async move { axum::serve(admin?, app).await });
+    }
+    let Ok(listener) = TcpListener::from_std(listeners.portal) else {
+        return ExitCode::FAILURE;
     };
     let auth = ResidentAuth::with_api(portal.api());
     auth.spawn_purge(Duration::from_secs(300));
@@ -36,19 +45,12 @@ async fn main() -> ExitCode {
         .route("/bills", get(bills))
         .merge(auth.router("/api"))
         .with_state(auth);
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await;
-    served.map_or_else(
-        |e| {
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    match axum::serve(listener, app).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
             eprintln!("server error: {e}");
             ExitCode::FAILURE
-        },
-        |()| ExitCode::SUCCESS,
-    )
+        }
+    }
 }
