@@ -43,6 +43,7 @@ macro_rules! api_tests {
             english_messages_and_unknown_paths,
             the_hosts_own_endpoint_is_guarded_by_the_extractor,
             the_operators_api_needs_a_token_and_stays_apart,
+            the_operators_api_on_postgres_and_smtp,
             schemathesis_on_the_operators_api,
             mail_failure_is_503_and_retryable,
             only_json_bodies_are_read,
@@ -885,7 +886,47 @@ fn operator_variables() -> (String, Vec<(&'static str, String)>) {
 /// account), erase, each answering as documented.
 pub async fn the_operators_api_needs_a_token_and_stays_apart(binary: &str) {
     let (token, variables) = operator_variables();
-    let server = Server::start(binary, &variables).await;
+    operators_api_on(&Server::start(binary, &variables).await, &token).await;
+}
+
+/// The same on the real services: PostgreSQL (its audit table checked) and SMTP.
+pub async fn the_operators_api_on_postgres_and_smtp(binary: &str) {
+    let (token, variables) = operator_variables();
+    let server = Server::start_on_services(binary, &variables).await;
+    operators_api_on(&server, &token).await;
+    let pool = sqlx::PgPool::connect(server.database.as_deref().unwrap())
+        .await
+        .unwrap();
+    let actions: Vec<(String, String)> =
+        sqlx::query_as("SELECT operator, action FROM resident_auth.audit ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let actions: Vec<&str> = actions
+        .iter()
+        .map(|(operator, action)| {
+            assert_eq!(operator, "maria");
+            action.as_str()
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "find",
+            "resend_confirmation",
+            "find",
+            "clear_locks",
+            "export",
+            "end_sessions",
+            "erase",
+            "find"
+        ],
+        "every lookup and every change, in order"
+    );
+}
+
+async fn operators_api_on(server: &Server, token: &str) {
+    let token = token.to_owned();
     let admin = server
         .admin
         .clone()
@@ -914,8 +955,19 @@ pub async fn the_operators_api_needs_a_token_and_stays_apart(binary: &str) {
     assert_eq!(status, 422, "a 12-digit account");
     let (status, _, _) = call(get.clone(), &format!("/cabinets/{RESIDENT}"), token).await;
     assert_eq!(status, 404);
-    let password = activate(&server, "7800000000001", RESIDENT, "12").await;
-    let session = login(&server, RESIDENT, &password).await;
+    // "The letter never came": a pending registration's letter again, past the cooldown.
+    let petrova = json!({"surname": "Петрова", "account_number": "7800000000003", "email": "petrova@example.org"});
+    assert_eq!(
+        server.post("/api/registrations", petrova, None).await.0,
+        202
+    );
+    let before = server.letters().len();
+    let (status, sent, _) = call(post.clone(), "/cabinets/7800000000003/resend", token).await;
+    assert_eq!((status.as_u16(), &sent["changed"]), (200, &json!(1)));
+    let arrived = wait_for_letters(server, before + 1).await;
+    assert!(arrived, "the resent confirmation letter arrived");
+    let password = activate(server, "7800000000001", RESIDENT, "12").await;
+    let session = login(server, RESIDENT, &password).await;
     let (status, found, _) = call(get.clone(), "/cabinets/7800000000001", token).await;
     assert_eq!(status, 200, "{found}");
     assert_eq!(found["cabinet"]["email"], RESIDENT);
@@ -965,7 +1017,18 @@ pub async fn the_operators_api_needs_a_token_and_stays_apart(binary: &str) {
         assert_eq!(response.status(), 404, "{path}");
     }
     // And the erased account registers again.
-    activate(&server, "7800000000001", RESIDENT, "12").await;
+    activate(server, "7800000000001", RESIDENT, "12").await;
+}
+
+/// Waits (bounded) until `count` letters have arrived.
+async fn wait_for_letters(server: &Server, count: usize) -> bool {
+    for _ in 0..100 {
+        if server.letters().len() >= count {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
 
 /// schemathesis against the operators' API document, with an operator's token.

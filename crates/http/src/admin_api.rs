@@ -313,7 +313,10 @@ pub async fn handle_admin(
         Err(e) => return problem(422, "admin.malformed", e.to_string()),
     };
     let result = match operation {
-        AdminOperation::Find => admin.find(&lookup).await.map(|r| document(&r)),
+        AdminOperation::Find => admin
+            .find_as(&lookup, &operator)
+            .await
+            .map(|r| document(&r)),
         AdminOperation::Resend => admin
             .resend_confirmation(&lookup, &operator)
             .await

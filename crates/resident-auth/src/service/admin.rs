@@ -117,8 +117,8 @@ pub struct AuditEvent {
     pub at: Timestamp,
     /// Who.
     pub operator: String,
-    /// What: `resend_confirmation`, `clear_locks`, `end_sessions`, `unlink`, `erase`,
-    /// `export`.
+    /// What: `find` (the operators' API audits reads too), `resend_confirmation`,
+    /// `clear_locks`, `end_sessions`, `unlink`, `erase`, `export`.
     pub action: &'static str,
     /// The cabinet acted on, when there is one.
     pub cabinet: Option<CabinetId>,
@@ -464,6 +464,27 @@ impl Admin {
             locks,
             letters_queued: 0,
         })
+    }
+
+    /// [`Admin::find`], recorded as the operator's lookup (`find`), found or not: what the
+    /// operators' API answers, where every call is audited (a lookup of someone's email is
+    /// itself worth a trace).
+    ///
+    /// # Errors
+    /// As [`Admin::find`], and when the record cannot be kept.
+    pub async fn find_as(
+        &self,
+        lookup: &Lookup,
+        operator: &Operator,
+    ) -> Result<Report, AdminError> {
+        let result = self.find(lookup).await;
+        let cabinet = result
+            .as_ref()
+            .ok()
+            .and_then(|report| report.cabinet.as_ref())
+            .and_then(|c| c.cabinet.parse::<CabinetId>().ok());
+        self.record(operator, "find", cabinet, 0).await?;
+        result
     }
 
     /// "The letter never came": sends the pending confirmation again, with a new link
