@@ -37,6 +37,7 @@ impl PgDirectory {
 
 #[async_trait]
 impl AccountDirectory for PgDirectory {
+    #[tracing::instrument(name = "postgres.lookup", skip_all, err(level = "debug", Display))]
     async fn lookup(&self, account: &AccountNumber) -> Result<Option<DirectoryRecord>, StoreError> {
         let row = sqlx::query(&self.lookup)
             .bind(account.as_str())

@@ -48,6 +48,7 @@ impl PgStore {
 
     /// Deletes the row of `table` under `token` if it is at the `expected` version (any
     /// version for `Any`); whether the expectation held.
+    #[tracing::instrument(name = "postgres.delete_at", skip_all, err(level = "debug", Display))]
     async fn delete_at(
         &self,
         table: &'static str,
@@ -82,6 +83,11 @@ impl PgStore {
     /// [`PURGE_BATCH`] rows per statement (each its own short transaction), so a backlog of
     /// any size never holds locks long or meets the statement timeout. Counts affected
     /// rows; returns nothing per row.
+    #[tracing::instrument(
+        name = "postgres.purge_in_batches",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     async fn purge_in_batches(
         &self,
         table: &'static str,
@@ -278,6 +284,7 @@ fn expected_version(expected: Expected) -> Option<i64> {
 
 #[async_trait]
 impl LinkStore for PgStore {
+    #[tracing::instrument(name = "postgres.link", skip_all, err(level = "debug", Display))]
     async fn link(&self, token: &TokenHash) -> Result<Option<Versioned<Link>>, StoreError> {
         let row = sqlx::query(&self.sql(&format!(
             "SELECT {LINK_COLUMNS} FROM {{schema}}.links WHERE token_hash = $1"
@@ -289,6 +296,7 @@ impl LinkStore for PgStore {
         row.as_ref().map(link_from_row).transpose()
     }
 
+    #[tracing::instrument(name = "postgres.swap_link", skip_all, err(level = "debug", Display))]
     async fn swap_link(
         &self,
         token: &TokenHash,
@@ -353,11 +361,13 @@ impl LinkStore for PgStore {
         }
     }
 
+    #[tracing::instrument(name = "postgres.purge_links", skip_all, err(level = "debug", Display))]
     async fn purge_links(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.purge_in_batches("links", "expires_at", now).await
     }
 
     /// One statement, by the email and account indexes of migration 0003.
+    #[tracing::instrument(name = "postgres.links_about", skip_all, err(level = "debug", Display))]
     async fn links_about(
         &self,
         email: Option<&Email>,
@@ -387,6 +397,7 @@ impl LinkStore for PgStore {
 
 #[async_trait]
 impl CabinetStore for PgStore {
+    #[tracing::instrument(name = "postgres.cabinet", skip_all, err(level = "debug", Display))]
     async fn cabinet(&self, key: CabinetKey<'_>) -> Result<Option<Versioned<Cabinet>>, StoreError> {
         let (condition, bytes, text): (&str, Option<&[u8]>, Option<&str>) = match key {
             CabinetKey::Id(id) => ("c.id = $1", Some(id.as_bytes().as_slice()), None),
@@ -409,6 +420,11 @@ impl CabinetStore for PgStore {
         row.as_ref().map(cabinet_from_row).transpose()
     }
 
+    #[tracing::instrument(
+        name = "postgres.swap_cabinet",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     async fn swap_cabinet(
         &self,
         id: &CabinetId,
@@ -506,6 +522,7 @@ impl CabinetStore for PgStore {
 
 #[async_trait]
 impl SessionStore for PgStore {
+    #[tracing::instrument(name = "postgres.session", skip_all, err(level = "debug", Display))]
     async fn session(&self, token: &TokenHash) -> Result<Option<Versioned<Session>>, StoreError> {
         let row = sqlx::query(&self.sql(&format!(
             "SELECT {SESSION_COLUMNS} FROM {{schema}}.sessions s WHERE s.token_hash = $1"
@@ -517,6 +534,11 @@ impl SessionStore for PgStore {
         row.as_ref().map(session_from_row).transpose()
     }
 
+    #[tracing::instrument(
+        name = "postgres.swap_session",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     async fn swap_session(
         &self,
         token: &TokenHash,
@@ -567,6 +589,11 @@ impl SessionStore for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
+    #[tracing::instrument(
+        name = "postgres.cabinet_sessions",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     async fn cabinet_sessions(
         &self,
         cabinet: &CabinetId,
@@ -591,6 +618,11 @@ impl SessionStore for PgStore {
             .collect()
     }
 
+    #[tracing::instrument(
+        name = "postgres.purge_sessions",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.purge_in_batches("sessions", "expires_at", now).await
     }
@@ -606,6 +638,7 @@ const INCREMENT: &str = "INSERT INTO {schema}.counters AS c (key, count, window_
 
 #[async_trait]
 impl CounterStore for PgStore {
+    #[tracing::instrument(name = "postgres.increment", skip_all, err(level = "debug", Display))]
     async fn increment(
         &self,
         key: &CounterKey,
@@ -619,6 +652,7 @@ impl CounterStore for PgStore {
             .ok_or_else(|| StoreError::generic("the counter upsert returned no row"))
     }
 
+    #[tracing::instrument(name = "postgres.reset", skip_all, err(level = "debug", Display))]
     async fn reset(&self, key: &CounterKey) -> Result<(), StoreError> {
         sqlx::query(&self.sql("DELETE FROM {schema}.counters WHERE key = $1"))
             .bind(key.as_str())
@@ -628,11 +662,21 @@ impl CounterStore for PgStore {
         Ok(())
     }
 
+    #[tracing::instrument(
+        name = "postgres.purge_counters",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     async fn purge_counters(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.purge_in_batches("counters", "window_ends", now).await
     }
 
     /// One statement; it reads every counter (an operator's lookup, not a request's).
+    #[tracing::instrument(
+        name = "postgres.counters_about",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     async fn counters_about(
         &self,
         subjects: &[String],
@@ -665,6 +709,11 @@ impl CounterStore for PgStore {
 #[async_trait]
 impl Store for PgStore {
     /// One statement: the session joined with its cabinet.
+    #[tracing::instrument(
+        name = "postgres.session_with_cabinet",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     async fn session_with_cabinet(
         &self,
         token: &TokenHash,
@@ -683,6 +732,11 @@ impl Store for PgStore {
     }
 
     /// One statement: the link moves only if it has the purpose and is live.
+    #[tracing::instrument(
+        name = "postgres.advance_link",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     async fn advance_link(
         &self,
         token: &TokenHash,
@@ -722,6 +776,7 @@ impl Store for PgStore {
     }
 
     /// One statement for every key.
+    #[tracing::instrument(name = "postgres.reset_all", skip_all, err(level = "debug", Display))]
     async fn reset_all(&self, keys: &[CounterKey]) -> Result<(), StoreError> {
         let names: Vec<&str> = keys.iter().map(CounterKey::as_str).collect();
         sqlx::query(&self.sql("DELETE FROM {schema}.counters WHERE key = ANY($1)"))
@@ -733,6 +788,11 @@ impl Store for PgStore {
     }
 
     /// One statement for every key (each key at most once per call).
+    #[tracing::instrument(
+        name = "postgres.increment_all",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     async fn increment_all(
         &self,
         keys: &[(CounterKey, Duration)],

@@ -55,6 +55,7 @@ fn kind_name(kind: LetterKind) -> &'static str {
 
 #[async_trait]
 impl Mailer for OutboxMailer {
+    #[tracing::instrument(name = "outbox.send", skip_all, err(level = "debug", Display))]
     async fn send(&self, letter: &Letter) -> Result<(), MailError> {
         let message = build_message(letter, &self.from)?;
         tokio::fs::create_dir_all(&self.dir)

@@ -236,6 +236,7 @@ fn classify(error: lettre::transport::smtp::Error) -> MailError {
 
 #[async_trait]
 impl Mailer for SmtpMailer {
+    #[tracing::instrument(name = "smtp.send", skip_all, err(level = "debug", Display))]
     async fn send(&self, letter: &Letter) -> Result<(), MailError> {
         let message = build_message(letter, &self.from)?;
         self.transport

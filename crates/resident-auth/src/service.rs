@@ -628,6 +628,11 @@ impl AuthService {
     /// # Errors
     /// [`Error::Rejected`] with the problems; [`Error::Unavailable`] if storage or mail
     /// failed (nothing is left that blocks a retry).
+    #[tracing::instrument(
+        name = "resident_auth.register",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn register(
         &self,
         form: &RegistrationForm,
@@ -655,6 +660,11 @@ impl AuthService {
     ///
     /// # Errors
     /// As [`register`](Self::register).
+    #[tracing::instrument(
+        name = "resident_auth.add_address",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn add_address(
         &self,
         session: &Authenticated,
@@ -817,6 +827,11 @@ impl AuthService {
     ///
     /// # Errors
     /// [`Problem::InvalidLink`] for an unknown, used or expired token.
+    #[tracing::instrument(
+        name = "resident_auth.confirm_email",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn confirm_email(&self, confirmation_token: &str) -> Result<Token, Error> {
         let token = Token::from_user(confirmation_token).ok_or(Problem::InvalidLink)?;
         let hash = token.hash();
@@ -847,6 +862,11 @@ impl AuthService {
     /// # Errors
     /// [`Problem::WrongPremises`] with attempts left, [`Problem::ActivationLocked`],
     /// [`Problem::InvalidLink`], a premises syntax problem, or [`Error::Unavailable`].
+    #[tracing::instrument(
+        name = "resident_auth.activate",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn activate(
         &self,
         activation_token: &str,
@@ -1160,6 +1180,7 @@ impl AuthService {
     /// # Errors
     /// [`Problem::InvalidCredentials`], [`Problem::LoginThrottled`],
     /// [`Problem::IncorrectData`], or [`Error::Unavailable`].
+    #[tracing::instrument(name = "resident_auth.login", skip_all, err(level = "debug", Display))]
     pub async fn login(
         &self,
         email: &str,
@@ -1283,6 +1304,11 @@ impl AuthService {
     ///
     /// # Errors
     /// [`Problem::SessionInvalid`] for an unknown or expired session.
+    #[tracing::instrument(
+        name = "resident_auth.authenticate",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn authenticate(&self, session_token: &str) -> Result<Authenticated, Error> {
         let token = Token::from_user(session_token).ok_or(Problem::SessionInvalid)?;
         let hash = token.hash();
@@ -1337,6 +1363,11 @@ impl AuthService {
     ///
     /// # Errors
     /// [`Error::Unavailable`] if the directory cannot be read.
+    #[tracing::instrument(
+        name = "resident_auth.cabinet",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn cabinet(&self, session: &Authenticated) -> Result<CabinetView, Error> {
         require_chosen_password(session)?;
         let mut accounts = Vec::with_capacity(session.accounts.len());
@@ -1365,6 +1396,11 @@ impl AuthService {
     /// [`Problem::SessionInvalid`] if the session ended meanwhile,
     /// [`Problem::AccountNotLinked`], an account number syntax problem, or
     /// [`Error::Unavailable`].
+    #[tracing::instrument(
+        name = "resident_auth.select_account",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn select_account(
         &self,
         session: &Authenticated,
@@ -1407,6 +1443,7 @@ impl AuthService {
     ///
     /// # Errors
     /// [`Problem::SessionInvalid`] for a malformed token, or [`Error::Unavailable`].
+    #[tracing::instrument(name = "resident_auth.logout", skip_all, err(level = "debug", Display))]
     pub async fn logout(&self, session_token: &str) -> Result<(), Error> {
         let token = Token::from_user(session_token).ok_or(Problem::SessionInvalid)?;
         self.store()
@@ -1420,6 +1457,11 @@ impl AuthService {
     ///
     /// # Errors
     /// An email syntax problem, [`Problem::TooManyRequests`], or [`Error::Unavailable`].
+    #[tracing::instrument(
+        name = "resident_auth.request_recovery",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn request_recovery(
         &self,
         email: &str,
@@ -1510,6 +1552,11 @@ impl AuthService {
     ///
     /// # Errors
     /// [`Problem::InvalidLink`], or [`Error::Unavailable`].
+    #[tracing::instrument(
+        name = "resident_auth.complete_recovery",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn complete_recovery(
         &self,
         recovery_token: &str,
@@ -1548,6 +1595,11 @@ impl AuthService {
     ///
     /// # Errors
     /// [`Error::Unavailable`] if the store fails.
+    #[tracing::instrument(
+        name = "resident_auth.purge_expired",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn purge_expired(&self) -> Result<u64, Error> {
         Ok(self.store().purge_expired(self.now()).await?)
     }

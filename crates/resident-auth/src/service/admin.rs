@@ -428,6 +428,7 @@ impl Admin {
     /// # Errors
     /// [`AdminError::NotFound`] when there is no cabinet, link or lock at all; the
     /// service's errors.
+    #[tracing::instrument(name = "resident_auth.find", skip_all, err(level = "debug", Display))]
     pub async fn find(&self, lookup: &Lookup) -> Result<Report, AdminError> {
         let subject = self.subject(lookup).await?;
         let now = self.service.now();
@@ -472,6 +473,11 @@ impl Admin {
     ///
     /// # Errors
     /// As [`Admin::find`], and when the record cannot be kept.
+    #[tracing::instrument(
+        name = "resident_auth.find_as",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn find_as(
         &self,
         lookup: &Lookup,
@@ -494,6 +500,11 @@ impl Admin {
     /// # Errors
     /// [`AdminError::NotFound`] without a live confirmation link; the service's errors
     /// (the mail server's among them).
+    #[tracing::instrument(
+        name = "resident_auth.resend_confirmation",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn resend_confirmation(
         &self,
         lookup: &Lookup,
@@ -547,6 +558,11 @@ impl Admin {
     ///
     /// # Errors
     /// [`AdminError::NotFound`] when nothing matches; the service's errors.
+    #[tracing::instrument(
+        name = "resident_auth.clear_locks",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn clear_locks(
         &self,
         lookup: &Lookup,
@@ -570,6 +586,11 @@ impl Admin {
     ///
     /// # Errors
     /// [`AdminError::NotFound`] without a cabinet; the service's errors.
+    #[tracing::instrument(
+        name = "resident_auth.end_sessions",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn end_sessions(
         &self,
         lookup: &Lookup,
@@ -605,6 +626,7 @@ impl Admin {
     /// # Errors
     /// [`AdminError::NotFound`] when no cabinet holds the account;
     /// [`AdminError::Refused`] for the last account without `erase`; the service's errors.
+    #[tracing::instrument(name = "resident_auth.unlink", skip_all, err(level = "debug", Display))]
     pub async fn unlink(
         &self,
         account: &AccountNumber,
@@ -661,6 +683,7 @@ impl Admin {
     ///
     /// # Errors
     /// [`AdminError::NotFound`] when nothing matches; the service's errors.
+    #[tracing::instrument(name = "resident_auth.erase", skip_all, err(level = "debug", Display))]
     pub async fn erase(&self, lookup: &Lookup, operator: &Operator) -> Result<Erased, AdminError> {
         let subject = self.subject(lookup).await?;
         let store = self.service.store();
@@ -710,6 +733,7 @@ impl Admin {
     ///
     /// # Errors
     /// [`AdminError::NotFound`] without a cabinet; the service's errors.
+    #[tracing::instrument(name = "resident_auth.export", skip_all, err(level = "debug", Display))]
     pub async fn export(
         &self,
         lookup: &Lookup,

@@ -45,6 +45,11 @@ impl AuthService {
     /// [`Problem::NewPassword`], [`Problem::CurrentPasswordWrong`],
     /// [`Problem::LoginThrottled`], [`Problem::SessionInvalid`] if the session ended
     /// meanwhile, or [`Error::Unavailable`].
+    #[tracing::instrument(
+        name = "resident_auth.change_password",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn change_password(
         &self,
         session: &Authenticated,
@@ -165,6 +170,11 @@ impl AuthService {
     ///
     /// # Errors
     /// [`Error::Unavailable`] if the store fails.
+    #[tracing::instrument(
+        name = "resident_auth.sessions",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn sessions(&self, session: &Authenticated) -> Result<Vec<SessionView>, Error> {
         let now = self.now();
         let own_version = session.session.record.credential_version;
@@ -194,6 +204,11 @@ impl AuthService {
     /// # Errors
     /// [`Problem::SessionNotFound`] when the cabinet has no live session of that identity
     /// (another cabinet's session is not found either), or [`Error::Unavailable`].
+    #[tracing::instrument(
+        name = "resident_auth.end_session",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn end_session(
         &self,
         session: &Authenticated,
@@ -222,6 +237,11 @@ impl AuthService {
     ///
     /// # Errors
     /// [`Error::Unavailable`] if the store fails (some may have ended).
+    #[tracing::instrument(
+        name = "resident_auth.end_other_sessions",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     pub async fn end_other_sessions(&self, session: &Authenticated) -> Result<u64, Error> {
         let now = self.now();
         let own_version = session.session.record.credential_version;
