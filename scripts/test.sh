@@ -78,8 +78,17 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quie
 step "publishable: cargo package (verified) of every library crate; the HTTP crate framework-free"
 # Verification builds each packaged crate alone, its workspace dependencies from a local
 # registry of the packages just made: what crates.io would receive.
-cargo package --quiet --allow-dirty -p resident-auth -p resident-auth-http -p resident-auth-axum \
-  -p resident-auth-actix -p resident-auth-postgres -p resident-auth-smtp
+# Cargo unpacks those packages into its registry cache under name and version, and takes
+# registry crates for immutable: an unpacked copy, or a build, left by an earlier run of the
+# same version would be verified instead of this tree. So verification builds in a target
+# directory of its own, from which our crates' artifacts (never their dependencies') are
+# removed first, as are our unpacked copies (only in local, path-named `-…` registries).
+verify_dir=target/package-verify
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+rm -rf "$cargo_home"/registry/src/-*/resident-auth*-[0-9]* "$cargo_home"/registry/cache/-*/resident-auth*-[0-9]* \
+  "$verify_dir"/package "$verify_dir"/debug/.fingerprint/resident-auth* "$verify_dir"/debug/deps/*resident_auth*
+cargo package --quiet --allow-dirty --target-dir "$verify_dir" -p resident-auth -p resident-auth-http \
+  -p resident-auth-axum -p resident-auth-actix -p resident-auth-postgres -p resident-auth-smtp
 if cargo tree -p resident-auth-http -e normal --prefix none | grep -E '^(sqlx|lettre|axum|actix)'; then
   echo "resident-auth-http must not depend on a database, mail or web framework crate"; exit 1
 fi
