@@ -70,11 +70,7 @@ impl ResidentAuth {
             config.app_data(api);
             for route in ROUTES {
                 let operation = route.operation;
-                let method = match route.method {
-                    Method::Get => HttpMethod::GET,
-                    Method::Delete => HttpMethod::DELETE,
-                    _ => HttpMethod::POST,
-                };
+                let method = http_method(route.method);
                 config.service(endpoint(
                     &format!("{prefix}{}", route.path),
                     method,
@@ -137,11 +133,7 @@ pub fn configure_admin(
                 .app_data(web::PayloadConfig::new(BODY_LIMIT));
             for route in routes {
                 let operation = route.operation;
-                let method = match route.method {
-                    Method::Get => HttpMethod::GET,
-                    Method::Delete => HttpMethod::DELETE,
-                    _ => HttpMethod::POST,
-                };
+                let method = http_method(route.method);
                 resource = resource.route(web::method(method).to(
                     move |request: HttpRequest, body: web::Bytes| async move {
                         let Some(api) = request.app_data::<web::Data<AdminApi>>() else {
@@ -182,6 +174,15 @@ pub fn configure_admin(
             },
         ));
         config.default_service(web::to(|| async { respond(admin_api::admin_not_found()) }));
+    }
+}
+
+/// actix-web's method for a route's.
+fn http_method(method: Method) -> HttpMethod {
+    match method {
+        Method::Get => HttpMethod::GET,
+        Method::Delete => HttpMethod::DELETE,
+        _ => HttpMethod::POST,
     }
 }
 

@@ -80,16 +80,12 @@ impl ResidentAuth {
         let mut router = Router::new();
         for route in ROUTES {
             let operation = route.operation;
-            let filter = match route.method {
-                Method::Get => MethodFilter::GET,
-                Method::Delete => MethodFilter::DELETE,
-                _ => MethodFilter::POST,
-            };
             router = router.route(
                 &format!("{prefix}{}", route.path),
-                on(filter, move |state: State<Self>, request: Request| {
-                    endpoint(state, operation, request)
-                }),
+                on(
+                    filter(route.method),
+                    move |state: State<Self>, request: Request| endpoint(state, operation, request),
+                ),
             );
         }
         let document = Arc::new(openapi::document_json(prefix));
@@ -131,15 +127,10 @@ where
     let mut router: Router<AdminApi> = Router::new();
     for route in ADMIN_ROUTES {
         let operation = route.operation;
-        let filter = match route.method {
-            Method::Get => MethodFilter::GET,
-            Method::Delete => MethodFilter::DELETE,
-            _ => MethodFilter::POST,
-        };
         router = router.route(
             &format!("{prefix}{}", route.path),
             on(
-                filter,
+                filter(route.method),
                 move |State(api): State<AdminApi>, request: Request| async move {
                     let (mut parts, body) = request.into_parts();
                     let parameter = RawPathParams::from_request_parts(&mut parts, &())
@@ -166,6 +157,15 @@ where
         .fallback(|| async { respond(admin_api::admin_not_found()) })
         .layer(axum::middleware::map_response(no_sniffing))
         .with_state(api)
+}
+
+/// axum's filter for a route's method.
+fn filter(method: Method) -> MethodFilter {
+    match method {
+        Method::Get => MethodFilter::GET,
+        Method::Delete => MethodFilter::DELETE,
+        _ => MethodFilter::POST,
+    }
 }
 
 /// Every answer of the mounted routes: browsers take the declared content type as it is.

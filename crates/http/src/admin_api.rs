@@ -13,13 +13,11 @@ use resident_auth::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use utoipa::{
-    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
-    IntoParams, Modify, OpenApi, ToSchema,
-};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::{
-    api::{ApiResponse, Method},
+    api::{ApiResponse, ErrorItem, Errors, Method},
+    openapi::{under_prefix, BearerScheme},
     web::Headers,
 };
 
@@ -229,33 +227,11 @@ pub struct Changed {
 #[schema(value_type = Object)]
 pub struct Document(serde_json::Value);
 
-/// One problem, in the residents' API's shape.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AdminProblem {
-    /// `admin.unauthorized`, `admin.not_found`, `admin.refused`, `admin.malformed`,
-    /// `service.unavailable`.
-    pub code: &'static str,
-    /// What happened, for the operator.
-    pub message: String,
-}
-
-/// The body of every error answer of the operators' API.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AdminErrors {
-    /// The problems.
-    pub errors: Vec<AdminProblem>,
-}
-
+/// An error answer in the residents' API's shape (`{"errors":[{"field","code","message"}]}`,
+/// `field` null): `admin.unauthorized`, `admin.not_found`, `admin.refused`,
+/// `admin.malformed`, `request.not_found`, `service.unavailable`.
 fn problem(status: u16, code: &'static str, message: impl Into<String>) -> ApiResponse {
-    ApiResponse::typed(
-        status,
-        &AdminErrors {
-            errors: vec![AdminProblem {
-                code,
-                message: message.into(),
-            }],
-        },
-    )
+    ApiResponse::request_problem(status, code, message.into())
 }
 
 fn from_admin_error(error: AdminError) -> ApiResponse {
@@ -363,69 +339,72 @@ pub fn admin_not_found() -> ApiResponse {
 #[utoipa::path(get, path = "/cabinets/{lookup}", tag = "operators", params(LookupPath),
     security(("operator" = [])),
     responses((status = 200, description = "The cabinet, pending registrations and locks", body = Document),
-        (status = 401, description = "No valid operator token", body = AdminErrors),
-        (status = 404, description = "Nothing matches", body = AdminErrors),
-        (status = 422, description = "Not an email or a personal account number", body = AdminErrors)))]
+        (status = 401, description = "No valid operator token", body = Errors),
+        (status = 404, description = "Nothing matches", body = Errors),
+        (status = 422, description = "Not an email or a personal account number", body = Errors)))]
 pub fn find() {}
 
 /// Erases the cabinet and everything naming its email and accounts.
 #[utoipa::path(delete, path = "/cabinets/{lookup}", tag = "operators", params(LookupPath),
     security(("operator" = [])),
     responses((status = 200, description = "What was erased", body = Document),
-        (status = 401, description = "No valid operator token", body = AdminErrors),
-        (status = 404, description = "Nothing matches", body = AdminErrors),
-        (status = 409, description = "The cabinet changed meanwhile", body = AdminErrors),
-        (status = 422, description = "Not an email or a personal account number", body = AdminErrors)))]
+        (status = 401, description = "No valid operator token", body = Errors),
+        (status = 404, description = "Nothing matches", body = Errors),
+        (status = 409, description = "The cabinet changed meanwhile", body = Errors),
+        (status = 422, description = "Not an email or a personal account number", body = Errors)))]
 pub fn erase() {}
 
 /// Sends the pending confirmation again with a new link.
 #[utoipa::path(post, path = "/cabinets/{lookup}/resend", tag = "operators", params(LookupPath),
     security(("operator" = [])),
     responses((status = 200, description = "Sent", body = Changed),
-        (status = 401, description = "No valid operator token", body = AdminErrors),
-        (status = 404, description = "No pending confirmation", body = AdminErrors),
-        (status = 409, description = "The link changed meanwhile", body = AdminErrors),
-        (status = 422, description = "Not an email or a personal account number", body = AdminErrors),
-        (status = 503, description = "Mail or storage unavailable", body = AdminErrors)))]
+        (status = 401, description = "No valid operator token", body = Errors),
+        (status = 404, description = "No pending confirmation", body = Errors),
+        (status = 409, description = "The link changed meanwhile", body = Errors),
+        (status = 422, description = "Not an email or a personal account number", body = Errors),
+        (status = 503, description = "Mail or storage unavailable", body = Errors)))]
 pub fn resend() {}
 
 /// Clears throttles, cooldowns and premises attempts.
 #[utoipa::path(post, path = "/cabinets/{lookup}/unlock", tag = "operators", params(LookupPath),
     security(("operator" = [])),
     responses((status = 200, description = "Counters cleared", body = Changed),
-        (status = 401, description = "No valid operator token", body = AdminErrors),
-        (status = 404, description = "Nothing matches", body = AdminErrors),
-        (status = 422, description = "Not an email or a personal account number", body = AdminErrors)))]
+        (status = 401, description = "No valid operator token", body = Errors),
+        (status = 404, description = "Nothing matches", body = Errors),
+        (status = 422, description = "Not an email or a personal account number", body = Errors)))]
 pub fn unlock() {}
 
 /// Ends every session of the cabinet.
 #[utoipa::path(post, path = "/cabinets/{lookup}/end-sessions", tag = "operators", params(LookupPath),
     security(("operator" = [])),
     responses((status = 200, description = "Sessions ended", body = Changed),
-        (status = 401, description = "No valid operator token", body = AdminErrors),
-        (status = 404, description = "No cabinet", body = AdminErrors),
-        (status = 422, description = "Not an email or a personal account number", body = AdminErrors)))]
+        (status = 401, description = "No valid operator token", body = Errors),
+        (status = 404, description = "No cabinet", body = Errors),
+        (status = 422, description = "Not an email or a personal account number", body = Errors)))]
 pub fn end_sessions() {}
 
 /// The cabinet's data, without secrets.
 #[utoipa::path(get, path = "/cabinets/{lookup}/export", tag = "operators", params(LookupPath),
     security(("operator" = [])),
     responses((status = 200, description = "The cabinet's data", body = Document),
-        (status = 401, description = "No valid operator token", body = AdminErrors),
-        (status = 404, description = "No cabinet", body = AdminErrors),
-        (status = 422, description = "Not an email or a personal account number", body = AdminErrors)))]
+        (status = 401, description = "No valid operator token", body = Errors),
+        (status = 404, description = "No cabinet", body = Errors),
+        (status = 422, description = "Not an email or a personal account number", body = Errors)))]
 pub fn export() {}
 
 /// Takes a personal account out of its cabinet (the last one only with `erase`).
 #[utoipa::path(post, path = "/accounts/{account}/unlink", tag = "operators", params(AccountPath),
     security(("operator" = [])), request_body(content = UnlinkRequest, description = "Optional; `{\"erase\": false}` when absent"),
     responses((status = 200, description = "Unlinked, or the cabinet erased", body = Document),
-        (status = 401, description = "No valid operator token", body = AdminErrors),
-        (status = 404, description = "No cabinet holds the account", body = AdminErrors),
-        (status = 409, description = "The cabinet's last account without erase", body = AdminErrors),
-        (status = 422, description = "Not a personal account number, or a malformed body", body = AdminErrors),
-        (status = 503, description = "Storage unavailable", body = AdminErrors)))]
+        (status = 401, description = "No valid operator token", body = Errors),
+        (status = 404, description = "No cabinet holds the account", body = Errors),
+        (status = 409, description = "The cabinet's last account without erase", body = Errors),
+        (status = 422, description = "Not a personal account number, or a malformed body", body = Errors),
+        (status = 503, description = "Storage unavailable", body = Errors)))]
 pub fn unlink() {}
+
+/// The operators' tokens.
+const OPERATOR_SCHEME: BearerScheme = BearerScheme("operator");
 
 #[derive(OpenApi)]
 #[openapi(
@@ -435,35 +414,18 @@ pub fn unlink() {}
             call needs an operator token (`Authorization: Bearer`); every change is audited."
     ),
     paths(find, erase, resend, unlock, end_sessions, export, unlink),
-    components(schemas(AdminErrors, AdminProblem, Changed, Document, UnlinkRequest)),
-    modifiers(&OperatorSecurity),
+    components(schemas(Errors, ErrorItem, Changed, Document, UnlinkRequest)),
+    modifiers(&OPERATOR_SCHEME),
     tags((name = "operators", description = "Find, resend, unlock, end sessions, unlink, erase, export"))
 )]
 struct AdminDocument;
 
-struct OperatorSecurity;
-
-impl Modify for OperatorSecurity {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        if let Some(components) = openapi.components.as_mut() {
-            components.add_security_scheme(
-                "operator",
-                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-            );
-        }
-    }
-}
-
 /// The operators' API document, its paths under `prefix`.
 #[must_use]
 pub fn admin_document_json(prefix: &str) -> String {
-    let mut document = AdminDocument::openapi();
-    let paths = std::mem::take(&mut document.paths.paths);
-    document.paths.paths = paths
-        .into_iter()
-        .map(|(path, item)| (format!("{prefix}{path}"), item))
-        .collect();
-    document.to_pretty_json().unwrap_or_default()
+    under_prefix(AdminDocument::openapi(), prefix)
+        .to_pretty_json()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

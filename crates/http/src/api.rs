@@ -101,7 +101,7 @@ impl ApiResponse {
         }
     }
 
-    fn request_problem(status: u16, code: &'static str, message: String) -> Self {
+    pub(crate) fn request_problem(status: u16, code: &'static str, message: String) -> Self {
         Self::typed(
             status,
             &Errors {

@@ -42,7 +42,7 @@ pub const DOCUMENT_PATH: &str = "/openapi.json";
     // The error responses are reusable `IntoResponses` types, whose body schema the
     // paths only reference: list it here so the references resolve.
     components(schemas(api::Errors, api::ErrorItem)),
-    modifiers(&SessionSecurity),
+    modifiers(&SESSION_SCHEME),
     tags(
         (name = "registration", description = "Journeys 1–3: register, confirm the email, activate"),
         (name = "login", description = "Journey 4"),
@@ -52,31 +52,41 @@ pub const DOCUMENT_PATH: &str = "/openapi.json";
 )]
 struct Document;
 
-/// The bearer scheme the session endpoints name.
-struct SessionSecurity;
+/// A bearer security scheme under the name its operations give (`session`, `operator`).
+pub(crate) struct BearerScheme(pub(crate) &'static str);
 
-impl Modify for SessionSecurity {
+impl Modify for BearerScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         if let Some(components) = openapi.components.as_mut() {
             components.add_security_scheme(
-                "session",
+                self.0,
                 SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
             );
         }
     }
 }
 
-/// The document of the API mounted under `prefix` (`"/api"`, or `""` at the root): every
-/// path of [`crate::api::ROUTES`] is `prefix` followed by the route's path.
-#[must_use]
-pub fn document(prefix: &str) -> utoipa::openapi::OpenApi {
-    let mut document = Document::openapi();
+/// The residents' session tokens.
+const SESSION_SCHEME: BearerScheme = BearerScheme("session");
+
+/// `document` with every path under `prefix`.
+pub(crate) fn under_prefix(
+    mut document: utoipa::openapi::OpenApi,
+    prefix: &str,
+) -> utoipa::openapi::OpenApi {
     let paths = std::mem::take(&mut document.paths.paths);
     document.paths.paths = paths
         .into_iter()
         .map(|(path, item)| (format!("{prefix}{path}"), item))
         .collect();
     document
+}
+
+/// The document of the API mounted under `prefix` (`"/api"`, or `""` at the root): every
+/// path of [`crate::api::ROUTES`] is `prefix` followed by the route's path.
+#[must_use]
+pub fn document(prefix: &str) -> utoipa::openapi::OpenApi {
+    under_prefix(Document::openapi(), prefix)
 }
 
 /// The document as JSON, as served.
