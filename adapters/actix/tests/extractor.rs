@@ -31,6 +31,7 @@ async fn fixture(temporary: bool) -> (ResidentAuth, Arc<ManualClock>, String) {
         .hasher(Argon2Hasher::new(HashParams::insecure_fast_for_tests()).unwrap())
         .clock(clock.clone())
         .configure(|c| c.mailed_password_lifetime = temporary.then_some(Duration::from_secs(60)))
+        .configure(|c| c.delivery.in_request = true)
         .build()
         .unwrap();
     let form = RegistrationForm {

@@ -43,6 +43,7 @@ async fn fixture(temporary: bool) -> Fixture {
         .configure(|config| {
             config.mailed_password_lifetime = temporary.then_some(Duration::from_secs(3600));
         })
+        .configure(|c| c.delivery.in_request = true)
         .build()
         .unwrap();
     let form = RegistrationForm {

@@ -69,7 +69,7 @@ async fn library_works(pool: &PgPool, schema: &Schema) {
     };
     assert_eq!(
         store
-            .swap_cabinet(&cabinet.id, Expected::Absent, Some(&cabinet))
+            .swap_cabinet(&cabinet.id, Expected::Absent, Some(&cabinet), None)
             .await
             .unwrap(),
         CabinetSwap::Written

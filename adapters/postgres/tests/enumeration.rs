@@ -38,7 +38,12 @@ async fn unknown_email_and_wrong_password_are_indistinguishable_on_postgres() {
             Arc::new(hasher.clone()),
             clock.clone(),
         ),
-        AuthConfig::new(resident_auth::Links::new("https://portal.example.org")),
+        {
+            let mut config =
+                AuthConfig::new(resident_auth::Links::new("https://portal.example.org"));
+            config.delivery.in_request = true;
+            config
+        },
     );
     let context = RequestContext::new(Locale::Ru);
     let form = RegistrationForm {

@@ -47,7 +47,11 @@ async fn instance(url: &str, clock: Arc<ManualClock>, mailer: RecordingMailer) -
             Arc::new(Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 2).unwrap()),
             clock,
         ),
-        AuthConfig::new(Links::new("https://portal.example.org")),
+        {
+            let mut config = AuthConfig::new(Links::new("https://portal.example.org"));
+            config.delivery.in_request = true;
+            config
+        },
     );
     Instance { service, mailer }
 }
@@ -184,7 +188,7 @@ async fn fifty_concurrent_consumers_of_one_link_let_exactly_one_win() {
         issuing_until: None,
     };
     assert!(store
-        .swap_link(&token, Expected::Absent, Some((&token, &link)))
+        .swap_link(&token, Expected::Absent, Some((&token, &link)), None)
         .await
         .unwrap());
     let version = store.link(&token).await.unwrap().unwrap().version;
@@ -195,7 +199,12 @@ async fn fifty_concurrent_consumers_of_one_link_let_exactly_one_win() {
             tokio::spawn(async move {
                 let next = Token::generate().hash();
                 store
-                    .swap_link(&token, Expected::Version(version), Some((&next, &link)))
+                    .swap_link(
+                        &token,
+                        Expected::Version(version),
+                        Some((&next, &link)),
+                        None,
+                    )
                     .await
             })
         })

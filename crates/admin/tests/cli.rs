@@ -39,6 +39,7 @@ async fn portal() -> Portal {
         .directory(PgDirectory::new(pool.clone()))
         .shared_mailer(mailer.clone())
         .hasher(Argon2Hasher::new(HashParams::insecure_fast_for_tests()).unwrap())
+        .configure(|c| c.delivery.in_request = true)
         .build()
         .unwrap();
     Portal {

@@ -33,8 +33,9 @@ use secrecy::SecretString;
 
 use crate::{
     clock::{ManualClock, Timestamp},
-    ids::{CabinetId, SessionId},
+    ids::{CabinetId, LetterId, SessionId},
     letters::LetterKind,
+    mail_queue::{LetterStatus, QueuedLetter, SealedLetter},
     memory::{link_token, mailed_password, register_by_mail, MemoryDirectory, RecordingMailer},
     ports::{
         Cabinet, CabinetKey, CabinetSwap, CounterKey, Expected, Link, LinkAdvance, LinkPurpose,
@@ -67,7 +68,10 @@ macro_rules! store_conformance_tests {
             concurrent_cabinet_updates_let_one_win,
             journey_registration_confirmation_activation,
             journey_resend_interval_and_coexisting_registrations,
-            journey_failed_letter_lets_registration_restart_at_once,
+            letters_ride_with_their_write_only,
+            letters_are_claimed_by_one_caller_until_the_claim_ends,
+            letters_are_settled_listed_and_purged,
+            journey_letters_wait_out_a_mail_outage,
             journey_links_expire,
             journey_premises_attempts_count_per_account,
             journey_added_account_joins_and_ends_sessions,
@@ -165,12 +169,12 @@ pub async fn links_insert_swap_move_and_consume_once<S: Store + Clone + 'static>
     let first = token();
     assert!(store.link(&first).await.unwrap().is_none());
     assert!(store
-        .swap_link(&first, Expected::Absent, Some((&first, &link)))
+        .swap_link(&first, Expected::Absent, Some((&first, &link)), None)
         .await
         .unwrap());
     assert!(
         !store
-            .swap_link(&first, Expected::Absent, Some((&first, &link)))
+            .swap_link(&first, Expected::Absent, Some((&first, &link)), None)
             .await
             .unwrap(),
         "insert-if-absent refuses an existing token"
@@ -188,7 +192,8 @@ pub async fn links_insert_swap_move_and_consume_once<S: Store + Clone + 'static>
             .swap_link(
                 &first,
                 Expected::Version(Version::new(7)),
-                Some((&first, &leased))
+                Some((&first, &leased)),
+                None
             )
             .await
             .unwrap(),
@@ -198,7 +203,8 @@ pub async fn links_insert_swap_move_and_consume_once<S: Store + Clone + 'static>
         .swap_link(
             &first,
             Expected::Version(stored.version),
-            Some((&first, &leased))
+            Some((&first, &leased)),
+            None
         )
         .await
         .unwrap());
@@ -215,7 +221,8 @@ pub async fn links_insert_swap_move_and_consume_once<S: Store + Clone + 'static>
         .swap_link(
             &first,
             Expected::Version(stored.version),
-            Some((&second, &activation))
+            Some((&second, &activation)),
+            None
         )
         .await
         .unwrap());
@@ -224,13 +231,13 @@ pub async fn links_insert_swap_move_and_consume_once<S: Store + Clone + 'static>
     assert_eq!(moved.value, activation);
 
     assert!(store
-        .swap_link(&second, Expected::Version(moved.version), None)
+        .swap_link(&second, Expected::Version(moved.version), None, None)
         .await
         .unwrap());
     assert!(store.link(&second).await.unwrap().is_none(), "consumed");
     assert!(
         !store
-            .swap_link(&second, Expected::Version(moved.version), None)
+            .swap_link(&second, Expected::Version(moved.version), None, None)
             .await
             .unwrap(),
         "consumed once"
@@ -240,12 +247,12 @@ pub async fn links_insert_swap_move_and_consume_once<S: Store + Clone + 'static>
     let (a, b) = (token(), token());
     for t in [&a, &b] {
         assert!(store
-            .swap_link(t, Expected::Absent, Some((t, &link)))
+            .swap_link(t, Expected::Absent, Some((t, &link)), None)
             .await
             .unwrap());
     }
     assert!(!store
-        .swap_link(&a, Expected::Any, Some((&b, &activation)))
+        .swap_link(&a, Expected::Any, Some((&b, &activation)), None)
         .await
         .unwrap());
     assert_eq!(
@@ -253,7 +260,10 @@ pub async fn links_insert_swap_move_and_consume_once<S: Store + Clone + 'static>
         Some(link.clone())
     );
     assert_eq!(store.link(&b).await.unwrap().map(|l| l.value), Some(link));
-    assert!(store.swap_link(&a, Expected::Any, None).await.unwrap());
+    assert!(store
+        .swap_link(&a, Expected::Any, None, None)
+        .await
+        .unwrap());
     assert!(
         store.link(&a).await.unwrap().is_none(),
         "unconditional delete"
@@ -270,7 +280,7 @@ pub async fn links_advance_only_when_live_and_of_the_purpose<S: Store + Clone + 
     let link = confirmation_link(&to, account("7800000000001"), now.plus(HOUR));
     let (first, second) = (token(), token());
     store
-        .swap_link(&first, Expected::Absent, Some((&first, &link)))
+        .swap_link(&first, Expected::Absent, Some((&first, &link)), None)
         .await
         .unwrap();
     let next = LinkAdvance {
@@ -333,7 +343,7 @@ pub async fn cabinets_keep_emails_and_accounts_unique<S: Store + Clone + 'static
     };
     assert_eq!(
         store
-            .swap_cabinet(&first.id, Expected::Absent, Some(&first))
+            .swap_cabinet(&first.id, Expected::Absent, Some(&first), None)
             .await
             .unwrap(),
         CabinetSwap::Written
@@ -354,7 +364,7 @@ pub async fn cabinets_keep_emails_and_accounts_unique<S: Store + Clone + 'static
         .is_none());
     assert_eq!(
         store
-            .swap_cabinet(&first.id, Expected::Absent, Some(&first))
+            .swap_cabinet(&first.id, Expected::Absent, Some(&first), None)
             .await
             .unwrap(),
         CabinetSwap::Conflict,
@@ -366,7 +376,7 @@ pub async fn cabinets_keep_emails_and_accounts_unique<S: Store + Clone + 'static
     for other in [&same_email, &same_account] {
         assert_eq!(
             store
-                .swap_cabinet(&other.id, Expected::Absent, Some(other))
+                .swap_cabinet(&other.id, Expected::Absent, Some(other), None)
                 .await
                 .unwrap(),
             CabinetSwap::Taken
@@ -392,14 +402,24 @@ pub async fn cabinets_keep_emails_and_accounts_unique<S: Store + Clone + 'static
     grown.credential_version = 2;
     assert_eq!(
         store
-            .swap_cabinet(&first.id, Expected::Version(Version::new(9)), Some(&grown))
+            .swap_cabinet(
+                &first.id,
+                Expected::Version(Version::new(9)),
+                Some(&grown),
+                None
+            )
             .await
             .unwrap(),
         CabinetSwap::Conflict
     );
     assert_eq!(
         store
-            .swap_cabinet(&first.id, Expected::Version(Version::FIRST), Some(&grown))
+            .swap_cabinet(
+                &first.id,
+                Expected::Version(Version::FIRST),
+                Some(&grown),
+                None
+            )
             .await
             .unwrap(),
         CabinetSwap::Written
@@ -417,7 +437,12 @@ pub async fn cabinets_keep_emails_and_accounts_unique<S: Store + Clone + 'static
     shrunk.accounts = vec![parking];
     assert_eq!(
         store
-            .swap_cabinet(&first.id, Expected::Version(found.version), Some(&shrunk))
+            .swap_cabinet(
+                &first.id,
+                Expected::Version(found.version),
+                Some(&shrunk),
+                None
+            )
             .await
             .unwrap(),
         CabinetSwap::Written
@@ -430,7 +455,7 @@ pub async fn cabinets_keep_emails_and_accounts_unique<S: Store + Clone + 'static
     let elsewhere = cabinet(&email("other@example.org"), &[flat]);
     assert_eq!(
         store
-            .swap_cabinet(&elsewhere.id, Expected::Absent, Some(&elsewhere))
+            .swap_cabinet(&elsewhere.id, Expected::Absent, Some(&elsewhere), None)
             .await
             .unwrap(),
         CabinetSwap::Written
@@ -438,7 +463,7 @@ pub async fn cabinets_keep_emails_and_accounts_unique<S: Store + Clone + 'static
 
     assert_eq!(
         store
-            .swap_cabinet(&first.id, Expected::Any, None)
+            .swap_cabinet(&first.id, Expected::Any, None, None)
             .await
             .unwrap(),
         CabinetSwap::Written
@@ -461,7 +486,7 @@ pub async fn sessions_swap_without_resurrection<S: Store + Clone + 'static>(stor
     let now = t0();
     let owner = cabinet(&email("resident@example.org"), &[account("7800000000001")]);
     store
-        .swap_cabinet(&owner.id, Expected::Absent, Some(&owner))
+        .swap_cabinet(&owner.id, Expected::Absent, Some(&owner), None)
         .await
         .unwrap();
     let record = session(&owner, now);
@@ -522,7 +547,7 @@ pub async fn sessions_are_listed_by_cabinet<S: Store + Clone + 'static>(store: &
     let neighbour = cabinet(&email("neighbour@example.org"), &[account("7800000000002")]);
     for c in [&owner, &neighbour] {
         store
-            .swap_cabinet(&c.id, Expected::Absent, Some(c))
+            .swap_cabinet(&c.id, Expected::Absent, Some(c), None)
             .await
             .unwrap();
     }
@@ -640,7 +665,7 @@ pub async fn operators_list_links_and_counters_by_subject<S: Store + Clone + 'st
         };
         let token = token();
         assert!(store
-            .swap_link(&token, Expected::Absent, Some((&token, &link)))
+            .swap_link(&token, Expected::Absent, Some((&token, &link)), None)
             .await
             .unwrap());
         tokens.push(token);
@@ -717,7 +742,7 @@ pub async fn session_with_cabinet_reads_both<S: Store + Clone + 'static>(store: 
     let t = token();
     assert!(store.session_with_cabinet(&t).await.unwrap().is_none());
     store
-        .swap_cabinet(&owner.id, Expected::Absent, Some(&owner))
+        .swap_cabinet(&owner.id, Expected::Absent, Some(&owner), None)
         .await
         .unwrap();
     let record = session(&owner, now);
@@ -732,7 +757,7 @@ pub async fn session_with_cabinet_reads_both<S: Store + Clone + 'static>(store: 
         .expect("both there");
     assert_eq!((found.value, of.value), (record, owner.clone()));
     store
-        .swap_cabinet(&owner.id, Expected::Any, None)
+        .swap_cabinet(&owner.id, Expected::Any, None, None)
         .await
         .unwrap();
     assert!(
@@ -748,7 +773,7 @@ pub async fn purging_removes_only_what_is_dead<S: Store + Clone + 'static>(store
     let to = email("resident@example.org");
     let owner = cabinet(&to, &[account("7800000000001")]);
     store
-        .swap_cabinet(&owner.id, Expected::Absent, Some(&owner))
+        .swap_cabinet(&owner.id, Expected::Absent, Some(&owner), None)
         .await
         .unwrap();
     let (dead_link, live_link) = (token(), token());
@@ -758,7 +783,7 @@ pub async fn purging_removes_only_what_is_dead<S: Store + Clone + 'static>(store
     ] {
         let link = confirmation_link(&to, account("7800000000002"), expires_at);
         store
-            .swap_link(t, Expected::Absent, Some((t, &link)))
+            .swap_link(t, Expected::Absent, Some((t, &link)), None)
             .await
             .unwrap();
     }
@@ -823,12 +848,13 @@ pub async fn concurrent_link_swaps_let_one_win<S: Store + Clone + 'static>(store
         t0().plus(HOUR),
     );
     store
-        .swap_link(&t, Expected::Absent, Some((&t, &link)))
+        .swap_link(&t, Expected::Absent, Some((&t, &link)), None)
         .await
         .unwrap();
-    let results =
-        join_all((0..20).map(|_| store.swap_link(&t, Expected::Version(Version::FIRST), None)))
-            .await;
+    let results = join_all(
+        (0..20).map(|_| store.swap_link(&t, Expected::Version(Version::FIRST), None, None)),
+    )
+    .await;
     let wins = results
         .into_iter()
         .map(|r| r.expect("a loser is told false, not an error"))
@@ -859,7 +885,7 @@ pub async fn concurrent_cabinets_for_one_account_let_one_win<S: Store + Clone + 
     let results = join_all(
         cabinets
             .iter()
-            .map(|c| store.swap_cabinet(&c.id, Expected::Absent, Some(c))),
+            .map(|c| store.swap_cabinet(&c.id, Expected::Absent, Some(c), None)),
     )
     .await;
     let outcomes: Vec<CabinetSwap> = results.into_iter().map(Result::unwrap).collect();
@@ -880,7 +906,7 @@ pub async fn concurrent_cabinets_for_one_account_let_one_win<S: Store + Clone + 
 pub async fn concurrent_cabinet_updates_let_one_win<S: Store + Clone + 'static>(store: &S) {
     let owner = cabinet(&email("resident@example.org"), &[account("7800000000001")]);
     store
-        .swap_cabinet(&owner.id, Expected::Absent, Some(&owner))
+        .swap_cabinet(&owner.id, Expected::Absent, Some(&owner), None)
         .await
         .unwrap();
     let updates: Vec<Cabinet> = (0..10)
@@ -893,7 +919,7 @@ pub async fn concurrent_cabinet_updates_let_one_win<S: Store + Clone + 'static>(
     let results = join_all(
         updates
             .iter()
-            .map(|c| store.swap_cabinet(&c.id, Expected::Version(Version::FIRST), Some(c))),
+            .map(|c| store.swap_cabinet(&c.id, Expected::Version(Version::FIRST), Some(c), None)),
     )
     .await;
     let outcomes: Vec<CabinetSwap> = results.into_iter().map(Result::unwrap).collect();
@@ -933,6 +959,8 @@ impl Journeys {
         change: impl FnOnce(&mut AuthConfig),
     ) -> Self {
         let mut config = AuthConfig::new(Links::new("https://portal.example.org"));
+        // The suite reads each letter right after the step that queued it.
+        config.delivery.in_request = true;
         change(&mut config);
         let mailer = RecordingMailer::new();
         let clock = Arc::new(ManualClock::new(t0()));
@@ -1139,20 +1167,270 @@ pub async fn journey_resend_interval_and_coexisting_registrations<S: Store + Clo
     );
 }
 
-/// A registration whose letter could not be sent can be made again at once.
-pub async fn journey_failed_letter_lets_registration_restart_at_once<S: Store + Clone + 'static>(
+fn letter_to(to: &Email, cabinet: Option<CabinetId>, at: Timestamp) -> QueuedLetter {
+    let id = LetterId::generate();
+    QueuedLetter {
+        id,
+        to: to.clone(),
+        cabinet,
+        kind: LetterKind::ConfirmEmail,
+        sealed: Some(SealedLetter::from_bytes(vec![1, 2, 3, 4])),
+        status: LetterStatus::Queued,
+        attempts: 0,
+        queued_at: at,
+        next_attempt_at: at,
+        give_up_at: at.plus(24 * HOUR),
+        keep_until: None,
+        last_error: None,
+    }
+}
+
+/// A letter is stored with the link or cabinet write that carries it, and only if that
+/// write is: a failed compare-and-swap, a token taken, an email taken queue nothing.
+pub async fn letters_ride_with_their_write_only<S: Store + Clone + 'static>(store: &S) {
+    let now = t0();
+    let to = email("queue@example.org");
+    let link = confirmation_link(&to, account("7800000000001"), now.plus(HOUR));
+    let (t, lost) = (token(), letter_to(&to, None, now));
+    // A swap that fails (wrong version) queues nothing.
+    assert!(!store
+        .swap_link(
+            &t,
+            Expected::Version(Version::new(7)),
+            Some((&t, &link)),
+            Some(&lost)
+        )
+        .await
+        .unwrap());
+    let kept = letter_to(&to, None, now);
+    assert!(store
+        .swap_link(&t, Expected::Absent, Some((&t, &link)), Some(&kept))
+        .await
+        .unwrap());
+    let letters = store.letters_about(Some(&to), None).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].value, kept);
+    assert_eq!(letters[0].version, Version::FIRST);
+    // Cabinets: a conflict or a taken email queues nothing; a write does.
+    let first = cabinet(&to, &[account("7800000000001")]);
+    let second = cabinet(&to, &[account("7800000000002")]);
+    let with_first = letter_to(&to, Some(first.id), now);
+    assert_eq!(
+        store
+            .swap_cabinet(&first.id, Expected::Absent, Some(&first), Some(&with_first))
+            .await
+            .unwrap(),
+        CabinetSwap::Written
+    );
+    let refused = letter_to(&to, Some(second.id), now);
+    assert_eq!(
+        store
+            .swap_cabinet(&second.id, Expected::Absent, Some(&second), Some(&refused))
+            .await
+            .unwrap(),
+        CabinetSwap::Taken
+    );
+    assert_eq!(
+        store
+            .swap_cabinet(
+                &first.id,
+                Expected::Version(Version::new(9)),
+                Some(&first),
+                Some(&refused)
+            )
+            .await
+            .unwrap(),
+        CabinetSwap::Conflict
+    );
+    let about_first = store.letters_about(None, Some(&first.id)).await.unwrap();
+    assert_eq!(about_first.len(), 1);
+    assert_eq!(about_first[0].value.id, with_first.id);
+    assert_eq!(store.letters_about(Some(&to), None).await.unwrap().len(), 2);
+}
+
+/// Claiming moves a due letter's next attempt to the end of the claim, so concurrent
+/// callers never get one letter twice; once the claim ends unsettled (a dead worker), the
+/// letter is due again. Earliest first; letters not yet due, sent or dead are never
+/// claimed.
+pub async fn letters_are_claimed_by_one_caller_until_the_claim_ends<S: Store + Clone + 'static>(
     store: &S,
 ) {
+    let now = t0();
+    let to = email("claims@example.org");
+    let mut queued = Vec::new();
+    for i in 0..30u64 {
+        let t = token();
+        let link = confirmation_link(&to, account("7800000000001"), now.plus(HOUR));
+        let mut letter = letter_to(&to, None, now.plus(Duration::from_millis(i)));
+        if i == 29 {
+            letter.next_attempt_at = now.plus(HOUR);
+        }
+        assert!(store
+            .swap_link(&t, Expected::Absent, Some((&t, &link)), Some(&letter))
+            .await
+            .unwrap());
+        queued.push(letter.id);
+    }
+    let at = now.plus(MINUTE);
+    let claim_until = at.plus(2 * MINUTE);
+    // Earliest due first.
+    let first = store.claim_letters(at, claim_until, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].value.id, queued[0], "earliest due first");
+    let claims = join_all((0..10).map(|_| {
+        let store = store.clone();
+        async move { store.claim_letters(at, claim_until, 4).await.unwrap() }
+    }))
+    .await;
+    let mut claimed: Vec<LetterId> = claims.iter().flatten().map(|l| l.value.id).collect();
+    assert!(claims.iter().all(|c| c.len() <= 4));
+    let total = claimed.len();
+    claimed.sort();
+    claimed.dedup();
+    assert_eq!(claimed.len(), total, "a letter was claimed twice");
+    assert!(total <= 28, "the letter not yet due was claimed");
+    assert!(
+        !claimed.contains(&queued[0]),
+        "a claimed letter was claimed again"
+    );
+    for letter in claims.iter().flatten() {
+        assert_eq!(letter.value.next_attempt_at, claim_until);
+        assert_eq!(letter.version, Version::FIRST.next());
+    }
+    // The rest of the due ones, then nothing until a claim ends.
+    let rest = store.claim_letters(at, claim_until, 100).await.unwrap();
+    assert_eq!(total + rest.len(), 28);
+    assert!(store
+        .claim_letters(at, claim_until, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    // A claim that ended unsettled: every letter is due again (the one not yet due stays).
+    let again = store
+        .claim_letters(claim_until, claim_until.plus(MINUTE), 100)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 29);
+}
+
+/// Settling is a compare-and-swap on the claimed version (a worker whose claim ran out
+/// cannot overwrite the next one's settlement); sent and dead letters are never claimed
+/// and are purged at their `keep_until`.
+pub async fn letters_are_settled_listed_and_purged<S: Store + Clone + 'static>(store: &S) {
+    let now = t0();
+    let to = email("settle@example.org");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let t = token();
+        let link = confirmation_link(&to, account("7800000000001"), now.plus(HOUR));
+        let letter = letter_to(&to, None, now);
+        ids.push(letter.id);
+        store
+            .swap_link(&t, Expected::Absent, Some((&t, &link)), Some(&letter))
+            .await
+            .unwrap();
+    }
+    let claimed = store
+        .claim_letters(now, now.plus(MINUTE), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    let settle = |letter: &crate::ports::Versioned<QueuedLetter>, status| QueuedLetter {
+        status,
+        sealed: None,
+        attempts: 1,
+        keep_until: Some(now.plus(HOUR)),
+        ..letter.value.clone()
+    };
+    let sent = settle(&claimed[0], LetterStatus::Sent);
+    assert!(
+        !store
+            .swap_letter(&sent.id, Expected::Version(Version::FIRST), Some(&sent))
+            .await
+            .unwrap(),
+        "settling at a version before the claim fails"
+    );
+    assert!(store
+        .swap_letter(&sent.id, Expected::Version(claimed[0].version), Some(&sent))
+        .await
+        .unwrap());
+    let dead = settle(&claimed[1], LetterStatus::Dead);
+    assert!(store
+        .swap_letter(&dead.id, Expected::Version(claimed[1].version), Some(&dead))
+        .await
+        .unwrap());
+    // The third is left claimed and unsettled: due again after its claim.
+    let later = now.plus(2 * MINUTE);
+    let due = store
+        .claim_letters(later, later.plus(MINUTE), 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].value.id, claimed[2].value.id);
+    let listed = store.letters_about(Some(&to), None).await.unwrap();
+    let status_of = |id: LetterId| {
+        listed
+            .iter()
+            .find(|l| l.value.id == id)
+            .unwrap()
+            .value
+            .clone()
+    };
+    assert_eq!(status_of(sent.id).status, LetterStatus::Sent);
+    assert_eq!(status_of(sent.id).sealed, None);
+    assert_eq!(status_of(dead.id).status, LetterStatus::Dead);
+    // Purged at keep_until, not before; the queued one stays. (A store that expires
+    // records by itself keeps the default purge, which deletes nothing.)
+    let just_before = Timestamp::from_millis(now.plus(HOUR).as_millis() - 1);
+    assert_eq!(store.purge_letters(just_before).await.unwrap(), 0);
+    let purged = store.purge_letters(now.plus(HOUR)).await.unwrap();
+    let left: Vec<LetterId> = store
+        .letters_about(Some(&to), None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.value.id)
+        .collect();
+    match purged {
+        0 => assert_eq!(left.len(), 3),
+        2 => assert_eq!(left, vec![claimed[2].value.id]),
+        other => panic!("purged {other} letters; 2 were settled"),
+    }
+}
+
+/// The mail server is down for a whole registration: the answers are as usual, the
+/// letters wait in the store, failed attempts come back later, and once the server is
+/// up every letter goes out exactly once.
+pub async fn journey_letters_wait_out_a_mail_outage<S: Store + Clone + 'static>(store: &S) {
     let j = Journeys::on(store);
     j.mailer.set_failing(true);
-    assert!(matches!(
-        j.service
-            .register(&Journeys::form(FLAT, RESIDENT), &Journeys::context())
-            .await,
-        Err(Error::Unavailable(_))
-    ));
+    j.service
+        .register(&Journeys::form(FLAT, RESIDENT), &Journeys::context())
+        .await
+        .expect("the answer never waits for the mail server");
+    assert!(j.mailer.letters().is_empty());
+    j.advance(Duration::from_secs(6));
+    let report = j.service.deliver_due().await.unwrap();
+    assert_eq!((report.claimed, report.retried), (1, 1));
     j.mailer.set_failing(false);
-    j.register(FLAT, RESIDENT).await;
+    // Not due yet: the backoff grows.
+    assert_eq!(j.service.deliver_due().await.unwrap().claimed, 0);
+    j.advance(Duration::from_secs(11));
+    let report = j.service.deliver_due().await.unwrap();
+    assert_eq!((report.claimed, report.sent), (1, 1));
+    j.advance(HOUR);
+    assert_eq!(j.service.deliver_due().await.unwrap().claimed, 0);
+    assert_eq!(j.mailer.letters().len(), 1);
+    let activation = j
+        .service
+        .confirm_email(&j.link(RESIDENT, LetterKind::ConfirmEmail))
+        .await
+        .unwrap();
+    j.service
+        .activate(activation.expose(), "12", &Journeys::context())
+        .await
+        .unwrap();
+    assert_eq!(j.mailer.letters().len(), 2);
 }
 
 /// Confirmation links die after 24 hours, activation 24 hours after confirmation,

@@ -353,6 +353,7 @@ impl From<Problem> for Error {
 
 impl From<StoreError> for Error {
     fn from(error: StoreError) -> Self {
+        crate::metrics::store_error();
         Error::Unavailable(Unavailable::Store(error))
     }
 }

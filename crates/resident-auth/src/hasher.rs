@@ -7,10 +7,11 @@
 
 use std::{
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         mpsc, Arc, Mutex,
     },
     thread,
+    time::Instant,
 };
 
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -184,6 +185,8 @@ impl HashWork {
 struct WorkMeter {
     runs: AtomicU64,
     block_passes: AtomicU64,
+    /// Jobs submitted and not yet taken by a worker (the queue depth metric).
+    waiting: AtomicUsize,
 }
 
 impl WorkMeter {
@@ -199,7 +202,7 @@ impl WorkMeter {
 /// Works under any async runtime (tokio, actix): callers await a oneshot channel.
 #[derive(Clone)]
 pub struct Argon2Hasher {
-    jobs: mpsc::SyncSender<Job>,
+    jobs: mpsc::SyncSender<(Instant, Job)>,
     workers: usize,
     queue: usize,
     params: HashParams,
@@ -266,7 +269,7 @@ impl Argon2Hasher {
             &WorkMeter::default(),
         )?;
         let work = Arc::new(WorkMeter::default());
-        let (jobs, receiver) = mpsc::sync_channel::<Job>(queue);
+        let (jobs, receiver) = mpsc::sync_channel::<(Instant, Job)>(queue);
         let receiver = Arc::new(Mutex::new(receiver));
         for index in 0..workers {
             let receiver = Arc::clone(&receiver);
@@ -288,7 +291,12 @@ impl Argon2Hasher {
                         Err(_) => return,
                     };
                     match job {
-                        Ok(job) => worker.run(job),
+                        Ok((queued_at, job)) => {
+                            let waiting = worker.work.waiting.fetch_sub(1, Ordering::Relaxed);
+                            crate::metrics::hasher_queue(waiting.saturating_sub(1));
+                            crate::metrics::hasher_wait(queued_at.elapsed());
+                            worker.run(job);
+                        }
                         Err(_) => return,
                     }
                 })
@@ -331,10 +339,20 @@ impl Argon2Hasher {
     }
 
     fn submit(&self, job: Job) -> Result<(), HashError> {
-        self.jobs.try_send(job).map_err(|error| match error {
-            mpsc::TrySendError::Full(_) => HashError::Busy,
-            mpsc::TrySendError::Disconnected(_) => HashError::WorkersGone,
-        })
+        let waiting = self.work.waiting.fetch_add(1, Ordering::Relaxed);
+        match self.jobs.try_send((Instant::now(), job)) {
+            Ok(()) => {
+                crate::metrics::hasher_queue(waiting.saturating_add(1));
+                Ok(())
+            }
+            Err(error) => {
+                self.work.waiting.fetch_sub(1, Ordering::Relaxed);
+                Err(match error {
+                    mpsc::TrySendError::Full(_) => HashError::Busy,
+                    mpsc::TrySendError::Disconnected(_) => HashError::WorkersGone,
+                })
+            }
+        }
     }
 }
 

@@ -110,6 +110,12 @@ opaque_id!(
     "session"
 );
 
+opaque_id!(
+    /// A queued letter's identity: what operators and the delivery worker name it by.
+    LetterId,
+    "letter"
+);
+
 /// The text is not 32 lower-case hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("identity must be 32 lower-case hex digits")]

@@ -71,6 +71,41 @@ pub enum LetterKind {
     AccountUnlinked,
 }
 
+impl LetterKind {
+    const ALL: [LetterKind; 5] = [
+        LetterKind::ConfirmEmail,
+        LetterKind::Credentials,
+        LetterKind::RecoverPassword,
+        LetterKind::PasswordChanged,
+        LetterKind::AccountUnlinked,
+    ];
+
+    /// The stored name: `confirm_email`, `credentials`, `recover_password`,
+    /// `password_changed`, `account_unlinked`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LetterKind::ConfirmEmail => "confirm_email",
+            LetterKind::Credentials => "credentials",
+            LetterKind::RecoverPassword => "recover_password",
+            LetterKind::PasswordChanged => "password_changed",
+            LetterKind::AccountUnlinked => "account_unlinked",
+        }
+    }
+
+    /// The kind with this stored name.
+    ///
+    /// ```
+    /// use resident_auth::LetterKind;
+    /// assert_eq!(LetterKind::from_name("credentials"), Some(LetterKind::Credentials));
+    /// assert_eq!(LetterKind::from_name("spam"), None);
+    /// ```
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
 impl LetterContent {
     /// Which letter this is.
     #[must_use]

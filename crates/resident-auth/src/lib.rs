@@ -8,10 +8,13 @@ mod clock;
 mod directory;
 mod email;
 mod error;
+pub mod events;
 mod hasher;
 mod ids;
 mod letters;
 mod locale;
+pub mod mail_queue;
+pub mod metrics;
 mod password;
 pub mod ports;
 mod premises;
@@ -42,21 +45,24 @@ pub use error::{Error, Problem, Unavailable};
 #[cfg(feature = "testing")]
 pub use hasher::CountingHasher;
 pub use hasher::{Argon2Hasher, CredentialHasher, HashError, HashParams, HashWork, Verification};
-pub use ids::{CabinetId, InvalidId, SessionId};
+pub use ids::{CabinetId, InvalidId, LetterId, SessionId};
 pub use letters::{escape_html, Letter, LetterContent, LetterKind, Links, RenderedLetter};
 pub use locale::{Field, Locale, UnsupportedLocale, UserError};
+pub use mail_queue::{
+    InvalidMailQueueKey, LetterStatus, MailQueueKey, MailQueueKeys, QueuedLetter, SealedLetter,
+};
 pub use password::{NewPassword, NewPasswordError, NEW_PASSWORD_MAX_CHARS, NEW_PASSWORD_MIN_CHARS};
 pub use ports::{
-    AccountDirectory, CabinetStore, CounterStore, DirectoryRecord, LinkStore, MailError, Mailer,
-    SessionStore, SplitStore, Store, StoreError,
+    AccountDirectory, CabinetStore, CounterStore, DirectoryRecord, LetterStore, LinkStore,
+    MailError, Mailer, SessionStore, SplitStore, Store, StoreError,
 };
 pub use premises::{Premises, PremisesError, PremisesKind};
 pub use secret::{generate_password, HashedPassword, Token, TokenHash, GENERATED_PASSWORD_CHARS};
 pub use service::admin;
 pub use service::{
     AddressForm, AuthConfig, AuthService, AuthServiceBuilder, Authenticated, BuildError,
-    CabinetView, Limit, LinkedAccount, LoggedIn, Ports, RegistrationForm, RequestContext,
-    SessionView,
+    CabinetView, DeliveryPolicy, DeliveryReport, Limit, LinkedAccount, LoggedIn, Ports,
+    RegistrationForm, RequestContext, SessionView,
 };
 pub use surname::{surname_matching_key, Surname, SurnameError, SURNAME_MAX_CHARS};
 

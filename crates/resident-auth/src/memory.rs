@@ -11,12 +11,13 @@ use async_trait::async_trait;
 
 use crate::{
     clock::Timestamp,
-    ids::CabinetId,
+    ids::{CabinetId, LetterId},
     letters::{Letter, LetterKind},
+    mail_queue::{LetterStatus, QueuedLetter},
     ports::{
         AccountDirectory, Cabinet, CabinetKey, CabinetStore, CabinetSwap, Count, CounterKey,
-        CounterStore, DirectoryRecord, Expected, Link, LinkStore, MailError, Mailer, Session,
-        SessionStore, Store, StoreError, Versioned,
+        CounterStore, DirectoryRecord, Expected, LetterStore, Link, LinkStore, MailError, Mailer,
+        Session, SessionStore, Store, StoreError, Version, Versioned,
     },
     secret::TokenHash,
     AccountNumber, Email,
@@ -30,6 +31,27 @@ struct State {
     by_account: HashMap<AccountNumber, CabinetId>,
     sessions: HashMap<TokenHash, Versioned<Session>>,
     counters: HashMap<CounterKey, Count>,
+    letters: HashMap<LetterId, Versioned<QueuedLetter>>,
+}
+
+impl State {
+    /// Whether `letter` (if any) can be queued: its identity is not taken.
+    fn letter_fits(&self, letter: Option<&QueuedLetter>) -> bool {
+        letter.is_none_or(|letter| !self.letters.contains_key(&letter.id))
+    }
+
+    /// Queues `letter` (if any), after a write that needed it.
+    fn queue(&mut self, letter: Option<&QueuedLetter>) {
+        if let Some(letter) = letter {
+            self.letters.insert(
+                letter.id,
+                Versioned {
+                    value: letter.clone(),
+                    version: Version::FIRST,
+                },
+            );
+        }
+    }
 }
 
 /// The in-memory [`Store`]: maps behind one mutex, with indexes of cabinets by email and
@@ -94,8 +116,17 @@ impl LinkStore for MemoryStore {
         token: &TokenHash,
         expected: Expected,
         next: Option<(&TokenHash, &Link)>,
+        letter: Option<&QueuedLetter>,
     ) -> Result<bool, StoreError> {
-        Ok(swap(&mut self.state()?.links, token, expected, next))
+        let mut state = self.state()?;
+        if !state.letter_fits(letter) {
+            return Ok(false);
+        }
+        let written = swap(&mut state.links, token, expected, next);
+        if written {
+            state.queue(letter);
+        }
+        Ok(written)
     }
 
     async fn purge_links(&self, now: Timestamp) -> Result<u64, StoreError> {
@@ -143,10 +174,11 @@ impl CabinetStore for MemoryStore {
         id: &CabinetId,
         expected: Expected,
         next: Option<&Cabinet>,
+        letter: Option<&QueuedLetter>,
     ) -> Result<CabinetSwap, StoreError> {
         let mut state = self.state()?;
         let current = state.cabinets.get(id).map(|c| c.version);
-        if !expected.admits(current) {
+        if !expected.admits(current) || !state.letter_fits(letter) {
             return Ok(CabinetSwap::Conflict);
         }
         if let Some(next) = next {
@@ -185,7 +217,75 @@ impl CabinetStore for MemoryStore {
                 },
             );
         }
+        state.queue(letter);
         Ok(CabinetSwap::Written)
+    }
+}
+
+#[async_trait]
+impl LetterStore for MemoryStore {
+    async fn claim_letters(
+        &self,
+        now: Timestamp,
+        claim_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<QueuedLetter>>, StoreError> {
+        let mut state = self.state()?;
+        let mut due: Vec<&mut Versioned<QueuedLetter>> = state
+            .letters
+            .values_mut()
+            .filter(|letter| {
+                letter.value.status == LetterStatus::Queued && letter.value.next_attempt_at <= now
+            })
+            .collect();
+        due.sort_by_key(|letter| letter.value.next_attempt_at);
+        Ok(due
+            .into_iter()
+            .take(limit)
+            .map(|letter| {
+                letter.value.next_attempt_at = claim_until;
+                letter.version = letter.version.next();
+                letter.clone()
+            })
+            .collect())
+    }
+
+    async fn swap_letter(
+        &self,
+        id: &LetterId,
+        expected: Expected,
+        next: Option<&QueuedLetter>,
+    ) -> Result<bool, StoreError> {
+        Ok(swap(
+            &mut self.state()?.letters,
+            id,
+            expected,
+            next.map(|letter| (id, letter)),
+        ))
+    }
+
+    async fn letters_about(
+        &self,
+        email: Option<&Email>,
+        cabinet: Option<&CabinetId>,
+    ) -> Result<Vec<Versioned<QueuedLetter>>, StoreError> {
+        Ok(self
+            .state()?
+            .letters
+            .values()
+            .filter(|letter| {
+                Some(&letter.value.to) == email
+                    || (letter.value.cabinet.is_some() && letter.value.cabinet.as_ref() == cabinet)
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn purge_letters(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let letters = &mut self.state()?.letters;
+        let before = letters.len();
+        letters.retain(|_, letter| letter.value.keep_until.is_none_or(|until| until > now));
+        Ok((before - letters.len()) as u64)
     }
 }
 

@@ -1,11 +1,15 @@
 //! The ports: traits through which the service reaches storage, the billing directory and
 //! mail. Adapters implement them; the service never does I/O of its own.
 //!
-//! Storage is four small traits of atomic primitives — [`LinkStore`], [`CabinetStore`],
-//! [`SessionStore`], [`CounterStore`] — eight required methods in all. They keep records
-//! and compare versions; every policy (limits, windows, locks, expiry, the order of steps)
-//! lives in [`crate::AuthService`]. [`Store`] puts the four together with defaults a
-//! single-backend store may override to save round trips.
+//! Storage is five small traits of atomic primitives — [`LinkStore`], [`CabinetStore`],
+//! [`SessionStore`], [`CounterStore`], [`LetterStore`] — twelve required methods in all.
+//! They keep records and compare versions; every policy (limits, windows, locks, expiry,
+//! retries, the order of steps) lives in [`crate::AuthService`]. [`Store`] puts the five
+//! together with defaults a single-backend store may override to save round trips.
+//!
+//! Links and cabinets take a letter with their conditional write: the mail queue
+//! ([`crate::mail_queue`]) is a transactional outbox, so the letter is stored if and only
+//! if the write is.
 
 use std::{error::Error as StdError, fmt, time::Duration};
 
@@ -13,8 +17,10 @@ use async_trait::async_trait;
 
 use crate::{
     clock::Timestamp,
+    ids::LetterId,
     ids::{CabinetId, SessionId},
     letters::Letter,
+    mail_queue::QueuedLetter,
     secret::{HashedPassword, TokenHash},
     AccountNumber, Email, Premises,
 };
@@ -409,6 +415,8 @@ pub trait LinkStore: Send + Sync {
     /// `swap_link(t, Expected::Version(v), None)`, and a confirmation turning into an
     /// activation moves the registration from one token to another in one step. Returns
     /// whether it wrote; a `next` token already taken by another link fails the swap.
+    /// With a `letter`, the letter is inserted into the mail queue in the same atomic
+    /// step: if and only if the swap writes.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure; then nothing changed.
@@ -417,6 +425,7 @@ pub trait LinkStore: Send + Sync {
         token: &TokenHash,
         expected: Expected,
         next: Option<(&TokenHash, &Link)>,
+        letter: Option<&QueuedLetter>,
     ) -> Result<bool, StoreError>;
 
     /// Deletes links that expired at or before `now`; returns how many went. The default
@@ -465,7 +474,9 @@ pub trait CabinetStore: Send + Sync {
 
     /// Atomically: if the cabinet `id` meets `expected`, replaces it by `next` (or deletes
     /// it for `None`) at a new version, unless `next`'s email or one of its accounts
-    /// belongs to another cabinet ([`CabinetSwap::Taken`]).
+    /// belongs to another cabinet ([`CabinetSwap::Taken`]). With a `letter`, the letter is
+    /// inserted into the mail queue in the same atomic step: if and only if the swap
+    /// writes ([`CabinetSwap::Written`]).
     ///
     /// # Errors
     /// [`StoreError`] on backend failure; then nothing changed.
@@ -474,7 +485,64 @@ pub trait CabinetStore: Send + Sync {
         id: &CabinetId,
         expected: Expected,
         next: Option<&Cabinet>,
+        letter: Option<&QueuedLetter>,
     ) -> Result<CabinetSwap, StoreError>;
+}
+
+/// The mail queue's own primitives: letters are inserted by [`LinkStore::swap_link`] and
+/// [`CabinetStore::swap_cabinet`]; these claim, settle, list and purge them. Which letter
+/// is due, how long a claim lasts, when to retry and when to give up is the service's
+/// policy ([`crate::AuthService::deliver_due`]).
+#[async_trait]
+pub trait LetterStore: Send + Sync {
+    /// Atomically claims up to `limit` letters that are [`crate::LetterStatus::Queued`]
+    /// with `next_attempt_at` at or before `now`, earliest first: each claimed letter's
+    /// `next_attempt_at` becomes `claim_until` and its version moves on, and it is returned
+    /// as written. Letters another caller is claiming at the same moment are skipped, never
+    /// waited for (PostgreSQL: `FOR UPDATE SKIP LOCKED`), so several workers never get the
+    /// same letter while a claim lasts.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure; then nothing was claimed.
+    async fn claim_letters(
+        &self,
+        now: Timestamp,
+        claim_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<QueuedLetter>>, StoreError>;
+
+    /// Atomically: if the letter `id` meets `expected`, replaces it by `next` (or deletes
+    /// it for `None`) at a new version. Returns whether it wrote.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure; then nothing changed.
+    async fn swap_letter(
+        &self,
+        id: &LetterId,
+        expected: Expected,
+        next: Option<&QueuedLetter>,
+    ) -> Result<bool, StoreError>;
+
+    /// Every letter to `email` or about `cabinet`, in any state: what an operator looks up
+    /// and what erasure deletes.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn letters_about(
+        &self,
+        email: Option<&Email>,
+        cabinet: Option<&CabinetId>,
+    ) -> Result<Vec<Versioned<QueuedLetter>>, StoreError>;
+
+    /// Deletes sent and dead letters whose `keep_until` is at or before `now`; returns how
+    /// many went. The default deletes nothing.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn purge_letters(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let _ = now;
+        Ok(0)
+    }
 }
 
 /// Signed-in sessions. Two primitives, plus listing a cabinet's sessions.
@@ -580,14 +648,14 @@ impl CounterKey {
     }
 }
 
-/// Everything the service stores: the four storage traits together. Its methods are
+/// Everything the service stores: the five storage traits together. Its methods are
 /// defaults built on them, which a store holding several of them in one backend may
 /// override to save round trips; `impl Store for MyStore {}` is enough otherwise.
-/// [`SplitStore`] puts four separate backends together.
+/// [`SplitStore`] puts sessions and counters in backends of their own.
 ///
 /// Every store runs the conformance suite in [`crate::conformance`] (feature `testing`).
 #[async_trait]
-pub trait Store: LinkStore + CabinetStore + SessionStore + CounterStore {
+pub trait Store: LinkStore + CabinetStore + SessionStore + CounterStore + LetterStore {
     /// The session under `token` with its cabinet (one lookup per request).
     ///
     /// # Errors
@@ -634,6 +702,7 @@ pub trait Store: LinkStore + CabinetStore + SessionStore + CounterStore {
                 token,
                 Expected::Version(current.version),
                 Some((next_token, &moved)),
+                None,
             )
             .await?;
         Ok(written.then_some(moved))
@@ -673,27 +742,28 @@ pub trait Store: LinkStore + CabinetStore + SessionStore + CounterStore {
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
         Ok(self.purge_links(now).await?
             + self.purge_sessions(now).await?
-            + self.purge_counters(now).await?)
+            + self.purge_counters(now).await?
+            + self.purge_letters(now).await?)
     }
 }
 
-/// A [`Store`] made of four backends, e.g. registrations and cabinets in PostgreSQL,
-/// sessions and counters in Redis. Each part may be the same value.
+/// A [`Store`] made of three backends: `records` keeps links, cabinets and the mail queue
+/// (one backend, since a letter is queued in the same write as the link or cabinet that
+/// needs it), `sessions` and `counters` the rest — e.g. registrations and cabinets in
+/// PostgreSQL, sessions and counters in Redis. Each part may be the same value.
 #[derive(Debug, Clone)]
-pub struct SplitStore<L, C, S, K> {
-    links: L,
-    cabinets: C,
+pub struct SplitStore<R, S, K> {
+    records: R,
     sessions: S,
     counters: K,
 }
 
-impl<L, C, S, K> SplitStore<L, C, S, K> {
-    /// A store keeping links in `links`, cabinets in `cabinets`, sessions in `sessions`
+impl<R, S, K> SplitStore<R, S, K> {
+    /// A store keeping links, cabinets and letters in `records`, sessions in `sessions`
     /// and counters in `counters`.
-    pub fn new(links: L, cabinets: C, sessions: S, counters: K) -> Self {
+    pub fn new(records: R, sessions: S, counters: K) -> Self {
         Self {
-            links,
-            cabinets,
+            records,
             sessions,
             counters,
         }
@@ -701,53 +771,79 @@ impl<L, C, S, K> SplitStore<L, C, S, K> {
 }
 
 #[async_trait]
-impl<L: LinkStore, C: Send + Sync, S: Send + Sync, K: Send + Sync> LinkStore
-    for SplitStore<L, C, S, K>
-{
+impl<R: LinkStore, S: Send + Sync, K: Send + Sync> LinkStore for SplitStore<R, S, K> {
     async fn link(&self, token: &TokenHash) -> Result<Option<Versioned<Link>>, StoreError> {
-        self.links.link(token).await
+        self.records.link(token).await
     }
     async fn swap_link(
         &self,
         token: &TokenHash,
         expected: Expected,
         next: Option<(&TokenHash, &Link)>,
+        letter: Option<&QueuedLetter>,
     ) -> Result<bool, StoreError> {
-        self.links.swap_link(token, expected, next).await
+        self.records.swap_link(token, expected, next, letter).await
     }
     async fn purge_links(&self, now: Timestamp) -> Result<u64, StoreError> {
-        self.links.purge_links(now).await
+        self.records.purge_links(now).await
     }
     async fn links_about(
         &self,
         email: Option<&Email>,
         accounts: &[AccountNumber],
     ) -> Result<Vec<(TokenHash, Versioned<Link>)>, StoreError> {
-        self.links.links_about(email, accounts).await
+        self.records.links_about(email, accounts).await
     }
 }
 
 #[async_trait]
-impl<L: Send + Sync, C: CabinetStore, S: Send + Sync, K: Send + Sync> CabinetStore
-    for SplitStore<L, C, S, K>
-{
+impl<R: CabinetStore, S: Send + Sync, K: Send + Sync> CabinetStore for SplitStore<R, S, K> {
     async fn cabinet(&self, key: CabinetKey<'_>) -> Result<Option<Versioned<Cabinet>>, StoreError> {
-        self.cabinets.cabinet(key).await
+        self.records.cabinet(key).await
     }
     async fn swap_cabinet(
         &self,
         id: &CabinetId,
         expected: Expected,
         next: Option<&Cabinet>,
+        letter: Option<&QueuedLetter>,
     ) -> Result<CabinetSwap, StoreError> {
-        self.cabinets.swap_cabinet(id, expected, next).await
+        self.records.swap_cabinet(id, expected, next, letter).await
     }
 }
 
 #[async_trait]
-impl<L: Send + Sync, C: Send + Sync, S: SessionStore, K: Send + Sync> SessionStore
-    for SplitStore<L, C, S, K>
-{
+impl<R: LetterStore, S: Send + Sync, K: Send + Sync> LetterStore for SplitStore<R, S, K> {
+    async fn claim_letters(
+        &self,
+        now: Timestamp,
+        claim_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<QueuedLetter>>, StoreError> {
+        self.records.claim_letters(now, claim_until, limit).await
+    }
+    async fn swap_letter(
+        &self,
+        id: &LetterId,
+        expected: Expected,
+        next: Option<&QueuedLetter>,
+    ) -> Result<bool, StoreError> {
+        self.records.swap_letter(id, expected, next).await
+    }
+    async fn letters_about(
+        &self,
+        email: Option<&Email>,
+        cabinet: Option<&CabinetId>,
+    ) -> Result<Vec<Versioned<QueuedLetter>>, StoreError> {
+        self.records.letters_about(email, cabinet).await
+    }
+    async fn purge_letters(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.records.purge_letters(now).await
+    }
+}
+
+#[async_trait]
+impl<R: Send + Sync, S: SessionStore, K: Send + Sync> SessionStore for SplitStore<R, S, K> {
     async fn session(&self, token: &TokenHash) -> Result<Option<Versioned<Session>>, StoreError> {
         self.sessions.session(token).await
     }
@@ -771,9 +867,7 @@ impl<L: Send + Sync, C: Send + Sync, S: SessionStore, K: Send + Sync> SessionSto
 }
 
 #[async_trait]
-impl<L: Send + Sync, C: Send + Sync, S: Send + Sync, K: CounterStore> CounterStore
-    for SplitStore<L, C, S, K>
-{
+impl<R: Send + Sync, S: Send + Sync, K: CounterStore> CounterStore for SplitStore<R, S, K> {
     async fn increment(
         &self,
         key: &CounterKey,
@@ -796,7 +890,7 @@ impl<L: Send + Sync, C: Send + Sync, S: Send + Sync, K: CounterStore> CounterSto
     }
 }
 
-impl<L: LinkStore, C: CabinetStore, S: SessionStore, K: CounterStore> Store
-    for SplitStore<L, C, S, K>
+impl<R: LinkStore + CabinetStore + LetterStore, S: SessionStore, K: CounterStore> Store
+    for SplitStore<R, S, K>
 {
 }

@@ -8,15 +8,19 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 pub mod admin;
+mod mail;
 mod password_and_sessions;
+pub use mail::{DeliveryPolicy, DeliveryReport};
 pub use password_and_sessions::SessionView;
 
 use crate::{
     clock::{Clock, Timestamp},
     error::{Error, Problem},
+    events::{Event, EventKind, Events, TracingEvents},
     hasher::{CredentialHasher, HashParams, Verification},
     ids::{CabinetId, SessionId},
     letters::{Letter, LetterContent, Links},
+    mail_queue::{MailQueueKey, MailQueueKeys, QueuedLetter},
     ports::{
         AccountDirectory, Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link,
         LinkAdvance, LinkPurpose, Mailer, Session, Store, StoreError, Version, Versioned,
@@ -102,6 +106,12 @@ pub struct AuthConfig {
     /// only until the resident, asked at first login, chooses one. `None` (the default)
     /// follows the guide: the mailed password lasts until changed or recovered.
     pub mailed_password_lifetime: Option<Duration>,
+    /// How queued letters are delivered: retries, deadline, claims.
+    pub delivery: DeliveryPolicy,
+    /// The keys that seal queued letters (default: a random key, right for a queue that
+    /// lives in memory and dies with the process; a queue in a database needs a key from
+    /// configuration that every instance shares).
+    pub mail_queue_keys: MailQueueKeys,
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -136,6 +146,8 @@ impl AuthConfig {
             session_touch_interval: MINUTE,
             credentials_lease: MINUTE,
             mailed_password_lifetime: None,
+            delivery: DeliveryPolicy::default(),
+            mail_queue_keys: MailQueueKeys::new(MailQueueKey::generate()),
         }
     }
 }
@@ -154,6 +166,8 @@ pub struct Ports {
     pub hasher: Arc<dyn CredentialHasher>,
     /// The current time.
     pub clock: Arc<dyn Clock>,
+    /// Where residents' events are recorded (default [`TracingEvents`]).
+    pub events: Arc<dyn Events>,
 }
 
 impl Ports {
@@ -171,7 +185,15 @@ impl Ports {
             mailer,
             hasher,
             clock,
+            events: Arc::new(TracingEvents),
         }
+    }
+
+    /// Records residents' events to `events` instead of [`TracingEvents`].
+    #[must_use]
+    pub fn with_events(mut self, events: Arc<dyn Events>) -> Self {
+        self.events = events;
+        self
     }
 }
 
@@ -322,6 +344,7 @@ pub struct CabinetView {
 pub struct AuthService {
     ports: Ports,
     config: Arc<AuthConfig>,
+    letters_waiting: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -448,6 +471,7 @@ pub struct AuthServiceBuilder {
     mailer: Option<Arc<dyn Mailer>>,
     hasher: Option<Arc<dyn CredentialHasher>>,
     clock: Option<Arc<dyn Clock>>,
+    events: Option<Arc<dyn Events>>,
 }
 
 impl std::fmt::Debug for AuthServiceBuilder {
@@ -513,6 +537,18 @@ impl AuthServiceBuilder {
         self
     }
 
+    /// Where residents' events are recorded (default: [`TracingEvents`]).
+    pub fn events(mut self, events: impl Events + 'static) -> Self {
+        self.events = Some(Arc::new(events));
+        self
+    }
+
+    /// The keys that seal queued letters ([`AuthConfig::mail_queue_keys`]).
+    pub fn mail_queue_keys(mut self, keys: MailQueueKeys) -> Self {
+        self.config.mail_queue_keys = keys;
+        self
+    }
+
     /// The clock (default: the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
@@ -543,6 +579,7 @@ impl AuthServiceBuilder {
             clock: self
                 .clock
                 .unwrap_or_else(|| Arc::new(crate::clock::SystemClock)),
+            events: self.events.unwrap_or_else(|| Arc::new(TracingEvents)),
         };
         Ok(AuthService::new(ports, self.config))
     }
@@ -559,6 +596,7 @@ impl AuthService {
             mailer: None,
             hasher: None,
             clock: None,
+            events: None,
         }
     }
 
@@ -568,6 +606,7 @@ impl AuthService {
         Self {
             ports,
             config: Arc::new(config),
+            letters_waiting: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -583,6 +622,11 @@ impl AuthService {
 
     fn store(&self) -> &dyn Store {
         self.ports.store.as_ref()
+    }
+
+    /// Records a resident's event (never fails the step).
+    pub(crate) async fn record(&self, event: Event) {
+        self.ports.events.record(&event).await;
     }
 
     /// Counts one event under each key against its limit, in one store step. Returns the
@@ -739,27 +783,30 @@ impl AuthService {
             ),
         ];
         let token = Token::generate();
-        let hash = token.hash();
         let sent = self
             .send_confirmation(&token, &cooldowns, email, account, cabinet, context, now)
             .await;
-        let refused = sent
-            .as_ref()
-            .is_err_and(|error| error.is(&Problem::AddressRefused));
-        if refused || matches!(sent, Err(Error::Unavailable(_))) {
-            // Storage or mail failed, or the address was refused, after the cooldowns were
-            // counted: the resident never got a link, so drop it and the cooldowns, and the
-            // same (or a corrected) request can be made again at once. If this fails too,
-            // both expire by themselves.
-            let _ = store.swap_link(&hash, Expected::Any, None).await;
+        if matches!(sent, Err(Error::Unavailable(_))) {
+            // Storage failed after the cooldowns were counted: no link and no letter were
+            // stored (they are one write), so drop the cooldowns, and the same request can
+            // be made again at once. If this fails too, they expire by themselves.
             for (key, _) in &cooldowns {
                 let _ = store.reset(key).await;
             }
         }
+        if sent.is_ok() {
+            self.record(
+                Event::new(EventKind::Registered, now)
+                    .about(cabinet, Some(account))
+                    .from_client(context.client.as_deref()),
+            )
+            .await;
+        }
         sent
     }
 
-    /// Counts the letter against the cooldowns, stores the confirmation link and mails it.
+    /// Counts the letter against the cooldowns, then stores the confirmation link with its
+    /// letter queued, in one write.
     #[allow(clippy::too_many_arguments)]
     async fn send_confirmation(
         &self,
@@ -782,13 +829,6 @@ impl AuthService {
             expires_at: now.plus(self.config.confirmation_ttl),
             issuing_until: None,
         };
-        if !self
-            .store()
-            .swap_link(&hash, Expected::Absent, Some((&hash, &link)))
-            .await?
-        {
-            return Err(StoreError::generic("a fresh token collided with a stored one").into());
-        }
         let letter = Letter {
             to: email,
             locale: context.locale,
@@ -796,7 +836,15 @@ impl AuthService {
                 link: self.config.links.confirmation(token),
             },
         };
-        self.ports.mailer.send(&letter).await?;
+        let queued = self.queued(&letter, cabinet, now);
+        if !self
+            .store()
+            .swap_link(&hash, Expected::Absent, Some((&hash, &link)), Some(&queued))
+            .await?
+        {
+            return Err(StoreError::generic("a fresh token collided with a stored one").into());
+        }
+        self.letter_written(queued).await;
         Ok(())
     }
 
@@ -841,7 +889,8 @@ impl AuthService {
             purpose: LinkPurpose::Activation,
             expires_at: now.plus(self.config.activation_ttl),
         };
-        self.store()
+        let link = self
+            .store()
             .advance_link(
                 &hash,
                 LinkPurpose::Confirmation,
@@ -851,6 +900,8 @@ impl AuthService {
             )
             .await?
             .ok_or(Problem::InvalidLink)?;
+        self.record(Event::new(EventKind::Confirmed, now).about(link.cabinet, link.account_number))
+            .await;
         Ok(activation)
     }
 
@@ -882,13 +933,19 @@ impl AuthService {
             return Err(Problem::InvalidLink.into());
         };
         let attempts = self.premises_limits(&account);
+        let event = |kind| {
+            Event::new(kind, now)
+                .about(link.value.cabinet, Some(account))
+                .from_client(context.client.as_deref())
+        };
         let counts = match self.count_against(&attempts, now).await? {
             Counted::Within(counts) => counts,
             Counted::Exceeded(until) => {
+                self.record(event(EventKind::ActivationLocked)).await;
                 return Err(Problem::ActivationLocked {
                     retry_after: now.until(until),
                 }
-                .into())
+                .into());
             }
         };
         let record = self.ports.directory.lookup(&account).await?;
@@ -905,6 +962,11 @@ impl AuthService {
                 .filter(|(count, (_, limit))| count.count >= limit.max)
                 .map(|(count, _)| count.window_ends)
                 .max();
+            self.record(event(match locked_until {
+                Some(_) => EventKind::ActivationLocked,
+                None => EventKind::ActivationFailed,
+            }))
+            .await;
             return Err(match locked_until {
                 Some(until) => Problem::ActivationLocked {
                     retry_after: now.until(until),
@@ -913,16 +975,28 @@ impl AuthService {
             }
             .into());
         }
-        let issue = match link.value.cabinet {
-            None => Issue::NewCabinet {
-                email: link.value.email.clone(),
-                account,
-            },
-            Some(cabinet) => Issue::AddAccount { cabinet, account },
+        let (issue, kind) = match link.value.cabinet {
+            None => (
+                Issue::NewCabinet {
+                    email: link.value.email.clone(),
+                    account,
+                },
+                EventKind::Activated,
+            ),
+            Some(cabinet) => (
+                Issue::AddAccount { cabinet, account },
+                EventKind::AccountAdded,
+            ),
         };
-        let email = self
+        let (email, cabinet) = self
             .issue_credentials(&hash, link, issue, context.locale)
             .await?;
+        self.record(
+            Event::new(kind, now)
+                .about(Some(cabinet), Some(account))
+                .from_client(context.client.as_deref()),
+        )
+        .await;
         // The registration is complete: its tries and its letter cooldowns are spent, so
         // the resident may add an address at once. Best effort: a lingering count only
         // shortens a later activation's tries or delays a letter by the resend interval.
@@ -933,17 +1007,18 @@ impl AuthService {
         Ok(email)
     }
 
-    /// Generates a password under the grant of `link`, mails it, and only then makes it
-    /// effective, so that no cabinet ends up with a password nobody received. The link is
-    /// held (leased) while the letter is sent, so a concurrent use waits rather than
-    /// mailing a second password; argon2 runs only after the link has been validated.
+    /// Generates a password under the grant of `link` and makes it effective in the same
+    /// write that queues its letter, so that no cabinet ends up with a password whose
+    /// letter is not on its way. The link is held (leased) meanwhile, so a concurrent use
+    /// waits rather than issuing a second password; argon2 runs only after the link has
+    /// been validated. Returns the cabinet's email and identity.
     async fn issue_credentials(
         &self,
         token: &TokenHash,
         link: Versioned<Link>,
         issue: Issue,
         locale: Locale,
-    ) -> Result<Email, Error> {
+    ) -> Result<(Email, CabinetId), Error> {
         let store = self.store();
         let now = self.now();
         // Another request is issuing under this link right now: it will finish the job.
@@ -995,6 +1070,7 @@ impl AuthService {
                 token,
                 Expected::Version(link.version),
                 Some((token, &leased)),
+                None,
             )
             .await?
         {
@@ -1007,6 +1083,7 @@ impl AuthService {
                     token,
                     Expected::Version(leased_version),
                     Some((token, &link.value)),
+                    None,
                 )
                 .await;
         };
@@ -1027,27 +1104,27 @@ impl AuthService {
                 temporary: self.config.mailed_password_lifetime.is_some(),
             },
         };
-        if let Err(error) = self.ports.mailer.send(&letter).await {
-            release().await;
-            return Err(error.into());
-        }
-        if let Err(error) = self
-            .write_credentials(&issue, &email, hash, cabinet_read)
+        let (cabinet, queued) = match self
+            .write_credentials(&issue, &email, hash, cabinet_read, &letter)
             .await
         {
-            // The letter went out but its password never took effect; release the link
-            // so the retry (with a fresh password and letter) need not wait the lease.
-            release().await;
-            return Err(error);
-        }
-        // The credentials are in force and mailed: the step succeeded. The link is spent;
+            Ok(written) => written,
+            Err(error) => {
+                // Neither the password nor its letter were written; release the link so
+                // the retry need not wait the lease.
+                release().await;
+                return Err(error);
+            }
+        };
+        self.letter_written(queued).await;
+        // The credentials are in force and their letter queued: the step succeeded. The link is spent;
         // should deleting it fail, it is dead all the same — a recovery link names the
         // credential version just replaced, and a registration link finds its account
         // linked and its work done.
         let _ = store
-            .swap_link(token, Expected::Version(leased_version), None)
+            .swap_link(token, Expected::Version(leased_version), None, None)
             .await;
-        Ok(email)
+        Ok((email, cabinet))
     }
 
     /// For a registration whose account is already in `email`'s cabinet (an earlier try
@@ -1059,7 +1136,7 @@ impl AuthService {
         link: &Versioned<Link>,
         email: &Email,
         account: &AccountNumber,
-    ) -> Result<Option<Result<Email, Error>>, Error> {
+    ) -> Result<Option<Result<(Email, CabinetId), Error>>, Error> {
         let store = self.store();
         let owner = match store.cabinet(CabinetKey::Account(account)).await? {
             Some(cabinet) => Some(cabinet),
@@ -1074,10 +1151,10 @@ impl AuthService {
             {
                 // Only the request that spends the link may say it worked.
                 let spent = store
-                    .swap_link(token, Expected::Version(link.version), None)
+                    .swap_link(token, Expected::Version(link.version), None, None)
                     .await?;
                 Ok(Some(if spent {
-                    Ok(email.clone())
+                    Ok((email.clone(), cabinet.value.id))
                 } else {
                     Err(Problem::InvalidLink.into())
                 }))
@@ -1089,20 +1166,23 @@ impl AuthService {
 
     /// Makes `hash` the cabinet's password (creating the cabinet, or linking the account,
     /// as `issue` says), bumping the credential version so every session opened before
-    /// ends. Retries when another request changed the cabinet in between; `read` is the
-    /// cabinet as the caller just read it, if it did.
+    /// ends, and queues `letter` in the same write. Retries when another request changed
+    /// the cabinet in between; `read` is the cabinet as the caller just read it, if it did.
+    /// Returns the cabinet's identity and the letter as queued.
     async fn write_credentials(
         &self,
         issue: &Issue,
         email: &Email,
         hash: HashedPassword,
         mut read: Option<Versioned<Cabinet>>,
-    ) -> Result<(), Error> {
+        letter: &Letter,
+    ) -> Result<(CabinetId, QueuedLetter), Error> {
         let store = self.store();
+        let now = self.now();
         let password_expires_at = self
             .config
             .mailed_password_lifetime
-            .map(|lifetime| self.now().plus(lifetime));
+            .map(|lifetime| now.plus(lifetime));
         if let Issue::NewCabinet { account, .. } = issue {
             let cabinet = Cabinet {
                 id: CabinetId::generate(),
@@ -1112,11 +1192,12 @@ impl AuthService {
                 accounts: vec![*account],
                 password_expires_at,
             };
+            let queued = self.queued(letter, Some(cabinet.id), now);
             return match store
-                .swap_cabinet(&cabinet.id, Expected::Absent, Some(&cabinet))
+                .swap_cabinet(&cabinet.id, Expected::Absent, Some(&cabinet), Some(&queued))
                 .await?
             {
-                CabinetSwap::Written => Ok(()),
+                CabinetSwap::Written => Ok((cabinet.id, queued)),
                 CabinetSwap::Conflict | CabinetSwap::Taken => {
                     Err(Problem::AlreadyRegistered.into())
                 }
@@ -1126,6 +1207,7 @@ impl AuthService {
             Issue::AddAccount { cabinet, .. } | Issue::Recovery { cabinet, .. } => *cabinet,
             Issue::NewCabinet { .. } => return Err(Problem::InvalidLink.into()),
         };
+        let queued = self.queued(letter, Some(id), now);
         for _ in 0..CABINET_WRITE_ATTEMPTS {
             let current = match read.take() {
                 Some(current) => current,
@@ -1150,10 +1232,15 @@ impl AuthService {
             next.credential_version = next.credential_version.saturating_add(1);
             next.password_expires_at = password_expires_at;
             match store
-                .swap_cabinet(&id, Expected::Version(current.version), Some(&next))
+                .swap_cabinet(
+                    &id,
+                    Expected::Version(current.version),
+                    Some(&next),
+                    Some(&queued),
+                )
                 .await?
             {
-                CabinetSwap::Written => return Ok(()),
+                CabinetSwap::Written => return Ok((id, queued)),
                 CabinetSwap::Taken => return Err(Problem::AlreadyRegistered.into()),
                 CabinetSwap::Conflict => {}
             }
@@ -1187,6 +1274,39 @@ impl AuthService {
         password: SecretString,
         context: &RequestContext,
     ) -> Result<LoggedIn, Error> {
+        let result = self.login_steps(email, password, context).await;
+        let (kind, outcome) = match &result {
+            Ok(_) => (EventKind::LoginSucceeded, "succeeded"),
+            Err(error) if error.is(&Problem::InvalidCredentials) => {
+                (EventKind::LoginFailed, "failed")
+            }
+            Err(Error::Rejected(problems))
+                if problems
+                    .iter()
+                    .any(|p| matches!(p, Problem::LoginThrottled { .. })) =>
+            {
+                (EventKind::LoginThrottled, "throttled")
+            }
+            // Malformed input or a failure of storage: no login was tried.
+            Err(_) => return result,
+        };
+        crate::metrics::login(outcome);
+        let cabinet = result.as_ref().ok().map(|logged_in| logged_in.cabinet);
+        self.record(
+            Event::new(kind, self.now())
+                .about(cabinet, None)
+                .from_client(context.client.as_deref()),
+        )
+        .await;
+        result
+    }
+
+    async fn login_steps(
+        &self,
+        email: &str,
+        password: SecretString,
+        context: &RequestContext,
+    ) -> Result<LoggedIn, Error> {
         let email = self.identify(email)?;
         let password = crate::password::normalize(&password);
         let store = self.store();
@@ -1215,7 +1335,12 @@ impl AuthService {
                 let mut next = cabinet.value.clone();
                 next.password_hash = new;
                 if let Ok(CabinetSwap::Written) = store
-                    .swap_cabinet(&next.id, Expected::Version(cabinet.version), Some(&next))
+                    .swap_cabinet(
+                        &next.id,
+                        Expected::Version(cabinet.version),
+                        Some(&next),
+                        None,
+                    )
                     .await
                 {
                     cabinet.value = next;
@@ -1423,6 +1548,11 @@ impl AuthService {
                 .swap_session(&handle.token, Expected::Version(version), Some(&next))
                 .await?
             {
+                self.record(
+                    Event::new(EventKind::AccountSelected, self.now())
+                        .about(Some(session.cabinet), Some(account)),
+                )
+                .await;
                 return Ok(());
             }
             // Another request of the same session touched it: write over its version,
@@ -1446,9 +1576,21 @@ impl AuthService {
     #[tracing::instrument(name = "resident_auth.logout", skip_all, err(level = "debug", Display))]
     pub async fn logout(&self, session_token: &str) -> Result<(), Error> {
         let token = Token::from_user(session_token).ok_or(Problem::SessionInvalid)?;
-        self.store()
-            .swap_session(&token.hash(), Expected::Any, None)
-            .await?;
+        let hash = token.hash();
+        let store = self.store();
+        let ended = store.session(&hash).await?;
+        if let Some(ended) = ended {
+            if store
+                .swap_session(&hash, Expected::Version(ended.version), None)
+                .await?
+            {
+                self.record(
+                    Event::new(EventKind::SessionEnded, self.now())
+                        .about(Some(ended.value.cabinet), None),
+                )
+                .await;
+            }
+        }
         Ok(())
     }
 
@@ -1488,44 +1630,47 @@ impl AuthService {
         let sent = self
             .send_recovery(email.clone(), &limits, context, now)
             .await;
+        if let Ok(cabinet) = &sent {
+            self.record(
+                Event::new(EventKind::RecoveryRequested, now)
+                    .about(*cabinet, None)
+                    .from_client(context.client.as_deref()),
+            )
+            .await;
+        }
         if let Err(Error::Unavailable(_)) = &sent {
             // Storage failed (counting, or looking up) before any letter: the same request
             // may be made again at once.
             let _ = self.store().reset(&counters::letter_email(&email)).await;
         }
-        sent
+        sent.map(|_| ())
     }
 
-    /// Records a recovery link for the cabinet of `email`, if there is one, and mails it.
+    /// Stores a recovery link for the cabinet of `email`, if there is one, with its letter
+    /// queued in the same write; returns the cabinet. For an unknown email it does the
+    /// same work — a fresh token, a sealed letter, one conditional write (which finds
+    /// nothing to write) — so that both answers take the same time.
     async fn send_recovery(
         &self,
         email: Email,
         limits: &[(CounterKey, Limit)],
         context: &RequestContext,
         now: Timestamp,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<CabinetId>, Error> {
         self.throttle(limits, now).await?;
         let store = self.store();
-        let Some(cabinet) = store.cabinet(CabinetKey::Email(&email)).await? else {
-            return Ok(());
-        };
+        let cabinet = store.cabinet(CabinetKey::Email(&email)).await?;
         let token = Token::generate();
         let hash = token.hash();
         let link = Link {
             purpose: LinkPurpose::Recovery,
             email: email.clone(),
             account_number: None,
-            cabinet: Some(cabinet.value.id),
-            credential_version: Some(cabinet.value.credential_version),
+            cabinet: cabinet.as_ref().map(|c| c.value.id),
+            credential_version: cabinet.as_ref().map(|c| c.value.credential_version),
             expires_at: now.plus(self.config.recovery_ttl),
             issuing_until: None,
         };
-        if !store
-            .swap_link(&hash, Expected::Absent, Some((&hash, &link)))
-            .await?
-        {
-            return Err(StoreError::generic("a fresh token collided with a stored one").into());
-        }
         let letter = Letter {
             to: email,
             locale: context.locale,
@@ -1533,17 +1678,26 @@ impl AuthService {
                 link: self.config.links.recovery(&token),
             },
         };
-        if let Err(error) = self.ports.mailer.send(&letter).await {
-            // Answered like an unknown email: a 503 here would tell who is registered. The
-            // link is dropped (nobody has it) and the operator learns of the failure.
-            let _ = store.swap_link(&hash, Expected::Any, None).await;
-            tracing::warn!(
-                cabinet = %cabinet.value.id,
-                kind = %error.kind(),
-                "recovery letter not sent; the request was answered as usual"
-            );
+        let queued = self.queued(&letter, link.cabinet, now);
+        // Unknown email: a write that can never succeed (no link is at that version under a
+        // token just made), costing what the real one costs.
+        let expected = match cabinet {
+            Some(_) => Expected::Absent,
+            None => Expected::Version(Version::new(u64::MAX)),
+        };
+        let written = store
+            .swap_link(&hash, expected, Some((&hash, &link)), Some(&queued))
+            .await?;
+        match (cabinet, written) {
+            (Some(cabinet), true) => {
+                self.letter_written(queued).await;
+                Ok(Some(cabinet.value.id))
+            }
+            (Some(_), false) => {
+                Err(StoreError::generic("a fresh token collided with a stored one").into())
+            }
+            (None, _) => Ok(None),
         }
-        Ok(())
     }
 
     /// Journey 6, step 2: the recovery link. Issues a new password by mail ("Данные для
@@ -1575,9 +1729,15 @@ impl AuthService {
             cabinet,
             credential_version,
         };
-        let email = self
+        let (email, _) = self
             .issue_credentials(&hash, link, issue, context.locale)
             .await?;
+        self.record(
+            Event::new(EventKind::RecoveryCompleted, now)
+                .about(Some(cabinet), None)
+                .from_client(context.client.as_deref()),
+        )
+        .await;
         // The owner proved the mailbox: the cabinet-wide login cap (what a crowd of
         // attackers' clients could have filled) starts again. Best effort.
         let _ = self

@@ -1,6 +1,7 @@
-//! Fault injection at every port call of every journey (docs/contract.md §7): a failed letter, store
+//! Fault injection at every port call of every journey (docs/contract.md §7): a failed store
 //! write, directory read or hash leaves a state from which the same step succeeds on
-//! retry, and no cabinet ever holds a password that was not mailed.
+//! retry; a failed letter stays in the mail queue and goes out later; and no cabinet ever
+//! holds a password whose letter is not queued or sent.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
@@ -15,7 +16,7 @@ use common::*;
 use resident_auth::{
     memory::RecordingMailer, ports::CabinetKey, AccountDirectory, AccountNumber, CabinetStore,
     CredentialHasher, DirectoryRecord, Error, HashError, HashedPassword, Letter, LetterKind,
-    MailError, Mailer, StoreError, Unavailable, Verification,
+    LetterStore, MailError, Mailer, StoreError, Unavailable, Verification,
 };
 use secrecy::SecretString;
 
@@ -62,37 +63,32 @@ fn harness_failing_mail_once(kind: LetterKind) -> Harness {
     })
 }
 
-fn assert_mail_unavailable(error: &Error) {
-    assert!(
-        matches!(error, Error::Unavailable(Unavailable::Mail(_))),
-        "{error:?}"
-    );
-    assert_eq!(error.http_status(), 503);
-    assert!(error.is_retryable());
-    assert!(
-        !format!("{error}").contains("refused"),
-        "no internals in the user-facing text"
-    );
+/// Past the first retry's backoff (5 s at most), then one round of delivery.
+async fn retry_delivery(h: &Harness) -> resident_auth::DeliveryReport {
+    h.advance(std::time::Duration::from_secs(6));
+    h.service.deliver_due().await.unwrap()
 }
 
+/// The mail server fails: the step answers as usual, its letter waits in the queue, and
+/// the next round of delivery sends it — once.
 #[tokio::test]
-async fn a_failed_confirmation_letter_can_be_retried_at_once() {
+async fn a_failed_confirmation_letter_waits_in_the_queue_and_goes_out_once() {
     let h = harness_failing_mail_once(LetterKind::ConfirmEmail);
-    let error = h
-        .service
-        .register(&form("Иванов", FLAT, RESIDENT), &ru())
-        .await
-        .unwrap_err();
-    assert_mail_unavailable(&error);
     h.service
         .register(&form("Иванов", FLAT, RESIDENT), &ru())
         .await
-        .unwrap();
+        .expect("the answer never depends on the mail server");
+    assert!(h.letters_to(RESIDENT, LetterKind::ConfirmEmail).is_empty());
+    let report = retry_delivery(&h).await;
+    assert_eq!((report.sent, report.retried, report.dead), (1, 0, 0));
+    assert_eq!(h.letters_to(RESIDENT, LetterKind::ConfirmEmail).len(), 1);
+    let report = retry_delivery(&h).await;
+    assert_eq!(report.claimed, 0, "a sent letter is never claimed again");
     assert_eq!(h.letters_to(RESIDENT, LetterKind::ConfirmEmail).len(), 1);
 }
 
 #[tokio::test]
-async fn a_failed_credentials_letter_leaves_no_active_password_and_can_be_retried() {
+async fn a_failed_credentials_letter_stays_queued_with_its_password_and_goes_out_later() {
     let h = harness_failing_mail_once(LetterKind::Credentials);
     h.service
         .register(&form("Иванов", FLAT, RESIDENT), &ru())
@@ -103,36 +99,41 @@ async fn a_failed_credentials_letter_leaves_no_active_password_and_can_be_retrie
         .confirm_email(&h.link_token(RESIDENT, LetterKind::ConfirmEmail))
         .await
         .unwrap();
-    let error = h
-        .service
-        .activate(activation.expose(), "12", &ru())
-        .await
-        .unwrap_err();
-    assert_mail_unavailable(&error);
-    assert!(
-        h.store
-            .cabinet(CabinetKey::Email(&email(RESIDENT)))
-            .await
-            .unwrap()
-            .is_none(),
-        "no cabinet with an unsent password"
-    );
     h.service
         .activate(activation.expose(), "12", &ru())
         .await
+        .expect("the answer never depends on the mail server");
+    assert!(h.letters_to(RESIDENT, LetterKind::Credentials).is_empty());
+    // The password is in force and its letter is queued: the same write did both.
+    let queued = h
+        .store
+        .letters_about(Some(&email(RESIDENT)), None)
+        .await
         .unwrap();
+    let credentials: Vec<_> = queued
+        .iter()
+        .filter(|l| l.value.kind == LetterKind::Credentials)
+        .collect();
+    assert_eq!(credentials.len(), 1);
+    assert_eq!(
+        credentials[0].value.status,
+        resident_auth::LetterStatus::Queued
+    );
+    assert_eq!(
+        credentials[0].value.last_error.as_deref(),
+        Some("transient")
+    );
+    assert_eq!(retry_delivery(&h).await.sent, 1);
     assert_eq!(h.letters_to(RESIDENT, LetterKind::Credentials).len(), 1);
     assert!(h.stored_password_was_mailed(RESIDENT).await);
     h.login(RESIDENT, &h.mailed_password(RESIDENT)).await;
 }
 
 #[tokio::test]
-async fn a_failed_recovery_letter_answers_like_an_unknown_email_and_can_be_retried() {
+async fn a_failed_recovery_letter_answers_like_an_unknown_email_and_goes_out_later() {
     let h = harness_failing_mail_once(LetterKind::RecoverPassword);
     h.register_and_activate("Иванов", FLAT, RESIDENT, "12")
         .await;
-    // The answer must not tell a registered email (whose letter failed) from an unknown
-    // one (which has no letter to send): both are accepted; the failure is logged.
     h.service
         .request_recovery(RESIDENT, &ru())
         .await
@@ -144,15 +145,16 @@ async fn a_failed_recovery_letter_answers_like_an_unknown_email_and_can_be_retri
     assert!(h
         .letters_to(RESIDENT, LetterKind::RecoverPassword)
         .is_empty());
-    // The resident asks again after the per-address minute.
-    h.advance(std::time::Duration::from_secs(60));
-    h.service.request_recovery(RESIDENT, &ru()).await.unwrap();
+    assert_eq!(retry_delivery(&h).await.sent, 1);
     let token = h.link_token(RESIDENT, LetterKind::RecoverPassword);
     h.service.complete_recovery(&token, &ru()).await.unwrap();
+    assert!(h
+        .letters_to("nobody@example.org", LetterKind::RecoverPassword)
+        .is_empty());
 }
 
 #[tokio::test]
-async fn a_failed_recovery_credentials_letter_keeps_the_old_password() {
+async fn a_failed_recovery_credentials_letter_is_delivered_later_and_its_password_works() {
     let h = harness_with(config(), |s, m| (s, m));
     let old = h
         .register_and_activate("Иванов", FLAT, RESIDENT, "12")
@@ -164,16 +166,84 @@ async fn a_failed_recovery_credentials_letter_keeps_the_old_password() {
     };
     h.service.request_recovery(RESIDENT, &ru()).await.unwrap();
     let token = h.link_token(RESIDENT, LetterKind::RecoverPassword);
-    assert_mail_unavailable(
-        &h.service
-            .complete_recovery(&token, &ru())
-            .await
-            .unwrap_err(),
-    );
-    h.login(RESIDENT, &old).await;
     h.service.complete_recovery(&token, &ru()).await.unwrap();
-    assert!(h.service.login(RESIDENT, old, &ru()).await.is_err());
+    assert!(h.service.login(RESIDENT, old.clone(), &ru()).await.is_err());
+    assert_eq!(retry_delivery(&h).await.sent, 1);
     h.login(RESIDENT, &h.mailed_password(RESIDENT)).await;
+}
+
+/// A permanent refusal (5xx) makes a dead letter at once: not retried, its content
+/// scrubbed, visible to operators, recorded as an event.
+#[tokio::test]
+async fn a_permanently_refused_letter_is_dead_at_once_and_scrubbed() {
+    let recording = RecordingMailer::new();
+    let h = harness_with(config(), |store, _| {
+        let mut mock = MockMailer::new();
+        mock.expect_send()
+            .returning(|_| Err(MailError::permanent("550 no such mailbox")));
+        (store, Arc::new(mock) as Arc<dyn Mailer>)
+    });
+    drop(recording);
+    h.service
+        .register(&form("Иванов", FLAT, RESIDENT), &ru())
+        .await
+        .unwrap();
+    let letters = h
+        .store
+        .letters_about(Some(&email(RESIDENT)), None)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    let dead = &letters[0].value;
+    assert_eq!(dead.status, resident_auth::LetterStatus::Dead);
+    assert_eq!(dead.attempts, 1);
+    assert_eq!(dead.sealed, None, "a dead letter keeps no content");
+    assert_eq!(dead.last_error.as_deref(), Some("permanent"));
+    assert_eq!(retry_delivery(&h).await.claimed, 0, "never retried");
+    let report = h
+        .service
+        .admin()
+        .find(&resident_auth::admin::Lookup::Email(email(RESIDENT)))
+        .await
+        .unwrap();
+    assert_eq!((report.letters_queued, report.letters_dead), (0, 1));
+}
+
+/// A letter that keeps failing is retried with growing waits and given up at its
+/// deadline.
+#[tokio::test]
+async fn a_letter_failing_until_its_deadline_is_given_up() {
+    let h = harness_with(config(), |store, _| {
+        let mut mock = MockMailer::new();
+        mock.expect_send()
+            .returning(|_| Err(MailError::transient("421 try later")));
+        (store, Arc::new(mock) as Arc<dyn Mailer>)
+    });
+    h.service
+        .register(&form("Иванов", FLAT, RESIDENT), &ru())
+        .await
+        .unwrap();
+    let mut rounds = 0;
+    let mut retried = 0;
+    loop {
+        h.advance(std::time::Duration::from_secs(20 * 60));
+        let report = h.service.deliver_due().await.unwrap();
+        retried += report.retried;
+        rounds += 1;
+        if report.dead == 1 {
+            break;
+        }
+        assert!(rounds < 200, "given up at the deadline");
+    }
+    // 24 hours at no more than 15 minutes (plus jitter) between attempts.
+    assert!(retried >= 24 * 60 / 20 - 2, "{retried}");
+    let letters = h
+        .store
+        .letters_about(Some(&email(RESIDENT)), None)
+        .await
+        .unwrap();
+    assert_eq!(letters[0].value.status, resident_auth::LetterStatus::Dead);
+    assert_eq!(letters[0].value.sealed, None);
 }
 
 /// The same store, directory, clock and hasher behind a different mailer.

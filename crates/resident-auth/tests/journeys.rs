@@ -569,7 +569,12 @@ async fn login_upgrades_a_hash_made_with_older_parameters() {
     older.password_hash = old;
     assert_eq!(
         h.store
-            .swap_cabinet(&older.id, Expected::Version(current.version), Some(&older))
+            .swap_cabinet(
+                &older.id,
+                Expected::Version(current.version),
+                Some(&older),
+                None
+            )
             .await
             .unwrap(),
         CabinetSwap::Written
@@ -1152,6 +1157,7 @@ async fn twenty_parallel_guesses_evaluate_at_most_the_limit() {
         .directory(directory)
         .mailer(mailer.clone())
         .hasher(fast_hasher())
+        .configure(|c| c.delivery.in_request = true)
         .build()
         .unwrap();
     service
@@ -1318,47 +1324,38 @@ async fn one_letter_a_minute_and_ten_a_day_per_address_across_every_journey() {
     assert!(sent <= 10, "{sent} letters in a day");
 }
 
+/// A refused address (5xx) no longer reaches the answer — the letter is queued and the
+/// answer never waits for the mail server — but makes a dead letter, which operators see.
 #[tokio::test]
-async fn a_refused_address_is_told_to_check_it_not_to_wait() {
+async fn a_refused_address_makes_a_dead_letter_the_operators_see() {
     let h = harness();
     h.mailer.set_refusing(true);
-    let error = h
-        .service
-        .register(&form("Иванов", FLAT, RESIDENT), &ru())
-        .await
-        .unwrap_err();
-    assert_eq!(codes(&error), ["email.undeliverable"]);
-    assert_eq!(error.http_status(), 422);
-    assert!(!error.is_retryable());
-    assert_eq!(
-        error.problems()[0].field(),
-        Some(resident_auth::Field::Email)
-    );
-    // Corrected (here: the server accepts again), the same request goes through at once.
-    h.mailer.set_refusing(false);
     h.service
         .register(&form("Иванов", FLAT, RESIDENT), &ru())
         .await
-        .expect("no cooldown left behind by a refused letter");
-    // A refused credentials letter: 422, and no password becomes effective.
-    let activation = h
+        .expect("the answer never depends on the mail server");
+    assert!(h.letters_to(RESIDENT, LetterKind::ConfirmEmail).is_empty());
+    let report = h
         .service
-        .confirm_email(&h.link_token(RESIDENT, LetterKind::ConfirmEmail))
+        .admin()
+        .find(&resident_auth::admin::Lookup::Email(email(RESIDENT)))
         .await
         .unwrap();
-    h.mailer.set_refusing(true);
-    let error = h
-        .service
-        .activate(activation.expose(), "12", &ru())
-        .await
-        .unwrap_err();
-    assert_eq!(codes(&error), ["email.undeliverable"]);
-    assert!(h.stored_password_was_mailed(RESIDENT).await);
+    assert_eq!((report.letters_queued, report.letters_dead), (0, 1));
+    assert_eq!(report.letters[0].kind, "confirm_email");
+    assert_eq!(report.letters[0].status, "dead");
+    assert_eq!(report.letters[0].last_error.as_deref(), Some("permanent"));
+    // The operator's resend, once the address takes mail, goes out.
     h.mailer.set_refusing(false);
     h.service
-        .activate(activation.expose(), "12", &ru())
+        .admin()
+        .resend_confirmation(
+            &resident_auth::admin::Lookup::Email(email(RESIDENT)),
+            &"support".parse().unwrap(),
+        )
         .await
-        .expect("the link still works once the address takes mail");
+        .unwrap();
+    assert_eq!(h.letters_to(RESIDENT, LetterKind::ConfirmEmail).len(), 1);
 }
 
 /// A mailer that holds credentials letters until released, passing the rest through.
@@ -1482,6 +1479,7 @@ async fn a_login_verifying_while_a_recovery_commits_keeps_no_session() {
         .mailer(mailer.clone())
         .hasher(HeldVerifyHandle(hasher.clone()))
         .clock(clock.clone())
+        .configure(|c| c.delivery.in_request = true)
         .build()
         .unwrap();
     let form = RegistrationForm {

@@ -20,17 +20,60 @@ use common::*;
 use resident_auth::{
     memory::MemoryStore,
     ports::{CabinetKey, Expected, Link, Versioned},
-    AddressForm, CabinetStore as _, Letter, LetterKind, LinkStore, MailError, Mailer, Problem,
-    SplitStore, StoreError, TokenHash,
+    AddressForm, CabinetStore as _, LetterKind, LinkStore, Problem, SplitStore, StoreError,
+    TokenHash,
 };
 use tokio::sync::Notify;
 
-/// Holds the first letter of one kind until the test releases it, so another request
-/// can act while a step is between its lease and its write.
-struct GatedMailer {
-    inner: Arc<dyn Mailer>,
+/// A store that holds the first cabinet write queuing a letter of one kind until the test
+/// releases it, so another request can act while a step is between its lease and its
+/// write.
+#[derive(Clone)]
+struct GatedRecords {
+    inner: Arc<dyn resident_auth::Store>,
     gate: Arc<Mutex<Option<Gate>>>,
 }
+
+#[async_trait]
+impl resident_auth::SessionStore for GatedRecords {
+    async fn session(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<Versioned<resident_auth::ports::Session>>, StoreError> {
+        self.inner.session(token).await
+    }
+    async fn swap_session(
+        &self,
+        token: &TokenHash,
+        expected: Expected,
+        next: Option<&resident_auth::ports::Session>,
+    ) -> Result<bool, StoreError> {
+        self.inner.swap_session(token, expected, next).await
+    }
+    async fn cabinet_sessions(
+        &self,
+        cabinet: &resident_auth::CabinetId,
+    ) -> Result<Vec<(TokenHash, Versioned<resident_auth::ports::Session>)>, StoreError> {
+        self.inner.cabinet_sessions(cabinet).await
+    }
+}
+
+#[async_trait]
+impl resident_auth::CounterStore for GatedRecords {
+    async fn increment(
+        &self,
+        key: &resident_auth::ports::CounterKey,
+        now: resident_auth::Timestamp,
+        window: Duration,
+    ) -> Result<resident_auth::ports::Count, StoreError> {
+        self.inner.increment(key, now, window).await
+    }
+    async fn reset(&self, key: &resident_auth::ports::CounterKey) -> Result<(), StoreError> {
+        self.inner.reset(key).await
+    }
+}
+
+impl resident_auth::Store for GatedRecords {}
 
 struct Gate {
     kind: LetterKind,
@@ -39,13 +82,41 @@ struct Gate {
 }
 
 #[async_trait]
-impl Mailer for GatedMailer {
-    async fn send(&self, letter: &Letter) -> Result<(), MailError> {
+impl LinkStore for GatedRecords {
+    async fn link(&self, token: &TokenHash) -> Result<Option<Versioned<Link>>, StoreError> {
+        self.inner.link(token).await
+    }
+    async fn swap_link(
+        &self,
+        token: &TokenHash,
+        expected: Expected,
+        next: Option<(&TokenHash, &Link)>,
+        letter: Option<&resident_auth::QueuedLetter>,
+    ) -> Result<bool, StoreError> {
+        self.inner.swap_link(token, expected, next, letter).await
+    }
+}
+
+#[async_trait]
+impl resident_auth::CabinetStore for GatedRecords {
+    async fn cabinet(
+        &self,
+        key: CabinetKey<'_>,
+    ) -> Result<Option<Versioned<resident_auth::ports::Cabinet>>, StoreError> {
+        self.inner.cabinet(key).await
+    }
+    async fn swap_cabinet(
+        &self,
+        id: &resident_auth::CabinetId,
+        expected: Expected,
+        next: Option<&resident_auth::ports::Cabinet>,
+        letter: Option<&resident_auth::QueuedLetter>,
+    ) -> Result<resident_auth::ports::CabinetSwap, StoreError> {
         let gate = {
             let mut gate = self.gate.lock().unwrap();
             if gate
                 .as_ref()
-                .is_some_and(|g| g.kind == letter.content.kind())
+                .is_some_and(|g| letter.is_some_and(|l| l.kind == g.kind))
             {
                 gate.take()
             } else {
@@ -56,12 +127,39 @@ impl Mailer for GatedMailer {
             gate.entered.notify_one();
             gate.release.notified().await;
         }
-        self.inner.send(letter).await
+        self.inner.swap_cabinet(id, expected, next, letter).await
     }
 }
 
-/// A harness whose mailer can hold one letter: `hold(kind)` arms it and returns
-/// (entered, release).
+#[async_trait]
+impl resident_auth::LetterStore for GatedRecords {
+    async fn claim_letters(
+        &self,
+        now: resident_auth::Timestamp,
+        until: resident_auth::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<resident_auth::QueuedLetter>>, StoreError> {
+        self.inner.claim_letters(now, until, limit).await
+    }
+    async fn swap_letter(
+        &self,
+        id: &resident_auth::LetterId,
+        expected: Expected,
+        next: Option<&resident_auth::QueuedLetter>,
+    ) -> Result<bool, StoreError> {
+        self.inner.swap_letter(id, expected, next).await
+    }
+    async fn letters_about(
+        &self,
+        email: Option<&resident_auth::Email>,
+        cabinet: Option<&resident_auth::CabinetId>,
+    ) -> Result<Vec<Versioned<resident_auth::QueuedLetter>>, StoreError> {
+        self.inner.letters_about(email, cabinet).await
+    }
+}
+
+/// A harness whose store can hold one credentials write: `hold(kind)` arms it and
+/// returns (entered, release).
 struct Held {
     h: Harness,
     gate: Arc<Mutex<Option<Gate>>>,
@@ -72,11 +170,11 @@ impl Held {
         let gate = Arc::new(Mutex::new(None));
         let shared = gate.clone();
         let h = harness_with(config(), move |store, mailer| {
-            let gated: Arc<dyn Mailer> = Arc::new(GatedMailer {
-                inner: mailer,
+            let gated: Arc<dyn resident_auth::Store> = Arc::new(GatedRecords {
+                inner: store,
                 gate: shared,
             });
-            (store, gated)
+            (gated, mailer)
         });
         Self { h, gate }
     }
@@ -177,11 +275,58 @@ impl LinkStore for LosingDeletes {
         token: &TokenHash,
         expected: Expected,
         next: Option<(&TokenHash, &Link)>,
+        letter: Option<&resident_auth::QueuedLetter>,
     ) -> Result<bool, StoreError> {
         if next.is_none() && self.armed.swap(false, Ordering::SeqCst) {
             return Err(StoreError::unavailable("injected: the deletion was lost"));
         }
-        self.inner.swap_link(token, expected, next).await
+        self.inner.swap_link(token, expected, next, letter).await
+    }
+}
+
+#[async_trait]
+impl resident_auth::CabinetStore for LosingDeletes {
+    async fn cabinet(
+        &self,
+        key: resident_auth::ports::CabinetKey<'_>,
+    ) -> Result<Option<Versioned<resident_auth::ports::Cabinet>>, StoreError> {
+        self.inner.cabinet(key).await
+    }
+    async fn swap_cabinet(
+        &self,
+        id: &resident_auth::CabinetId,
+        expected: Expected,
+        next: Option<&resident_auth::ports::Cabinet>,
+        letter: Option<&resident_auth::QueuedLetter>,
+    ) -> Result<resident_auth::ports::CabinetSwap, StoreError> {
+        self.inner.swap_cabinet(id, expected, next, letter).await
+    }
+}
+
+#[async_trait]
+impl resident_auth::LetterStore for LosingDeletes {
+    async fn claim_letters(
+        &self,
+        now: resident_auth::Timestamp,
+        until: resident_auth::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<resident_auth::QueuedLetter>>, StoreError> {
+        self.inner.claim_letters(now, until, limit).await
+    }
+    async fn swap_letter(
+        &self,
+        id: &resident_auth::LetterId,
+        expected: Expected,
+        next: Option<&resident_auth::QueuedLetter>,
+    ) -> Result<bool, StoreError> {
+        self.inner.swap_letter(id, expected, next).await
+    }
+    async fn letters_about(
+        &self,
+        email: Option<&resident_auth::Email>,
+        cabinet: Option<&resident_auth::CabinetId>,
+    ) -> Result<Vec<Versioned<resident_auth::QueuedLetter>>, StoreError> {
+        self.inner.letters_about(email, cabinet).await
     }
 }
 
@@ -195,7 +340,7 @@ async fn a_step_whose_link_deletion_was_lost_answers_as_done() {
         inner: memory.clone(),
         armed: armed.clone(),
     };
-    let store = SplitStore::new(links, memory.clone(), memory.clone(), memory);
+    let store = SplitStore::new(links, memory.clone(), memory);
     let h = harness_with(config(), move |_, mailer| (Arc::new(store), mailer));
     let activation = h.confirmed("Иванов", FLAT, RESIDENT).await;
     armed.store(true, Ordering::SeqCst);

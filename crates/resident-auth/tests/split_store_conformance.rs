@@ -1,7 +1,9 @@
-//! How little a new backend needs: four maps behind mutexes, one per storage trait, with
-//! the eight required methods and nothing else (no indexes, no policy, purging by a scan),
-//! put together by `SplitStore` as a host putting sessions and counters in another backend
-//! than registrations would. It passes the whole conformance suite.
+//! How little a new backend needs: maps behind mutexes — links, cabinets and letters in one
+//! (a letter is queued in the same step as the write that needs it), sessions and counters
+//! each in their own — with the twelve required methods and nothing else (no indexes, no
+//! policy, purging by a scan), put together by `SplitStore` as a host putting sessions and
+//! counters in another backend than registrations would. It passes the whole conformance
+//! suite.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -16,8 +18,8 @@ use resident_auth::{
         Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link, Session, Version,
         Versioned,
     },
-    CabinetId, CabinetStore, CounterStore, LinkStore, SessionStore, SplitStore, StoreError,
-    Timestamp, TokenHash,
+    CabinetId, CabinetStore, CounterStore, Email, LetterId, LetterStatus, LetterStore, LinkStore,
+    QueuedLetter, SessionStore, SplitStore, StoreError, Timestamp, TokenHash,
 };
 
 type Map<K, V> = Arc<Mutex<HashMap<K, Versioned<V>>>>;
@@ -46,21 +48,47 @@ fn swap<K: std::hash::Hash + Eq, V>(
     true
 }
 
+/// Links, cabinets and the mail queue: one backend, since a letter is queued in the same
+/// atomic step as the link or cabinet write that needs it.
+#[derive(Default)]
+struct RecordMaps {
+    links: HashMap<TokenHash, Versioned<Link>>,
+    cabinets: HashMap<CabinetId, Versioned<Cabinet>>,
+    letters: HashMap<LetterId, Versioned<QueuedLetter>>,
+}
+
+impl RecordMaps {
+    fn queue(&mut self, letter: Option<&QueuedLetter>) {
+        if let Some(letter) = letter {
+            let value = letter.clone();
+            self.letters.insert(
+                letter.id,
+                Versioned {
+                    value,
+                    version: Version::FIRST,
+                },
+            );
+        }
+    }
+}
+
 #[derive(Clone, Default)]
-struct Links(Map<TokenHash, Link>);
+struct Records(Arc<Mutex<RecordMaps>>);
 
 #[async_trait]
-impl LinkStore for Links {
+impl LinkStore for Records {
     async fn link(&self, token: &TokenHash) -> Result<Option<Versioned<Link>>, StoreError> {
-        Ok(self.0.lock().unwrap().get(token).cloned())
+        Ok(self.0.lock().unwrap().links.get(token).cloned())
     }
     async fn swap_link(
         &self,
         token: &TokenHash,
         expected: Expected,
         next: Option<(&TokenHash, &Link)>,
+        letter: Option<&QueuedLetter>,
     ) -> Result<bool, StoreError> {
-        let mut map = self.0.lock().unwrap();
+        let mut maps = self.0.lock().unwrap();
+        let map = &mut maps.links;
         let current = map.get(token).map(|r| r.version);
         let moved_onto_another = next.is_some_and(|(t, _)| t != token && map.contains_key(t));
         if !expected.admits(current) || moved_onto_another {
@@ -77,24 +105,23 @@ impl LinkStore for Links {
                 },
             );
         }
+        maps.queue(letter);
         Ok(true)
     }
     async fn purge_links(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let mut map = self.0.lock().unwrap();
+        let map = &mut self.0.lock().unwrap().links;
         let before = map.len();
         map.retain(|_, l| l.value.expires_at > now);
         Ok((before - map.len()) as u64)
     }
 }
 
-#[derive(Clone, Default)]
-struct Cabinets(Map<CabinetId, Cabinet>);
-
 #[async_trait]
-impl CabinetStore for Cabinets {
+impl CabinetStore for Records {
     async fn cabinet(&self, key: CabinetKey<'_>) -> Result<Option<Versioned<Cabinet>>, StoreError> {
-        let map = self.0.lock().unwrap();
-        Ok(map
+        let maps = self.0.lock().unwrap();
+        Ok(maps
+            .cabinets
             .values()
             .find(|c| match key {
                 CabinetKey::Id(id) => c.value.id == *id,
@@ -109,8 +136,10 @@ impl CabinetStore for Cabinets {
         id: &CabinetId,
         expected: Expected,
         next: Option<&Cabinet>,
+        letter: Option<&QueuedLetter>,
     ) -> Result<CabinetSwap, StoreError> {
-        let mut map = self.0.lock().unwrap();
+        let mut maps = self.0.lock().unwrap();
+        let map = &mut maps.cabinets;
         if let Some(next) = next {
             let taken = map.values().any(|other| {
                 other.value.id != *id
@@ -124,11 +153,64 @@ impl CabinetStore for Cabinets {
                 return Ok(CabinetSwap::Taken);
             }
         }
-        Ok(if swap(&mut map, *id, expected, next.cloned()) {
+        Ok(if swap(map, *id, expected, next.cloned()) {
+            maps.queue(letter);
             CabinetSwap::Written
         } else {
             CabinetSwap::Conflict
         })
+    }
+}
+
+#[async_trait]
+impl LetterStore for Records {
+    async fn claim_letters(
+        &self,
+        now: Timestamp,
+        claim_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<QueuedLetter>>, StoreError> {
+        let mut maps = self.0.lock().unwrap();
+        let mut due: Vec<_> = maps
+            .letters
+            .values_mut()
+            .filter(|l| l.value.status == LetterStatus::Queued && l.value.next_attempt_at <= now)
+            .collect();
+        due.sort_by_key(|l| l.value.next_attempt_at);
+        Ok(due
+            .into_iter()
+            .take(limit)
+            .map(|l| {
+                l.value.next_attempt_at = claim_until;
+                l.version = l.version.next();
+                l.clone()
+            })
+            .collect())
+    }
+    async fn swap_letter(
+        &self,
+        id: &LetterId,
+        expected: Expected,
+        next: Option<&QueuedLetter>,
+    ) -> Result<bool, StoreError> {
+        let letters = &mut self.0.lock().unwrap().letters;
+        Ok(swap(letters, *id, expected, next.cloned()))
+    }
+    async fn letters_about(
+        &self,
+        email: Option<&Email>,
+        cabinet: Option<&CabinetId>,
+    ) -> Result<Vec<Versioned<QueuedLetter>>, StoreError> {
+        let maps = self.0.lock().unwrap();
+        Ok(maps
+            .letters
+            .values()
+            .filter(|l| {
+                Some(&l.value.to) == email
+                    || (cabinet.is_some() && l.value.cabinet.as_ref() == cabinet)
+            })
+            .cloned()
+            .collect())
     }
 }
 
@@ -207,10 +289,5 @@ impl CounterStore for Counters {
 }
 
 resident_auth::store_conformance_tests!(async {
-    SplitStore::new(
-        Links::default(),
-        Cabinets::default(),
-        Sessions::default(),
-        Counters::default(),
-    )
+    SplitStore::new(Records::default(), Sessions::default(), Counters::default())
 });

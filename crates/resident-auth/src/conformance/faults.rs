@@ -29,9 +29,10 @@ use crate::{
     clock::Timestamp,
     ids::CabinetId,
     letters::LetterKind,
+    mail_queue::QueuedLetter,
     ports::{
         Cabinet, CabinetKey, CabinetStore, CabinetSwap, Count, CounterKey, CounterStore, Expected,
-        Link, LinkStore, Session, SessionStore, Store, StoreError, Versioned,
+        LetterStore, Link, LinkStore, Session, SessionStore, Store, StoreError, Versioned,
     },
     secret::TokenHash,
     AddressForm, CredentialHasher, Error, Problem, Unavailable, Verification,
@@ -117,8 +118,9 @@ impl<S: Store> LinkStore for FaultyStore<S> {
         t: &TokenHash,
         e: Expected,
         n: Option<(&TokenHash, &Link)>,
+        l: Option<&QueuedLetter>,
     ) -> Result<bool, StoreError> {
-        self.gated(self.inner.swap_link(t, e, n)).await
+        self.gated(self.inner.swap_link(t, e, n, l)).await
     }
     async fn links_about(
         &self,
@@ -139,8 +141,37 @@ impl<S: Store> CabinetStore for FaultyStore<S> {
         id: &CabinetId,
         e: Expected,
         n: Option<&Cabinet>,
+        l: Option<&QueuedLetter>,
     ) -> Result<CabinetSwap, StoreError> {
-        self.gated(self.inner.swap_cabinet(id, e, n)).await
+        self.gated(self.inner.swap_cabinet(id, e, n, l)).await
+    }
+}
+
+#[async_trait]
+impl<S: Store> LetterStore for FaultyStore<S> {
+    async fn claim_letters(
+        &self,
+        now: crate::Timestamp,
+        until: crate::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<QueuedLetter>>, StoreError> {
+        self.gated(self.inner.claim_letters(now, until, limit))
+            .await
+    }
+    async fn swap_letter(
+        &self,
+        id: &crate::LetterId,
+        e: Expected,
+        n: Option<&QueuedLetter>,
+    ) -> Result<bool, StoreError> {
+        self.gated(self.inner.swap_letter(id, e, n)).await
+    }
+    async fn letters_about(
+        &self,
+        email: Option<&crate::Email>,
+        cabinet: Option<&CabinetId>,
+    ) -> Result<Vec<Versioned<QueuedLetter>>, StoreError> {
+        self.gated(self.inner.letters_about(email, cabinet)).await
     }
 }
 
@@ -347,8 +378,8 @@ fn steps() -> Vec<(&'static str, Setup, Step)> {
     ]
 }
 
-/// Whether the resident's cabinet (if any) holds a password that was mailed to it or
-/// that the matrix chose.
+/// Whether the resident's cabinet (if any) holds a password that was mailed to it, whose
+/// letter waits in the mail queue, or that the matrix chose.
 async fn holds_a_delivered_password(j: &Journeys, store: &dyn Store) -> bool {
     let Some(cabinet) = store
         .cabinet(CabinetKey::Email(&super::email(RESIDENT)))
@@ -357,9 +388,9 @@ async fn holds_a_delivered_password(j: &Journeys, store: &dyn Store) -> bool {
     else {
         return true;
     };
-    let mut candidates: Vec<SecretString> = j
-        .mailer
-        .letters()
+    let mut letters = j.mailer.letters();
+    letters.extend(queued_letters(j, store, &super::email(RESIDENT)).await);
+    let mut candidates: Vec<SecretString> = letters
         .iter()
         .filter(|l| l.content.kind() == LetterKind::Credentials)
         .filter_map(crate::memory::mailed_password)
@@ -377,6 +408,27 @@ async fn holds_a_delivered_password(j: &Journeys, store: &dyn Store) -> bool {
         }
     }
     false
+}
+
+/// The letters to `to` still waiting in the store's mail queue, opened with the service's
+/// keys.
+pub(crate) async fn queued_letters(
+    j: &Journeys,
+    store: &dyn Store,
+    to: &crate::Email,
+) -> Vec<crate::Letter> {
+    let keys = &j.service.config().mail_queue_keys;
+    store
+        .letters_about(Some(to), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.value.status == crate::LetterStatus::Queued)
+        .filter_map(|l| {
+            let sealed = l.value.sealed.as_ref()?;
+            keys.open(&l.value.id, sealed).ok()
+        })
+        .collect()
 }
 
 fn is_store_unavailable(error: &Error) -> bool {

@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::{AuthService, Expected};
 use crate::{
     letters::{Letter, LetterContent},
+    mail_queue::{LetterStatus, QueuedLetter},
     ports::{Cabinet, CabinetKey, CabinetSwap, Link, LinkPurpose, StoreError, Versioned},
     AccountNumber, CabinetId, Email, Error, Locale, Timestamp, Token, TokenHash,
 };
@@ -219,9 +220,31 @@ pub struct Report {
     pub pending: Vec<PendingReport>,
     /// Live counters (throttles, cooldowns, premises attempts).
     pub locks: Vec<LockReport>,
-    /// Letters waiting in a mail queue or given up: none, letters are sent within the
-    /// request (the mail queue is a later addition).
+    /// Letters waiting in the mail queue.
     pub letters_queued: u64,
+    /// Letters given up (dead letters), still on record.
+    pub letters_dead: u64,
+    /// Every letter on record to the email or about the cabinet, newest first.
+    pub letters: Vec<LetterReport>,
+}
+
+/// A letter on record in the mail queue: what it is and how its delivery went — never
+/// what it says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LetterReport {
+    /// The letter's identity.
+    pub letter: String,
+    /// Which letter: `confirm_email`, `credentials`, `recover_password`,
+    /// `password_changed`, `account_unlinked`.
+    pub kind: &'static str,
+    /// `queued`, `sent` or `dead`.
+    pub status: &'static str,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// When it was queued (RFC 3339).
+    pub queued_at: String,
+    /// Why the last attempt failed, if it did.
+    pub last_error: Option<String>,
 }
 
 /// One session, for an export.
@@ -257,11 +280,15 @@ pub struct Erased {
     pub links: u64,
     /// Counters naming the email or an account.
     pub counters: u64,
+    /// Letters to the email or about the cabinet, in any state.
+    pub letters: u64,
+    /// Residents' events about the cabinet or its accounts ([`crate::events::Events::forget`]).
+    pub events: u64,
 }
 
 impl Erased {
     fn total(self) -> u64 {
-        self.cabinets + self.sessions + self.links + self.counters
+        self.cabinets + self.sessions + self.links + self.counters + self.letters + self.events
     }
 }
 
@@ -379,6 +406,15 @@ impl Admin {
         })
     }
 
+    async fn letters(&self, subject: &Subject) -> Result<Vec<Versioned<QueuedLetter>>, AdminError> {
+        let cabinet = subject.cabinet.as_ref().map(|c| c.value.id);
+        Ok(self
+            .service
+            .store()
+            .letters_about(subject.email.as_ref(), cabinet.as_ref())
+            .await?)
+    }
+
     async fn links(
         &self,
         subject: &Subject,
@@ -456,14 +492,29 @@ impl Admin {
                 window_ends: count.window_ends.to_string(),
             })
             .collect();
-        if cabinet.is_none() && pending.is_empty() && locks.is_empty() {
+        let mut letters = self.letters(&subject).await?;
+        letters.sort_by_key(|letter| std::cmp::Reverse(letter.value.queued_at));
+        if cabinet.is_none() && pending.is_empty() && locks.is_empty() && letters.is_empty() {
             return Err(AdminError::NotFound);
         }
+        let count = |status| letters.iter().filter(|l| l.value.status == status).count() as u64;
         Ok(Report {
             cabinet,
             pending,
             locks,
-            letters_queued: 0,
+            letters_queued: count(LetterStatus::Queued),
+            letters_dead: count(LetterStatus::Dead),
+            letters: letters
+                .iter()
+                .map(|letter| LetterReport {
+                    letter: letter.value.id.to_string(),
+                    kind: letter.value.kind.as_str(),
+                    status: letter.value.status.as_str(),
+                    attempts: letter.value.attempts,
+                    queued_at: letter.value.queued_at.to_string(),
+                    last_error: letter.value.last_error.clone(),
+                })
+                .collect(),
         })
     }
 
@@ -528,12 +579,6 @@ impl Admin {
             expires_at: now.plus(self.service.config.confirmation_ttl),
             ..link.value.clone()
         };
-        if !store
-            .swap_link(&old, Expected::Version(link.version), Some((&hash, &fresh)))
-            .await?
-        {
-            return Err(AdminError::Refused("the link changed meanwhile; try again"));
-        }
         let letter = Letter {
             to: fresh.email.clone(),
             locale: Locale::Ru,
@@ -541,12 +586,19 @@ impl Admin {
                 link: self.service.config.links.confirmation(&token),
             },
         };
-        self.service
-            .ports
-            .mailer
-            .send(&letter)
-            .await
-            .map_err(Error::from)?;
+        let queued = self.service.queued(&letter, fresh.cabinet, now);
+        if !store
+            .swap_link(
+                &old,
+                Expected::Version(link.version),
+                Some((&hash, &fresh)),
+                Some(&queued),
+            )
+            .await?
+        {
+            return Err(AdminError::Refused("the link changed meanwhile; try again"));
+        }
+        self.service.letter_written(queued).await;
         self.record(operator, "resend_confirmation", fresh.cabinet, 1)
             .await?;
         Ok(fresh.email)
@@ -653,23 +705,29 @@ impl Admin {
             let mut next = cabinet.value.clone();
             next.accounts.retain(|a| a != account);
             next.credential_version = next.credential_version.saturating_add(1);
+            let letter = Letter {
+                to: next.email.clone(),
+                locale: Locale::Ru,
+                content: LetterContent::AccountUnlinked { account: *account },
+            };
+            let queued = self
+                .service
+                .queued(&letter, Some(next.id), self.service.now());
             match store
-                .swap_cabinet(&next.id, Expected::Version(cabinet.version), Some(&next))
+                .swap_cabinet(
+                    &next.id,
+                    Expected::Version(cabinet.version),
+                    Some(&next),
+                    Some(&queued),
+                )
                 .await?
             {
                 CabinetSwap::Written => {}
                 CabinetSwap::Conflict => continue,
                 CabinetSwap::Taken => return Err(AdminError::Refused("the cabinet changed")),
             }
+            self.service.letter_written(queued).await;
             let _ = self.delete_sessions(&next.id).await;
-            let letter = Letter {
-                to: next.email.clone(),
-                locale: Locale::Ru,
-                content: LetterContent::AccountUnlinked { account: *account },
-            };
-            if let Err(error) = self.service.ports.mailer.send(&letter).await {
-                tracing::warn!(%error, "the letter about an unlinked account was not sent");
-            }
             self.record(operator, "unlink", Some(next.id), 1).await?;
             return Ok(None);
         }
@@ -693,7 +751,7 @@ impl Admin {
         }
         for (token, link) in self.links(&subject).await? {
             if store
-                .swap_link(&token, Expected::Version(link.version), None)
+                .swap_link(&token, Expected::Version(link.version), None, None)
                 .await?
             {
                 erased.links += 1;
@@ -707,9 +765,29 @@ impl Admin {
             .collect();
         store.reset_all(&keys).await?;
         erased.counters = keys.len() as u64;
+        for letter in self.letters(&subject).await? {
+            if store
+                .swap_letter(&letter.value.id, Expected::Version(letter.version), None)
+                .await?
+            {
+                erased.letters += 1;
+            }
+        }
+        let cabinet_id = subject.cabinet.as_ref().map(|c| c.value.id);
+        erased.events = self
+            .service
+            .ports
+            .events
+            .forget(cabinet_id.as_ref(), &subject.accounts)
+            .await?;
         if let Some(cabinet) = &subject.cabinet {
             match store
-                .swap_cabinet(&cabinet.value.id, Expected::Version(cabinet.version), None)
+                .swap_cabinet(
+                    &cabinet.value.id,
+                    Expected::Version(cabinet.version),
+                    None,
+                    None,
+                )
                 .await?
             {
                 CabinetSwap::Written => erased.cabinets = 1,

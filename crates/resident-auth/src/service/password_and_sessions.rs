@@ -7,6 +7,7 @@ use super::{AuthService, Authenticated, CABINET_WRITE_ATTEMPTS};
 use crate::{
     clock::Timestamp,
     error::{Error, Problem},
+    events::{Event, EventKind},
     hasher::Verification,
     ids::SessionId,
     letters::{Letter, LetterContent},
@@ -82,6 +83,13 @@ impl AuthService {
             return Err(Problem::CurrentPasswordWrong.into());
         }
         let hash = self.ports.hasher.hash(new_password.into_secret()).await?;
+        // The notice is queued in the same write as the new password.
+        let notice = Letter {
+            to: session.email.clone(),
+            locale: context.locale,
+            content: LetterContent::PasswordChanged,
+        };
+        let queued = self.queued(&notice, Some(session.cabinet), self.now());
         let mut written = None;
         for _ in 0..CABINET_WRITE_ATTEMPTS {
             let current = match read.take() {
@@ -101,7 +109,12 @@ impl AuthService {
             next.credential_version = own_version.saturating_add(1);
             next.password_expires_at = None;
             match store
-                .swap_cabinet(&next.id, Expected::Version(current.version), Some(&next))
+                .swap_cabinet(
+                    &next.id,
+                    Expected::Version(current.version),
+                    Some(&next),
+                    Some(&queued),
+                )
                 .await?
             {
                 CabinetSwap::Written => {
@@ -123,20 +136,13 @@ impl AuthService {
         }
         // Best effort: a lingering count only shortens the next run of tries.
         let _ = store.reset_all(&[pair_key, cabinet_key]).await;
-        let notice = Letter {
-            to: session.email.clone(),
-            locale: context.locale,
-            content: LetterContent::PasswordChanged,
-        };
-        if let Err(error) = self.ports.mailer.send(&notice).await {
-            // The password is changed and in force; the notice is a courtesy that must not
-            // undo it. The operator learns of the failure.
-            tracing::warn!(
-                cabinet = %session.cabinet,
-                kind = %error.kind(),
-                "password-changed notice not sent"
-            );
-        }
+        self.letter_written(queued).await;
+        self.record(
+            Event::new(EventKind::PasswordChanged, self.now())
+                .about(Some(session.cabinet), None)
+                .from_client(context.client.as_deref()),
+        )
+        .await;
         Ok(())
     }
 
@@ -229,6 +235,8 @@ impl AuthService {
             return Err(Problem::SessionNotFound.into());
         };
         store.swap_session(&token, Expected::Any, None).await?;
+        self.record(Event::new(EventKind::SessionEnded, now).about(Some(session.cabinet), None))
+            .await;
         Ok(())
     }
 
@@ -258,6 +266,10 @@ impl AuthService {
                 && alive
             {
                 ended += 1;
+                self.record(
+                    Event::new(EventKind::SessionEnded, now).about(Some(session.cabinet), None),
+                )
+                .await;
             }
         }
         Ok(ended)

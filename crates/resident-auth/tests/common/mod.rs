@@ -44,7 +44,10 @@ pub fn start() -> Timestamp {
 
 /// The documented defaults, letters linking under a test base URL.
 pub fn config() -> AuthConfig {
-    AuthConfig::new(Links::new("https://portal.example.org"))
+    let mut config = AuthConfig::new(Links::new("https://portal.example.org"));
+    // The tests read each letter right after the step that queued it.
+    config.delivery.in_request = true;
+    config
 }
 
 pub fn harness() -> Harness {
