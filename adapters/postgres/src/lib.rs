@@ -30,7 +30,7 @@ mod store;
 
 use std::time::Duration;
 
-pub use audit::PgAudit;
+pub use audit::{PgAudit, PgEvents};
 pub use directory::{
     directory_is_empty, import_directory, import_directory_into, ImportError, ImportReport,
     PgDirectory,

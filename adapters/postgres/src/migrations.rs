@@ -19,6 +19,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "operators: link lookups and the audit table",
         include_str!("../migrations/0003_operators.sql"),
     ),
+    (
+        4,
+        "the mail queue and residents' events",
+        include_str!("../migrations/0004_mail_queue_and_events.sql"),
+    ),
 ];
 
 /// The PostgreSQL schema (namespace) holding the library's tables: a lower-case SQL

@@ -1,5 +1,6 @@
-//! The store on PostgreSQL: the four storage traits of [`resident_auth::ports`] as single
-//! statements (a cabinet write is one transaction), with compare-and-swap on `version`.
+//! The store on PostgreSQL: the five storage traits of [`resident_auth::ports`] as single
+//! statements with compare-and-swap on `version`; a link or cabinet write that queues a
+//! letter is one transaction with the letter's insert (the transactional outbox).
 
 use std::time::Duration;
 
@@ -9,10 +10,11 @@ use resident_auth::{
         Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link, LinkAdvance,
         LinkPurpose, Session, Version, Versioned,
     },
-    AccountNumber, CabinetId, CabinetStore, CounterStore, Email, HashedPassword, LinkStore,
-    SessionId, SessionStore, Store, StoreError, Timestamp, TokenHash,
+    AccountNumber, CabinetId, CabinetStore, CounterStore, Email, HashedPassword, LetterId,
+    LetterKind, LetterStatus, LetterStore, LinkStore, QueuedLetter, SealedLetter, SessionId,
+    SessionStore, Store, StoreError, Timestamp, TokenHash,
 };
-use sqlx::{postgres::PgRow, PgPool, Row};
+use sqlx::{postgres::PgRow, PgExecutor, PgPool, Row};
 
 use crate::{is_unique_violation, store_error, Schema};
 
@@ -46,11 +48,204 @@ impl PgStore {
         self.schema.qualify(text)
     }
 
+    /// [`LinkStore::swap_link`]'s statement, on `executor` (the pool, or a transaction
+    /// that also queues a letter).
+    async fn swap_link_on<'e>(
+        &self,
+        executor: impl PgExecutor<'e>,
+        token: &TokenHash,
+        expected: Expected,
+        next: Option<(&TokenHash, &Link)>,
+    ) -> Result<bool, StoreError> {
+        let Some((next_token, link)) = next else {
+            // A delete: consume at a version, or unconditionally.
+            return self.delete_at(executor, "links", token, expected).await;
+        };
+        let values = "$3, $4, $5, $6, $7, $8, $9";
+        let statement = match (expected, next_token == token) {
+            (Expected::Absent, _) => format!(
+                "INSERT INTO {{schema}}.links (token_hash, {LINK_COLUMNS})
+                 SELECT $2, {values}, 1
+                  WHERE NOT EXISTS (SELECT 1 FROM {{schema}}.links WHERE token_hash = $1)
+                    AND $10::BIGINT IS NULL
+                 ON CONFLICT (token_hash) DO NOTHING"
+            ),
+            (Expected::Version(_), true) => "UPDATE {schema}.links
+                SET purpose = $3, email = $4, account_number = $5, cabinet_id = $6,
+                    credential_version = $7, expires_at = $8, issuing_until = $9,
+                    version = version + 1
+              WHERE token_hash = $1 AND token_hash = $2 AND version = $10"
+                .to_owned(),
+            (Expected::Any, true) => format!(
+                "INSERT INTO {{schema}}.links AS l (token_hash, {LINK_COLUMNS})
+                 SELECT $2, {values}, 1 WHERE $1 = $2 AND $10::BIGINT IS NULL
+                 ON CONFLICT (token_hash) DO UPDATE
+                    SET purpose = $3, email = $4, account_number = $5, cabinet_id = $6,
+                        credential_version = $7, expires_at = $8, issuing_until = $9,
+                        version = l.version + 1"
+            ),
+            // A move to another token: the insert fails on a taken token, and the whole
+            // statement (with its delete) with it.
+            (_, false) => format!(
+                "WITH gone AS (
+                     DELETE FROM {{schema}}.links
+                      WHERE token_hash = $1 AND ($10::BIGINT IS NULL OR version = $10)
+                  RETURNING version)
+                 INSERT INTO {{schema}}.links (token_hash, {LINK_COLUMNS})
+                 SELECT $2, {values}, gone.version + 1 FROM gone"
+            ),
+        };
+        let result = sqlx::query(&self.sql(&statement))
+            .bind(token.as_bytes().as_slice())
+            .bind(next_token.as_bytes().as_slice())
+            .bind(link.purpose.as_str())
+            .bind(link.email.as_str())
+            .bind(link.account_number.as_ref().map(AccountNumber::as_str))
+            .bind(link.cabinet.as_ref().map(|id| id.as_bytes().as_slice()))
+            .bind(link.credential_version.map(signed))
+            .bind(link.expires_at.as_millis())
+            .bind(link.issuing_until.map(Timestamp::as_millis))
+            .bind(expected_version(expected))
+            .execute(executor)
+            .await;
+        match result {
+            Ok(done) => Ok(done.rows_affected() > 0),
+            Err(error) if is_unique_violation(&error) => Ok(false),
+            Err(error) => Err(store_error(error)),
+        }
+    }
+
+    /// [`CabinetStore::swap_cabinet`]'s statement, on `executor` (the pool, or a
+    /// transaction that also queues a letter).
+    async fn swap_cabinet_on<'e>(
+        &self,
+        executor: impl PgExecutor<'e>,
+        id: &CabinetId,
+        expected: Expected,
+        next: Option<&Cabinet>,
+    ) -> Result<CabinetSwap, StoreError> {
+        let id_bytes = id.as_bytes().as_slice();
+        let Some(next) = next else {
+            let deleted = sqlx::query(&self.sql(
+                "DELETE FROM {schema}.cabinets WHERE id = $1 AND ($2::BIGINT IS NULL OR version = $2)",
+            ))
+            .bind(id_bytes)
+            .bind(expected_version(expected))
+            .execute(executor)
+            .await
+            .map_err(store_error)?
+            .rows_affected();
+            let written = match expected {
+                Expected::Any => true,
+                Expected::Version(_) => deleted > 0,
+                Expected::Absent => deleted == 0,
+            };
+            return Ok(if written {
+                CabinetSwap::Written
+            } else {
+                CabinetSwap::Conflict
+            });
+        };
+        let accounts: Vec<&str> = next.accounts.iter().map(AccountNumber::as_str).collect();
+        let cabinet = match expected {
+            Expected::Absent => {
+                "INSERT INTO {schema}.cabinets
+                    (id, email, password_hash, credential_version, password_expires_at, version)
+                 VALUES ($1, $2, $3, $4, $7, 1)
+                 ON CONFLICT (id) DO NOTHING
+                 RETURNING id"
+            }
+            Expected::Version(_) => {
+                "UPDATE {schema}.cabinets
+                SET email = $2, password_hash = $3, credential_version = $4,
+                    password_expires_at = $7, version = version + 1
+              WHERE id = $1 AND version = $5
+              RETURNING id"
+            }
+            Expected::Any => {
+                "INSERT INTO {schema}.cabinets AS c
+                    (id, email, password_hash, credential_version, password_expires_at, version)
+                 VALUES ($1, $2, $3, $4, $7, 1)
+                 ON CONFLICT (id) DO UPDATE
+                    SET email = $2, password_hash = $3, credential_version = $4,
+                        password_expires_at = $7, version = c.version + 1
+                 RETURNING id"
+            }
+        };
+        // One statement: the cabinet, then its accounts in order — those that left go,
+        // those that stay get their position, new ones are inserted. A new account that
+        // belongs to another cabinet (or an email another cabinet has) breaks a unique
+        // key, and the whole statement, cabinet included, is undone.
+        let statement = format!(
+            "WITH c AS ({cabinet}),
+             gone AS (
+                 DELETE FROM {{schema}}.cabinet_accounts a USING c
+                  WHERE a.cabinet_id = c.id AND NOT (a.account_number = ANY($6))),
+             kept AS (
+                 UPDATE {{schema}}.cabinet_accounts a SET position = u.position
+                   FROM c, unnest($6::TEXT[]) WITH ORDINALITY AS u(number, position)
+                  WHERE a.cabinet_id = c.id AND a.account_number = u.number),
+             added AS (
+                 INSERT INTO {{schema}}.cabinet_accounts (account_number, cabinet_id, position)
+                 SELECT u.number, c.id, u.position
+                   FROM c, unnest($6::TEXT[]) WITH ORDINALITY AS u(number, position)
+                  WHERE NOT EXISTS (
+                      SELECT 1 FROM {{schema}}.cabinet_accounts a
+                       WHERE a.account_number = u.number AND a.cabinet_id = c.id))
+             SELECT count(*) FROM c"
+        );
+        let written = sqlx::query_scalar::<_, i64>(&self.sql(&statement))
+            .bind(id_bytes)
+            .bind(next.email.as_str())
+            .bind(next.password_hash.as_phc())
+            .bind(signed(next.credential_version))
+            .bind(expected_version(expected))
+            .bind(&accounts)
+            .bind(next.password_expires_at.map(Timestamp::as_millis))
+            .fetch_one(executor)
+            .await;
+        match written {
+            Ok(0) => Ok(CabinetSwap::Conflict),
+            Ok(_) => Ok(CabinetSwap::Written),
+            Err(error) if is_unique_violation(&error) => Ok(CabinetSwap::Taken),
+            Err(error) => Err(store_error(error)),
+        }
+    }
+
+    /// Inserts a letter into the queue, inside the transaction of the write that needs it.
+    async fn insert_letter(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        letter: &QueuedLetter,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&self.sql(&format!(
+            "INSERT INTO {{schema}}.letters ({LETTER_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1)"
+        )))
+        .bind(letter.id.as_bytes().as_slice())
+        .bind(letter.to.as_str())
+        .bind(letter.cabinet.as_ref().map(|id| id.as_bytes().as_slice()))
+        .bind(letter.kind.as_str())
+        .bind(letter.sealed.as_ref().map(SealedLetter::as_bytes))
+        .bind(letter.status.as_str())
+        .bind(i32::try_from(letter.attempts).unwrap_or(i32::MAX))
+        .bind(letter.queued_at.as_millis())
+        .bind(letter.next_attempt_at.as_millis())
+        .bind(letter.give_up_at.as_millis())
+        .bind(letter.keep_until.map(Timestamp::as_millis))
+        .bind(letter.last_error.as_deref())
+        .execute(&mut **tx)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
     /// Deletes the row of `table` under `token` if it is at the `expected` version (any
     /// version for `Any`); whether the expectation held.
     #[tracing::instrument(name = "postgres.delete_at", skip_all, err(level = "debug", Display))]
-    async fn delete_at(
+    async fn delete_at<'e>(
         &self,
+        executor: impl PgExecutor<'e>,
         table: &'static str,
         token: &TokenHash,
         expected: Expected,
@@ -61,7 +256,7 @@ impl PgStore {
                 "SELECT NOT EXISTS (SELECT 1 FROM {{schema}}.{table} WHERE token_hash = $1)"
             )))
             .bind(token.as_bytes().as_slice())
-            .fetch_one(&self.pool)
+            .fetch_one(executor)
             .await
             .map_err(store_error)?;
             return Ok(absent);
@@ -72,7 +267,7 @@ impl PgStore {
         )))
         .bind(token.as_bytes().as_slice())
         .bind(expected_version(expected))
-        .execute(&self.pool)
+        .execute(executor)
         .await
         .map_err(store_error)?
         .rows_affected();
@@ -222,6 +417,35 @@ fn link_from_row(row: &PgRow) -> Result<Versioned<Link>, StoreError> {
     })
 }
 
+const LETTER_COLUMNS: &str = "id, recipient, cabinet_id, kind, sealed, status, attempts, queued_at,
+     next_attempt_at, give_up_at, keep_until, last_error, version";
+
+fn letter_from_row(row: &PgRow) -> Result<Versioned<QueuedLetter>, StoreError> {
+    let id: &[u8] = row.try_get("id").map_err(store_error)?;
+    let cabinet: Option<&[u8]> = row.try_get("cabinet_id").map_err(store_error)?;
+    let kind: &str = row.try_get("kind").map_err(store_error)?;
+    let status: &str = row.try_get("status").map_err(store_error)?;
+    let sealed: Option<Vec<u8>> = row.try_get("sealed").map_err(store_error)?;
+    let attempts: i32 = row.try_get("attempts").map_err(store_error)?;
+    Ok(Versioned {
+        value: QueuedLetter {
+            id: LetterId::from_bytes(id.try_into().map_err(|_| corrupt("letters.id"))?),
+            to: parse_email(row.try_get("recipient").map_err(store_error)?)?,
+            cabinet: cabinet.map(|id| parse_id(id, "letters.cabinet_id")).transpose()?,
+            kind: LetterKind::from_name(kind).ok_or_else(|| corrupt("letters.kind"))?,
+            sealed: sealed.map(SealedLetter::from_bytes),
+            status: LetterStatus::from_name(status).ok_or_else(|| corrupt("letters.status"))?,
+            attempts: u32::try_from(attempts).map_err(|_| corrupt("letters.attempts"))?,
+            queued_at: timestamp(row, "queued_at")?,
+            next_attempt_at: timestamp(row, "next_attempt_at")?,
+            give_up_at: timestamp(row, "give_up_at")?,
+            keep_until: optional_timestamp(row, "keep_until")?,
+            last_error: row.try_get("last_error").map_err(store_error)?,
+        },
+        version: read_version(row, "version")?,
+    })
+}
+
 const CABINET_COLUMNS: &str =
     "c.id, c.email, c.password_hash, c.credential_version, c.password_expires_at,
      c.version AS cabinet_version,
@@ -302,63 +526,20 @@ impl LinkStore for PgStore {
         token: &TokenHash,
         expected: Expected,
         next: Option<(&TokenHash, &Link)>,
+        letter: Option<&QueuedLetter>,
     ) -> Result<bool, StoreError> {
-        let Some((next_token, link)) = next else {
-            // A delete: consume at a version, or unconditionally.
-            return self.delete_at("links", token, expected).await;
+        let Some(letter) = letter else {
+            return self.swap_link_on(&self.pool, token, expected, next).await;
         };
-        let values = "$3, $4, $5, $6, $7, $8, $9";
-        let statement = match (expected, next_token == token) {
-            (Expected::Absent, _) => format!(
-                "INSERT INTO {{schema}}.links (token_hash, {LINK_COLUMNS})
-                 SELECT $2, {values}, 1
-                  WHERE NOT EXISTS (SELECT 1 FROM {{schema}}.links WHERE token_hash = $1)
-                    AND $10::BIGINT IS NULL
-                 ON CONFLICT (token_hash) DO NOTHING"
-            ),
-            (Expected::Version(_), true) => "UPDATE {schema}.links
-                SET purpose = $3, email = $4, account_number = $5, cabinet_id = $6,
-                    credential_version = $7, expires_at = $8, issuing_until = $9,
-                    version = version + 1
-              WHERE token_hash = $1 AND token_hash = $2 AND version = $10"
-                .to_owned(),
-            (Expected::Any, true) => format!(
-                "INSERT INTO {{schema}}.links AS l (token_hash, {LINK_COLUMNS})
-                 SELECT $2, {values}, 1 WHERE $1 = $2 AND $10::BIGINT IS NULL
-                 ON CONFLICT (token_hash) DO UPDATE
-                    SET purpose = $3, email = $4, account_number = $5, cabinet_id = $6,
-                        credential_version = $7, expires_at = $8, issuing_until = $9,
-                        version = l.version + 1"
-            ),
-            // A move to another token: the insert fails on a taken token, and the whole
-            // statement (with its delete) with it.
-            (_, false) => format!(
-                "WITH gone AS (
-                     DELETE FROM {{schema}}.links
-                      WHERE token_hash = $1 AND ($10::BIGINT IS NULL OR version = $10)
-                  RETURNING version)
-                 INSERT INTO {{schema}}.links (token_hash, {LINK_COLUMNS})
-                 SELECT $2, {values}, gone.version + 1 FROM gone"
-            ),
-        };
-        let result = sqlx::query(&self.sql(&statement))
-            .bind(token.as_bytes().as_slice())
-            .bind(next_token.as_bytes().as_slice())
-            .bind(link.purpose.as_str())
-            .bind(link.email.as_str())
-            .bind(link.account_number.as_ref().map(AccountNumber::as_str))
-            .bind(link.cabinet.as_ref().map(|id| id.as_bytes().as_slice()))
-            .bind(link.credential_version.map(signed))
-            .bind(link.expires_at.as_millis())
-            .bind(link.issuing_until.map(Timestamp::as_millis))
-            .bind(expected_version(expected))
-            .execute(&self.pool)
-            .await;
-        match result {
-            Ok(done) => Ok(done.rows_affected() > 0),
-            Err(error) if is_unique_violation(&error) => Ok(false),
-            Err(error) => Err(store_error(error)),
+        // The link and its letter in one transaction; a swap that does not write rolls
+        // back (the transaction is dropped) with nothing queued.
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        if !self.swap_link_on(&mut *tx, token, expected, next).await? {
+            return Ok(false);
         }
+        self.insert_letter(&mut tx, letter).await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(true)
     }
 
     #[tracing::instrument(name = "postgres.purge_links", skip_all, err(level = "debug", Display))]
@@ -430,11 +611,81 @@ impl CabinetStore for PgStore {
         id: &CabinetId,
         expected: Expected,
         next: Option<&Cabinet>,
+        letter: Option<&QueuedLetter>,
     ) -> Result<CabinetSwap, StoreError> {
+        let Some(letter) = letter else {
+            return self.swap_cabinet_on(&self.pool, id, expected, next).await;
+        };
+        // The cabinet and its letter in one transaction; a swap that does not write rolls
+        // back (the transaction is dropped) with nothing queued.
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let swap = self.swap_cabinet_on(&mut *tx, id, expected, next).await?;
+        if swap != CabinetSwap::Written {
+            return Ok(swap);
+        }
+        self.insert_letter(&mut tx, letter).await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(CabinetSwap::Written)
+    }
+}
+
+#[async_trait]
+impl LetterStore for PgStore {
+    /// One statement: the due letters, earliest first, locked with `SKIP LOCKED` (rows
+    /// another instance is claiming are skipped, never waited for) and moved to the end of
+    /// the claim.
+    #[tracing::instrument(
+        name = "postgres.claim_letters",
+        skip_all,
+        err(level = "debug", Display)
+    )]
+    async fn claim_letters(
+        &self,
+        now: Timestamp,
+        claim_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Versioned<QueuedLetter>>, StoreError> {
+        let rows = sqlx::query(&self.sql(&format!(
+            "WITH due AS (
+                 SELECT id FROM {{schema}}.letters
+                  WHERE status = 'queued' AND next_attempt_at <= $1
+                  ORDER BY next_attempt_at
+                  LIMIT $3
+                  FOR UPDATE SKIP LOCKED)
+             UPDATE {{schema}}.letters l
+                SET next_attempt_at = $2, version = l.version + 1
+               FROM due WHERE l.id = due.id
+             RETURNING {}",
+            LETTER_COLUMNS
+                .split(',')
+                .map(|column| format!("l.{}", column.trim()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+        .bind(now.as_millis())
+        .bind(claim_until.as_millis())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter().map(letter_from_row).collect()
+    }
+
+    #[tracing::instrument(
+        name = "postgres.swap_letter",
+        skip_all,
+        err(level = "debug", Display)
+    )]
+    async fn swap_letter(
+        &self,
+        id: &LetterId,
+        expected: Expected,
+        next: Option<&QueuedLetter>,
+    ) -> Result<bool, StoreError> {
         let id_bytes = id.as_bytes().as_slice();
-        let Some(next) = next else {
+        let Some(letter) = next else {
             let deleted = sqlx::query(&self.sql(
-                "DELETE FROM {schema}.cabinets WHERE id = $1 AND ($2::BIGINT IS NULL OR version = $2)",
+                "DELETE FROM {schema}.letters WHERE id = $1 AND ($2::BIGINT IS NULL OR version = $2)",
             ))
             .bind(id_bytes)
             .bind(expected_version(expected))
@@ -442,81 +693,84 @@ impl CabinetStore for PgStore {
             .await
             .map_err(store_error)?
             .rows_affected();
-            let written = match expected {
+            return Ok(match expected {
                 Expected::Any => true,
                 Expected::Version(_) => deleted > 0,
                 Expected::Absent => deleted == 0,
-            };
-            return Ok(if written {
-                CabinetSwap::Written
-            } else {
-                CabinetSwap::Conflict
             });
         };
-        let accounts: Vec<&str> = next.accounts.iter().map(AccountNumber::as_str).collect();
-        let cabinet = match expected {
-            Expected::Absent => {
-                "INSERT INTO {schema}.cabinets
-                    (id, email, password_hash, credential_version, password_expires_at, version)
-                 VALUES ($1, $2, $3, $4, $7, 1)
-                 ON CONFLICT (id) DO NOTHING
-                 RETURNING id"
-            }
-            Expected::Version(_) => {
-                "UPDATE {schema}.cabinets
-                SET email = $2, password_hash = $3, credential_version = $4,
-                    password_expires_at = $7, version = version + 1
-              WHERE id = $1 AND version = $5
-              RETURNING id"
-            }
-            Expected::Any => {
-                "INSERT INTO {schema}.cabinets AS c
-                    (id, email, password_hash, credential_version, password_expires_at, version)
-                 VALUES ($1, $2, $3, $4, $7, 1)
-                 ON CONFLICT (id) DO UPDATE
-                    SET email = $2, password_hash = $3, credential_version = $4,
-                        password_expires_at = $7, version = c.version + 1
-                 RETURNING id"
-            }
+        let set = "recipient = $2, cabinet_id = $3, kind = $4, sealed = $5, status = $6,
+                   attempts = $7, queued_at = $8, next_attempt_at = $9, give_up_at = $10,
+                   keep_until = $11, last_error = $12";
+        let statement = match expected {
+            Expected::Absent => format!(
+                "INSERT INTO {{schema}}.letters ({LETTER_COLUMNS})
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1
+                  WHERE $13::BIGINT IS NULL
+                 ON CONFLICT (id) DO NOTHING"
+            ),
+            Expected::Version(_) => format!(
+                "UPDATE {{schema}}.letters SET {set}, version = version + 1
+                  WHERE id = $1 AND version = $13"
+            ),
+            Expected::Any => format!(
+                "INSERT INTO {{schema}}.letters AS l ({LETTER_COLUMNS})
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1
+                  WHERE $13::BIGINT IS NULL
+                 ON CONFLICT (id) DO UPDATE SET {set}, version = l.version + 1"
+            ),
         };
-        // One statement: the cabinet, then its accounts in order — those that left go,
-        // those that stay get their position, new ones are inserted. A new account that
-        // belongs to another cabinet (or an email another cabinet has) breaks a unique
-        // key, and the whole statement, cabinet included, is undone.
-        let statement = format!(
-            "WITH c AS ({cabinet}),
-             gone AS (
-                 DELETE FROM {{schema}}.cabinet_accounts a USING c
-                  WHERE a.cabinet_id = c.id AND NOT (a.account_number = ANY($6))),
-             kept AS (
-                 UPDATE {{schema}}.cabinet_accounts a SET position = u.position
-                   FROM c, unnest($6::TEXT[]) WITH ORDINALITY AS u(number, position)
-                  WHERE a.cabinet_id = c.id AND a.account_number = u.number),
-             added AS (
-                 INSERT INTO {{schema}}.cabinet_accounts (account_number, cabinet_id, position)
-                 SELECT u.number, c.id, u.position
-                   FROM c, unnest($6::TEXT[]) WITH ORDINALITY AS u(number, position)
-                  WHERE NOT EXISTS (
-                      SELECT 1 FROM {{schema}}.cabinet_accounts a
-                       WHERE a.account_number = u.number AND a.cabinet_id = c.id))
-             SELECT count(*) FROM c"
-        );
-        let written = sqlx::query_scalar::<_, i64>(&self.sql(&statement))
+        let written = sqlx::query(&self.sql(&statement))
             .bind(id_bytes)
-            .bind(next.email.as_str())
-            .bind(next.password_hash.as_phc())
-            .bind(signed(next.credential_version))
+            .bind(letter.to.as_str())
+            .bind(letter.cabinet.as_ref().map(|id| id.as_bytes().as_slice()))
+            .bind(letter.kind.as_str())
+            .bind(letter.sealed.as_ref().map(SealedLetter::as_bytes))
+            .bind(letter.status.as_str())
+            .bind(i32::try_from(letter.attempts).unwrap_or(i32::MAX))
+            .bind(letter.queued_at.as_millis())
+            .bind(letter.next_attempt_at.as_millis())
+            .bind(letter.give_up_at.as_millis())
+            .bind(letter.keep_until.map(Timestamp::as_millis))
+            .bind(letter.last_error.as_deref())
             .bind(expected_version(expected))
-            .bind(&accounts)
-            .bind(next.password_expires_at.map(Timestamp::as_millis))
-            .fetch_one(&self.pool)
-            .await;
-        match written {
-            Ok(0) => Ok(CabinetSwap::Conflict),
-            Ok(_) => Ok(CabinetSwap::Written),
-            Err(error) if is_unique_violation(&error) => Ok(CabinetSwap::Taken),
-            Err(error) => Err(store_error(error)),
-        }
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?
+            .rows_affected();
+        Ok(written > 0)
+    }
+
+    /// One statement, by the recipient and cabinet indexes of migration 0004.
+    #[tracing::instrument(
+        name = "postgres.letters_about",
+        skip_all,
+        err(level = "debug", Display)
+    )]
+    async fn letters_about(
+        &self,
+        email: Option<&Email>,
+        cabinet: Option<&CabinetId>,
+    ) -> Result<Vec<Versioned<QueuedLetter>>, StoreError> {
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT {LETTER_COLUMNS} FROM {{schema}}.letters
+              WHERE recipient = $1 OR cabinet_id = $2"
+        )))
+        .bind(email.map(Email::as_str))
+        .bind(cabinet.map(|id| id.as_bytes().as_slice()))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter().map(letter_from_row).collect()
+    }
+
+    #[tracing::instrument(
+        name = "postgres.purge_letters",
+        skip_all,
+        err(level = "debug", Display)
+    )]
+    async fn purge_letters(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.purge_in_batches("letters", "keep_until", now).await
     }
 }
 
@@ -546,7 +800,7 @@ impl SessionStore for PgStore {
         next: Option<&Session>,
     ) -> Result<bool, StoreError> {
         let Some(session) = next else {
-            return self.delete_at("sessions", token, expected).await;
+            return self.delete_at(&self.pool, "sessions", token, expected).await;
         };
         const COLUMNS: &str =
             "token_hash, session_id, cabinet_id, credential_version, active_account,

@@ -92,6 +92,8 @@ async fn migrations_run_twice_harmlessly_in_a_schema_of_their_own() {
             "cabinets",
             "counters",
             "directory",
+            "events",
+            "letters",
             "links",
             "migrations",
             "sessions"
