@@ -107,6 +107,37 @@ impl ResidentAuth {
             every,
         ))
     }
+
+    /// Delivers the mail queue inside the actix runtime, for the life of the process: at
+    /// once when this instance queues a letter, and every `every` besides
+    /// ([`resident_auth_http::deliver_periodically`]). Every instance runs one.
+    pub fn spawn_delivery(&self, every: Duration) -> actix_web::rt::task::JoinHandle<()> {
+        actix_web::rt::spawn(resident_auth_http::deliver_periodically(
+            self.service().clone(),
+            every,
+        ))
+    }
+}
+
+/// `GET /metrics`, for `App::configure`: what `render` returns (a Prometheus exposition,
+/// e.g. `metrics_exporter_prometheus::PrometheusHandle::render`).
+pub fn configure_metrics(
+    render: impl Fn() -> String + Send + Sync + 'static,
+) -> impl FnOnce(&mut actix_web::web::ServiceConfig) + Clone {
+    let render = std::sync::Arc::new(render);
+    move |config: &mut actix_web::web::ServiceConfig| {
+        config.route(
+            "/metrics",
+            actix_web::web::get().to(move || {
+                let body = render();
+                async move {
+                    actix_web::HttpResponse::Ok()
+                        .content_type("text/plain; version=0.0.4")
+                        .body(body)
+                }
+            }),
+        );
+    }
 }
 
 /// The operators' API ([`resident_auth_http::admin_api`]) under `prefix`, for

@@ -114,6 +114,46 @@ impl ResidentAuth {
             every,
         ))
     }
+
+    /// Delivers the mail queue on the current tokio runtime, for the life of the process:
+    /// at once when this instance queues a letter, and every `every` besides
+    /// ([`resident_auth_http::deliver_periodically`]). Every instance runs one.
+    pub fn spawn_delivery(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(resident_auth_http::deliver_periodically(
+            self.service().clone(),
+            every,
+        ))
+    }
+}
+
+/// `GET /metrics`: what `render` returns (a Prometheus exposition, e.g.
+/// `metrics_exporter_prometheus::PrometheusHandle::render`), as `text/plain; version=0.0.4`.
+pub fn metrics_router<S>(render: impl Fn() -> String + Send + Sync + 'static) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let render = Arc::new(render);
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let render = Arc::clone(&render);
+            async move { ([("content-type", "text/plain; version=0.0.4")], render()) }
+        }),
+    )
+}
+
+/// Serves `app` on `listener` (a listener of its own: the operators' API, the metrics) on
+/// the current tokio runtime, for the life of the process.
+pub fn serve_apart(listener: std::net::TcpListener, app: Router) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let served = match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => axum::serve(listener, app).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = served {
+            tracing::error!(%error, "a listener apart stopped");
+        }
+    })
 }
 
 /// The operators' API ([`resident_auth_http::admin_api`]) under `prefix`, with its OpenAPI

@@ -95,22 +95,27 @@ impl Events for PgEvents {
         }
     }
 
-    #[tracing::instrument(name = "postgres.forget_events", skip_all, err(level = "debug", Display))]
+    #[tracing::instrument(
+        name = "postgres.forget_events",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     async fn forget(
         &self,
         cabinet: Option<&CabinetId>,
         accounts: &[AccountNumber],
     ) -> Result<u64, StoreError> {
         let accounts: Vec<&str> = accounts.iter().map(AccountNumber::as_str).collect();
-        let deleted = sqlx::query(&self.schema.qualify(
-            "DELETE FROM {schema}.events WHERE cabinet = $1 OR account_number = ANY($2)",
-        ))
-        .bind(cabinet.map(|id| id.as_bytes().to_vec()))
-        .bind(&accounts)
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?
-        .rows_affected();
+        let deleted =
+            sqlx::query(&self.schema.qualify(
+                "DELETE FROM {schema}.events WHERE cabinet = $1 OR account_number = ANY($2)",
+            ))
+            .bind(cabinet.map(|id| id.as_bytes().to_vec()))
+            .bind(&accounts)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?
+            .rows_affected();
         Ok(deleted)
     }
 }

@@ -431,7 +431,9 @@ fn letter_from_row(row: &PgRow) -> Result<Versioned<QueuedLetter>, StoreError> {
         value: QueuedLetter {
             id: LetterId::from_bytes(id.try_into().map_err(|_| corrupt("letters.id"))?),
             to: parse_email(row.try_get("recipient").map_err(store_error)?)?,
-            cabinet: cabinet.map(|id| parse_id(id, "letters.cabinet_id")).transpose()?,
+            cabinet: cabinet
+                .map(|id| parse_id(id, "letters.cabinet_id"))
+                .transpose()?,
             kind: LetterKind::from_name(kind).ok_or_else(|| corrupt("letters.kind"))?,
             sealed: sealed.map(SealedLetter::from_bytes),
             status: LetterStatus::from_name(status).ok_or_else(|| corrupt("letters.status"))?,
@@ -671,11 +673,7 @@ impl LetterStore for PgStore {
         rows.iter().map(letter_from_row).collect()
     }
 
-    #[tracing::instrument(
-        name = "postgres.swap_letter",
-        skip_all,
-        err(level = "debug", Display)
-    )]
+    #[tracing::instrument(name = "postgres.swap_letter", skip_all, err(level = "debug", Display))]
     async fn swap_letter(
         &self,
         id: &LetterId,
@@ -800,7 +798,9 @@ impl SessionStore for PgStore {
         next: Option<&Session>,
     ) -> Result<bool, StoreError> {
         let Some(session) = next else {
-            return self.delete_at(&self.pool, "sessions", token, expected).await;
+            return self
+                .delete_at(&self.pool, "sessions", token, expected)
+                .await;
         };
         const COLUMNS: &str =
             "token_hash, session_id, cabinet_id, credential_version, active_account,

@@ -10,10 +10,10 @@ use std::{process::ExitCode, sync::Arc};
 use clap::{Parser, Subcommand};
 use resident_auth::{
     admin::{Admin, AdminError, Lookup, Operator, Report},
-    AccountNumber, Argon2Hasher, AuthService, HashParams, Mailer,
+    AccountNumber, Argon2Hasher, AuthService, HashParams, MailQueueKey, MailQueueKeys, Mailer,
 };
 use resident_auth_postgres::{
-    connect, import_directory, migrate, PgAudit, PgDirectory, PgStore, PoolConfig,
+    connect, import_directory, migrate, PgAudit, PgDirectory, PgEvents, PgStore, PoolConfig,
 };
 use resident_auth_smtp::{default_sender, OutboxMailer, SmtpConfig, SmtpMailer};
 
@@ -39,6 +39,10 @@ struct Cli {
     /// Where links in letters point.
     #[arg(long, env = "BASE_URL", default_value = "http://127.0.0.1:3000")]
     base_url: String,
+    /// The portal's mail queue key (32 bytes, base64): letters are queued sealed with it,
+    /// sent at once when the mail server answers, else by the portals' delivery.
+    #[arg(long, env = "MAIL_QUEUE_KEY", hide_env_values = true)]
+    mail_queue_key: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -207,16 +211,25 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     } else {
         Arc::new(NoLetters)
     };
-    let service = AuthService::builder(&cli.base_url)
+    let mut builder = AuthService::builder(&cli.base_url)
         .store(PgStore::new(pool.clone()))
         .directory(PgDirectory::new(pool.clone()))
         .shared_mailer(mailer)
+        .events(PgEvents::new(pool.clone()))
         .hasher(
             Argon2Hasher::with_workers(HashParams::default(), 1)
                 .map_err(|e| failure(format!("argon2: {e}")))?,
         )
-        .build()
-        .map_err(failure)?;
+        // The command's letter goes out before it exits when the mail server answers.
+        .configure(|config| config.delivery.in_request = true);
+    if needs_mail {
+        let key = cli.mail_queue_key.as_deref().ok_or_else(|| {
+            failure("letters need MAIL_QUEUE_KEY (or --mail-queue-key): the portal's key")
+        })?;
+        let key = MailQueueKey::from_base64(key).map_err(failure)?;
+        builder = builder.mail_queue_keys(MailQueueKeys::new(key));
+    }
+    let service = builder.build().map_err(failure)?;
     let admin: Admin = service.admin().with_audit(Arc::new(PgAudit::new(pool)));
     let json = cli.json;
     match &cli.command {

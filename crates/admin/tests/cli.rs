@@ -104,6 +104,10 @@ async fn admin(p: &Portal, args: &[&str]) -> Output {
         .env_clear()
         .env("DATABASE_URL", &p.url)
         .env("OUTBOX_DIR", p.outbox.path())
+        .env(
+            "MAIL_QUEUE_KEY",
+            "cmVzaWRlbnQtYXV0aCB0ZXN0IG1haWwgcXVldWUgayE=",
+        )
         .args(["--operator", "Мария"])
         .args(args)
         .output()
@@ -226,38 +230,8 @@ async fn a_pending_registration_gets_its_letter_again() {
     );
 }
 
-/// Every text, bytea and array column of the library's schema (the settlement center's
-/// directory aside: it is their registry, not the resident's data), as text.
 async fn rows_mentioning(pool: &sqlx::PgPool, needle: &str) -> Vec<String> {
-    let columns: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT table_name::text, column_name::text, data_type::text
-           FROM information_schema.columns
-          WHERE table_schema = 'resident_auth' AND table_name <> 'directory'
-            AND data_type IN ('text', 'character varying', 'bytea', 'ARRAY', 'jsonb')",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    assert!(columns.len() >= 10, "{columns:?}");
-    let mut found = Vec::new();
-    for (table, column, kind) in columns {
-        // Bytes are searched as bytes and as their hex text; the rest as text.
-        let condition = if kind == "bytea" {
-            format!("position(convert_to($1, 'UTF8') in {column}) > 0 OR {column}::text LIKE '%' || $1 || '%'")
-        } else {
-            format!("{column}::text LIKE '%' || $1 || '%'")
-        };
-        let sql = format!("SELECT count(*) FROM resident_auth.{table} WHERE {condition}");
-        let count: i64 = sqlx::query_scalar(&sql)
-            .bind(needle)
-            .fetch_one(pool)
-            .await
-            .unwrap();
-        if count > 0 {
-            found.push(format!("{table}.{column}"));
-        }
-    }
-    found
+    api_suite::services::columns_mentioning(pool, needle).await
 }
 
 #[tokio::test]

@@ -15,7 +15,6 @@
 )]
 
 use std::{
-    net::TcpListener,
     path::{Path, PathBuf},
     process::Stdio,
     time::Duration,
@@ -45,7 +44,11 @@ macro_rules! api_tests {
             the_operators_api_needs_a_token_and_stays_apart,
             the_operators_api_on_postgres_and_smtp,
             schemathesis_on_the_operators_api,
-            mail_failure_is_503_and_retryable,
+            a_mail_outage_never_reaches_the_answers,
+            letters_wait_out_a_mail_outage_on_postgres_and_smtp,
+            a_killed_instance_leaves_its_letters_to_the_next,
+            two_instances_deliver_each_letter_once,
+            metrics_are_served_to_prometheus,
             only_json_bodies_are_read,
             forwarded_clients_count_only_behind_trusted_proxies,
             openapi_document_matches_the_routes,
@@ -66,6 +69,9 @@ macro_rules! api_tests {
         )+
     };
 }
+
+/// The mail queue key of the checks on PostgreSQL (32 bytes, base64).
+pub const MAIL_QUEUE_KEY: &str = "cmVzaWRlbnQtYXV0aCB0ZXN0IG1haWwgcXVldWUgayE=";
 
 /// A running example binary.
 pub struct Server {
@@ -99,6 +105,9 @@ impl Server {
             .env("OUTBOX_DIR", &outbox)
             .env("ARGON2_TEST_PARAMS", "1")
             .env("RUST_LOG", "warn")
+            // The checks read each letter right after the step that queued it; the mail
+            // queue's own checks ask for `worker` (the default) instead.
+            .env("MAIL_DELIVERY", "in-request")
             .stdout(Stdio::piped())
             .kill_on_drop(true);
         for (name, value) in extra {
@@ -148,6 +157,7 @@ impl Server {
         let mut variables = vec![
             ("DATABASE_URL", database.clone()),
             ("SMTP_URL", smtp.url.clone()),
+            ("MAIL_QUEUE_KEY", MAIL_QUEUE_KEY.to_owned()),
         ];
         variables.extend(extra.iter().cloned());
         let mut server = Self::start(binary, &variables).await;
@@ -155,6 +165,11 @@ impl Server {
         server._smtp = Some(smtp);
         server.database = Some(database);
         server
+    }
+
+    /// Kills the example at once (SIGKILL: no shutdown, no flushing) and waits for it.
+    pub async fn kill(&mut self) {
+        self._child.kill().await.unwrap();
     }
 
     /// POSTs JSON (optionally with a bearer token): status, body, `Retry-After`.
@@ -1134,22 +1149,12 @@ pub async fn forwarded_clients_count_only_behind_trusted_proxies(binary: &str) {
     );
 }
 
-/// With the mail server down, a step answers 503 and the same step works once mail is back.
-pub async fn mail_failure_is_503_and_retryable(binary: &str) {
-    // A port with nothing listening: bound, then released.
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = Server::start(
-        binary,
-        &[(
-            "SMTP_URL",
-            format!("smtp://127.0.0.1:{closed}?tls=none&timeout=2"),
-        )],
-    )
-    .await;
+/// The mail server is down (nothing listens at `SMTP_URL`): registration and recovery
+/// answer as usual — the letters wait in the queue — and nothing asks to retry.
+pub async fn a_mail_outage_never_reaches_the_answers(binary: &str) {
+    let closed = services::free_port();
+    let smtp = format!("smtp://127.0.0.1:{closed}?tls=none&timeout=2");
+    let server = Server::start(binary, &[("SMTP_URL", smtp)]).await;
     let (status, body, _) = server
         .post(
             "/api/registrations",
@@ -1157,21 +1162,378 @@ pub async fn mail_failure_is_503_and_retryable(binary: &str) {
             None,
         )
         .await;
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(codes(&body), ["service.mail_unavailable"]);
-    assert!(
-        !body.to_string().contains("127.0.0.1"),
-        "no internals in the answer"
+    assert_eq!(status, 202, "{body}");
+    let (status, body, _) = server
+        .post(
+            "/api/recovery",
+            json!({"email": "someone@example.org"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+}
+
+/// The letters queued for `to` in the database at `url`: (kind, status, attempts, the
+/// letter opened with the checks' key while it is queued).
+async fn queued_letters(
+    pool: &sqlx::PgPool,
+    to: &str,
+) -> Vec<(String, String, i32, Option<resident_auth::Letter>)> {
+    let keys = resident_auth::MailQueueKeys::new(MAIL_QUEUE_KEY.parse().unwrap());
+    let rows: Vec<(Vec<u8>, String, String, i32, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT id, kind, status, attempts, sealed FROM resident_auth.letters
+          WHERE recipient = $1 ORDER BY queued_at",
+    )
+    .bind(to)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|(id, kind, status, attempts, sealed)| {
+            let id = resident_auth::LetterId::from_bytes(id.try_into().unwrap());
+            let letter = sealed.map(|sealed| {
+                keys.open(&id, &resident_auth::SealedLetter::from_bytes(sealed))
+                    .unwrap()
+            });
+            (kind, status, attempts, letter)
+        })
+        .collect()
+}
+
+/// The newest queued letter of `kind` to `to`, opened.
+async fn queued(pool: &sqlx::PgPool, to: &str, kind: &str) -> resident_auth::Letter {
+    queued_letters(pool, to)
+        .await
+        .into_iter()
+        .rev()
+        .find(|(k, status, _, _)| k == kind && status == "queued")
+        .and_then(|(_, _, _, letter)| letter)
+        .unwrap_or_else(|| panic!("no queued {kind} letter to {to}"))
+}
+
+/// Waits (bounded) until `maildir` holds `count` letters.
+async fn wait_for_mail(maildir: &Path, count: usize) -> Vec<(String, String)> {
+    for _ in 0..300 {
+        let letters = letters_in(maildir);
+        if letters.len() >= count {
+            return letters;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{count} letters did not arrive in 30 s: {:?}",
+        letters_in(maildir)
     );
-    // No state was left behind that blocks the retry (here: the same request again).
-    let (status, _, _) = server
+}
+
+fn queue_variables(database: &str, smtp_port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_URL", database.to_owned()),
+        (
+            "SMTP_URL",
+            format!("smtp://127.0.0.1:{smtp_port}?tls=none&timeout=2"),
+        ),
+        ("MAIL_QUEUE_KEY", MAIL_QUEUE_KEY.to_owned()),
+        ("MAIL_DELIVERY", "worker".to_owned()),
+        ("MAIL_RETRY_FIRST_MS", "200".to_owned()),
+        // A letter claimed by an instance killed mid-delivery is due again after this.
+        ("MAIL_CLAIM_SECONDS", "3".to_owned()),
+    ]
+}
+
+/// The mail server is down for a whole journey — register, confirm, activate, log in,
+/// recover — on PostgreSQL, with the delivery worker: every answer is as usual; the
+/// letters wait in the queue (read here with the key, as the resident would read them
+/// later), and no column holds a token or a password in clear meanwhile. When the server
+/// comes up, every letter arrives, each once; a 4xx recipient is retried, a 5xx one is a
+/// dead letter.
+pub async fn letters_wait_out_a_mail_outage_on_postgres_and_smtp(binary: &str) {
+    let database = services::fresh_database().await;
+    let port = services::free_port();
+    let server = Server::start(binary, &queue_variables(&database, port)).await;
+    let pool = sqlx::PgPool::connect(&database).await.unwrap();
+    let post = |path: &'static str, body: Value| server.post(path, body, None);
+    let (status, body, _) = post(
+        "/api/registrations",
+        registration("7800000000001", RESIDENT),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let letter = queued(&pool, RESIDENT, "confirm_email").await;
+    let confirmation = resident_auth::memory::link_token(&letter).unwrap();
+    let (status, body, _) =
+        post("/api/registrations/confirm", json!({"token": confirmation})).await;
+    assert_eq!(status, 200, "{body}");
+    let activation = body["activation_token"].as_str().unwrap().to_owned();
+    let (status, body, _) = post(
+        "/api/registrations/activate",
+        json!({"activation_token": activation, "premises": "12"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let letter = queued(&pool, RESIDENT, "credentials").await;
+    let password = resident_auth::memory::mailed_password(&letter).unwrap();
+    use resident_auth::secrecy::ExposeSecret as _;
+    let password = password.expose_secret().to_owned();
+    login(&server, RESIDENT, &password).await;
+    let (status, body, _) = post("/api/recovery", json!({"email": RESIDENT})).await;
+    assert_eq!(status, 202, "{body}");
+    let letter = queued(&pool, RESIDENT, "recover_password").await;
+    let recovery = resident_auth::memory::link_token(&letter).unwrap();
+    // A recipient the server will answer 451 (retried) and one it will answer 550 (dead).
+    for (account, email) in [
+        ("7800000000003", "busy-1@example.org"),
+        ("7800000000004", "reject-1@example.org"),
+    ] {
+        let body = json!({"surname": if account.ends_with('3') { "Петрова" } else { "Семёнов" },
+                          "account_number": account, "email": email});
+        let (status, answer, _) = post("/api/registrations", body).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    // While they wait: no column holds a token, a link or the password in clear.
+    for secret in [&confirmation, &recovery, &password] {
+        assert_eq!(
+            services::columns_mentioning(&pool, secret).await,
+            Vec::<String>::new(),
+            "a secret of a queued letter is stored in clear"
+        );
+    }
+    let waiting = queued_letters(&pool, RESIDENT).await;
+    assert_eq!(waiting.len(), 3);
+    assert!(waiting
+        .iter()
+        .all(|(_, status, attempts, _)| status == "queued" && *attempts >= 1));
+    // The mail server comes up on the port the portal was told of.
+    let smtp = services::SmtpSink::start_on(Some(port)).await;
+    let arrived = wait_for_mail(&smtp.maildir, 3).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let arrived_later = letters_in(&smtp.maildir);
+    assert_eq!(arrived_later.len(), arrived.len(), "a letter arrived twice");
+    let subjects: Vec<&str> = arrived_later.iter().map(|(s, _)| s.as_str()).collect();
+    for subject in ["Данные для входа", "Восстановление пароля"] {
+        assert_eq!(
+            subjects.iter().filter(|s| **s == subject).count(),
+            1,
+            "{subjects:?}"
+        );
+    }
+    // The resident's confirmation, and the 451 recipient's is not among them.
+    assert_eq!(
+        subjects
+            .iter()
+            .filter(|s| **s == "Подтверждение e-mail")
+            .count(),
+        1,
+        "{subjects:?}"
+    );
+    let after: Vec<_> = queued_letters(&pool, RESIDENT).await;
+    assert!(after
+        .iter()
+        .all(|(_, status, _, letter)| status == "sent" && letter.is_none()));
+    let busy = queued_letters(&pool, "busy-1@example.org").await;
+    assert_eq!(busy[0].1, "queued", "a 4xx answer is retried");
+    assert!(busy[0].2 >= 2, "{busy:?}");
+    let rejected = queued_letters(&pool, "reject-1@example.org").await;
+    assert_eq!(rejected[0].1, "dead", "a 5xx answer makes a dead letter");
+    assert!(rejected[0].3.is_none(), "a dead letter keeps no content");
+    // The links work: the recovery link issues a new password, mailed.
+    let (status, body, _) = post("/api/recovery/complete", json!({"token": recovery})).await;
+    assert!(status == 200 || status == 202, "{status} {body}");
+}
+
+/// An instance is killed (SIGKILL) with letters in the queue while the mail server is
+/// down; another instance, started later on the same database, delivers them.
+pub async fn a_killed_instance_leaves_its_letters_to_the_next(binary: &str) {
+    let database = services::fresh_database().await;
+    let port = services::free_port();
+    let mut first = Server::start(binary, &queue_variables(&database, port)).await;
+    let (status, body, _) = first
         .post(
             "/api/registrations",
             registration("7800000000001", RESIDENT),
             None,
         )
         .await;
-    assert_eq!(status, 503, "still down, still retryable, never 429");
+    assert_eq!(status, 202, "{body}");
+    first.kill().await;
+    let smtp = services::SmtpSink::start_on(Some(port)).await;
+    let _second = Server::start(binary, &queue_variables(&database, port)).await;
+    let arrived = wait_for_mail(&smtp.maildir, 1).await;
+    assert_eq!(arrived[0].0, "Подтверждение e-mail");
+}
+
+/// Two instances on one database deliver 200 queued letters: each arrives exactly once.
+pub async fn two_instances_deliver_each_letter_once(binary: &str) {
+    use resident_auth::{ports::Expected, LinkStore as _};
+    const LETTERS: usize = 200;
+    let database = services::fresh_database().await;
+    let pool = sqlx::PgPool::connect(&database).await.unwrap();
+    resident_auth_postgres::migrate(&pool).await.unwrap();
+    let store = resident_auth_postgres::PgStore::new(pool.clone());
+    let keys = resident_auth::MailQueueKeys::new(MAIL_QUEUE_KEY.parse().unwrap());
+    let now = resident_auth::Timestamp::from_millis(
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap(),
+    );
+    // 200 letters queued with 200 recovery links, as 200 requests would have left them.
+    for i in 0..LETTERS {
+        let to: resident_auth::Email = format!("resident-{i:03}@example.org").parse().unwrap();
+        let token = resident_auth::Token::generate();
+        let letter = resident_auth::Letter {
+            to: to.clone(),
+            locale: resident_auth::Locale::Ru,
+            content: resident_auth::LetterContent::RecoverPassword {
+                link: resident_auth::secrecy::SecretString::from(format!(
+                    "http://127.0.0.1/recover?token={}",
+                    token.expose()
+                )),
+            },
+        };
+        let id = resident_auth::LetterId::generate();
+        let queued = resident_auth::QueuedLetter {
+            id,
+            to: to.clone(),
+            cabinet: None,
+            kind: resident_auth::LetterKind::RecoverPassword,
+            sealed: Some(keys.seal(&id, &letter)),
+            status: resident_auth::LetterStatus::Queued,
+            attempts: 0,
+            queued_at: now,
+            next_attempt_at: now,
+            give_up_at: now.plus(Duration::from_secs(3600)),
+            keep_until: None,
+            last_error: None,
+        };
+        let link = resident_auth::ports::Link {
+            purpose: resident_auth::ports::LinkPurpose::Recovery,
+            email: to,
+            account_number: None,
+            cabinet: None,
+            credential_version: Some(1),
+            expires_at: now.plus(Duration::from_secs(3600)),
+            issuing_until: None,
+        };
+        let hash = token.hash();
+        assert!(store
+            .swap_link(&hash, Expected::Absent, Some((&hash, &link)), Some(&queued))
+            .await
+            .unwrap());
+    }
+    let smtp = services::SmtpSink::start().await;
+    let port: u16 = smtp
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let variables = queue_variables(&database, port);
+    let (_one, _two) = tokio::join!(
+        Server::start(binary, &variables),
+        Server::start(binary, &variables)
+    );
+    wait_for_mail(&smtp.maildir, LETTERS).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let arrived = letters_in(&smtp.maildir);
+    assert_eq!(arrived.len(), LETTERS, "a letter was sent twice");
+    let mut recipients: Vec<String> = std::fs::read_dir(&smtp.maildir)
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path();
+            (path.extension()? == "json").then(|| std::fs::read_to_string(path).unwrap())
+        })
+        .map(|meta| serde_json::from_str::<Value>(&meta).unwrap()["rcpt_tos"].to_string())
+        .collect();
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(
+        recipients.len(),
+        LETTERS,
+        "each recipient got exactly one letter"
+    );
+    let sent: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM resident_auth.letters WHERE status = 'sent'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(sent, i64::try_from(LETTERS).unwrap());
+}
+
+/// `GET /metrics` answers Prometheus' text format with the service's metrics after a
+/// registration and a login; with `METRICS_BIND` it is served there and not on the portal.
+pub async fn metrics_are_served_to_prometheus(binary: &str) {
+    let server = Server::start(binary, &[]).await;
+    let password = activate(&server, "7800000000001", RESIDENT, "12").await;
+    login(&server, RESIDENT, &password).await;
+    let (status, _, _) = server
+        .post(
+            "/api/login",
+            json!({"email": RESIDENT, "password": "wrong"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+    let response = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    for expected in [
+        "resident_auth_logins_total{outcome=\"succeeded\"} 1",
+        "resident_auth_logins_total{outcome=\"failed\"} 1",
+        "resident_auth_letters_queued_total{kind=\"credentials\"} 1",
+        "resident_auth_letters_sent_total{kind=\"confirm_email\"} 1",
+        "resident_auth_hasher_wait_seconds",
+        "resident_auth_hasher_queue_depth",
+        "resident_auth_http_request_duration_seconds",
+        "route=\"/login\"",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+    for secret in [RESIDENT, password.as_str()] {
+        assert!(
+            !text.contains(secret),
+            "a metric names a resident or a secret"
+        );
+    }
+    let bind = format!("127.0.0.1:{}", services::free_port());
+    let apart = Server::start(binary, &[("METRICS_BIND", bind.clone())]).await;
+    let on_portal = apart
+        .client
+        .get(format!("{}/metrics", apart.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        on_portal.status(),
+        404,
+        "not on the portal when served apart"
+    );
+    let mut served = None;
+    for _ in 0..50 {
+        if let Ok(response) = apart
+            .client
+            .get(format!("http://{bind}/metrics"))
+            .send()
+            .await
+        {
+            served = Some(response.status());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(served, Some(reqwest::StatusCode::OK));
 }
 
 /// The served OpenAPI document: every operation in it is routed (a request with an empty

@@ -80,7 +80,9 @@ fn rand_u64() -> u64 {
     hasher.finish()
 }
 
-fn free_port() -> u16 {
+/// A port of 127.0.0.1 with nothing listening (bound, then released).
+#[must_use]
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -101,6 +103,12 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Starts the server (a port taken between the pick and the bind is retried).
     pub async fn start() -> Self {
+        Self::start_on(None).await
+    }
+
+    /// Starts the server on `port` (one an example was told of while nothing listened
+    /// there: the mail server coming back), or on a free port.
+    pub async fn start_on(port: Option<u16>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let maildir = dir.path().join("mail");
         std::fs::create_dir_all(&maildir).unwrap();
@@ -108,7 +116,7 @@ impl SmtpSink {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../adapters/smtp/tests/smtp_server.py");
         let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
         for _ in 0..5 {
-            let port = free_port();
+            let port = port.unwrap_or_else(free_port);
             let mut child = Command::new(&python)
                 .arg(&script)
                 .arg("--port")
@@ -154,4 +162,38 @@ pub async fn make_unreachable(url: &str) {
         .execute(&mut admin)
         .await
         .unwrap();
+}
+
+/// The columns of the library's schema (the settlement center's directory aside: it is
+/// their registry, not the resident's data) where `needle` occurs: every text, bytea and
+/// array column, bytes searched as bytes and as their hex text.
+pub async fn columns_mentioning(pool: &sqlx::PgPool, needle: &str) -> Vec<String> {
+    let columns: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text, data_type::text
+           FROM information_schema.columns
+          WHERE table_schema = 'resident_auth' AND table_name <> 'directory'
+            AND data_type IN ('text', 'character varying', 'bytea', 'ARRAY', 'jsonb')",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(columns.len() >= 10, "{columns:?}");
+    let mut found = Vec::new();
+    for (table, column, kind) in columns {
+        let condition = if kind == "bytea" {
+            format!("position(convert_to($1, 'UTF8') in {column}) > 0 OR {column}::text LIKE '%' || $1 || '%'")
+        } else {
+            format!("{column}::text LIKE '%' || $1 || '%'")
+        };
+        let sql = format!("SELECT count(*) FROM resident_auth.{table} WHERE {condition}");
+        let count: i64 = sqlx::query_scalar(&sql)
+            .bind(needle)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if count > 0 {
+            found.push(format!("{table}.{column}"));
+        }
+    }
+    found
 }

@@ -1156,7 +1156,28 @@ impl<'a> Incoming<'a> {
 }
 
 /// Answers one request to `operation`: the one function every framework's routes call.
+/// Records the request's duration by route, method and status
+/// ([`resident_auth::metrics::HTTP_REQUEST_DURATION`]).
 pub async fn handle(
+    api: &Api,
+    operation: Operation,
+    headers: &(impl Headers + ?Sized),
+    incoming: Incoming<'_>,
+) -> ApiResponse {
+    let started = std::time::Instant::now();
+    let response = dispatch(api, operation, headers, incoming).await;
+    if let Some(route) = ROUTES.iter().find(|route| route.operation == operation) {
+        resident_auth::metrics::http_request(
+            route.path,
+            route.method.as_str(),
+            response.status,
+            started.elapsed(),
+        );
+    }
+    response
+}
+
+async fn dispatch(
     api: &Api,
     operation: Operation,
     headers: &(impl Headers + ?Sized),

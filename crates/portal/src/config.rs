@@ -3,10 +3,13 @@
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use resident_auth::admin::{Audit, TracingAudit};
 use resident_auth::{
+    events::{Events, TracingEvents},
     memory::{MemoryDirectory, MemoryStore},
-    AccountDirectory, Argon2Hasher, AuthService, HashParams, Mailer, ServedRegions, Store,
+    AccountDirectory, Argon2Hasher, AuthService, HashParams, MailQueueKey, MailQueueKeys, Mailer,
+    ServedRegions, Store,
 };
 use resident_auth_http::client::{Cidr, ClientAddressing};
 use resident_auth_http::{
@@ -19,7 +22,7 @@ use resident_auth_smtp::{default_sender, OutboxMailer, SmtpConfig, SmtpMailer};
 pub const DEMO_DIRECTORY: &str = include_str!("../data/demo-directory.csv");
 
 /// Everything the portal reads from the environment.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct PortalConfig {
     /// `BIND`: the listening address (default `127.0.0.1:3000`).
     pub bind: String,
@@ -47,7 +50,26 @@ pub struct PortalConfig {
     /// `ADMIN_BIND`: the operators' API listens here (off when unset), with
     /// `ADMIN_OPERATORS` (`name=<SHA-256 of the token>`, comma-separated; required then).
     pub admin: Option<(String, OperatorTokens)>,
+    /// `MAIL_QUEUE_KEY` (32 bytes, base64; required with `DATABASE_URL`) and
+    /// `MAIL_QUEUE_OLD_KEY` (the key being rotated out, still opening what it sealed): what
+    /// seals links and passwords in queued letters. Without a database, a random key.
+    pub mail_queue_keys: Option<MailQueueKeys>,
+    /// `MAIL_DELIVERY=in-request`: also attempt each letter in the request that queued it
+    /// (the test suites read letters right after a step); default: the delivery worker alone.
+    pub deliver_in_request: bool,
+    /// `METRICS_BIND`: `GET /metrics` listens here instead of on the portal.
+    pub metrics_bind: Option<String>,
+    /// `MAIL_RETRY_FIRST_MS`: the wait before a failed letter's first retry (default 5 s;
+    /// each retry doubles it, up to 15 minutes).
+    pub mail_retry_first: Option<std::time::Duration>,
+    /// `MAIL_CLAIM_SECONDS`: how long a delivery holds the letters it claimed (default 120);
+    /// a letter whose instance died mid-delivery is sent by another after it.
+    pub mail_claim: Option<std::time::Duration>,
 }
+
+/// How to make a mail queue key, for the start-up errors that ask for one.
+const MAKE_A_KEY: &str =
+    "make one with `openssl rand -base64 32` (or `head -c 32 /dev/urandom | base64`)";
 
 /// A configuration or start-up failure, with a message for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +157,76 @@ impl PortalConfig {
             )),
         };
         let database_url = lookup("DATABASE_URL");
+        let key = |name: &str| {
+            lookup(name)
+                .map(|text| {
+                    MailQueueKey::from_base64(&text).map_err(|_| {
+                        ConfigError(format!("{name} is not 32 bytes in base64: {MAKE_A_KEY}"))
+                    })
+                })
+                .transpose()
+        };
+        let mail_queue_keys = match (key("MAIL_QUEUE_KEY")?, key("MAIL_QUEUE_OLD_KEY")?) {
+            (None, Some(_)) => {
+                return Err(ConfigError(
+                    "MAIL_QUEUE_OLD_KEY is set but MAIL_QUEUE_KEY is not: the old key only \
+                     opens letters; set the new one in MAIL_QUEUE_KEY"
+                        .to_owned(),
+                ))
+            }
+            (None, None) if database_url.is_some() => {
+                return Err(ConfigError(format!(
+                    "DATABASE_URL is set but MAIL_QUEUE_KEY is not: queued letters (with \
+                     passwords and links) are sealed with it, and every instance needs the \
+                     same key. Set MAIL_QUEUE_KEY to 32 random bytes in base64: {MAKE_A_KEY}"
+                )))
+            }
+            (None, None) => None,
+            (Some(current), old) => Some(match old {
+                Some(old) => MailQueueKeys::new(current).with_previous(old),
+                None => MailQueueKeys::new(current),
+            }),
+        };
+        let deliver_in_request = match lookup("MAIL_DELIVERY").as_deref() {
+            None | Some("worker") => false,
+            Some("in-request") => true,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "MAIL_DELIVERY must be `worker` or `in-request`, not {other:?}"
+                )))
+            }
+        };
+        let mail_retry_first = match lookup("MAIL_RETRY_FIRST_MS") {
+            Some(ms) => Some(
+                ms.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|ms| (1..=3_600_000).contains(ms))
+                    .map(std::time::Duration::from_millis)
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "MAIL_RETRY_FIRST_MS must be 1–3600000 milliseconds, not {ms:?}"
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
+        let mail_claim = match lookup("MAIL_CLAIM_SECONDS") {
+            Some(seconds) => Some(
+                seconds
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| (1..=3600).contains(s))
+                    .map(std::time::Duration::from_secs)
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "MAIL_CLAIM_SECONDS must be 1–3600 seconds, not {seconds:?}"
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
         let smtp_url = lookup("SMTP_URL");
         let outbox_dir = lookup("OUTBOX_DIR");
         if database_url.is_some() && smtp_url.is_none() && outbox_dir.is_none() {
@@ -159,6 +251,11 @@ impl PortalConfig {
             client_addressing: ClientAddressing::new(trusted_proxies, ipv6_prefix),
             mailed_password_lifetime,
             admin,
+            mail_queue_keys,
+            deliver_in_request,
+            metrics_bind: lookup("METRICS_BIND"),
+            mail_retry_first,
+            mail_claim,
         })
     }
 
@@ -179,6 +276,9 @@ pub struct Portal {
     pub banner: Vec<String>,
     /// Where operator actions are recorded: the audit table on PostgreSQL, else the log.
     pub audit: Arc<dyn Audit>,
+    /// The Prometheus recorder's handle, when [`start`] installed one for the portal's own
+    /// `GET /metrics` (not when `METRICS_BIND` serves them apart).
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl std::fmt::Debug for Portal {
@@ -240,6 +340,15 @@ impl Portal {
         self.announce(&local(&portal, &self.config.bind));
         Ok(Listeners { portal, admin })
     }
+
+    /// What the portal's own `GET /metrics` answers (the Prometheus exposition), or `None`
+    /// when the metrics are served apart on `METRICS_BIND` (or no recorder is installed):
+    /// then the portal has no `/metrics`.
+    #[must_use]
+    pub fn metrics(&self) -> Option<impl Fn() -> String + Clone + Send + Sync + 'static> {
+        let handle = self.metrics.clone()?;
+        Some(move || handle.render())
+    }
 }
 
 /// The sockets a portal listens on.
@@ -271,6 +380,7 @@ fn read_directory_csv(config: &PortalConfig) -> Result<(String, String), ConfigE
 pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
     let mut banner = vec![format!("Portal: {}", config.base_url)];
     let mut audit: Arc<dyn Audit> = Arc::new(TracingAudit);
+    let mut events: Arc<dyn Events> = Arc::new(TracingEvents);
     let (store, directory): (Arc<dyn Store>, Arc<dyn AccountDirectory>) = match &config.database_url
     {
         Some(url) => {
@@ -296,6 +406,7 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
             }
             banner.push("Storage: PostgreSQL".to_owned());
             audit = Arc::new(resident_auth_postgres::PgAudit::new(pool.clone()));
+            events = Arc::new(resident_auth_postgres::PgEvents::new(pool.clone()));
             (
                 Arc::new(resident_auth_postgres::PgStore::new(pool.clone())),
                 Arc::new(resident_auth_postgres::PgDirectory::new(pool)),
@@ -342,22 +453,35 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
         .map_err(|e| ConfigError(format!("argon2 parameters: {e}")))?;
     let served_regions = config.served_regions.clone();
     let mailed_password_lifetime = config.mailed_password_lifetime;
-    let service = AuthService::builder(&config.base_url)
+    let in_request = config.deliver_in_request;
+    let (retry_first, claim) = (config.mail_retry_first, config.mail_claim);
+    let mut builder = AuthService::builder(&config.base_url)
         .shared_store(store)
         .shared_directory(directory)
         .shared_mailer(mailer)
         .hasher(hasher)
+        .shared_events(events)
         .configure(|auth| {
             auth.served_regions = served_regions;
             auth.mailed_password_lifetime = mailed_password_lifetime;
-        })
-        .build()
-        .map_err(|e| ConfigError(e.to_string()))?;
+            auth.delivery.in_request = in_request;
+            if let Some(first) = retry_first {
+                auth.delivery.retry_first = first;
+            }
+            if let Some(claim) = claim {
+                auth.delivery.claim = claim;
+            }
+        });
+    if let Some(keys) = &config.mail_queue_keys {
+        builder = builder.mail_queue_keys(keys.clone());
+    }
+    let service = builder.build().map_err(|e| ConfigError(e.to_string()))?;
     Ok(Portal {
         config: config.clone(),
         service,
         banner,
         audit,
+        metrics: None,
     })
 }
 
@@ -382,10 +506,32 @@ pub async fn start() -> Result<Portal, ExitCode> {
         Ok(config) => build(&config).await,
         Err(error) => Err(error),
     };
-    built.map_err(|error| {
+    let mut portal = built.map_err(|error| {
         eprintln!("start-up: {error}");
         ExitCode::from(2)
-    })
+    })?;
+    // The metrics: on METRICS_BIND, the exporter's own listener; else the portal's
+    // `GET /metrics`.
+    let installed = match &portal.config.metrics_bind {
+        Some(address) => {
+            let address: std::net::SocketAddr = address.parse().map_err(|e| {
+                eprintln!("start-up: METRICS_BIND {address:?}: {e}");
+                ExitCode::from(2)
+            })?;
+            let served = PrometheusBuilder::new()
+                .with_http_listener(address)
+                .install();
+            served.map(|()| println!("Metrics listening on {address}"))
+        }
+        None => PrometheusBuilder::new()
+            .install_recorder()
+            .map(|handle| portal.metrics = Some(handle)),
+    };
+    match installed {
+        Ok(()) => resident_auth::metrics::describe(),
+        Err(error) => eprintln!("metrics: {error}"),
+    }
+    Ok(portal)
 }
 
 /// The examples' own endpoint, `GET /bills`: the resident's selected personal account and

@@ -543,6 +543,12 @@ impl AuthServiceBuilder {
         self
     }
 
+    /// Where residents' events are recorded, already shared.
+    pub fn shared_events(mut self, events: Arc<dyn Events>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
     /// The keys that seal queued letters ([`AuthConfig::mail_queue_keys`]).
     pub fn mail_queue_keys(mut self, keys: MailQueueKeys) -> Self {
         self.config.mail_queue_keys = keys;
