@@ -25,7 +25,7 @@ use resident_auth::{
     ports::CabinetKey,
     secrecy::{ExposeSecret, SecretString},
     AddressForm, Argon2Hasher, AuthConfig, AuthService, CabinetStore, Clock, CredentialHasher, Email,
-    Error, HashParams, LetterKind, Links, ManualClock, Ports, Problem, RegistrationForm,
+    Error, HashParams, LetterKind, LetterStore, Links, ManualClock, Ports, Problem, RegistrationForm,
     RequestContext, SessionId, Timestamp, Verification,
 };
 
@@ -104,9 +104,12 @@ enum Step {
     Advance {
         minutes: u16,
     },
+    /// The mail server goes down (`on`) or comes back.
     FailMail {
         on: bool,
     },
+    /// A round of the delivery worker: due letters (retries among them) go out.
+    Deliver,
 }
 
 fn pick<T: Copy>(items: &[T], index: u8) -> T {
@@ -156,7 +159,13 @@ fn world() -> World {
             Arc::new(hasher.clone()),
             clock.clone(),
         ),
-        AuthConfig::new(Links::new("https://portal.example.org")),
+        {
+            let mut config = AuthConfig::new(Links::new("https://portal.example.org"));
+            // Each step's letter is attempted at once; while the mail is down it waits in
+            // the queue for a later `Deliver`.
+            config.delivery.in_request = true;
+            config
+        },
     );
     World {
         service,
@@ -439,6 +448,15 @@ impl World {
                 self.ended.extend(expired);
             }
             Step::FailMail { on } => self.mailer.set_failing(on),
+            Step::Deliver => {
+                let sent_before = self.mailer.letters().len();
+                let report = self.service.deliver_due().await.expect("delivery");
+                assert_eq!(
+                    self.mailer.letters().len(),
+                    sent_before + report.sent,
+                    "a letter reported sent was not handed over exactly once"
+                );
+            }
         }
     }
 
@@ -481,9 +499,19 @@ impl World {
                 continue;
             };
             let stored = cabinet.value.password_hash;
-            // Credentials are never effective without a letter that carries them.
+            // Credentials are never effective without a letter that carries them, sent or
+            // waiting in the queue (opened with the service's key).
             let mut mailed = false;
-            for letter in self.mailer.letters() {
+            let keys = &self.service.config().mail_queue_keys;
+            let queued: Vec<_> = self
+                .store
+                .letters_about(Some(&email), None)
+                .await
+                .expect("store")
+                .into_iter()
+                .filter_map(|l| keys.open(&l.value.id, l.value.sealed.as_ref()?).ok())
+                .collect();
+            for letter in self.mailer.letters().into_iter().chain(queued) {
                 if letter.to == email && letter.content.kind() == LetterKind::Credentials {
                     let password = mailed_password(&letter).expect("password line");
                     if matches!(
@@ -506,7 +534,7 @@ impl World {
             }
             assert!(
                 mailed,
-                "{to} holds a password that was never mailed nor chosen"
+                "{to} holds a password neither mailed, queued nor chosen"
             );
             // No account in two cabinets.
             for account in cabinet.value.accounts {

@@ -585,21 +585,53 @@ mod tests {
         );
     }
 
+    const KEY: &str = "cmVzaWRlbnQtYXV0aCB0ZXN0IG1haWwgcXVldWUgayE=";
+
     #[test]
     fn a_database_without_smtp_needs_an_outbox_chosen_on_purpose() {
-        let error = PortalConfig::from_lookup(|name| {
-            (name == "DATABASE_URL").then(|| "postgres://portal@127.0.0.1/portal".into())
+        let error = PortalConfig::from_lookup(|name| match name {
+            "DATABASE_URL" => Some("postgres://portal@127.0.0.1/portal".into()),
+            "MAIL_QUEUE_KEY" => Some(KEY.into()),
+            _ => None,
         })
         .unwrap_err();
         assert!(error.to_string().contains("OUTBOX_DIR"), "{error}");
         for extra in ["SMTP_URL", "OUTBOX_DIR"] {
             let config = PortalConfig::from_lookup(|name| match name {
                 "DATABASE_URL" => Some("postgres://portal@127.0.0.1/portal".into()),
+                "MAIL_QUEUE_KEY" => Some(KEY.into()),
                 n if n == extra => Some("smtp://127.0.0.1:2525?tls=none".into()),
                 _ => None,
             });
             assert!(config.is_ok(), "{extra}");
         }
+    }
+
+    /// Queued letters on a database are sealed with a key every instance shares: without
+    /// one (or with a malformed one) the portal refuses to start and says how to make one.
+    #[test]
+    fn a_database_needs_a_mail_queue_key_and_says_how_to_make_one() {
+        let with = |key: Option<&str>, old: Option<&str>| {
+            PortalConfig::from_lookup(|name| match name {
+                "DATABASE_URL" => Some("postgres://portal@127.0.0.1/portal".into()),
+                "SMTP_URL" => Some("smtp://127.0.0.1:2525?tls=none".into()),
+                "MAIL_QUEUE_KEY" => key.map(str::to_owned),
+                "MAIL_QUEUE_OLD_KEY" => old.map(str::to_owned),
+                _ => None,
+            })
+        };
+        let error = with(None, None).unwrap_err().to_string();
+        assert!(error.contains("MAIL_QUEUE_KEY") && error.contains("openssl rand -base64 32"));
+        let error = with(Some("c2hvcnQ="), None).unwrap_err().to_string();
+        assert!(error.contains("not 32 bytes"), "{error}");
+        assert!(with(None, Some(KEY)).is_err(), "an old key alone");
+        assert!(with(Some(KEY), Some(KEY))
+            .unwrap()
+            .mail_queue_keys
+            .is_some());
+        // In memory, a random key is made and none is needed.
+        let config = PortalConfig::from_lookup(|_| None).unwrap();
+        assert!(config.mail_queue_keys.is_none());
     }
 
     #[test]

@@ -134,12 +134,12 @@ impl AuthService {
     }
 
     /// After a write queued `letter`: wakes the delivery worker, or with
-    /// [`DeliveryPolicy::in_request`] attempts it now. Never fails the step: the letter is
-    /// queued, and a failed attempt is retried later.
+    /// [`DeliveryPolicy::in_request`] attempts it now (the worker's periodic round retries
+    /// it if that fails). Never fails the step: the letter is queued.
     pub(crate) async fn letter_written(&self, letter: QueuedLetter) {
         crate::metrics::letter_queued(letter.kind);
-        self.letters_waiting.notify_one();
         if !self.config.delivery.in_request {
+            self.letters_waiting.notify_one();
             return;
         }
         let now = self.now();
