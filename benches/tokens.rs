@@ -27,6 +27,7 @@ fn tokens(c: &mut Criterion) {
         .directory(MemoryDirectory::from_csv(&resident_auth_benches::directory(1)).unwrap())
         .mailer(mailer.clone())
         .hasher(Argon2Hasher::new(HashParams::insecure_fast_for_tests()).unwrap())
+        .configure(|c| c.delivery.in_request = true)
         .build()
         .unwrap();
     let session = runtime.block_on(async {

@@ -7,7 +7,7 @@ CREATE TABLE letters (
     cabinet_id      BYTEA CHECK (octet_length(cabinet_id) = 16),
     kind            TEXT NOT NULL,
     sealed          BYTEA,
-    status          TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'dead')),
+    status          TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'dead', 'withheld')),
     attempts        INTEGER NOT NULL CHECK (attempts >= 0),
     queued_at       BIGINT NOT NULL,
     next_attempt_at BIGINT NOT NULL,

@@ -137,6 +137,8 @@ fn config() -> AuthConfig {
     config.login_per_cabinet_and_client = open;
     config.login_per_client = open;
     config.registration_per_client = open;
+    // Each step's letter is sent in the step, as the walk reads it at once.
+    config.delivery.in_request = true;
     config
 }
 

@@ -1180,7 +1180,8 @@ async fn queued_letters(
     to: &str,
 ) -> Vec<(String, String, i32, Option<resident_auth::Letter>)> {
     let keys = resident_auth::MailQueueKeys::new(MAIL_QUEUE_KEY.parse().unwrap());
-    let rows: Vec<(Vec<u8>, String, String, i32, Option<Vec<u8>>)> = sqlx::query_as(
+    type Row = (Vec<u8>, String, String, i32, Option<Vec<u8>>);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, kind, status, attempts, sealed FROM resident_auth.letters
           WHERE recipient = $1 ORDER BY queued_at",
     )

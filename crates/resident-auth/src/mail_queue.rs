@@ -223,25 +223,34 @@ pub enum LetterStatus {
     Sent,
     /// Given up (a permanent refusal, or its deadline passed); its content is gone.
     Dead,
+    /// Never to be sent, and never with content: the stand-in a recovery request for an
+    /// unknown email writes, so that its answer costs what a registered email's does.
+    Withheld,
 }
 
 impl LetterStatus {
-    /// The stored name: `queued`, `sent`, `dead`.
+    /// The stored name: `queued`, `sent`, `dead`, `withheld`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
             LetterStatus::Queued => "queued",
             LetterStatus::Sent => "sent",
             LetterStatus::Dead => "dead",
+            LetterStatus::Withheld => "withheld",
         }
     }
 
     /// The status with this stored name.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
-        [LetterStatus::Queued, LetterStatus::Sent, LetterStatus::Dead]
-            .into_iter()
-            .find(|status| status.as_str() == name)
+        [
+            LetterStatus::Queued,
+            LetterStatus::Sent,
+            LetterStatus::Dead,
+            LetterStatus::Withheld,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == name)
     }
 }
 
@@ -434,7 +443,12 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_by_name() {
-        for status in [LetterStatus::Queued, LetterStatus::Sent, LetterStatus::Dead] {
+        for status in [
+            LetterStatus::Queued,
+            LetterStatus::Sent,
+            LetterStatus::Dead,
+            LetterStatus::Withheld,
+        ] {
             assert_eq!(LetterStatus::from_name(status.as_str()), Some(status));
         }
         assert_eq!(LetterStatus::from_name("lost"), None);

@@ -622,6 +622,13 @@ impl AuthService {
         &self.config
     }
 
+    /// The ports the service runs on (to build another service over the same adapters,
+    /// with another configuration).
+    #[must_use]
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
     fn now(&self) -> Timestamp {
         self.ports.clock.now()
     }
@@ -1654,8 +1661,9 @@ impl AuthService {
 
     /// Stores a recovery link for the cabinet of `email`, if there is one, with its letter
     /// queued in the same write; returns the cabinet. For an unknown email it does the
-    /// same work — a fresh token, a sealed letter, one conditional write (which finds
-    /// nothing to write) — so that both answers take the same time.
+    /// same work — a fresh token, a sealed letter, the same write of a link and a letter —
+    /// but the link is dead on arrival and the letter withheld (never sent, no content),
+    /// so that both answers take the same time and nothing reaches the unknown address.
     async fn send_recovery(
         &self,
         email: Email,
@@ -1666,6 +1674,7 @@ impl AuthService {
         self.throttle(limits, now).await?;
         let store = self.store();
         let cabinet = store.cabinet(CabinetKey::Email(&email)).await?;
+        let known = cabinet.is_some();
         let token = Token::generate();
         let hash = token.hash();
         let link = Link {
@@ -1674,7 +1683,11 @@ impl AuthService {
             account_number: None,
             cabinet: cabinet.as_ref().map(|c| c.value.id),
             credential_version: cabinet.as_ref().map(|c| c.value.credential_version),
-            expires_at: now.plus(self.config.recovery_ttl),
+            expires_at: if known {
+                now.plus(self.config.recovery_ttl)
+            } else {
+                now
+            },
             issuing_until: None,
         };
         let letter = Letter {
@@ -1684,26 +1697,24 @@ impl AuthService {
                 link: self.config.links.recovery(&token),
             },
         };
-        let queued = self.queued(&letter, link.cabinet, now);
-        // Unknown email: a write that can never succeed (no link is at that version under a
-        // token just made), costing what the real one costs.
-        let expected = match cabinet {
-            Some(_) => Expected::Absent,
-            None => Expected::Version(Version::new(u64::MAX)),
-        };
-        let written = store
-            .swap_link(&hash, expected, Some((&hash, &link)), Some(&queued))
-            .await?;
-        match (cabinet, written) {
-            (Some(cabinet), true) => {
-                self.letter_written(queued).await;
-                Ok(Some(cabinet.value.id))
-            }
-            (Some(_), false) => {
-                Err(StoreError::generic("a fresh token collided with a stored one").into())
-            }
-            (None, _) => Ok(None),
+        let mut queued = self.queued(&letter, link.cabinet, now);
+        if !known {
+            queued.status = crate::LetterStatus::Withheld;
+            queued.sealed = None;
+            queued.keep_until = Some(now.plus(self.config.delivery.retention));
         }
+        if !store
+            .swap_link(&hash, Expected::Absent, Some((&hash, &link)), Some(&queued))
+            .await?
+        {
+            return Err(StoreError::generic("a fresh token collided with a stored one").into());
+        }
+        let Some(cabinet) = cabinet else {
+            crate::metrics::letter_withheld(queued.kind);
+            return Ok(None);
+        };
+        self.letter_written(queued).await;
+        Ok(Some(cabinet.value.id))
     }
 
     /// Journey 6, step 2: the recovery link. Issues a new password by mail ("Данные для
