@@ -136,7 +136,7 @@ impl MailQueueKeys {
         let mut nonce = [0u8; NONCE_BYTES];
         OsRng.fill_bytes(&mut nonce);
         let sealed = self.current.cipher.encrypt(
-            XNonce::from_slice(&nonce),
+            &XNonce::from(nonce),
             Payload {
                 msg: plain.as_bytes(),
                 aad: id.as_bytes(),
@@ -164,17 +164,14 @@ impl MailQueueKeys {
             return Err(UnsealError);
         }
         let (nonce, ciphertext) = rest.split_at(NONCE_BYTES);
+        let nonce = XNonce::try_from(nonce).map_err(|_| UnsealError)?;
         let payload = || Payload {
             msg: ciphertext,
             aad: id.as_bytes(),
         };
         let mut plain = std::iter::once(&self.current)
             .chain(&self.previous)
-            .find_map(|key| {
-                key.cipher
-                    .decrypt(XNonce::from_slice(nonce), payload())
-                    .ok()
-            })
+            .find_map(|key| key.cipher.decrypt(&nonce, payload()).ok())
             .ok_or(UnsealError)?;
         let letter = std::str::from_utf8(&plain)
             .map_err(|_| UnsealError)
