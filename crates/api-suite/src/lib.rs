@@ -1337,6 +1337,38 @@ pub async fn letters_wait_out_a_mail_outage_on_postgres_and_smtp(binary: &str) {
     let rejected = queued_letters(&pool, "reject-1@example.org").await;
     assert_eq!(rejected[0].1, "dead", "a 5xx answer makes a dead letter");
     assert!(rejected[0].3.is_none(), "a dead letter keeps no content");
+    // The residents' events are in the table, by kind, without the email.
+    let events: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT kind, outcome, account_number FROM resident_auth.events ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for kind in [
+        "registered",
+        "confirmed",
+        "activated",
+        "login_succeeded",
+        "recovery_requested",
+        "letter_dead",
+    ] {
+        assert!(
+            events.iter().any(|(k, _, _)| k == kind),
+            "no {kind} event: {events:?}"
+        );
+    }
+    assert!(events.iter().any(|(k, outcome, account)| k == "registered"
+        && outcome == "succeeded"
+        && account.as_deref() == Some("7800000000001")));
+    assert_eq!(
+        services::columns_mentioning(&pool, RESIDENT)
+            .await
+            .iter()
+            .filter(|column| column.starts_with("events."))
+            .count(),
+        0,
+        "an event names the resident's email"
+    );
     // The links work: the recovery link issues a new password, mailed.
     let (status, body, _) = post("/api/recovery/complete", json!({"token": recovery})).await;
     assert!(status == 200 || status == 202, "{status} {body}");

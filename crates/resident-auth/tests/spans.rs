@@ -109,6 +109,7 @@ async fn spans_cover_every_operation_and_hold_no_secret() {
     let _ = h.service.authenticate(&token).await;
     secrets.push(token);
     h.service.purge_expired().await.unwrap();
+    h.service.deliver_due().await.unwrap();
     // The operators'.
     let admin = h.service.admin();
     let operator = "maria".parse().unwrap();
@@ -139,6 +140,7 @@ async fn spans_cover_every_operation_and_hold_no_secret() {
         "complete_recovery",
         "logout",
         "purge_expired",
+        "deliver_due",
         "find",
         "export",
     ] {
@@ -150,6 +152,31 @@ async fn spans_cover_every_operation_and_hold_no_secret() {
             .iter()
             .any(|f| f.contains("login.invalid_credentials")),
         "errors are recorded, by code: {fields:?}"
+    );
+    // The residents' events go to the log too (the default sink), each by kind, and never
+    // name the resident's email.
+    for kind in [
+        "registered",
+        "confirmed",
+        "activated",
+        "activation_failed",
+        "login_succeeded",
+        "login_failed",
+        "account_added",
+        "account_selected",
+        "password_changed",
+        "session_ended",
+        "recovery_requested",
+        "recovery_completed",
+    ] {
+        assert!(
+            fields.iter().any(|f| f == &format!("event={kind:?}")),
+            "no {kind} event"
+        );
+    }
+    assert!(
+        !fields.iter().any(|f| f.contains(RESIDENT)),
+        "a span or event names the resident's email"
     );
     assert!(secrets.len() >= 10, "{}", secrets.len());
     for secret in &secrets {
