@@ -59,7 +59,10 @@ impl PgStore {
     ) -> Result<bool, StoreError> {
         let Some((next_token, link)) = next else {
             // A delete: consume at a version, or unconditionally.
-            return self.delete_at(executor, "links", token, expected).await;
+            let key = ("links", "token_hash");
+            return self
+                .delete_at(executor, key, token.as_bytes(), expected)
+                .await;
         };
         let values = "$3, $4, $5, $6, $7, $8, $9";
         let statement = match (expected, next_token == token) {
@@ -126,20 +129,8 @@ impl PgStore {
     ) -> Result<CabinetSwap, StoreError> {
         let id_bytes = id.as_bytes().as_slice();
         let Some(next) = next else {
-            let deleted = sqlx::query(&self.sql(
-                "DELETE FROM {schema}.cabinets WHERE id = $1 AND ($2::BIGINT IS NULL OR version = $2)",
-            ))
-            .bind(id_bytes)
-            .bind(expected_version(expected))
-            .execute(executor)
-            .await
-            .map_err(store_error)?
-            .rows_affected();
-            let written = match expected {
-                Expected::Any => true,
-                Expected::Version(_) => deleted > 0,
-                Expected::Absent => deleted == 0,
-            };
+            let key = ("cabinets", "id");
+            let written = self.delete_at(executor, key, id_bytes, expected).await?;
             return Ok(if written {
                 CabinetSwap::Written
             } else {
@@ -240,22 +231,22 @@ impl PgStore {
         Ok(())
     }
 
-    /// Deletes the row of `table` under `token` if it is at the `expected` version (any
-    /// version for `Any`); whether the expectation held.
+    /// Deletes the row of `table` whose `key` column is `value` if it is at the `expected`
+    /// version (any version for `Any`); whether the expectation held.
     #[tracing::instrument(name = "postgres.delete_at", skip_all, err(level = "debug", Display))]
     async fn delete_at<'e>(
         &self,
         executor: impl PgExecutor<'e>,
-        table: &'static str,
-        token: &TokenHash,
+        (table, key): (&'static str, &'static str),
+        value: &[u8],
         expected: Expected,
     ) -> Result<bool, StoreError> {
         if expected == Expected::Absent {
             // Deleting what must not exist: true when indeed nothing is there.
             let absent: bool = sqlx::query_scalar(&self.sql(&format!(
-                "SELECT NOT EXISTS (SELECT 1 FROM {{schema}}.{table} WHERE token_hash = $1)"
+                "SELECT NOT EXISTS (SELECT 1 FROM {{schema}}.{table} WHERE {key} = $1)"
             )))
-            .bind(token.as_bytes().as_slice())
+            .bind(value)
             .fetch_one(executor)
             .await
             .map_err(store_error)?;
@@ -263,9 +254,9 @@ impl PgStore {
         }
         let deleted = sqlx::query(&self.sql(&format!(
             "DELETE FROM {{schema}}.{table}
-              WHERE token_hash = $1 AND ($2::BIGINT IS NULL OR version = $2)"
+              WHERE {key} = $1 AND ($2::BIGINT IS NULL OR version = $2)"
         )))
-        .bind(token.as_bytes().as_slice())
+        .bind(value)
         .bind(expected_version(expected))
         .execute(executor)
         .await
@@ -682,20 +673,8 @@ impl LetterStore for PgStore {
     ) -> Result<bool, StoreError> {
         let id_bytes = id.as_bytes().as_slice();
         let Some(letter) = next else {
-            let deleted = sqlx::query(&self.sql(
-                "DELETE FROM {schema}.letters WHERE id = $1 AND ($2::BIGINT IS NULL OR version = $2)",
-            ))
-            .bind(id_bytes)
-            .bind(expected_version(expected))
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?
-            .rows_affected();
-            return Ok(match expected {
-                Expected::Any => true,
-                Expected::Version(_) => deleted > 0,
-                Expected::Absent => deleted == 0,
-            });
+            let key = ("letters", "id");
+            return self.delete_at(&self.pool, key, id_bytes, expected).await;
         };
         let set = "recipient = $2, cabinet_id = $3, kind = $4, sealed = $5, status = $6,
                    attempts = $7, queued_at = $8, next_attempt_at = $9, give_up_at = $10,
@@ -798,8 +777,9 @@ impl SessionStore for PgStore {
         next: Option<&Session>,
     ) -> Result<bool, StoreError> {
         let Some(session) = next else {
+            let key = ("sessions", "token_hash");
             return self
-                .delete_at(&self.pool, "sessions", token, expected)
+                .delete_at(&self.pool, key, token.as_bytes(), expected)
                 .await;
         };
         const COLUMNS: &str =

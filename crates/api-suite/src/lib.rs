@@ -329,12 +329,18 @@ fn registration(account: &str, email: &str) -> Value {
     json!({"surname": "Иванов", "account_number": account, "email": email})
 }
 
-/// Registers, confirms and activates `account` for `email`; returns the password.
-pub async fn activate(server: &Server, account: &str, email: &str, premises: &str) -> String {
-    let (status, _, _) = server
+/// Asks to register `account` for `email` (as Иванов): the answer's status and body.
+async fn register(server: &Server, account: &str, email: &str) -> (StatusCode, Value) {
+    let (status, body, _) = server
         .post("/api/registrations", registration(account, email), None)
         .await;
-    assert_eq!(status, 202);
+    (status, body)
+}
+
+/// Registers, confirms and activates `account` for `email`; returns the password.
+pub async fn activate(server: &Server, account: &str, email: &str, premises: &str) -> String {
+    let (status, body) = register(server, account, email).await;
+    assert_eq!(status, 202, "{body}");
     let token = server.link_token("Подтверждение e-mail");
     let (status, body, _) = server
         .post("/api/registrations/confirm", json!({"token": token}), None)
@@ -1155,13 +1161,7 @@ pub async fn a_mail_outage_never_reaches_the_answers(binary: &str) {
     let closed = services::free_port();
     let smtp = format!("smtp://127.0.0.1:{closed}?tls=none&timeout=2");
     let server = Server::start(binary, &[("SMTP_URL", smtp)]).await;
-    let (status, body, _) = server
-        .post(
-            "/api/registrations",
-            registration("7800000000001", RESIDENT),
-            None,
-        )
-        .await;
+    let (status, body) = register(&server, "7800000000001", RESIDENT).await;
     assert_eq!(status, 202, "{body}");
     let (status, body, _) = server
         .post(
@@ -1380,13 +1380,7 @@ pub async fn a_killed_instance_leaves_its_letters_to_the_next(binary: &str) {
     let database = services::fresh_database().await;
     let port = services::free_port();
     let mut first = Server::start(binary, &queue_variables(&database, port)).await;
-    let (status, body, _) = first
-        .post(
-            "/api/registrations",
-            registration("7800000000001", RESIDENT),
-            None,
-        )
-        .await;
+    let (status, body) = register(&first, "7800000000001", RESIDENT).await;
     assert_eq!(status, 202, "{body}");
     first.kill().await;
     let smtp = services::SmtpSink::start_on(Some(port)).await;

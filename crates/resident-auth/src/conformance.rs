@@ -1185,6 +1185,21 @@ fn letter_to(to: &Email, cabinet: Option<CabinetId>, at: Timestamp) -> QueuedLet
     }
 }
 
+/// Queues `letter` with a fresh confirmation link to its recipient (the write a
+/// registration makes).
+async fn queue_with_a_link<S: Store>(store: &S, letter: &QueuedLetter) {
+    let t = token();
+    let link = confirmation_link(
+        &letter.to,
+        account("7800000000001"),
+        letter.queued_at.plus(HOUR),
+    );
+    assert!(store
+        .swap_link(&t, Expected::Absent, Some((&t, &link)), Some(letter))
+        .await
+        .unwrap());
+}
+
 /// A letter is stored with the link or cabinet write that carries it, and only if that
 /// write is: a failed compare-and-swap, a token taken, an email taken queue nothing.
 pub async fn letters_ride_with_their_write_only<S: Store + Clone + 'static>(store: &S) {
@@ -1259,16 +1274,11 @@ pub async fn letters_are_claimed_by_one_caller_until_the_claim_ends<S: Store + C
     let to = email("claims@example.org");
     let mut queued = Vec::new();
     for i in 0..30u64 {
-        let t = token();
-        let link = confirmation_link(&to, account("7800000000001"), now.plus(HOUR));
         let mut letter = letter_to(&to, None, now.plus(Duration::from_millis(i)));
         if i == 29 {
             letter.next_attempt_at = now.plus(HOUR);
         }
-        assert!(store
-            .swap_link(&t, Expected::Absent, Some((&t, &link)), Some(&letter))
-            .await
-            .unwrap());
+        queue_with_a_link(store, &letter).await;
         queued.push(letter.id);
     }
     let at = now.plus(MINUTE);
@@ -1319,16 +1329,8 @@ pub async fn letters_are_claimed_by_one_caller_until_the_claim_ends<S: Store + C
 pub async fn letters_are_settled_listed_and_purged<S: Store + Clone + 'static>(store: &S) {
     let now = t0();
     let to = email("settle@example.org");
-    let mut ids = Vec::new();
     for _ in 0..3 {
-        let t = token();
-        let link = confirmation_link(&to, account("7800000000001"), now.plus(HOUR));
-        let letter = letter_to(&to, None, now);
-        ids.push(letter.id);
-        store
-            .swap_link(&t, Expected::Absent, Some((&t, &link)), Some(&letter))
-            .await
-            .unwrap();
+        queue_with_a_link(store, &letter_to(&to, None, now)).await;
     }
     let claimed = store
         .claim_letters(now, now.plus(MINUTE), 10)

@@ -18,20 +18,19 @@ use std::{
 use async_trait::async_trait;
 use common::*;
 use resident_auth::{
-    memory::MemoryStore,
     ports::{CabinetKey, Expected, Link, Versioned},
-    AddressForm, CabinetStore as _, LetterKind, LinkStore, Problem, SplitStore, StoreError,
-    TokenHash,
+    AddressForm, CabinetStore as _, LetterKind, LinkStore, Problem, StoreError, TokenHash,
 };
 use tokio::sync::Notify;
 
 /// A store that holds the first cabinet write queuing a letter of one kind until the test
 /// releases it, so another request can act while a step is between its lease and its
-/// write.
+/// write; and, when `lose_next_delete` is armed, loses the next link deletion.
 #[derive(Clone)]
 struct GatedRecords {
     inner: Arc<dyn resident_auth::Store>,
     gate: Arc<Mutex<Option<Gate>>>,
+    lose_next_delete: Arc<AtomicBool>,
 }
 
 #[async_trait]
@@ -93,6 +92,9 @@ impl LinkStore for GatedRecords {
         next: Option<(&TokenHash, &Link)>,
         letter: Option<&resident_auth::QueuedLetter>,
     ) -> Result<bool, StoreError> {
+        if next.is_none() && self.lose_next_delete.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::unavailable("injected: the deletion was lost"));
+        }
         self.inner.swap_link(token, expected, next, letter).await
     }
 }
@@ -173,6 +175,7 @@ impl Held {
             let gated: Arc<dyn resident_auth::Store> = Arc::new(GatedRecords {
                 inner: store,
                 gate: shared,
+                lose_next_delete: Arc::default(),
             });
             (gated, mailer)
         });
@@ -257,91 +260,20 @@ async fn a_second_registration_of_an_email_is_refused_before_its_letter() {
     );
 }
 
-/// Links in a memory store whose next deletion is lost (armed by the test).
-#[derive(Clone)]
-struct LosingDeletes {
-    inner: MemoryStore,
-    armed: Arc<AtomicBool>,
-}
-
-#[async_trait]
-impl LinkStore for LosingDeletes {
-    async fn link(&self, token: &TokenHash) -> Result<Option<Versioned<Link>>, StoreError> {
-        self.inner.link(token).await
-    }
-
-    async fn swap_link(
-        &self,
-        token: &TokenHash,
-        expected: Expected,
-        next: Option<(&TokenHash, &Link)>,
-        letter: Option<&resident_auth::QueuedLetter>,
-    ) -> Result<bool, StoreError> {
-        if next.is_none() && self.armed.swap(false, Ordering::SeqCst) {
-            return Err(StoreError::unavailable("injected: the deletion was lost"));
-        }
-        self.inner.swap_link(token, expected, next, letter).await
-    }
-}
-
-#[async_trait]
-impl resident_auth::CabinetStore for LosingDeletes {
-    async fn cabinet(
-        &self,
-        key: resident_auth::ports::CabinetKey<'_>,
-    ) -> Result<Option<Versioned<resident_auth::ports::Cabinet>>, StoreError> {
-        self.inner.cabinet(key).await
-    }
-    async fn swap_cabinet(
-        &self,
-        id: &resident_auth::CabinetId,
-        expected: Expected,
-        next: Option<&resident_auth::ports::Cabinet>,
-        letter: Option<&resident_auth::QueuedLetter>,
-    ) -> Result<resident_auth::ports::CabinetSwap, StoreError> {
-        self.inner.swap_cabinet(id, expected, next, letter).await
-    }
-}
-
-#[async_trait]
-impl resident_auth::LetterStore for LosingDeletes {
-    async fn claim_letters(
-        &self,
-        now: resident_auth::Timestamp,
-        until: resident_auth::Timestamp,
-        limit: usize,
-    ) -> Result<Vec<Versioned<resident_auth::QueuedLetter>>, StoreError> {
-        self.inner.claim_letters(now, until, limit).await
-    }
-    async fn swap_letter(
-        &self,
-        id: &resident_auth::LetterId,
-        expected: Expected,
-        next: Option<&resident_auth::QueuedLetter>,
-    ) -> Result<bool, StoreError> {
-        self.inner.swap_letter(id, expected, next).await
-    }
-    async fn letters_about(
-        &self,
-        email: Option<&resident_auth::Email>,
-        cabinet: Option<&resident_auth::CabinetId>,
-    ) -> Result<Vec<Versioned<resident_auth::QueuedLetter>>, StoreError> {
-        self.inner.letters_about(email, cabinet).await
-    }
-}
-
 /// The step worked but deleting its link was lost: after the lease, the same link answers
 /// as the step did (the account is in the email's cabinet), with no second letter.
 #[tokio::test]
 async fn a_step_whose_link_deletion_was_lost_answers_as_done() {
-    let memory = MemoryStore::new();
     let armed = Arc::new(AtomicBool::new(false));
-    let links = LosingDeletes {
-        inner: memory.clone(),
-        armed: armed.clone(),
-    };
-    let store = SplitStore::new(links, memory.clone(), memory);
-    let h = harness_with(config(), move |_, mailer| (Arc::new(store), mailer));
+    let lose_next_delete = armed.clone();
+    let h = harness_with(config(), move |store, mailer| {
+        let losing: Arc<dyn resident_auth::Store> = Arc::new(GatedRecords {
+            inner: store,
+            gate: Arc::default(),
+            lose_next_delete,
+        });
+        (losing, mailer)
+    });
     let activation = h.confirmed("Иванов", FLAT, RESIDENT).await;
     armed.store(true, Ordering::SeqCst);
     h.service.activate(&activation, "12", &ru()).await.unwrap();
