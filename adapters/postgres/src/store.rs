@@ -209,23 +209,12 @@ impl PgStore {
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         letter: &QueuedLetter,
     ) -> Result<(), StoreError> {
-        sqlx::query(&self.sql(&format!(
+        let sql = self.sql(&format!(
             "INSERT INTO {{schema}}.letters ({LETTER_COLUMNS})
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1)"
-        )))
-        .bind(letter.id.as_bytes().as_slice())
-        .bind(letter.to.as_str())
-        .bind(letter.cabinet.as_ref().map(|id| id.as_bytes().as_slice()))
-        .bind(letter.kind.as_str())
-        .bind(letter.sealed.as_ref().map(SealedLetter::as_bytes))
-        .bind(letter.status.as_str())
-        .bind(i32::try_from(letter.attempts).unwrap_or(i32::MAX))
-        .bind(letter.queued_at.as_millis())
-        .bind(letter.next_attempt_at.as_millis())
-        .bind(letter.give_up_at.as_millis())
-        .bind(letter.keep_until.map(Timestamp::as_millis))
-        .bind(letter.last_error.as_deref())
-        .execute(&mut **tx)
+        ));
+        bind_letter(sqlx::query(&sql), letter)
+            .execute(&mut **tx)
         .await
         .map_err(store_error)?;
         Ok(())
@@ -406,6 +395,27 @@ fn link_from_row(row: &PgRow) -> Result<Versioned<Link>, StoreError> {
         },
         version: read_version(row, "version")?,
     })
+}
+
+/// Binds a letter's columns as `$1`–`$12`, in [`LETTER_COLUMNS`]' order (its id first;
+/// the version is the statement's).
+fn bind_letter<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    letter: &'q QueuedLetter,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(letter.id.as_bytes().as_slice())
+        .bind(letter.to.as_str())
+        .bind(letter.cabinet.as_ref().map(|id| id.as_bytes().as_slice()))
+        .bind(letter.kind.as_str())
+        .bind(letter.sealed.as_ref().map(SealedLetter::as_bytes))
+        .bind(letter.status.as_str())
+        .bind(i32::try_from(letter.attempts).unwrap_or(i32::MAX))
+        .bind(letter.queued_at.as_millis())
+        .bind(letter.next_attempt_at.as_millis())
+        .bind(letter.give_up_at.as_millis())
+        .bind(letter.keep_until.map(Timestamp::as_millis))
+        .bind(letter.last_error.as_deref())
 }
 
 const LETTER_COLUMNS: &str = "id, recipient, cabinet_id, kind, sealed, status, attempts, queued_at,
@@ -676,6 +686,9 @@ impl LetterStore for PgStore {
             let key = ("letters", "id");
             return self.delete_at(&self.pool, key, id_bytes, expected).await;
         };
+        if letter.id != *id {
+            return Err(StoreError::generic("a letter is swapped under its own id only"));
+        }
         let set = "recipient = $2, cabinet_id = $3, kind = $4, sealed = $5, status = $6,
                    attempts = $7, queued_at = $8, next_attempt_at = $9, give_up_at = $10,
                    keep_until = $11, last_error = $12";
@@ -697,19 +710,8 @@ impl LetterStore for PgStore {
                  ON CONFLICT (id) DO UPDATE SET {set}, version = l.version + 1"
             ),
         };
-        let written = sqlx::query(&self.sql(&statement))
-            .bind(id_bytes)
-            .bind(letter.to.as_str())
-            .bind(letter.cabinet.as_ref().map(|id| id.as_bytes().as_slice()))
-            .bind(letter.kind.as_str())
-            .bind(letter.sealed.as_ref().map(SealedLetter::as_bytes))
-            .bind(letter.status.as_str())
-            .bind(i32::try_from(letter.attempts).unwrap_or(i32::MAX))
-            .bind(letter.queued_at.as_millis())
-            .bind(letter.next_attempt_at.as_millis())
-            .bind(letter.give_up_at.as_millis())
-            .bind(letter.keep_until.map(Timestamp::as_millis))
-            .bind(letter.last_error.as_deref())
+        let sql = self.sql(&statement);
+        let written = bind_letter(sqlx::query(&sql), letter)
             .bind(expected_version(expected))
             .execute(&self.pool)
             .await

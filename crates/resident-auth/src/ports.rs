@@ -511,8 +511,8 @@ pub trait LetterStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Versioned<QueuedLetter>>, StoreError>;
 
-    /// Atomically: if the letter `id` meets `expected`, replaces it by `next` (or deletes
-    /// it for `None`) at a new version. Returns whether it wrote.
+    /// Atomically: if the letter `id` meets `expected`, replaces it by `next` (whose `id` is
+    /// `id`; or deletes it for `None`) at a new version. Returns whether it wrote.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure; then nothing changed.
