@@ -215,8 +215,8 @@ impl PgStore {
         ));
         bind_letter(sqlx::query(&sql), letter)
             .execute(&mut **tx)
-        .await
-        .map_err(store_error)?;
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 
@@ -687,7 +687,9 @@ impl LetterStore for PgStore {
             return self.delete_at(&self.pool, key, id_bytes, expected).await;
         };
         if letter.id != *id {
-            return Err(StoreError::generic("a letter is swapped under its own id only"));
+            return Err(StoreError::generic(
+                "a letter is swapped under its own id only",
+            ));
         }
         let set = "recipient = $2, cabinet_id = $3, kind = $4, sealed = $5, status = $6,
                    attempts = $7, queued_at = $8, next_attempt_at = $9, give_up_at = $10,

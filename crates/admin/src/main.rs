@@ -350,6 +350,24 @@ fn human_report(report: &Report) -> String {
             lock.counter, lock.count, lock.window_ends
         ));
     }
-    lines.push(format!("letters queued or dead: {}", report.letters_queued));
+    lines.push(format!(
+        "letters: {} queued, {} dead",
+        report.letters_queued, report.letters_dead
+    ));
+    for letter in &report.letters {
+        lines.push(format!(
+            "  {} {} {} (queued {}, {} attempt(s){})",
+            letter.letter,
+            letter.kind,
+            letter.status,
+            letter.queued_at,
+            letter.attempts,
+            letter
+                .last_error
+                .as_deref()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default()
+        ));
+    }
     lines.join("\n")
 }

@@ -1523,7 +1523,8 @@ pub async fn metrics_are_served_to_prometheus(binary: &str) {
         "resident_auth_letters_sent_total{kind=\"confirm_email\"} 1",
         "resident_auth_hasher_wait_seconds",
         "resident_auth_hasher_queue_depth",
-        "resident_auth_http_request_duration_seconds",
+        "resident_auth_http_request_duration_seconds_bucket{",
+        "# TYPE resident_auth_http_request_duration_seconds histogram",
         "route=\"/login\"",
     ] {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");

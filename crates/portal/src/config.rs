@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use resident_auth::admin::{Audit, TracingAudit};
 use resident_auth::{
     events::{Events, TracingEvents},
@@ -65,6 +65,9 @@ pub struct PortalConfig {
     /// `MAIL_CLAIM_SECONDS`: how long a delivery holds the letters it claimed (default 120);
     /// a letter whose instance died mid-delivery is sent by another after it.
     pub mail_claim: Option<std::time::Duration>,
+    /// `MAIL_GIVE_UP_HOURS`: a letter not sent this long after it was queued is dead
+    /// (default 24).
+    pub mail_deadline: Option<std::time::Duration>,
 }
 
 /// How to make a mail queue key, for the start-up errors that ask for one.
@@ -227,6 +230,22 @@ impl PortalConfig {
             ),
             None => None,
         };
+        let mail_deadline = match lookup("MAIL_GIVE_UP_HOURS") {
+            Some(hours) => Some(
+                hours
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|h| (1..=24 * 30).contains(h))
+                    .map(|h| std::time::Duration::from_secs(h * 3600))
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "MAIL_GIVE_UP_HOURS must be 1–720 hours, not {hours:?}"
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
         let smtp_url = lookup("SMTP_URL");
         let outbox_dir = lookup("OUTBOX_DIR");
         if database_url.is_some() && smtp_url.is_none() && outbox_dir.is_none() {
@@ -256,6 +275,7 @@ impl PortalConfig {
             metrics_bind: lookup("METRICS_BIND"),
             mail_retry_first,
             mail_claim,
+            mail_deadline,
         })
     }
 
@@ -455,6 +475,7 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
     let mailed_password_lifetime = config.mailed_password_lifetime;
     let in_request = config.deliver_in_request;
     let (retry_first, claim) = (config.mail_retry_first, config.mail_claim);
+    let deadline = config.mail_deadline;
     let mut builder = AuthService::builder(&config.base_url)
         .shared_store(store)
         .shared_directory(directory)
@@ -470,6 +491,9 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
             }
             if let Some(claim) = claim {
                 auth.delivery.claim = claim;
+            }
+            if let Some(deadline) = deadline {
+                auth.delivery.deadline = deadline;
             }
         });
     if let Some(keys) = &config.mail_queue_keys {
@@ -512,18 +536,25 @@ pub async fn start() -> Result<Portal, ExitCode> {
     })?;
     // The metrics: on METRICS_BIND, the exporter's own listener; else the portal's
     // `GET /metrics`.
-    let installed = match &portal.config.metrics_bind {
-        Some(address) => {
+    // Durations as Prometheus histograms (the exporter's default is a summary), from a
+    // millisecond to ten seconds.
+    let builder = PrometheusBuilder::new().set_buckets_for_metric(
+        Matcher::Suffix("_seconds".to_owned()),
+        &[
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ],
+    );
+    let installed = match (&portal.config.metrics_bind, builder) {
+        (_, Err(error)) => Err(error),
+        (Some(address), Ok(builder)) => {
             let address: std::net::SocketAddr = address.parse().map_err(|e| {
                 eprintln!("start-up: METRICS_BIND {address:?}: {e}");
                 ExitCode::from(2)
             })?;
-            let served = PrometheusBuilder::new()
-                .with_http_listener(address)
-                .install();
+            let served = builder.with_http_listener(address).install();
             served.map(|()| println!("Metrics listening on {address}"))
         }
-        None => PrometheusBuilder::new()
+        (None, Ok(builder)) => builder
             .install_recorder()
             .map(|handle| portal.metrics = Some(handle)),
     };
