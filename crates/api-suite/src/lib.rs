@@ -1375,7 +1375,8 @@ pub async fn letters_wait_out_a_mail_outage_on_postgres_and_smtp(binary: &str) {
 }
 
 /// An instance is killed (SIGKILL) with letters in the queue while the mail server is
-/// down; another instance, started later on the same database, delivers them.
+/// down; another instance, started later on the same database with the key rotated,
+/// delivers them.
 pub async fn a_killed_instance_leaves_its_letters_to_the_next(binary: &str) {
     let database = services::fresh_database().await;
     let port = services::free_port();
@@ -1384,7 +1385,16 @@ pub async fn a_killed_instance_leaves_its_letters_to_the_next(binary: &str) {
     assert_eq!(status, 202, "{body}");
     first.kill().await;
     let smtp = services::SmtpSink::start_on(Some(port)).await;
-    let _second = Server::start(binary, &queue_variables(&database, port)).await;
+    // The next instance comes up with the key rotated: a new MAIL_QUEUE_KEY, the old one
+    // kept as MAIL_QUEUE_OLD_KEY to open what it sealed.
+    let mut rotated = queue_variables(&database, port);
+    rotated.retain(|(name, _)| *name != "MAIL_QUEUE_KEY");
+    rotated.push((
+        "MAIL_QUEUE_KEY",
+        "dGhlIHJvdGF0ZWQgbWFpbCBxdWV1ZSBrZXksIDMyQiE=".to_owned(),
+    ));
+    rotated.push(("MAIL_QUEUE_OLD_KEY", MAIL_QUEUE_KEY.to_owned()));
+    let _second = Server::start(binary, &rotated).await;
     let arrived = wait_for_mail(&smtp.maildir, 1).await;
     assert_eq!(arrived[0].0, "Подтверждение e-mail");
 }
