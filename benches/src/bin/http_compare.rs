@@ -246,10 +246,14 @@ async fn start_ours(
         .env("OUTBOX_DIR", outbox)
         .env("TRUSTED_PROXIES", "127.0.0.1")
         .env("RUST_LOG", "error")
+        // The driver reads each letter right after the step that queued it.
+        .env("MAIL_DELIVERY", "in-request")
         .stdout(Stdio::piped())
         .kill_on_drop(true);
     if let Some(url) = database {
-        command.env("DATABASE_URL", url);
+        command
+            .env("DATABASE_URL", url)
+            .env("MAIL_QUEUE_KEY", api_suite::MAIL_QUEUE_KEY);
     }
     let mut child = command.spawn().expect("start our portal");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

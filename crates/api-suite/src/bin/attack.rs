@@ -315,6 +315,7 @@ async fn main() -> ExitCode {
         .env_clear()
         .env("BIND", "127.0.0.1:0")
         .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
+        .env("MAIL_QUEUE_KEY", api_suite::MAIL_QUEUE_KEY)
         .output()
         .await
         .unwrap();
