@@ -363,3 +363,29 @@ async fn directory_and_hashing_faults_are_retryable() {
         .unwrap()
         .is_some());
 }
+
+/// A letter no configured key opens (its key rotated out too early) is dead at once, as
+/// `unsealable`, and never handed to the mailer.
+#[tokio::test]
+async fn a_letter_no_key_opens_is_dead_as_unsealable() {
+    let h = harness_with(config(), |store, mailer| (store, mailer));
+    let mut queued_only = config();
+    queued_only.delivery.in_request = false;
+    let queuing = resident_auth::AuthService::new(h.service.ports().clone(), queued_only);
+    queuing
+        .register(&form("Иванов", FLAT, RESIDENT), &ru())
+        .await
+        .unwrap();
+    // Another instance, whose key is not the one that sealed the letter.
+    let other = resident_auth::AuthService::new(h.service.ports().clone(), config());
+    let report = other.deliver_due().await.unwrap();
+    assert_eq!((report.claimed, report.dead), (1, 1));
+    assert!(h.letters_to(RESIDENT, LetterKind::ConfirmEmail).is_empty());
+    let letters = h
+        .store
+        .letters_about(Some(&email(RESIDENT)), None)
+        .await
+        .unwrap();
+    assert_eq!(letters[0].value.last_error.as_deref(), Some("unsealable"));
+    assert_eq!(letters[0].value.sealed, None);
+}

@@ -216,6 +216,7 @@ impl AuthService {
             .as_ref()
             .ok_or(crate::mail_queue::UnsealError)
             .and_then(|sealed| self.config.mail_queue_keys.open(&letter.id, sealed));
+        let unsealable = opened.is_err();
         let sent = match &opened {
             Ok(open) => self.ports.mailer.send(open).await.map_err(|e| e.kind()),
             Err(_) => Err(MailErrorKind::Permanent),
@@ -236,7 +237,7 @@ impl AuthService {
             }
             Err(kind) => {
                 letter.status = LetterStatus::Dead;
-                letter.last_error = Some(if letter.sealed.is_none() {
+                letter.last_error = Some(if unsealable {
                     "unsealable".to_owned()
                 } else {
                     kind.to_string()
