@@ -48,7 +48,7 @@ macro_rules! api_tests {
             letters_wait_out_a_mail_outage_on_postgres_and_smtp,
             a_killed_instance_leaves_its_letters_to_the_next,
             two_instances_deliver_each_letter_once,
-            metrics_are_served_to_prometheus,
+            metrics_are_served_apart_and_tell_no_registration,
             only_json_bodies_are_read,
             forwarded_clients_count_only_behind_trusted_proxies,
             openapi_document_matches_the_routes,
@@ -71,7 +71,7 @@ macro_rules! api_tests {
 }
 
 /// The mail queue key of the checks on PostgreSQL (32 bytes, base64).
-pub const MAIL_QUEUE_KEY: &str = "cmVzaWRlbnQtYXV0aCB0ZXN0IG1haWwgcXVldWUgayE=";
+pub const MAIL_QUEUE_KEY: &str = "W+GnW7ovu4+pLcpFJ0PaV7gPF+26mTSjS/eVsQfLjUM=";
 
 /// A running example binary.
 pub struct Server {
@@ -1504,10 +1504,76 @@ pub async fn two_instances_deliver_each_letter_once(binary: &str) {
     assert_eq!(sent, i64::try_from(LETTERS).unwrap());
 }
 
-/// `GET /metrics` answers Prometheus' text format with the service's metrics after a
-/// registration and a login; with `METRICS_BIND` it is served there and not on the portal.
-pub async fn metrics_are_served_to_prometheus(binary: &str) {
-    let server = Server::start(binary, &[]).await;
+/// Every counter line of a Prometheus exposition (`name{labels} value`), HTTP durations
+/// aside (their buckets are timings).
+fn counter_lines(exposition: &str) -> std::collections::BTreeMap<String, f64> {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#') && line.contains("_total"))
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// What moved between two expositions' counters.
+fn counters_moved(before: &str, after: &str) -> Vec<(String, f64)> {
+    let before = counter_lines(before);
+    counter_lines(after)
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let delta = value - before.get(&name).copied().unwrap_or(0.0);
+            (delta != 0.0).then_some((name, delta))
+        })
+        .collect()
+}
+
+/// The metrics are never on the residents' listener: `GET /metrics` there is the API's
+/// 404, with or without `METRICS_BIND`. On `METRICS_BIND` they answer Prometheus' text
+/// format with the service's metrics, name nobody, and a recovery request moves the same
+/// counters for a registered email as for an unknown one (SECURITY.md, "enumerator").
+pub async fn metrics_are_served_apart_and_tell_no_registration(binary: &str) {
+    let plain = Server::start(binary, &[]).await;
+    let on_portal = plain
+        .client
+        .get(format!("{}/metrics", plain.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        on_portal.status(),
+        404,
+        "no metrics on the residents' listener"
+    );
+    let bind = format!("127.0.0.1:{}", services::free_port());
+    let server = Server::start(binary, &[("METRICS_BIND", bind.clone())]).await;
+    let scrape = || async {
+        for _ in 0..50 {
+            if let Ok(response) = server
+                .client
+                .get(format!("http://{bind}/metrics"))
+                .send()
+                .await
+            {
+                assert_eq!(response.status(), 200);
+                return response.text().await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no metrics on METRICS_BIND {bind}");
+    };
+    let on_portal = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        on_portal.status(),
+        404,
+        "not on the portal when served apart"
+    );
     let password = activate(&server, "7800000000001", RESIDENT, "12").await;
     login(&server, RESIDENT, &password).await;
     let (status, _, _) = server
@@ -1518,14 +1584,7 @@ pub async fn metrics_are_served_to_prometheus(binary: &str) {
         )
         .await;
     assert_eq!(status, 401);
-    let response = server
-        .client
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let text = response.text().await.unwrap();
+    let text = scrape().await;
     for expected in [
         "resident_auth_logins_total{outcome=\"succeeded\"} 1",
         "resident_auth_logins_total{outcome=\"failed\"} 1",
@@ -1545,33 +1604,20 @@ pub async fn metrics_are_served_to_prometheus(binary: &str) {
             "a metric names a resident or a secret"
         );
     }
-    let bind = format!("127.0.0.1:{}", services::free_port());
-    let apart = Server::start(binary, &[("METRICS_BIND", bind.clone())]).await;
-    let on_portal = apart
-        .client
-        .get(format!("{}/metrics", apart.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        on_portal.status(),
-        404,
-        "not on the portal when served apart"
-    );
-    let mut served = None;
-    for _ in 0..50 {
-        if let Ok(response) = apart
-            .client
-            .get(format!("http://{bind}/metrics"))
-            .send()
-            .await
-        {
-            served = Some(response.status());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut moved = Vec::new();
+    for email in [RESIDENT, "nobody@example.org"] {
+        let before = scrape().await;
+        let (status, _, _) = server
+            .post("/api/recovery", json!({"email": email}), None)
+            .await;
+        assert_eq!(status, 202);
+        moved.push(counters_moved(&before, &scrape().await));
     }
-    assert_eq!(served, Some(reqwest::StatusCode::OK));
+    assert!(!moved[0].is_empty(), "a recovery moves the letter counters");
+    assert_eq!(
+        moved[0], moved[1],
+        "a registered email (left) and an unknown one (right) moved different counters"
+    );
 }
 
 /// The served OpenAPI document: every operation in it is routed (a request with an empty

@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use resident_auth::admin::{Audit, TracingAudit};
 use resident_auth::{
     events::{Events, TracingEvents},
@@ -57,7 +57,8 @@ pub struct PortalConfig {
     /// `MAIL_DELIVERY=in-request`: also attempt each letter in the request that queued it
     /// (the test suites read letters right after a step); default: the delivery worker alone.
     pub deliver_in_request: bool,
-    /// `METRICS_BIND`: `GET /metrics` listens here instead of on the portal.
+    /// `METRICS_BIND`: `GET /metrics` listens here (never on the residents' listener);
+    /// unset, no metrics are recorded.
     pub metrics_bind: Option<String>,
     /// `MAIL_RETRY_FIRST_MS`: the wait before a failed letter's first retry (default 5 s;
     /// each retry doubles it, up to 15 minutes).
@@ -163,9 +164,8 @@ impl PortalConfig {
         let key = |name: &str| {
             lookup(name)
                 .map(|text| {
-                    MailQueueKey::from_base64(&text).map_err(|_| {
-                        ConfigError(format!("{name} is not 32 bytes in base64: {MAKE_A_KEY}"))
-                    })
+                    MailQueueKey::from_base64(&text)
+                        .map_err(|e| ConfigError(format!("{name}: {e}")))
                 })
                 .transpose()
         };
@@ -296,9 +296,6 @@ pub struct Portal {
     pub banner: Vec<String>,
     /// Where operator actions are recorded: the audit table on PostgreSQL, else the log.
     pub audit: Arc<dyn Audit>,
-    /// The Prometheus recorder's handle, when [`start`] installed one for the portal's own
-    /// `GET /metrics` (not when `METRICS_BIND` serves them apart).
-    pub metrics: Option<PrometheusHandle>,
 }
 
 impl std::fmt::Debug for Portal {
@@ -359,15 +356,6 @@ impl Portal {
         };
         self.announce(&local(&portal, &self.config.bind));
         Ok(Listeners { portal, admin })
-    }
-
-    /// What the portal's own `GET /metrics` answers (the Prometheus exposition), or `None`
-    /// when the metrics are served apart on `METRICS_BIND` (or no recorder is installed):
-    /// then the portal has no `/metrics`.
-    #[must_use]
-    pub fn metrics(&self) -> Option<impl Fn() -> String + Clone + Send + Sync + 'static> {
-        let handle = self.metrics.clone()?;
-        Some(move || handle.render())
     }
 }
 
@@ -505,7 +493,6 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
         service,
         banner,
         audit,
-        metrics: None,
     })
 }
 
@@ -530,37 +517,34 @@ pub async fn start() -> Result<Portal, ExitCode> {
         Ok(config) => build(&config).await,
         Err(error) => Err(error),
     };
-    let mut portal = built.map_err(|error| {
+    let portal = built.map_err(|error| {
         eprintln!("start-up: {error}");
         ExitCode::from(2)
     })?;
-    // The metrics: on METRICS_BIND, the exporter's own listener; else the portal's
-    // `GET /metrics`.
-    // Durations as Prometheus histograms (the exporter's default is a summary), from a
-    // millisecond to ten seconds.
-    let builder = PrometheusBuilder::new().set_buckets_for_metric(
-        Matcher::Suffix("_seconds".to_owned()),
-        &[
-            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-        ],
-    );
-    let installed = match (&portal.config.metrics_bind, builder) {
-        (_, Err(error)) => Err(error),
-        (Some(address), Ok(builder)) => {
-            let address: std::net::SocketAddr = address.parse().map_err(|e| {
-                eprintln!("start-up: METRICS_BIND {address:?}: {e}");
-                ExitCode::from(2)
-            })?;
-            let served = builder.with_http_listener(address).install();
-            served.map(|()| println!("Metrics listening on {address}"))
+    // The metrics: only on METRICS_BIND, the exporter's own listener (an operators'
+    // network), never on the residents' one; without it nothing is recorded.
+    if let Some(address) = &portal.config.metrics_bind {
+        let address: std::net::SocketAddr = address.parse().map_err(|e| {
+            eprintln!("start-up: METRICS_BIND {address:?}: {e}");
+            ExitCode::from(2)
+        })?;
+        // Durations as Prometheus histograms (the exporter's default is a summary), from a
+        // millisecond to ten seconds.
+        let installed = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("_seconds".to_owned()),
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ],
+            )
+            .and_then(|builder| builder.with_http_listener(address).install());
+        match installed {
+            Ok(()) => {
+                resident_auth::metrics::describe();
+                println!("Metrics listening on {address}");
+            }
+            Err(error) => eprintln!("metrics: {error}"),
         }
-        (None, Ok(builder)) => builder
-            .install_recorder()
-            .map(|handle| portal.metrics = Some(handle)),
-    };
-    match installed {
-        Ok(()) => resident_auth::metrics::describe(),
-        Err(error) => eprintln!("metrics: {error}"),
     }
     Ok(portal)
 }
@@ -616,7 +600,7 @@ mod tests {
         );
     }
 
-    const KEY: &str = "cmVzaWRlbnQtYXV0aCB0ZXN0IG1haWwgcXVldWUgayE=";
+    const KEY: &str = "W+GnW7ovu4+pLcpFJ0PaV7gPF+26mTSjS/eVsQfLjUM=";
 
     #[test]
     fn a_database_without_smtp_needs_an_outbox_chosen_on_purpose() {
@@ -654,7 +638,16 @@ mod tests {
         let error = with(None, None).unwrap_err().to_string();
         assert!(error.contains("MAIL_QUEUE_KEY") && error.contains("openssl rand -base64 32"));
         let error = with(Some("c2hvcnQ="), None).unwrap_err().to_string();
-        assert!(error.contains("not 32 bytes"), "{error}");
+        assert!(error.contains("32 bytes in base64"), "{error}");
+        // 32 zero bytes started the portal before (SECURITY.md: weak mail queue keys).
+        let zeros = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        for (key, old) in [(Some(zeros), None), (Some(KEY), Some(zeros))] {
+            let error = with(key, old).unwrap_err().to_string();
+            assert!(
+                error.contains("not random") && error.contains("openssl rand -base64 32"),
+                "{error}"
+            );
+        }
         assert!(with(None, Some(KEY)).is_err(), "an old key alone");
         assert!(with(Some(KEY), Some(KEY))
             .unwrap()

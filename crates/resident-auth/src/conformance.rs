@@ -2022,7 +2022,8 @@ pub async fn journey_sessions_listed_and_ended_by_id<S: Store + Clone + 'static>
 }
 
 /// Temporary mailed passwords (when configured): the first login must choose a password
-/// before the cabinet opens; an unchanged one stops working when its time is over.
+/// before the cabinet opens; an unchanged one stops working when its time is over, at login
+/// and for a password change from a session opened before.
 pub async fn journey_temporary_password_must_be_changed<S: Store + Clone + 'static>(store: &S) {
     let j = Journeys::configured(store, |config| {
         config.mailed_password_lifetime = Some(24 * HOUR);
@@ -2061,12 +2062,23 @@ pub async fn journey_temporary_password_must_be_changed<S: Store + Clone + 'stat
     let neighbour = "neighbour@example.org";
     let temporary = j.register(PARKING, neighbour).await;
     j.advance(24 * HOUR - Duration::from_millis(1));
-    j.login(neighbour, &temporary)
+    let earlier = j
+        .login(neighbour, &temporary)
         .await
         .expect("alive to the last millisecond");
+    let earlier = j.service.authenticate(&earlier).await.unwrap();
     j.advance(Duration::from_millis(1));
     assert_eq!(
         problem(j.login(neighbour, &temporary).await),
+        Problem::PasswordExpired
+    );
+    // A session opened before the mailed password expired cannot use it either.
+    assert_eq!(
+        problem(
+            j.service
+                .change_password(&earlier, temporary, secret(CHOSEN), &Journeys::context())
+                .await
+        ),
         Problem::PasswordExpired
     );
 }

@@ -46,52 +46,108 @@ impl fmt::Debug for MailQueueKey {
     }
 }
 
-/// The text is not a base64 encoding of exactly 32 bytes.
+/// Why a mail queue key is refused. Both messages say how to make a good one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a mail queue key is 32 bytes in base64 (make one with `openssl rand -base64 32`)")]
-pub struct InvalidMailQueueKey;
+#[non_exhaustive]
+pub enum InvalidMailQueueKey {
+    /// The text is not a base64 encoding of exactly 32 bytes.
+    #[error("a mail queue key is 32 bytes in base64 (make one with `openssl rand -base64 32`)")]
+    Malformed,
+    /// The bytes are plainly not random: fewer than 16 distinct values (one repeated byte, a
+    /// short pattern), a run such as 0, 1, 2, … (bytes a constant step apart), or text
+    /// (every byte printable ASCII: a phrase typed in place of a key).
+    #[error(
+        "the mail queue key is not random (a repeated byte, a pattern, a run or text); \
+         make one with `openssl rand -base64 32`"
+    )]
+    NotRandom,
+}
+
+/// The fewest distinct byte values a key must have. 32 random bytes have about 30; fewer
+/// than 16 happens by chance with a probability below 10⁻¹⁵, while a repeated byte or a
+/// repeated short pattern has fewer.
+const MAIL_QUEUE_KEY_MIN_DISTINCT_BYTES: usize = 16;
 
 impl MailQueueKey {
     /// A fresh random key (the in-memory default's: its queue dies with the process).
     #[must_use]
     pub fn generate() -> Self {
         let mut bytes = [0u8; MAIL_QUEUE_KEY_BYTES];
-        OsRng.fill_bytes(&mut bytes);
-        let key = Self::from_bytes(&bytes);
-        bytes.zeroize();
-        key
+        loop {
+            OsRng.fill_bytes(&mut bytes);
+            // Astronomically unlikely to loop: the same test every key passes.
+            if let Ok(key) = Self::from_bytes(&bytes) {
+                bytes.zeroize();
+                return key;
+            }
+        }
     }
 
     /// The key with these bytes.
-    #[must_use]
-    pub fn from_bytes(bytes: &[u8; MAIL_QUEUE_KEY_BYTES]) -> Self {
-        Self {
-            cipher: XChaCha20Poly1305::new(bytes.into()),
+    ///
+    /// # Errors
+    /// [`InvalidMailQueueKey::NotRandom`] for bytes that are plainly not a random key.
+    pub fn from_bytes(bytes: &[u8; MAIL_QUEUE_KEY_BYTES]) -> Result<Self, InvalidMailQueueKey> {
+        if !looks_random(bytes) {
+            return Err(InvalidMailQueueKey::NotRandom);
         }
+        Ok(Self {
+            cipher: XChaCha20Poly1305::new(bytes.into()),
+        })
     }
 
     /// A key from its base64 text (standard alphabet, padded or not).
     ///
     /// ```
-    /// use resident_auth::MailQueueKey;
-    /// assert!(MailQueueKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").is_ok());
-    /// assert!(MailQueueKey::from_base64("c2hvcnQ=").is_err());
+    /// use resident_auth::{InvalidMailQueueKey, MailQueueKey};
+    /// assert!(MailQueueKey::from_base64("q3Vd8mN1xJ0cLhR7tY2pWz5eF9sK4gBaUoIvXyCnDlM=").is_ok());
+    /// assert_eq!(MailQueueKey::from_base64("c2hvcnQ=").err(), Some(InvalidMailQueueKey::Malformed));
+    /// // 32 zero bytes, and the bytes 0, 1, …, 31:
+    /// for weak in ["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="] {
+    ///     assert_eq!(MailQueueKey::from_base64(weak).err(), Some(InvalidMailQueueKey::NotRandom));
+    /// }
     /// ```
     ///
     /// # Errors
-    /// [`InvalidMailQueueKey`] unless the text is base64 of exactly 32 bytes.
+    /// [`InvalidMailQueueKey::Malformed`] unless the text is base64 of exactly 32 bytes;
+    /// [`InvalidMailQueueKey::NotRandom`] for bytes that are plainly not random.
     pub fn from_base64(text: &str) -> Result<Self, InvalidMailQueueKey> {
         let text = text.trim();
         let mut decoded = base64::engine::general_purpose::STANDARD
             .decode(text)
             .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text))
-            .map_err(|_| InvalidMailQueueKey)?;
-        let key = <&[u8; MAIL_QUEUE_KEY_BYTES]>::try_from(decoded.as_slice())
-            .map(Self::from_bytes)
-            .map_err(|_| InvalidMailQueueKey);
+            .map_err(|_| InvalidMailQueueKey::Malformed)?;
+        let key = match <&[u8; MAIL_QUEUE_KEY_BYTES]>::try_from(decoded.as_slice()) {
+            Ok(bytes) => Self::from_bytes(bytes),
+            Err(_) => Err(InvalidMailQueueKey::Malformed),
+        };
         decoded.zeroize();
         key
     }
+}
+
+/// Whether `bytes` could be a random key: enough distinct values, and not a run.
+fn looks_random(bytes: &[u8; MAIL_QUEUE_KEY_BYTES]) -> bool {
+    let mut seen = [0u128; 2];
+    for &byte in bytes {
+        let (word, bit) = (usize::from(byte >> 7), byte & 0x7f);
+        if let Some(word) = seen.get_mut(word) {
+            *word |= 1 << bit;
+        }
+    }
+    let distinct = seen.iter().map(|word| word.count_ones()).sum::<u32>();
+    let mut steps = bytes
+        .iter()
+        .zip(bytes.iter().skip(1))
+        .map(|(a, b)| b.wrapping_sub(*a));
+    let first = steps.next();
+    let run = steps.all(|step| Some(step) == first);
+    // Text typed in place of a key: 32 random bytes are all printable ASCII with a
+    // probability of (95/256)^32, about 10⁻¹⁴.
+    let typed = bytes.iter().all(|byte| (b' '..=b'~').contains(byte));
+    distinct >= u32::try_from(MAIL_QUEUE_KEY_MIN_DISTINCT_BYTES).unwrap_or(u32::MAX)
+        && !run
+        && !typed
 }
 
 impl FromStr for MailQueueKey {
@@ -426,16 +482,48 @@ mod tests {
 
     #[test]
     fn keys_parse_from_base64_of_exactly_32_bytes() {
-        let text = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let random: [u8; 32] =
+            std::array::from_fn(|i| u8::try_from((i * 73 + 11) % 251).unwrap_or(0) ^ 0x5a);
+        let text = base64::engine::general_purpose::STANDARD.encode(random);
         assert!(text.parse::<MailQueueKey>().is_ok());
         assert!(text.trim_end_matches('=').parse::<MailQueueKey>().is_ok());
         let short = base64::engine::general_purpose::STANDARD.encode([7u8; 31]);
         assert_eq!(
             short.parse::<MailQueueKey>().err(),
-            Some(InvalidMailQueueKey)
+            Some(InvalidMailQueueKey::Malformed)
         );
         assert!("not base64!".parse::<MailQueueKey>().is_err());
         assert_eq!(format!("{:?}", MailQueueKey::generate()), "MailQueueKey(…)");
+    }
+
+    /// SECURITY.md: a key that is plainly not random is refused by the key type itself
+    /// (32 zero bytes started the portal before).
+    #[test]
+    fn keys_that_are_plainly_not_random_are_refused() {
+        let mut weak: Vec<[u8; 32]> = (0..=255u8).map(|byte| [byte; 32]).collect();
+        weak.push(std::array::from_fn(|i| u8::try_from(i).unwrap_or(0)));
+        weak.push(std::array::from_fn(|i| 255 - u8::try_from(i).unwrap_or(0)));
+        weak.push(std::array::from_fn(|i| u8::try_from(i % 8).unwrap_or(0)));
+        weak.push(*b"my secret mail queue key 123456!");
+        weak.push(*b"aaaaaaaabbbbbbbbccccccccdddddddd");
+        for bytes in weak {
+            assert_eq!(
+                MailQueueKey::from_bytes(&bytes).err(),
+                Some(InvalidMailQueueKey::NotRandom),
+                "{bytes:?}"
+            );
+            let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+            assert_eq!(
+                MailQueueKey::from_base64(&text).err(),
+                Some(InvalidMailQueueKey::NotRandom)
+            );
+        }
+        // Random keys pass, every time.
+        for _ in 0..10_000 {
+            let mut bytes = [0u8; 32];
+            OsRng.fill_bytes(&mut bytes);
+            assert!(MailQueueKey::from_bytes(&bytes).is_ok());
+        }
     }
 
     #[test]

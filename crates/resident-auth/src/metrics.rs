@@ -8,7 +8,9 @@ use crate::letters::LetterKind;
 
 /// Logins by outcome (`succeeded`, `failed`, `throttled`).
 pub const LOGINS: &str = "resident_auth_logins_total";
-/// Letters queued, by kind.
+/// Letters queued, by kind. A recovery request for an email without a cabinet counts
+/// here and in [`LETTERS_SENT`] as its answer claims (its letter is withheld, never sent),
+/// so that no metric tells which emails are registered.
 pub const LETTERS_QUEUED: &str = "resident_auth_letters_queued_total";
 /// Letters accepted by the mail system, by kind.
 pub const LETTERS_SENT: &str = "resident_auth_letters_sent_total";
@@ -16,8 +18,6 @@ pub const LETTERS_SENT: &str = "resident_auth_letters_sent_total";
 pub const LETTERS_RETRIED: &str = "resident_auth_letters_retried_total";
 /// Letters given up, by kind.
 pub const LETTERS_DEAD: &str = "resident_auth_letters_dead_total";
-/// Letters withheld: recovery requests for emails without a cabinet (never sent).
-pub const LETTERS_WITHHELD: &str = "resident_auth_letters_withheld_total";
 /// Store (and directory) failures seen by the service.
 pub const STORE_ERRORS: &str = "resident_auth_store_errors_total";
 /// Password hashings and verifications waiting for a hasher thread.
@@ -29,13 +29,12 @@ pub const HASHER_WAIT: &str = "resident_auth_hasher_wait_seconds";
 pub const HTTP_REQUEST_DURATION: &str = "resident_auth_http_request_duration_seconds";
 
 /// Every metric's name.
-pub const NAMES: [&str; 10] = [
+pub const NAMES: [&str; 9] = [
     LOGINS,
     LETTERS_QUEUED,
     LETTERS_SENT,
     LETTERS_RETRIED,
     LETTERS_DEAD,
-    LETTERS_WITHHELD,
     STORE_ERRORS,
     HASHER_QUEUE_DEPTH,
     HASHER_WAIT,
@@ -49,10 +48,6 @@ pub fn describe() {
     metrics::describe_counter!(LETTERS_SENT, "Letters accepted by the mail system");
     metrics::describe_counter!(LETTERS_RETRIED, "Failed delivery attempts queued again");
     metrics::describe_counter!(LETTERS_DEAD, "Letters given up");
-    metrics::describe_counter!(
-        LETTERS_WITHHELD,
-        "Recovery requests for emails without a cabinet (no letter sent)"
-    );
     metrics::describe_counter!(STORE_ERRORS, "Store and directory failures");
     metrics::describe_gauge!(HASHER_QUEUE_DEPTH, "Hashings waiting for a hasher thread");
     metrics::describe_histogram!(
@@ -85,10 +80,6 @@ pub(crate) fn letter_retried(kind: LetterKind) {
 
 pub(crate) fn letter_dead(kind: LetterKind) {
     metrics::counter!(LETTERS_DEAD, "kind" => kind.as_str()).increment(1);
-}
-
-pub(crate) fn letter_withheld(kind: LetterKind) {
-    metrics::counter!(LETTERS_WITHHELD, "kind" => kind.as_str()).increment(1);
 }
 
 pub(crate) fn store_error() {

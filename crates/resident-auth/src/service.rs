@@ -1710,7 +1710,10 @@ impl AuthService {
             return Err(StoreError::generic("a fresh token collided with a stored one").into());
         }
         let Some(cabinet) = cabinet else {
-            crate::metrics::letter_withheld(queued.kind);
+            // Counted as what the answer claims (a letter queued and sent), so that no
+            // metric tells a registered email from an unknown one.
+            crate::metrics::letter_queued(queued.kind);
+            crate::metrics::letter_sent(queued.kind);
             return Ok(None);
         };
         self.letter_written(queued).await;

@@ -1,12 +1,12 @@
 //! The JSON API on actix-web, `cargo run -p portal-actix`: a host that mounts resident-auth
-//! under `/api` and `GET /metrics` (with `ADMIN_BIND` the operators' API on a server of its
-//! own), delivers the mail queue, and guards its own `GET /bills`. Same configuration and
+//! under `/api` (with `ADMIN_BIND` the operators' API, with `METRICS_BIND` the metrics, each
+//! apart), delivers the mail queue, and guards its own `GET /bills`. Same configuration and
 //! embedded default as `portal-axum`.
 
 use std::{process::ExitCode, time::Duration};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use resident_auth_actix::{configure_admin, configure_metrics, AuthError, Resident, ResidentAuth};
+use resident_auth_actix::{configure_admin, AuthError, Resident, ResidentAuth};
 
 /// `GET /bills`: the selected personal account and its address; 401 when not signed in.
 async fn bills(
@@ -36,13 +36,11 @@ async fn main() -> ExitCode {
     let auth = ResidentAuth::with_api(portal.api());
     auth.spawn_purge(Duration::from_secs(300));
     auth.spawn_delivery(Duration::from_secs(5));
-    let metrics = portal.metrics().map(configure_metrics);
     let app = move || {
         App::new()
             .app_data(web::Data::new(auth.clone()))
             .route("/bills", web::get().to(bills))
             .configure(auth.configure("/api"))
-            .configure(|c| metrics.clone().map_or((), |metrics| metrics(c)))
     };
     let served = match HttpServer::new(app).listen(listeners.portal) {
         Ok(server) => server.run().await,

@@ -1,12 +1,12 @@
 //! The reference portal on axum, `cargo run -p portal-axum`: a host that mounts resident-auth
-//! (JSON API under `/api`, the guide's pages, `GET /metrics`, with `ADMIN_BIND` the operators'
-//! API apart), delivers the mail queue, and guards its own `GET /bills`. Environment: the
+//! (JSON API under `/api`, the guide's pages; with `ADMIN_BIND` the operators' API and with
+//! `METRICS_BIND` the metrics apart), delivers the mail queue, and guards its own `GET /bills`. Environment: the
 //! README's "Configuration of the examples".
 
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use axum::{extract::State, routing::get, Json, Router};
-use resident_auth_axum::{admin_router, metrics_router, AuthError, Resident, ResidentAuth};
+use resident_auth_axum::{admin_router, AuthError, Resident, ResidentAuth};
 use tokio::net::TcpListener;
 
 /// `GET /bills`: the selected personal account and its address; 401 when not signed in.
@@ -46,7 +46,6 @@ async fn main() -> ExitCode {
     let app = Router::new()
         .route("/bills", get(bills))
         .merge(auth.router("/api"))
-        .merge(portal.metrics().map(metrics_router).unwrap_or_default())
         .with_state(auth);
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     match axum::serve(listener, app).await {

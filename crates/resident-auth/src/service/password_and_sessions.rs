@@ -35,16 +35,18 @@ pub struct SessionView {
 
 impl AuthService {
     /// Journey 8: changes the password of a signed-in resident who gives the current one.
-    /// The new one is checked first ([`NewPassword`]: length, email, blocklist; no argon2
-    /// for a password that would be refused), then the try is counted against the login
-    /// limits of this cabinet and client before argon2 verifies the current password, so a
-    /// stolen session cannot be used to guess it faster than logins could. Success ends
+    /// The try is counted first against the login limits of this cabinet and client (a
+    /// throttled try costs nothing more, and a stolen session cannot guess the current
+    /// password faster than logins could); then the new one is checked ([`NewPassword`]:
+    /// length, email, blocklist, off the async executor; no argon2 for a password that
+    /// would be refused); then argon2 verifies the current password, which must not be an
+    /// expired mailed one. Success ends
     /// every other session and every recovery link, keeps this session, clears a temporary
     /// password's requirement, and mails the notice "Пароль изменён".
     ///
     /// # Errors
     /// [`Problem::NewPassword`], [`Problem::CurrentPasswordWrong`],
-    /// [`Problem::LoginThrottled`], [`Problem::SessionInvalid`] if the session ended
+    /// [`Problem::PasswordExpired`], [`Problem::LoginThrottled`], [`Problem::SessionInvalid`] if the session ended
     /// meanwhile, or [`Error::Unavailable`].
     #[tracing::instrument(
         name = "resident_auth.change_password",
@@ -58,19 +60,22 @@ impl AuthService {
         new_password: SecretString,
         context: &RequestContext,
     ) -> Result<(), Error> {
-        let new_password =
-            NewPassword::parse(new_password, &session.email).map_err(Problem::from)?;
         let now = self.now();
         let store = self.store();
+        // Counted first: a refused or throttled try costs nothing else.
         let [pair_key, cabinet_key] = self
             .count_password_try(&session.email, context, now)
             .await?;
+        let new_password = NewPassword::parse_off_executor(new_password, session.email.clone())
+            .await?
+            .map_err(Problem::from)?;
         let own_version = session.session.record.credential_version;
         let mut read = store.cabinet(CabinetKey::Id(&session.cabinet)).await?;
-        let stored = match &read {
-            Some(cabinet) if cabinet.value.credential_version == own_version => {
-                cabinet.value.password_hash.clone()
-            }
+        let (stored, expires_at) = match &read {
+            Some(cabinet) if cabinet.value.credential_version == own_version => (
+                cabinet.value.password_hash.clone(),
+                cabinet.value.password_expires_at,
+            ),
             _ => return Err(Problem::SessionInvalid.into()),
         };
         let current_password = normalize(&current_password);
@@ -81,6 +86,10 @@ impl AuthService {
             .await?
         {
             return Err(Problem::CurrentPasswordWrong.into());
+        }
+        // An expired mailed password is refused here as at login.
+        if expires_at.is_some_and(|until| until <= now) {
+            return Err(Problem::PasswordExpired.into());
         }
         let hash = self.ports.hasher.hash(new_password.into_secret()).await?;
         // The notice is queued in the same write as the new password.
