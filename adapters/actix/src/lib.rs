@@ -6,7 +6,7 @@ use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 use actix_web::{
     dev::Payload,
     http::{
-        header::{HeaderMap, HeaderName, HeaderValue, ALLOW},
+        header::{HeaderMap, HeaderName, HeaderValue},
         Method as HttpMethod, StatusCode,
     },
     web, FromRequest, HttpRequest, HttpResponse, ResponseError,
@@ -18,11 +18,13 @@ use resident_auth_http::{
     api::Method,
     handle, openapi,
     web::Headers,
-    ApiResponse, Incoming, Operation, ROUTES,
+    ApiResponse, Incoming, Operation, Refusal, ROUTES,
 };
 
-/// The largest request body the API reads.
-pub const BODY_LIMIT: usize = 64 * 1024;
+mod serve;
+
+pub use resident_auth_http::{ConnectionLimits, BODY_LIMIT};
+pub use serve::{limit_server, BodyDeadline};
 
 /// resident-auth mounted in an actix-web application: the [`Api`] (service, cookies, CSRF
 /// key, trusted proxies) that the mounted routes and the [`Resident`] extractor share.
@@ -74,7 +76,7 @@ impl ResidentAuth {
                 config.service(endpoint(
                     &format!("{prefix}{}", route.path),
                     method,
-                    move |request: HttpRequest, body: web::Bytes| {
+                    move |request: HttpRequest, body: web::Payload| {
                         endpoint_handler(request, body, operation)
                     },
                 ));
@@ -95,6 +97,7 @@ impl ResidentAuth {
             ));
             if !prefix.is_empty() {
                 config.service(web::resource(format!("{prefix}/{{tail:.*}}")).to(not_found));
+                config.service(web::resource(prefix.clone()).to(not_found));
             }
         }
     }
@@ -160,15 +163,20 @@ pub fn configure_admin(
                 .map(|r| r.method.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            let mut resource = web::resource(format!("{prefix}{path}"))
-                .app_data(web::PayloadConfig::new(BODY_LIMIT));
+            let mut resource = web::resource(format!("{prefix}{path}"));
             for route in routes {
                 let operation = route.operation;
                 let method = http_method(route.method);
                 resource = resource.route(web::method(method).to(
-                    move |request: HttpRequest, body: web::Bytes| async move {
+                    move |request: HttpRequest, body: web::Payload| async move {
                         let Some(api) = request.app_data::<web::Data<AdminApi>>() else {
                             return not_mounted();
+                        };
+                        let body = match read_body(body, ADMIN_BODY_TIMEOUT).await {
+                            Ok(body) => body,
+                            Err(refusal) => {
+                                return respond(ApiResponse::refusal(refusal, Locale::En))
+                            }
                         };
                         let parameter = request
                             .match_info()
@@ -181,14 +189,12 @@ pub fn configure_admin(
                     },
                 ));
             }
-            config.service(resource.default_service(web::to(move || {
-                let allow = allow.clone();
-                async move {
-                    HttpResponse::MethodNotAllowed()
-                        .insert_header((ALLOW, allow))
-                        .finish()
-                }
-            })));
+            config.service(
+                resource.default_service(web::to(move |request: HttpRequest| {
+                    let allow = allow.clone();
+                    async move { refuse(allow, &request) }
+                })),
+            );
         }
         let document = Arc::new(admin_api::admin_document_json(&prefix));
         config.service(endpoint(
@@ -239,26 +245,65 @@ where
 {
     let allow = method.to_string();
     web::resource(path)
-        .app_data(web::PayloadConfig::new(BODY_LIMIT))
         .route(web::method(method).to(handler))
-        .default_service(web::to(move || {
+        .default_service(web::to(move |request: HttpRequest| {
             let allow = allow.clone();
-            async move {
-                HttpResponse::MethodNotAllowed()
-                    .insert_header((ALLOW, allow))
-                    .insert_header(("x-content-type-options", "nosniff"))
-                    .finish()
-            }
+            async move { refuse(allow, &request) }
         }))
+}
+
+/// 405 for a method the path does not take, as the API's problem JSON with `Allow`.
+fn refuse(allow: String, request: &HttpRequest) -> HttpResponse {
+    let locale = resident_auth_http::web::locale(&ActixHeaders(request.headers()));
+    respond(ApiResponse::refusal(
+        Refusal::MethodNotAllowed { allow },
+        locale,
+    ))
+}
+
+/// The operators' API reads its small bodies within this time.
+const ADMIN_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The request body, at most [`BODY_LIMIT`] bytes, arrived within `timeout`.
+async fn read_body(mut payload: web::Payload, timeout: Duration) -> Result<web::Bytes, Refusal> {
+    use futures_util::StreamExt as _;
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|error| match error {
+                actix_web::error::PayloadError::Io(io)
+                    if io.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    Refusal::TimedOut
+                }
+                _ => Refusal::TooLarge,
+            })?;
+            if body.len() + chunk.len() > BODY_LIMIT {
+                return Err(Refusal::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    actix_web::rt::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(Refusal::TimedOut))
 }
 
 async fn endpoint_handler(
     request: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
     operation: Operation,
 ) -> HttpResponse {
     let Some(api) = request.app_data::<web::Data<Api>>() else {
         return not_mounted();
+    };
+    let body = match read_body(body, api.connection_limits().body_timeout()).await {
+        Ok(body) => body,
+        Err(refusal) => {
+            let locale = resident_auth_http::web::locale(&ActixHeaders(request.headers()));
+            return respond(ApiResponse::refusal(refusal, locale));
+        }
     };
     let mut incoming = Incoming::new(request.peer_addr().map(|a| a.ip()), &body);
     if let Some(id) = request.match_info().get("id") {
@@ -269,7 +314,7 @@ async fn endpoint_handler(
 
 async fn not_found(request: HttpRequest) -> HttpResponse {
     let locale = resident_auth_http::web::locale(&ActixHeaders(request.headers()));
-    respond(resident_auth_http::api::not_found(locale))
+    respond(ApiResponse::refusal(Refusal::NotFound, locale))
 }
 
 fn not_mounted() -> HttpResponse {

@@ -3,6 +3,10 @@
 
 #[cfg(feature = "pages")]
 mod pages;
+mod serve;
+
+pub use resident_auth_http::ConnectionLimits;
+pub use serve::serve;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -14,7 +18,7 @@ use axum::{
     },
     http::{request::Parts, HeaderMap, HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
-    routing::{any, get, on, MethodFilter},
+    routing::{any, get, on, MethodFilter, MethodRouter},
     Router,
 };
 use resident_auth::{AccountNumber, AuthService, Authenticated, CabinetId, Email, Locale, Problem};
@@ -22,11 +26,10 @@ pub use resident_auth_http::Api;
 use resident_auth_http::{
     admin_api::{self, handle_admin, AdminApi, ADMIN_ROUTES},
     api::Method,
-    handle, openapi, web, ApiResponse, Incoming, ROUTES,
+    handle, openapi, web, ApiResponse, Incoming, Refusal, ROUTES,
 };
 
-/// The largest request body the API reads.
-pub const BODY_LIMIT: usize = 64 * 1024;
+pub use resident_auth_http::BODY_LIMIT;
 
 /// resident-auth mounted in an axum application: the [`Api`] (service, cookies, CSRF key,
 /// trusted proxies) that the mounted routes and the [`Resident`] extractor share.
@@ -85,7 +88,10 @@ impl ResidentAuth {
                 on(
                     filter(route.method),
                     move |state: State<Self>, request: Request| endpoint(state, operation, request),
-                ),
+                )
+                .fallback(move |headers: HeaderMap| async move {
+                    refuse(route.method.as_str(), &headers)
+                }),
             );
         }
         let document = Arc::new(openapi::document_json(prefix));
@@ -94,9 +100,14 @@ impl ResidentAuth {
                 &format!("{prefix}{}", openapi::DOCUMENT_PATH),
                 get(move || async move {
                     ([("content-type", "application/json")], document.to_string()).into_response()
-                }),
+                })
+                .fallback(|headers: HeaderMap| async move { refuse("GET", &headers) }),
             )
-            .route(&format!("{prefix}/{{*rest}}"), any(not_found));
+            .route(&format!("{prefix}/{{*rest}}"), any(not_found))
+            .route(&format!("{prefix}/"), any(not_found));
+        if !prefix.is_empty() {
+            router = router.route(prefix, any(not_found));
+        }
         #[cfg(feature = "pages")]
         {
             router = router.merge(pages::routes());
@@ -143,11 +154,12 @@ where
 }
 
 /// Serves `app` on `listener` (a listener of its own: the operators' API, the metrics) on
-/// the current tokio runtime, for the life of the process.
+/// the current tokio runtime, for the life of the process, within the default
+/// [`ConnectionLimits`] ([`serve`]).
 pub fn serve_apart(listener: std::net::TcpListener, app: Router) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let served = match tokio::net::TcpListener::from_std(listener) {
-            Ok(listener) => axum::serve(listener, app).await,
+            Ok(listener) => serve(listener, app, ConnectionLimits::default()).await,
             Err(error) => Err(error),
         };
         if let Err(error) = served {
@@ -165,11 +177,19 @@ where
 {
     let prefix = prefix.trim_end_matches('/');
     let mut router: Router<AdminApi> = Router::new();
-    for route in ADMIN_ROUTES {
-        let operation = route.operation;
-        router = router.route(
-            &format!("{prefix}{}", route.path),
-            on(
+    let mut paths: Vec<&'static str> = ADMIN_ROUTES.iter().map(|route| route.path).collect();
+    paths.dedup();
+    for path in paths {
+        let routes = ADMIN_ROUTES.iter().filter(|route| route.path == path);
+        let allow = routes
+            .clone()
+            .map(|route| route.method.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut methods = MethodRouter::new();
+        for route in routes {
+            let operation = route.operation;
+            methods = methods.on(
                 filter(route.method),
                 move |State(api): State<AdminApi>, request: Request| async move {
                     let (mut parts, body) = request.into_parts();
@@ -178,12 +198,17 @@ where
                         .ok()
                         .and_then(|params| params.iter().next().map(|(_, value)| value.to_owned()))
                         .unwrap_or_default();
-                    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
-                        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+                    let bytes = match read_body(body, ADMIN_BODY_TIMEOUT).await {
+                        Ok(bytes) => bytes,
+                        Err(refusal) => return respond(ApiResponse::refusal(refusal, Locale::En)),
                     };
                     respond(handle_admin(&api, operation, &parts.headers, &parameter, &bytes).await)
                 },
-            ),
+            );
+        }
+        router = router.route(
+            &format!("{prefix}{path}"),
+            methods.fallback(move |headers: HeaderMap| async move { refuse(&allow, &headers) }),
         );
     }
     let document = Arc::new(admin_api::admin_document_json(prefix));
@@ -192,7 +217,8 @@ where
             &format!("{prefix}{}", openapi::DOCUMENT_PATH),
             get(move || async move {
                 ([("content-type", "application/json")], document.to_string()).into_response()
-            }),
+            })
+            .fallback(|headers: HeaderMap| async move { refuse("GET", &headers) }),
         )
         .fallback(|| async { respond(admin_api::admin_not_found()) })
         .layer(axum::middleware::map_response(no_sniffing))
@@ -239,8 +265,11 @@ async fn endpoint(
                 .find(|(name, _)| *name == "id")
                 .map(|(_, value)| value.to_owned())
         });
-    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    let bytes = match read_body(body, auth.api.connection_limits().body_timeout()).await {
+        Ok(bytes) => bytes,
+        Err(refusal) => {
+            return respond(ApiResponse::refusal(refusal, web::locale(&parts.headers)));
+        }
     };
     let mut incoming = Incoming::new(peer(&parts), &bytes);
     if let Some(id) = &id {
@@ -250,7 +279,34 @@ async fn endpoint(
 }
 
 async fn not_found(headers: HeaderMap) -> Response {
-    respond(resident_auth_http::api::not_found(web::locale(&headers)))
+    respond(ApiResponse::refusal(
+        Refusal::NotFound,
+        web::locale(&headers),
+    ))
+}
+
+/// 405 for a method the path does not take, as the API's problem JSON with `Allow`.
+fn refuse(allow: &str, headers: &HeaderMap) -> Response {
+    respond(ApiResponse::refusal(
+        Refusal::MethodNotAllowed {
+            allow: allow.to_owned(),
+        },
+        web::locale(headers),
+    ))
+}
+
+/// The operators' API reads its small bodies within this time.
+const ADMIN_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The request body, at most [`BODY_LIMIT`] bytes, arrived within `timeout`.
+async fn read_body(body: Body, timeout: Duration) -> Result<axum::body::Bytes, Refusal> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Err(_) => Err(Refusal::TimedOut),
+        Ok(Err(error)) if serve::timed_out(&error) => Err(Refusal::TimedOut),
+        // Over the limit; or the client went away, when nobody reads the answer.
+        Ok(Err(_)) => Err(Refusal::TooLarge),
+    }
 }
 
 /// An answer of the API as an axum response.

@@ -49,6 +49,8 @@ macro_rules! api_tests {
             a_killed_instance_leaves_its_letters_to_the_next,
             two_instances_deliver_each_letter_once,
             metrics_are_served_apart_and_tell_no_registration,
+            slow_clients_are_cut_off_and_others_still_answered,
+            framework_refusals_are_problem_json,
             only_json_bodies_are_read,
             forwarded_clients_count_only_behind_trusted_proxies,
             openapi_document_matches_the_routes,
@@ -1618,6 +1620,210 @@ pub async fn metrics_are_served_apart_and_tell_no_registration(binary: &str) {
         moved[0], moved[1],
         "a registered email (left) and an unknown one (right) moved different counters"
     );
+}
+
+/// A raw connection's fate: what it read before the server closed it, and after how long.
+struct Closed {
+    answer: String,
+    after: Duration,
+}
+
+/// Opens a connection to `base` and sends `head` at once, then `trickle` one byte every
+/// 500 ms (nothing when it is empty), until the server closes the connection (or
+/// `give_up` passes: `None`).
+async fn slow_client(
+    base: &str,
+    head: String,
+    trickle: &'static [u8],
+    give_up: Duration,
+) -> Option<Closed> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = base.trim_start_matches("http://").to_owned();
+    let started = std::time::Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let reading = async {
+        let mut answer = Vec::new();
+        let _ = reader.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let writing = async {
+        // An empty trickle sends nothing more: the connection just sits there.
+        for byte in trickle.iter().cycle() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if writer.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+        }
+        std::future::pending::<()>().await;
+    };
+    let closed = tokio::time::timeout(give_up, async {
+        tokio::select! {
+            answer = reading => answer,
+            () = writing => unreachable!(),
+        }
+    })
+    .await
+    .ok()?;
+    Some(Closed {
+        answer: closed,
+        after: started.elapsed(),
+    })
+}
+
+/// Slow clients are cut off (SECURITY.md, "slow clients"): with a 2-second head and body
+/// timeout and room for eight connections, eight connections that send nothing, trickle
+/// their head a byte at a time, or trickle their body are all closed (the body ones with a
+/// 408 in the API's problem JSON), and a new client, waiting while they hold every slot,
+/// is answered once they are gone. Before, such connections stayed open for good.
+pub async fn slow_clients_are_cut_off_and_others_still_answered(binary: &str) {
+    let server = Server::start(
+        binary,
+        &[
+            ("HEAD_TIMEOUT_SECS", "2".to_owned()),
+            ("BODY_TIMEOUT_SECS", "2".to_owned()),
+            ("MAX_CONNECTIONS", "8".to_owned()),
+        ],
+    )
+    .await;
+    let give_up = Duration::from_secs(20);
+    let host = server.base.trim_start_matches("http://").to_owned();
+    let trickled_head = format!("POST /api/login HTTP/1.1\r\nHost: {host}\r\n");
+    let trickled_body = format!(
+        "POST /api/login HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: 200\r\n\r\n{{"
+    );
+    let mut slow = Vec::new();
+    for index in 0..8 {
+        let (head, trickle): (String, &'static [u8]) = match index % 3 {
+            0 => (String::new(), b""),
+            1 => (trickled_head.clone(), b"X-Slow: 1\r\n"),
+            _ => (trickled_body.clone(), b" "),
+        };
+        let base = server.base.clone();
+        slow.push(tokio::spawn(async move {
+            slow_client(&base, head, trickle, give_up)
+                .await
+                .map(|closed| (index, closed))
+        }));
+    }
+    // Every slot is taken (or about to be): a new client waits for one to free.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let newcomer = std::time::Instant::now();
+    let (status, body, _) = server.get("/api/session", None).await;
+    assert_eq!(status, 401, "the new client is answered: {body}");
+    let waited = newcomer.elapsed();
+    for task in slow {
+        let (index, closed) = task
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("a slow connection was still open after {give_up:?}"));
+        if index % 3 == 2 {
+            assert!(
+                closed.answer.starts_with("HTTP/1.1 408"),
+                "a trickled body is answered 408: {:?}",
+                closed.answer
+            );
+            assert!(
+                closed.answer.contains("request.timeout")
+                    && closed
+                        .answer
+                        .to_lowercase()
+                        .contains("content-type: application/json"),
+                "with the API's problem JSON: {:?}",
+                closed.answer
+            );
+        }
+        println!(
+            "slow connection {index} closed after {:?} ({} bytes answered)",
+            closed.after,
+            closed.answer.len()
+        );
+    }
+    println!("the new client was answered after {waited:?}");
+}
+
+/// Every refusal of the API, the web framework's own included, is the documented problem
+/// JSON: 413 for a body over the limit, 405 (with `Allow`) for a wrong method, 404 for an
+/// unknown path under the prefix (the prefix itself too), 422 for malformed JSON. Before,
+/// 413 was empty on axum and text on actix, and 405 was empty on both.
+pub async fn framework_refusals_are_problem_json(binary: &str) {
+    let server = Server::start(binary, &[]).await;
+    let check = |response: reqwest::Response, status: u16, code: &'static str| async move {
+        assert_eq!(response.status().as_u16(), status, "{code}");
+        let headers = response.headers().clone();
+        assert_eq!(
+            headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "{code}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["errors"][0]["code"], code, "{body}");
+        assert!(body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+        headers
+    };
+    let large = format!("{{\"email\":\"{}\"}}", "a".repeat(10 * 1024 * 1024));
+    let response = server
+        .client
+        .post(format!("{}/api/login", server.base))
+        .header("content-type", "application/json")
+        .body(large)
+        .send()
+        .await;
+    // A server may answer 413 before it has read the whole body and close the connection;
+    // then the client may fail to send the rest: the answer, when it came, is checked.
+    if let Ok(response) = response {
+        check(response, 413, "request.too_large").await;
+    }
+    let just_over = format!("{{\"email\":\"{}\"}}", "a".repeat(70 * 1024));
+    let response = server
+        .client
+        .post(format!("{}/api/login", server.base))
+        .header("content-type", "application/json")
+        .body(just_over)
+        .send()
+        .await
+        .unwrap();
+    check(response, 413, "request.too_large").await;
+    for (method, path, allow) in [
+        (reqwest::Method::GET, "/api/login", "POST"),
+        (reqwest::Method::PUT, "/api/sessions", "GET"),
+        (reqwest::Method::POST, "/api/openapi.json", "GET"),
+    ] {
+        let response = server
+            .client
+            .request(method, format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        let headers = check(response, 405, "request.method_not_allowed").await;
+        assert_eq!(
+            headers.get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{path}"
+        );
+    }
+    for path in ["/api/no-such-thing", "/api", "/api/"] {
+        let response = server
+            .client
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        check(response, 404, "request.not_found").await;
+    }
+    let response = server
+        .client
+        .post(format!("{}/api/login", server.base))
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .unwrap();
+    check(response, 422, "request.malformed").await;
 }
 
 /// The served OpenAPI document: every operation in it is routed (a request with an empty

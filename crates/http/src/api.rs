@@ -28,7 +28,32 @@ pub struct ApiResponse {
     pub body: Option<Value>,
     /// Seconds for a `Retry-After` header (429 answers).
     pub retry_after: Option<u64>,
+    /// The `Allow` header of a 405.
+    allow: Option<String>,
 }
+
+/// A request the API refuses before any operation reads it: the web framework's own
+/// refusals, answered with the API's problem JSON like every other error
+/// ([`ApiResponse::refusal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// 404 `request.not_found`: a path under the API's prefix that it does not have.
+    NotFound,
+    /// 405 `request.method_not_allowed`, with `Allow`: the path exists, for these methods.
+    MethodNotAllowed {
+        /// The methods the path answers, as the `Allow` header lists them (`GET, DELETE`).
+        allow: String,
+    },
+    /// 408 `request.timeout`: the body did not arrive within the body timeout
+    /// ([`crate::ConnectionLimits`]).
+    TimedOut,
+    /// 413 `request.too_large`: the body is longer than [`BODY_LIMIT`] bytes.
+    TooLarge,
+}
+
+/// The largest request body the API reads, in bytes.
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 impl ApiResponse {
     /// Every header of the answer: `Content-Type` when there is a body, `Retry-After`
@@ -45,7 +70,59 @@ impl ApiResponse {
         if let Some(seconds) = self.retry_after {
             headers.push(("retry-after", seconds.to_string()));
         }
+        if let Some(allow) = &self.allow {
+            headers.push(("allow", allow.clone()));
+        }
         headers
+    }
+
+    /// The answer to a request refused before any operation read it, in `locale`.
+    #[must_use]
+    pub fn refusal(refusal: Refusal, locale: Locale) -> Self {
+        let ru = locale == Locale::Ru;
+        let (status, code, message) = match &refusal {
+            Refusal::NotFound => (
+                404,
+                "request.not_found",
+                if ru {
+                    "Нет такого адреса API"
+                } else {
+                    "No such API endpoint"
+                },
+            ),
+            Refusal::MethodNotAllowed { .. } => (
+                405,
+                "request.method_not_allowed",
+                if ru {
+                    "Этот адрес API не принимает такой метод"
+                } else {
+                    "This API endpoint does not take this method"
+                },
+            ),
+            Refusal::TimedOut => (
+                408,
+                "request.timeout",
+                if ru {
+                    "Тело запроса не пришло вовремя"
+                } else {
+                    "The request body did not arrive in time"
+                },
+            ),
+            Refusal::TooLarge => (
+                413,
+                "request.too_large",
+                if ru {
+                    "Тело запроса слишком велико"
+                } else {
+                    "The request body is too large"
+                },
+            ),
+        };
+        let mut answer = Self::request_problem(status, code, message.to_owned());
+        if let Refusal::MethodNotAllowed { allow } = refusal {
+            answer.allow = Some(allow);
+        }
+        answer
     }
 
     /// The body as sent (empty when there is none).
@@ -62,6 +139,7 @@ impl ApiResponse {
             status,
             body: None,
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -73,6 +151,7 @@ impl ApiResponse {
             // Plain structs of strings: serialisation cannot fail.
             body: Some(serde_json::to_value(body).unwrap_or(Value::Null)),
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -427,6 +506,7 @@ pub struct Api {
     clients: crate::client::ClientAddressing,
     cookies: Cookies,
     csrf_key: CsrfKey,
+    limits: crate::ConnectionLimits,
 }
 
 impl Api {
@@ -439,7 +519,22 @@ impl Api {
             clients: crate::client::ClientAddressing::default(),
             cookies: Cookies::new(false),
             csrf_key: CsrfKey::random(),
+            limits: crate::ConnectionLimits::default(),
         }
+    }
+
+    /// The connection limits the host serves with: the integrations' routes stop reading
+    /// a body after its [`crate::ConnectionLimits::body_timeout`] whatever serves them.
+    #[must_use]
+    pub fn with_connection_limits(mut self, limits: crate::ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The connection limits (to hand to the integration's serving helper).
+    #[must_use]
+    pub fn connection_limits(&self) -> crate::ConnectionLimits {
+        self.limits
     }
 
     /// Clients told apart as `clients` says (trusted proxies, IPv6 prefix).
@@ -1213,14 +1308,10 @@ async fn dispatch(
     }
 }
 
-/// The answer for a path the API does not have.
+/// The answer for a path the API does not have ([`Refusal::NotFound`]).
 #[must_use]
 pub fn not_found(locale: Locale) -> ApiResponse {
-    let message = match locale {
-        Locale::Ru => "Нет такого адреса API",
-        _ => "No such API endpoint",
-    };
-    ApiResponse::request_problem(404, "request.not_found", message.to_owned())
+    ApiResponse::refusal(Refusal::NotFound, locale)
 }
 
 /// Whether an error is the one a caller must see as "log in again".
@@ -1232,6 +1323,40 @@ pub fn is_session_problem(error: &Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_problem_json_with_their_headers() {
+        for (refusal, status, code) in [
+            (Refusal::NotFound, 404, "request.not_found"),
+            (
+                Refusal::MethodNotAllowed {
+                    allow: "POST".to_owned(),
+                },
+                405,
+                "request.method_not_allowed",
+            ),
+            (Refusal::TimedOut, 408, "request.timeout"),
+            (Refusal::TooLarge, 413, "request.too_large"),
+        ] {
+            for locale in [Locale::Ru, Locale::En] {
+                let answer = ApiResponse::refusal(refusal.clone(), locale);
+                assert_eq!(answer.status, status);
+                let body: Value = serde_json::from_slice(&answer.body_bytes()).unwrap();
+                assert_eq!(body["errors"][0]["code"], code);
+                assert!(body["errors"][0]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty()));
+                let headers = answer.headers();
+                assert!(headers.contains(&("content-type", "application/json".to_owned())));
+                assert_eq!(
+                    headers
+                        .iter()
+                        .any(|(name, value)| *name == "allow" && value == "POST"),
+                    status == 405
+                );
+            }
+        }
+    }
 
     #[test]
     fn errors_become_the_contract_body() {

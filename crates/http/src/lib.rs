@@ -4,10 +4,14 @@
 pub mod admin_api;
 pub mod api;
 pub mod client;
+mod limits;
 pub mod openapi;
 pub mod web;
 
-pub use api::{handle, Api, ApiResponse, Incoming, Method, Operation, Route, ROUTES};
+pub use api::{
+    handle, Api, ApiResponse, Incoming, Method, Operation, Refusal, Route, BODY_LIMIT, ROUTES,
+};
+pub use limits::ConnectionLimits;
 
 /// Purges expired sessions, links and idle throttles every `every`, for the life of the
 /// process: spawn it on the server's runtime (the framework adapters' `spawn_purge` do).

@@ -14,7 +14,7 @@ use resident_auth::{
 use resident_auth_http::client::{Cidr, ClientAddressing};
 use resident_auth_http::{
     admin_api::{AdminApi, OperatorTokens},
-    Api,
+    Api, ConnectionLimits,
 };
 use resident_auth_smtp::{default_sender, OutboxMailer, SmtpConfig, SmtpMailer};
 
@@ -69,6 +69,10 @@ pub struct PortalConfig {
     /// `MAIL_GIVE_UP_HOURS`: a letter not sent this long after it was queued is dead
     /// (default 24).
     pub mail_deadline: Option<std::time::Duration>,
+    /// `HEAD_TIMEOUT_SECS` (request head and idle connection, default 10),
+    /// `BODY_TIMEOUT_SECS` (request body, default 10) and `MAX_CONNECTIONS` (per process,
+    /// default 512): what slow clients are allowed.
+    pub connection_limits: ConnectionLimits,
 }
 
 /// How to make a mail queue key, for the start-up errors that ask for one.
@@ -246,6 +250,35 @@ impl PortalConfig {
             ),
             None => None,
         };
+        let number = |name: &str, range: std::ops::RangeInclusive<u64>| match lookup(name) {
+            Some(text) => text
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .map(Some)
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "{name} must be {}–{}, not {text:?}",
+                        range.start(),
+                        range.end()
+                    ))
+                }),
+            None => Ok(None),
+        };
+        let mut connection_limits = ConnectionLimits::default();
+        if let Some(seconds) = number("HEAD_TIMEOUT_SECS", 1..=3600)? {
+            connection_limits =
+                connection_limits.with_head_timeout(std::time::Duration::from_secs(seconds));
+        }
+        if let Some(seconds) = number("BODY_TIMEOUT_SECS", 1..=3600)? {
+            connection_limits =
+                connection_limits.with_body_timeout(std::time::Duration::from_secs(seconds));
+        }
+        if let Some(connections) = number("MAX_CONNECTIONS", 1..=1_000_000)? {
+            connection_limits = connection_limits
+                .with_max_connections(usize::try_from(connections).unwrap_or(usize::MAX));
+        }
         let smtp_url = lookup("SMTP_URL");
         let outbox_dir = lookup("OUTBOX_DIR");
         if database_url.is_some() && smtp_url.is_none() && outbox_dir.is_none() {
@@ -276,6 +309,7 @@ impl PortalConfig {
             mail_retry_first,
             mail_claim,
             mail_deadline,
+            connection_limits,
         })
     }
 
@@ -321,6 +355,7 @@ impl Portal {
     #[must_use]
     pub fn api(&self) -> Api {
         Api::new(self.service.clone())
+            .with_connection_limits(self.config.connection_limits)
             .with_secure_cookies(self.config.secure_cookies())
             .with_client_addressing(self.config.client_addressing.clone())
     }

@@ -6,7 +6,9 @@
 use std::{process::ExitCode, time::Duration};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use resident_auth_actix::{configure_admin, AuthError, Resident, ResidentAuth};
+use resident_auth_actix::{
+    configure_admin, limit_server, AuthError, BodyDeadline, Resident, ResidentAuth,
+};
 
 /// `GET /bills`: the selected personal account and its address; 401 when not signed in.
 async fn bills(
@@ -28,21 +30,29 @@ async fn main() -> ExitCode {
     let Ok(listeners) = portal.listen() else {
         return ExitCode::FAILURE;
     };
+    let auth = ResidentAuth::with_api(portal.api());
+    let limits = auth.api().connection_limits();
     if let Some((admin, api)) = listeners.admin {
-        let app = move || App::new().configure(configure_admin(api.clone(), "/admin"));
-        let server = HttpServer::new(app).workers(1).listen(admin);
+        let app = move || {
+            App::new()
+                .wrap(BodyDeadline::new(&limits))
+                .configure(configure_admin(api.clone(), "/admin"))
+        };
+        let server = limit_server(HttpServer::new(app), &limits, 1).listen(admin);
         actix_web::rt::spawn(async move { server?.run().await });
     }
-    let auth = ResidentAuth::with_api(portal.api());
     auth.spawn_purge(Duration::from_secs(300));
     auth.spawn_delivery(Duration::from_secs(5));
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let app = move || {
         App::new()
+            .wrap(BodyDeadline::new(&limits))
             .app_data(web::Data::new(auth.clone()))
             .route("/bills", web::get().to(bills))
             .configure(auth.configure("/api"))
     };
-    let served = match HttpServer::new(app).listen(listeners.portal) {
+    let served = match limit_server(HttpServer::new(app), &limits, workers).listen(listeners.portal)
+    {
         Ok(server) => server.run().await,
         Err(e) => Err(e),
     };

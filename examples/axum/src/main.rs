@@ -3,10 +3,10 @@
 //! `METRICS_BIND` the metrics apart), delivers the mail queue, and guards its own `GET /bills`. Environment: the
 //! README's "Configuration of the examples".
 
-use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use std::{process::ExitCode, time::Duration};
 
 use axum::{extract::State, routing::get, Json, Router};
-use resident_auth_axum::{admin_router, AuthError, Resident, ResidentAuth};
+use resident_auth_axum::{admin_router, serve, AuthError, Resident, ResidentAuth};
 use tokio::net::TcpListener;
 
 /// `GET /bills`: the selected personal account and its address; 401 when not signed in.
@@ -30,25 +30,25 @@ async fn main() -> ExitCode {
         Ok(listeners) => listeners,
         Err(code) => return code,
     };
+    let auth = ResidentAuth::with_api(portal.api());
+    let limits = auth.api().connection_limits();
     if let Some((admin, api)) = listeners.admin {
         let (admin, app) = (
             TcpListener::from_std(admin),
             admin_router::<()>(api, "/admin"),
         );
-        tokio::spawn(async move { axum::serve(admin?, app).await });
+        tokio::spawn(async move { serve(admin?, app, limits).await });
     }
     let Ok(listener) = TcpListener::from_std(listeners.portal) else {
         return ExitCode::FAILURE;
     };
-    let auth = ResidentAuth::with_api(portal.api());
     auth.spawn_purge(Duration::from_secs(300));
     auth.spawn_delivery(Duration::from_secs(5));
     let app = Router::new()
         .route("/bills", get(bills))
         .merge(auth.router("/api"))
         .with_state(auth);
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    match axum::serve(listener, app).await {
+    match serve(listener, app, limits).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("server error: {e}");
