@@ -1585,6 +1585,7 @@ pub async fn metrics_are_served_apart_and_tell_no_registration(binary: &str) {
         "resident_auth_letters_sent_total{kind=\"confirm_email\"} 1",
         "resident_auth_hasher_wait_seconds",
         "resident_auth_hasher_queue_depth",
+        "resident_auth_hasher_core{core=\"",
         "resident_auth_http_request_duration_seconds_bucket{",
         "# TYPE resident_auth_http_request_duration_seconds histogram",
         "route=\"/login\"",

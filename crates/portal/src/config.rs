@@ -494,6 +494,14 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
     }
     let hasher = Argon2Hasher::new(config.hash_params)
         .map_err(|e| ConfigError(format!("argon2 parameters: {e}")))?;
+    banner.push(format!(
+        "Password hashing: argon2id m={} KiB, t={}, p={} on the {} core ({} threads)",
+        config.hash_params.m_cost,
+        config.hash_params.t_cost,
+        config.hash_params.p_cost,
+        Argon2Hasher::core(),
+        hasher.workers()
+    ));
     let served_regions = config.served_regions.clone();
     let mailed_password_lifetime = config.mailed_password_lifetime;
     let in_request = config.deliver_in_request;
@@ -734,6 +742,11 @@ mod tests {
         .unwrap();
         let portal = build(&config).await.unwrap();
         assert!(portal.banner.iter().any(|l| l.contains("in memory")));
+        let core = format!("on the {} core", Argon2Hasher::core());
+        assert!(
+            portal.banner.iter().any(|l| l.contains(&core)),
+            "the banner names the argon2 core"
+        );
         assert!(portal.banner.iter().any(|l| l.contains(".eml")));
     }
 }

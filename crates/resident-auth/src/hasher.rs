@@ -14,12 +14,14 @@ use std::{
     time::Instant,
 };
 
-use argon2::{Algorithm, Argon2, Block, Params, Version};
+use argon2::{Algorithm, Params};
 use async_trait::async_trait;
 use base64::{engine::general_purpose::STANDARD_NO_PAD, Engine as _};
 use rand::{rngs::OsRng, RngCore};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
+
+use resident_auth_argon2::Block;
 
 use crate::secret::{generate_password, HashedPassword};
 
@@ -320,6 +322,15 @@ impl Argon2Hasher {
         }
     }
 
+    /// The argon2 core this CPU runs: `avx2`, or `portable` (the target's baseline). The
+    /// whole fill loop is compiled for each and the fastest the CPU has is chosen once at
+    /// start-up; every hash and verification (the dummy one for unknown emails too) runs on
+    /// it.
+    #[must_use]
+    pub fn core() -> &'static str {
+        resident_auth_argon2::Core::detect().name()
+    }
+
     /// The parameters new hashes use.
     #[must_use]
     pub fn params(&self) -> HashParams {
@@ -433,9 +444,14 @@ fn run_argon2(
     }
     let memory = memory.get_mut(..blocks).ok_or(HashError::MalformedHash)?;
     work.record(&params);
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into_with_memory(password.expose_secret().as_bytes(), salt, out, memory)
-        .map_err(HashError::Argon2)
+    resident_auth_argon2::hash_into(
+        password.expose_secret().as_bytes(),
+        salt,
+        &params,
+        out,
+        memory,
+    )
+    .map_err(|_| HashError::MalformedHash)
 }
 
 /// The largest memory cost a stored hash may ask for (1 GiB), so that a tampered row
@@ -553,6 +569,7 @@ impl<H: CredentialHasher> CredentialHasher for CountingHasher<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::{Argon2, Version};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_refuses_at_once_instead_of_growing() {

@@ -22,6 +22,8 @@ pub const LETTERS_DEAD: &str = "resident_auth_letters_dead_total";
 pub const STORE_ERRORS: &str = "resident_auth_store_errors_total";
 /// Password hashings and verifications waiting for a hasher thread.
 pub const HASHER_QUEUE_DEPTH: &str = "resident_auth_hasher_queue_depth";
+/// The argon2 core hashing runs on (`core` label: `avx2`, `portable`), always 1.
+pub const HASHER_CORE: &str = "resident_auth_hasher_core";
 /// Seconds a hashing or verification waited for a hasher thread.
 pub const HASHER_WAIT: &str = "resident_auth_hasher_wait_seconds";
 /// Seconds an HTTP request took, by route, method and status (recorded by the web
@@ -29,7 +31,7 @@ pub const HASHER_WAIT: &str = "resident_auth_hasher_wait_seconds";
 pub const HTTP_REQUEST_DURATION: &str = "resident_auth_http_request_duration_seconds";
 
 /// Every metric's name.
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 10] = [
     LOGINS,
     LETTERS_QUEUED,
     LETTERS_SENT,
@@ -37,12 +39,16 @@ pub const NAMES: [&str; 9] = [
     LETTERS_DEAD,
     STORE_ERRORS,
     HASHER_QUEUE_DEPTH,
+    HASHER_CORE,
     HASHER_WAIT,
     HTTP_REQUEST_DURATION,
 ];
 
-/// Names and describes every metric for the installed recorder (its `# HELP` lines).
+/// Names and describes every metric for the installed recorder (its `# HELP` lines), and
+/// records the one that never changes: which argon2 core runs ([`HASHER_CORE`]).
 pub fn describe() {
+    metrics::describe_gauge!(HASHER_CORE, "The argon2 core hashing runs on (label core)");
+    metrics::gauge!(HASHER_CORE, "core" => crate::Argon2Hasher::core()).set(1.0);
     metrics::describe_counter!(LOGINS, "Logins by outcome");
     metrics::describe_counter!(LETTERS_QUEUED, "Letters queued, by kind");
     metrics::describe_counter!(LETTERS_SENT, "Letters accepted by the mail system");
