@@ -270,7 +270,6 @@ unsafe fn fill_avx2(memory: &mut [Block], lanes: usize, passes: usize) {
     fill(memory, lanes, passes);
 }
 
-
 /// Fills every block after the first two of each lane (RFC 9106 §3.2 steps 5–6, with
 /// Argon2id's addressing of §3.4).
 #[inline(always)]
@@ -417,8 +416,8 @@ fn compress(x: &Block, y: &Block) -> Block {
     let mut q = r;
     for c in q.0.chunks_exact_mut(16) {
         permute!(
-            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12],
-            c[13], c[14], c[15]
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13],
+            c[14], c[15]
         );
     }
     for i in 0..8 {
@@ -476,7 +475,8 @@ mod tests {
         let mut cases = 0;
         for (m_cost, t_cost, p_cost) in shapes {
             for _ in 0..6 {
-                let password: Vec<u8> = (0..random.gen_range(0..80)).map(|_| random.gen()).collect();
+                let password: Vec<u8> =
+                    (0..random.gen_range(0..80)).map(|_| random.gen()).collect();
                 let salt: Vec<u8> = (0..random.gen_range(8..40)).map(|_| random.gen()).collect();
                 let out_len = [4, 16, 32, 33, 64][random.gen_range(0..5)];
                 let params = Params::new(m_cost, t_cost, p_cost, Some(out_len)).unwrap();
