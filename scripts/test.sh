@@ -87,7 +87,7 @@ verify_dir=target/package-verify
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 rm -rf "$cargo_home"/registry/src/-*/resident-auth*-[0-9]* "$cargo_home"/registry/cache/-*/resident-auth*-[0-9]* \
   "$verify_dir"/package "$verify_dir"/debug/.fingerprint/resident-auth* "$verify_dir"/debug/deps/*resident_auth*
-cargo package --quiet --allow-dirty --target-dir "$verify_dir" -p resident-auth -p resident-auth-http \
+cargo package --quiet --allow-dirty --target-dir "$verify_dir" -p resident-auth-argon2 -p resident-auth -p resident-auth-http \
   -p resident-auth-axum -p resident-auth-actix -p resident-auth-postgres -p resident-auth-smtp
 if cargo tree -p resident-auth-http -e normal --prefix none | grep -E '^(sqlx|lettre|axum|actix)'; then
   echo "resident-auth-http must not depend on a database, mail or web framework crate"; exit 1
