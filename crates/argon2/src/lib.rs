@@ -301,13 +301,14 @@ fn fill(memory: &mut [Block], lanes: usize, passes: usize) {
                 } else {
                     0
                 };
-                let mut current = lane * lane_length + slice * segment_length + first;
+                let segment_start = lane * lane_length + slice * segment_length;
                 let mut previous = if slice == 0 && first == 0 {
-                    current + lane_length - 1
+                    segment_start + lane_length - 1
                 } else {
-                    current - 1
+                    segment_start + first - 1
                 };
                 for index in first..segment_length {
+                    let current = segment_start + index;
                     let random = if data_independent {
                         let at = index % WORDS;
                         if at == 0 {
@@ -354,7 +355,6 @@ fn fill(memory: &mut [Block], lanes: usize, passes: usize) {
                         }
                     }
                     previous = current;
-                    current += 1;
                 }
             }
         }
