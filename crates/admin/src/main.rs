@@ -1,5 +1,5 @@
 //! `resident-auth-admin`: what a support person runs for each call a resident makes
-//! (README, "Operating it"), on the portal's PostgreSQL (`DATABASE_URL`).
+//! (docs/operating.md), on the portal's PostgreSQL (`DATABASE_URL`).
 //!
 //! Exit codes: 0 done, 2 not found, 3 refused (e.g. unlinking a cabinet's last account
 //! without `--erase`), 1 error (malformed input included). Every change is recorded in the

@@ -904,7 +904,7 @@ fn operator_variables() -> (String, Vec<(&'static str, String)>) {
     (token, variables)
 }
 
-/// The operators' API (README, "Operating it"): only on its own listener, only with an
+/// The operators' API (docs/operating.md): only on its own listener, only with an
 /// operator token; find, unlock, end sessions, export, unlink (refused for the last
 /// account), erase, each answering as documented.
 pub async fn the_operators_api_needs_a_token_and_stays_apart(binary: &str) {
@@ -1534,7 +1534,7 @@ fn counters_moved(before: &str, after: &str) -> Vec<(String, f64)> {
 /// The metrics are never on the residents' listener: `GET /metrics` there is the API's
 /// 404, with or without `METRICS_BIND`. On `METRICS_BIND` they answer Prometheus' text
 /// format with the service's metrics, name nobody, and a recovery request moves the same
-/// counters for a registered email as for an unknown one (SECURITY.md, "enumerator").
+/// counters for a registered email as for an unknown one (docs/security.md, "enumerator").
 pub async fn metrics_are_served_apart_and_tell_no_registration(binary: &str) {
     let plain = Server::start(binary, &[]).await;
     let bind = format!("127.0.0.1:{}", services::free_port());
@@ -1664,7 +1664,7 @@ async fn slow_client(
     })
 }
 
-/// Slow clients are cut off (SECURITY.md, "slow clients"): with a 2-second head and body
+/// Slow clients are cut off (docs/security.md, "slow clients"): with a 2-second head and body
 /// timeout and room for eight connections, eight connections that send nothing, trickle
 /// their head a byte at a time, or trickle their body are all closed (the body ones with a
 /// 408 in the API's problem JSON), and a new client, waiting while they hold every slot,

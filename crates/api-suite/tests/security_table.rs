@@ -1,4 +1,4 @@
-//! SECURITY.md's promise "no row without a test", checked: every row of the requirements
+//! docs/security.md's promise "no row without a test", checked: every row of the requirements
 //! table names an existing file, and every test it names as `file` :: `name` is a function
 //! of that file. Renaming or deleting a test without updating the table fails here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -27,7 +27,7 @@ fn defines(source: &str, name: &str) -> bool {
 
 #[test]
 fn every_requirement_row_names_tests_that_exist() {
-    let security = std::fs::read_to_string(root().join("SECURITY.md")).unwrap();
+    let security = std::fs::read_to_string(root().join("docs/security.md")).unwrap();
     let start = security
         .find("## Requirements")
         .expect("the requirements section");

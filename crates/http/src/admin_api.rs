@@ -1,4 +1,4 @@
-//! The operators' JSON API (README, "Operating it"): the admin facade
+//! The operators' JSON API (docs/operating.md): the admin facade
 //! ([`resident_auth::admin`]) over HTTP, mounted apart from the residents' API (its own
 //! prefix, in the examples its own listener), every call authenticated by an operator
 //! token from configuration — kept as SHA-256 digests, never as tokens — and every change

@@ -1,4 +1,4 @@
-//! The portal's configuration (environment variables: the README's "Configuration of the examples") and the adapters it
+//! The portal's configuration (environment variables: the examples/README.md) and the adapters it
 //! selects.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
@@ -682,7 +682,7 @@ mod tests {
         assert!(error.contains("MAIL_QUEUE_KEY") && error.contains("openssl rand -base64 32"));
         let error = with(Some("c2hvcnQ="), None).unwrap_err().to_string();
         assert!(error.contains("32 bytes in base64"), "{error}");
-        // 32 zero bytes started the portal before (SECURITY.md: weak mail queue keys).
+        // 32 zero bytes started the portal before (docs/security.md: weak mail queue keys).
         let zeros = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
         for (key, old) in [(Some(zeros), None), (Some(KEY), Some(zeros))] {
             let error = with(key, old).unwrap_err().to_string();

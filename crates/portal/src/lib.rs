@@ -3,7 +3,7 @@
 //! `resident-auth-actix` directly):
 //!
 //! - [`config::PortalConfig`] and [`config::build`]: the environment variables of the
-//!   README's "Configuration of the examples" and the adapters they select (in-memory or
+//!   examples/README.md and the adapters they select (in-memory or
 //!   PostgreSQL; outbox or SMTP), with the bundled demo directory;
 //! - [`config::start`] and [`config::Portal::listen`]: logging, start-up errors for the
 //!   operator, the listening socket and the banner the tests wait for;

@@ -635,7 +635,7 @@ pub async fn counters_count_in_fixed_windows<S: Store + Clone + 'static>(store: 
     assert_eq!(both.iter().map(|c| c.count).collect::<Vec<_>>(), vec![2, 1]);
 }
 
-/// The operators' optional primitives (README, "Operating it"): links listed by email or
+/// The operators' optional primitives (docs/operating.md): links listed by email or
 /// account, counters by the subject their key ends with — exactly those, no look-alikes.
 /// A store that does not offer them answers "unsupported" for both, and the operators'
 /// operations refuse on it.

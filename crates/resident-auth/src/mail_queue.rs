@@ -496,7 +496,7 @@ mod tests {
         assert_eq!(format!("{:?}", MailQueueKey::generate()), "MailQueueKey(…)");
     }
 
-    /// SECURITY.md: a key that is plainly not random is refused by the key type itself
+    /// docs/security.md: a key that is plainly not random is refused by the key type itself
     /// (32 zero bytes started the portal before).
     #[test]
     fn keys_that_are_plainly_not_random_are_refused() {

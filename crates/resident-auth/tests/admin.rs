@@ -1,4 +1,4 @@
-//! The operators' operations through the library (README, "Operating it"), one per call a
+//! The operators' operations through the library (docs/operating.md), one per call a
 //! support person takes: each on the in-memory store, with its audit record.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 

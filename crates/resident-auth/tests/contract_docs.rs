@@ -52,15 +52,16 @@ fn every_published_code_is_in_the_contract() {
     }
 }
 
-/// The README's embedding snippets are the integration crates' doctests, word for word:
-/// what a newcomer copies is what the test command compiles.
+/// The README's embedding snippet is the axum integration's doctest, word for word: what a
+/// newcomer copies is what the test command compiles. Both integrations' snippets stay
+/// short.
 #[test]
 fn the_readme_embedding_snippets_are_the_compiled_ones() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    for (crate_readme, heading) in [
-        ("adapters/axum/README.md", "## Embed in your axum app"),
-        ("adapters/actix/README.md", "## Embed in your actix-web app"),
+    for (crate_readme, heading, in_readme) in [
+        ("adapters/axum/README.md", "## Embed in your axum app", true),
+        ("adapters/actix/README.md", "## Embed in your actix-web app", false),
     ] {
         // The code of the first rust block after the heading, without its fence line
         // (`no_run` in the crate's README, `ignore` in the workspace's).
@@ -74,7 +75,9 @@ fn the_readme_embedding_snippets_are_the_compiled_ones() {
             body.get(..end).unwrap().to_owned()
         };
         let compiled = snippet(&std::fs::read_to_string(root.join(crate_readme)).unwrap());
-        assert_eq!(snippet(&readme), compiled, "{heading}");
+        if in_readme {
+            assert_eq!(snippet(&readme), compiled, "{heading}");
+        }
         let host_lines = compiled
             .lines()
             .skip(1)

@@ -1,4 +1,4 @@
-//! User enumeration through login (SECURITY.md, "user enumeration"): an unknown email and
+//! User enumeration through login (docs/security.md, "user enumeration"): an unknown email and
 //! a registered email with a wrong password must be indistinguishable — by the answer, by
 //! the argon2 work done, and by the time taken — with the production argon2 parameters.
 //!

@@ -1,6 +1,6 @@
 //! The service's metrics tell nobody which emails have a cabinet: a recovery request for a
 //! registered email and one for an unknown email move the same counters by the same
-//! amounts (SECURITY.md, "enumerator"). The recorder is process-wide, so this file holds
+//! amounts (docs/security.md, "enumerator"). The recorder is process-wide, so this file holds
 //! the one test that installs it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

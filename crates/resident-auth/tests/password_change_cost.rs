@@ -1,4 +1,4 @@
-//! A refused password change costs (next to) nothing (SECURITY.md, "a refused password
+//! A refused password change costs (next to) nothing (docs/security.md, "a refused password
 //! change"): the try is counted before the strength estimator runs, and the estimator reads
 //! a bounded prefix on its own thread. Figures are ratios of paired, interleaved samples
 //! taken in one run; a borderline result is measured again, so a busy machine cannot fail

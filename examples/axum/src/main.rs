@@ -1,7 +1,7 @@
 //! The reference portal on axum, `cargo run -p portal-axum`: a host that mounts resident-auth
 //! (JSON API under `/api`, the guide's pages; with `ADMIN_BIND` the operators' API and with
 //! `METRICS_BIND` the metrics apart), delivers the mail queue, and guards its own `GET /bills`. Environment: the
-//! README's "Configuration of the examples".
+//! examples/README.md.
 
 use std::{process::ExitCode, time::Duration};
 

@@ -1,4 +1,4 @@
-//! The HTML pages' defences (SECURITY.md, ASVS V3.4 and CSRF), checked at the HTTP level
+//! The HTML pages' defences (docs/security.md, ASVS V3.4 and CSRF), checked at the HTTP level
 //! against the running binary: cookie attributes, the double-submit CSRF check, a fresh
 //! session at login whatever cookie the browser brought (no fixation), logout, and the
 //! pages' security headers.

@@ -1,4 +1,4 @@
-//! The black-box attack run of SECURITY.md: the findings of the second security review
+//! The black-box attack run of docs/security.md: the findings of the second security review
 //! (issue "Security, second round"), tried again from outside against a release binary
 //! with production argon2 parameters, in-memory store and a file outbox. Prints one line
 //! per finding (closed or OPEN) and the timing figures the README quotes.

@@ -1,4 +1,4 @@
-//! The operators' operations (README, "Operating it"; docs/contract.md §8): what the
+//! The operators' operations (docs/operating.md; docs/contract.md §8): what the
 //! settlement center's staff do when a resident calls — find a cabinet, resend a
 //! confirmation, clear locks, end sessions, unlink a personal account, erase a cabinet,
 //! export its data. Over the same ports as the residents' journeys, with the policy here;
