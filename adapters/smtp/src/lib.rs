@@ -24,7 +24,7 @@ mod outbox;
 mod smtp;
 
 pub use message::{build_message, default_sender};
-pub use outbox::OutboxMailer;
+pub use outbox::{OutboxLetter, OutboxMailer, OutboxReadError};
 pub use smtp::{Security, SmtpConfig, SmtpConfigError, SmtpMailer};
 
 /// The crate's README, compiled as doctests.

@@ -12,11 +12,25 @@ use resident_auth::{Letter, LetterKind, MailError, Mailer};
 
 use crate::message::build_message;
 
-/// A [`Mailer`] that writes every letter to `dir` as one RFC 5322 `.eml` file (UTF-8,
-/// encoded subject, text + HTML parts) and logs its path. Open the file with any mail
-/// client, or read the text part directly.
+/// A [`Mailer`] that writes every letter to `dir` as one RFC 5322 `.eml` file and logs its
+/// path. Files are named `<unix millis>-<sequence>-<kind>-<recipient>.eml` (kinds
+/// `confirm-email`, `credentials`, `recover-password`, `password-changed`,
+/// `account-unlinked`; `@`, `/`, `\` in the address become `_`), so a folder sorts oldest
+/// first. Each is a MIME message with a text and an HTML part; Russian text is
+/// base64-encoded in the file, so read it with a mail client or [`OutboxLetter::read`]
+/// (the decoded subject, text, link and password), not with `cat`.
 ///
 /// The letters carry passwords and links: the folder is for development and demos.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use resident_auth_smtp::OutboxLetter;
+/// for letter in OutboxLetter::read_all("./outbox")? {
+///     println!("{}: {} {:?}", letter.to(), letter.subject(), letter.link());
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct OutboxMailer {
     dir: PathBuf,
@@ -81,5 +95,131 @@ impl Mailer for OutboxMailer {
             .map_err(MailError::transient)?;
         tracing::info!(path = %path.display(), kind = ?letter.content.kind(), "letter written to the outbox");
         Ok(())
+    }
+}
+
+/// A letter the [`OutboxMailer`] wrote, decoded: what a resident would read in it.
+#[derive(Clone)]
+pub struct OutboxLetter {
+    path: PathBuf,
+    to: String,
+    subject: String,
+    text: String,
+}
+
+/// Debug names the file and the subject; never the text (it carries links and passwords).
+impl std::fmt::Debug for OutboxLetter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxLetter")
+            .field("path", &self.path)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An outbox file that could not be read or is not a letter the outbox wrote.
+#[derive(Debug, thiserror::Error)]
+#[error("outbox letter {path}: {reason}")]
+pub struct OutboxReadError {
+    path: PathBuf,
+    reason: String,
+}
+
+impl OutboxLetter {
+    /// Reads and decodes one `.eml` file.
+    ///
+    /// # Errors
+    /// [`OutboxReadError`] if the file cannot be read or parsed.
+    pub fn read(path: impl AsRef<Path>) -> Result<Self, OutboxReadError> {
+        let path = path.as_ref().to_owned();
+        let failed = |reason: String| OutboxReadError {
+            path: path.clone(),
+            reason,
+        };
+        let raw = std::fs::read(&path).map_err(|e| failed(e.to_string()))?;
+        let mail = mailparse::parse_mail(&raw).map_err(|e| failed(e.to_string()))?;
+        use mailparse::MailHeaderMap as _;
+        let subject = mail.headers.get_first_value("Subject").unwrap_or_default();
+        let to = mail.headers.get_first_value("To").unwrap_or_default();
+        let text = mail
+            .subparts
+            .iter()
+            .find(|part| part.ctype.mimetype == "text/plain")
+            .ok_or_else(|| failed("no text part".to_owned()))?
+            .get_body()
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(Self {
+            path,
+            to,
+            subject,
+            text,
+        })
+    }
+
+    /// Every `.eml` letter in `dir`, oldest first (by file name); none if `dir` does not
+    /// exist yet.
+    ///
+    /// # Errors
+    /// [`OutboxReadError`] for a file that cannot be read or parsed.
+    pub fn read_all(dir: impl AsRef<Path>) -> Result<Vec<Self>, OutboxReadError> {
+        let Ok(entries) = std::fs::read_dir(dir.as_ref()) else {
+            return Ok(Vec::new());
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| path.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        files.sort();
+        files.iter().map(Self::read).collect()
+    }
+
+    /// The file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The recipient, as the `To` header has it.
+    #[must_use]
+    pub fn to(&self) -> &str {
+        &self.to
+    }
+
+    /// The decoded subject (`Подтверждение e-mail`, `Данные для входа`, …).
+    #[must_use]
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The decoded text part.
+    #[must_use]
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The link the letter carries (confirmation, recovery), if any.
+    #[must_use]
+    pub fn link(&self) -> Option<&str> {
+        self.text
+            .split_whitespace()
+            .find(|word| word.starts_with("http") && word.contains("token="))
+    }
+
+    /// The link's token, if any.
+    #[must_use]
+    pub fn token(&self) -> Option<&str> {
+        self.link()
+            .and_then(|link| link.split_once("token="))
+            .map(|(_, token)| token)
+    }
+
+    /// The password a credentials letter carries (its `Пароль:` / `Password:` line).
+    #[must_use]
+    pub fn password(&self) -> Option<&str> {
+        self.text.lines().find_map(|line| {
+            line.trim_end()
+                .strip_prefix("Пароль: ")
+                .or_else(|| line.trim_end().strip_prefix("Password: "))
+        })
     }
 }

@@ -277,8 +277,8 @@ async fn a_hundred_letters_in_a_row_over_one_connection() {
 }
 
 /// Unicode local parts (which `Email` accepts, e.g. "житель@почта.рф"): sent with
-/// SMTPUTF8 when the server offers it; refused for good (the resident is asked to check
-/// the address, 422 `email.undeliverable`) when it does not, never retried forever.
+/// SMTPUTF8 when the server offers it; refused for good when it does not (a permanent
+/// failure: the queued letter is dead at once, operators see it), never retried forever.
 #[tokio::test]
 async fn unicode_mailboxes_go_by_smtputf8_or_are_refused_for_good() {
     let to = "житель@кабинет-жителя.рф";

@@ -1,6 +1,6 @@
 //! The store conformance suite: every [`Store`] implementation must pass it unchanged.
 //!
-//! Two kinds of rules. The primitives' rules call the four storage traits directly:
+//! Two kinds of rules. The primitives' rules call the storage traits directly:
 //! compare-and-swap, consume-once, insert-if-absent, uniqueness of emails and accounts,
 //! counting in windows, purging — including the same call made by many tasks at once.
 //! The journeys' rules run [`AuthService`] on the store (with an in-memory directory, a
@@ -15,6 +15,32 @@
 //! ```
 //!
 //! Rules panic (assert) on a violation, like any test.
+//!
+//! The test crate needs `resident-auth` with the `testing` feature (this module and the
+//! macro exist only with it) and tokio with the `macros` and `rt-multi-thread` features
+//! (the generated tests are `#[tokio::test(flavor = "multi_thread")]`):
+//!
+//! ```toml
+//! [dev-dependencies]
+//! resident-auth = { version = "0.1", features = ["testing"] }
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//! ```
+//!
+//! The fault matrix ([`store_fault_matrix`]) is the third check, one more line: it fails
+//! every store call of every journey step in turn, before and after the call took effect,
+//! through [`FaultyStore`], and checks that each step answers a retryable 503 and then
+//! succeeds, or — when the write happened but its answer was lost — that the retry
+//! succeeds or gives one of the definite answers a resident can act on
+//! ([`Problem::InvalidLink`], [`Problem::SessionInvalid`],
+//! [`Problem::CurrentPasswordWrong`], [`Problem::AlreadyRegistered`],
+//! [`Problem::TooManyRequests`]); never a password nobody was sent.
+//!
+//! ```ignore
+//! #[tokio::test(flavor = "multi_thread")]
+//! async fn every_store_fault_of_every_step() {
+//!     resident_auth::conformance::store_fault_matrix(|| MyStore::connect_fresh()).await;
+//! }
+//! ```
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -48,7 +74,9 @@ use crate::{
 
 /// Generates one `#[tokio::test]` per conformance rule. `$store` is an expression that
 /// evaluates to a future of a fresh, empty store (it runs once per test); the store must
-/// be `Clone` (clones share the data) and `'static`.
+/// be `Clone` (clones share the data) and `'static`. The test crate needs the `testing`
+/// feature and tokio's `macros` and `rt-multi-thread` ([the module](crate::conformance)).
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($store:expr) => {

@@ -43,6 +43,7 @@ pub use directory::{parse_directory_csv, DirectoryCsvError, DirectoryRowError};
 pub use email::{Email, EmailError, EMAIL_MAX_CHARS};
 pub use error::{Error, Problem, Unavailable};
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub use hasher::CountingHasher;
 pub use hasher::{Argon2Hasher, CredentialHasher, HashError, HashParams, HashWork, Verification};
 pub use ids::{CabinetId, InvalidId, LetterId, SessionId};

@@ -165,6 +165,8 @@ impl FromStr for MailQueueKey {
 pub struct MailQueueKeys {
     current: MailQueueKey,
     previous: Vec<MailQueueKey>,
+    /// Made up at start-up (the default), not given by the host.
+    made_up: bool,
 }
 
 impl MailQueueKeys {
@@ -174,7 +176,23 @@ impl MailQueueKeys {
         Self {
             current,
             previous: Vec::new(),
+            made_up: false,
         }
+    }
+
+    /// The default: a random key made at start-up, right for a queue that dies with the
+    /// process (in memory) and wrong for one that outlives it.
+    pub(crate) fn made_up() -> Self {
+        Self {
+            made_up: true,
+            ..Self::new(MailQueueKey::generate())
+        }
+    }
+
+    /// Whether these are the default keys made at start-up rather than the host's own.
+    #[must_use]
+    pub fn is_made_up(&self) -> bool {
+        self.made_up
     }
 
     /// Also opens letters sealed under `previous` (the key being rotated out).

@@ -379,7 +379,11 @@ impl CounterStore for MemoryStore {
     }
 }
 
-impl Store for MemoryStore {}
+impl Store for MemoryStore {
+    fn outlives_the_process(&self) -> bool {
+        false
+    }
+}
 
 /// The in-memory [`AccountDirectory`].
 #[derive(Debug, Clone, Default)]

@@ -1,9 +1,9 @@
 //! The ports: traits through which the service reaches storage, the billing directory and
 //! mail. Adapters implement them; the service never does I/O of its own.
 //!
-//! Storage is five small traits of atomic primitives — [`LinkStore`], [`CabinetStore`],
-//! [`SessionStore`], [`CounterStore`], [`LetterStore`] — twelve required methods in all.
-//! They keep records and compare versions; every policy (limits, windows, locks, expiry,
+//! Storage is small traits of atomic primitives — [`LinkStore`], [`CabinetStore`],
+//! [`SessionStore`], [`CounterStore`], [`LetterStore`]; each trait's page lists its
+//! required methods and its defaults. They keep records and compare versions; every policy (limits, windows, locks, expiry,
 //! retries, the order of steps) lives in [`crate::AuthService`]. [`Store`] puts the five
 //! together with defaults a single-backend store may override to save round trips.
 //!
@@ -656,6 +656,14 @@ impl CounterKey {
 /// Every store runs the conformance suite in [`crate::conformance`] (feature `testing`).
 #[async_trait]
 pub trait Store: LinkStore + CabinetStore + SessionStore + CounterStore + LetterStore {
+    /// Whether what this store keeps — the mail queue among it — outlives the process
+    /// (a database: the default); the in-memory store answers `false`. The service builder
+    /// warns when a store that outlives the process gets the default random mail queue key,
+    /// whose letters no later start could open.
+    fn outlives_the_process(&self) -> bool {
+        true
+    }
+
     /// The session under `token` with its cabinet (one lookup per request).
     ///
     /// # Errors

@@ -20,7 +20,7 @@ use crate::{
     hasher::{CredentialHasher, HashParams, Verification},
     ids::{CabinetId, SessionId},
     letters::{Letter, LetterContent, Links},
-    mail_queue::{MailQueueKey, MailQueueKeys, QueuedLetter},
+    mail_queue::{MailQueueKeys, QueuedLetter},
     ports::{
         AccountDirectory, Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link,
         LinkAdvance, LinkPurpose, Mailer, Session, Store, StoreError, Version, Versioned,
@@ -147,7 +147,7 @@ impl AuthConfig {
             credentials_lease: MINUTE,
             mailed_password_lifetime: None,
             delivery: DeliveryPolicy::default(),
-            mail_queue_keys: MailQueueKeys::new(MailQueueKey::generate()),
+            mail_queue_keys: MailQueueKeys::made_up(),
         }
     }
 }
@@ -587,6 +587,17 @@ impl AuthServiceBuilder {
                 .unwrap_or_else(|| Arc::new(crate::clock::SystemClock)),
             events: self.events.unwrap_or_else(|| Arc::new(TracingEvents)),
         };
+        if self.config.mail_queue_keys.is_made_up() && ports.store.outlives_the_process() {
+            // Letters queued now would be sealed under a key the next start does not have:
+            // after a restart they cannot be opened and die undelivered.
+            tracing::warn!(
+                "resident-auth: the store outlives the process but the mail queue key is \
+                 random, made at start-up: letters still queued at a restart will be dead \
+                 letters. Give every instance the same key: \
+                 AuthServiceBuilder::mail_queue_keys(MailQueueKeys::new(MailQueueKey::from_base64(…)?)) \
+                 (make one with `openssl rand -base64 32`)"
+            );
+        }
         Ok(AuthService::new(ports, self.config))
     }
 }
@@ -920,8 +931,8 @@ impl AuthService {
 
     /// Journey 3 (and 7): activation with the premises number. Every try is counted
     /// against the account's limit before it is evaluated. Right: a new password is
-    /// generated, mailed in "Данные для входа", and only then made effective. Returns the
-    /// cabinet's email; never the password.
+    /// generated and made effective in the same store write that queues its letter
+    /// "Данные для входа" (the mail queue). Returns the cabinet's email; never the password.
     ///
     /// # Errors
     /// [`Problem::WrongPremises`] with attempts left, [`Problem::ActivationLocked`],

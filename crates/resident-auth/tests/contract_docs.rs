@@ -61,7 +61,11 @@ fn the_readme_embedding_snippets_are_the_compiled_ones() {
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     for (crate_readme, heading, in_readme) in [
         ("adapters/axum/README.md", "## Embed in your axum app", true),
-        ("adapters/actix/README.md", "## Embed in your actix-web app", false),
+        (
+            "adapters/actix/README.md",
+            "## Embed in your actix-web app",
+            false,
+        ),
     ] {
         // The code of the first rust block after the heading, without its fence line
         // (`no_run` in the crate's README, `ignore` in the workspace's).

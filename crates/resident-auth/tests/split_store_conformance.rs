@@ -1,6 +1,6 @@
 //! How little a new backend needs: maps behind mutexes — links, cabinets and letters in one
 //! (a letter is queued in the same step as the write that needs it), sessions and counters
-//! each in their own — with the twelve required methods and nothing else (no indexes, no
+//! each in their own — with the required methods and nothing else (no indexes, no
 //! policy, purging by a scan), put together by `SplitStore` as a host putting sessions and
 //! counters in another backend than registrations would. It passes the whole conformance
 //! suite.

@@ -218,7 +218,11 @@ impl<S: Store> CounterStore for FaultyStore<S> {
 }
 
 /// Every primitive is gated; the composite defaults call them one by one.
-impl<S: Store> Store for FaultyStore<S> {}
+impl<S: Store> Store for FaultyStore<S> {
+    fn outlives_the_process(&self) -> bool {
+        self.inner.outlives_the_process()
+    }
+}
 
 /// What a step needs from its setup.
 #[derive(Default, Clone)]
@@ -437,7 +441,10 @@ fn is_store_unavailable(error: &Error) -> bool {
 
 /// Runs the whole matrix on stores made by `fresh` (a fresh, empty store per run): every
 /// step, every store call it makes, both [`FaultMode`]s. Returns, for faults after the
-/// call, the steps whose retry gave a definite answer instead of succeeding (with it).
+/// call, the steps whose retry gave a definite answer instead of succeeding (with it);
+/// the acceptable definite answers are [`Problem::InvalidLink`],
+/// [`Problem::SessionInvalid`], [`Problem::CurrentPasswordWrong`],
+/// [`Problem::AlreadyRegistered`] and [`Problem::TooManyRequests`] — anything else fails.
 ///
 /// # Panics
 /// On any violation (it is a test).
