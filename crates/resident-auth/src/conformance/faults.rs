@@ -32,7 +32,8 @@ use crate::{
     mail_queue::QueuedLetter,
     ports::{
         Cabinet, CabinetKey, CabinetStore, CabinetSwap, Count, CounterKey, CounterStore, Expected,
-        LetterStore, Link, LinkStore, Session, SessionStore, Store, StoreError, Versioned,
+        LetterStore, Link, LinkAdvance, LinkPurpose, LinkStore, Session, SessionStore, Store,
+        StoreError, Versioned,
     },
     secret::TokenHash,
     AddressForm, CredentialHasher, Error, Problem, Unavailable, Verification,
@@ -217,10 +218,47 @@ impl<S: Store> CounterStore for FaultyStore<S> {
     }
 }
 
-/// Every primitive is gated; the composite defaults call them one by one.
+/// Every method is forwarded to the store's own and gated as one call, the composites too:
+/// a store that overrides `advance_link` or `increment_all` with statements of its own (a
+/// transaction, one round trip) is faulted on those statements, not on defaults it never
+/// runs.
+#[async_trait]
 impl<S: Store> Store for FaultyStore<S> {
     fn outlives_the_process(&self) -> bool {
         self.inner.outlives_the_process()
+    }
+    async fn session_with_cabinet(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(Versioned<Session>, Versioned<Cabinet>)>, StoreError> {
+        self.gated(self.inner.session_with_cabinet(token)).await
+    }
+    async fn advance_link(
+        &self,
+        token: &TokenHash,
+        purpose: LinkPurpose,
+        now: Timestamp,
+        next_token: &TokenHash,
+        next: LinkAdvance,
+    ) -> Result<Option<Link>, StoreError> {
+        self.gated(
+            self.inner
+                .advance_link(token, purpose, now, next_token, next),
+        )
+        .await
+    }
+    async fn increment_all(
+        &self,
+        keys: &[(CounterKey, Duration)],
+        now: Timestamp,
+    ) -> Result<Vec<Count>, StoreError> {
+        self.gated(self.inner.increment_all(keys, now)).await
+    }
+    async fn reset_all(&self, keys: &[CounterKey]) -> Result<(), StoreError> {
+        self.gated(self.inner.reset_all(keys)).await
+    }
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.gated(self.inner.purge_expired(now)).await
     }
 }
 
