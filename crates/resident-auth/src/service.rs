@@ -344,7 +344,18 @@ pub struct CabinetView {
 pub struct AuthService {
     ports: Ports,
     config: Arc<AuthConfig>,
-    letters_waiting: Arc<tokio::sync::Notify>,
+    letters_waiting: Arc<DeliverySignal>,
+}
+
+/// Between the steps that queue letters and the delivery worker of this process.
+#[derive(Default)]
+pub(crate) struct DeliverySignal {
+    /// Wakes the worker when this instance queues a letter.
+    pub(crate) queued: tokio::sync::Notify,
+    /// A delivery round has run, or a worker waits: letters will go out.
+    pub(crate) delivering: std::sync::atomic::AtomicBool,
+    /// The "no delivery" warning was given (once per service).
+    pub(crate) warned: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -623,7 +634,7 @@ impl AuthService {
         Self {
             ports,
             config: Arc::new(config),
-            letters_waiting: Arc::new(tokio::sync::Notify::new()),
+            letters_waiting: Arc::new(DeliverySignal::default()),
         }
     }
 

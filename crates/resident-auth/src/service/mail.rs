@@ -2,6 +2,7 @@
 //! exponential backoff and full jitter, a deadline after which a letter is dead, claims so
 //! that several instances never send one letter twice while a claim lasts.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rand::Rng;
@@ -139,7 +140,18 @@ impl AuthService {
     pub(crate) async fn letter_written(&self, letter: QueuedLetter) {
         crate::metrics::letter_queued(letter.kind);
         if !self.config.delivery.in_request {
-            self.letters_waiting.notify_one();
+            self.letters_waiting.queued.notify_one();
+            let signal = &self.letters_waiting;
+            if !signal.delivering.load(Ordering::Relaxed)
+                && !signal.warned.swap(true, Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    "resident-auth: a letter was queued but no delivery round has run in this \
+                     process: letters are sent only by AuthService::deliver_due. Start the \
+                     delivery worker (the integrations' spawn_delivery, or \
+                     resident_auth_http::deliver_periodically) in every instance"
+                );
+            }
             return;
         }
         let now = self.now();
@@ -181,6 +193,9 @@ impl AuthService {
         err(level = "debug", Display)
     )]
     pub async fn deliver_due(&self) -> Result<DeliveryReport, Error> {
+        self.letters_waiting
+            .delivering
+            .store(true, Ordering::Relaxed);
         let now = self.now();
         let policy = &self.config.delivery;
         let claimed = self
@@ -202,7 +217,10 @@ impl AuthService {
     /// Waits until a letter is queued by this instance (the delivery worker's wake-up;
     /// letters queued by other instances are found by its periodic round).
     pub async fn letter_queued(&self) {
-        self.letters_waiting.notified().await;
+        self.letters_waiting
+            .delivering
+            .store(true, Ordering::Relaxed);
+        self.letters_waiting.queued.notified().await;
     }
 
     /// Sends one claimed letter and settles it.
