@@ -341,7 +341,10 @@ fn respond(answer: ApiResponse) -> HttpResponse {
 ///
 /// Without a usable session the handler is not called: 401 with the API's problem JSON
 /// (`session.invalid`); while a temporary password is in force, 403
-/// (`password.change_required`). `Option<Resident>` is `None` when nobody is signed in.
+/// (`password.change_required`). For pages that work both ways take [`MaybeResident`]:
+/// actix-web's own `Option<Resident>` turns every refusal into `None` — a store outage or a
+/// required password change included — where `MaybeResident` is empty only when nobody is
+/// signed in, as `Option<Resident>` is in `resident-auth-axum`.
 #[derive(Debug, Clone)]
 pub struct Resident {
     session: Authenticated,
@@ -398,6 +401,56 @@ impl FromRequest for Resident {
             match api.resident(&headers, request.method().is_safe()).await {
                 Ok(session) => Ok(Resident { session, locale }),
                 Err(error) => Err(AuthError::new(error, locale)),
+            }
+        })
+    }
+}
+
+/// The signed-in resident, or nobody: empty only when there is no usable session
+/// (`session.invalid`); a store outage answers 503 and a required password change 403,
+/// as [`Resident`] does.
+///
+/// ```
+/// use actix_web::HttpResponse;
+/// use resident_auth_actix::MaybeResident;
+///
+/// async fn home(resident: MaybeResident) -> HttpResponse {
+///     match resident.into_inner() {
+///         Some(resident) => HttpResponse::Ok().body(format!("hello, {}", resident.email())),
+///         None => HttpResponse::Ok().body("please sign in"),
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MaybeResident(Option<Resident>);
+
+impl MaybeResident {
+    /// The resident, if signed in.
+    #[must_use]
+    pub fn into_inner(self) -> Option<Resident> {
+        self.0
+    }
+
+    /// The resident, if signed in, by reference.
+    #[must_use]
+    pub fn as_ref(&self) -> Option<&Resident> {
+        self.0.as_ref()
+    }
+}
+
+impl FromRequest for MaybeResident {
+    type Error = AuthError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AuthError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let resident = Resident::from_request(request, payload);
+        Box::pin(async move {
+            match resident.await {
+                Ok(resident) => Ok(MaybeResident(Some(resident))),
+                Err(AuthError {
+                    error: Some(error), ..
+                }) if error.is(&resident_auth::Problem::SessionInvalid) => Ok(MaybeResident(None)),
+                Err(error) => Err(error),
             }
         })
     }
