@@ -120,19 +120,19 @@ impl AdminApi {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AdminOperation {
-    /// [`find`]
+    /// `GET /cabinets/{lookup}`: everything about a cabinet or a registration under way.
     Find,
-    /// [`resend`]
+    /// `POST /cabinets/{lookup}/resend`: the pending confirmation again, with a new link.
     Resend,
-    /// [`unlock`]
+    /// `POST /cabinets/{lookup}/unlock`: throttles, cooldowns and premises attempts cleared.
     Unlock,
-    /// [`end_sessions`]
+    /// `POST /cabinets/{lookup}/end-sessions`: every session of the cabinet ended.
     EndSessions,
-    /// [`erase`]
+    /// `DELETE /cabinets/{lookup}`: the cabinet and everything naming it erased.
     Erase,
-    /// [`export`]
+    /// `GET /cabinets/{lookup}/export`: the cabinet's data, without secrets.
     Export,
-    /// [`unlink`]
+    /// `POST /accounts/{account}/unlink`: a personal account out of its cabinet.
     Unlink,
 }
 
@@ -191,7 +191,9 @@ pub const ADMIN_ROUTES: [AdminRoute; 7] = [
 /// An email or a 13-digit personal account number in a path.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Path)]
-pub struct LookupPath {
+// Read only by utoipa: the document's parameters.
+#[allow(dead_code)]
+pub(crate) struct LookupPath {
     /// `resident@example.org` or `7800000000001`.
     #[param(example = "7800000000001")]
     pub lookup: String,
@@ -200,7 +202,9 @@ pub struct LookupPath {
 /// A personal account number in a path.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Path)]
-pub struct AccountPath {
+// Read only by utoipa: the document's parameters.
+#[allow(dead_code)]
+pub(crate) struct AccountPath {
     /// 13 digits.
     #[param(example = "7800000000001")]
     pub account: String,
@@ -208,7 +212,7 @@ pub struct AccountPath {
 
 /// `POST /accounts/{account}/unlink`.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct UnlinkRequest {
+pub(crate) struct UnlinkRequest {
     /// Unlinking the cabinet's last account erases the whole cabinet (otherwise refused).
     #[serde(default)]
     pub erase: bool,
@@ -216,7 +220,7 @@ pub struct UnlinkRequest {
 
 /// The answer of an operation that changes something: what it changed.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Changed {
+pub(crate) struct Changed {
     /// How many records changed (letters sent, counters cleared, sessions ended, records
     /// erased).
     pub changed: u64,
@@ -225,7 +229,7 @@ pub struct Changed {
 /// A JSON object (the operation's report).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(value_type = Object)]
-pub struct Document(serde_json::Value);
+pub(crate) struct Document(serde_json::Value);
 
 /// An error answer in the residents' API's shape (`{"errors":[{"field","code","message"}]}`,
 /// `field` null): `admin.unauthorized`, `admin.not_found`, `admin.refused`,
@@ -263,8 +267,6 @@ pub async fn handle_admin(
         return problem(401, "admin.unauthorized", "an operator token is required");
     };
     let admin = &api.admin;
-    let changed = |n: u64| ApiResponse::typed(200, &Changed { changed: n });
-    let document = |value: &dyn erased::Serialize| ApiResponse::typed(200, &erased::Json(value));
     if operation == AdminOperation::Unlink {
         let account: AccountNumber = match parameter.parse() {
             Ok(account) => account,
@@ -278,31 +280,36 @@ pub async fn handle_admin(
                 Err(e) => return problem(422, "admin.malformed", e.to_string()),
             }
         };
-        return match admin.unlink(&account, request.erase, &operator).await {
-            Ok(Some(erased)) => document(&erased),
-            Ok(None) => changed(1),
-            Err(error) => from_admin_error(error),
-        };
+        return unlink(admin, &operator, &account, request.erase).await;
     }
     let lookup: Lookup = match parameter.parse() {
         Ok(lookup) => lookup,
         Err(e) => return problem(422, "admin.malformed", e.to_string()),
     };
-    let result = match operation {
-        AdminOperation::Find => admin
-            .find_as(&lookup, &operator)
-            .await
-            .map(|r| document(&r)),
-        AdminOperation::Resend => admin
-            .resend_confirmation(&lookup, &operator)
-            .await
-            .map(|_| changed(1)),
-        AdminOperation::Unlock => admin.clear_locks(&lookup, &operator).await.map(changed),
-        AdminOperation::EndSessions => admin.end_sessions(&lookup, &operator).await.map(changed),
-        AdminOperation::Erase => admin.erase(&lookup, &operator).await.map(|e| document(&e)),
-        AdminOperation::Export => admin.export(&lookup, &operator).await.map(|e| document(&e)),
-        AdminOperation::Unlink => return problem(404, "admin.not_found", "no such operation"),
-    };
+    let operator = &operator;
+    match operation {
+        AdminOperation::Find => find(admin, operator, &lookup).await,
+        AdminOperation::Resend => resend(admin, operator, &lookup).await,
+        AdminOperation::Unlock => unlock(admin, operator, &lookup).await,
+        AdminOperation::EndSessions => end_sessions(admin, operator, &lookup).await,
+        AdminOperation::Erase => erase(admin, operator, &lookup).await,
+        AdminOperation::Export => export(admin, operator, &lookup).await,
+        AdminOperation::Unlink => problem(404, "admin.not_found", "no such operation"),
+    }
+}
+
+/// 200 with how many records changed.
+fn changed(n: u64) -> ApiResponse {
+    ApiResponse::typed(200, &Changed { changed: n })
+}
+
+/// 200 with a report.
+fn document(value: &dyn erased::Serialize) -> ApiResponse {
+    ApiResponse::typed(200, &erased::Json(value))
+}
+
+/// The answer of an operation's result.
+fn answer(result: Result<ApiResponse, AdminError>) -> ApiResponse {
     result.unwrap_or_else(from_admin_error)
 }
 
@@ -333,7 +340,7 @@ pub fn admin_not_found() -> ApiResponse {
     problem(404, "request.not_found", "no such operators' API endpoint")
 }
 
-// ---- The OpenAPI document --------------------------------------------------------------
+// ---- The operations, with their OpenAPI attributes ------------------------------------
 
 /// Everything about a cabinet or a registration under way.
 #[utoipa::path(get, path = "/cabinets/{lookup}", tag = "operators", params(LookupPath),
@@ -342,7 +349,9 @@ pub fn admin_not_found() -> ApiResponse {
         (status = 401, description = "No valid operator token", body = Errors),
         (status = 404, description = "Nothing matches", body = Errors),
         (status = 422, description = "Not an email or a personal account number", body = Errors)))]
-pub fn find() {}
+async fn find(admin: &Admin, operator: &Operator, lookup: &Lookup) -> ApiResponse {
+    answer(admin.find_as(lookup, operator).await.map(|r| document(&r)))
+}
 
 /// Erases the cabinet and everything naming its email and accounts.
 #[utoipa::path(delete, path = "/cabinets/{lookup}", tag = "operators", params(LookupPath),
@@ -352,7 +361,9 @@ pub fn find() {}
         (status = 404, description = "Nothing matches", body = Errors),
         (status = 409, description = "The cabinet changed meanwhile", body = Errors),
         (status = 422, description = "Not an email or a personal account number", body = Errors)))]
-pub fn erase() {}
+async fn erase(admin: &Admin, operator: &Operator, lookup: &Lookup) -> ApiResponse {
+    answer(admin.erase(lookup, operator).await.map(|e| document(&e)))
+}
 
 /// Sends the pending confirmation again with a new link.
 #[utoipa::path(post, path = "/cabinets/{lookup}/resend", tag = "operators", params(LookupPath),
@@ -363,7 +374,14 @@ pub fn erase() {}
         (status = 409, description = "The link changed meanwhile", body = Errors),
         (status = 422, description = "Not an email or a personal account number", body = Errors),
         (status = 503, description = "Mail or storage unavailable", body = Errors)))]
-pub fn resend() {}
+async fn resend(admin: &Admin, operator: &Operator, lookup: &Lookup) -> ApiResponse {
+    answer(
+        admin
+            .resend_confirmation(lookup, operator)
+            .await
+            .map(|_| changed(1)),
+    )
+}
 
 /// Clears throttles, cooldowns and premises attempts.
 #[utoipa::path(post, path = "/cabinets/{lookup}/unlock", tag = "operators", params(LookupPath),
@@ -372,7 +390,9 @@ pub fn resend() {}
         (status = 401, description = "No valid operator token", body = Errors),
         (status = 404, description = "Nothing matches", body = Errors),
         (status = 422, description = "Not an email or a personal account number", body = Errors)))]
-pub fn unlock() {}
+async fn unlock(admin: &Admin, operator: &Operator, lookup: &Lookup) -> ApiResponse {
+    answer(admin.clear_locks(lookup, operator).await.map(changed))
+}
 
 /// Ends every session of the cabinet.
 #[utoipa::path(post, path = "/cabinets/{lookup}/end-sessions", tag = "operators", params(LookupPath),
@@ -381,7 +401,9 @@ pub fn unlock() {}
         (status = 401, description = "No valid operator token", body = Errors),
         (status = 404, description = "No cabinet", body = Errors),
         (status = 422, description = "Not an email or a personal account number", body = Errors)))]
-pub fn end_sessions() {}
+async fn end_sessions(admin: &Admin, operator: &Operator, lookup: &Lookup) -> ApiResponse {
+    answer(admin.end_sessions(lookup, operator).await.map(changed))
+}
 
 /// The cabinet's data, without secrets.
 #[utoipa::path(get, path = "/cabinets/{lookup}/export", tag = "operators", params(LookupPath),
@@ -390,7 +412,9 @@ pub fn end_sessions() {}
         (status = 401, description = "No valid operator token", body = Errors),
         (status = 404, description = "No cabinet", body = Errors),
         (status = 422, description = "Not an email or a personal account number", body = Errors)))]
-pub fn export() {}
+async fn export(admin: &Admin, operator: &Operator, lookup: &Lookup) -> ApiResponse {
+    answer(admin.export(lookup, operator).await.map(|e| document(&e)))
+}
 
 /// Takes a personal account out of its cabinet (the last one only with `erase`).
 #[utoipa::path(post, path = "/accounts/{account}/unlink", tag = "operators", params(AccountPath),
@@ -401,7 +425,18 @@ pub fn export() {}
         (status = 409, description = "The cabinet's last account without erase", body = Errors),
         (status = 422, description = "Not a personal account number, or a malformed body", body = Errors),
         (status = 503, description = "Storage unavailable", body = Errors)))]
-pub fn unlink() {}
+async fn unlink(
+    admin: &Admin,
+    operator: &Operator,
+    account: &AccountNumber,
+    erase: bool,
+) -> ApiResponse {
+    answer(match admin.unlink(account, erase, operator).await {
+        Ok(Some(erased)) => Ok(document(&erased)),
+        Ok(None) => Ok(changed(1)),
+        Err(error) => Err(error),
+    })
+}
 
 /// The operators' tokens.
 const OPERATOR_SCHEME: BearerScheme = BearerScheme("operator");

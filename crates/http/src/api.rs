@@ -221,7 +221,7 @@ fn item(error: &dyn UserError, locale: Locale) -> ErrorItem {
 
 /// `POST /api/registrations`: the registration form (journey 1).
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct RegistrationRequest {
+pub(crate) struct RegistrationRequest {
     /// Surname without initials, as registered on the account.
     #[schema(example = "Иванов")]
     pub surname: String,
@@ -235,7 +235,7 @@ pub struct RegistrationRequest {
 
 /// `POST /api/addresses`: another account for the signed-in cabinet (journey 7).
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct AddressRequest {
+pub(crate) struct AddressRequest {
     /// Surname without initials, as registered on the account.
     #[schema(example = "Иванов")]
     pub surname: String,
@@ -246,7 +246,7 @@ pub struct AddressRequest {
 
 /// A link token from a letter (confirmation or recovery).
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct TokenRequest {
+pub(crate) struct TokenRequest {
     /// The `token` query parameter of the letter's link.
     #[schema(example = "q2dFm0yJm5Hc0fSxQ5pR8sW1vZ3bN6tK7uE4aL9cXyA")]
     pub token: String,
@@ -254,7 +254,7 @@ pub struct TokenRequest {
 
 /// `POST /api/registrations/activate` (journey 3).
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct ActivationRequest {
+pub(crate) struct ActivationRequest {
     /// The token from the confirmation step.
     pub activation_token: String,
     /// The premises number: `12`, `123П`, `123/456П`, `2Н`.
@@ -264,7 +264,7 @@ pub struct ActivationRequest {
 
 /// An email, for identification and recovery.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct EmailRequest {
+pub(crate) struct EmailRequest {
     /// The email as typed.
     #[schema(example = "resident@example.org")]
     pub email: String,
@@ -272,7 +272,7 @@ pub struct EmailRequest {
 
 /// `POST /api/login` (journey 4).
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct LoginRequest {
+pub(crate) struct LoginRequest {
     /// The cabinet's email.
     #[schema(example = "resident@example.org")]
     pub email: String,
@@ -283,7 +283,7 @@ pub struct LoginRequest {
 
 /// `POST /api/password` (journey 8).
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct PasswordChangeRequest {
+pub(crate) struct PasswordChangeRequest {
     /// The password in force (from the letter, or chosen earlier).
     #[schema(value_type = String, format = Password)]
     pub current_password: SecretString,
@@ -295,7 +295,7 @@ pub struct PasswordChangeRequest {
 
 /// `POST /api/session/active-account`.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct SelectAccountRequest {
+pub(crate) struct SelectAccountRequest {
     /// One of the cabinet's account numbers.
     #[schema(example = "7800000000001")]
     pub account_number: String,
@@ -303,14 +303,14 @@ pub struct SelectAccountRequest {
 
 /// The answer to a confirmation: the token that activation needs.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ActivationTokenAnswer {
+pub(crate) struct ActivationTokenAnswer {
     /// Pass it to `POST /api/registrations/activate`.
     pub activation_token: String,
 }
 
 /// An answer naming a cabinet by its canonical email.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct EmailAnswer {
+pub(crate) struct EmailAnswer {
     /// Trimmed, lowercase, Unicode domain.
     #[schema(example = "resident@example.org")]
     pub email: String,
@@ -318,7 +318,7 @@ pub struct EmailAnswer {
 
 /// A successful login.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SessionTokenAnswer {
+pub(crate) struct SessionTokenAnswer {
     /// The bearer token for the session's requests.
     pub session_token: String,
     /// The cabinet's opaque, stable identity (32 hex digits), never the email.
@@ -329,7 +329,7 @@ pub struct SessionTokenAnswer {
 
 /// One session of the cabinet.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SessionAnswer {
+pub(crate) struct SessionAnswer {
     /// The session's public identity (32 hex digits), not its token.
     #[schema(example = "0f1e2d3c4b5a69788796a5b4c3d2e1f0")]
     pub id: String,
@@ -348,21 +348,21 @@ pub struct SessionAnswer {
 
 /// The cabinet's live sessions, the asking one first.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SessionsAnswer {
+pub(crate) struct SessionsAnswer {
     /// Live sessions: the asking one first, then the most recently used.
     pub sessions: Vec<SessionAnswer>,
 }
 
 /// How many sessions ended.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct EndedAnswer {
+pub(crate) struct EndedAnswer {
     /// Live sessions ended.
     pub ended: u64,
 }
 
 /// One account of a cabinet.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AccountAnswer {
+pub(crate) struct AccountAnswer {
     /// 13 digits.
     #[schema(example = "7800000000001")]
     pub account_number: String,
@@ -375,7 +375,7 @@ pub struct AccountAnswer {
 
 /// The cabinet behind a session.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CabinetAnswer {
+pub(crate) struct CabinetAnswer {
     /// The cabinet's opaque, stable identity (32 hex digits), never the email.
     pub cabinet_id: String,
     /// The cabinet's email.
@@ -389,14 +389,14 @@ pub struct CabinetAnswer {
 
 /// The answer to an account switch.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ActiveAccountAnswer {
+pub(crate) struct ActiveAccountAnswer {
     /// The account now selected.
     pub active_account: String,
 }
 
 /// One problem with a request.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorItem {
+pub(crate) struct ErrorItem {
     /// The form field it concerns (`surname`, `account_number`, `email`, `premises`,
     /// `password`, `current_password`, `new_password`, `session_id`), or null for the
     /// request as a whole.
@@ -411,13 +411,13 @@ pub struct ErrorItem {
 
 /// The body of every error answer.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Errors {
+pub(crate) struct Errors {
     /// Every problem found, in form order.
     pub errors: Vec<ErrorItem>,
 }
 
 /// The error answers the API documents, one reusable response each.
-pub mod responses {
+pub(crate) mod responses {
     use utoipa::IntoResponses;
 
     use super::Errors;
@@ -478,7 +478,9 @@ use responses::{
 /// The language of messages: `Accept-Language` (Russian by default).
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Header)]
-pub struct Language {
+// Read only by utoipa: the document's parameters.
+#[allow(dead_code)]
+pub(crate) struct Language {
     /// `ru` or `en`, with the usual quality values; Russian when absent or unknown.
     #[param(rename = "Accept-Language", value_type = String, required = false, example = "en")]
     pub accept_language: Option<String>,
@@ -639,7 +641,7 @@ impl Api {
 /// send from its visitors' browsers without a CORS preflight (`text/plain`, form
 /// encodings) is refused with 415 before anything happens.
 #[derive(Debug, Clone, Copy)]
-pub struct JsonBody<'a> {
+pub(crate) struct JsonBody<'a> {
     content_type: Option<&'a str>,
     bytes: &'a [u8],
 }
@@ -729,7 +731,7 @@ fn answer<T>(
         BadInput, Conflict, Throttled, Unavailable, UnsupportedMediaType
     )
 )]
-pub async fn register(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
+pub(crate) async fn register(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
     let request: RegistrationRequest = try_body!(body, context.locale);
     let form = RegistrationForm {
         surname: request.surname,
@@ -753,7 +755,7 @@ pub async fn register(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiRe
         BadInput, Unavailable, UnsupportedMediaType
     )
 )]
-pub async fn confirm(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
+pub(crate) async fn confirm(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
     let request: TokenRequest = try_body!(body, context.locale);
     answer(
         api.service.confirm_email(&request.token).await,
@@ -778,7 +780,7 @@ pub async fn confirm(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiRes
         BadInput, Conflict, Throttled, Unavailable, UnsupportedMediaType
     )
 )]
-pub async fn activate(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
+pub(crate) async fn activate(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
     let request: ActivationRequest = try_body!(body, context.locale);
     let result = api
         .service
@@ -799,7 +801,7 @@ pub async fn activate(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiRe
         BadInput, UnsupportedMediaType
     )
 )]
-pub async fn identify(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
+pub(crate) async fn identify(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
     let request: EmailRequest = try_body!(body, context.locale);
     answer(api.service.identify(&request.email), context, email_answer)
 }
@@ -816,7 +818,7 @@ pub async fn identify(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiRe
         BadInput, Unauthorized, Throttled, Unavailable, UnsupportedMediaType
     )
 )]
-pub async fn login(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
+pub(crate) async fn login(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
     let request: LoginRequest = try_body!(body, context.locale);
     let result = api
         .service
@@ -843,7 +845,11 @@ pub async fn login(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiRespo
         Unauthorized, PasswordChangeRequired, Unavailable
     )
 )]
-pub async fn session(api: &Api, authorization: Option<&str>, context: &Context) -> ApiResponse {
+pub(crate) async fn session(
+    api: &Api,
+    authorization: Option<&str>,
+    context: &Context,
+) -> ApiResponse {
     let (_, session) = try_session!(api, authorization, context);
     answer(api.service.cabinet(&session).await, context, |cabinet| {
         let accounts = cabinet
@@ -877,7 +883,7 @@ pub async fn session(api: &Api, authorization: Option<&str>, context: &Context) 
         BadInput, Unauthorized, PasswordChangeRequired, Unavailable, UnsupportedMediaType
     )
 )]
-pub async fn select_account(
+pub(crate) async fn select_account(
     api: &Api,
     authorization: Option<&str>,
     body: JsonBody<'_>,
@@ -908,7 +914,11 @@ pub async fn select_account(
         Unauthorized, Unavailable
     )
 )]
-pub async fn logout(api: &Api, authorization: Option<&str>, context: &Context) -> ApiResponse {
+pub(crate) async fn logout(
+    api: &Api,
+    authorization: Option<&str>,
+    context: &Context,
+) -> ApiResponse {
     let (token, _) = try_session!(api, authorization, context);
     answer(api.service.logout(token).await, context, |()| {
         ApiResponse::status(204)
@@ -928,7 +938,11 @@ pub async fn logout(api: &Api, authorization: Option<&str>, context: &Context) -
         BadInput, Throttled, Unavailable, UnsupportedMediaType
     )
 )]
-pub async fn request_recovery(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
+pub(crate) async fn request_recovery(
+    api: &Api,
+    body: JsonBody<'_>,
+    context: &Context,
+) -> ApiResponse {
     let request: EmailRequest = try_body!(body, context.locale);
     let result = api.service.request_recovery(&request.email, context).await;
     answer(result, context, |()| ApiResponse::status(202))
@@ -946,7 +960,11 @@ pub async fn request_recovery(api: &Api, body: JsonBody<'_>, context: &Context) 
         BadInput, Throttled, Unavailable, UnsupportedMediaType
     )
 )]
-pub async fn complete_recovery(api: &Api, body: JsonBody<'_>, context: &Context) -> ApiResponse {
+pub(crate) async fn complete_recovery(
+    api: &Api,
+    body: JsonBody<'_>,
+    context: &Context,
+) -> ApiResponse {
     let request: TokenRequest = try_body!(body, context.locale);
     let result = api.service.complete_recovery(&request.token, context).await;
     answer(result, context, email_answer)
@@ -967,7 +985,7 @@ pub async fn complete_recovery(api: &Api, body: JsonBody<'_>, context: &Context)
         UnsupportedMediaType
     )
 )]
-pub async fn add_address(
+pub(crate) async fn add_address(
     api: &Api,
     authorization: Option<&str>,
     body: JsonBody<'_>,
@@ -997,7 +1015,7 @@ pub async fn add_address(
         BadInput, Unauthorized, Throttled, Unavailable, UnsupportedMediaType
     )
 )]
-pub async fn change_password(
+pub(crate) async fn change_password(
     api: &Api,
     authorization: Option<&str>,
     body: JsonBody<'_>,
@@ -1029,7 +1047,11 @@ pub async fn change_password(
         Unauthorized, Unavailable
     )
 )]
-pub async fn sessions(api: &Api, authorization: Option<&str>, context: &Context) -> ApiResponse {
+pub(crate) async fn sessions(
+    api: &Api,
+    authorization: Option<&str>,
+    context: &Context,
+) -> ApiResponse {
     let (_, session) = try_session!(api, authorization, context);
     answer(api.service.sessions(&session).await, context, |list| {
         let sessions = list
@@ -1049,7 +1071,9 @@ pub async fn sessions(api: &Api, authorization: Option<&str>, context: &Context)
 /// A session's identity in a path.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Path)]
-pub struct SessionPath {
+// Read only by utoipa: the document's parameters.
+#[allow(dead_code)]
+pub(crate) struct SessionPath {
     /// The session's `id` from `GET /api/sessions`.
     #[param(example = "0f1e2d3c4b5a69788796a5b4c3d2e1f0")]
     pub id: String,
@@ -1067,7 +1091,7 @@ pub struct SessionPath {
         Unauthorized, SessionNotFound, Unavailable
     )
 )]
-pub async fn end_session(
+pub(crate) async fn end_session(
     api: &Api,
     authorization: Option<&str>,
     session_id: &str,
@@ -1090,7 +1114,7 @@ pub async fn end_session(
         Unauthorized, Unavailable
     )
 )]
-pub async fn end_other_sessions(
+pub(crate) async fn end_other_sessions(
     api: &Api,
     authorization: Option<&str>,
     context: &Context,
@@ -1131,35 +1155,35 @@ impl Method {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Operation {
-    /// [`register`]
+    /// `POST /registrations`: journey 1, a confirmation letter.
     Register,
-    /// [`confirm`]
+    /// `POST /registrations/confirm`: the confirmation link, an activation token.
     Confirm,
-    /// [`activate`]
+    /// `POST /registrations/activate`: the premises number, the credentials letter.
     Activate,
-    /// [`identify`]
+    /// `POST /login/identify`: the email step of the login.
     Identify,
-    /// [`login`]
+    /// `POST /login`: email and password, a session token.
     Login,
-    /// [`session`]
+    /// `GET /session`: the signed-in cabinet.
     Session,
-    /// [`select_account`]
+    /// `POST /session/active-account`: another personal account selected.
     SelectAccount,
-    /// [`logout`]
+    /// `POST /logout`: this session ended.
     Logout,
-    /// [`request_recovery`]
+    /// `POST /recovery`: a recovery letter, if the email has a cabinet.
     RequestRecovery,
-    /// [`complete_recovery`]
+    /// `POST /recovery/complete`: the recovery link, a new password by mail.
     CompleteRecovery,
-    /// [`add_address`]
+    /// `POST /addresses`: one more personal account in the cabinet.
     AddAddress,
-    /// [`change_password`]
+    /// `POST /password`: the current password and a new one.
     ChangePassword,
-    /// [`sessions`]
+    /// `GET /sessions`: the cabinet's live sessions.
     Sessions,
-    /// [`end_session`] (the path's `{id}`)
+    /// `DELETE /sessions/{id}`: one session ended.
     EndSession,
-    /// [`end_other_sessions`]
+    /// `DELETE /sessions/others`: every other session ended.
     EndOtherSessions,
 }
 
