@@ -8,7 +8,8 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use resident_auth::{
     memory::{MemoryDirectory, MemoryStore, RecordingMailer},
-    Argon2Hasher, AuthService, HashParams, Token,
+    ports::Token,
+    Argon2Hasher, AuthService, HashParams,
 };
 use resident_auth_benches::activated_cabinet;
 

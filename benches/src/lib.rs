@@ -13,10 +13,14 @@ use std::{
 };
 
 use resident_auth::{
+    letters::LetterKind,
     memory::{link_token, mailed_password, register_by_mail, RecordingMailer},
+    ports::AccountDirectory,
+    ports::Ports,
+    ports::Store,
+    ports::SystemClock,
     secrecy::SecretString,
-    AccountDirectory, Argon2Hasher, AuthConfig, AuthService, Email, HashParams, LetterKind, Ports,
-    RegistrationForm, RequestContext, Store, SystemClock,
+    Argon2Hasher, AuthConfig, AuthService, Email, HashParams, RegistrationForm, RequestContext,
 };
 
 /// A directory CSV of `n` accounts: `78000000000{i}`, surname Иванов, premises `i + 1`.

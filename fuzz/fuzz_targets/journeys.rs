@@ -24,9 +24,9 @@ use resident_auth::{
     memory::{link_token, mailed_password, MemoryDirectory, MemoryStore, RecordingMailer},
     ports::CabinetKey,
     secrecy::{ExposeSecret, SecretString},
-    AddressForm, Argon2Hasher, AuthConfig, AuthService, CabinetStore, Clock, CredentialHasher, Email,
-    Error, HashParams, LetterKind, LetterStatus, LetterStore, Links, ManualClock, Ports, Problem, RegistrationForm,
-    RequestContext, SessionId, Timestamp, Verification,
+    AddressForm, Argon2Hasher, AuthConfig, AuthService, ports::CabinetStore, ports::Clock, ports::CredentialHasher, Email,
+    Error, HashParams, letters::LetterKind, mail_queue::LetterStatus, ports::LetterStore, letters::Links, ports::ManualClock, ports::Ports, Problem, RegistrationForm,
+    RequestContext, SessionId, Timestamp, ports::Verification,
 };
 
 const DIRECTORY: &str = "account_number,surnames,address,premises\n\

@@ -12,8 +12,8 @@ use actix_web::{
 };
 use resident_auth::{
     memory::{register_by_mail, MemoryDirectory, MemoryStore, RecordingMailer},
-    Argon2Hasher, AuthService, HashParams, ManualClock, RegistrationForm, RequestContext,
-    Timestamp,
+    ports::ManualClock,
+    Argon2Hasher, AuthService, HashParams, RegistrationForm, RequestContext, Timestamp,
 };
 use resident_auth_actix::{MaybeResident, Resident, ResidentAuth};
 

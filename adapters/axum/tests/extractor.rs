@@ -14,8 +14,8 @@ use axum::{
 use http_body_util::BodyExt;
 use resident_auth::{
     memory::{register_by_mail, MemoryDirectory, MemoryStore, RecordingMailer},
-    Argon2Hasher, AuthService, HashParams, ManualClock, RegistrationForm, RequestContext,
-    Timestamp,
+    ports::ManualClock,
+    Argon2Hasher, AuthService, HashParams, RegistrationForm, RequestContext, Timestamp,
 };
 use resident_auth_axum::{Api, Resident, ResidentAuth};
 use tower::ServiceExt;

@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use resident_auth::{
     admin::{Audit, AuditEvent},
     events::{Event, Events},
-    AccountNumber, CabinetId, StoreError,
+    ports::StoreError,
+    AccountNumber, CabinetId,
 };
 use sqlx::PgPool;
 

@@ -1,5 +1,5 @@
-//! PostgreSQL adapters for [`resident_auth`]: the [`Store`](resident_auth::Store) and the
-//! [`AccountDirectory`](resident_auth::AccountDirectory), embedded migrations, and a CSV
+//! PostgreSQL adapters for [`resident_auth`]: the [`Store`](resident_auth::ports::Store) and the
+//! [`AccountDirectory`](resident_auth::ports::AccountDirectory), embedded migrations, and a CSV
 //! import of the billing directory.
 //!
 //! Everything lives in a schema of its own (default `resident_auth`, see [`Schema`]),
@@ -119,8 +119,8 @@ fn transient_sqlstate(code: &str) -> bool {
 }
 
 /// Sorts a database error: connection trouble and contention may pass on retry.
-pub(crate) fn store_error(error: sqlx::Error) -> resident_auth::StoreError {
-    use resident_auth::StoreError;
+pub(crate) fn store_error(error: sqlx::Error) -> resident_auth::ports::StoreError {
+    use resident_auth::ports::StoreError;
     let transient = match &error {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)

@@ -6,13 +6,25 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use resident_auth::{
+    letters::LetterKind,
+    mail_queue::LetterId,
+    mail_queue::LetterStatus,
+    mail_queue::QueuedLetter,
+    mail_queue::SealedLetter,
+    ports::CabinetStore,
+    ports::CounterStore,
+    ports::HashedPassword,
+    ports::LetterStore,
+    ports::LinkStore,
+    ports::SessionStore,
+    ports::Store,
+    ports::StoreError,
+    ports::TokenHash,
     ports::{
         Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link, LinkAdvance,
         LinkPurpose, Session, Version, Versioned,
     },
-    AccountNumber, CabinetId, CabinetStore, CounterStore, Email, HashedPassword, LetterId,
-    LetterKind, LetterStatus, LetterStore, LinkStore, QueuedLetter, SealedLetter, SessionId,
-    SessionStore, Store, StoreError, Timestamp, TokenHash,
+    AccountNumber, CabinetId, Email, SessionId, Timestamp,
 };
 use sqlx::{postgres::PgRow, PgExecutor, PgPool, Row};
 

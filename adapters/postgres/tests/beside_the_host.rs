@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use common::{empty_database, pool};
 use resident_auth::{
+    ports::CabinetStore,
     ports::{CabinetKey, CabinetSwap, Expected},
-    CabinetId, CabinetStore,
+    CabinetId,
 };
 use resident_auth_postgres::{migrate, migrate_schema, PgPool, PgStore, Schema};
 
@@ -62,7 +63,9 @@ async fn library_works(pool: &PgPool, schema: &Schema) {
         email: format!("r{}@example.org", rand::random::<u32>())
             .parse()
             .unwrap(),
-        password_hash: resident_auth::HashedPassword::from_phc("$argon2id$v=19$x".to_owned()),
+        password_hash: resident_auth::ports::HashedPassword::from_phc(
+            "$argon2id$v=19$x".to_owned(),
+        ),
         credential_version: 1,
         accounts: vec![],
         password_expires_at: None,

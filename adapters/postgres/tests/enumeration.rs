@@ -11,8 +11,10 @@ use common::{fresh_database, pool};
 use resident_auth::{
     enumeration::probe_login_enumeration,
     memory::{register_by_mail, RecordingMailer},
-    Argon2Hasher, AuthConfig, AuthService, HashParams, Locale, ManualClock, Ports,
-    RegistrationForm, RequestContext, Timestamp,
+    ports::ManualClock,
+    ports::Ports,
+    Argon2Hasher, AuthConfig, AuthService, HashParams, Locale, RegistrationForm, RequestContext,
+    Timestamp,
 };
 use resident_auth_postgres::{import_directory, PgDirectory, PgStore};
 
@@ -39,8 +41,9 @@ async fn unknown_email_and_wrong_password_are_indistinguishable_on_postgres() {
             clock.clone(),
         ),
         {
-            let mut config =
-                AuthConfig::new(resident_auth::Links::new("https://portal.example.org"));
+            let mut config = AuthConfig::new(resident_auth::letters::Links::new(
+                "https://portal.example.org",
+            ));
             config.delivery.in_request = true;
             config
         },

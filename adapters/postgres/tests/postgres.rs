@@ -7,11 +7,17 @@ use std::{sync::Arc, time::Duration};
 
 use common::{fresh_database, pool};
 use resident_auth::{
+    letters::LetterKind,
+    letters::Links,
     memory::{link_token, mailed_password, RecordingMailer},
+    ports::LinkStore,
+    ports::ManualClock,
+    ports::Ports,
+    ports::Token,
     ports::{Expected, Link, LinkPurpose},
     secrecy::{ExposeSecret, SecretString},
-    Argon2Hasher, AuthConfig, AuthService, Error, HashParams, LetterKind, LinkStore, Links, Locale,
-    ManualClock, Ports, Problem, RegistrationForm, RequestContext, Timestamp, Token, Unavailable,
+    Argon2Hasher, AuthConfig, AuthService, Error, HashParams, Locale, Problem, RegistrationForm,
+    RequestContext, Timestamp, Unavailable,
 };
 use resident_auth_postgres::{
     import_directory, migrate, ImportError, PgDirectory, PgPool, PgStore,
@@ -685,7 +691,7 @@ async fn the_import_binary_loads_a_file_and_reports_bad_lines() {
 
 #[tokio::test]
 async fn a_large_backlog_is_purged_in_bounded_batches() {
-    use resident_auth::Store as _;
+    use resident_auth::ports::Store as _;
     let url = fresh_database().await;
     let pool = pool(&url, 2).await;
     // 25,000 dead counters and 10 live ones: three batches of at most 10,000 rows.
@@ -867,9 +873,9 @@ async fn a_connection_dropped_inside_any_write_leaves_nothing_behind_and_the_ste
                 .await
                 .map(|_| ())
                 .map_err(|e| {
-                    Error::Unavailable(Unavailable::Store(resident_auth::StoreError::unavailable(
-                        e.to_string(),
-                    )))
+                    Error::Unavailable(Unavailable::Store(
+                        resident_auth::ports::StoreError::unavailable(e.to_string()),
+                    ))
                 }),
             }
         };

@@ -1,4 +1,4 @@
-//! Mail for [`resident_auth`]: the [`Mailer`](resident_auth::Mailer) port over SMTP, and an
+//! Mail for [`resident_auth`]: the [`Mailer`](resident_auth::ports::Mailer) port over SMTP, and an
 //! outbox that writes each letter as an RFC 5322 `.eml` file (the embedded default).
 //!
 //! | mailer | sends to | use |
@@ -6,7 +6,7 @@
 //! | [`SmtpMailer`] | an SMTP server: plain, STARTTLS or implicit TLS, optional AUTH | production |
 //! | [`OutboxMailer`] | one `.eml` file per letter in a folder | development, demos |
 //!
-//! Both send exactly what [`build_message`] makes of a [`Letter`](resident_auth::Letter):
+//! Both send exactly what [`build_message`] makes of a [`Letter`](resident_auth::letters::Letter):
 //! multipart text + HTML, UTF-8, subject encoded per RFC 2047, the recipient's domain in
 //! its ASCII (punycode) form.
 //!

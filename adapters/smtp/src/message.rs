@@ -4,7 +4,7 @@ use lettre::{
     message::{header::ContentType, Mailbox, MultiPart, SinglePart},
     Address, Message,
 };
-use resident_auth::{Letter, MailError};
+use resident_auth::{letters::Letter, ports::MailError};
 
 /// The sender the examples use by default. The guide's real one is `no_reply@eis24.me`.
 #[must_use]
@@ -56,7 +56,7 @@ pub fn build_message(letter: &Letter, from: &Mailbox) -> Result<Message, MailErr
 
 #[cfg(test)]
 mod tests {
-    use resident_auth::{LetterContent, Locale};
+    use resident_auth::{letters::LetterContent, Locale};
     use secrecy::SecretString;
 
     use super::*;

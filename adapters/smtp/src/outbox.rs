@@ -8,7 +8,7 @@ use std::{
 
 use async_trait::async_trait;
 use lettre::message::Mailbox;
-use resident_auth::{Letter, LetterKind, MailError, Mailer};
+use resident_auth::{letters::Letter, letters::LetterKind, ports::MailError, ports::Mailer};
 
 use crate::message::build_message;
 

@@ -12,7 +12,7 @@ use lettre::{
     },
     AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
 };
-use resident_auth::{Letter, MailError, Mailer};
+use resident_auth::{letters::Letter, ports::MailError, ports::Mailer};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::message::{build_message, default_sender};

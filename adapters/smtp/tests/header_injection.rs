@@ -3,7 +3,7 @@
 
 use mailparse::MailHeaderMap;
 use proptest::prelude::*;
-use resident_auth::{Email, Letter, LetterContent, Locale};
+use resident_auth::{letters::Letter, letters::LetterContent, Email, Locale};
 use resident_auth_smtp::{build_message, default_sender};
 use secrecy::SecretString;
 

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use mailparse::MailHeaderMap;
-use resident_auth::{Letter, LetterContent, Locale, Mailer};
+use resident_auth::{letters::Letter, letters::LetterContent, ports::Mailer, Locale};
 use resident_auth_smtp::{default_sender, OutboxMailer};
 use secrecy::SecretString;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{free_port, self_signed, SmtpServer};
 use mailparse::MailHeaderMap;
-use resident_auth::{Letter, LetterContent, Locale, Mailer};
+use resident_auth::{letters::Letter, letters::LetterContent, ports::Mailer, Locale};
 use resident_auth_smtp::{SmtpConfig, SmtpMailer};
 use secrecy::SecretString;
 

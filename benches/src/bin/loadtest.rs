@@ -30,11 +30,18 @@ use argon2::{
 };
 use async_trait::async_trait;
 use resident_auth::{
+    letters::Links,
     memory::{MemoryDirectory, MemoryStore, RecordingMailer},
+    ports::AccountDirectory,
+    ports::CredentialHasher,
+    ports::HashError,
+    ports::HashedPassword,
+    ports::Ports,
+    ports::Store,
+    ports::SystemClock,
+    ports::Verification,
     secrecy::{ExposeSecret, SecretString},
-    AccountDirectory, Argon2Hasher, AuthConfig, AuthService, CredentialHasher, HashError,
-    HashParams, HashedPassword, Limit, Links, Ports, RequestContext, Store, SystemClock,
-    Verification,
+    Argon2Hasher, AuthConfig, AuthService, HashParams, Limit, RequestContext,
 };
 use resident_auth_benches::{
     activated_cabinet, database_url, directory, email, percentile, reset_stats, JourneySteps,

@@ -22,7 +22,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use resident_auth::{AuthConfig, HashParams, Limit, Links, Timestamp};
+use resident_auth::{letters::Links, AuthConfig, HashParams, Limit, Timestamp};
 use resident_auth_benches::{database_url, directory, JourneySteps};
 use resident_auth_postgres::{import_directory, migrate, PgDirectory, PgPool, PgStore, PoolConfig};
 
@@ -203,9 +203,10 @@ async fn purge(pool: &PgPool, bulk: &PgPool, n: i64) -> (u64, Duration, f64, i64
         .await;
     let store = PgStore::new(pool.clone());
     let started = Instant::now();
-    let purged = resident_auth::Store::purge_expired(&store, Timestamp::from_millis(now_ms()))
-        .await
-        .unwrap();
+    let purged =
+        resident_auth::ports::Store::purge_expired(&store, Timestamp::from_millis(now_ms()))
+            .await
+            .unwrap();
     let elapsed = started.elapsed();
     let slowest: Option<(f64, i64)> = sqlx::query_as(
         "SELECT max(max_exec_time), sum(calls)::bigint FROM pg_stat_statements

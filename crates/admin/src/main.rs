@@ -10,7 +10,8 @@ use std::{process::ExitCode, sync::Arc};
 use clap::{Parser, Subcommand};
 use resident_auth::{
     admin::{Admin, AdminError, Lookup, Operator, Report},
-    AccountNumber, Argon2Hasher, AuthService, HashParams, MailQueueKey, MailQueueKeys, Mailer,
+    ports::Mailer,
+    AccountNumber, Argon2Hasher, AuthService, HashParams, MailQueueKey, MailQueueKeys,
 };
 use resident_auth_postgres::{
     connect, import_directory, migrate, PgAudit, PgDirectory, PgEvents, PgStore, PoolConfig,
@@ -81,8 +82,11 @@ struct NoLetters;
 
 #[async_trait::async_trait]
 impl Mailer for NoLetters {
-    async fn send(&self, _letter: &resident_auth::Letter) -> Result<(), resident_auth::MailError> {
-        Err(resident_auth::MailError::permanent(
+    async fn send(
+        &self,
+        _letter: &resident_auth::letters::Letter,
+    ) -> Result<(), resident_auth::ports::MailError> {
+        Err(resident_auth::ports::MailError::permanent(
             "this command sends no letter",
         ))
     }

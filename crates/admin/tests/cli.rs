@@ -5,9 +5,9 @@
 use std::{process::Output, sync::Arc};
 
 use resident_auth::{
+    letters::LetterKind,
     memory::{register_by_mail, RecordingMailer},
-    AddressForm, Argon2Hasher, AuthService, HashParams, LetterKind, RegistrationForm,
-    RequestContext,
+    AddressForm, Argon2Hasher, AuthService, HashParams, RegistrationForm, RequestContext,
 };
 use resident_auth_postgres::{
     connect, import_directory, migrate, PgDirectory, PgStore, PoolConfig,

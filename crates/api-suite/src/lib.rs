@@ -1180,7 +1180,7 @@ pub async fn a_mail_outage_never_reaches_the_answers(binary: &str) {
 async fn queued_letters(
     pool: &sqlx::PgPool,
     to: &str,
-) -> Vec<(String, String, i32, Option<resident_auth::Letter>)> {
+) -> Vec<(String, String, i32, Option<resident_auth::letters::Letter>)> {
     let keys = resident_auth::MailQueueKeys::new(MAIL_QUEUE_KEY.parse().unwrap());
     type Row = (Vec<u8>, String, String, i32, Option<Vec<u8>>);
     let rows: Vec<Row> = sqlx::query_as(
@@ -1193,10 +1193,13 @@ async fn queued_letters(
     .unwrap();
     rows.into_iter()
         .map(|(id, kind, status, attempts, sealed)| {
-            let id = resident_auth::LetterId::from_bytes(id.try_into().unwrap());
+            let id = resident_auth::mail_queue::LetterId::from_bytes(id.try_into().unwrap());
             let letter = sealed.map(|sealed| {
-                keys.open(&id, &resident_auth::SealedLetter::from_bytes(sealed))
-                    .unwrap()
+                keys.open(
+                    &id,
+                    &resident_auth::mail_queue::SealedLetter::from_bytes(sealed),
+                )
+                .unwrap()
             });
             (kind, status, attempts, letter)
         })
@@ -1204,7 +1207,7 @@ async fn queued_letters(
 }
 
 /// The newest queued letter of `kind` to `to`, opened.
-async fn queued(pool: &sqlx::PgPool, to: &str, kind: &str) -> resident_auth::Letter {
+async fn queued(pool: &sqlx::PgPool, to: &str, kind: &str) -> resident_auth::letters::Letter {
     queued_letters(pool, to)
         .await
         .into_iter()
@@ -1403,7 +1406,7 @@ pub async fn a_killed_instance_leaves_its_letters_to_the_next(binary: &str) {
 
 /// Two instances on one database deliver 200 queued letters: each arrives exactly once.
 pub async fn two_instances_deliver_each_letter_once(binary: &str) {
-    use resident_auth::{ports::Expected, LinkStore as _};
+    use resident_auth::{ports::Expected, ports::LinkStore as _};
     const LETTERS: usize = 200;
     let database = services::fresh_database().await;
     let pool = sqlx::PgPool::connect(&database).await.unwrap();
@@ -1422,25 +1425,25 @@ pub async fn two_instances_deliver_each_letter_once(binary: &str) {
     // 200 letters queued with 200 recovery links, as 200 requests would have left them.
     for i in 0..LETTERS {
         let to: resident_auth::Email = format!("resident-{i:03}@example.org").parse().unwrap();
-        let token = resident_auth::Token::generate();
-        let letter = resident_auth::Letter {
+        let token = resident_auth::ports::Token::generate();
+        let letter = resident_auth::letters::Letter {
             to: to.clone(),
             locale: resident_auth::Locale::Ru,
-            content: resident_auth::LetterContent::RecoverPassword {
+            content: resident_auth::letters::LetterContent::RecoverPassword {
                 link: resident_auth::secrecy::SecretString::from(format!(
                     "http://127.0.0.1/recover?token={}",
                     token.expose()
                 )),
             },
         };
-        let id = resident_auth::LetterId::generate();
-        let queued = resident_auth::QueuedLetter {
+        let id = resident_auth::mail_queue::LetterId::generate();
+        let queued = resident_auth::mail_queue::QueuedLetter {
             id,
             to: to.clone(),
             cabinet: None,
-            kind: resident_auth::LetterKind::RecoverPassword,
+            kind: resident_auth::letters::LetterKind::RecoverPassword,
             sealed: Some(keys.seal(&id, &letter)),
-            status: resident_auth::LetterStatus::Queued,
+            status: resident_auth::mail_queue::LetterStatus::Queued,
             attempts: 0,
             queued_at: now,
             next_attempt_at: now,

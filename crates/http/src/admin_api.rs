@@ -8,7 +8,8 @@ use std::{fmt, sync::Arc};
 
 use resident_auth::{
     admin::{Admin, AdminError, Lookup, Operator},
-    AccountNumber, Error, Token,
+    ports::Token,
+    AccountNumber, Error,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -1385,7 +1385,7 @@ mod tests {
     #[test]
     fn errors_become_the_contract_body() {
         let error = Error::Rejected(vec![
-            Problem::Surname(resident_auth::SurnameError::Initials),
+            Problem::Surname(resident_auth::errors::SurnameError::Initials),
             Problem::LoginThrottled {
                 retry_after: std::time::Duration::from_millis(1500),
             },

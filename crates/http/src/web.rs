@@ -2,7 +2,7 @@
 //! the language of a request, session and CSRF cookies, and the security headers of
 //! answers. Framework adapters wrap their header map in [`Headers`] and call these.
 
-use resident_auth::{Locale, Token};
+use resident_auth::{ports::Token, Locale};
 
 /// Read access to a request's headers, whatever the framework's header map.
 ///

@@ -8,8 +8,10 @@ use resident_auth::admin::{Audit, TracingAudit};
 use resident_auth::{
     events::{Events, TracingEvents},
     memory::{MemoryDirectory, MemoryStore},
-    AccountDirectory, Argon2Hasher, AuthService, HashParams, MailQueueKey, MailQueueKeys, Mailer,
-    ServedRegions, Store,
+    ports::AccountDirectory,
+    ports::Mailer,
+    ports::Store,
+    Argon2Hasher, AuthService, HashParams, MailQueueKey, MailQueueKeys, ServedRegions,
 };
 use resident_auth_http::client::{Cidr, ClientAddressing};
 use resident_auth_http::{

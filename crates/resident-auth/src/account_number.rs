@@ -19,7 +19,7 @@ pub const ACCOUNT_NUMBER_DIGITS: usize = 13;
 /// let number: AccountNumber = "78 0000 0000 001".parse()?;
 /// assert_eq!(number.to_string(), "7800000000001");
 /// assert_eq!(number.region().to_string(), "78");
-/// # Ok::<(), resident_auth::AccountNumberError>(())
+/// # Ok::<(), resident_auth::errors::AccountNumberError>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AccountNumber {
@@ -103,7 +103,7 @@ impl AccountNumber {
     /// use resident_auth::AccountNumber;
     /// let number: AccountNumber = "4700000000002".parse()?;
     /// assert_eq!(number.region().as_str(), "47");
-    /// # Ok::<(), resident_auth::AccountNumberError>(())
+    /// # Ok::<(), resident_auth::errors::AccountNumberError>(())
     /// ```
     #[must_use]
     pub fn region(&self) -> Region {

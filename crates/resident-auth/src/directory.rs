@@ -39,13 +39,13 @@ const COLUMNS: [&str; 4] = ["account_number", "surnames", "address", "premises"]
 /// Parses a directory CSV.
 ///
 /// ```
-/// use resident_auth::parse_directory_csv;
+/// use resident_auth::ports::parse_directory_csv;
 /// let csv = "account_number,surnames,address,premises\n\
 ///            7800000000001,Иванов;Иванова,\"Санкт-Петербург, ул. Садовая, д. 1, кв. 12\",12\n";
 /// let records = parse_directory_csv(csv)?;
 /// assert_eq!(records[0].surnames, ["Иванов", "Иванова"]);
 /// assert_eq!(records[0].premises.to_string(), "12");
-/// # Ok::<(), resident_auth::DirectoryCsvError>(())
+/// # Ok::<(), resident_auth::errors::DirectoryCsvError>(())
 /// ```
 ///
 /// # Errors

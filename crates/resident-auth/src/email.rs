@@ -23,7 +23,7 @@ const LOCAL_PART_MAX_OCTETS: usize = 64;
 /// let idn: Email = "житель@кабинет-жителя.рф".parse()?;
 /// assert_eq!(idn.ascii(), "житель@xn----7sbdqbfldlsq5dd8p.xn--p1ai");
 /// assert!("Ivan <ivan@example.org>".parse::<Email>().is_err());
-/// # Ok::<(), resident_auth::EmailError>(())
+/// # Ok::<(), resident_auth::errors::EmailError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Email {

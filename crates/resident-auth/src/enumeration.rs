@@ -10,6 +10,8 @@
 
 use std::time::{Duration, Instant};
 
+pub use crate::hasher::CountingHasher;
+
 use secrecy::SecretString;
 
 use crate::{

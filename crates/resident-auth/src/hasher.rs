@@ -114,7 +114,7 @@ impl HashParams {
     /// use resident_auth::HashParams;
     /// assert_eq!(HashParams::new(19_456, 2, 1)?, HashParams::default());
     /// assert!(HashParams::new(0, 2, 1).is_err());
-    /// # Ok::<(), resident_auth::HashError>(())
+    /// # Ok::<(), resident_auth::ports::HashError>(())
     /// ```
     ///
     /// # Errors

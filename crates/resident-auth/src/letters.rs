@@ -96,7 +96,7 @@ impl LetterKind {
     /// The kind with this stored name.
     ///
     /// ```
-    /// use resident_auth::LetterKind;
+    /// use resident_auth::letters::LetterKind;
     /// assert_eq!(LetterKind::from_name("credentials"), Some(LetterKind::Credentials));
     /// assert_eq!(LetterKind::from_name("spam"), None);
     /// ```
@@ -170,7 +170,7 @@ impl fmt::Debug for RenderedLetter {
 /// Escapes text for HTML element content and attribute values (`&<>"'`).
 ///
 /// ```
-/// assert_eq!(resident_auth::escape_html("<a href='x'>"), "&lt;a href=&#39;x&#39;&gt;");
+/// assert_eq!(resident_auth::letters::escape_html("<a href='x'>"), "&lt;a href=&#39;x&#39;&gt;");
 /// ```
 #[must_use]
 pub fn escape_html(text: &str) -> String {
@@ -234,7 +234,7 @@ impl Letter {
     ///
     /// ```
     /// use secrecy::SecretString;
-    /// use resident_auth::{Letter, LetterContent, Locale};
+    /// use resident_auth::{letters::Letter, letters::LetterContent, Locale};
     /// let letter = Letter {
     ///     to: "resident@example.org".parse()?,
     ///     locale: Locale::Ru,

@@ -12,6 +12,9 @@
 
 use std::{fmt, str::FromStr};
 
+pub use crate::ids::LetterId;
+pub use crate::service::{DeliveryPolicy, DeliveryReport};
+
 use base64::Engine as _;
 use chacha20poly1305::{
     aead::{Aead, KeyInit, Payload},
@@ -22,7 +25,7 @@ use secrecy::{zeroize::Zeroize, ExposeSecret, SecretString};
 
 use crate::{
     clock::Timestamp,
-    ids::{CabinetId, LetterId},
+    ids::CabinetId,
     letters::{Letter, LetterContent, LetterKind},
     AccountNumber, Email, Locale,
 };
@@ -99,7 +102,7 @@ impl MailQueueKey {
     /// A key from its base64 text (standard alphabet, padded or not).
     ///
     /// ```
-    /// use resident_auth::{InvalidMailQueueKey, MailQueueKey};
+    /// use resident_auth::{errors::InvalidMailQueueKey, MailQueueKey};
     /// assert!(MailQueueKey::from_base64("q3Vd8mN1xJ0cLhR7tY2pWz5eF9sK4gBaUoIvXyCnDlM=").is_ok());
     /// assert_eq!(MailQueueKey::from_base64("c2hvcnQ=").err(), Some(InvalidMailQueueKey::Malformed));
     /// // 32 zero bytes, and the bytes 0, 1, …, 31:

@@ -124,14 +124,14 @@ impl NewPassword {
     /// The first rule it breaks, in the order: length, email, blocklist.
     ///
     /// ```
-    /// use resident_auth::{secrecy::SecretString, Email, NewPassword, NewPasswordError};
+    /// use resident_auth::{secrecy::SecretString, Email, NewPassword, errors::NewPasswordError};
     /// let email: Email = "ivanov@example.org".parse()?;
     /// let typed = |s: &str| SecretString::from(s.to_owned());
     /// assert!(NewPassword::parse(typed("верблюд на крыше сарая"), &email).is_ok());
     /// assert_eq!(NewPassword::parse(typed("short one"), &email).err(), Some(NewPasswordError::TooShort));
     /// assert_eq!(NewPassword::parse(typed("Ivanov-1984-07-12!"), &email).err(), Some(NewPasswordError::ContainsEmail));
     /// assert_eq!(NewPassword::parse(typed("passwordpassword"), &email).err(), Some(NewPasswordError::Common));
-    /// # Ok::<(), resident_auth::EmailError>(())
+    /// # Ok::<(), resident_auth::errors::EmailError>(())
     /// ```
     pub fn parse(typed: SecretString, email: &Email) -> Result<Self, NewPasswordError> {
         let normalized = normalize(&typed);

@@ -13,6 +13,15 @@
 
 use std::{error::Error as StdError, fmt, time::Duration};
 
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "directory-csv")]
+#[cfg_attr(docsrs, doc(cfg(feature = "directory-csv")))]
+pub use crate::directory::parse_directory_csv;
+pub use crate::hasher::{CredentialHasher, HashError, HashWork, Verification};
+pub use crate::secret::{HashedPassword, Token, TokenHash};
+pub use crate::service::Ports;
+pub use crate::surname::surname_matching_key;
+
 use async_trait::async_trait;
 
 use crate::{
@@ -21,7 +30,6 @@ use crate::{
     ids::{CabinetId, SessionId},
     letters::Letter,
     mail_queue::QueuedLetter,
-    secret::{HashedPassword, TokenHash},
     AccountNumber, Email, Premises,
 };
 

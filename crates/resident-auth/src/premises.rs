@@ -56,7 +56,7 @@ impl PremisesKind {
 /// assert_eq!(parking.kind(), PremisesKind::Parking);
 /// assert_eq!(parking.number(), 123);
 /// assert_eq!("2h".parse::<Premises>()?, "2Н".parse::<Premises>()?);
-/// # Ok::<(), resident_auth::PremisesError>(())
+/// # Ok::<(), resident_auth::errors::PremisesError>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Premises {

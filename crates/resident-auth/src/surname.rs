@@ -24,7 +24,7 @@ pub const SURNAME_MAX_CHARS: usize = 100;
 /// assert_eq!(surname.as_str(), "Алёшина-Петрова");
 /// assert!(surname.matches("АЛЕШИНА-ПЕТРОВА"));
 /// assert!("Иванов И.И.".parse::<Surname>().is_err());
-/// # Ok::<(), resident_auth::SurnameError>(())
+/// # Ok::<(), resident_auth::errors::SurnameError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Surname {
@@ -154,7 +154,7 @@ impl Surname {
 /// collapsed. Two surnames match when their keys are equal.
 ///
 /// ```
-/// use resident_auth::surname_matching_key;
+/// use resident_auth::ports::surname_matching_key;
 /// assert_eq!(surname_matching_key("Семёнов"), surname_matching_key("СЕМЕНОВ"));
 /// ```
 #[must_use]

@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use common::*;
 use resident_auth::{
     admin::{AdminError, Audit, AuditEvent, Lookup, Operator},
-    AddressForm, LetterKind, Problem, StoreError,
+    letters::LetterKind,
+    ports::StoreError,
+    AddressForm, Problem,
 };
 
 #[derive(Default)]

@@ -11,7 +11,7 @@ mod common;
 
 use common::*;
 use resident_auth::{
-    enumeration::probe_login_enumeration, Argon2Hasher, Error, HashParams, HashWork, Locale,
+    enumeration::probe_login_enumeration, ports::HashWork, Argon2Hasher, Error, HashParams, Locale,
     LoggedIn, UserError,
 };
 

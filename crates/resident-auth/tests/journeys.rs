@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::*;
 use resident_auth::{
-    AddressForm, Error, LetterKind, Locale, Problem, RequestContext, ServedRegions, UserError,
+    letters::LetterKind, AddressForm, Error, Locale, Problem, RequestContext, ServedRegions,
+    UserError,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -544,8 +545,10 @@ async fn failed_logins_are_throttled_per_client_address() {
 #[tokio::test]
 async fn login_upgrades_a_hash_made_with_older_parameters() {
     use resident_auth::{
+        ports::CabinetStore as _,
+        ports::CredentialHasher as _,
         ports::{CabinetKey, CabinetSwap, Expected},
-        Argon2Hasher, CabinetStore as _, CredentialHasher as _, HashParams,
+        Argon2Hasher, HashParams,
     };
     let h = harness();
     let password = h
@@ -983,7 +986,7 @@ async fn no_argon2_runs_before_a_grant_is_validated() {
     let before = h.hasher.runs();
     // Well-formed, made-up tokens: the link is looked up, found missing, refused.
     for _ in 0..5 {
-        let made_up = resident_auth::Token::generate();
+        let made_up = resident_auth::ports::Token::generate();
         let error = h
             .service
             .complete_recovery(made_up.expose(), &ru())
@@ -1133,11 +1136,12 @@ struct CountingDirectory {
 }
 
 #[async_trait::async_trait]
-impl resident_auth::AccountDirectory for CountingDirectory {
+impl resident_auth::ports::AccountDirectory for CountingDirectory {
     async fn lookup(
         &self,
         account: &resident_auth::AccountNumber,
-    ) -> Result<Option<resident_auth::DirectoryRecord>, resident_auth::StoreError> {
+    ) -> Result<Option<resident_auth::ports::DirectoryRecord>, resident_auth::ports::StoreError>
+    {
         self.lookups
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.lookup(account).await
@@ -1360,14 +1364,17 @@ async fn a_refused_address_makes_a_dead_letter_the_operators_see() {
 
 /// A mailer that holds credentials letters until released, passing the rest through.
 struct HeldCredentials {
-    inner: std::sync::Arc<dyn resident_auth::Mailer>,
+    inner: std::sync::Arc<dyn resident_auth::ports::Mailer>,
     arrived: std::sync::Arc<tokio::sync::Notify>,
     release: std::sync::Arc<tokio::sync::Notify>,
 }
 
 #[async_trait::async_trait]
-impl resident_auth::Mailer for HeldCredentials {
-    async fn send(&self, letter: &resident_auth::Letter) -> Result<(), resident_auth::MailError> {
+impl resident_auth::ports::Mailer for HeldCredentials {
+    async fn send(
+        &self,
+        letter: &resident_auth::letters::Letter,
+    ) -> Result<(), resident_auth::ports::MailError> {
         if letter.content.kind() == LetterKind::Credentials {
             self.arrived.notify_one();
             self.release.notified().await;
@@ -1385,7 +1392,7 @@ async fn a_recovery_link_in_use_answers_wait_and_issues_one_password() {
     let release = std::sync::Arc::new(tokio::sync::Notify::new());
     let (a, r) = (arrived.clone(), release.clone());
     let h = harness_with(config(), move |store, mailer| {
-        let held: std::sync::Arc<dyn resident_auth::Mailer> =
+        let held: std::sync::Arc<dyn resident_auth::ports::Mailer> =
             std::sync::Arc::new(HeldCredentials {
                 inner: mailer,
                 arrived: a,
@@ -1435,19 +1442,19 @@ struct HeldVerify {
 }
 
 #[async_trait::async_trait]
-impl resident_auth::CredentialHasher for HeldVerify {
+impl resident_auth::ports::CredentialHasher for HeldVerify {
     async fn hash(
         &self,
         password: resident_auth::secrecy::SecretString,
-    ) -> Result<resident_auth::HashedPassword, resident_auth::HashError> {
+    ) -> Result<resident_auth::ports::HashedPassword, resident_auth::ports::HashError> {
         self.inner.hash(password).await
     }
 
     async fn verify(
         &self,
         password: resident_auth::secrecy::SecretString,
-        stored: Option<resident_auth::HashedPassword>,
-    ) -> Result<resident_auth::Verification, resident_auth::HashError> {
+        stored: Option<resident_auth::ports::HashedPassword>,
+    ) -> Result<resident_auth::ports::Verification, resident_auth::ports::HashError> {
         let verdict = self.inner.verify(password, stored).await;
         if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
             self.entered.notify_one();
@@ -1472,7 +1479,7 @@ async fn a_login_verifying_while_a_recovery_commits_keeps_no_session() {
         release: release.clone(),
     });
     let mailer = RecordingMailer::new();
-    let clock = std::sync::Arc::new(resident_auth::ManualClock::new(start()));
+    let clock = std::sync::Arc::new(resident_auth::ports::ManualClock::new(start()));
     let service = AuthService::builder("https://portal.example.org")
         .store(MemoryStore::new())
         .directory(MemoryDirectory::from_csv(DIRECTORY).unwrap())
@@ -1527,19 +1534,19 @@ async fn a_login_verifying_while_a_recovery_commits_keeps_no_session() {
 struct HeldVerifyHandle(std::sync::Arc<HeldVerify>);
 
 #[async_trait::async_trait]
-impl resident_auth::CredentialHasher for HeldVerifyHandle {
+impl resident_auth::ports::CredentialHasher for HeldVerifyHandle {
     async fn hash(
         &self,
         password: resident_auth::secrecy::SecretString,
-    ) -> Result<resident_auth::HashedPassword, resident_auth::HashError> {
+    ) -> Result<resident_auth::ports::HashedPassword, resident_auth::ports::HashError> {
         self.0.hash(password).await
     }
 
     async fn verify(
         &self,
         password: resident_auth::secrecy::SecretString,
-        stored: Option<resident_auth::HashedPassword>,
-    ) -> Result<resident_auth::Verification, resident_auth::HashError> {
+        stored: Option<resident_auth::ports::HashedPassword>,
+    ) -> Result<resident_auth::ports::Verification, resident_auth::ports::HashError> {
         self.0.verify(password, stored).await
     }
 }

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use resident_auth::{
     memory::{MemoryDirectory, MemoryStore, RecordingMailer},
-    AuthService, MailQueueKey, MailQueueKeys, SplitStore, Store,
+    ports::SplitStore,
+    ports::Store,
+    AuthService, MailQueueKey, MailQueueKeys,
 };
 
 /// In-memory parts put together as a `SplitStore`, which (like a database store) does not

@@ -127,7 +127,7 @@ proptest! {
         if digits.len() == 13 {
             prop_assert!(result.is_ok());
         } else {
-            prop_assert_eq!(result, Err(resident_auth::AccountNumberError::WrongLength { digits: digits.len() }));
+            prop_assert_eq!(result, Err(resident_auth::errors::AccountNumberError::WrongLength { digits: digits.len() }));
         }
     }
 
@@ -177,7 +177,7 @@ proptest! {
     fn premises_other_letters_are_named(number in 1u32..=999_999, letter in "[A-GI-Za-gi-zА-МОР-ЯЁа-мор-яё]") {
         let letter_char = letter.chars().next().unwrap();
         let result = format!("{number}{letter}").parse::<Premises>();
-        prop_assert_eq!(result, Err(resident_auth::PremisesError::UnknownLetter { letter: letter_char }));
+        prop_assert_eq!(result, Err(resident_auth::errors::PremisesError::UnknownLetter { letter: letter_char }));
     }
 
     #[test]
@@ -210,7 +210,7 @@ proptest! {
         initials in prop::sample::select(vec![" И.И.", " И. И.", " И", " A.", " П.С"]),
     ) {
         let result = format!("{word}{initials}").parse::<Surname>();
-        prop_assert_eq!(result, Err(resident_auth::SurnameError::Initials));
+        prop_assert_eq!(result, Err(resident_auth::errors::SurnameError::Initials));
     }
 
     #[test]

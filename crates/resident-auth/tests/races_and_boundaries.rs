@@ -18,8 +18,13 @@ use std::{
 use async_trait::async_trait;
 use common::*;
 use resident_auth::{
+    letters::LetterKind,
+    ports::CabinetStore as _,
+    ports::LinkStore,
+    ports::StoreError,
+    ports::TokenHash,
     ports::{CabinetKey, Expected, Link, Versioned},
-    AddressForm, CabinetStore as _, LetterKind, LinkStore, Problem, StoreError, TokenHash,
+    AddressForm, Problem,
 };
 use tokio::sync::Notify;
 
@@ -28,13 +33,13 @@ use tokio::sync::Notify;
 /// write; and, when `lose_next_delete` is armed, loses the next link deletion.
 #[derive(Clone)]
 struct GatedRecords {
-    inner: Arc<dyn resident_auth::Store>,
+    inner: Arc<dyn resident_auth::ports::Store>,
     gate: Arc<Mutex<Option<Gate>>>,
     lose_next_delete: Arc<AtomicBool>,
 }
 
 #[async_trait]
-impl resident_auth::SessionStore for GatedRecords {
+impl resident_auth::ports::SessionStore for GatedRecords {
     async fn session(
         &self,
         token: &TokenHash,
@@ -58,7 +63,7 @@ impl resident_auth::SessionStore for GatedRecords {
 }
 
 #[async_trait]
-impl resident_auth::CounterStore for GatedRecords {
+impl resident_auth::ports::CounterStore for GatedRecords {
     async fn increment(
         &self,
         key: &resident_auth::ports::CounterKey,
@@ -72,7 +77,7 @@ impl resident_auth::CounterStore for GatedRecords {
     }
 }
 
-impl resident_auth::Store for GatedRecords {}
+impl resident_auth::ports::Store for GatedRecords {}
 
 struct Gate {
     kind: LetterKind,
@@ -90,7 +95,7 @@ impl LinkStore for GatedRecords {
         token: &TokenHash,
         expected: Expected,
         next: Option<(&TokenHash, &Link)>,
-        letter: Option<&resident_auth::QueuedLetter>,
+        letter: Option<&resident_auth::mail_queue::QueuedLetter>,
     ) -> Result<bool, StoreError> {
         if next.is_none() && self.lose_next_delete.swap(false, Ordering::SeqCst) {
             return Err(StoreError::unavailable("injected: the deletion was lost"));
@@ -100,7 +105,7 @@ impl LinkStore for GatedRecords {
 }
 
 #[async_trait]
-impl resident_auth::CabinetStore for GatedRecords {
+impl resident_auth::ports::CabinetStore for GatedRecords {
     async fn cabinet(
         &self,
         key: CabinetKey<'_>,
@@ -112,7 +117,7 @@ impl resident_auth::CabinetStore for GatedRecords {
         id: &resident_auth::CabinetId,
         expected: Expected,
         next: Option<&resident_auth::ports::Cabinet>,
-        letter: Option<&resident_auth::QueuedLetter>,
+        letter: Option<&resident_auth::mail_queue::QueuedLetter>,
     ) -> Result<resident_auth::ports::CabinetSwap, StoreError> {
         let gate = {
             let mut gate = self.gate.lock().unwrap();
@@ -134,20 +139,20 @@ impl resident_auth::CabinetStore for GatedRecords {
 }
 
 #[async_trait]
-impl resident_auth::LetterStore for GatedRecords {
+impl resident_auth::ports::LetterStore for GatedRecords {
     async fn claim_letters(
         &self,
         now: resident_auth::Timestamp,
         until: resident_auth::Timestamp,
         limit: usize,
-    ) -> Result<Vec<Versioned<resident_auth::QueuedLetter>>, StoreError> {
+    ) -> Result<Vec<Versioned<resident_auth::mail_queue::QueuedLetter>>, StoreError> {
         self.inner.claim_letters(now, until, limit).await
     }
     async fn swap_letter(
         &self,
-        id: &resident_auth::LetterId,
+        id: &resident_auth::mail_queue::LetterId,
         expected: Expected,
-        next: Option<&resident_auth::QueuedLetter>,
+        next: Option<&resident_auth::mail_queue::QueuedLetter>,
     ) -> Result<bool, StoreError> {
         self.inner.swap_letter(id, expected, next).await
     }
@@ -155,7 +160,7 @@ impl resident_auth::LetterStore for GatedRecords {
         &self,
         email: Option<&resident_auth::Email>,
         cabinet: Option<&resident_auth::CabinetId>,
-    ) -> Result<Vec<Versioned<resident_auth::QueuedLetter>>, StoreError> {
+    ) -> Result<Vec<Versioned<resident_auth::mail_queue::QueuedLetter>>, StoreError> {
         self.inner.letters_about(email, cabinet).await
     }
 }
@@ -172,7 +177,7 @@ impl Held {
         let gate = Arc::new(Mutex::new(None));
         let shared = gate.clone();
         let h = harness_with(config(), move |store, mailer| {
-            let gated: Arc<dyn resident_auth::Store> = Arc::new(GatedRecords {
+            let gated: Arc<dyn resident_auth::ports::Store> = Arc::new(GatedRecords {
                 inner: store,
                 gate: shared,
                 lose_next_delete: Arc::default(),
@@ -267,7 +272,7 @@ async fn a_step_whose_link_deletion_was_lost_answers_as_done() {
     let armed = Arc::new(AtomicBool::new(false));
     let lose_next_delete = armed.clone();
     let h = harness_with(config(), move |store, mailer| {
-        let losing: Arc<dyn resident_auth::Store> = Arc::new(GatedRecords {
+        let losing: Arc<dyn resident_auth::ports::Store> = Arc::new(GatedRecords {
             inner: store,
             gate: Arc::default(),
             lose_next_delete,

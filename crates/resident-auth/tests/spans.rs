@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use resident_auth::{
     admin::Lookup,
+    letters::LetterKind,
     memory::{link_token, mailed_password},
-    AddressForm, LetterKind,
+    AddressForm,
 };
 use tracing::{
     field::{Field, Visit},

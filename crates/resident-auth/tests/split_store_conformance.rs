@@ -14,12 +14,22 @@ use std::{
 
 use async_trait::async_trait;
 use resident_auth::{
+    mail_queue::LetterId,
+    mail_queue::LetterStatus,
+    mail_queue::QueuedLetter,
+    ports::CabinetStore,
+    ports::CounterStore,
+    ports::LetterStore,
+    ports::LinkStore,
+    ports::SessionStore,
+    ports::SplitStore,
+    ports::StoreError,
+    ports::TokenHash,
     ports::{
         Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link, Session, Version,
         Versioned,
     },
-    CabinetId, CabinetStore, CounterStore, Email, LetterId, LetterStatus, LetterStore, LinkStore,
-    QueuedLetter, SessionStore, SplitStore, StoreError, Timestamp, TokenHash,
+    CabinetId, Email, Timestamp,
 };
 
 type Map<K, V> = Arc<Mutex<HashMap<K, Versioned<V>>>>;

@@ -2,7 +2,7 @@
 
 use resident_auth::Locale;
 
-pub use resident_auth::escape_html as escape;
+pub use resident_auth::letters::escape_html as escape;
 
 /// Picks the Russian or the English text.
 pub fn t(locale: Locale, ru: &'static str, en: &'static str) -> &'static str {

@@ -10,7 +10,8 @@ use axum::{
     Form, Router,
 };
 use resident_auth::{
-    secrecy::SecretString, AddressForm, Error, Field, Locale, Problem, RegistrationForm, UserError,
+    errors::Field, secrecy::SecretString, AddressForm, Error, Locale, Problem, RegistrationForm,
+    UserError,
 };
 use serde::Deserialize;
 

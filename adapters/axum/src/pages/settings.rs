@@ -8,7 +8,7 @@ use axum::{
     routing::{get, post},
     Form, Router,
 };
-use resident_auth::{secrecy::SecretString, Authenticated, Error, Field, Problem};
+use resident_auth::{errors::Field, secrecy::SecretString, Authenticated, Error, Problem};
 use serde::Deserialize;
 
 use super::{

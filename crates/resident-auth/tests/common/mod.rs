@@ -5,13 +5,21 @@
 use std::{sync::Arc, time::Duration};
 
 use resident_auth::{
+    enumeration::CountingHasher,
+    letters::Letter,
+    letters::LetterKind,
+    letters::Links,
     memory::{
         link_token, mailed_password, register_by_mail, MemoryDirectory, MemoryStore,
         RecordingMailer,
     },
+    ports::Mailer,
+    ports::ManualClock,
+    ports::Ports,
+    ports::Store,
     secrecy::{ExposeSecret, SecretString},
-    Argon2Hasher, AuthConfig, AuthService, CountingHasher, Email, HashParams, Letter, LetterKind,
-    Links, Locale, Mailer, ManualClock, Ports, RegistrationForm, RequestContext, Store, Timestamp,
+    Argon2Hasher, AuthConfig, AuthService, Email, HashParams, Locale, RegistrationForm,
+    RequestContext, Timestamp,
 };
 
 pub const DIRECTORY: &str = "account_number,surnames,address,premises\n\
@@ -195,8 +203,8 @@ impl Harness {
     /// Whether the cabinet of `to` holds a password that was mailed to it, or the one the
     /// tests choose when they change it ([`CHOSEN_PASSWORD`]): never one nobody has.
     pub async fn stored_password_was_mailed(&self, to: &str) -> bool {
-        use resident_auth::{ports::CabinetKey, CabinetStore as _};
-        use resident_auth::{CredentialHasher as _, Verification};
+        use resident_auth::{ports::CabinetKey, ports::CabinetStore as _};
+        use resident_auth::{ports::CredentialHasher as _, ports::Verification};
         let Some(cabinet) = self
             .store
             .cabinet(CabinetKey::Email(&email(to)))
