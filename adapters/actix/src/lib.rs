@@ -14,11 +14,18 @@ use actix_web::{
 use resident_auth::{AccountNumber, AuthService, Authenticated, CabinetId, Email, Locale};
 pub use resident_auth_http::Api;
 use resident_auth_http::{
-    admin_api::{self, handle_admin, AdminApi, ADMIN_ROUTES},
+    admin_api::{self, handle_admin, ADMIN_ROUTES},
     api::Method,
     handle, openapi,
     web::Headers,
     ApiResponse, Incoming, Operation, Refusal, ROUTES,
+};
+/// What a host configures the [`Api`] and the operators' API with, re-exported so that a
+/// host depends on this crate alone for them.
+pub use resident_auth_http::{
+    admin_api::{AdminApi, OperatorTokens},
+    client::{Cidr, ClientAddressing},
+    web::CsrfKey,
 };
 
 mod serve;
