@@ -369,24 +369,23 @@ fn next_addresses(address: &mut Block, input: &mut Block, zero: &Block) {
     *address = compress(zero, address);
 }
 
-/// One step of the BlaMka permutation: Blake2b's G with a multiplication added.
+/// BlaMka's mixing of two words: their sum plus twice the product of their low halves.
+#[inline(always)]
+fn blamka(x: u64, y: u64) -> u64 {
+    x.wrapping_add(y)
+        .wrapping_add(2u64.wrapping_mul((x & 0xFFFF_FFFF).wrapping_mul(y & 0xFFFF_FFFF)))
+}
+
+/// One step of the BlaMka permutation: Blake2b's G with `blamka` in place of the sums.
 macro_rules! step {
     ($a:expr, $b:expr, $c:expr, $d:expr) => {
-        $a = $a
-            .wrapping_add($b)
-            .wrapping_add(2u64.wrapping_mul(($a & 0xFFFF_FFFF).wrapping_mul($b & 0xFFFF_FFFF)));
+        $a = blamka($a, $b);
         $d = ($d ^ $a).rotate_right(32);
-        $c = $c
-            .wrapping_add($d)
-            .wrapping_add(2u64.wrapping_mul(($c & 0xFFFF_FFFF).wrapping_mul($d & 0xFFFF_FFFF)));
+        $c = blamka($c, $d);
         $b = ($b ^ $c).rotate_right(24);
-        $a = $a
-            .wrapping_add($b)
-            .wrapping_add(2u64.wrapping_mul(($a & 0xFFFF_FFFF).wrapping_mul($b & 0xFFFF_FFFF)));
+        $a = blamka($a, $b);
         $d = ($d ^ $a).rotate_right(16);
-        $c = $c
-            .wrapping_add($d)
-            .wrapping_add(2u64.wrapping_mul(($c & 0xFFFF_FFFF).wrapping_mul($d & 0xFFFF_FFFF)));
+        $c = blamka($c, $d);
         $b = ($b ^ $c).rotate_right(63);
     };
 }

@@ -235,3 +235,35 @@ impl Harness {
 pub fn expose(secret: &SecretString) -> &str {
     secret.expose_secret()
 }
+
+/// Runs `body` with a `tracing` subscriber that keeps every `warn` and `error` event of
+/// this thread; returns what it wrote.
+pub async fn warnings_of<F: std::future::Future<Output = ()>>(body: F) -> String {
+    let logged = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let writer = {
+        let logged = Arc::clone(&logged);
+        move || Capture(Arc::clone(&logged))
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        body.await;
+    }
+    let text = String::from_utf8(logged.lock().unwrap().clone()).unwrap();
+    text
+}
+
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
