@@ -10,7 +10,10 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 FUZZ_RUNS="${FUZZ_RUNS:-5000}"
 
-step() { printf '\n==> %s\n' "$*"; }
+# A fresh run's build outputs are the bulk of its disk use: no incremental caches (they
+# pay off only for edits between builds), and each step says how much room is left.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+step() { printf '\n==> %s  [disk free: %s]\n' "$*" "$(df -h --output=avail . 2>/dev/null | tail -n 1 | tr -d ' ')"; }
 
 step "toolchain"
 command -v cargo >/dev/null || { echo "cargo is required (rustup stable)"; exit 1; }
@@ -114,7 +117,9 @@ verify_dir=target/package-verify
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 rm -rf "$cargo_home"/registry/src/-*/resident-auth*-[0-9]* "$cargo_home"/registry/cache/-*/resident-auth*-[0-9]* \
   "$verify_dir"/package "$verify_dir"/debug/.fingerprint/resident-auth* "$verify_dir"/debug/deps/*resident_auth*
-cargo package --quiet --allow-dirty --target-dir "$verify_dir" -p resident-auth-argon2 -p resident-auth -p resident-auth-http \
+# Packaged crates are built as workspaces of their own, outside our [profile.dev]: no debug
+# info there either.
+CARGO_PROFILE_DEV_DEBUG=false cargo package --quiet --allow-dirty --target-dir "$verify_dir" -p resident-auth-argon2 -p resident-auth -p resident-auth-http \
   -p resident-auth-axum -p resident-auth-actix -p resident-auth-postgres -p resident-auth-smtp
 if cargo tree -p resident-auth-http -e normal --prefix none | grep -E '^(sqlx|lettre|axum|actix)'; then
   echo "resident-auth-http must not depend on a database, mail or web framework crate"; exit 1
@@ -140,4 +145,5 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 )
 
 echo
+du -sh target fuzz/target 2>/dev/null || true
 echo "all checks passed"
