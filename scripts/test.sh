@@ -83,7 +83,7 @@ step "public API: every library crate's surface equals its reviewed snapshot (pu
 # scripts/public-api.py; a change to a crate's public items must update its snapshot
 # (`scripts/test.sh` prints the difference; `UPDATE_PUBLIC_API=1 scripts/test.sh` rewrites).
 for crate in resident-auth resident-auth-argon2 resident-auth-http resident-auth-axum \
-  resident-auth-actix resident-auth-postgres resident-auth-smtp; do
+  resident-auth-actix resident-auth-postgres resident-auth-sqlite resident-auth-smtp; do
   RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="-Z unstable-options --output-format json" \
     cargo doc --quiet -p "$crate" --all-features --no-deps --target-dir target/api-json
   json="target/api-json/doc/${crate//-/_}.json"
@@ -120,7 +120,7 @@ rm -rf "$cargo_home"/registry/src/-*/resident-auth*-[0-9]* "$cargo_home"/registr
 # Packaged crates are built as workspaces of their own, outside our [profile.dev]: no debug
 # info there either.
 CARGO_PROFILE_DEV_DEBUG=false cargo package --quiet --allow-dirty --target-dir "$verify_dir" -p resident-auth-argon2 -p resident-auth -p resident-auth-http \
-  -p resident-auth-axum -p resident-auth-actix -p resident-auth-postgres -p resident-auth-smtp
+  -p resident-auth-axum -p resident-auth-actix -p resident-auth-postgres -p resident-auth-sqlite -p resident-auth-smtp
 if cargo tree -p resident-auth-http -e normal --prefix none | grep -E '^(sqlx|lettre|axum|actix)'; then
   echo "resident-auth-http must not depend on a database, mail or web framework crate"; exit 1
 fi

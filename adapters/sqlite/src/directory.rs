@@ -162,7 +162,11 @@ mod tests {
 
     #[test]
     fn surnames_round_trip_through_their_stored_form() {
-        for surnames in [vec![], vec!["Иванов".to_owned()], vec!["Иванов".to_owned(), "Петрова".to_owned()]] {
+        for surnames in [
+            vec![],
+            vec!["Иванов".to_owned()],
+            vec!["Иванов".to_owned(), "Петрова".to_owned()],
+        ] {
             assert_eq!(split_surnames(&join_surnames(&surnames)), surnames);
         }
     }

@@ -36,7 +36,9 @@ mod store;
 use std::{path::Path, time::Duration};
 
 pub use audit::{SqliteAudit, SqliteEvents};
-pub use directory::{directory_is_empty, import_directory, ImportError, ImportReport, SqliteDirectory};
+pub use directory::{
+    directory_is_empty, import_directory, ImportError, ImportReport, SqliteDirectory,
+};
 pub use migrations::{migrate, MigrateError};
 pub use sqlx::SqlitePool;
 pub use store::SqliteStore;
@@ -107,7 +109,10 @@ pub enum OpenError {
 ///
 /// # Errors
 /// [`OpenError`] if the file cannot be created or opened, or its tables migrated.
-pub async fn open(path: impl AsRef<Path>, options: &SqliteOptions) -> Result<SqlitePool, OpenError> {
+pub async fn open(
+    path: impl AsRef<Path>,
+    options: &SqliteOptions,
+) -> Result<SqlitePool, OpenError> {
     let path = path.as_ref();
     create_private(path).map_err(|source| OpenError::Create {
         path: path.display().to_string(),

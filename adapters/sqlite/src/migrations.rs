@@ -5,7 +5,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{Row, SqlitePool};
 
 /// The migrations, in order: (version, description, SQL).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "tables", include_str!("../migrations/0001_tables.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "tables", include_str!("../migrations/0001_tables.sql"))];
 
 /// Why the tables could not be brought up to date.
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +49,10 @@ pub async fn migrate(pool: &SqlitePool) -> Result<(), MigrateError> {
     )
     .execute(&mut *tx)
     .await?;
-    let applied = sqlx::query("SELECT version, checksum FROM resident_auth_migrations ORDER BY version")
-        .fetch_all(&mut *tx)
-        .await?;
+    let applied =
+        sqlx::query("SELECT version, checksum FROM resident_auth_migrations ORDER BY version")
+            .fetch_all(&mut *tx)
+            .await?;
     let mut applied_versions = Vec::with_capacity(applied.len());
     for row in &applied {
         let version: i64 = row.try_get("version")?;

@@ -90,13 +90,12 @@ async fn version_of(
     key: &'static str,
     value: &[u8],
 ) -> Result<Option<Version>, StoreError> {
-    let version: Option<i64> = sqlx::query_scalar(&format!(
-        "SELECT version FROM {table} WHERE {key} = ?1"
-    ))
-    .bind(value)
-    .fetch_optional(tx)
-    .await
-    .map_err(store_error)?;
+    let version: Option<i64> =
+        sqlx::query_scalar(&format!("SELECT version FROM {table} WHERE {key} = ?1"))
+            .bind(value)
+            .fetch_optional(tx)
+            .await
+            .map_err(store_error)?;
     version
         .map(|version| {
             u64::try_from(version)
@@ -273,8 +272,13 @@ async fn insert_letter(
 
 /// Queues `letter` (if any) in `tx`: whether it went in (`false`: its id is taken, and the
 /// caller drops the transaction, undoing the write that needed it).
-async fn queue(tx: &mut SqliteConnection, letter: Option<&QueuedLetter>) -> Result<bool, StoreError> {
-    let Some(letter) = letter else { return Ok(true) };
+async fn queue(
+    tx: &mut SqliteConnection,
+    letter: Option<&QueuedLetter>,
+) -> Result<bool, StoreError> {
+    let Some(letter) = letter else {
+        return Ok(true);
+    };
     match insert_letter(tx, letter, stored_version(Version::FIRST)).await {
         Ok(()) => Ok(true),
         Err(error) if is_unique_violation(&error) => Ok(false),
@@ -408,15 +412,26 @@ impl LinkStore for SqliteStore {
         letter: Option<&QueuedLetter>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let current = version_of(&mut tx, "resident_auth_links", "token_hash", token.as_bytes()).await?;
+        let current = version_of(
+            &mut tx,
+            "resident_auth_links",
+            "token_hash",
+            token.as_bytes(),
+        )
+        .await?;
         if !expected.admits(current) {
             return Ok(false);
         }
         if let Some((next_token, _)) = next {
             if next_token != token
-                && version_of(&mut tx, "resident_auth_links", "token_hash", next_token.as_bytes())
-                    .await?
-                    .is_some()
+                && version_of(
+                    &mut tx,
+                    "resident_auth_links",
+                    "token_hash",
+                    next_token.as_bytes(),
+                )
+                .await?
+                .is_some()
             {
                 return Ok(false);
             }
@@ -440,7 +455,8 @@ impl LinkStore for SqliteStore {
 
     #[tracing::instrument(name = "sqlite.purge_links", skip_all, err(level = "debug", Display))]
     async fn purge_links(&self, now: Timestamp) -> Result<u64, StoreError> {
-        self.purge_in_batches("resident_auth_links", "expires_at", now).await
+        self.purge_in_batches("resident_auth_links", "expires_at", now)
+            .await
     }
 
     /// One statement, by the email and account indexes.
@@ -709,8 +725,13 @@ impl SessionStore for SqliteStore {
         next: Option<&Session>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let current = version_of(&mut tx, "resident_auth_sessions", "token_hash", token.as_bytes())
-            .await?;
+        let current = version_of(
+            &mut tx,
+            "resident_auth_sessions",
+            "token_hash",
+            token.as_bytes(),
+        )
+        .await?;
         if !expected.admits(current) {
             return Ok(false);
         }
@@ -754,7 +775,11 @@ impl SessionStore for SqliteStore {
         Ok(true)
     }
 
-    #[tracing::instrument(name = "sqlite.cabinet_sessions", skip_all, err(level = "debug", Display))]
+    #[tracing::instrument(
+        name = "sqlite.cabinet_sessions",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     async fn cabinet_sessions(
         &self,
         cabinet: &CabinetId,
@@ -772,7 +797,11 @@ impl SessionStore for SqliteStore {
             .collect()
     }
 
-    #[tracing::instrument(name = "sqlite.purge_sessions", skip_all, err(level = "debug", Display))]
+    #[tracing::instrument(
+        name = "sqlite.purge_sessions",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.purge_in_batches("resident_auth_sessions", "expires_at", now)
             .await
@@ -798,14 +827,22 @@ impl CounterStore for SqliteStore {
         self.reset_all(std::slice::from_ref(key)).await
     }
 
-    #[tracing::instrument(name = "sqlite.purge_counters", skip_all, err(level = "debug", Display))]
+    #[tracing::instrument(
+        name = "sqlite.purge_counters",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     async fn purge_counters(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.purge_in_batches("resident_auth_counters", "window_ends", now)
             .await
     }
 
     /// One statement; it reads every counter (an operator's lookup, not a request's).
-    #[tracing::instrument(name = "sqlite.counters_about", skip_all, err(level = "debug", Display))]
+    #[tracing::instrument(
+        name = "sqlite.counters_about",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     async fn counters_about(
         &self,
         subjects: &[String],
@@ -821,7 +858,12 @@ impl CounterStore for SqliteStore {
         .await
         .map_err(store_error)?;
         rows.iter()
-            .map(|row| Ok((CounterKey::from_stored(text(row, "key")?), count_from_row(row)?)))
+            .map(|row| {
+                Ok((
+                    CounterKey::from_stored(text(row, "key")?),
+                    count_from_row(row)?,
+                ))
+            })
             .collect()
     }
 }
@@ -829,7 +871,11 @@ impl CounterStore for SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     /// One statement: the session joined with its cabinet.
-    #[tracing::instrument(name = "sqlite.session_with_cabinet", skip_all, err(level = "debug", Display))]
+    #[tracing::instrument(
+        name = "sqlite.session_with_cabinet",
+        skip_all,
+        err(level = "debug", Display)
+    )]
     async fn session_with_cabinet(
         &self,
         token: &TokenHash,
@@ -878,7 +924,14 @@ impl Store for SqliteStore {
             expires_at: next.expires_at,
             ..current.value
         };
-        match insert_link(&mut tx, next_token, &moved, next_version(Some(current.version))).await {
+        match insert_link(
+            &mut tx,
+            next_token,
+            &moved,
+            next_version(Some(current.version)),
+        )
+        .await
+        {
             Ok(()) => {}
             // The new token is taken: the delete is undone with the transaction.
             Err(error) if is_unique_violation(&error) => return Ok(None),

@@ -11,7 +11,9 @@ use resident_auth::{
     letters::{LetterKind, Links},
     mail_queue::{MailQueueKey, MailQueueKeys},
     memory::{link_token, mailed_password, RecordingMailer},
-    ports::{CounterKey, CounterStore, Expected, Link, LinkPurpose, LinkStore, ManualClock, Ports, Token},
+    ports::{
+        CounterKey, CounterStore, Expected, Link, LinkPurpose, LinkStore, ManualClock, Ports, Token,
+    },
     secrecy::ExposeSecret,
     Argon2Hasher, AuthConfig, AuthService, HashParams, Locale, RegistrationForm, RequestContext,
     Timestamp,
@@ -137,7 +139,10 @@ async fn residents_and_queued_letters_outlive_a_restart() {
         let confirmation =
             link_token(&mailer.last(&email, LetterKind::ConfirmEmail).unwrap()).unwrap();
         let activation = service.confirm_email(&confirmation).await.unwrap();
-        service.activate(activation.expose(), "12", &ctx()).await.unwrap();
+        service
+            .activate(activation.expose(), "12", &ctx())
+            .await
+            .unwrap();
         pool.close().await;
     }
     // The process restarts: same file, same key; the resident logs in with the mailed
@@ -202,7 +207,12 @@ async fn tasks_of_one_process_count_exactly_and_one_consumer_of_a_link_wins() {
         tokio::spawn(async move {
             let next = Token::generate().hash();
             store
-                .swap_link(&token, Expected::Version(version), Some((&next, &link)), None)
+                .swap_link(
+                    &token,
+                    Expected::Version(version),
+                    Some((&next, &link)),
+                    None,
+                )
                 .await
                 .expect("a loser is told false, not an error")
         })
@@ -218,14 +228,25 @@ async fn tasks_of_one_process_count_exactly_and_one_consumer_of_a_link_wins() {
 async fn the_directory_import_is_all_or_nothing_and_writes_only_changes() {
     let pool = common::fresh_pool().await;
     let report = import_directory(&pool, DIRECTORY).await.unwrap();
-    assert_eq!((report.inserted, report.updated, report.unchanged), (2, 0, 0));
+    assert_eq!(
+        (report.inserted, report.updated, report.unchanged),
+        (2, 0, 0)
+    );
     let report = import_directory(&pool, DIRECTORY).await.unwrap();
-    assert_eq!((report.inserted, report.updated, report.unchanged), (0, 0, 2));
+    assert_eq!(
+        (report.inserted, report.updated, report.unchanged),
+        (0, 0, 2)
+    );
     let changed = "account_number,surnames,address,premises\n\
 7800000000001,Иванов,\"г. Санкт-Петербург, ул. Садовая, д. 1, кв. 12\",12Н\n";
     let report = import_directory(&pool, changed).await.unwrap();
     assert_eq!(
-        (report.inserted, report.updated, report.unchanged, report.absent),
+        (
+            report.inserted,
+            report.updated,
+            report.unchanged,
+            report.absent
+        ),
         (0, 1, 0, 1)
     );
     let bad = "account_number,surnames,address,premises\n\
@@ -239,7 +260,10 @@ async fn the_directory_import_is_all_or_nothing_and_writes_only_changes() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(accounts, 2, "a bad file writes nothing, not even its good rows");
+    assert_eq!(
+        accounts, 2,
+        "a bad file writes nothing, not even its good rows"
+    );
     let directory = SqliteDirectory::new(pool);
     let record = resident_auth::ports::AccountDirectory::lookup(
         &directory,
@@ -262,7 +286,10 @@ fn bytes_at_rest(path: &Path) -> Vec<u8> {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|window| window == needle)
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
 }
 
 #[tokio::test]
@@ -283,10 +310,16 @@ async fn the_file_holds_no_password_token_or_letter_text() {
     service.deliver_due().await.unwrap();
     let confirmation = link_token(&mailer.last(&email, LetterKind::ConfirmEmail).unwrap()).unwrap();
     let activation = service.confirm_email(&confirmation).await.unwrap();
-    service.activate(activation.expose(), "12", &ctx()).await.unwrap();
+    service
+        .activate(activation.expose(), "12", &ctx())
+        .await
+        .unwrap();
     service.deliver_due().await.unwrap();
     let password = mailed_password(&mailer.last(&email, LetterKind::Credentials).unwrap()).unwrap();
-    let session = service.login(RESIDENT, password.clone(), &ctx()).await.unwrap();
+    let session = service
+        .login(RESIDENT, password.clone(), &ctx())
+        .await
+        .unwrap();
     service.request_recovery(RESIDENT, &ctx()).await.unwrap();
     let queued: i64 =
         sqlx::query_scalar("SELECT count(*) FROM resident_auth_letters WHERE status = 'queued'")
@@ -296,8 +329,14 @@ async fn the_file_holds_no_password_token_or_letter_text() {
     assert_eq!(queued, 1, "the recovery letter waits in the queue");
 
     let at_rest = bytes_at_rest(&path);
-    assert!(contains(&at_rest, b"$argon2id$"), "the scan sees the hashes");
-    assert!(contains(&at_rest, RESIDENT.as_bytes()), "the scan sees the rows");
+    assert!(
+        contains(&at_rest, b"$argon2id$"),
+        "the scan sees the hashes"
+    );
+    assert!(
+        contains(&at_rest, RESIDENT.as_bytes()),
+        "the scan sees the rows"
+    );
     for secret in [
         password.expose_secret(),
         confirmation.as_str(),

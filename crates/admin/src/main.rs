@@ -1,5 +1,6 @@
 //! `resident-auth-admin`: what a support person runs for each call a resident makes
-//! (docs/operating.md), on the portal's PostgreSQL (`DATABASE_URL`).
+//! (docs/operating.md), on the portal's storage: PostgreSQL (`DATABASE_URL`), else the
+//! portal's SQLite file (`SQLITE_PATH`, default `./resident-auth.db`).
 //!
 //! Exit codes: 0 done, 2 not found, 3 refused (e.g. unlinking a cabinet's last account
 //! without `--erase`), 1 error (malformed input included). Every change is recorded in the
@@ -9,14 +10,16 @@ use std::{process::ExitCode, sync::Arc};
 
 use clap::{Parser, Subcommand};
 use resident_auth::{
-    admin::{Admin, AdminError, Lookup, Operator, Report},
-    ports::Mailer,
+    admin::{Admin, AdminError, Audit, Lookup, Operator, Report},
+    events::Events,
+    ports::{AccountDirectory, Mailer, Store},
     AccountNumber, Argon2Hasher, AuthService, HashParams, MailQueueKey, MailQueueKeys,
 };
-use resident_auth_postgres::{
-    connect, import_directory, migrate, PgAudit, PgDirectory, PgEvents, PgStore, PoolConfig,
-};
+use resident_auth_postgres::{PgAudit, PgDirectory, PgEvents, PgStore, PoolConfig};
 use resident_auth_smtp::{default_sender, OutboxMailer, SmtpConfig, SmtpMailer};
+use resident_auth_sqlite::{
+    SqliteAudit, SqliteDirectory, SqliteEvents, SqliteOptions, SqliteStore,
+};
 
 /// The operators' tool of a resident-auth portal.
 #[derive(Debug, Parser)]
@@ -25,6 +28,9 @@ struct Cli {
     /// The portal's PostgreSQL (every command but `new-operator-token`).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// The portal's SQLite file, used when `DATABASE_URL` is unset; it must exist.
+    #[arg(long, env = "SQLITE_PATH", default_value = "./resident-auth.db")]
+    sqlite_path: std::path::PathBuf,
     /// Who acts, recorded with every change (required for changes).
     #[arg(long, env = "ADMIN_OPERATOR")]
     operator: Option<String>,
@@ -41,7 +47,8 @@ struct Cli {
     #[arg(long, env = "BASE_URL", default_value = "http://127.0.0.1:3000")]
     base_url: String,
     /// The portal's mail queue key (32 bytes, base64): letters are queued sealed with it,
-    /// sent at once when the mail server answers, else by the portals' delivery.
+    /// sent at once when the mail server answers, else by the portals' delivery. On SQLite
+    /// the key file beside the database (`<SQLITE_PATH>.mail-queue-key`) is read when unset.
     #[arg(long, env = "MAIL_QUEUE_KEY", hide_env_values = true)]
     mail_queue_key: Option<String>,
     #[command(subcommand)]
@@ -184,26 +191,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         });
         return Ok(());
     }
-    let url = cli
-        .database_url
-        .as_deref()
-        .ok_or_else(|| failure("DATABASE_URL (or --database-url) is required"))?;
-    let pool = connect(url, &PoolConfig::default())
-        .await
-        .map_err(|e| failure(format!("cannot connect to DATABASE_URL: {e}")))?;
-    migrate(&pool)
-        .await
-        .map_err(|e| failure(format!("cannot migrate: {e}")))?;
+    let storage = open_storage(&cli).await?;
     if let Command::ImportDirectory { file } = &cli.command {
         let csv = std::fs::read_to_string(file)
             .map_err(|e| failure(format!("cannot read {}: {e}", file.display())))?;
-        let report = import_directory(&pool, &csv)
-            .await
-            .map_err(|e| failure(format!("nothing imported: {e}")))?;
-        print(cli.json, &report_json(&report), |_| {
+        let report = storage.import(&csv).await?;
+        print(cli.json, &report_json(report), |_| {
             format!(
                 "imported: {} inserted, {} updated, {} unchanged, {} kept",
-                report.inserted, report.updated, report.unchanged, report.absent
+                report[0], report[1], report[2], report[3]
             )
         });
         return Ok(());
@@ -216,10 +212,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Arc::new(NoLetters)
     };
     let mut builder = AuthService::builder(&cli.base_url)
-        .store(PgStore::new(pool.clone()))
-        .directory(PgDirectory::new(pool.clone()))
+        .shared_store(storage.store.clone())
+        .shared_directory(storage.directory.clone())
         .shared_mailer(mailer)
-        .events(PgEvents::new(pool.clone()))
+        .shared_events(storage.events.clone())
         .hasher(
             Argon2Hasher::with_workers(HashParams::default(), 1)
                 .map_err(|e| failure(format!("argon2: {e}")))?,
@@ -227,14 +223,25 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         // The command's letter goes out before it exits when the mail server answers.
         .configure(|config| config.delivery.in_request = true);
     if needs_mail {
-        let key = cli.mail_queue_key.as_deref().ok_or_else(|| {
-            failure("letters need MAIL_QUEUE_KEY (or --mail-queue-key): the portal's key")
-        })?;
-        let key = MailQueueKey::from_base64(key).map_err(failure)?;
+        let key = match (&cli.mail_queue_key, &storage.key_file) {
+            (Some(key), _) => key.clone(),
+            (None, Some(file)) => std::fs::read_to_string(file).map_err(|e| {
+                failure(format!(
+                    "letters need the portal's key: {} ({e}); or set MAIL_QUEUE_KEY",
+                    file.display()
+                ))
+            })?,
+            (None, None) => {
+                return Err(failure(
+                    "letters need MAIL_QUEUE_KEY (or --mail-queue-key): the portal's key",
+                ))
+            }
+        };
+        let key = MailQueueKey::from_base64(key.trim()).map_err(failure)?;
         builder = builder.mail_queue_keys(MailQueueKeys::new(key));
     }
     let service = builder.build().map_err(failure)?;
-    let admin: Admin = service.admin().with_audit(Arc::new(PgAudit::new(pool)));
+    let admin: Admin = service.admin().with_audit(storage.audit.clone());
     let json = cli.json;
     match &cli.command {
         Command::Find { lookup: text } => {
@@ -303,12 +310,94 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-fn report_json(report: &resident_auth_postgres::ImportReport) -> serde_json::Value {
+/// What an import changed: inserted, updated, unchanged, kept (absent from the file).
+type ImportCounts = [u64; 4];
+
+fn report_json(report: ImportCounts) -> serde_json::Value {
     serde_json::json!({
-        "inserted": report.inserted,
-        "updated": report.updated,
-        "unchanged": report.unchanged,
-        "kept": report.absent,
+        "inserted": report[0],
+        "updated": report[1],
+        "unchanged": report[2],
+        "kept": report[3],
+    })
+}
+
+/// The portal's storage, as the command line names it.
+enum Pool {
+    Postgres(resident_auth_postgres::PgPool),
+    Sqlite(resident_auth_sqlite::SqlitePool),
+}
+
+/// The adapters over the portal's storage.
+struct Storage {
+    pool: Pool,
+    store: Arc<dyn Store>,
+    directory: Arc<dyn AccountDirectory>,
+    events: Arc<dyn Events>,
+    audit: Arc<dyn Audit>,
+    /// On SQLite, the mail queue key file beside the database.
+    key_file: Option<std::path::PathBuf>,
+}
+
+impl Storage {
+    /// Loads a directory CSV, all rows or none.
+    async fn import(&self, csv: &str) -> Result<ImportCounts, Failure> {
+        let nothing = |e: &dyn std::fmt::Display| failure(format!("nothing imported: {e}"));
+        Ok(match &self.pool {
+            Pool::Postgres(pool) => {
+                let r = resident_auth_postgres::import_directory(pool, csv)
+                    .await
+                    .map_err(|e| nothing(&e))?;
+                [r.inserted, r.updated, r.unchanged, r.absent]
+            }
+            Pool::Sqlite(pool) => {
+                let r = resident_auth_sqlite::import_directory(pool, csv)
+                    .await
+                    .map_err(|e| nothing(&e))?;
+                [r.inserted, r.updated, r.unchanged, r.absent]
+            }
+        })
+    }
+}
+
+/// PostgreSQL when `DATABASE_URL` is set (connected and migrated), else the portal's
+/// SQLite file, which must exist: an operator's typo never makes an empty database.
+async fn open_storage(cli: &Cli) -> Result<Storage, Failure> {
+    if let Some(url) = &cli.database_url {
+        let pool = resident_auth_postgres::connect(url, &PoolConfig::default())
+            .await
+            .map_err(|e| failure(format!("cannot connect to DATABASE_URL: {e}")))?;
+        resident_auth_postgres::migrate(&pool)
+            .await
+            .map_err(|e| failure(format!("cannot migrate: {e}")))?;
+        return Ok(Storage {
+            store: Arc::new(PgStore::new(pool.clone())),
+            directory: Arc::new(PgDirectory::new(pool.clone())),
+            events: Arc::new(PgEvents::new(pool.clone())),
+            audit: Arc::new(PgAudit::new(pool.clone())),
+            pool: Pool::Postgres(pool),
+            key_file: None,
+        });
+    }
+    let path = &cli.sqlite_path;
+    if !path.is_file() {
+        return Err(failure(format!(
+            "no portal database at {} (set SQLITE_PATH, or DATABASE_URL for PostgreSQL)",
+            path.display()
+        )));
+    }
+    let pool = resident_auth_sqlite::open(path, &SqliteOptions::default())
+        .await
+        .map_err(|e| failure(format!("cannot open {}: {e}", path.display())))?;
+    let mut key_file = path.clone().into_os_string();
+    key_file.push(".mail-queue-key");
+    Ok(Storage {
+        store: Arc::new(SqliteStore::new(pool.clone())),
+        directory: Arc::new(SqliteDirectory::new(pool.clone())),
+        events: Arc::new(SqliteEvents::new(pool.clone())),
+        audit: Arc::new(SqliteAudit::new(pool.clone())),
+        pool: Pool::Sqlite(pool),
+        key_file: Some(key_file.into()),
     })
 }
 

@@ -313,3 +313,93 @@ async fn a_new_operator_token_comes_with_the_entry_that_admits_it() {
         Some("maria")
     );
 }
+
+/// Without `DATABASE_URL` the tool works on the portal's SQLite file (`SQLITE_PATH`), its
+/// letters sealed with the key file beside it; a path with no database is refused, not
+/// created.
+#[tokio::test]
+async fn on_the_portals_sqlite_file_with_the_key_file_beside_it() {
+    use resident_auth_sqlite::{open, SqliteDirectory, SqliteOptions, SqliteStore};
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("resident-auth.db");
+    let pool = open(&database, &SqliteOptions::default()).await.unwrap();
+    resident_auth_sqlite::import_directory(&pool, DIRECTORY)
+        .await
+        .unwrap();
+    std::fs::write(
+        dir.path().join("resident-auth.db.mail-queue-key"),
+        "W+GnW7ovu4+pLcpFJ0PaV7gPF+26mTSjS/eVsQfLjUM=\n",
+    )
+    .unwrap();
+    let mailer = Arc::new(RecordingMailer::new());
+    let service = AuthService::builder("http://127.0.0.1")
+        .store(SqliteStore::new(pool.clone()))
+        .directory(SqliteDirectory::new(pool.clone()))
+        .shared_mailer(mailer.clone())
+        .hasher(Argon2Hasher::new(HashParams::insecure_fast_for_tests()).unwrap())
+        .configure(|c| c.delivery.in_request = true)
+        .build()
+        .unwrap();
+    let context = RequestContext::default();
+    let password = register_by_mail(
+        &service,
+        &mailer,
+        &form("7800000000001", RESIDENT),
+        "12",
+        &context,
+    )
+    .await
+    .unwrap();
+    service.login(RESIDENT, password, &context).await.unwrap();
+    // A registration under way, for `resend`.
+    service
+        .register(
+            &RegistrationForm {
+                surname: "Петрова".into(),
+                account_number: "7800000000003".into(),
+                email: "neighbour@example.org".into(),
+            },
+            &context,
+        )
+        .await
+        .unwrap();
+    let outbox = dir.path().join("outbox");
+    let run = |database: std::path::PathBuf, args: Vec<&'static str>| {
+        let outbox = outbox.clone();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_resident-auth-admin"))
+                .env_clear()
+                .env("SQLITE_PATH", database)
+                .env("OUTBOX_DIR", outbox)
+                .args(["--operator", "Мария"])
+                .args(args)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let found = json(&run(database.clone(), vec!["--json", "find", RESIDENT]).await);
+    assert_eq!(found["cabinet"]["sessions"], 1);
+    let resent = json(&run(database.clone(), vec!["--json", "resend", "7800000000003"]).await);
+    assert_eq!(resent["sent_to"], "neighbour@example.org");
+    assert_eq!(
+        std::fs::read_dir(&outbox).unwrap().count(),
+        1,
+        "the letter opened with the key file"
+    );
+    let ended = json(&run(database.clone(), vec!["--json", "end-sessions", RESIDENT]).await);
+    assert_eq!(ended["sessions_ended"], 1);
+    let erased = json(&run(database.clone(), vec!["--json", "erase", RESIDENT]).await);
+    assert_eq!(erased["cabinets"], 1);
+    let audit: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM resident_auth_audit ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(audit, ["resend_confirmation", "end_sessions", "erase"]);
+    let missing = dir.path().join("typo.db");
+    let refused = run(missing.clone(), vec!["find", RESIDENT]).await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no portal database"));
+    assert!(!missing.exists(), "no empty database is made");
+}

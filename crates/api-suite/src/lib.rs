@@ -1,7 +1,7 @@
 //! One black-box test suite of the JSON API (docs/contract.md §5), run against every example.
 //!
-//! It starts the example's binary on 127.0.0.1 with the embedded default (in-memory
-//! store, letters in a temporary outbox), talks HTTP to it, and reads letters from the
+//! It starts the example's binary on 127.0.0.1 with the embedded default (a SQLite file
+//! and letters in a temporary directory of its own), talks HTTP to it, and reads letters from the
 //! outbox as a resident would. An example runs the whole suite with one line:
 //!
 //! ```ignore
@@ -35,6 +35,7 @@ macro_rules! api_tests {
     ($binary:expr) => {
         $crate::api_tests!(@checks $binary;
             full_journey_with_two_addresses,
+            the_default_keeps_residents_across_a_restart,
             registration_errors,
             login_errors_and_throttling,
             session_errors,
@@ -90,6 +91,57 @@ pub struct Server {
     pub database: Option<String>,
     /// `http://127.0.0.1:<port>` of the operators' API, when `ADMIN_BIND` was given.
     pub admin: Option<String>,
+    binary: String,
+    extra: Vec<(String, String)>,
+}
+
+/// Spawns `binary` with its files in `dir` (outbox, SQLite file) and `extra` variables;
+/// waits until it listens: the child, the base URL, the operators' API's URL.
+async fn spawn(
+    binary: &str,
+    dir: &Path,
+    extra: &[(String, String)],
+) -> (Child, String, Option<String>) {
+    let mut command = Command::new(binary);
+    // Port 0: the example binds a free port itself and says which; no other test can
+    // take it between a pick and a bind.
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BIND", "127.0.0.1:0")
+        .env("OUTBOX_DIR", dir.join("outbox"))
+        // The embedded default, a SQLite file, in this server's own directory.
+        .env("SQLITE_PATH", dir.join("resident-auth.db"))
+        .env("ARGON2_TEST_PARAMS", "1")
+        .env("RUST_LOG", "warn")
+        // The checks read each letter right after the step that queued it; the mail
+        // queue's own checks ask for `worker` (the default) instead.
+        .env("MAIL_DELIVERY", "in-request")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    for (name, value) in extra {
+        command.env(name, value);
+    }
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut admin = None;
+    let listening = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(address) = line.strip_prefix("Admin listening on ") {
+                admin = Some(format!("http://{}", address.trim()));
+            }
+            if let Some(address) = line.strip_prefix("Listening on ") {
+                return address.trim().to_owned();
+            }
+        }
+        panic!("{binary} exited before listening");
+    })
+    .await
+    .expect("the example did not start within 30 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://{listening}"), admin)
 }
 
 impl Server {
@@ -97,44 +149,11 @@ impl Server {
     pub async fn start(binary: &str, extra: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let outbox = dir.path().join("outbox");
-        let mut command = Command::new(binary);
-        // Port 0: the example binds a free port itself and says which; no other test can
-        // take it between a pick and a bind.
-        command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("BIND", "127.0.0.1:0")
-            .env("OUTBOX_DIR", &outbox)
-            .env("ARGON2_TEST_PARAMS", "1")
-            .env("RUST_LOG", "warn")
-            // The checks read each letter right after the step that queued it; the mail
-            // queue's own checks ask for `worker` (the default) instead.
-            .env("MAIL_DELIVERY", "in-request")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true);
-        for (name, value) in extra {
-            command.env(name, value);
-        }
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {binary}: {e}"));
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut admin = None;
-        let listening = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(address) = line.strip_prefix("Admin listening on ") {
-                    admin = Some(format!("http://{}", address.trim()));
-                }
-                if let Some(address) = line.strip_prefix("Listening on ") {
-                    return address.trim().to_owned();
-                }
-            }
-            panic!("{binary} exited before listening");
-        })
-        .await
-        .expect("the example did not start within 30 s");
-        let base = format!("http://{listening}");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let extra: Vec<(String, String)> = extra
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
+            .collect();
+        let (child, base, admin) = spawn(binary, dir.path(), &extra).await;
         Self {
             base,
             outbox,
@@ -147,7 +166,19 @@ impl Server {
             _smtp: None,
             database: None,
             admin,
+            binary: binary.to_owned(),
+            extra,
         }
+    }
+
+    /// Kills the example (SIGKILL) and starts it again on the same files and variables: a
+    /// crash and a restart. The address changes (a new free port).
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        let (child, base, admin) = spawn(&self.binary, self._dir.path(), &self.extra).await;
+        self._child = child;
+        self.base = base;
+        self.admin = admin;
     }
 
     /// Starts `binary` on the real services: a fresh PostgreSQL database (`DATABASE_URL`,
@@ -375,6 +406,20 @@ async fn login(server: &Server, email: &str, password: &str) -> String {
 /// Journeys 1–5 and 7 through every success status of the API.
 pub async fn full_journey_with_two_addresses(binary: &str) {
     full_journey(&Server::start(binary, &[]).await).await;
+}
+
+/// The embedded default is a SQLite file: a resident activated before a crash (SIGKILL)
+/// logs in after the restart, with the mailed password and the session opened before it.
+pub async fn the_default_keeps_residents_across_a_restart(binary: &str) {
+    let mut server = Server::start(binary, &[]).await;
+    let password = activate(&server, "7800000000001", RESIDENT, "12").await;
+    let session = login(&server, RESIDENT, &password).await;
+    server.restart().await;
+    let (status, body, _) = server.get("/api/session", Some(&session)).await;
+    assert_eq!(status, 200, "the session outlives the restart: {body}");
+    login(&server, RESIDENT, &password).await;
+    let (status, body) = register(&server, "7800000000001", "someone-else@example.org").await;
+    assert_eq!(status, 409, "the account is still taken: {body}");
 }
 
 /// The journeys (1–9) and schemathesis' defects, on PostgreSQL and SMTP: the example's own

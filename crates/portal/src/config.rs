@@ -36,8 +36,9 @@ pub struct PortalConfig {
     pub served_regions: ServedRegions,
     /// `OUTBOX_DIR`: where letters are written without SMTP (default `./outbox`).
     pub outbox_dir: PathBuf,
-    /// `DATABASE_URL`: PostgreSQL (default: in-memory).
-    pub database_url: Option<String>,
+    /// Where residents are kept: `DATABASE_URL` (PostgreSQL), else `STORAGE=memory`, else
+    /// the SQLite file `SQLITE_PATH` (default `./resident-auth.db`).
+    pub storage: Storage,
     /// `SMTP_URL`: the SMTP server (default: the outbox).
     pub smtp_url: Option<String>,
     /// Argon2 parameters (default OWASP's minimum). `ARGON2_TEST_PARAMS=1` selects fast,
@@ -54,7 +55,8 @@ pub struct PortalConfig {
     pub admin: Option<(String, OperatorTokens)>,
     /// `MAIL_QUEUE_KEY` (32 bytes, base64; required with `DATABASE_URL`) and
     /// `MAIL_QUEUE_OLD_KEY` (the key being rotated out, still opening what it sealed): what
-    /// seals links and passwords in queued letters. Without a database, a random key.
+    /// seals links and passwords in queued letters. Unset: on SQLite, the key file beside the
+    /// database (made on first start); in memory, a random key.
     pub mail_queue_keys: Option<MailQueueKeys>,
     /// `MAIL_DELIVERY=in-request`: also attempt each letter in the request that queued it
     /// (the test suites read letters right after a step); default: the delivery worker alone.
@@ -75,6 +77,33 @@ pub struct PortalConfig {
     /// `BODY_TIMEOUT_SECS` (request body, default 10) and `MAX_CONNECTIONS` (per process,
     /// default 512): what slow clients are allowed.
     pub connection_limits: ConnectionLimits,
+}
+
+/// Where the portal keeps residents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Storage {
+    /// The SQLite file (`SQLITE_PATH`, default `./resident-auth.db`): the default.
+    Sqlite(PathBuf),
+    /// PostgreSQL (`DATABASE_URL`).
+    Postgres(String),
+    /// In memory (`STORAGE=memory`): everything is lost when the process stops.
+    Memory,
+}
+
+impl Storage {
+    /// The key file beside a SQLite database: `<file>.mail-queue-key`.
+    #[must_use]
+    pub fn key_file(&self) -> Option<PathBuf> {
+        match self {
+            Storage::Sqlite(path) => {
+                let mut name = path.clone().into_os_string();
+                name.push(".mail-queue-key");
+                Some(PathBuf::from(name))
+            }
+            Storage::Postgres(_) | Storage::Memory => None,
+        }
+    }
 }
 
 /// How to make a mail queue key, for the start-up errors that ask for one.
@@ -167,6 +196,25 @@ impl PortalConfig {
             )),
         };
         let database_url = lookup("DATABASE_URL");
+        let storage = match (lookup("DATABASE_URL"), lookup("STORAGE").as_deref()) {
+            (Some(url), None | Some("postgres")) => Storage::Postgres(url),
+            (None, Some("memory")) => Storage::Memory,
+            (None, None | Some("sqlite")) => Storage::Sqlite(
+                lookup("SQLITE_PATH")
+                    .map_or_else(|| PathBuf::from("./resident-auth.db"), PathBuf::from),
+            ),
+            (Some(_), Some(other)) => {
+                return Err(ConfigError(format!(
+                    "DATABASE_URL is set, so STORAGE must be unset or `postgres`, not {other:?}"
+                )))
+            }
+            (None, Some(other)) => {
+                return Err(ConfigError(format!(
+                    "STORAGE must be `sqlite` (the default, SQLITE_PATH), `memory`, or unset with \
+                     DATABASE_URL for PostgreSQL; not {other:?}"
+                )))
+            }
+        };
         let key = |name: &str| {
             lookup(name)
                 .map(|text| {
@@ -299,7 +347,7 @@ impl PortalConfig {
             registry_csv: lookup("REGISTRY_CSV").map(PathBuf::from),
             served_regions,
             outbox_dir: outbox_dir.map_or_else(|| PathBuf::from("./outbox"), PathBuf::from),
-            database_url,
+            storage,
             smtp_url,
             hash_params,
             client_addressing: ClientAddressing::new(trusted_proxies, ipv6_prefix),
@@ -426,9 +474,8 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
     let mut banner = vec![format!("Portal: {}", config.base_url)];
     let mut audit: Arc<dyn Audit> = Arc::new(TracingAudit);
     let mut events: Arc<dyn Events> = Arc::new(TracingEvents);
-    let (store, directory): (Arc<dyn Store>, Arc<dyn AccountDirectory>) = match &config.database_url
-    {
-        Some(url) => {
+    let (store, directory): (Arc<dyn Store>, Arc<dyn AccountDirectory>) = match &config.storage {
+        Storage::Postgres(url) => {
             let pool = resident_auth_postgres::connect(
                 url,
                 &resident_auth_postgres::PoolConfig::default(),
@@ -457,16 +504,66 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
                 Arc::new(resident_auth_postgres::PgDirectory::new(pool)),
             )
         }
-        None => {
+        Storage::Sqlite(path) => {
+            let pool =
+                resident_auth_sqlite::open(path, &resident_auth_sqlite::SqliteOptions::default())
+                    .await
+                    .map_err(|e| {
+                        ConfigError(format!("SQLITE_PATH {}: {}", path.display(), chain(&e)))
+                    })?;
+            let empty = resident_auth_sqlite::directory_is_empty(&pool)
+                .await
+                .map_err(|e| ConfigError(format!("SQLITE_PATH {}: {e}", path.display())))?;
+            if config.registry_csv.is_some() || empty {
+                let (csv, source) = read_directory_csv(config)?;
+                let report = resident_auth_sqlite::import_directory(&pool, &csv)
+                    .await
+                    .map_err(|e| {
+                        ConfigError(format!("directory import from {source}: {}", chain(&e)))
+                    })?;
+                banner.push(format!(
+                    "Directory: {source} imported into the database ({} new, {} updated)",
+                    report.inserted, report.updated
+                ));
+            }
+            banner.push(format!(
+                "Storage: SQLite file {} (residents are kept across restarts)",
+                path.display()
+            ));
+            audit = Arc::new(resident_auth_sqlite::SqliteAudit::new(pool.clone()));
+            events = Arc::new(resident_auth_sqlite::SqliteEvents::new(pool.clone()));
+            (
+                Arc::new(resident_auth_sqlite::SqliteStore::new(pool.clone())),
+                Arc::new(resident_auth_sqlite::SqliteDirectory::new(pool)),
+            )
+        }
+        Storage::Memory => {
             let (csv, source) = read_directory_csv(config)?;
             let directory = MemoryDirectory::from_csv(&csv)
                 .map_err(|e| ConfigError(format!("{source}: {e}")))?;
             banner.push(format!(
-                "Storage: in memory; directory: {source} ({} accounts)",
+                "Storage: in memory (lost when the process stops); directory: {source} ({} accounts)",
                 directory.len()
             ));
             (Arc::new(MemoryStore::new()), Arc::new(directory))
         }
+    };
+    let mail_queue_keys = match (&config.mail_queue_keys, config.storage.key_file()) {
+        (Some(keys), _) => {
+            banner.push("Mail queue key: MAIL_QUEUE_KEY".to_owned());
+            Some(keys.clone())
+        }
+        (None, Some(file)) => {
+            let (key, made) = key_from_file(&file)?;
+            banner.push(format!(
+                "Mail queue key: {} ({}; owner-only; queued letters open only with it — keep \
+                 it with the database, or set MAIL_QUEUE_KEY)",
+                file.display(),
+                if made { "made now" } else { "read" }
+            ));
+            Some(MailQueueKeys::new(key))
+        }
+        (None, None) => None,
     };
     let mailer: Arc<dyn Mailer> = match &config.smtp_url {
         Some(url) => {
@@ -529,8 +626,8 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
                 auth.delivery.deadline = deadline;
             }
         });
-    if let Some(keys) = &config.mail_queue_keys {
-        builder = builder.mail_queue_keys(keys.clone());
+    if let Some(keys) = mail_queue_keys {
+        builder = builder.mail_queue_keys(keys);
     }
     let service = builder.build().map_err(|e| ConfigError(e.to_string()))?;
     Ok(Portal {
@@ -539,6 +636,74 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
         banner,
         audit,
     })
+}
+
+/// An error with its causes, `: `-separated.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The mail queue key in `file` (base64, as `MAIL_QUEUE_KEY`), made from the operating
+/// system's random source on first start (owner-only); whether it was made now. A file
+/// others may read is refused, as ssh refuses such a private key.
+fn key_from_file(file: &std::path::Path) -> Result<(MailQueueKey, bool), ConfigError> {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let shown = file.display();
+    match std::fs::read_to_string(file) {
+        Ok(text) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(file)
+                    .map_err(|e| ConfigError(format!("mail queue key file {shown}: {e}")))?
+                    .permissions()
+                    .mode();
+                if mode & 0o077 != 0 {
+                    return Err(ConfigError(format!(
+                        "mail queue key file {shown} may be read by others (mode {:o}): \
+                         `chmod 600 {shown}`",
+                        mode & 0o777
+                    )));
+                }
+            }
+            let key = MailQueueKey::from_base64(text.trim())
+                .map_err(|e| ConfigError(format!("mail queue key file {shown}: {e}")))?;
+            Ok((key, false))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+            let key = MailQueueKey::from_bytes(&bytes)
+                .map_err(|e| ConfigError(format!("a new mail queue key: {e}")))?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut out = options
+                .open(file)
+                .map_err(|e| ConfigError(format!("mail queue key file {shown}: {e}")))?;
+            writeln!(
+                out,
+                "{}",
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            )
+            .and_then(|()| out.sync_all())
+            .map_err(|e| ConfigError(format!("mail queue key file {shown}: {e}")))?;
+            Ok((key, true))
+        }
+        Err(error) => Err(ConfigError(format!("mail queue key file {shown}: {error}"))),
+    }
 }
 
 async fn directory_is_empty(pool: &resident_auth_postgres::PgPool) -> Result<bool, ConfigError> {
@@ -625,7 +790,43 @@ mod tests {
         assert_eq!(config.base_url, "http://127.0.0.1:3000");
         assert_eq!(config.outbox_dir, PathBuf::from("./outbox"));
         assert_eq!(config.hash_params, HashParams::default());
+        assert_eq!(
+            config.storage,
+            Storage::Sqlite(PathBuf::from("./resident-auth.db"))
+        );
+        assert_eq!(
+            config.storage.key_file(),
+            Some(PathBuf::from("./resident-auth.db.mail-queue-key"))
+        );
         assert!(!config.secure_cookies());
+        let storage = |variables: &[(&str, &str)]| {
+            let variables: Vec<(String, String)> = variables
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect();
+            PortalConfig::from_lookup(|name| {
+                variables
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+            })
+            .map(|config| config.storage)
+        };
+        assert_eq!(storage(&[("STORAGE", "memory")]).unwrap(), Storage::Memory);
+        assert_eq!(
+            storage(&[("SQLITE_PATH", "/var/lib/portal/residents.db")]).unwrap(),
+            Storage::Sqlite(PathBuf::from("/var/lib/portal/residents.db"))
+        );
+        let postgres = [
+            ("DATABASE_URL", "postgres://portal@127.0.0.1/portal"),
+            ("MAIL_QUEUE_KEY", KEY),
+            ("SMTP_URL", "smtp://127.0.0.1:2525?tls=none"),
+        ];
+        assert!(matches!(storage(&postgres).unwrap(), Storage::Postgres(_)));
+        let mut conflicting = postgres.to_vec();
+        conflicting.push(("STORAGE", "memory"));
+        assert!(storage(&conflicting).is_err());
+        assert!(storage(&[("STORAGE", "redis")]).is_err());
         let config = PortalConfig::from_lookup(|name| match name {
             "BIND" => Some("0.0.0.0:8080".into()),
             "BASE_URL" => Some("https://кабинет-жителя.рф".into()),
@@ -698,7 +899,8 @@ mod tests {
             .unwrap()
             .mail_queue_keys
             .is_some());
-        // In memory, a random key is made and none is needed.
+        // Without DATABASE_URL none is asked for: SQLite keeps one in a file beside the
+        // database (made at the first build), memory makes a random one.
         let config = PortalConfig::from_lookup(|_| None).unwrap();
         assert!(config.mail_queue_keys.is_none());
     }
@@ -733,22 +935,75 @@ mod tests {
         assert_eq!(MemoryDirectory::from_csv(DEMO_DIRECTORY).unwrap().len(), 5);
     }
 
+    /// The default: a SQLite file that keeps residents, and a mail queue key made once
+    /// beside it (owner-only) and read at every later start.
     #[tokio::test]
-    async fn builds_the_embedded_default() {
-        let dir = std::env::temp_dir().join("resident-auth-portal-test-outbox");
+    async fn builds_the_embedded_default_on_a_sqlite_file_with_its_key_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("residents.db");
+        let variables = |name: &str| match name {
+            "OUTBOX_DIR" => Some(dir.path().join("outbox").display().to_string()),
+            "SQLITE_PATH" => Some(database.display().to_string()),
+            "ARGON2_TEST_PARAMS" => Some("1".into()),
+            _ => None,
+        };
+        let config = PortalConfig::from_lookup(variables).unwrap();
+        let portal = build(&config).await.unwrap();
+        let banner = portal.banner.join("\n");
+        assert!(banner.contains("SQLite file"), "{banner}");
+        assert!(
+            banner.contains("imported into the database (5 new"),
+            "{banner}"
+        );
+        assert!(banner.contains("mail-queue-key (made now"), "{banner}");
+        let core = format!("on the {} core", Argon2Hasher::core());
+        assert!(banner.contains(&core), "the banner names the argon2 core");
+        assert!(banner.contains(".eml"), "{banner}");
+        let key_file = config.storage.key_file().unwrap();
+        let key = std::fs::read_to_string(&key_file).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |path: &std::path::Path| {
+                std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+            };
+            assert_eq!(mode(&key_file), 0o600);
+            assert_eq!(mode(&database), 0o600);
+        }
+        drop(portal);
+        // A restart reads the same key and leaves the directory as it is.
+        let portal = build(&config).await.unwrap();
+        let banner = portal.banner.join("\n");
+        assert!(banner.contains("mail-queue-key (read"), "{banner}");
+        assert!(!banner.contains("imported"), "{banner}");
+        assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+        drop(portal);
+        // A key file others may read is refused.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let error = build(&config).await.unwrap_err().to_string();
+            assert!(error.contains("chmod 600"), "{error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn builds_in_memory_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
         let config = PortalConfig::from_lookup(|name| match name {
-            "OUTBOX_DIR" => Some(dir.display().to_string()),
+            "OUTBOX_DIR" => Some(dir.path().display().to_string()),
+            "STORAGE" => Some("memory".into()),
             "ARGON2_TEST_PARAMS" => Some("1".into()),
             _ => None,
         })
         .unwrap();
         let portal = build(&config).await.unwrap();
         assert!(portal.banner.iter().any(|l| l.contains("in memory")));
-        let core = format!("on the {} core", Argon2Hasher::core());
+        assert!(!portal.banner.iter().any(|l| l.contains("Mail queue key")));
         assert!(
-            portal.banner.iter().any(|l| l.contains(&core)),
-            "the banner names the argon2 core"
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "no file made"
         );
-        assert!(portal.banner.iter().any(|l| l.contains(".eml")));
     }
 }

@@ -18,7 +18,10 @@ pub fn directory() -> &'static PathBuf {
     DIRECTORY.get_or_init(|| {
         let binary = std::env::current_exe()
             .ok()
-            .and_then(|exe| exe.file_stem().map(|stem| stem.to_string_lossy().into_owned()))
+            .and_then(|exe| {
+                exe.file_stem()
+                    .map(|stem| stem.to_string_lossy().into_owned())
+            })
             .unwrap_or_else(|| "tests".to_owned());
         let directory = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sqlite-{binary}"));
         let _ = std::fs::remove_dir_all(&directory);
