@@ -52,14 +52,18 @@ impl EnumerationReport {
     }
 
     /// Whether the two sides are indistinguishable: the same answers and the same argon2
-    /// work attempt for attempt, and both time ratios within `1 ± tolerance`.
+    /// work attempt for attempt, and the median paired time ratio within `1 ± tolerance`.
+    ///
+    /// Time is judged by the paired ratio: each pair's two attempts run back to back, so a
+    /// machine that slows down for a while (other processes on its cores) slows both alike
+    /// and the ratio holds, where the ratio of the two sides' medians moves with the load
+    /// (seen: 1.068 beside a paired 0.993 on a busy machine). A real difference shows in
+    /// every pair, so in both.
     #[must_use]
     pub fn indistinguishable(&self, tolerance: f64) -> bool {
-        let within = |ratio: f64| (ratio - 1.0).abs() <= tolerance;
         self.unknown_answers == self.wrong_answers
             && self.unknown_work == self.wrong_work
-            && within(self.median_ratio())
-            && within(self.median_paired_ratio)
+            && (self.median_paired_ratio - 1.0).abs() <= tolerance
     }
 }
 

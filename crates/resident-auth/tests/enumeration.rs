@@ -3,8 +3,8 @@
 //! the argon2 work done, and by the time taken — with the production argon2 parameters.
 //!
 //! The probe is `resident_auth::enumeration::probe_login_enumeration`, shared with the
-//! PostgreSQL adapter's tests: answers and argon2 work compared exactly, time by medians
-//! of interleaved samples, within 5 % (a relative bound, never an absolute speed).
+//! PostgreSQL adapter's tests: answers and argon2 work compared exactly, time by the median
+//! ratio of interleaved pairs, within 5 % (a relative bound, never an absolute speed).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
