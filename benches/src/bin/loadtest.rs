@@ -730,11 +730,11 @@ async fn sqlite(t: f64) {
             "the hashing pool; a login writes one session",
         );
     }
-    write_scaling(&store, "SQLite").await;
-    let mut journeys_run = JourneySteps::new(store, dir_port, bench_config());
+    let mut journeys_run = JourneySteps::new(store.clone(), dir_port, bench_config());
     for j in 0..journeys {
         journeys_run.walk(CABINETS + j, None).await;
     }
+    write_scaling(&store, "SQLite").await;
     println!();
     println!("| journey step (SQLite) | p50 | p99 |");
     println!("|---|---|---|");

@@ -8,7 +8,8 @@
 //!
 //! Run: `cargo run --release -p resident-auth-benches --bin scale` (`DATABASE_URL` is used
 //! when set, else a throwaway cluster with `pg_stat_statements`; `SCALE=0.1` for a tenth of
-//! the volume; `SCALE_PART=purge` for the purge alone). Argon2 runs with fast test parameters, so the steps' times are the
+//! the volume; `SCALE_PART=purge` for the purge alone; `SCALE_STORE=sqlite` for the same
+//! volume in a SQLite file: the steps ÷ empty, the purge and the re-import). Argon2 runs with fast test parameters, so the steps' times are the
 //! database's and the service's, not the hash's.
 #![allow(
     clippy::unwrap_used,
@@ -243,6 +244,10 @@ fn bulk_csv(n: i64, changed_every: Option<i64>) -> String {
 
 #[tokio::main]
 async fn main() {
+    if std::env::var("SCALE_STORE").as_deref() == Ok("sqlite") {
+        sqlite().await;
+        return;
+    }
     let admin_url = database_url();
     let admin = resident_auth_postgres::connect(&admin_url, &PoolConfig::default())
         .await
@@ -340,4 +345,143 @@ async fn main() {
             .execute(&admin)
             .await;
     }
+}
+
+// ---- SQLite ----------------------------------------------------------------------------
+
+/// The volume above in a SQLite file, set-based (a recursive counter): ids and digests are
+/// the row number, zero-padded to their length.
+async fn fill_sqlite(pool: &sqlx::SqlitePool) -> Duration {
+    let now = now_ms();
+    let (directory, cabinets, second_accounts, sessions, links, counters) = (
+        rows(1_000_000.0),
+        rows(300_000.0),
+        rows(60_000.0),
+        rows(1_000_000.0),
+        rows(200_000.0),
+        rows(300_000.0),
+    );
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let series = |n: i64| {
+        format!("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})")
+    };
+    let statements = format!(
+        "BEGIN;
+         INSERT INTO resident_auth_directory (account_number, address, premises, surnames)
+         {d} SELECT '77' || printf('%011d', i), 'ул. Объёмная, д. ' || (i / 100) || ', кв. ' || (i % 100 + 1),
+                (i % 100 + 1), 'Петров' FROM n;
+         INSERT INTO resident_auth_cabinets (id, email, password_hash, credential_version, version)
+         {c} SELECT CAST(printf('c%015d', i) AS BLOB), 'bulk' || i || '@example.org', '{hash}', 1, 1 FROM n;
+         INSERT INTO resident_auth_cabinet_accounts (account_number, cabinet_id, position)
+         {c} SELECT '77' || printf('%011d', i), CAST(printf('c%015d', i) AS BLOB), 1 FROM n;
+         INSERT INTO resident_auth_cabinet_accounts (account_number, cabinet_id, position)
+         {a} SELECT '77' || printf('%011d', {cabinets} + i), CAST(printf('c%015d', i) AS BLOB), 2 FROM n;
+         INSERT INTO resident_auth_sessions (token_hash, session_id, cabinet_id, credential_version,
+                               active_account, created_at, last_used, expires_at, client, version)
+         {s} SELECT CAST(printf('s%031d', i) AS BLOB), CAST(printf('i%015d', i) AS BLOB),
+                CAST(printf('c%015d', i % {cabinets} + 1) AS BLOB), 1, NULL,
+                {now} - 3600000, {now} - 1800000,
+                CASE WHEN i % 5 = 0 THEN {now} + 1800000 ELSE {now} - 60000 END,
+                'Firefox on Linux, 203.0.113.' || (i % 250), 1 FROM n;
+         INSERT INTO resident_auth_links (token_hash, purpose, email, account_number, expires_at, version)
+         {l} SELECT CAST(printf('l%031d', i) AS BLOB), 'confirmation', 'pending' || i || '@example.org',
+                '77' || printf('%011d', 500000 + i),
+                CASE WHEN i % 10 = 0 THEN {now} + 86400000 ELSE {now} - 60000 END, 1 FROM n;
+         INSERT INTO resident_auth_counters (key, count, window_ends)
+         {k} SELECT 'login:cabinet:bulk' || i || '@example.org', 1 + i % 4,
+                CASE WHEN i % 2 = 0 THEN {now} + 900000 ELSE {now} - 60000 END FROM n;
+         COMMIT;
+         ANALYZE;",
+        d = series(directory),
+        c = series(cabinets),
+        a = series(second_accounts),
+        s = series(sessions),
+        l = series(links),
+        k = series(counters),
+    );
+    let started = Instant::now();
+    sqlx::raw_sql(&statements).execute(pool).await.unwrap();
+    started.elapsed()
+}
+
+fn sqlite_steps(pool: &sqlx::SqlitePool) -> JourneySteps {
+    JourneySteps::with_hash_params(
+        Arc::new(resident_auth_sqlite::SqliteStore::new(pool.clone())),
+        Arc::new(resident_auth_sqlite::SqliteDirectory::new(pool.clone())),
+        config(),
+        HashParams::insecure_fast_for_tests(),
+    )
+}
+
+async fn sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = resident_auth_sqlite::SqliteOptions::default();
+    let empty = resident_auth_sqlite::open(dir.path().join("empty.db"), &options)
+        .await
+        .unwrap();
+    let volume = resident_auth_sqlite::open(dir.path().join("volume.db"), &options)
+        .await
+        .unwrap();
+    let filled = fill_sqlite(&volume).await;
+    let residents = directory(RESIDENTS + 8);
+    for pool in [&empty, &volume] {
+        resident_auth_sqlite::import_directory(pool, &residents)
+            .await
+            .unwrap();
+    }
+    let bytes = std::fs::metadata(dir.path().join("volume.db")).map_or(0, |m| m.len());
+    println!(
+        "SQLite filled to volume (scale {}) in {:.1} s: {:.0} MiB",
+        scale(),
+        filled.as_secs_f64(),
+        bytes as f64 / 1048576.0
+    );
+    let (mut on_empty, mut on_volume) = (sqlite_steps(&empty), sqlite_steps(&volume));
+    for i in 0..RESIDENTS {
+        on_empty.walk(i, None).await;
+        on_volume.walk(i, None).await;
+    }
+    println!();
+    println!("| journey step (SQLite) | p50 empty | p50 at volume | ÷ | p99 empty | p99 at volume | ÷ |");
+    println!("|---|---|---|---|---|---|---|");
+    for ((name, p50e, p99e, _), (_, p50v, p99v, _)) in
+        on_empty.summary().into_iter().zip(on_volume.summary())
+    {
+        println!(
+            "| {name} | {:.2} ms | {:.2} ms | {:.2} | {:.2} ms | {:.2} ms | {:.2} |",
+            ms(p50e),
+            ms(p50v),
+            ms(p50v) / ms(p50e),
+            ms(p99e),
+            ms(p99v),
+            ms(p99v) / ms(p99e),
+        );
+    }
+    let imported = rows(1_000_000.0);
+    let started = Instant::now();
+    let report = resident_auth_sqlite::import_directory(&volume, &bulk_csv(imported, None))
+        .await
+        .unwrap();
+    println!(
+        "re-import of {imported} unchanged directory rows: {:.2} s ({report:?})",
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    let report = resident_auth_sqlite::import_directory(&volume, &bulk_csv(imported, Some(100)))
+        .await
+        .unwrap();
+    println!(
+        "re-import with 1 % changed: {:.2} s ({report:?})",
+        started.elapsed().as_secs_f64()
+    );
+    let store = resident_auth_sqlite::SqliteStore::new(volume.clone());
+    let started = Instant::now();
+    let purged =
+        resident_auth::ports::Store::purge_expired(&store, Timestamp::from_millis(now_ms()))
+            .await
+            .unwrap();
+    println!(
+        "purge of the volume's expired rows: {purged} rows in {:.1} s (batches of 10,000)",
+        started.elapsed().as_secs_f64()
+    );
 }
