@@ -75,6 +75,11 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo test (unit, integration, property, doctests)"
 cargo test --workspace --all-features
 
+step "resident-auth-axum alone, without its pages feature (every other run has it on)"
+# The workspace run unifies features, and the axum example turns `pages` on: the warning
+# that letters link to pages nobody serves is compiled only without it.
+cargo test --quiet -p resident-auth-axum --test unserved_pages
+
 step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 

@@ -72,7 +72,13 @@ impl ResidentAuth {
     /// `App::configure`: the routes, the OpenAPI document at `{prefix}/openapi.json`, a JSON
     /// 404 for any other path under a non-empty `prefix`, 405 with `Allow` for a wrong
     /// method, and the [`Api`] as app data for the [`Resident`] extractor.
+    ///
+    /// This crate serves no HTML pages: when the service's letters still link to the
+    /// library's own `{base}/confirm` or `{base}/recover` page, the first call warns (once
+    /// per process) that those links would answer 404 — point them at the host's front end
+    /// with `AuthServiceBuilder::confirmation_link` and `recovery_link`.
     pub fn configure(&self, prefix: &str) -> impl FnOnce(&mut web::ServiceConfig) + 'static {
+        warn_of_unserved_pages(self.service());
         let prefix = prefix.trim_end_matches('/').to_owned();
         let api = self.api.clone();
         move |config| {
@@ -126,6 +132,21 @@ impl ResidentAuth {
             self.service().clone(),
             every,
         ))
+    }
+}
+
+/// Warns once per process when letters link to pages nobody serves here.
+fn warn_of_unserved_pages(service: &AuthService) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let pages = service.config().links.pages_needed();
+    if !pages.is_empty() && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            pages = %pages.join(", "),
+            "resident-auth: letters link to the library's own pages, which resident-auth-actix \
+             does not serve: those links would answer 404. Point them at your front end \
+             (AuthServiceBuilder::confirmation_link / recovery_link, e.g. \
+             https://app.example/confirm/{{token}}), or serve those paths yourself"
+        );
     }
 }
 

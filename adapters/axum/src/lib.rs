@@ -79,6 +79,11 @@ impl ResidentAuth {
     /// for any other path under `prefix`, and with the `pages` feature the HTML pages at
     /// the root. Every answer carries `X-Content-Type-Options: nosniff`.
     ///
+    /// Without the `pages` feature, when the service's letters still link to the library's
+    /// own `{base}/confirm` or `{base}/recover` page, it warns (once per process) that those
+    /// links would answer 404: enable `pages`, or point them at the host's front end with
+    /// `AuthServiceBuilder::confirmation_link` and `recovery_link`.
+    ///
     /// The client's address for per-client limits comes from
     /// `into_make_service_with_connect_info::<SocketAddr>()`; without it every client
     /// shares one key.
@@ -119,6 +124,8 @@ impl ResidentAuth {
         {
             router = router.merge(pages::routes());
         }
+        #[cfg(not(feature = "pages"))]
+        warn_of_unserved_pages(self.service());
         router
             .layer(axum::middleware::map_response(no_sniffing))
             .with_state(self.clone())
@@ -141,6 +148,22 @@ impl ResidentAuth {
             self.service().clone(),
             every,
         ))
+    }
+}
+
+/// Warns once per process when letters link to pages this router does not serve.
+#[cfg(not(feature = "pages"))]
+fn warn_of_unserved_pages(service: &AuthService) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let pages = service.config().links.pages_needed();
+    if !pages.is_empty() && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            pages = %pages.join(", "),
+            "resident-auth: letters link to the library's own pages, which this router does \
+             not serve (resident-auth-axum without its `pages` feature): those links would \
+             answer 404. Enable `pages`, or point them at your front end \
+             (AuthServiceBuilder::confirmation_link / recovery_link)"
+        );
     }
 }
 

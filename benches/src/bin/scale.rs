@@ -442,7 +442,9 @@ async fn sqlite() {
         on_volume.walk(i, None).await;
     }
     println!();
-    println!("| journey step (SQLite) | p50 empty | p50 at volume | ÷ | p99 empty | p99 at volume | ÷ |");
+    println!(
+        "| journey step (SQLite) | p50 empty | p50 at volume | ÷ | p99 empty | p99 at volume | ÷ |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for ((name, p50e, p99e, _), (_, p50v, p99v, _)) in
         on_empty.summary().into_iter().zip(on_volume.summary())

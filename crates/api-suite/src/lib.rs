@@ -36,6 +36,7 @@ macro_rules! api_tests {
         $crate::api_tests!(@checks $binary;
             full_journey_with_two_addresses,
             the_default_keeps_residents_across_a_restart,
+            letters_link_to_the_hosts_own_routes,
             registration_errors,
             login_errors_and_throttling,
             session_errors,
@@ -420,6 +421,70 @@ pub async fn the_default_keeps_residents_across_a_restart(binary: &str) {
     login(&server, RESIDENT, &password).await;
     let (status, body) = register(&server, "7800000000001", "someone-else@example.org").await;
     assert_eq!(status, 409, "the account is still taken: {body}");
+}
+
+/// An API-only host points letters at its own front end (`CONFIRMATION_LINK`,
+/// `RECOVERY_LINK`): each letter's link is the host's route with the token, and the token
+/// works through the API as the library's own link would.
+pub async fn letters_link_to_the_hosts_own_routes(binary: &str) {
+    let front_end = "http://localhost:5173/#";
+    let server = Server::start(
+        binary,
+        &[
+            (
+                "CONFIRMATION_LINK",
+                format!("{front_end}/confirm/{{token}}"),
+            ),
+            (
+                "RECOVERY_LINK",
+                format!("{front_end}/reset?t={{token}}&lang=ru"),
+            ),
+        ],
+    )
+    .await;
+    let token_after = |subject: &str, prefix: &str| {
+        let text = server.newest(subject);
+        let start = text
+            .find(prefix)
+            .unwrap_or_else(|| panic!("{prefix} in {text}"))
+            + prefix.len();
+        text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect::<String>()
+    };
+    let (status, body) = register(&server, "7800000000001", RESIDENT).await;
+    assert_eq!(status, 202, "{body}");
+    let token = token_after("Подтверждение e-mail", &format!("{front_end}/confirm/"));
+    assert_eq!(token.len(), 43);
+    let (status, body, _) = server
+        .post("/api/registrations/confirm", json!({"token": token}), None)
+        .await;
+    assert_eq!(
+        status, 200,
+        "the host's route hands the token to the API: {body}"
+    );
+    let activation = body["activation_token"].as_str().unwrap().to_owned();
+    let (status, body, _) = server
+        .post(
+            "/api/registrations/activate",
+            json!({"activation_token": activation, "premises": "12"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body, _) = server
+        .post("/api/recovery", json!({"email": RESIDENT}), None)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let token = token_after("Восстановление пароля", &format!("{front_end}/reset?t="));
+    assert!(server
+        .newest("Восстановление пароля")
+        .contains(&format!("{token}&lang=ru")));
+    let (status, body, _) = server
+        .post("/api/recovery/complete", json!({"token": token}), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// The journeys (1–9) and schemathesis' defects, on PostgreSQL and SMTP: the example's own

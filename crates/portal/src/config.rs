@@ -5,6 +5,7 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use resident_auth::admin::{Audit, TracingAudit};
+use resident_auth::letters::LinkTemplate;
 use resident_auth::{
     events::{Events, TracingEvents},
     memory::{MemoryDirectory, MemoryStore},
@@ -30,6 +31,9 @@ pub struct PortalConfig {
     pub bind: String,
     /// `BASE_URL`: where links in letters point (default `http://{BIND}`).
     pub base_url: String,
+    /// `CONFIRMATION_LINK` and `RECOVERY_LINK`: link templates on the host's own front end
+    /// (`https://app.example/confirm/{token}`) instead of the pages under `BASE_URL`.
+    pub link_templates: (Option<LinkTemplate>, Option<LinkTemplate>),
     /// `REGISTRY_CSV`: the billing directory file (default: the bundled demo).
     pub registry_csv: Option<PathBuf>,
     /// `SERVED_REGIONS`: comma list of region codes (default: all).
@@ -329,6 +333,16 @@ impl PortalConfig {
             connection_limits = connection_limits
                 .with_max_connections(usize::try_from(connections).unwrap_or(usize::MAX));
         }
+        let template = |name: &str| {
+            lookup(name)
+                .map(|text| {
+                    text.trim().parse::<LinkTemplate>().map_err(|e| {
+                        ConfigError(format!("{name}: {e} ({}), not {text:?}", e.code()))
+                    })
+                })
+                .transpose()
+        };
+        let link_templates = (template("CONFIRMATION_LINK")?, template("RECOVERY_LINK")?);
         let smtp_url = lookup("SMTP_URL");
         let outbox_dir = lookup("OUTBOX_DIR");
         if database_url.is_some() && smtp_url.is_none() && outbox_dir.is_none() {
@@ -344,6 +358,7 @@ impl PortalConfig {
         Ok(Self {
             base_url: lookup("BASE_URL").unwrap_or_else(|| format!("http://{bind}")),
             bind,
+            link_templates,
             registry_csv: lookup("REGISTRY_CSV").map(PathBuf::from),
             served_regions,
             outbox_dir: outbox_dir.map_or_else(|| PathBuf::from("./outbox"), PathBuf::from),
@@ -629,6 +644,15 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
     if let Some(keys) = mail_queue_keys {
         builder = builder.mail_queue_keys(keys);
     }
+    let (confirmation, recovery) = config.link_templates.clone();
+    if let Some(template) = confirmation {
+        banner.push(format!("Confirmation links: {template}"));
+        builder = builder.confirmation_link(template);
+    }
+    if let Some(template) = recovery {
+        banner.push(format!("Recovery links: {template}"));
+        builder = builder.recovery_link(template);
+    }
     let service = builder.build().map_err(|e| ConfigError(e.to_string()))?;
     Ok(Portal {
         config: config.clone(),
@@ -903,6 +927,29 @@ mod tests {
         // database (made at the first build), memory makes a random one.
         let config = PortalConfig::from_lookup(|_| None).unwrap();
         assert!(config.mail_queue_keys.is_none());
+    }
+
+    #[test]
+    fn link_templates_are_read_and_refused_with_their_code() {
+        let config = PortalConfig::from_lookup(|name| match name {
+            "CONFIRMATION_LINK" => Some("https://app.example.org/confirm/{token}".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            config.link_templates.0.map(|t| t.to_string()).as_deref(),
+            Some("https://app.example.org/confirm/{token}")
+        );
+        assert!(config.link_templates.1.is_none());
+        let error = PortalConfig::from_lookup(|name| {
+            (name == "RECOVERY_LINK").then(|| "https://app.example.org/reset".into())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("RECOVERY_LINK") && error.contains("link_template.placeholder"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -16,3 +16,36 @@ pub use crate::password::{NEW_PASSWORD_MAX_CHARS, NEW_PASSWORD_MIN_CHARS};
 pub use crate::premises::PremisesError;
 pub use crate::surname::SurnameError;
 pub use crate::surname::SURNAME_MAX_CHARS;
+
+/// Why a link template was refused (see [`crate::letters::LinkTemplate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidLinkTemplate {
+    /// Not an absolute `https://` URL (`http://` only for a loopback host).
+    #[error("a link template must be an absolute https:// URL (http:// only for localhost)")]
+    NotAbsoluteHttps,
+    /// No `{token}`, or more than one.
+    #[error("a link template must hold `{{token}}` exactly once")]
+    Placeholder,
+    /// `{token}` (or a brace) in the scheme, user or host.
+    #[error("a link template must put `{{token}}` after the host")]
+    PlaceholderInHost,
+    /// Whitespace, control characters, a stray brace, user information, no host, or over
+    /// 2048 bytes.
+    #[error("a link template must be a plain URL: no spaces, stray braces or user@")]
+    Malformed,
+}
+
+impl InvalidLinkTemplate {
+    /// The stable code: `link_template.not_https`, `link_template.placeholder`,
+    /// `link_template.placeholder_in_host`, `link_template.malformed`.
+    #[must_use]
+    pub const fn code(self) -> &'static str {
+        match self {
+            InvalidLinkTemplate::NotAbsoluteHttps => "link_template.not_https",
+            InvalidLinkTemplate::Placeholder => "link_template.placeholder",
+            InvalidLinkTemplate::PlaceholderInHost => "link_template.placeholder_in_host",
+            InvalidLinkTemplate::Malformed => "link_template.malformed",
+        }
+    }
+}

@@ -378,10 +378,23 @@ impl Letter {
     }
 }
 
-/// Builds the links letters carry: `{base}/confirm?token=…` and `{base}/recover?token=…`.
+/// Builds the links letters carry. By default they point at the library's own pages under
+/// the base URL, `{base}/confirm?token=…` and `{base}/recover?token=…` (served by
+/// `resident-auth-axum` with its `pages` feature); a host with a front end of its own points
+/// each kind at its own route with a [`LinkTemplate`].
+///
+/// ```
+/// use resident_auth::letters::{LinkTemplate, Links};
+/// let links = Links::new("https://portal.example.org")
+///     .with_confirmation("https://app.example.org/confirm/{token}".parse::<LinkTemplate>()?);
+/// assert_eq!(links.pages_needed(), ["https://portal.example.org/recover"]);
+/// # Ok::<(), resident_auth::errors::InvalidLinkTemplate>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Links {
     base_url: String,
+    confirmation: Option<LinkTemplate>,
+    recovery: Option<LinkTemplate>,
 }
 
 impl Links {
@@ -391,7 +404,25 @@ impl Links {
     pub fn new(base_url: &str) -> Self {
         Self {
             base_url: base_url.trim().trim_end_matches('/').to_owned(),
+            confirmation: None,
+            recovery: None,
         }
+    }
+
+    /// Confirmation links ("Подтверждение e-mail", also for an added account) point at
+    /// `template` instead of `{base}/confirm?token=…`.
+    #[must_use]
+    pub fn with_confirmation(mut self, template: LinkTemplate) -> Self {
+        self.confirmation = Some(template);
+        self
+    }
+
+    /// Recovery links ("Восстановление пароля") point at `template` instead of
+    /// `{base}/recover?token=…`.
+    #[must_use]
+    pub fn with_recovery(mut self, template: LinkTemplate) -> Self {
+        self.recovery = Some(template);
+        self
     }
 
     /// The base URL.
@@ -400,30 +431,235 @@ impl Links {
         &self.base_url
     }
 
+    /// The library's own pages these links land on (`{base}/confirm`, `{base}/recover`):
+    /// a host must serve each, or give its kind a [`LinkTemplate`]. Empty when every kind
+    /// points at the host's own routes.
+    #[must_use]
+    pub fn pages_needed(&self) -> Vec<String> {
+        [
+            (self.confirmation.is_none(), "/confirm"),
+            (self.recovery.is_none(), "/recover"),
+        ]
+        .into_iter()
+        .filter(|(needed, _)| *needed)
+        .map(|(_, path)| format!("{}{path}", self.base_url))
+        .collect()
+    }
+
     /// The confirmation link for `token`.
     #[must_use]
     pub fn confirmation(&self, token: &Token) -> SecretString {
-        SecretString::from(format!(
-            "{}/confirm?token={}",
-            self.base_url,
-            token.expose()
-        ))
+        match &self.confirmation {
+            Some(template) => template.fill(token),
+            None => SecretString::from(format!(
+                "{}/confirm?token={}",
+                self.base_url,
+                token.expose()
+            )),
+        }
     }
 
     /// The recovery link for `token`.
     #[must_use]
     pub fn recovery(&self, token: &Token) -> SecretString {
-        SecretString::from(format!(
-            "{}/recover?token={}",
-            self.base_url,
-            token.expose()
-        ))
+        match &self.recovery {
+            Some(template) => template.fill(token),
+            None => SecretString::from(format!(
+                "{}/recover?token={}",
+                self.base_url,
+                token.expose()
+            )),
+        }
+    }
+}
+
+/// Where one kind of letter's link points on a host's own front end: an absolute `https`
+/// URL with exactly one `{token}` after its host (in the path, query or fragment), e.g.
+/// `https://app.example.org/confirm/{token}` or `https://app.example.org/#/reset?t={token}`.
+/// Plain `http` is accepted for `localhost`, `127.0.0.1` and `[::1]` only (development).
+/// The token is 43 URL-safe base64 characters, so it needs no escaping anywhere there.
+///
+/// ```
+/// use resident_auth::letters::LinkTemplate;
+/// assert!("https://app.example.org/confirm/{token}".parse::<LinkTemplate>().is_ok());
+/// assert!("http://127.0.0.1:5173/confirm?token={token}".parse::<LinkTemplate>().is_ok());
+/// for refused in [
+///     "http://app.example.org/confirm/{token}",     // not https
+///     "/confirm/{token}",                            // not absolute
+///     "https://app.example.org/confirm",             // no placeholder
+///     "https://app.example.org/{token}/{token}",     // two
+///     "https://{token}.example.org/",                // in the host
+///     "https://app.example.org/confirm/{tokne}",     // a stray brace
+/// ] {
+///     assert!(refused.parse::<LinkTemplate>().is_err(), "{refused}");
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkTemplate {
+    before: String,
+    after: String,
+}
+
+/// The placeholder a [`LinkTemplate`] carries once.
+const TOKEN_PLACEHOLDER: &str = "{token}";
+
+impl LinkTemplate {
+    fn fill(&self, token: &Token) -> SecretString {
+        SecretString::from(format!("{}{}{}", self.before, token.expose(), self.after))
+    }
+}
+
+impl std::str::FromStr for LinkTemplate {
+    type Err = crate::errors::InvalidLinkTemplate;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        use crate::errors::InvalidLinkTemplate as Invalid;
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) || text.len() > 2048 {
+            return Err(Invalid::Malformed);
+        }
+        let (scheme, rest) = text.split_once("://").ok_or(Invalid::NotAbsoluteHttps)?;
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, _) = rest.split_at(authority_end);
+        if authority.contains(['{', '}']) {
+            return Err(Invalid::PlaceholderInHost);
+        }
+        let host = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
+        let host_name = host
+            .strip_prefix('[')
+            .and_then(|h| h.split_once(']'))
+            .map_or_else(
+                || host.split(':').next().unwrap_or(""),
+                |(inside, _)| inside,
+            );
+        if host_name.is_empty() || authority.contains('@') {
+            return Err(Invalid::Malformed);
+        }
+        let loopback = matches!(host_name, "localhost" | "127.0.0.1" | "::1");
+        match scheme {
+            "https" => {}
+            "http" if loopback => {}
+            _ => return Err(Invalid::NotAbsoluteHttps),
+        }
+        let (before, after) = text
+            .split_once(TOKEN_PLACEHOLDER)
+            .ok_or(Invalid::Placeholder)?;
+        if after.contains(TOKEN_PLACEHOLDER) {
+            return Err(Invalid::Placeholder);
+        }
+        if before.contains(['{', '}']) || after.contains(['{', '}']) {
+            return Err(Invalid::Malformed);
+        }
+        Ok(Self {
+            before: before.to_owned(),
+            after: after.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for LinkTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{TOKEN_PLACEHOLDER}{}", self.before, self.after)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_carry_the_token_where_the_host_put_it() {
+        let token = Token::generate();
+        let links = Links::new("https://portal.example.org/").with_recovery(
+            "https://app.example.org/#/reset?t={token}&from=mail"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            links.recovery(&token).expose_secret(),
+            format!(
+                "https://app.example.org/#/reset?t={}&from=mail",
+                token.expose()
+            )
+        );
+        assert_eq!(
+            links.confirmation(&token).expose_secret(),
+            format!(
+                "https://portal.example.org/confirm?token={}",
+                token.expose()
+            )
+        );
+        assert_eq!(links.pages_needed(), ["https://portal.example.org/confirm"]);
+        let template: LinkTemplate = "https://app.example.org/c/{token}".parse().unwrap();
+        assert_eq!(template.to_string(), "https://app.example.org/c/{token}");
+        assert!(Links::new("https://p.example")
+            .with_confirmation(template.clone())
+            .with_recovery(template)
+            .pages_needed()
+            .is_empty());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// Any text: no panic; a template that parses prints back to itself.
+        #[test]
+        fn link_templates_parse_without_panic_and_round_trip(text in "\\PC{0,80}") {
+            if let Ok(template) = text.parse::<LinkTemplate>() {
+                proptest::prop_assert_eq!(template.to_string().parse::<LinkTemplate>(), Ok(template));
+            }
+        }
+
+        /// A host's path around the placeholder is kept byte for byte.
+        #[test]
+        fn templated_paths_round_trip(path in "[a-z0-9/._-]{0,30}", query in "[a-z0-9=&]{0,20}") {
+            let text = format!("https://app.example.org/{path}{{token}}?{query}");
+            let template: LinkTemplate = text.parse().map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e}")))?;
+            proptest::prop_assert_eq!(template.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn link_templates_are_refused_with_a_stable_code() {
+        use crate::errors::InvalidLinkTemplate as Invalid;
+        for (text, error) in [
+            ("ftp://app.example.org/{token}", Invalid::NotAbsoluteHttps),
+            ("http://app.example.org/{token}", Invalid::NotAbsoluteHttps),
+            (
+                "http://localhost.example.org/{token}",
+                Invalid::NotAbsoluteHttps,
+            ),
+            ("app.example.org/{token}", Invalid::NotAbsoluteHttps),
+            ("https://app.example.org/", Invalid::Placeholder),
+            (
+                "https://app.example.org/{token}?again={token}",
+                Invalid::Placeholder,
+            ),
+            ("https://{token}.example.org/x", Invalid::PlaceholderInHost),
+            (
+                "https://user:{token}@app.example.org/x",
+                Invalid::PlaceholderInHost,
+            ),
+            (
+                "https://evil.example@app.example.org/{token}",
+                Invalid::Malformed,
+            ),
+            ("https:///{token}", Invalid::Malformed),
+            ("https://app.example.org/{token} ", Invalid::Malformed),
+            ("https://app.example.org/{id}/{token}", Invalid::Malformed),
+        ] {
+            assert_eq!(text.parse::<LinkTemplate>(), Err(error), "{text}");
+            assert!(error.code().starts_with("link_template."));
+        }
+        for good in [
+            "http://[::1]:8080/confirm/{token}",
+            "http://localhost/c?token={token}",
+            "https://кабинет.рф/подтвердить/{token}",
+        ] {
+            assert!(good.parse::<LinkTemplate>().is_ok(), "{good}");
+        }
+    }
 
     fn letter(locale: Locale, content: LetterContent) -> Letter {
         Letter {

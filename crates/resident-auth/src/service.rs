@@ -566,6 +566,33 @@ impl AuthServiceBuilder {
         self
     }
 
+    /// Confirmation letters link to `template` on the host's own front end instead of the
+    /// library's `{base}/confirm` page ([`Links::with_confirmation`]).
+    ///
+    /// ```
+    /// # use resident_auth::{memory::{MemoryDirectory, MemoryStore, RecordingMailer}, AuthService};
+    /// let service = AuthService::builder("https://portal.example.org")
+    ///     .store(MemoryStore::new())
+    ///     .directory(MemoryDirectory::default())
+    ///     .mailer(RecordingMailer::new())
+    ///     .confirmation_link("https://app.example.org/confirm/{token}".parse()?)
+    ///     .recovery_link("https://app.example.org/reset/{token}".parse()?)
+    ///     .build()?;
+    /// assert!(service.config().links.pages_needed().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn confirmation_link(mut self, template: crate::letters::LinkTemplate) -> Self {
+        self.config.links = self.config.links.with_confirmation(template);
+        self
+    }
+
+    /// Recovery letters link to `template` on the host's own front end instead of the
+    /// library's `{base}/recover` page ([`Links::with_recovery`]).
+    pub fn recovery_link(mut self, template: crate::letters::LinkTemplate) -> Self {
+        self.config.links = self.config.links.with_recovery(template);
+        self
+    }
+
     /// The clock (default: the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
