@@ -56,11 +56,20 @@ else
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
-step "Chromium for the browser test"
+step "Chromium and axe-core for the browser walk"
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 /usr/bin/chromium --version
+# axe-core, the accessibility rules the browser walk runs on every screen (from npm).
+AXE_VERSION=4.14.1
+axe_dir=target/tools/axe
+if ! grep -qs "\"version\": \"$AXE_VERSION\"" "$axe_dir/node_modules/axe-core/package.json"; then
+  command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+  npm install --silent --no-audit --no-fund --prefix "$axe_dir" "axe-core@$AXE_VERSION"
+fi
+export AXE_CORE_JS="$PWD/$axe_dir/node_modules/axe-core/axe.min.js"
+echo "axe-core $AXE_VERSION"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -75,10 +84,11 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo test (unit, integration, property, doctests)"
 cargo test --workspace --all-features
 
-step "resident-auth-axum alone, without its pages feature (every other run has it on)"
-# The workspace run unifies features, and the axum example turns `pages` on: the warning
-# that letters link to pages nobody serves is compiled only without it.
+step "the integrations alone, without their pages feature (every other run has it on)"
+# The workspace run unifies features, and the examples turn `pages` on: the warning that
+# letters link to pages nobody serves is compiled only without it.
 cargo test --quiet -p resident-auth-axum --test unserved_pages
+cargo test --quiet -p resident-auth-actix --test unserved_pages
 
 step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet

@@ -28,6 +28,8 @@ pub use resident_auth_http::{
     web::CsrfKey,
 };
 
+#[cfg(feature = "pages")]
+mod pages;
 mod serve;
 
 pub use resident_auth_http::{ConnectionLimits, BODY_LIMIT};
@@ -73,11 +75,14 @@ impl ResidentAuth {
     /// 404 for any other path under a non-empty `prefix`, 405 with `Allow` for a wrong
     /// method, and the [`Api`] as app data for the [`Resident`] extractor.
     ///
-    /// This crate serves no HTML pages: when the service's letters still link to the
-    /// library's own `{base}/confirm` or `{base}/recover` page, the first call warns (once
-    /// per process) that those links would answer 404 — point them at the host's front end
-    /// with `AuthServiceBuilder::confirmation_link` and `recovery_link`.
+    /// With the `pages` feature it mounts the guide's HTML pages at the root too
+    /// ([`resident_auth_http::pages`]). Without it, when the service's letters still link to
+    /// the library's own `{base}/confirm` or `{base}/recover` page, the first call warns
+    /// (once per process) that those links would answer 404: enable `pages`, or point them
+    /// at the host's front end with `AuthServiceBuilder::confirmation_link` and
+    /// `recovery_link`.
     pub fn configure(&self, prefix: &str) -> impl FnOnce(&mut web::ServiceConfig) + 'static {
+        #[cfg(not(feature = "pages"))]
         warn_of_unserved_pages(self.service());
         let prefix = prefix.trim_end_matches('/').to_owned();
         let api = self.api.clone();
@@ -112,6 +117,8 @@ impl ResidentAuth {
                 config.service(web::resource(format!("{prefix}/{{tail:.*}}")).to(not_found));
                 config.service(web::resource(prefix.clone()).to(not_found));
             }
+            #[cfg(feature = "pages")]
+            pages::configure(config);
         }
     }
 
@@ -136,6 +143,7 @@ impl ResidentAuth {
 }
 
 /// Warns once per process when letters link to pages nobody serves here.
+#[cfg(not(feature = "pages"))]
 fn warn_of_unserved_pages(service: &AuthService) {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let pages = service.config().links.pages_needed();
@@ -143,7 +151,8 @@ fn warn_of_unserved_pages(service: &AuthService) {
         tracing::warn!(
             pages = %pages.join(", "),
             "resident-auth: letters link to the library's own pages, which resident-auth-actix \
-             does not serve: those links would answer 404. Point them at your front end \
+             does not serve without its `pages` feature: those links would answer 404. Enable \
+             `pages`, or point them at your front end \
              (AuthServiceBuilder::confirmation_link / recovery_link, e.g. \
              https://app.example/confirm/{{token}}), or serve those paths yourself"
         );

@@ -74,6 +74,38 @@ macro_rules! api_tests {
     };
 }
 
+/// The HTML pages' checks ([`pages`]) and the browser walk ([`browser`]) against `$binary`,
+/// one `#[tokio::test]` each.
+#[macro_export]
+macro_rules! pages_tests {
+    ($binary:expr) => {
+        $crate::pages_tests!(@checks $binary;
+            pages::pages_set_http_only_same_site_cookies_and_security_headers,
+            pages::cookies_are_secure_when_the_portal_is_served_over_https,
+            pages::every_answer_says_nosniff_and_pages_restrict_base_and_form_targets,
+            pages::forms_without_the_matching_csrf_token_are_refused,
+            pages::login_issues_a_fresh_session_whatever_cookie_came_with_it_and_logout_ends_it,
+            pages::the_language_switch_returns_only_to_known_pages,
+            pages::following_a_link_twice_consumes_nothing_and_the_link_still_works,
+            pages::every_form_refuses_a_missing_forged_or_foreign_csrf_token,
+            pages::the_password_and_sessions_pages_work_with_their_forms,
+            pages::bodies_over_the_limit_are_refused_with_a_page,
+            browser::a_resident_walks_the_whole_guide_in_chromium
+        );
+    };
+    (@checks $binary:expr; $($module:ident :: $check:ident),+) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                $crate::$module::$check($binary).await;
+            }
+        )+
+    };
+}
+
+pub mod browser;
+pub mod pages;
+
 /// The mail queue key of the checks on PostgreSQL (32 bytes, base64).
 pub const MAIL_QUEUE_KEY: &str = "W+GnW7ovu4+pLcpFJ0PaV7gPF+26mTSjS/eVsQfLjUM=";
 

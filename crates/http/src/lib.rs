@@ -6,6 +6,9 @@ pub mod api;
 pub mod client;
 mod limits;
 pub mod openapi;
+#[cfg(feature = "pages")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pages")))]
+pub mod pages;
 pub mod web;
 
 pub use api::{

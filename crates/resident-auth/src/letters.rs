@@ -380,7 +380,7 @@ impl Letter {
 
 /// Builds the links letters carry. By default they point at the library's own pages under
 /// the base URL, `{base}/confirm?token=…` and `{base}/recover?token=…` (served by
-/// `resident-auth-axum` with its `pages` feature); a host with a front end of its own points
+/// `resident-auth-axum` and `resident-auth-actix` with their `pages` feature); a host with a front end of its own points
 /// each kind at its own route with a [`LinkTemplate`].
 ///
 /// ```

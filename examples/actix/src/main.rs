@@ -1,7 +1,7 @@
-//! The JSON API on actix-web, `cargo run -p portal-actix`: a host that mounts resident-auth
-//! under `/api` (with `ADMIN_BIND` the operators' API, with `METRICS_BIND` the metrics, each
-//! apart), delivers the mail queue, and guards its own `GET /bills`. Same configuration and
-//! embedded default as `portal-axum`.
+//! The reference portal on actix-web, `cargo run -p portal-actix`: a host that mounts
+//! resident-auth (JSON API under `/api`, the guide's pages; with `ADMIN_BIND` the operators'
+//! API, with `METRICS_BIND` the metrics, each apart), delivers the mail queue, and guards its
+//! own `GET /bills`. Same configuration and embedded default as `portal-axum`.
 
 use std::{process::ExitCode, time::Duration};
 

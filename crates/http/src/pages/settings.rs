@@ -1,41 +1,19 @@
 //! The resident's own security settings: change the password (journey 8) and see and end
 //! sessions (journey 9).
 
-use axum::{
-    extract::State,
-    http::{HeaderMap, StatusCode},
-    response::Response,
-    routing::{get, post},
-    Form, Router,
-};
+use http::StatusCode;
 use resident_auth::{errors::Field, secrecy::SecretString, Authenticated, Error, Problem};
-use serde::Deserialize;
 
 use super::{
-    context, cookie, csrf_ok, forbidden,
-    html::{alert, csrf_field, escape, hidden, Input},
-    split_problems, status_of, to_login, AppState, CsrfOnly, Peer, Visit,
+    cabinet::signed_in,
+    forms,
+    html::{alert, csrf_field, hidden, html, Html, Input},
+    problem_page, split_problems, status_of, to_login, CsrfOnly, PageResponse, Request, Visit,
 };
 
-pub(super) fn routes() -> axum::Router<AppState> {
-    Router::new()
-        .route("/password", get(password_page).post(change_password))
-        .route("/sessions", get(sessions_page))
-        .route("/sessions/end", post(end_session))
-        .route("/sessions/end-others", post(end_other_sessions))
-}
-
-/// The session behind the request's cookie, or the way back to the login page.
-async fn signed_in(
-    state: &AppState,
-    headers: &HeaderMap,
-    visit: Visit,
-) -> Result<(Authenticated, Visit), Response> {
-    let token = cookie(headers, state.session_cookie()).unwrap_or_default();
-    match state.service().authenticate(token).await {
-        Ok(session) => Ok((session, visit)),
-        Err(_) => Err(to_login(visit)),
-    }
+forms! {
+    struct PasswordForm { current_password: SecretString, new_password: SecretString }
+    struct EndForm { session_id: String }
 }
 
 fn password_form(
@@ -43,26 +21,27 @@ fn password_form(
     session: &Authenticated,
     error: Option<&Error>,
     status: StatusCode,
-) -> Response {
+) -> PageResponse {
     let (mut fields, general) = error
         .map(|e| split_problems(e, visit.locale))
         .unwrap_or_default();
     let temporary = if session.password_change_required {
-        format!(
-            "<div class=\"notice\" role=\"status\"><p>{}</p></div>",
-            visit.t(
+        html!(
+            "<div class=\"notice\" role=\"status\"><p>{text}</p></div>",
+            text = visit.t(
                 "Пароль из письма временный. Задайте свой пароль, чтобы открыть кабинет.",
                 "The password from the letter is temporary. Choose your own to open the cabinet."
             )
         )
     } else {
-        String::new()
+        Html::empty()
     };
-    let body = format!(
+    let body = html!(
         "<h1>{title}</h1>{temporary}{alert}<form method=\"post\" action=\"/password\" novalidate>{csrf}{current}{new}\
          <button type=\"submit\">{submit}</button></form><div class=\"links\"><a href=\"/cabinet\">{back}</a>\
          <a href=\"/sessions\">{sessions}</a></div>",
         title = visit.t("Смена пароля", "Change the password"),
+        temporary = temporary,
         alert = alert(&general),
         csrf = csrf_field(&visit.csrf),
         current = Input {
@@ -95,43 +74,40 @@ fn password_form(
         sessions = visit.t("Сеансы", "Sessions"),
     );
     let title = visit.t("Смена пароля", "Change the password");
-    visit.html(status, title, "", &body, "/password")
+    visit.html(status, title, Html::empty(), body, "/password")
 }
 
-async fn password_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let visit = Visit::new(&state, &headers);
-    match signed_in(&state, &headers, visit).await {
+pub(super) async fn password_page(request: &Request<'_>) -> PageResponse {
+    let visit = Visit::new(request.api, request.headers);
+    match signed_in(request, visit).await {
         Ok((session, visit)) => password_form(visit, &session, None, StatusCode::OK),
         Err(response) => response,
     }
 }
 
-#[derive(Deserialize)]
-struct PasswordForm {
-    csrf: String,
-    current_password: SecretString,
-    new_password: SecretString,
-}
-
-async fn change_password(
-    State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
-    Form(form): Form<PasswordForm>,
-) -> Response {
-    let visit = check_csrf!(state, headers, form);
-    let (session, visit) = match signed_in(&state, &headers, visit).await {
+pub(super) async fn change_password(request: &Request<'_>) -> PageResponse {
+    let (form, visit) = match request.form::<PasswordForm>(Visit::new(request.api, request.headers))
+    {
+        Ok(checked) => checked,
+        Err(response) => return response,
+    };
+    let (session, visit) = match signed_in(request, visit).await {
         Ok(signed_in) => signed_in,
         Err(response) => return response,
     };
-    let context = context(&headers, &peer);
-    match state
+    match request
+        .api
         .service()
-        .change_password(&session, form.current_password, form.new_password, &context)
+        .change_password(
+            &session,
+            form.current_password,
+            form.new_password,
+            &request.context(),
+        )
         .await
     {
         Ok(()) => {
-            let body = format!(
+            let body = html!(
                 "<h1>{title}</h1><div class=\"notice\" role=\"status\"><p>{text}</p></div>\
                  <p><a class=\"button\" href=\"/cabinet\">{back}</a></p>",
                 title = visit.t("Пароль изменён", "Password changed"),
@@ -142,7 +118,7 @@ async fn change_password(
                 back = visit.t("В кабинет", "To the cabinet"),
             );
             let title = visit.t("Пароль изменён", "Password changed");
-            visit.html(StatusCode::OK, title, "", &body, "/password")
+            visit.html(StatusCode::OK, title, Html::empty(), body, "/password")
         }
         Err(error) if error.is(&Problem::SessionInvalid) => to_login(visit),
         Err(error) => {
@@ -152,32 +128,26 @@ async fn change_password(
     }
 }
 
-async fn sessions_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let visit = Visit::new(&state, &headers);
-    let (session, visit) = match signed_in(&state, &headers, visit).await {
+pub(super) async fn sessions_page(request: &Request<'_>) -> PageResponse {
+    let visit = Visit::new(request.api, request.headers);
+    let (session, visit) = match signed_in(request, visit).await {
         Ok(signed_in) => signed_in,
         Err(response) => return response,
     };
-    let list = match state.service().sessions(&session).await {
+    let list = match request.api.service().sessions(&session).await {
         Ok(list) => list,
         Err(error) => {
-            let (_, general) = split_problems(&error, visit.locale);
-            let body = format!(
-                "<h1>{}</h1>{}",
-                visit.t("Сеансы", "Sessions"),
-                alert(&general)
-            );
             let title = visit.t("Сеансы", "Sessions");
-            return visit.html(status_of(&error), title, "", &body, "/sessions");
+            return problem_page(visit, title, &error, "/sessions");
         }
     };
-    let items: String = list
+    let items: Html = list
         .iter()
         .map(|s| {
             let end = if s.current {
-                format!("<p><strong>{}</strong></p>", visit.t("Этот сеанс", "This session"))
+                html!("<p><strong>{this}</strong></p>", this = visit.t("Этот сеанс", "This session"))
             } else {
-                format!(
+                html!(
                     "<form method=\"post\" action=\"/sessions/end\">{csrf}{id}\
                      <button type=\"submit\" class=\"secondary\">{label}</button></form>",
                     csrf = csrf_field(&visit.csrf),
@@ -185,58 +155,55 @@ async fn sessions_page(State(state): State<AppState>, headers: HeaderMap) -> Res
                     label = visit.t("Завершить", "End"),
                 )
             };
-            format!(
+            html!(
                 "<li class=\"session\" data-session=\"{id}\"><dl><dt>{client_label}</dt><dd>{client}</dd>\
                  <dt>{started_label}</dt><dd><time>{started}</time></dd><dt>{used_label}</dt><dd><time>{used}</time></dd></dl>{end}</li>",
-                id = s.id,
+                id = s.id.to_string(),
                 client_label = visit.t("Устройство", "Device"),
-                client = escape(s.client.as_deref().unwrap_or("—")),
+                client = s.client.as_deref().unwrap_or("—"),
                 started_label = visit.t("Вход (UTC)", "Logged in (UTC)"),
-                started = s.created_at,
+                started = s.created_at.to_string(),
                 used_label = visit.t("Последнее действие (UTC)", "Last used (UTC)"),
-                used = s.last_used,
+                used = s.last_used.to_string(),
+                end = end,
             )
         })
         .collect();
     let others = if list.len() > 1 {
-        format!(
+        html!(
             "<form method=\"post\" action=\"/sessions/end-others\">{csrf}<button type=\"submit\">{label}</button></form>",
             csrf = csrf_field(&visit.csrf),
             label = visit.t("Завершить все другие сеансы", "End every other session"),
         )
     } else {
-        String::new()
+        Html::empty()
     };
-    let body = format!(
+    let body = html!(
         "<h1>{title}</h1><ul class=\"sessions\">{items}</ul>{others}\
          <div class=\"links\"><a href=\"/cabinet\">{back}</a><a href=\"/password\">{password}</a></div>",
         title = visit.t("Сеансы", "Sessions"),
+        items = items,
+        others = others,
         back = visit.t("← В кабинет", "← Back to the cabinet"),
         password = visit.t("Сменить пароль", "Change the password"),
     );
     let title = visit.t("Сеансы", "Sessions");
-    visit.html(StatusCode::OK, title, "", &body, "/sessions")
+    visit.html(StatusCode::OK, title, Html::empty(), body, "/sessions")
 }
 
-#[derive(Deserialize)]
-struct EndForm {
-    csrf: String,
-    session_id: String,
-}
-
-async fn end_session(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form<EndForm>,
-) -> Response {
-    let visit = check_csrf!(state, headers, form);
-    let (session, visit) = match signed_in(&state, &headers, visit).await {
+pub(super) async fn end_session(request: &Request<'_>) -> PageResponse {
+    let (form, visit) = match request.form::<EndForm>(Visit::new(request.api, request.headers)) {
+        Ok(checked) => checked,
+        Err(response) => return response,
+    };
+    let (session, visit) = match signed_in(request, visit).await {
         Ok(signed_in) => signed_in,
         Err(response) => return response,
     };
     let own = session.session_id().to_string() == form.session_id;
     // Not found (ended meanwhile) shows the list as it now is.
-    let _ = state
+    let _ = request
+        .api
         .service()
         .end_session(&session, &form.session_id)
         .await;
@@ -247,16 +214,15 @@ async fn end_session(
     }
 }
 
-async fn end_other_sessions(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form<CsrfOnly>,
-) -> Response {
-    let visit = check_csrf!(state, headers, form);
-    let (session, visit) = match signed_in(&state, &headers, visit).await {
+pub(super) async fn end_other_sessions(request: &Request<'_>) -> PageResponse {
+    let (_, visit) = match request.form::<CsrfOnly>(Visit::new(request.api, request.headers)) {
+        Ok(checked) => checked,
+        Err(response) => return response,
+    };
+    let (session, visit) = match signed_in(request, visit).await {
         Ok(signed_in) => signed_in,
         Err(response) => return response,
     };
-    let _ = state.service().end_other_sessions(&session).await;
+    let _ = request.api.service().end_other_sessions(&session).await;
     visit.redirect("/sessions")
 }

@@ -1,7 +1,9 @@
 //! The whole guide, walked as a resident in headless Chromium: register → letter →
 //! confirm → a wrong then the right premises number → log in with the mailed password →
 //! add an address → confirm → activate → log in again → switch address → log out →
-//! recover the password → log in. One screenshot per screen in `test-artifacts/browser/`.
+//! recover the password → log in. One screenshot per screen in
+//! `test-artifacts/browser/<binary>/`, and axe-core's WCAG 2.1 A/AA and best-practice rules
+//! run on every screen (`AXE_CORE_JS`, else where `scripts/test.sh` installs it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::{
@@ -10,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use api_suite::Server;
+use crate::Server;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use tokio::process::{Child, Command};
@@ -20,6 +22,8 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 struct Browser {
     client: Client,
+    axe: String,
+    violations: Vec<String>,
     _driver: Child,
     _profile: tempfile::TempDir,
     shots: PathBuf,
@@ -35,7 +39,7 @@ fn free_port() -> u16 {
 }
 
 impl Browser {
-    async fn start() -> Self {
+    async fn start(name: &str) -> Self {
         let port = free_port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
@@ -75,11 +79,24 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("a WebDriver session in headless Chromium");
-        let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test-artifacts/browser");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let shots = root.join("test-artifacts/browser").join(name);
+        let axe = std::env::var_os("AXE_CORE_JS").map_or_else(
+            || root.join("target/tools/axe/node_modules/axe-core/axe.min.js"),
+            PathBuf::from,
+        );
+        let axe = std::fs::read_to_string(&axe).unwrap_or_else(|e| {
+            panic!(
+                "axe-core at {} ({e}): scripts/test.sh installs it (npm install axe-core)",
+                axe.display()
+            )
+        });
         let _ = std::fs::remove_dir_all(&shots);
         std::fs::create_dir_all(&shots).unwrap();
         Self {
             client,
+            axe,
+            violations: Vec::new(),
             _driver: driver,
             _profile: profile,
             shots,
@@ -87,6 +104,7 @@ impl Browser {
         }
     }
 
+    /// A screenshot of the screen, and axe-core's findings on it.
     async fn shot(&mut self, name: &str) {
         self.count += 1;
         let png = self.client.screenshot().await.unwrap();
@@ -95,6 +113,31 @@ impl Browser {
             png,
         )
         .unwrap();
+        self.audit(name).await;
+    }
+
+    /// Runs axe-core's WCAG 2.1 A and AA rules and its best practices on the screen.
+    async fn audit(&mut self, screen: &str) {
+        self.client.execute(&self.axe, vec![]).await.unwrap();
+        let found = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];\
+                 axe.run(document, {runOnly: {type: 'tag', values: \
+                   ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}})\
+                 .then(r => done(r.violations.map(v => v.id + ' (' + v.impact + '): ' \
+                   + v.nodes.map(n => n.target.join(' ')).join(', '))))\
+                 .catch(e => done(['axe failed: ' + e]));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        for violation in found.as_array().into_iter().flatten() {
+            self.violations.push(format!(
+                "{screen}: {}",
+                violation.as_str().unwrap_or_default()
+            ));
+        }
     }
 
     /// The page's text; `None` while a navigation replaces the document.
@@ -181,11 +224,12 @@ fn link(server: &Server, subject: &str, path: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn a_resident_walks_the_whole_guide_in_chromium() {
-    let server = Server::start(env!("CARGO_BIN_EXE_portal-axum"), &[]).await;
+/// The walk, on `binary`.
+pub async fn a_resident_walks_the_whole_guide_in_chromium(binary: &str) {
+    let server = Server::start(binary, &[]).await;
     let base = server.base.clone();
-    let mut browser = Browser::start().await;
+    let name = Path::new(binary).file_name().unwrap().to_string_lossy();
+    let mut browser = Browser::start(&name).await;
 
     // Journey 1: registration.
     browser.client.goto(&format!("{base}/")).await.unwrap();
@@ -348,4 +392,9 @@ async fn a_resident_walks_the_whole_guide_in_chromium() {
     browser.shot("cabinet-english").await;
 
     browser.client.close().await.unwrap();
+    assert!(
+        browser.violations.is_empty(),
+        "axe-core found accessibility problems:\n{}",
+        browser.violations.join("\n")
+    );
 }
