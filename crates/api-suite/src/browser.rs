@@ -1,7 +1,7 @@
 //! The whole guide, walked as a resident in headless Chromium: register → letter →
 //! confirm → a wrong then the right premises number → log in with the mailed password →
 //! add an address → confirm → activate → log in again → switch address → log out →
-//! recover the password → log in. One screenshot per screen in
+//! recover the password → log in → change the password → sessions. One screenshot per screen in
 //! `test-artifacts/browser/<binary>/`, and axe-core's WCAG 2.1 A/AA and best-practice rules
 //! run on every screen (`AXE_CORE_JS`, else where `scripts/test.sh` installs it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -385,6 +385,34 @@ pub async fn a_resident_walks_the_whole_guide_in_chromium(binary: &str) {
             ("login-after-recovery", "cabinet-after-recovery"),
         )
         .await;
+
+    // Journeys 8 and 9: a password of one's own, then the sessions.
+    browser
+        .client
+        .goto(&format!("{base}/password"))
+        .await
+        .unwrap();
+    browser.fill("current_password", &new_password).await;
+    browser
+        .fill("new_password", "зелёная лампа над тихой рекой")
+        .await;
+    browser.shot("password").await;
+    browser.submit().await;
+    browser.expect("Пароль изменён").await;
+    browser.shot("password-changed").await;
+    browser
+        .client
+        .goto(&format!("{base}/sessions"))
+        .await
+        .unwrap();
+    browser.expect("Этот сеанс").await;
+    browser.shot("sessions").await;
+    browser
+        .client
+        .goto(&format!("{base}/cabinet"))
+        .await
+        .unwrap();
+    browser.expect_element("details.addresses").await;
 
     // English, via the switch in the header.
     browser.click_link("English").await;
