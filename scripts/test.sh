@@ -56,6 +56,17 @@ else
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
+step "Redis for the sessions adapter and the API suite"
+# With REDIS_URL set, the tests use it (each under a key prefix of its own). Without it,
+# each test binary starts a throwaway redis-server (scripts/throwaway-redis.sh).
+if [ -n "${REDIS_URL:-}" ]; then
+  echo "using REDIS_URL"
+elif command -v redis-server >/dev/null; then
+  echo "redis-server found: tests start a throwaway server"
+else
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+
 step "Chromium and axe-core for the browser walk"
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
@@ -98,7 +109,7 @@ step "public API: every library crate's surface equals its reviewed snapshot (pu
 # scripts/public-api.py; a change to a crate's public items must update its snapshot
 # (`scripts/test.sh` prints the difference; `UPDATE_PUBLIC_API=1 scripts/test.sh` rewrites).
 for crate in resident-auth resident-auth-argon2 resident-auth-http resident-auth-axum \
-  resident-auth-actix resident-auth-postgres resident-auth-sqlite resident-auth-smtp; do
+  resident-auth-actix resident-auth-postgres resident-auth-sqlite resident-auth-redis resident-auth-smtp; do
   RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="-Z unstable-options --output-format json" \
     cargo doc --quiet -p "$crate" --all-features --no-deps --target-dir target/api-json
   json="target/api-json/doc/${crate//-/_}.json"
@@ -135,7 +146,7 @@ rm -rf "$cargo_home"/registry/src/-*/resident-auth*-[0-9]* "$cargo_home"/registr
 # Packaged crates are built as workspaces of their own, outside our [profile.dev]: no debug
 # info there either.
 CARGO_PROFILE_DEV_DEBUG=false cargo package --quiet --allow-dirty --target-dir "$verify_dir" -p resident-auth-argon2 -p resident-auth -p resident-auth-http \
-  -p resident-auth-axum -p resident-auth-actix -p resident-auth-postgres -p resident-auth-sqlite -p resident-auth-smtp
+  -p resident-auth-axum -p resident-auth-actix -p resident-auth-postgres -p resident-auth-sqlite -p resident-auth-redis -p resident-auth-smtp
 if cargo tree -p resident-auth-http -e normal --prefix none | grep -E '^(sqlx|lettre|axum|actix)'; then
   echo "resident-auth-http must not depend on a database, mail or web framework crate"; exit 1
 fi

@@ -50,6 +50,7 @@ macro_rules! api_tests {
             letters_wait_out_a_mail_outage_on_postgres_and_smtp,
             a_killed_instance_leaves_its_letters_to_the_next,
             two_instances_deliver_each_letter_once,
+            two_instances_share_sessions_and_limits_on_redis,
             metrics_are_served_apart_and_tell_no_registration,
             slow_clients_are_cut_off_and_others_still_answered,
             framework_refusals_are_problem_json,
@@ -1649,6 +1650,76 @@ pub async fn two_instances_deliver_each_letter_once(binary: &str) {
             .await
             .unwrap();
     assert_eq!(sent, i64::try_from(LETTERS).unwrap());
+}
+
+/// Two instances on one PostgreSQL database with `REDIS_URL`: a session opened on one is
+/// live on the other and ended there for both; wrong passwords sent to both instances in
+/// turn meet one shared throttle; and neither sessions nor counters are in PostgreSQL.
+pub async fn two_instances_share_sessions_and_limits_on_redis(binary: &str) {
+    let database = services::fresh_database().await;
+    let outbox = tempfile::tempdir().unwrap();
+    let prefix = format!("suite-{}", std::process::id());
+    let variables = [
+        ("DATABASE_URL", database.clone()),
+        ("MAIL_QUEUE_KEY", MAIL_QUEUE_KEY.to_owned()),
+        ("OUTBOX_DIR", outbox.path().display().to_string()),
+        ("REDIS_URL", services::redis_url().to_owned()),
+        ("REDIS_PREFIX", format!("{prefix}-{}", binary.len())),
+    ];
+    let (mut one, mut two) = tokio::join!(
+        Server::start(binary, &variables),
+        Server::start(binary, &variables)
+    );
+    one.outbox = outbox.path().to_owned();
+    two.outbox = outbox.path().to_owned();
+    let password = activate(&one, "7800000000001", RESIDENT, "12").await;
+    let session = login(&one, RESIDENT, &password).await;
+    let (status, body, _) = two.get("/api/session", Some(&session)).await;
+    assert_eq!(
+        status, 200,
+        "the session is live on the other instance: {body}"
+    );
+    let pool = sqlx::PgPool::connect(&database).await.unwrap();
+    for table in ["sessions", "counters"] {
+        let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM resident_auth.{table}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            rows, 0,
+            "nothing in PostgreSQL's {table}: they are in Redis"
+        );
+    }
+    let mut throttled_at = None;
+    for attempt in 0..40 {
+        let server = if attempt % 2 == 0 { &one } else { &two };
+        let (status, body, _) = server
+            .post(
+                "/api/login",
+                json!({"email": RESIDENT, "password": "not the password at all"}),
+                None,
+            )
+            .await;
+        if status == 429 {
+            throttled_at = Some(attempt);
+            break;
+        }
+        assert_eq!(status, 401, "{body}");
+    }
+    let throttled_at = throttled_at.expect("the shared throttle");
+    let other = if throttled_at % 2 == 0 { &two } else { &one };
+    let (status, body, _) = other
+        .post(
+            "/api/login",
+            json!({"email": RESIDENT, "password": "not the password at all"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 429, "the other instance throttles too: {body}");
+    let (status, _, _) = two.post("/api/logout", json!({}), Some(&session)).await;
+    assert_eq!(status, 204);
+    let (status, _, _) = one.get("/api/session", Some(&session)).await;
+    assert_eq!(status, 401, "ended on one instance, ended on both");
 }
 
 /// Every counter line of a Prometheus exposition (`name{labels} value`), HTTP durations

@@ -197,3 +197,36 @@ pub async fn columns_mentioning(pool: &sqlx::PgPool, needle: &str) -> Vec<String
     }
     found
 }
+
+static REDIS: OnceLock<String> = OnceLock::new();
+
+/// The URL of the tests' Redis: `REDIS_URL` when set, else a throwaway `redis-server`
+/// (`scripts/throwaway-redis.sh`) started once per test binary. Each server that uses it
+/// gets a key prefix of its own.
+///
+/// # Panics
+/// If the throwaway server does not start (no `redis-server`: install the package).
+pub fn redis_url() -> &'static str {
+    REDIS.get_or_init(|| {
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            return url;
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/throwaway-redis.sh");
+        let mut child = std::process::Command::new("bash")
+            .arg(script)
+            .arg(free_port().to_string())
+            .env("WATCH_PID", std::process::id().to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("bash scripts/throwaway-redis.sh");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        std::mem::forget(child);
+        line.trim()
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("throwaway Redis did not start: {line:?}"))
+            .to_owned()
+    })
+}

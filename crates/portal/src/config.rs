@@ -11,7 +11,7 @@ use resident_auth::{
     memory::{MemoryDirectory, MemoryStore},
     ports::AccountDirectory,
     ports::Mailer,
-    ports::Store,
+    ports::{SplitStore, Store},
     Argon2Hasher, AuthService, HashParams, MailQueueKey, MailQueueKeys, ServedRegions,
 };
 use resident_auth_http::client::{Cidr, ClientAddressing};
@@ -43,6 +43,10 @@ pub struct PortalConfig {
     /// Where residents are kept: `DATABASE_URL` (PostgreSQL), else `STORAGE=memory`, else
     /// the SQLite file `SQLITE_PATH` (default `./resident-auth.db`).
     pub storage: Storage,
+    /// `REDIS_URL` (and `REDIS_PREFIX`, default `resident-auth`): sessions and throttle
+    /// counters in Redis, shared by every instance, the records where `storage` says
+    /// (default: everything in `storage`).
+    pub redis: Option<(String, String)>,
     /// `SMTP_URL`: the SMTP server (default: the outbox).
     pub smtp_url: Option<String>,
     /// Argon2 parameters (default OWASP's minimum). `ARGON2_TEST_PARAMS=1` selects fast,
@@ -363,6 +367,10 @@ impl PortalConfig {
             served_regions,
             outbox_dir: outbox_dir.map_or_else(|| PathBuf::from("./outbox"), PathBuf::from),
             storage,
+            redis: lookup("REDIS_URL").map(|url| {
+                let prefix = lookup("REDIS_PREFIX").unwrap_or_else(|| "resident-auth".to_owned());
+                (url, prefix)
+            }),
             smtp_url,
             hash_params,
             client_addressing: ClientAddressing::new(trusted_proxies, ipv6_prefix),
@@ -480,6 +488,17 @@ fn read_directory_csv(config: &PortalConfig) -> Result<(String, String), ConfigE
     }
 }
 
+/// `records`, with sessions and counters in `redis` when there is one.
+fn with_redis<R: Store + 'static>(
+    records: R,
+    redis: Option<resident_auth_redis::RedisStore>,
+) -> Arc<dyn Store> {
+    match redis {
+        Some(redis) => Arc::new(SplitStore::new(records, redis.clone(), redis)),
+        None => Arc::new(records),
+    }
+}
+
 /// Builds the service the configuration asks for: PostgreSQL (migrated, directory
 /// imported) or in-memory; SMTP or the outbox.
 ///
@@ -489,6 +508,19 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
     let mut banner = vec![format!("Portal: {}", config.base_url)];
     let mut audit: Arc<dyn Audit> = Arc::new(TracingAudit);
     let mut events: Arc<dyn Events> = Arc::new(TracingEvents);
+    let redis = match &config.redis {
+        Some((url, prefix)) => {
+            let redis = resident_auth_redis::RedisStore::connect(url, prefix)
+                .await
+                .map_err(|e| ConfigError(format!("REDIS_URL: {}", chain(&e))))?;
+            banner.push(format!(
+                "Sessions and throttles: Redis, keys under {prefix}: (lost on a Redis restart: \
+                 residents log in again, throttles start a new window)"
+            ));
+            Some(redis)
+        }
+        None => None,
+    };
     let (store, directory): (Arc<dyn Store>, Arc<dyn AccountDirectory>) = match &config.storage {
         Storage::Postgres(url) => {
             let pool = resident_auth_postgres::connect(
@@ -515,7 +547,7 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
             audit = Arc::new(resident_auth_postgres::PgAudit::new(pool.clone()));
             events = Arc::new(resident_auth_postgres::PgEvents::new(pool.clone()));
             (
-                Arc::new(resident_auth_postgres::PgStore::new(pool.clone())),
+                with_redis(resident_auth_postgres::PgStore::new(pool.clone()), redis),
                 Arc::new(resident_auth_postgres::PgDirectory::new(pool)),
             )
         }
@@ -548,7 +580,7 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
             audit = Arc::new(resident_auth_sqlite::SqliteAudit::new(pool.clone()));
             events = Arc::new(resident_auth_sqlite::SqliteEvents::new(pool.clone()));
             (
-                Arc::new(resident_auth_sqlite::SqliteStore::new(pool.clone())),
+                with_redis(resident_auth_sqlite::SqliteStore::new(pool.clone()), redis),
                 Arc::new(resident_auth_sqlite::SqliteDirectory::new(pool)),
             )
         }
@@ -560,7 +592,7 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
                 "Storage: in memory (lost when the process stops); directory: {source} ({} accounts)",
                 directory.len()
             ));
-            (Arc::new(MemoryStore::new()), Arc::new(directory))
+            (with_redis(MemoryStore::new(), redis), Arc::new(directory))
         }
     };
     let mail_queue_keys = match (&config.mail_queue_keys, config.storage.key_file()) {
