@@ -5,7 +5,12 @@
 //! ```text
 //! http-compare --ours target/release/portal-axum --peer benches/peer --venv target/peer-venv \
 //!     [--seconds 8] [--clients 32] [--no-postgres] [--h-native <argon2-h built native>]
+//! http-compare --ours target/release/portal-axum --instances 3 --redis redis://127.0.0.1:6379
 //! ```
+//!
+//! The second form measures only ours: N instances on one PostgreSQL database behind this
+//! driver, sessions and counters in PostgreSQL and then in Redis (`benches/README.md`,
+//! "Many instances").
 //!
 //! For ours (the axum example, release, production argon2) on the in-memory store and on
 //! PostgreSQL, and for django-allauth (headless API, gunicorn, argon2-cffi at our
@@ -54,6 +59,10 @@ struct Options {
     clients: usize,
     postgres: bool,
     h_native: Option<PathBuf>,
+    /// `--instances N --redis URL`: only ours on PostgreSQL, N instances behind this one
+    /// driver, without and with sessions and counters in Redis.
+    instances: usize,
+    redis: Option<String>,
 }
 
 fn options() -> Options {
@@ -66,6 +75,8 @@ fn options() -> Options {
         clients: 32,
         postgres: true,
         h_native: None,
+        instances: 1,
+        redis: None,
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().expect("a value after the flag");
@@ -77,6 +88,8 @@ fn options() -> Options {
             "--clients" => options.clients = value().parse().expect("clients"),
             "--no-postgres" => options.postgres = false,
             "--h-native" => options.h_native = Some(value().into()),
+            "--instances" => options.instances = value().parse().expect("instances"),
+            "--redis" => options.redis = Some(value()),
             "--serve-noop" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -86,8 +99,10 @@ fn options() -> Options {
         std::fs::canonicalize(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     };
     options.ours = absolute(&options.ours);
-    options.peer = absolute(&options.peer);
-    options.venv = absolute(&options.venv);
+    if options.redis.is_none() {
+        options.peer = absolute(&options.peer);
+        options.venv = absolute(&options.venv);
+    }
     options.h_native = options.h_native.as_ref().map(absolute);
     options
 }
@@ -102,18 +117,35 @@ enum Kind {
 #[derive(Clone)]
 struct Target {
     kind: Kind,
-    base: String,
+    bases: Arc<Vec<String>>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
     client: reqwest::Client,
 }
 
 impl Target {
     fn new(kind: Kind, base: String) -> Self {
+        Self::spread(kind, vec![base])
+    }
+
+    /// Requests spread over `bases` in turn, as a load balancer would.
+    fn spread(kind: Kind, bases: Vec<String>) -> Self {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap();
-        Self { kind, base, client }
+        Self {
+            kind,
+            bases: Arc::new(bases),
+            next: Arc::default(),
+            client,
+        }
+    }
+
+    /// The next instance's base URL.
+    fn base(&self) -> &str {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.bases[n % self.bases.len()]
     }
 
     /// Logs in; returns the session token. `client` tells our per-client limits apart
@@ -128,7 +160,7 @@ impl Target {
         };
         let response = self
             .client
-            .post(format!("{}{path}", self.base))
+            .post(format!("{}{path}", self.base()))
             .header("x-forwarded-for", forwarded(client))
             .json(&body)
             .send()
@@ -147,11 +179,11 @@ impl Target {
         let request = match self.kind {
             Kind::Ours => self
                 .client
-                .get(format!("{}/api/session", self.base))
+                .get(format!("{}/api/session", self.base()))
                 .bearer_auth(token),
             Kind::Peer => self
                 .client
-                .get(format!("{}/_allauth/app/v1/auth/session", self.base))
+                .get(format!("{}/_allauth/app/v1/auth/session", self.base()))
                 .header("x-session-token", token),
         };
         let response = request
@@ -166,7 +198,7 @@ impl Target {
     async fn noop(&self) {
         let response = self
             .client
-            .get(format!("{}/noop", self.base))
+            .get(format!("{}/noop", self.base()))
             .send()
             .await
             .unwrap();
@@ -236,6 +268,7 @@ async fn start_ours(
     directory: &Path,
     outbox: &Path,
     database: Option<&str>,
+    extra: &[(&str, String)],
 ) -> Server {
     let mut command = Command::new(binary);
     command
@@ -254,6 +287,9 @@ async fn start_ours(
         command
             .env("DATABASE_URL", url)
             .env("MAIL_QUEUE_KEY", api_suite::MAIL_QUEUE_KEY);
+    }
+    for (name, value) in extra {
+        command.env(name, value);
     }
     let mut child = command.spawn().expect("start our portal");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -422,7 +458,7 @@ async fn journey(target: &Target, outbox: &Path, i: usize) -> String {
         async move {
             let response = target
                 .client
-                .post(format!("{}{path}", target.base))
+                .post(format!("{}{path}", target.base()))
                 .header("x-forwarded-for", forwarded(client))
                 .json(&body)
                 .send()
@@ -510,12 +546,30 @@ async fn measure(target: &Target, users: &[(String, String)], options: &Options)
 }
 
 async fn ours_on(options: &Options, database: Option<&str>, residents: usize) -> Figures {
+    ours_spread(options, database, residents, 1, &[]).await
+}
+
+/// Ours on `instances` processes sharing `database` (each with `extra` variables), the
+/// load spread over them in turn.
+async fn ours_spread(
+    options: &Options,
+    database: Option<&str>,
+    residents: usize,
+    instances: usize,
+    extra: &[(&str, String)],
+) -> Figures {
     let scratch = tempfile::tempdir().unwrap();
     let directory = scratch.path().join("directory.csv");
     std::fs::write(&directory, resident_auth_benches::directory(residents)).unwrap();
     let outbox = scratch.path().join("outbox");
-    let server = start_ours(&options.ours, &directory, &outbox, database).await;
-    let target = Target::new(Kind::Ours, server.base.clone());
+    let mut servers = Vec::new();
+    for _ in 0..instances {
+        servers.push(start_ours(&options.ours, &directory, &outbox, database, extra).await);
+    }
+    let target = Target::spread(
+        Kind::Ours,
+        servers.iter().map(|server| server.base.clone()).collect(),
+    );
     // The journey, `clients` residents at a time, every resident once.
     let started = Instant::now();
     let mut users = Vec::new();
@@ -637,6 +691,10 @@ async fn run(options: Options) {
         );
     }
 
+    if let Some(redis) = options.redis.clone() {
+        instances_on_redis(&options, &redis, residents).await;
+        return;
+    }
     let noop_ours = start_noop_axum().await;
     let noop_ours = saturate(options.clients, options.seconds, {
         let target = Target::new(Kind::Ours, noop_ours.base.clone());
@@ -751,4 +809,63 @@ async fn run(options: Options) {
             peer.sessions.per_second / peer_noop.per_second
         );
     }
+}
+
+/// `--instances N --redis URL`: N instances of ours on one PostgreSQL database behind this
+/// driver, with their sessions and counters in PostgreSQL, then in Redis; the axum no-op
+/// ceiling measured between them.
+async fn instances_on_redis(options: &Options, redis: &str, residents: usize) {
+    let noop = start_noop_axum().await;
+    let noop_load = |noop: String| {
+        let target = Target::new(Kind::Ours, noop);
+        saturate(options.clients, options.seconds, move |_, _| {
+            let target = target.clone();
+            async move { target.noop().await }
+        })
+    };
+    let alone_db = api_suite::services::fresh_database().await;
+    let alone = ours_spread(options, Some(&alone_db), residents, options.instances, &[]).await;
+    let ceiling_between = noop_load(noop.base.clone()).await;
+    let redis_db = api_suite::services::fresh_database().await;
+    let prefix = format!("bench-{}", std::process::id());
+    let extra = [
+        ("REDIS_URL", redis.to_owned()),
+        ("REDIS_PREFIX", prefix),
+    ];
+    let with_redis =
+        ours_spread(options, Some(&redis_db), residents, options.instances, &extra).await;
+    let ceiling_after = noop_load(noop.base.clone()).await;
+    let ceiling = (ceiling_between.per_second + ceiling_after.per_second) / 2.0;
+    println!(
+        "\n{} instances of ours on one PostgreSQL database, {} clients spread over them in turn",
+        options.instances, options.clients
+    );
+    println!("\n| storage | logins/s | session checks/s | session p50 | session p99 |");
+    println!("|---|---|---|---|---|");
+    for (name, f) in [("PostgreSQL", &alone), ("PostgreSQL + Redis", &with_redis)] {
+        println!(
+            "| {name} | {:.1} | {:.0} | {} | {} |",
+            f.logins.per_second,
+            f.sessions.per_second,
+            ms(f.sessions.p50),
+            ms(f.sessions.p99)
+        );
+    }
+    println!(
+        "| axum no-op ceiling (one process; mean of two runs) | — | {ceiling:.0} | — | — |"
+    );
+    println!("\n| ratio | value | target |");
+    println!("|---|---|---|");
+    println!(
+        "| session checks/s PostgreSQL + Redis ÷ PostgreSQL alone | {:.2} | ≥ 3 |",
+        with_redis.sessions.per_second / alone.sessions.per_second
+    );
+    println!(
+        "| session checks/s PostgreSQL + Redis ÷ no-op ceiling | {:.2} | ≥ 0.5 |",
+        with_redis.sessions.per_second / ceiling
+    );
+    println!(
+        "| logins/s PostgreSQL + Redis ÷ PostgreSQL alone | {:.3} | 1 within noise |",
+        with_redis.logins.per_second / alone.logins.per_second
+    );
 }
