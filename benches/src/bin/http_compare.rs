@@ -634,6 +634,10 @@ fn main() {
 
 async fn run(options: Options) {
     let residents = options.clients * 2;
+    if let Some(redis) = options.redis.clone() {
+        instances_on_redis(&options, &redis, residents).await;
+        return;
+    }
     println!(
         "cores: {}; argon2id m=19456 KiB, t=2, p=1; {} clients, {} s per figure; \
          gunicorn workers: {}",
@@ -691,10 +695,6 @@ async fn run(options: Options) {
         );
     }
 
-    if let Some(redis) = options.redis.clone() {
-        instances_on_redis(&options, &redis, residents).await;
-        return;
-    }
     let noop_ours = start_noop_axum().await;
     let noop_ours = saturate(options.clients, options.seconds, {
         let target = Target::new(Kind::Ours, noop_ours.base.clone());
