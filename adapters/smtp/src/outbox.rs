@@ -63,6 +63,7 @@ fn kind_name(kind: LetterKind) -> &'static str {
         LetterKind::RecoverPassword => "recover-password",
         LetterKind::PasswordChanged => "password-changed",
         LetterKind::AccountUnlinked => "account-unlinked",
+        LetterKind::CabinetClosed => "cabinet-closed",
         _ => "letter",
     }
 }

@@ -828,12 +828,15 @@ async fn instances_on_redis(options: &Options, redis: &str, residents: usize) {
     let ceiling_between = noop_load(noop.base.clone()).await;
     let redis_db = api_suite::services::fresh_database().await;
     let prefix = format!("bench-{}", std::process::id());
-    let extra = [
-        ("REDIS_URL", redis.to_owned()),
-        ("REDIS_PREFIX", prefix),
-    ];
-    let with_redis =
-        ours_spread(options, Some(&redis_db), residents, options.instances, &extra).await;
+    let extra = [("REDIS_URL", redis.to_owned()), ("REDIS_PREFIX", prefix)];
+    let with_redis = ours_spread(
+        options,
+        Some(&redis_db),
+        residents,
+        options.instances,
+        &extra,
+    )
+    .await;
     let ceiling_after = noop_load(noop.base.clone()).await;
     let ceiling = (ceiling_between.per_second + ceiling_after.per_second) / 2.0;
     println!(
@@ -851,9 +854,7 @@ async fn instances_on_redis(options: &Options, redis: &str, residents: usize) {
             ms(f.sessions.p99)
         );
     }
-    println!(
-        "| axum no-op ceiling (one process; mean of two runs) | — | {ceiling:.0} | — | — |"
-    );
+    println!("| axum no-op ceiling (one process; mean of two runs) | — | {ceiling:.0} | — | — |");
     println!("\n| ratio | value | target |");
     println!("|---|---|---|");
     println!(

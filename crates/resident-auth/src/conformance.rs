@@ -49,8 +49,10 @@
 )]
 
 mod faults;
+mod own_data;
 
 pub use faults::{store_fault_matrix, FaultMode, FaultyStore};
+pub use own_data::journey_resident_downloads_the_data_and_closes_the_cabinet;
 
 use std::{sync::Arc, time::Duration};
 
@@ -113,7 +115,8 @@ macro_rules! store_conformance_tests {
             journey_session_checks_are_reads_within_a_minute,
             journey_password_change_keeps_only_this_session,
             journey_sessions_listed_and_ended_by_id,
-            journey_temporary_password_must_be_changed
+            journey_temporary_password_must_be_changed,
+            journey_resident_downloads_the_data_and_closes_the_cabinet
         );
     };
     (@rules $store:expr; $($rule:ident),+ $(,)?) => {

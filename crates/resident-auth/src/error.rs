@@ -95,6 +95,9 @@ pub enum Problem {
     /// No session of this cabinet has that identity.
     #[error("no such session")]
     SessionNotFound,
+    /// Closing the cabinet was asked for without the resident's explicit confirmation.
+    #[error("closing the cabinet was not confirmed")]
+    ClosingNotConfirmed,
 }
 
 impl Problem {
@@ -155,6 +158,7 @@ impl UserError for Problem {
             Problem::PasswordExpired => "login.password_expired",
             Problem::PasswordChangeRequired => "password.change_required",
             Problem::SessionNotFound => "session.not_found",
+            Problem::ClosingNotConfirmed => "cabinet.close_not_confirmed",
         }
     }
 
@@ -179,7 +183,8 @@ impl UserError for Problem {
             | Problem::LoginThrottled { .. }
             | Problem::SessionInvalid
             | Problem::PasswordExpired
-            | Problem::PasswordChangeRequired => None,
+            | Problem::PasswordChangeRequired
+            | Problem::ClosingNotConfirmed => None,
         }
     }
 
@@ -200,6 +205,8 @@ impl UserError for Problem {
             Problem::PasswordChangeRequired => "The password from the letter is temporary: choose your own password first".into(),
             Problem::SessionNotFound if ru => "Такого сеанса нет или он уже завершён".into(),
             Problem::SessionNotFound => "No such session, or it has already ended".into(),
+            Problem::ClosingNotConfirmed if ru => "Подтвердите, что кабинет нужно закрыть: все данные о нём будут удалены".into(),
+            Problem::ClosingNotConfirmed => "Confirm that the cabinet is to be closed: all its data will be erased".into(),
             Problem::AccountNotFound if ru => "Лицевой счёт с такой фамилией не найден. Проверьте номер лицевого счёта и фамилию".into(),
             Problem::AccountNotFound => "No personal account with this number and surname was found. Check both".into(),
             Problem::AlreadyRegistered if ru => "Пользователь уже зарегистрирован. Если вы не помните пароль, воспользуйтесь восстановлением пароля («Забыли пароль»)".into(),

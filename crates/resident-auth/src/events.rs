@@ -47,6 +47,10 @@ pub enum EventKind {
     AccountSelected,
     /// A letter was given up.
     LetterDead,
+    /// The resident downloaded the cabinet's data.
+    DataExported,
+    /// The resident closed the cabinet: it is erased.
+    CabinetClosed,
 }
 
 /// Whether the step went through.
@@ -93,6 +97,8 @@ impl EventKind {
             EventKind::AccountAdded => "account_added",
             EventKind::AccountSelected => "account_selected",
             EventKind::LetterDead => "letter_dead",
+            EventKind::DataExported => "data_exported",
+            EventKind::CabinetClosed => "cabinet_closed",
         }
     }
 

@@ -48,6 +48,9 @@ pub enum LetterContent {
     },
     /// "Пароль изменён": the notice that the cabinet's password was changed (no secret).
     PasswordChanged,
+    /// "Личный кабинет закрыт": the resident closed the cabinet; everything about it is
+    /// erased (no secret, no link).
+    CabinetClosed,
     /// "Лицевой счёт отвязан": an operator unlinked a personal account from the cabinet.
     AccountUnlinked {
         /// The account no longer in the cabinet.
@@ -69,19 +72,22 @@ pub enum LetterKind {
     PasswordChanged,
     /// "Лицевой счёт отвязан".
     AccountUnlinked,
+    /// "Личный кабинет закрыт".
+    CabinetClosed,
 }
 
 impl LetterKind {
-    const ALL: [LetterKind; 5] = [
+    const ALL: [LetterKind; 6] = [
         LetterKind::ConfirmEmail,
         LetterKind::Credentials,
         LetterKind::RecoverPassword,
         LetterKind::PasswordChanged,
         LetterKind::AccountUnlinked,
+        LetterKind::CabinetClosed,
     ];
 
     /// The stored name: `confirm_email`, `credentials`, `recover_password`,
-    /// `password_changed`, `account_unlinked`.
+    /// `password_changed`, `account_unlinked`, `cabinet_closed`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -90,6 +96,7 @@ impl LetterKind {
             LetterKind::RecoverPassword => "recover_password",
             LetterKind::PasswordChanged => "password_changed",
             LetterKind::AccountUnlinked => "account_unlinked",
+            LetterKind::CabinetClosed => "cabinet_closed",
         }
     }
 
@@ -116,6 +123,7 @@ impl LetterContent {
             LetterContent::RecoverPassword { .. } => LetterKind::RecoverPassword,
             LetterContent::PasswordChanged => LetterKind::PasswordChanged,
             LetterContent::AccountUnlinked { .. } => LetterKind::AccountUnlinked,
+            LetterContent::CabinetClosed => LetterKind::CabinetClosed,
         }
     }
 }
@@ -349,6 +357,21 @@ impl Letter {
                     (
                         "Password changed",
                         "The password of your residents' portal cabinet was just changed and every other session ended. If it was not you, recover the password at once (\u{201c}Forgot password\u{201d}) and call the settlement center.",
+                    )
+                };
+                let html = html_page(subject, &format!("<p>{}</p>", escape_html(body)));
+                (subject, format!("{body}\n"), html)
+            }
+            LetterContent::CabinetClosed => {
+                let (subject, body) = if ru {
+                    (
+                        "Личный кабинет закрыт",
+                        "Ваш личный кабинет жителя закрыт по вашей просьбе: сведения о нём удалены, все сеансы завершены. Лицевые счета можно зарегистрировать снова. Если это сделали не вы, обратитесь в расчётный центр.",
+                    )
+                } else {
+                    (
+                        "Cabinet closed",
+                        "Your residents' portal cabinet was closed at your request: its data is erased and every session has ended. The personal accounts can be registered again. If it was not you, call the settlement center.",
                     )
                 };
                 let html = html_page(subject, &format!("<p>{}</p>", escape_html(body)));

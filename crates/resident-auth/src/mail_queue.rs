@@ -380,7 +380,7 @@ fn encode(letter: &Letter) -> String {
             lines.push(password.expose_secret().to_owned());
             lines.push(if *temporary { "1" } else { "0" }.to_owned());
         }
-        LetterContent::PasswordChanged => {}
+        LetterContent::PasswordChanged | LetterContent::CabinetClosed => {}
         LetterContent::AccountUnlinked { account } => lines.push(account.to_string()),
     }
     let text = lines.join("\n");
@@ -411,6 +411,7 @@ fn decode(text: &str) -> Result<Letter, UnsealError> {
             temporary: next()? == "1",
         },
         LetterKind::PasswordChanged => LetterContent::PasswordChanged,
+        LetterKind::CabinetClosed => LetterContent::CabinetClosed,
         LetterKind::AccountUnlinked => LetterContent::AccountUnlinked {
             account: next()?.parse::<AccountNumber>().map_err(|_| UnsealError)?,
         },

@@ -523,6 +523,7 @@ mod reading {
             LetterContent::ConfirmEmail { link } | LetterContent::RecoverPassword { link } => link,
             LetterContent::Credentials { .. }
             | LetterContent::PasswordChanged
+            | LetterContent::CabinetClosed
             | LetterContent::AccountUnlinked { .. } => return None,
         };
         link.expose_secret()

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 pub mod admin;
 mod mail;
+mod own_data;
 mod password_and_sessions;
 pub use mail::{DeliveryPolicy, DeliveryReport};
 pub use password_and_sessions::SessionView;

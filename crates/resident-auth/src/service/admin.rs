@@ -743,6 +743,19 @@ impl Admin {
     /// [`AdminError::NotFound`] when nothing matches; the service's errors.
     #[tracing::instrument(name = "resident_auth.erase", skip_all, err(level = "debug", Display))]
     pub async fn erase(&self, lookup: &Lookup, operator: &Operator) -> Result<Erased, AdminError> {
+        let (erased, cabinet) = self.erase_quietly(lookup, None).await?;
+        self.record(operator, "erase", cabinet, erased.total())
+            .await?;
+        Ok(erased)
+    }
+
+    /// The erasure of [`Admin::erase`] without its audit record; `farewell` is queued in
+    /// the write that deletes the cabinet (the resident's own closing).
+    pub(crate) async fn erase_quietly(
+        &self,
+        lookup: &Lookup,
+        farewell: Option<&QueuedLetter>,
+    ) -> Result<(Erased, Option<CabinetId>), AdminError> {
         let subject = self.subject(lookup).await?;
         let store = self.service.store();
         let mut erased = Erased::default();
@@ -786,7 +799,7 @@ impl Admin {
                     &cabinet.value.id,
                     Expected::Version(cabinet.version),
                     None,
-                    None,
+                    farewell,
                 )
                 .await?
             {
@@ -801,10 +814,7 @@ impl Admin {
         if erased.total() == 0 {
             return Err(AdminError::NotFound);
         }
-        let cabinet = subject.cabinet.map(|c| c.value.id);
-        self.record(operator, "erase", cabinet, erased.total())
-            .await?;
-        Ok(erased)
+        Ok((erased, subject.cabinet.map(|c| c.value.id)))
     }
 
     /// "What do you keep about me": the cabinet's data, without secrets.
@@ -817,6 +827,16 @@ impl Admin {
         lookup: &Lookup,
         operator: &Operator,
     ) -> Result<CabinetExport, AdminError> {
+        let (export, cabinet) = self.export_quietly(lookup).await?;
+        self.record(operator, "export", Some(cabinet), 1).await?;
+        Ok(export)
+    }
+
+    /// The export of [`Admin::export`] without its audit record, and the cabinet's id.
+    pub(crate) async fn export_quietly(
+        &self,
+        lookup: &Lookup,
+    ) -> Result<(CabinetExport, CabinetId), AdminError> {
         let subject = self.subject(lookup).await?;
         let cabinet = subject.cabinet.as_ref().ok_or(AdminError::NotFound)?;
         let now = self.service.now();
@@ -839,12 +859,13 @@ impl Admin {
             .iter()
             .map(|(_, link)| pending_report(&link.value, now))
             .collect();
-        self.record(operator, "export", Some(cabinet.value.id), 1)
-            .await?;
-        Ok(CabinetExport {
-            cabinet: summary,
-            sessions,
-            pending,
-        })
+        Ok((
+            CabinetExport {
+                cabinet: summary,
+                sessions,
+                pending,
+            },
+            cabinet.value.id,
+        ))
     }
 }
