@@ -58,6 +58,7 @@ macro_rules! api_tests {
             forwarded_clients_count_only_behind_trusted_proxies,
             openapi_document_matches_the_routes,
             password_change_and_sessions,
+            residents_download_their_data_and_close_the_cabinet,
             temporary_passwords_must_be_changed,
             schemathesis_finds_nothing,
             journeys_on_postgres_and_smtp,
@@ -1722,6 +1723,65 @@ pub async fn two_instances_share_sessions_and_limits_on_redis(binary: &str) {
     assert_eq!(status, 401, "ended on one instance, ended on both");
 }
 
+/// Journeys 10 and 11 over the API: the data comes back after the current password,
+/// without a secret; closing needs `"confirm": true`, mails "Личный кабинет закрыт", ends
+/// the session, and the account can be registered again.
+pub async fn residents_download_their_data_and_close_the_cabinet(binary: &str) {
+    let server = Server::start(binary, &[]).await;
+    let password = activate(&server, "7800000000001", RESIDENT, "12").await;
+    let session = login(&server, RESIDENT, &password).await;
+    let me = Some(session.as_str());
+    let (status, body, _) = server
+        .post(
+            "/api/cabinet/export",
+            json!({"current_password": "wrong"}),
+            me,
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["code"], "password.current_wrong");
+    let (status, body, _) = server
+        .post(
+            "/api/cabinet/export",
+            json!({"current_password": password}),
+            me,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["cabinet"]["email"], RESIDENT);
+    assert_eq!(
+        body["cabinet"]["accounts"][0]["account_number"],
+        "7800000000001"
+    );
+    let text = body.to_string();
+    assert!(
+        !text.contains(&password) && !text.contains(&session),
+        "{text}"
+    );
+    let (status, body, _) = server
+        .post(
+            "/api/cabinet/close",
+            json!({"current_password": password, "confirm": false}),
+            me,
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["code"], "cabinet.close_not_confirmed");
+    let (status, body, _) = server
+        .post(
+            "/api/cabinet/close",
+            json!({"current_password": password, "confirm": true}),
+            me,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert!(server.newest("Личный кабинет закрыт").contains("закрыт"));
+    let (status, _, _) = server.get("/api/session", me).await;
+    assert_eq!(status, 401, "the session ended with the cabinet");
+    let (status, body) = register(&server, "7800000000001", RESIDENT).await;
+    assert_eq!(status, 202, "the account is free again: {body}");
+}
+
 /// Every counter line of a Prometheus exposition (`name{labels} value`), HTTP durations
 /// aside (their buckets are timings).
 fn counter_lines(exposition: &str) -> std::collections::BTreeMap<String, f64> {
@@ -2080,6 +2140,8 @@ pub async fn openapi_document_matches_the_routes(binary: &str) {
             "GET /api/session",
             "GET /api/sessions",
             "POST /api/addresses",
+            "POST /api/cabinet/close",
+            "POST /api/cabinet/export",
             "POST /api/login",
             "POST /api/login/identify",
             "POST /api/logout",
@@ -2542,6 +2604,14 @@ pub async fn every_documented_status_is_reached(binary: &str) {
         (get("/api/sessions"), None),
         (delete("/api/sessions/others"), None),
         (post("/api/logout"), None),
+        (
+            post("/api/cabinet/export"),
+            Some(json!({"current_password": "x"})),
+        ),
+        (
+            post("/api/cabinet/close"),
+            Some(json!({"current_password": "x", "confirm": true})),
+        ),
     ] {
         hit(c, body, None).await;
     }
@@ -2552,6 +2622,8 @@ pub async fn every_documented_status_is_reached(binary: &str) {
         "/api/session/active-account",
         "/api/addresses",
         "/api/password",
+        "/api/cabinet/export",
+        "/api/cabinet/close",
     ] {
         hit(post(path), text(), me).await;
         hit(post(path), Some(json!({})), me).await;
@@ -2579,6 +2651,11 @@ pub async fn every_documented_status_is_reached(binary: &str) {
     .await;
     hit(post("/api/password"), change(&password), me).await;
     hit(get("/api/sessions"), None, me).await;
+    let current = |password: &str| Some(json!({"current_password": password}));
+    hit(post("/api/cabinet/export"), current("not the password"), me).await;
+    hit(post("/api/cabinet/export"), current(CHOSEN), me).await;
+    let closing = Some(json!({"current_password": CHOSEN, "confirm": false}));
+    hit(post("/api/cabinet/close"), closing, me).await;
     for ended in ["others", "one"] {
         let (_, body) = hit(post("/api/login"), credentials(second, CHOSEN), None).await;
         let other = body["session_token"].as_str().unwrap().to_owned();
@@ -2596,6 +2673,9 @@ pub async fn every_documented_status_is_reached(binary: &str) {
     for _ in 0..6 {
         hit(post("/api/password"), change("wrong current password"), me).await;
     }
+    hit(post("/api/cabinet/export"), current(CHOSEN), me).await;
+    let closing = Some(json!({"current_password": CHOSEN, "confirm": true}));
+    hit(post("/api/cabinet/close"), closing, me).await;
     hit(post("/api/logout"), None, me).await;
 
     // 403: a temporary password opens only the password change.
@@ -2609,6 +2689,10 @@ pub async fn every_documented_status_is_reached(binary: &str) {
             Some(json!({"account_number": "7800000000001"})),
         ),
         (post("/api/addresses"), address("Иванов", "7800000000002")),
+        (
+            post("/api/cabinet/close"),
+            Some(json!({"current_password": mailed.clone(), "confirm": true})),
+        ),
     ] {
         observe(&temporary, &seen, &c, body, Some(&session)).await;
     }
@@ -2644,6 +2728,14 @@ pub async fn every_documented_status_is_reached(binary: &str) {
         (delete("/api/sessions/others"), None),
         (end, None),
         (post("/api/logout"), None),
+        (
+            post("/api/cabinet/export"),
+            Some(json!({"current_password": mailed.clone()})),
+        ),
+        (
+            post("/api/cabinet/close"),
+            Some(json!({"current_password": mailed.clone(), "confirm": true})),
+        ),
     ];
     let mut answers = tokio::task::JoinSet::new();
     for (c, body) in calls {

@@ -701,6 +701,8 @@ macro_rules! try_body {
     };
 }
 
+pub(crate) mod own_data;
+
 /// 200 with the cabinet's canonical email.
 fn email_answer(email: impl std::fmt::Display) -> ApiResponse {
     ApiResponse::ok(&EmailAnswer {
@@ -1185,6 +1187,11 @@ pub enum Operation {
     EndSession,
     /// `DELETE /sessions/others`: every other session ended.
     EndOtherSessions,
+    /// `POST /cabinet/export`: the cabinet's data, after the current password.
+    ExportOwnData,
+    /// `POST /cabinet/close`: the cabinet erased, after the current password and a
+    /// confirmation.
+    CloseCabinet,
 }
 
 /// A route of the API: where an operation is mounted.
@@ -1213,7 +1220,7 @@ const fn route(method: Method, path: &'static str, operation: Operation) -> Rout
 /// `/sessions/{id}` for routers that match in order. The OpenAPI document
 /// ([`crate::openapi`], served at [`crate::openapi::DOCUMENT_PATH`]) lists exactly these
 /// (a test holds them together).
-pub const ROUTES: [Route; 15] = [
+pub const ROUTES: [Route; 17] = [
     route(Method::Post, "/registrations", Operation::Register),
     route(Method::Post, "/registrations/confirm", Operation::Confirm),
     route(Method::Post, "/registrations/activate", Operation::Activate),
@@ -1241,6 +1248,8 @@ pub const ROUTES: [Route; 15] = [
         Operation::EndOtherSessions,
     ),
     route(Method::Delete, "/sessions/{id}", Operation::EndSession),
+    route(Method::Post, "/cabinet/export", Operation::ExportOwnData),
+    route(Method::Post, "/cabinet/close", Operation::CloseCabinet),
 ];
 
 /// What an operation reads of a request besides its headers.
@@ -1329,6 +1338,12 @@ async fn dispatch(
             .await
         }
         Operation::EndOtherSessions => end_other_sessions(api, authorization, &context).await,
+        Operation::ExportOwnData => {
+            own_data::export_own_data(api, authorization, body, &context).await
+        }
+        Operation::CloseCabinet => {
+            own_data::close_cabinet(api, authorization, body, &context).await
+        }
     }
 }
 

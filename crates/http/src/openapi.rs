@@ -35,6 +35,8 @@ pub const DOCUMENT_PATH: &str = "/openapi.json";
         api::complete_recovery,
         api::add_address,
         api::change_password,
+        api::own_data::export_own_data,
+        api::own_data::close_cabinet,
         api::sessions,
         api::end_session,
         api::end_other_sessions,
@@ -106,7 +108,7 @@ mod tests {
 
     use crate::api::{Operation, ROUTES};
 
-    /// The fifteen operations of docs/contract.md §5 as mounted under `/api`, each with
+    /// The operations of docs/contract.md §5 as mounted under `/api`, each with
     /// its success status; the method and path come from the route table.
     fn operations() -> Vec<(String, String, &'static str)> {
         ROUTES
@@ -116,7 +118,10 @@ mod tests {
                     Operation::Register | Operation::AddAddress | Operation::RequestRecovery => {
                         "202"
                     }
-                    Operation::Logout | Operation::ChangePassword | Operation::EndSession => "204",
+                    Operation::Logout
+                    | Operation::ChangePassword
+                    | Operation::EndSession
+                    | Operation::CloseCabinet => "204",
                     _ => "200",
                 };
                 (
@@ -138,7 +143,8 @@ mod tests {
         assert!(root["paths"]["/login"].is_object());
         let nested: Value = serde_json::from_str(&document_json("/auth/v1")).unwrap();
         assert!(nested["paths"]["/auth/v1/sessions/{id}"]["delete"].is_object());
-        assert_eq!(nested["paths"].as_object().unwrap().len(), 15);
+        let paths: std::collections::BTreeSet<_> = ROUTES.iter().map(|r| r.path).collect();
+        assert_eq!(nested["paths"].as_object().unwrap().len(), paths.len());
     }
 
     #[test]
@@ -186,7 +192,8 @@ mod tests {
             let expected = path.starts_with("/api/session")
                 || path == "/api/logout"
                 || path == "/api/addresses"
-                || path == "/api/password";
+                || path == "/api/password"
+                || path.starts_with("/api/cabinet/");
             assert_eq!(secured, expected, "{method} {path}");
             if secured {
                 assert!(operation["responses"]["401"].is_object(), "{path}");
