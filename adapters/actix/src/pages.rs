@@ -17,6 +17,7 @@ use crate::{http_method, not_mounted, read_body, ActixHeaders};
 /// Every page route, each path with its methods.
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
     let mut paths: Vec<&'static str> = ROUTES.iter().map(|route| route.path).collect();
+    paths.sort_unstable();
     paths.dedup();
     for path in paths {
         let mut resource = web::resource(path);

@@ -14,6 +14,7 @@ use crate::{filter, peer, read_body, ResidentAuth};
 pub(crate) fn routes() -> Router<ResidentAuth> {
     let mut router = Router::new();
     let mut paths: Vec<&'static str> = ROUTES.iter().map(|route| route.path).collect();
+    paths.sort_unstable();
     paths.dedup();
     for path in paths {
         let mut methods = MethodRouter::new();

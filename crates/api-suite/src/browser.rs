@@ -1,7 +1,8 @@
 //! The whole guide, walked as a resident in headless Chromium: register → letter →
 //! confirm → a wrong then the right premises number → log in with the mailed password →
 //! add an address → confirm → activate → log in again → switch address → log out →
-//! recover the password → log in → change the password → sessions. One screenshot per screen in
+//! recover the password → log in → change the password → sessions → my data → close the
+//! cabinet. One screenshot per screen in
 //! `test-artifacts/browser/<binary>/`, and axe-core's WCAG 2.1 A/AA and best-practice rules
 //! run on every screen (`AXE_CORE_JS`, else where `scripts/test.sh` installs it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -418,6 +419,32 @@ pub async fn a_resident_walks_the_whole_guide_in_chromium(binary: &str) {
     browser.click_link("English").await;
     browser.expect("Your cabinet").await;
     browser.shot("cabinet-english").await;
+
+    // Journeys 10 and 11: the data page; the cabinet closed.
+    browser.click_link("My data").await;
+    browser.expect("Download my data").await;
+    browser.shot("my-data").await;
+    browser
+        .fill("close_password", "зелёная лампа над тихой рекой")
+        .await;
+    browser
+        .client
+        .find(Locator::Css("#confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .client
+        .find(Locator::Css("button.danger"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.expect("Cabinet closed").await;
+    browser.shot("cabinet-closed").await;
 
     browser.client.close().await.unwrap();
     assert!(

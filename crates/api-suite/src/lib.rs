@@ -92,6 +92,7 @@ macro_rules! pages_tests {
             pages::every_form_refuses_a_missing_forged_or_foreign_csrf_token,
             pages::the_password_and_sessions_pages_work_with_their_forms,
             pages::bodies_over_the_limit_are_refused_with_a_page,
+            pages::the_data_page_downloads_the_data_and_closes_the_cabinet,
             browser::a_resident_walks_the_whole_guide_in_chromium
         );
     };

@@ -400,7 +400,7 @@ pub async fn every_form_refuses_a_missing_forged_or_foreign_csrf_token(binary: &
     let server = Server::start(binary, &[]).await;
     let client = client();
     let genuine = csrf(&server, &client).await;
-    let forms: [(&str, &[(&str, &str)]); 13] = [
+    let forms: [(&str, &[(&str, &str)]); 15] = [
         ("/login/identify", &[("email", RESIDENT)]),
         ("/login", &[("email", RESIDENT), ("password", "x")]),
         (
@@ -448,7 +448,19 @@ pub async fn every_form_refuses_a_missing_forged_or_foreign_csrf_token(binary: &
             &[("session_id", "0123456789abcdef0123456789abcdef")],
         ),
         ("/sessions/end-others", &[]),
+        ("/cabinet/data/export", &[("current_password", "x")]),
+        (
+            "/cabinet/close",
+            &[("close_password", "x"), ("confirm", "yes")],
+        ),
     ];
+    let posted: std::collections::BTreeSet<&str> = resident_auth_http::pages::ROUTES
+        .iter()
+        .filter(|route| route.method == resident_auth_http::api::Method::Post)
+        .map(|route| route.path)
+        .collect();
+    let covered: std::collections::BTreeSet<&str> = forms.iter().map(|(path, _)| *path).collect();
+    assert_eq!(covered, posted, "every form of the pages is tried");
     for (path, fields) in forms {
         // (cookie, field): forged field, planted unsigned pair, no cookie.
         let attempts = [
@@ -613,4 +625,90 @@ pub async fn bodies_over_the_limit_are_refused_with_a_page(binary: &str) {
         page.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;"),
         "{page}"
     );
+}
+
+/// Journeys 10 and 11 through the pages: the data page downloads the cabinet's data as a
+/// JSON attachment after the current password, refuses to close without the checkbox, and
+/// closes the cabinet with it — clearing the session cookie.
+pub async fn the_data_page_downloads_the_data_and_closes_the_cabinet(binary: &str) {
+    let server = Server::start(binary, &[]).await;
+    let password = activate(&server, "7800000000001", RESIDENT, "12").await;
+    let client = client();
+    let token = csrf_with_session(&server, &client, "none").await;
+    let response = log_in(&server, &client, "none", &token, &password).await;
+    let session = cookie_value(&set_cookie(&response, "session").unwrap()).to_owned();
+    let csrf = csrf_with_session(&server, &client, &session).await;
+    let cookies = format!("csrf={csrf}; session={session}");
+    let page = client
+        .get(format!("{}/cabinet/data", server.base))
+        .header(header::COOKIE, &cookies)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let post = |path: &'static str, form: Vec<(&'static str, String)>| {
+        client
+            .post(format!("{}{path}", server.base))
+            .header(header::COOKIE, &cookies)
+            .form(&form)
+            .send()
+    };
+    let response = post(
+        "/cabinet/data/export",
+        vec![
+            ("csrf", csrf.clone()),
+            ("current_password", "wrong".to_owned()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let response = post(
+        "/cabinet/data/export",
+        vec![
+            ("csrf", csrf.clone()),
+            ("current_password", password.clone()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    let data = response.text().await.unwrap();
+    assert!(
+        data.contains(RESIDENT) && !data.contains(&password),
+        "{data}"
+    );
+    let response = post(
+        "/cabinet/close",
+        vec![("csrf", csrf.clone()), ("close_password", password.clone())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(response.text().await.unwrap().contains("Подтвердите"));
+    let response = post(
+        "/cabinet/close",
+        vec![
+            ("csrf", csrf.clone()),
+            ("close_password", password.clone()),
+            ("confirm", "yes".to_owned()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cleared = set_cookie(&response, "session").expect("the session cookie is cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(server.newest("Личный кабинет закрыт").contains("закрыт"));
+    let response = client
+        .get(format!("{}/cabinet", server.base))
+        .header(header::COOKIE, &cookies)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()[header::LOCATION], "/");
 }

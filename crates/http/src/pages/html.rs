@@ -118,6 +118,9 @@ input[aria-invalid=true]{border-color:#b91c1c}
 button,.button{display:inline-block;margin-top:1.25rem;padding:.7rem 1.2rem;font-size:1rem;border:0;border-radius:8px;background:#1d4ed8;color:#fff;cursor:pointer;text-decoration:none}
 button.secondary{background:#e4e7eb;color:#1f2933}
 button.confirm{background:#2e7d32}
+button.danger{background:#b91c1c}
+h2{font-size:1.1rem;margin:1.5rem 0 .5rem}
+label.inline{display:inline;font-weight:400;margin:0}
 :focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
 .error{color:#b91c1c;font-size:.9rem;margin:.25rem 0 0}
 .alert{background:#fef2f2;border:1px solid #fecaca;color:#7f1d1d;border-radius:8px;padding:.75rem;margin-bottom:1rem}

@@ -28,6 +28,7 @@ use html::{alert, html, page, t, Html};
 mod cabinet;
 mod html;
 mod journeys;
+mod own_data;
 mod settings;
 
 /// The answer to a page request: status, headers (cookies, security headers, `Location`)
@@ -59,6 +60,9 @@ enum Screen {
     SessionsPage,
     EndSession,
     EndOtherSessions,
+    DataPage,
+    ExportData,
+    CloseCabinet,
 }
 
 /// One page route: a method and a path at the site's root. The path's one parameter is
@@ -81,7 +85,7 @@ const fn route(method: Method, path: &'static str, screen: Screen) -> PageRoute 
 }
 
 /// Every page route. Paths that take both methods appear twice, once per method.
-pub const ROUTES: [PageRoute; 22] = [
+pub const ROUTES: [PageRoute; 25] = [
     route(Method::Get, "/", Screen::LoginPage),
     route(Method::Post, "/login/identify", Screen::Identify),
     route(Method::Post, "/login", Screen::Login),
@@ -108,6 +112,9 @@ pub const ROUTES: [PageRoute; 22] = [
         "/sessions/end-others",
         Screen::EndOtherSessions,
     ),
+    route(Method::Get, "/cabinet/data", Screen::DataPage),
+    route(Method::Post, "/cabinet/data/export", Screen::ExportData),
+    route(Method::Post, "/cabinet/close", Screen::CloseCabinet),
 ];
 
 /// What a page reads of a request besides its headers.
@@ -268,6 +275,9 @@ pub async fn handle(
         Screen::SessionsPage => settings::sessions_page(request).await,
         Screen::EndSession => settings::end_session(request).await,
         Screen::EndOtherSessions => settings::end_other_sessions(request).await,
+        Screen::DataPage => own_data::data(request).await,
+        Screen::ExportData => own_data::export(request).await,
+        Screen::CloseCabinet => own_data::close(request).await,
     }
 }
 
@@ -493,11 +503,12 @@ fn set_language(request: &Request<'_>) -> PageResponse {
 /// The pages a language switch may return to: exactly these paths, nothing else (no
 /// query, no other host, no characters a browser would read differently). Anything else
 /// goes to `/`: no open redirect.
-const BACK_TARGETS: [&str; 7] = [
+const BACK_TARGETS: [&str; 8] = [
     "/",
     "/register",
     "/cabinet",
     "/cabinet/add",
+    "/cabinet/data",
     "/recover",
     "/password",
     "/sessions",

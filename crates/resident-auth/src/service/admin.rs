@@ -234,8 +234,7 @@ pub struct Report {
 pub struct LetterReport {
     /// The letter's identity.
     pub letter: String,
-    /// Which letter: `confirm_email`, `credentials`, `recover_password`,
-    /// `password_changed`, `account_unlinked`.
+    /// Which letter: [`crate::letters::LetterKind::as_str`].
     pub kind: &'static str,
     /// `queued`, `sent` or `dead`.
     pub status: &'static str,
