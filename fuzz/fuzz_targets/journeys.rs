@@ -110,6 +110,17 @@ enum Step {
     },
     /// A round of the delivery worker: due letters (retries among them) go out.
     Deliver,
+    /// "Download my data" with a password the resident may or may not know.
+    ExportData {
+        session: u8,
+        current: u8,
+    },
+    /// "Close my cabinet", confirmed or not.
+    CloseCabinet {
+        session: u8,
+        current: u8,
+        confirmed: bool,
+    },
 }
 
 fn pick<T: Copy>(items: &[T], index: u8) -> T {
@@ -372,20 +383,7 @@ impl World {
                 let Ok(who) = self.service.authenticate(&opened.token).await else {
                     return;
                 };
-                let mut known: Vec<String> = self
-                    .mailer
-                    .letters()
-                    .iter()
-                    .filter(|l| {
-                        l.to.as_str() == opened.email
-                            && l.content.kind() == LetterKind::Credentials
-                    })
-                    .filter_map(mailed_password)
-                    .map(|p| p.expose_secret().to_owned())
-                    .collect();
-                known.extend(self.chosen.get(&opened.email).cloned().unwrap_or_default());
-                known.push("wrong-password".to_owned());
-                let current = known[usize::from(current) % known.len()].clone();
+                let current = self.a_password_of(&opened.email, current);
                 let new = pick(&NEW_PASSWORDS, new);
                 let result = self
                     .service
@@ -440,6 +438,59 @@ impl World {
                     self.replaced(&opened.email, Some(&opened.token));
                 }
             }
+            Step::ExportData { session, current } => {
+                let Some(opened) = self.session(session) else {
+                    return;
+                };
+                let Ok(who) = self.service.authenticate(&opened.token).await else {
+                    return;
+                };
+                let current = self.a_password_of(&opened.email, current);
+                if let Ok(export) = self
+                    .service
+                    .export_own_data(&who, SecretString::from(current.clone()), &context)
+                    .await
+                {
+                    assert_eq!(export.cabinet.email, opened.email, "another cabinet's data");
+                    let text = format!("{export:?}");
+                    assert!(!text.contains(&current), "the export holds the password");
+                    assert!(!text.contains(&opened.token), "the export holds a session token");
+                }
+            }
+            Step::CloseCabinet {
+                session,
+                current,
+                confirmed,
+            } => {
+                let Some(opened) = self.session(session) else {
+                    return;
+                };
+                let Ok(who) = self.service.authenticate(&opened.token).await else {
+                    return;
+                };
+                let current = self.a_password_of(&opened.email, current);
+                let result = self
+                    .service
+                    .close_cabinet(&who, SecretString::from(current), confirmed, &context)
+                    .await;
+                if result.is_ok() {
+                    assert!(confirmed, "closed without the confirmation");
+                    self.replaced(&opened.email, None);
+                    let email: Email = opened.email.parse().expect("email");
+                    assert!(
+                        self.store
+                            .cabinet(CabinetKey::Email(&email))
+                            .await
+                            .expect("store")
+                            .is_none(),
+                        "the closed cabinet is gone"
+                    );
+                    assert!(
+                        self.service.authenticate(&opened.token).await.is_err(),
+                        "the closing session ended"
+                    );
+                }
+            }
             Step::Advance { minutes } => {
                 self.clock
                     .advance(Duration::from_secs(u64::from(minutes) * 60));
@@ -482,6 +533,21 @@ impl World {
 
     /// New credentials (or an ending of the others) for `email`: every session of it
     /// opened so far is over, except `kept`.
+    /// One of the passwords `email` was mailed or chose, or a wrong one.
+    fn a_password_of(&self, email: &str, index: u8) -> String {
+        let mut known: Vec<String> = self
+            .mailer
+            .letters()
+            .iter()
+            .filter(|l| l.to.as_str() == email && l.content.kind() == LetterKind::Credentials)
+            .filter_map(mailed_password)
+            .map(|p| p.expose_secret().to_owned())
+            .collect();
+        known.extend(self.chosen.get(email).cloned().unwrap_or_default());
+        known.push("wrong-password".to_owned());
+        known[usize::from(index) % known.len()].clone()
+    }
+
     fn replaced(&mut self, email: &str, kept: Option<&str>) {
         let over: Vec<String> = self
             .sessions
