@@ -270,4 +270,3 @@ pub(crate) struct Language {
     #[param(rename = "Accept-Language", value_type = String, required = false, example = "en")]
     pub accept_language: Option<String>,
 }
-

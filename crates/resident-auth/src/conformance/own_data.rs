@@ -10,7 +10,8 @@ use crate::{letters::LetterKind, ports::Store, Problem, RegistrationForm};
 /// is refused and counted like a login try); the export holds the cabinet, both accounts
 /// and the sessions, and no secret; closing needs the explicit confirmation, ends every
 /// session, erases the cabinet, mails "Личный кабинет закрыт" — and both accounts can be
-/// registered again, by anyone who knows them.
+/// registered again, by anyone who knows them. On a store without the operators' optional
+/// listing primitives both steps refuse ("unavailable") and nothing is erased.
 pub async fn journey_resident_downloads_the_data_and_closes_the_cabinet<
     S: Store + Clone + 'static,
 >(
@@ -44,6 +45,31 @@ pub async fn journey_resident_downloads_the_data_and_closes_the_cabinet<
     let session = j.service.authenticate(&this).await.unwrap();
 
     let wrong = secret("not the password at all");
+    if store
+        .links_about(None, &[])
+        .await
+        .is_err_and(|error| error.is_unsupported())
+    {
+        // A store without the operators' listing primitives cannot gather what the
+        // export and the erasure must cover: both refuse, and nothing is erased.
+        assert!(matches!(
+            j.service
+                .export_own_data(&session, password.clone(), &context)
+                .await,
+            Err(crate::Error::Unavailable(_))
+        ));
+        assert!(matches!(
+            j.service
+                .close_cabinet(&session, password.clone(), true, &context)
+                .await,
+            Err(crate::Error::Unavailable(_))
+        ));
+        j.service
+            .authenticate(&other)
+            .await
+            .expect("nothing closed");
+        return;
+    }
     assert_eq!(
         problem(
             j.service

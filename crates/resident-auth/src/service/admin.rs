@@ -757,11 +757,21 @@ impl Admin {
     ) -> Result<(Erased, Option<CabinetId>), AdminError> {
         let subject = self.subject(lookup).await?;
         let store = self.service.store();
+        // Everything is listed before anything is deleted: a store that cannot list
+        // (the optional primitives) refuses the erasure whole.
+        let links = self.links(&subject).await?;
+        let keys: Vec<_> = store
+            .counters_about(&subject.counter_subjects())
+            .await?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        let letters = self.letters(&subject).await?;
         let mut erased = Erased::default();
         if let Some(cabinet) = &subject.cabinet {
             erased.sessions = self.delete_sessions(&cabinet.value.id).await?;
         }
-        for (token, link) in self.links(&subject).await? {
+        for (token, link) in links {
             if store
                 .swap_link(&token, Expected::Version(link.version), None, None)
                 .await?
@@ -769,15 +779,9 @@ impl Admin {
                 erased.links += 1;
             }
         }
-        let keys: Vec<_> = store
-            .counters_about(&subject.counter_subjects())
-            .await?
-            .into_iter()
-            .map(|(key, _)| key)
-            .collect();
         store.reset_all(&keys).await?;
         erased.counters = keys.len() as u64;
-        for letter in self.letters(&subject).await? {
+        for letter in letters {
             if store
                 .swap_letter(&letter.value.id, Expected::Version(letter.version), None)
                 .await?

@@ -67,7 +67,8 @@ impl AuthService {
     /// [`Problem::CurrentPasswordWrong`], [`Problem::PasswordExpired`],
     /// [`Problem::LoginThrottled`], [`Problem::SessionInvalid`] if the session ended
     /// meanwhile, or [`Error::Unavailable`] (then nothing was erased, or the cabinet changed
-    /// meanwhile and the resident may try again).
+    /// meanwhile and the resident may try again; on a store without the operators' optional
+    /// listing primitives, always).
     #[tracing::instrument(
         name = "resident_auth.close_cabinet",
         skip_all,
