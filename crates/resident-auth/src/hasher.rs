@@ -25,6 +25,15 @@ use resident_auth_argon2::Block;
 
 use crate::secret::{generate_password, HashedPassword};
 
+#[cfg(feature = "testing")]
+mod counting;
+mod worker;
+#[cfg(feature = "testing")]
+pub use counting::CountingHasher;
+use worker::hash_with_memory;
+#[cfg(test)]
+use worker::MAX_STORED_M_COST;
+
 /// The result of checking a password against a stored hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verification {
@@ -367,138 +376,6 @@ impl Argon2Hasher {
     }
 }
 
-impl Worker {
-    fn run(&mut self, job: Job) {
-        match job {
-            Job::Hash { password, reply } => {
-                let _ = reply.send(hash_with_memory(
-                    &password,
-                    self.params,
-                    &mut self.memory,
-                    &self.work,
-                ));
-            }
-            Job::Verify {
-                password,
-                stored,
-                reply,
-            } => {
-                let result = match stored {
-                    Some(stored) => verify_with_memory(
-                        &password,
-                        &stored,
-                        self.params,
-                        &mut self.memory,
-                        &self.work,
-                    ),
-                    None => {
-                        let dummy = self.dummy.clone();
-                        verify_with_memory(
-                            &password,
-                            &dummy,
-                            self.params,
-                            &mut self.memory,
-                            &self.work,
-                        )
-                        .map(|_| Verification::Mismatch)
-                    }
-                };
-                let _ = reply.send(result);
-            }
-        }
-    }
-}
-
-fn hash_with_memory(
-    password: &SecretString,
-    params: HashParams,
-    memory: &mut Vec<Block>,
-    work: &WorkMeter,
-) -> Result<HashedPassword, HashError> {
-    let argon2_params = params.argon2_params()?;
-    let mut salt = [0u8; SALT_LEN];
-    OsRng.fill_bytes(&mut salt);
-    let mut out = [0u8; HASH_LEN];
-    run_argon2(password, &salt, argon2_params, &mut out, memory, work)?;
-    Ok(HashedPassword::from_phc(format!(
-        "$argon2id$v=19$m={},t={},p={}${}${}",
-        params.m_cost,
-        params.t_cost,
-        params.p_cost,
-        STANDARD_NO_PAD.encode(salt),
-        STANDARD_NO_PAD.encode(out)
-    )))
-}
-
-fn run_argon2(
-    password: &SecretString,
-    salt: &[u8],
-    params: Params,
-    out: &mut [u8],
-    memory: &mut Vec<Block>,
-    work: &WorkMeter,
-) -> Result<(), HashError> {
-    let blocks = params.block_count();
-    if memory.len() < blocks {
-        memory.resize(blocks, Block::default());
-    }
-    let memory = memory.get_mut(..blocks).ok_or(HashError::MalformedHash)?;
-    work.record(&params);
-    resident_auth_argon2::hash_into(
-        password.expose_secret().as_bytes(),
-        salt,
-        &params,
-        out,
-        memory,
-    )
-    .map_err(|_| HashError::MalformedHash)
-}
-
-/// The largest memory cost a stored hash may ask for (1 GiB), so that a tampered row
-/// cannot make a worker allocate without bound.
-const MAX_STORED_M_COST: u32 = 1 << 20;
-
-fn verify_with_memory(
-    password: &SecretString,
-    stored: &HashedPassword,
-    configured: HashParams,
-    memory: &mut Vec<Block>,
-    work: &WorkMeter,
-) -> Result<Verification, HashError> {
-    let parsed = argon2::password_hash::PasswordHash::new(stored.as_phc())
-        .map_err(|_| HashError::MalformedHash)?;
-    if Algorithm::try_from(parsed.algorithm) != Ok(Algorithm::Argon2id)
-        || parsed.version.is_some_and(|v| v != 0x13)
-    {
-        return Err(HashError::MalformedHash);
-    }
-    let params = Params::try_from(&parsed).map_err(|_| HashError::MalformedHash)?;
-    if params.m_cost() > MAX_STORED_M_COST {
-        return Err(HashError::MalformedHash);
-    }
-    let expected = parsed.hash.ok_or(HashError::MalformedHash)?;
-    let mut salt_buf = [0u8; 64];
-    let salt = parsed
-        .salt
-        .ok_or(HashError::MalformedHash)?
-        .decode_b64(&mut salt_buf)
-        .map_err(|_| HashError::MalformedHash)?;
-    let mut out = [0u8; 64];
-    let out = out
-        .get_mut(..expected.len())
-        .ok_or(HashError::MalformedHash)?;
-    run_argon2(password, salt, params.clone(), out, memory, work)?;
-    if bool::from(out.ct_eq(expected.as_bytes())) {
-        let same = params.m_cost() == configured.m_cost
-            && params.t_cost() == configured.t_cost
-            && params.p_cost() == configured.p_cost
-            && expected.len() == HASH_LEN;
-        Ok(Verification::Match { rehash: !same })
-    } else {
-        Ok(Verification::Mismatch)
-    }
-}
-
 #[async_trait]
 impl CredentialHasher for Argon2Hasher {
     async fn hash(&self, password: SecretString) -> Result<HashedPassword, HashError> {
@@ -519,50 +396,6 @@ impl CredentialHasher for Argon2Hasher {
             reply,
         })?;
         answer.await.map_err(|_| HashError::WorkersGone)?
-    }
-}
-
-/// Counts argon2 runs, for tests that must prove an unknown email costs the same work as
-/// a wrong password without relying on timing.
-#[cfg(feature = "testing")]
-#[derive(Debug, Clone)]
-pub struct CountingHasher<H> {
-    inner: H,
-    runs: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-#[cfg(feature = "testing")]
-impl<H> CountingHasher<H> {
-    /// Wraps a hasher.
-    pub fn new(inner: H) -> Self {
-        Self {
-            inner,
-            runs: Arc::default(),
-        }
-    }
-
-    /// How many hashes and verifications ran so far.
-    #[must_use]
-    pub fn runs(&self) -> usize {
-        self.runs.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-#[cfg(feature = "testing")]
-#[async_trait]
-impl<H: CredentialHasher> CredentialHasher for CountingHasher<H> {
-    async fn hash(&self, password: SecretString) -> Result<HashedPassword, HashError> {
-        self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.hash(password).await
-    }
-
-    async fn verify(
-        &self,
-        password: SecretString,
-        stored: Option<HashedPassword>,
-    ) -> Result<Verification, HashError> {
-        self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.verify(password, stored).await
     }
 }
 
