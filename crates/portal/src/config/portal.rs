@@ -1,0 +1,448 @@
+//! The portal the configuration asks for: the service on its adapters, the listeners,
+//! start-up, and the examples' own endpoint.
+
+use super::*;
+
+/// A built portal: the service, and what to tell the operator at start-up.
+pub struct Portal {
+    /// The configuration it was built from.
+    pub config: PortalConfig,
+    /// The lifecycle service over the selected adapters.
+    pub service: AuthService,
+    /// Start-up lines: URL, storage, mail, a demo account to try.
+    pub banner: Vec<String>,
+    /// Where operator actions are recorded: the audit table on PostgreSQL, else the log.
+    pub audit: Arc<dyn Audit>,
+}
+
+impl std::fmt::Debug for Portal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Portal")
+            .field("config", &self.config)
+            .field("banner", &self.banner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Portal {
+    /// Prints the banner and the `Listening on` line tests wait for.
+    pub fn announce(&self, listening_on: &str) {
+        for line in &self.banner {
+            println!("{line}");
+        }
+        println!("Listening on {listening_on}");
+    }
+
+    /// The HTTP API over the service, as configured: `Secure` cookies when `BASE_URL` is
+    /// https, clients told apart as `TRUSTED_PROXIES` and `CLIENT_IPV6_PREFIX` say.
+    #[must_use]
+    pub fn api(&self) -> Api {
+        Api::new(self.service.clone())
+            .with_connection_limits(self.config.connection_limits)
+            .with_secure_cookies(self.config.secure_cookies())
+            .with_client_addressing(self.config.client_addressing.clone())
+    }
+
+    /// Binds `BIND` (non-blocking, for any runtime) and announces the portal; with
+    /// `ADMIN_BIND`, binds the operators' API's own listener too (`Admin listening on …`).
+    ///
+    /// # Errors
+    /// Exit code 1 (after a message) when an address cannot be bound.
+    pub fn listen(&self) -> Result<Listeners, ExitCode> {
+        let bind = |address: &str, name: &str| {
+            std::net::TcpListener::bind(address)
+                .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+                .map_err(|e| {
+                    eprintln!("cannot listen on {name} {address}: {e}");
+                    ExitCode::FAILURE
+                })
+        };
+        let local = |listener: &std::net::TcpListener, address: &str| {
+            listener
+                .local_addr()
+                .map_or_else(|_| address.to_owned(), |a| a.to_string())
+        };
+        let portal = bind(&self.config.bind, "BIND")?;
+        let admin = match &self.config.admin {
+            Some((address, tokens)) => {
+                let listener = bind(address, "ADMIN_BIND")?;
+                println!("Admin listening on {}", local(&listener, address));
+                let admin = self.service.admin().with_audit(self.audit.clone());
+                Some((listener, AdminApi::new(admin, tokens.clone())))
+            }
+            None => None,
+        };
+        self.announce(&local(&portal, &self.config.bind));
+        Ok(Listeners { portal, admin })
+    }
+}
+
+/// The sockets a portal listens on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The residents' portal (`BIND`).
+    pub portal: std::net::TcpListener,
+    /// The operators' API and its own socket (`ADMIN_BIND`), when configured.
+    pub admin: Option<(std::net::TcpListener, AdminApi)>,
+}
+
+pub(super) fn read_directory_csv(config: &PortalConfig) -> Result<(String, String), ConfigError> {
+    match &config.registry_csv {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|csv| (csv, path.display().to_string()))
+            .map_err(|e| ConfigError(format!("REGISTRY_CSV {}: {e}", path.display()))),
+        None => Ok((
+            DEMO_DIRECTORY.to_owned(),
+            "the bundled demo directory".to_owned(),
+        )),
+    }
+}
+
+/// `records`, with sessions and counters in `redis` when there is one.
+pub(super) fn with_redis<R: Store + 'static>(
+    records: R,
+    redis: Option<resident_auth_redis::RedisStore>,
+) -> Arc<dyn Store> {
+    match redis {
+        Some(redis) => Arc::new(SplitStore::new(records, redis.clone(), redis)),
+        None => Arc::new(records),
+    }
+}
+
+/// Builds the service the configuration asks for: PostgreSQL (migrated, directory
+/// imported) or in-memory; SMTP or the outbox.
+///
+/// # Errors
+/// [`ConfigError`] if the directory, the database or the SMTP URL is unusable.
+pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
+    let mut banner = vec![format!("Portal: {}", config.base_url)];
+    let mut audit: Arc<dyn Audit> = Arc::new(TracingAudit);
+    let mut events: Arc<dyn Events> = Arc::new(TracingEvents);
+    let redis = match &config.redis {
+        Some((url, prefix)) => {
+            let redis = resident_auth_redis::RedisStore::connect(url, prefix)
+                .await
+                .map_err(|e| ConfigError(format!("REDIS_URL: {}", chain(&e))))?;
+            banner.push(format!(
+                "Sessions and throttles: Redis, keys under {prefix}: (lost on a Redis restart: \
+                 residents log in again, throttles start a new window)"
+            ));
+            Some(redis)
+        }
+        None => None,
+    };
+    let (store, directory): (Arc<dyn Store>, Arc<dyn AccountDirectory>) = match &config.storage {
+        Storage::Postgres(url) => {
+            let pool = resident_auth_postgres::connect(
+                url,
+                &resident_auth_postgres::PoolConfig::default(),
+            )
+            .await
+            .map_err(|e| ConfigError(format!("DATABASE_URL: cannot connect: {e}")))?;
+            resident_auth_postgres::migrate(&pool)
+                .await
+                .map_err(|e| ConfigError(format!("DATABASE_URL: cannot migrate: {e}")))?;
+            let empty: bool = directory_is_empty(&pool).await?;
+            if config.registry_csv.is_some() || empty {
+                let (csv, source) = read_directory_csv(config)?;
+                let report = resident_auth_postgres::import_directory(&pool, &csv)
+                    .await
+                    .map_err(|e| ConfigError(format!("directory import from {source}: {e}")))?;
+                banner.push(format!(
+                    "Directory: {source} imported into PostgreSQL ({} new, {} updated)",
+                    report.inserted, report.updated
+                ));
+            }
+            banner.push("Storage: PostgreSQL".to_owned());
+            audit = Arc::new(resident_auth_postgres::PgAudit::new(pool.clone()));
+            events = Arc::new(resident_auth_postgres::PgEvents::new(pool.clone()));
+            (
+                with_redis(resident_auth_postgres::PgStore::new(pool.clone()), redis),
+                Arc::new(resident_auth_postgres::PgDirectory::new(pool)),
+            )
+        }
+        Storage::Sqlite(path) => {
+            let pool =
+                resident_auth_sqlite::open(path, &resident_auth_sqlite::SqliteOptions::default())
+                    .await
+                    .map_err(|e| {
+                        ConfigError(format!("SQLITE_PATH {}: {}", path.display(), chain(&e)))
+                    })?;
+            let empty = resident_auth_sqlite::directory_is_empty(&pool)
+                .await
+                .map_err(|e| ConfigError(format!("SQLITE_PATH {}: {e}", path.display())))?;
+            if config.registry_csv.is_some() || empty {
+                let (csv, source) = read_directory_csv(config)?;
+                let report = resident_auth_sqlite::import_directory(&pool, &csv)
+                    .await
+                    .map_err(|e| {
+                        ConfigError(format!("directory import from {source}: {}", chain(&e)))
+                    })?;
+                banner.push(format!(
+                    "Directory: {source} imported into the database ({} new, {} updated)",
+                    report.inserted, report.updated
+                ));
+            }
+            banner.push(format!(
+                "Storage: SQLite file {} (residents are kept across restarts)",
+                path.display()
+            ));
+            audit = Arc::new(resident_auth_sqlite::SqliteAudit::new(pool.clone()));
+            events = Arc::new(resident_auth_sqlite::SqliteEvents::new(pool.clone()));
+            (
+                with_redis(resident_auth_sqlite::SqliteStore::new(pool.clone()), redis),
+                Arc::new(resident_auth_sqlite::SqliteDirectory::new(pool)),
+            )
+        }
+        Storage::Memory => {
+            let (csv, source) = read_directory_csv(config)?;
+            let directory = MemoryDirectory::from_csv(&csv)
+                .map_err(|e| ConfigError(format!("{source}: {e}")))?;
+            banner.push(format!(
+                "Storage: in memory (lost when the process stops); directory: {source} ({} accounts)",
+                directory.len()
+            ));
+            (with_redis(MemoryStore::new(), redis), Arc::new(directory))
+        }
+    };
+    let mail_queue_keys = match (&config.mail_queue_keys, config.storage.key_file()) {
+        (Some(keys), _) => {
+            banner.push("Mail queue key: MAIL_QUEUE_KEY".to_owned());
+            Some(keys.clone())
+        }
+        (None, Some(file)) => {
+            let (key, made) = key_from_file(&file)?;
+            banner.push(format!(
+                "Mail queue key: {} ({}; owner-only; queued letters open only with it — keep \
+                 it with the database, or set MAIL_QUEUE_KEY)",
+                file.display(),
+                if made { "made now" } else { "read" }
+            ));
+            Some(MailQueueKeys::new(key))
+        }
+        (None, None) => None,
+    };
+    let mailer: Arc<dyn Mailer> = match &config.smtp_url {
+        Some(url) => {
+            let smtp: SmtpConfig = url
+                .parse()
+                .map_err(|e| ConfigError(format!("SMTP_URL: {e}")))?;
+            banner.push(format!("Mail: SMTP {}:{}", smtp.host, smtp.port));
+            Arc::new(SmtpMailer::new(&smtp).map_err(|e| ConfigError(format!("SMTP_URL: {e}")))?)
+        }
+        None => {
+            banner.push(format!(
+                "Mail: each letter is written to {} as an .eml file",
+                config.outbox_dir.display()
+            ));
+            Arc::new(OutboxMailer::new(
+                config.outbox_dir.clone(),
+                default_sender(),
+            ))
+        }
+    };
+    if config.registry_csv.is_none() {
+        banner.push(
+            "Try it: register as Иванов with account 7800000000001 and your email; \
+             the premises number is 12 (the parking place 7800000000002 is 123/456П)"
+                .to_owned(),
+        );
+    }
+    let hasher = Argon2Hasher::new(config.hash_params)
+        .map_err(|e| ConfigError(format!("argon2 parameters: {e}")))?;
+    banner.push(format!(
+        "Password hashing: argon2id m={} KiB, t={}, p={} on the {} core ({} threads)",
+        config.hash_params.m_cost,
+        config.hash_params.t_cost,
+        config.hash_params.p_cost,
+        Argon2Hasher::core(),
+        hasher.workers()
+    ));
+    let served_regions = config.served_regions.clone();
+    let mailed_password_lifetime = config.mailed_password_lifetime;
+    let in_request = config.deliver_in_request;
+    let (retry_first, claim) = (config.mail_retry_first, config.mail_claim);
+    let deadline = config.mail_deadline;
+    let mut builder = AuthService::builder(&config.base_url)
+        .shared_store(store)
+        .shared_directory(directory)
+        .shared_mailer(mailer)
+        .hasher(hasher)
+        .shared_events(events)
+        .configure(|auth| {
+            auth.served_regions = served_regions;
+            auth.mailed_password_lifetime = mailed_password_lifetime;
+            auth.delivery.in_request = in_request;
+            if let Some(first) = retry_first {
+                auth.delivery.retry_first = first;
+            }
+            if let Some(claim) = claim {
+                auth.delivery.claim = claim;
+            }
+            if let Some(deadline) = deadline {
+                auth.delivery.deadline = deadline;
+            }
+        });
+    if let Some(keys) = mail_queue_keys {
+        builder = builder.mail_queue_keys(keys);
+    }
+    let (confirmation, recovery) = config.link_templates.clone();
+    if let Some(template) = confirmation {
+        banner.push(format!("Confirmation links: {template}"));
+        builder = builder.confirmation_link(template);
+    }
+    if let Some(template) = recovery {
+        banner.push(format!("Recovery links: {template}"));
+        builder = builder.recovery_link(template);
+    }
+    let service = builder.build().map_err(|e| ConfigError(e.to_string()))?;
+    Ok(Portal {
+        config: config.clone(),
+        service,
+        banner,
+        audit,
+    })
+}
+
+/// An error with its causes, `: `-separated.
+pub(super) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The mail queue key in `file` (base64, as `MAIL_QUEUE_KEY`), made from the operating
+/// system's random source on first start (owner-only); whether it was made now. A file
+/// others may read is refused, as ssh refuses such a private key.
+pub(super) fn key_from_file(file: &std::path::Path) -> Result<(MailQueueKey, bool), ConfigError> {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let shown = file.display();
+    match std::fs::read_to_string(file) {
+        Ok(text) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(file)
+                    .map_err(|e| ConfigError(format!("mail queue key file {shown}: {e}")))?
+                    .permissions()
+                    .mode();
+                if mode & 0o077 != 0 {
+                    return Err(ConfigError(format!(
+                        "mail queue key file {shown} may be read by others (mode {:o}): \
+                         `chmod 600 {shown}`",
+                        mode & 0o777
+                    )));
+                }
+            }
+            let key = MailQueueKey::from_base64(text.trim())
+                .map_err(|e| ConfigError(format!("mail queue key file {shown}: {e}")))?;
+            Ok((key, false))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+            let key = MailQueueKey::from_bytes(&bytes)
+                .map_err(|e| ConfigError(format!("a new mail queue key: {e}")))?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut out = options
+                .open(file)
+                .map_err(|e| ConfigError(format!("mail queue key file {shown}: {e}")))?;
+            writeln!(
+                out,
+                "{}",
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            )
+            .and_then(|()| out.sync_all())
+            .map_err(|e| ConfigError(format!("mail queue key file {shown}: {e}")))?;
+            Ok((key, true))
+        }
+        Err(error) => Err(ConfigError(format!("mail queue key file {shown}: {error}"))),
+    }
+}
+
+pub(super) async fn directory_is_empty(
+    pool: &resident_auth_postgres::PgPool,
+) -> Result<bool, ConfigError> {
+    resident_auth_postgres::directory_is_empty(pool, &resident_auth_postgres::Schema::default())
+        .await
+        .map_err(|e| ConfigError(format!("DATABASE_URL: {e}")))
+}
+
+/// What every example does first: log to stderr (`RUST_LOG`, default `info`), read the
+/// environment, build the portal.
+///
+/// # Errors
+/// Exit code 2, after printing the [`ConfigError`] for the operator.
+pub async fn start() -> Result<Portal, ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let built = match PortalConfig::from_env() {
+        Ok(config) => build(&config).await,
+        Err(error) => Err(error),
+    };
+    let portal = built.map_err(|error| {
+        eprintln!("start-up: {error}");
+        ExitCode::from(2)
+    })?;
+    // The metrics: only on METRICS_BIND, the exporter's own listener (an operators'
+    // network), never on the residents' one; without it nothing is recorded.
+    if let Some(address) = &portal.config.metrics_bind {
+        let address: std::net::SocketAddr = address.parse().map_err(|e| {
+            eprintln!("start-up: METRICS_BIND {address:?}: {e}");
+            ExitCode::from(2)
+        })?;
+        // Durations as Prometheus histograms (the exporter's default is a summary), from a
+        // millisecond to ten seconds.
+        let installed = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("_seconds".to_owned()),
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ],
+            )
+            .and_then(|builder| builder.with_http_listener(address).install());
+        match installed {
+            Ok(()) => {
+                resident_auth::metrics::describe();
+                println!("Metrics listening on {address}");
+            }
+            Err(error) => eprintln!("metrics: {error}"),
+        }
+    }
+    Ok(portal)
+}
+
+/// The examples' own endpoint, `GET /bills`: the resident's selected personal account and
+/// its address from the directory.
+///
+/// # Errors
+/// The service's, when the directory cannot be read.
+pub async fn bills(
+    service: &AuthService,
+    session: &resident_auth::Authenticated,
+) -> Result<serde_json::Value, resident_auth::Error> {
+    let cabinet = service.cabinet(session).await?;
+    let active = cabinet
+        .accounts
+        .iter()
+        .find(|account| cabinet.active_account == Some(account.account_number));
+    Ok(serde_json::json!({
+        "account_number": active.map(|account| account.account_number.to_string()),
+        "address": active.map(|account| account.address.clone()),
+    }))
+}
