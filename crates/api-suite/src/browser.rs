@@ -156,9 +156,10 @@ impl Browser {
         input.send_keys(value).await.unwrap();
     }
 
-    async fn submit(&self) {
+    /// Clicks the element `locator` finds.
+    async fn click(&self, locator: Locator<'_>) {
         self.client
-            .find(Locator::Css("main button[type=submit]"))
+            .find(locator)
             .await
             .unwrap()
             .click()
@@ -166,14 +167,12 @@ impl Browser {
             .unwrap();
     }
 
+    async fn submit(&self) {
+        self.click(Locator::Css("main button[type=submit]")).await;
+    }
+
     async fn click_link(&self, text: &str) {
-        self.client
-            .find(Locator::LinkText(text))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        self.click(Locator::LinkText(text)).await;
     }
 
     /// Waits (up to 10 s) for the page that follows a click to show `needle`.
@@ -283,13 +282,8 @@ pub async fn a_resident_walks_the_whole_guide_in_chromium(binary: &str) {
 
     // Journey 7: add an address from the menu under the address at the top.
     browser
-        .client
-        .find(Locator::Css("details.addresses summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .click(Locator::Css("details.addresses summary"))
+        .await;
     browser.shot("address-menu").await;
     browser.click_link("Добавить адрес").await;
     browser.expect("Добавление нового адреса").await;
@@ -327,36 +321,21 @@ pub async fn a_resident_walks_the_whole_guide_in_chromium(binary: &str) {
         )
         .await;
     browser
-        .client
-        .find(Locator::Css("details.addresses summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .click(Locator::Css("details.addresses summary"))
+        .await;
     browser
-        .client
-        .find(Locator::XPath(
+        .click(Locator::XPath(
             "//details//button[contains(., 'машино-место')]",
         ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .await;
     browser.expect("7800000000002").await;
     browser.expect("123/456П").await;
     browser.shot("switched-address").await;
 
     // Log out.
     browser
-        .client
-        .find(Locator::Css("main button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .click(Locator::Css("main button[type=submit]"))
+        .await;
     browser.expect("Вход в личный кабинет").await;
     browser.shot("logged-out").await;
 
@@ -427,22 +406,8 @@ pub async fn a_resident_walks_the_whole_guide_in_chromium(binary: &str) {
     browser
         .fill("close_password", "зелёная лампа над тихой рекой")
         .await;
-    browser
-        .client
-        .find(Locator::Css("#confirm"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .client
-        .find(Locator::Css("button.danger"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::Css("#confirm")).await;
+    browser.click(Locator::Css("button.danger")).await;
     browser.expect("Cabinet closed").await;
     browser.shot("cabinet-closed").await;
 

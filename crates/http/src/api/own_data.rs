@@ -53,15 +53,8 @@ pub(crate) async fn export_own_data(
     request: JsonBody<'_>,
     context: &Context,
 ) -> ApiResponse {
-    let token = bearer(authorization).unwrap_or_default();
-    let session = match api.service.authenticate(token).await {
-        Ok(session) => session,
-        Err(error) => return ApiResponse::from_error(&error, context.locale),
-    };
-    let request: CurrentPasswordRequest = match body(&request, context.locale) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
+    let (_, session) = try_session!(api, authorization, context);
+    let request: CurrentPasswordRequest = try_body!(request, context.locale);
     let result = api
         .service
         .export_own_data(&session, request.current_password, context)
@@ -94,15 +87,8 @@ pub(crate) async fn close_cabinet(
     request: JsonBody<'_>,
     context: &Context,
 ) -> ApiResponse {
-    let token = bearer(authorization).unwrap_or_default();
-    let session = match api.service.authenticate(token).await {
-        Ok(session) => session,
-        Err(error) => return ApiResponse::from_error(&error, context.locale),
-    };
-    let request: CloseRequest = match body(&request, context.locale) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
+    let (_, session) = try_session!(api, authorization, context);
+    let request: CloseRequest = try_body!(request, context.locale);
     let result = api
         .service
         .close_cabinet(&session, request.current_password, request.confirm, context)

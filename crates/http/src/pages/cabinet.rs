@@ -2,12 +2,12 @@
 //! address (journey 7), and logging out.
 
 use http::StatusCode;
-use resident_auth::{errors::Field, AddressForm, Authenticated, Error, Problem};
+use resident_auth::{AddressForm, Authenticated, Error, Problem};
 
 use super::{
     forms,
-    html::{alert, csrf_field, hidden, html, Html, Input},
-    journeys::letter_sent,
+    html::{alert, csrf_field, hidden, html, Html},
+    journeys::{letter_sent, surname_and_account},
     split_problems, status_of, to_login, CsrfOnly, PageResponse, Request, Visit,
 };
 
@@ -26,6 +26,17 @@ pub(super) async fn signed_in(
         Ok(session) => Ok((session, visit)),
         Err(_) => Err(to_login(visit)),
     }
+}
+
+/// A form of a signed-in page: its fields (CSRF checked), the session, the visit; else the
+/// answer to give.
+#[allow(clippy::result_large_err)] // the error is the request's whole answer
+pub(super) async fn signed_in_form<T: serde::de::DeserializeOwned + super::Csrf>(
+    request: &Request<'_>,
+) -> Result<(T, Authenticated, Visit), PageResponse> {
+    let (form, visit) = request.form::<T>()?;
+    let (session, visit) = signed_in(request, visit).await?;
+    Ok((form, session, visit))
 }
 
 pub(super) async fn cabinet(request: &Request<'_>) -> PageResponse {
@@ -104,12 +115,8 @@ pub(super) async fn cabinet(request: &Request<'_>) -> PageResponse {
 }
 
 pub(super) async fn select(request: &Request<'_>) -> PageResponse {
-    let (form, visit) = match request.form::<SelectForm>(Visit::new(request.api, request.headers)) {
+    let (form, session, visit) = match signed_in_form::<SelectForm>(request).await {
         Ok(checked) => checked,
-        Err(response) => return response,
-    };
-    let (session, visit) = match signed_in(request, visit).await {
-        Ok(signed_in) => signed_in,
         Err(response) => return response,
     };
     match request
@@ -133,33 +140,17 @@ fn add_form(
         .map(|e| split_problems(e, visit.locale))
         .unwrap_or_default();
     let body = html!(
-        "<h1>{title}</h1>{alert}<form method=\"post\" action=\"/cabinet/add\" novalidate>{csrf}{surname}{account}\
+        "<h1>{title}</h1>{alert}<form method=\"post\" action=\"/cabinet/add\" novalidate>{csrf}{surname_and_account}\
          <button type=\"submit\">{submit}</button></form><div class=\"links\"><a href=\"/cabinet\">{back}</a></div>",
         title = visit.t("Добавление нового адреса", "Add a new address"),
         alert = alert(&general),
         csrf = csrf_field(&visit.csrf),
-        surname = Input {
-            name: "surname",
-            label: visit.t("Фамилия", "Surname"),
-            kind: "text",
-            value: &form.surname,
-            hint: Some(visit.t("Фамилия вводится без инициалов", "Enter the surname without initials")),
-            error: fields.remove(&Field::Surname),
-            autocomplete: "family-name",
-            autofocus: true,
-        }
-        .render(),
-        account = Input {
-            name: "account_number",
-            label: visit.t("Номер лицевого счёта", "Personal account number"),
-            kind: "text",
-            value: &form.account_number,
-            hint: Some(visit.t("13 цифр", "13 digits")),
-            error: fields.remove(&Field::AccountNumber),
-            autocomplete: "off",
-            autofocus: false,
-        }
-        .render(),
+        surname_and_account = surname_and_account(
+            &visit,
+            (&form.surname, &form.account_number),
+            &mut fields,
+            visit.t("13 цифр", "13 digits"),
+        ),
         submit = visit.t("Добавить", "Add"),
         back = visit.t("← В кабинет", "← Back to the cabinet"),
     );
@@ -176,12 +167,8 @@ pub(super) async fn add_page(request: &Request<'_>) -> PageResponse {
 }
 
 pub(super) async fn add(request: &Request<'_>) -> PageResponse {
-    let (form, visit) = match request.form::<AddForm>(Visit::new(request.api, request.headers)) {
+    let (form, session, visit) = match signed_in_form::<AddForm>(request).await {
         Ok(checked) => checked,
-        Err(response) => return response,
-    };
-    let (session, visit) = match signed_in(request, visit).await {
-        Ok(signed_in) => signed_in,
         Err(response) => return response,
     };
     let address = AddressForm {
@@ -204,7 +191,7 @@ pub(super) async fn add(request: &Request<'_>) -> PageResponse {
 }
 
 pub(super) async fn logout(request: &Request<'_>) -> PageResponse {
-    let (_, visit) = match request.form::<CsrfOnly>(Visit::new(request.api, request.headers)) {
+    let (_, visit) = match request.form::<CsrfOnly>() {
         Ok(checked) => checked,
         Err(response) => return response,
     };

@@ -1,6 +1,8 @@
 //! Signed-out screens: login (journey 4), registration with its letter, confirmation and
 //! activation (journeys 1–3), and recovery (journey 6).
 
+use std::collections::HashMap;
+
 use http::StatusCode;
 use resident_auth::{
     errors::Field, secrecy::SecretString, Error, Problem, RegistrationForm, UserError,
@@ -108,8 +110,7 @@ pub(super) async fn login_page(request: &Request<'_>) -> PageResponse {
 }
 
 pub(super) fn identify(request: &Request<'_>) -> PageResponse {
-    let (form, visit) = match request.form::<IdentifyForm>(Visit::new(request.api, request.headers))
-    {
+    let (form, visit) = match request.form::<IdentifyForm>() {
         Ok(checked) => checked,
         Err(response) => return response,
     };
@@ -128,11 +129,10 @@ pub(super) fn identify(request: &Request<'_>) -> PageResponse {
 }
 
 pub(super) async fn login(request: &Request<'_>) -> PageResponse {
-    let (form, mut visit) =
-        match request.form::<LoginForm>(Visit::new(request.api, request.headers)) {
-            Ok(checked) => checked,
-            Err(response) => return response,
-        };
+    let (form, mut visit) = match request.form::<LoginForm>() {
+        Ok(checked) => checked,
+        Err(response) => return response,
+    };
     let service = request.api.service();
     match service
         .login(&form.email, form.password, &request.context())
@@ -161,6 +161,42 @@ pub(super) async fn login(request: &Request<'_>) -> PageResponse {
 
 // ---- Registration (journeys 1–3) --------------------------------------------------------
 
+/// The surname and account number inputs of registering and of adding an address, the
+/// account's hint as given; their errors taken from `fields`.
+pub(super) fn surname_and_account(
+    visit: &Visit,
+    (surname, account): (&str, &str),
+    fields: &mut HashMap<Field, String>,
+    account_hint: &str,
+) -> Html {
+    let surname = Input {
+        name: "surname",
+        label: visit.t("Фамилия", "Surname"),
+        kind: "text",
+        value: surname,
+        hint: Some(visit.t(
+            "Фамилия вводится без инициалов",
+            "Enter the surname without initials",
+        )),
+        error: fields.remove(&Field::Surname),
+        autocomplete: "family-name",
+        autofocus: true,
+    }
+    .render();
+    let account = Input {
+        name: "account_number",
+        label: visit.t("Номер лицевого счёта", "Personal account number"),
+        kind: "text",
+        value: account,
+        hint: Some(account_hint),
+        error: fields.remove(&Field::AccountNumber),
+        autocomplete: "off",
+        autofocus: false,
+    }
+    .render();
+    html!("{surname}{account}", surname = surname, account = account)
+}
+
 fn register_form(
     visit: Visit,
     form: &RegistrationForm,
@@ -171,37 +207,21 @@ fn register_form(
         .map(|e| split_problems(e, visit.locale))
         .unwrap_or_default();
     let body = html!(
-        "<h1>{title}</h1>{alert}<form method=\"post\" action=\"/register\" novalidate>{csrf}{surname}{account}{email}\
+        "<h1>{title}</h1>{alert}<form method=\"post\" action=\"/register\" novalidate>{csrf}{surname_and_account}{email}\
          <button type=\"submit\">{submit}</button></form>\
          <div class=\"links\"><a href=\"/\">{have}</a></div>",
         title = visit.t("Регистрация", "Registration"),
         alert = alert(&general),
         csrf = csrf_field(&visit.csrf),
-        surname = Input {
-            name: "surname",
-            label: visit.t("Фамилия", "Surname"),
-            kind: "text",
-            value: &form.surname,
-            hint: Some(visit.t("Фамилия вводится без инициалов", "Enter the surname without initials")),
-            error: fields.remove(&Field::Surname),
-            autocomplete: "family-name",
-            autofocus: true,
-        }
-        .render(),
-        account = Input {
-            name: "account_number",
-            label: visit.t("Номер лицевого счёта", "Personal account number"),
-            kind: "text",
-            value: &form.account_number,
-            hint: Some(visit.t(
+        surname_and_account = surname_and_account(
+            &visit,
+            (&form.surname, &form.account_number),
+            &mut fields,
+            visit.t(
                 "13 цифр; первые две обычно совпадают с кодом вашего региона",
                 "13 digits; the first two are usually your region code",
-            )),
-            error: fields.remove(&Field::AccountNumber),
-            autocomplete: "off",
-            autofocus: false,
-        }
-        .render(),
+            ),
+        ),
         email = Input {
             name: "email",
             label: visit.t("Электронная почта", "Email"),
@@ -246,8 +266,7 @@ pub(super) fn letter_sent(visit: Visit, email: &str) -> PageResponse {
 }
 
 pub(super) async fn register(request: &Request<'_>) -> PageResponse {
-    let (form, visit) = match request.form::<RegisterForm>(Visit::new(request.api, request.headers))
-    {
+    let (form, visit) = match request.form::<RegisterForm>() {
         Ok(checked) => checked,
         Err(response) => return response,
     };
@@ -345,7 +364,7 @@ fn premises_form(
 }
 
 pub(super) async fn confirm(request: &Request<'_>) -> PageResponse {
-    let (form, visit) = match request.form::<TokenForm>(Visit::new(request.api, request.headers)) {
+    let (form, visit) = match request.form::<TokenForm>() {
         Ok(checked) => checked,
         Err(response) => return response,
     };
@@ -369,8 +388,7 @@ fn sent_to(visit: Visit, title: &'static str, text: &'static str, email: &str) -
 }
 
 pub(super) async fn activate(request: &Request<'_>) -> PageResponse {
-    let (form, visit) = match request.form::<ActivateForm>(Visit::new(request.api, request.headers))
-    {
+    let (form, visit) = match request.form::<ActivateForm>() {
         Ok(checked) => checked,
         Err(response) => return response,
     };
@@ -454,8 +472,7 @@ pub(super) fn recover_page(request: &Request<'_>) -> PageResponse {
 }
 
 pub(super) async fn recover(request: &Request<'_>) -> PageResponse {
-    let (form, visit) = match request.form::<RecoverForm>(Visit::new(request.api, request.headers))
-    {
+    let (form, visit) = match request.form::<RecoverForm>() {
         Ok(checked) => checked,
         Err(response) => return response,
     };
@@ -486,7 +503,7 @@ pub(super) async fn recover(request: &Request<'_>) -> PageResponse {
 }
 
 pub(super) async fn recover_complete(request: &Request<'_>) -> PageResponse {
-    let (form, visit) = match request.form::<TokenForm>(Visit::new(request.api, request.headers)) {
+    let (form, visit) = match request.form::<TokenForm>() {
         Ok(checked) => checked,
         Err(response) => return response,
     };

@@ -185,7 +185,8 @@ impl Request<'_> {
     /// the answer to give.
     // The error is the request's whole answer, returned once: boxing it buys nothing.
     #[allow(clippy::result_large_err)]
-    fn form<T: DeserializeOwned + Csrf>(&self, visit: Visit) -> Result<(T, Visit), PageResponse> {
+    fn form<T: DeserializeOwned + Csrf>(&self) -> Result<(T, Visit), PageResponse> {
+        let visit = Visit::new(self.api, self.headers);
         let is_form = self.headers.first("content-type").is_some_and(|value| {
             value.split(';').next().is_some_and(|media| {
                 media

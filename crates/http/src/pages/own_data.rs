@@ -1,10 +1,10 @@
 //! The resident's own data (journeys 10 and 11): download it, or close the cabinet.
 
 use http::{header, HeaderValue, StatusCode};
-use resident_auth::{errors::Field, secrecy::SecretString, Authenticated, Error, Problem};
+use resident_auth::{errors::Field, secrecy::SecretString, Error, Problem};
 
 use super::{
-    cabinet::signed_in,
+    cabinet::{signed_in, signed_in_form},
     forms,
     html::{alert, csrf_field, html, Html, Input},
     split_problems, status_of, to_login, PageResponse, Request, Visit,
@@ -108,16 +108,8 @@ fn refused(visit: Visit, which: Which, error: &Error) -> PageResponse {
     data_page(visit, Some((which, error)), status)
 }
 
-async fn checked<T: serde::de::DeserializeOwned + super::Csrf>(
-    request: &Request<'_>,
-) -> Result<(T, Authenticated, Visit), PageResponse> {
-    let (form, visit) = request.form::<T>(Visit::new(request.api, request.headers))?;
-    let (session, visit) = signed_in(request, visit).await?;
-    Ok((form, session, visit))
-}
-
 pub(super) async fn export(request: &Request<'_>) -> PageResponse {
-    let (form, session, visit) = match checked::<ExportForm>(request).await {
+    let (form, session, visit) = match signed_in_form::<ExportForm>(request).await {
         Ok(checked) => checked,
         Err(response) => return response,
     };
@@ -147,7 +139,7 @@ pub(super) async fn export(request: &Request<'_>) -> PageResponse {
 }
 
 pub(super) async fn close(request: &Request<'_>) -> PageResponse {
-    let (form, session, visit) = match checked::<CloseForm>(request).await {
+    let (form, session, visit) = match signed_in_form::<CloseForm>(request).await {
         Ok(checked) => checked,
         Err(response) => return response,
     };

@@ -5,7 +5,7 @@ use http::StatusCode;
 use resident_auth::{errors::Field, secrecy::SecretString, Authenticated, Error, Problem};
 
 use super::{
-    cabinet::signed_in,
+    cabinet::{signed_in, signed_in_form},
     forms,
     html::{alert, csrf_field, hidden, html, Html, Input},
     problem_page, split_problems, status_of, to_login, CsrfOnly, PageResponse, Request, Visit,
@@ -86,13 +86,8 @@ pub(super) async fn password_page(request: &Request<'_>) -> PageResponse {
 }
 
 pub(super) async fn change_password(request: &Request<'_>) -> PageResponse {
-    let (form, visit) = match request.form::<PasswordForm>(Visit::new(request.api, request.headers))
-    {
+    let (form, session, visit) = match signed_in_form::<PasswordForm>(request).await {
         Ok(checked) => checked,
-        Err(response) => return response,
-    };
-    let (session, visit) = match signed_in(request, visit).await {
-        Ok(signed_in) => signed_in,
         Err(response) => return response,
     };
     match request
@@ -192,12 +187,8 @@ pub(super) async fn sessions_page(request: &Request<'_>) -> PageResponse {
 }
 
 pub(super) async fn end_session(request: &Request<'_>) -> PageResponse {
-    let (form, visit) = match request.form::<EndForm>(Visit::new(request.api, request.headers)) {
+    let (form, session, visit) = match signed_in_form::<EndForm>(request).await {
         Ok(checked) => checked,
-        Err(response) => return response,
-    };
-    let (session, visit) = match signed_in(request, visit).await {
-        Ok(signed_in) => signed_in,
         Err(response) => return response,
     };
     let own = session.session_id().to_string() == form.session_id;
@@ -215,12 +206,8 @@ pub(super) async fn end_session(request: &Request<'_>) -> PageResponse {
 }
 
 pub(super) async fn end_other_sessions(request: &Request<'_>) -> PageResponse {
-    let (_, visit) = match request.form::<CsrfOnly>(Visit::new(request.api, request.headers)) {
+    let (_, session, visit) = match signed_in_form::<CsrfOnly>(request).await {
         Ok(checked) => checked,
-        Err(response) => return response,
-    };
-    let (session, visit) = match signed_in(request, visit).await {
-        Ok(signed_in) => signed_in,
         Err(response) => return response,
     };
     let _ = request.api.service().end_other_sessions(&session).await;
