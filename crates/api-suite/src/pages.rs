@@ -609,7 +609,8 @@ pub async fn bodies_over_the_limit_are_refused_with_a_page(binary: &str) {
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.to_str().unwrap().starts_with("text/html")));
     let planted = "<script>alert(1)</script>\"'";
-    let response = client
+    // A fresh connection: the server closes the one whose body it refused to read.
+    let response = self::client()
         .post(format!("{}/register", server.base))
         .header(header::COOKIE, format!("csrf={token}"))
         .form(&[
