@@ -23,7 +23,7 @@ fn tokens(c: &mut Criterion) {
         .build()
         .unwrap();
     let mailer = RecordingMailer::new();
-    let service = AuthService::builder("https://portal.example.org")
+    let (service, _background) = AuthService::builder("https://portal.example.org")
         .store(MemoryStore::new())
         .directory(MemoryDirectory::from_csv(&resident_auth_benches::directory(1)).unwrap())
         .mailer(mailer.clone())

@@ -121,6 +121,21 @@ enum Step {
         current: u8,
         confirmed: bool,
     },
+    /// "Change my email" to one of the emails (another cabinet's, the same, a free one).
+    RequestEmailChange {
+        session: u8,
+        email: u8,
+        current: u8,
+    },
+    /// The link to the new address, followed in a session or not.
+    ConfirmEmailChange {
+        letter: u8,
+        session: Option<u8>,
+    },
+    /// The link to the old address: "it was not me".
+    CancelEmailChange {
+        letter: u8,
+    },
 }
 
 fn pick<T: Copy>(items: &[T], index: u8) -> T {
@@ -149,6 +164,9 @@ struct World {
     /// that queued it): a letter given up at its deadline is scrubbed, and its password —
     /// in force, known to nobody — must still be one a letter was queued for.
     queued_passwords: std::cell::RefCell<HashMap<String, Vec<String>>>,
+    /// The emails a cabinet had before its email changed, by the email it moved to: its
+    /// passwords were mailed to, or chosen under, any of them.
+    aliases: HashMap<String, Vec<String>>,
 }
 
 /// A session a login opened.
@@ -196,6 +214,7 @@ fn world() -> World {
         chosen: HashMap::new(),
         locks: HashMap::new(),
         queued_passwords: std::cell::RefCell::new(HashMap::new()),
+        aliases: HashMap::new(),
     }
 }
 
@@ -491,6 +510,116 @@ impl World {
                     );
                 }
             }
+            Step::RequestEmailChange {
+                session,
+                email,
+                current,
+            } => {
+                let Some(opened) = self.session(session) else {
+                    return;
+                };
+                let Ok(who) = self.service.authenticate(&opened.token).await else {
+                    return;
+                };
+                let to = pick(&EMAILS, email);
+                let current = self.a_password_of(&opened.email, current);
+                let taken = self
+                    .store
+                    .cabinet(CabinetKey::Email(&to.parse::<Email>().expect("email")))
+                    .await
+                    .expect("store")
+                    .is_some();
+                let result = self
+                    .service
+                    .request_email_change(&who, to, SecretString::from(current), &context)
+                    .await;
+                if result.is_ok() {
+                    assert!(!taken, "a change to another cabinet's email was accepted");
+                    assert!(
+                        self.service.authenticate(&opened.token).await.is_ok(),
+                        "asking changes nothing yet"
+                    );
+                }
+                if let Err(error) = &result {
+                    if taken && to != opened.email && error.problems().is_empty() {
+                        panic!("asking for a taken email failed with {error:?}");
+                    }
+                }
+            }
+            Step::ConfirmEmailChange { letter, session } => {
+                let links = self.links(LetterKind::ConfirmEmailChange);
+                if links.is_empty() {
+                    return;
+                }
+                let token = links[usize::from(letter) % links.len()].clone();
+                let following = session.and_then(|index| self.session(index));
+                let who = match &following {
+                    Some(opened) => self.service.authenticate(&opened.token).await.ok(),
+                    None => None,
+                };
+                let before = self.cabinets().await;
+                if let Ok(new) = self
+                    .service
+                    .confirm_email_change(&token, who.as_ref(), &context)
+                    .await
+                {
+                    self.consumed(&token);
+                    let new = new.as_str().to_owned();
+                    let id = self.cabinets().await.get(&new).copied();
+                    assert!(id.is_some(), "the cabinet has its new email");
+                    let old = before
+                        .iter()
+                        .find(|(_, cabinet)| Some(**cabinet) == id)
+                        .map(|(email, _)| email.clone())
+                        .expect("the cabinet had an email before");
+                    assert!(
+                        !before.contains_key(&new),
+                        "an email that was another cabinet's was taken"
+                    );
+                    let kept = following
+                        .filter(|opened| opened.email == old && who.is_some())
+                        .map(|opened| opened.token);
+                    self.replaced(&old, kept.as_deref());
+                    let mut previous = self.aliases.remove(&old).unwrap_or_default();
+                    previous.push(old.clone());
+                    self.aliases.entry(new.clone()).or_default().extend(previous);
+                    if let Some(kept) = kept {
+                        let now_of = self
+                            .service
+                            .authenticate(&kept)
+                            .await
+                            .expect("the session that followed the link lives on");
+                        assert_eq!(now_of.email.as_str(), new);
+                        for opened in &mut self.sessions {
+                            if opened.token == kept {
+                                opened.email.clone_from(&new);
+                            }
+                        }
+                    }
+                }
+            }
+            Step::CancelEmailChange { letter } => {
+                let letters: Vec<_> = self
+                    .mailer
+                    .letters()
+                    .into_iter()
+                    .filter(|l| l.content.kind() == LetterKind::EmailChangeRequested)
+                    .collect();
+                if letters.is_empty() {
+                    return;
+                }
+                let letter = &letters[usize::from(letter) % letters.len()];
+                let token = link_token(letter).expect("a cancel link");
+                if self
+                    .service
+                    .cancel_email_change(&token, &context)
+                    .await
+                    .is_ok()
+                {
+                    self.consumed(&token);
+                    self.replaced(letter.to.as_str(), None);
+                }
+            }
             Step::Advance { minutes } => {
                 self.clock
                     .advance(Duration::from_secs(u64::from(minutes) * 60));
@@ -535,17 +664,47 @@ impl World {
     /// opened so far is over, except `kept`.
     /// One of the passwords `email` was mailed or chose, or a wrong one.
     fn a_password_of(&self, email: &str, index: u8) -> String {
+        let names = self.names_of(email);
         let mut known: Vec<String> = self
             .mailer
             .letters()
             .iter()
-            .filter(|l| l.to.as_str() == email && l.content.kind() == LetterKind::Credentials)
+            .filter(|l| {
+                names.contains(&l.to.as_str().to_owned())
+                    && l.content.kind() == LetterKind::Credentials
+            })
             .filter_map(mailed_password)
             .map(|p| p.expose_secret().to_owned())
             .collect();
-        known.extend(self.chosen.get(email).cloned().unwrap_or_default());
+        for name in &names {
+            known.extend(self.chosen.get(name).cloned().unwrap_or_default());
+        }
         known.push("wrong-password".to_owned());
         known[usize::from(index) % known.len()].clone()
+    }
+
+    /// `email` and every email its cabinet had before.
+    fn names_of(&self, email: &str) -> Vec<String> {
+        let mut names = self.aliases.get(email).cloned().unwrap_or_default();
+        names.push(email.to_owned());
+        names
+    }
+
+    /// Which cabinet each of the emails is the login of.
+    async fn cabinets(&self) -> HashMap<String, resident_auth::CabinetId> {
+        let mut found = HashMap::new();
+        for to in EMAILS {
+            let email: Email = to.parse().expect("email");
+            if let Some(cabinet) = self
+                .store
+                .cabinet(CabinetKey::Email(&email))
+                .await
+                .expect("store")
+            {
+                found.insert(to.to_owned(), cabinet.value.id);
+            }
+        }
+        found
     }
 
     fn replaced(&mut self, email: &str, kept: Option<&str>) {
@@ -576,11 +735,17 @@ impl World {
             // at its deadline (scrubbed then; its password was seen while it was queued).
             let mut mailed = false;
             let keys = &self.service.config().mail_queue_keys;
-            let on_record = self
-                .store
-                .letters_about(Some(&email), None)
-                .await
-                .expect("store");
+            let names = self.names_of(to);
+            let mut on_record = Vec::new();
+            for name in &names {
+                let name: Email = name.parse().expect("email");
+                on_record.extend(
+                    self.store
+                        .letters_about(Some(&name), None)
+                        .await
+                        .expect("store"),
+                );
+            }
             for letter in &on_record {
                 let settled = letter.value.status != LetterStatus::Queued;
                 assert_eq!(
@@ -602,13 +767,16 @@ impl World {
                         .push(password.expose_secret().to_owned());
                 }
             }
-            let once_queued: Vec<_> = self
-                .queued_passwords
-                .borrow()
-                .get(to)
-                .into_iter()
-                .flatten()
-                .map(|password| SecretString::from(password.clone()))
+            let once_queued: Vec<_> = names
+                .iter()
+                .flat_map(|name| {
+                    self.queued_passwords
+                        .borrow()
+                        .get(name)
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .map(SecretString::from)
                 .collect();
             for password in once_queued {
                 if matches!(
@@ -619,7 +787,9 @@ impl World {
                 }
             }
             for letter in self.mailer.letters().into_iter().chain(queued) {
-                if letter.to == email && letter.content.kind() == LetterKind::Credentials {
+                if names.contains(&letter.to.as_str().to_owned())
+                    && letter.content.kind() == LetterKind::Credentials
+                {
                     let password = mailed_password(&letter).expect("password line");
                     if matches!(
                         self.hasher.verify(password, Some(stored.clone())).await,
@@ -630,7 +800,7 @@ impl World {
                     }
                 }
             }
-            for chosen in self.chosen.get(to).into_iter().flatten() {
+            for chosen in names.iter().filter_map(|name| self.chosen.get(name)).flatten() {
                 let password = SecretString::from(chosen.clone());
                 if matches!(
                     self.hasher.verify(password, Some(stored.clone())).await,

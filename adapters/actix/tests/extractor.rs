@@ -13,6 +13,7 @@ use actix_web::{
 use resident_auth::{
     memory::{register_by_mail, MemoryDirectory, MemoryStore, RecordingMailer},
     ports::ManualClock,
+    testing::{FaultMode, FaultyStore},
     Argon2Hasher, AuthService, HashParams, RegistrationForm, RequestContext, Timestamp,
 };
 use resident_auth_actix::{MaybeResident, Resident, ResidentAuth};
@@ -22,10 +23,24 @@ const DIRECTORY: &str = "account_number,surnames,address,premises\n\
 
 /// A portal with one activated cabinet, its session token, and its clock.
 async fn fixture(temporary: bool) -> (ResidentAuth, Arc<ManualClock>, String) {
+    let (auth, clock, token, _) = fixture_with_store(temporary).await;
+    (auth, clock, token)
+}
+
+/// [`fixture`] with its store, to make it fail.
+async fn fixture_with_store(
+    temporary: bool,
+) -> (
+    ResidentAuth,
+    Arc<ManualClock>,
+    String,
+    FaultyStore<MemoryStore>,
+) {
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_800_000_000_000)));
     let mailer = Arc::new(RecordingMailer::new());
-    let service = AuthService::builder("http://127.0.0.1")
-        .store(MemoryStore::new())
+    let store = FaultyStore::new(MemoryStore::new());
+    let (service, _background) = AuthService::builder("http://127.0.0.1")
+        .store(store.clone())
         .directory(MemoryDirectory::from_csv(DIRECTORY).unwrap())
         .shared_mailer(mailer.clone())
         .hasher(Argon2Hasher::new(HashParams::insecure_fast_for_tests()).unwrap())
@@ -48,7 +63,7 @@ async fn fixture(temporary: bool) -> (ResidentAuth, Arc<ManualClock>, String) {
         .await
         .unwrap();
     let token = logged_in.session_token.expose().to_owned();
-    (ResidentAuth::new(service), clock, token)
+    (ResidentAuth::new(service), clock, token, store)
 }
 
 async fn me(resident: Resident) -> String {
@@ -136,8 +151,8 @@ async fn an_expired_session_is_refused_and_optional_is_none() {
 async fn the_cookie_works_for_reading_and_with_the_csrf_header_for_changing() {
     let (auth, _, token) = fixture(false).await;
     let app = service(&auth, "/api").await;
-    let cookies = auth.api().cookies();
-    let session = format!("{}={token}", cookies.session());
+    // Served over plain http: the cookies have no `__Host-` prefix.
+    let session = format!("session={token}");
     let get = test::TestRequest::get()
         .uri("/me")
         .insert_header(("cookie", session.as_str()));
@@ -146,7 +161,7 @@ async fn the_cookie_works_for_reading_and_with_the_csrf_header_for_changing() {
         StatusCode::OK
     );
     let csrf = auth.api().csrf_key().issue(Some(&token));
-    let both = format!("{session}; {}={csrf}", cookies.csrf());
+    let both = format!("{session}; csrf={csrf}");
     for (cookie, header, expected) in [
         (session.as_str(), None, StatusCode::UNAUTHORIZED),
         (both.as_str(), Some(csrf.as_str()), StatusCode::OK),
@@ -183,6 +198,26 @@ async fn a_temporary_password_holds_the_hosts_pages_back() {
         .insert_header(("authorization", format!("Bearer {token}")));
     let response = test::call_service(&app, request.to_request()).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[actix_web::test]
+async fn a_storage_outage_is_503_never_nobody() {
+    let (auth, _, token, store) = fixture_with_store(false).await;
+    let app = service(&auth, "/api").await;
+    for path in ["/me", "/maybe"] {
+        let request = test::TestRequest::get()
+            .uri(path)
+            .insert_header(("authorization", format!("Bearer {token}")));
+        store.arm(0, FaultMode::BeforeTheCall);
+        let response = test::call_service(&app, request.to_request()).await;
+        store.disarm();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(
+            code(&test::read_body(response).await),
+            "service.store_unavailable",
+            "{path}"
+        );
+    }
 }
 
 #[actix_web::test]

@@ -25,9 +25,15 @@ fn service(templates: bool) -> AuthService {
     if templates {
         builder = builder
             .confirmation_link("https://app.example.org/confirm/{token}".parse().unwrap())
-            .recovery_link("https://app.example.org/reset/{token}".parse().unwrap());
+            .recovery_link("https://app.example.org/reset/{token}".parse().unwrap())
+            .email_change_link("https://app.example.org/email/{token}".parse().unwrap())
+            .email_change_cancel_link(
+                "https://app.example.org/email/{token}/cancel"
+                    .parse()
+                    .unwrap(),
+            );
     }
-    builder.build().unwrap()
+    builder.build().unwrap().0
 }
 
 /// What `mount` logged at `warn` and above.

@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use resident_auth::{
     memory::{register_by_mail, MemoryDirectory, MemoryStore, RecordingMailer},
     ports::ManualClock,
+    testing::{FaultMode, FaultyStore},
     Argon2Hasher, AuthService, HashParams, RegistrationForm, RequestContext, Timestamp,
 };
 use resident_auth_axum::{Api, Resident, ResidentAuth};
@@ -25,6 +26,7 @@ const DIRECTORY: &str = "account_number,surnames,address,premises\n\
 
 struct Fixture {
     auth: ResidentAuth,
+    store: FaultyStore<MemoryStore>,
     clock: Arc<ManualClock>,
     token: String,
 }
@@ -34,8 +36,9 @@ struct Fixture {
 async fn fixture(temporary: bool) -> Fixture {
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_800_000_000_000)));
     let mailer = Arc::new(RecordingMailer::new());
-    let service = AuthService::builder("http://127.0.0.1")
-        .store(MemoryStore::new())
+    let store = FaultyStore::new(MemoryStore::new());
+    let (service, _background) = AuthService::builder("http://127.0.0.1")
+        .store(store.clone())
         .directory(MemoryDirectory::from_csv(DIRECTORY).unwrap())
         .shared_mailer(mailer.clone())
         .hasher(Argon2Hasher::new(HashParams::insecure_fast_for_tests()).unwrap())
@@ -62,6 +65,7 @@ async fn fixture(temporary: bool) -> Fixture {
     Fixture {
         token: logged_in.session_token.expose().to_owned(),
         auth: ResidentAuth::with_api(Api::new(service)),
+        store,
         clock,
     }
 }
@@ -158,8 +162,8 @@ async fn an_expired_session_is_refused() {
 async fn the_cookie_works_for_reading_and_with_the_csrf_header_for_changing() {
     let f = fixture(false).await;
     let app = app(&f.auth, "/api");
-    let cookies = f.auth.api().cookies();
-    let session_cookie = format!("{}={}", cookies.session(), f.token);
+    // Served over plain http: the cookies have no `__Host-` prefix.
+    let session_cookie = format!("session={}", f.token);
     let (status, _) = call(&app, get_with("/me", Some(("cookie", &session_cookie)))).await;
     assert_eq!(status, StatusCode::OK, "GET by cookie");
     let post = |extra: Option<(&str, String)>, cookie: String| {
@@ -176,7 +180,7 @@ async fn the_cookie_works_for_reading_and_with_the_csrf_header_for_changing() {
         "POST by cookie without CSRF"
     );
     let csrf = f.auth.api().csrf_key().issue(Some(&f.token));
-    let both = format!("{session_cookie}; {}={csrf}", cookies.csrf());
+    let both = format!("{session_cookie}; csrf={csrf}");
     let (status, _) = call(
         &app,
         post(Some(("x-csrf-token", csrf.clone())), both.clone()),
@@ -189,7 +193,7 @@ async fn the_cookie_works_for_reading_and_with_the_csrf_header_for_changing() {
         StatusCode::UNAUTHORIZED,
         "a CSRF header that differs"
     );
-    let unsigned = format!("{session_cookie}; {}=planted", cookies.csrf());
+    let unsigned = format!("{session_cookie}; csrf=planted");
     let (status, _) = call(
         &app,
         post(Some(("x-csrf-token", "planted".into())), unsigned),
@@ -218,9 +222,25 @@ async fn a_temporary_password_holds_the_hosts_pages_back() {
     let f = fixture(true).await;
     let app = app(&f.auth, "/api");
     let bearer = format!("Bearer {}", f.token);
-    let (status, body) = call(&app, get_with("/me", Some(("authorization", &bearer)))).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(code(&body), "password.change_required");
+    for path in ["/me", "/maybe"] {
+        let (status, body) = call(&app, get_with(path, Some(("authorization", &bearer)))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(code(&body), "password.change_required", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_storage_outage_is_503_never_nobody() {
+    let f = fixture(false).await;
+    let app = app(&f.auth, "/api");
+    let bearer = format!("Bearer {}", f.token);
+    for path in ["/me", "/maybe"] {
+        f.store.arm(0, FaultMode::BeforeTheCall);
+        let (status, body) = call(&app, get_with(path, Some(("authorization", &bearer)))).await;
+        f.store.disarm();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
+        assert_eq!(code(&body), "service.store_unavailable", "{path}");
+    }
 }
 
 #[tokio::test]

@@ -24,6 +24,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "the mail queue and residents' events",
         include_str!("../migrations/0004_mail_queue_and_events.sql"),
     ),
+    (
+        5,
+        "email-change links",
+        include_str!("../migrations/0005_email_change.sql"),
+    ),
 ];
 
 /// The PostgreSQL schema (namespace) holding the library's tables: a lower-case SQL

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use common::{fresh_database, pool};
 use resident_auth::{
-    enumeration::probe_login_enumeration,
     memory::{register_by_mail, RecordingMailer},
     ports::ManualClock,
     ports::Ports,
+    testing::enumeration::probe_login_enumeration,
     Argon2Hasher, AuthConfig, AuthService, HashParams, Locale, RegistrationForm, RequestContext,
     Timestamp,
 };
@@ -76,6 +76,9 @@ async fn unknown_email_and_wrong_password_are_indistinguishable_on_postgres() {
         report = probe().await;
         eprintln!("login, PostgreSQL, measured again: {report}");
     }
-    assert_eq!(report.unknown_answers[0].0, 401);
+    assert_eq!(
+        report.unknown_answers[0].0,
+        Some(resident_auth::ErrorKind::Unauthenticated)
+    );
     assert!(report.indistinguishable(0.05), "{report}");
 }

@@ -16,8 +16,8 @@ use resident_auth::{
     ports::Token,
     ports::{Expected, Link, LinkPurpose},
     secrecy::{ExposeSecret, SecretString},
-    Argon2Hasher, AuthConfig, AuthService, Error, HashParams, Locale, Problem, RegistrationForm,
-    RequestContext, Timestamp, Unavailable,
+    Argon2Hasher, AuthConfig, AuthService, Error, ErrorKind, HashParams, Locale, Problem,
+    RegistrationForm, RequestContext, Timestamp, Unavailable,
 };
 use resident_auth_postgres::{
     import_directory, migrate, ImportError, PgDirectory, PgPool, PgStore,
@@ -334,8 +334,8 @@ async fn two_instances_share_one_login_throttle_and_one_activation_limit() {
         .await
         .unwrap_err();
     assert_eq!(
-        locked.http_status(),
-        429,
+        locked.kind(),
+        ErrorKind::Throttled,
         "the fifth wrong try on either instance locks"
     );
     assert_eq!(
@@ -343,8 +343,8 @@ async fn two_instances_share_one_login_throttle_and_one_activation_limit() {
             .activate(activation.expose(), "12", &ctx())
             .await
             .unwrap_err()
-            .http_status(),
-        429
+            .kind(),
+        ErrorKind::Throttled
     );
     clock.advance(Duration::from_secs(15 * 60));
     a.service
@@ -372,8 +372,8 @@ async fn two_instances_share_one_login_throttle_and_one_activation_limit() {
             .await
             .unwrap_err();
         assert_eq!(
-            error.http_status(),
-            429,
+            error.kind(),
+            ErrorKind::Throttled,
             "five failures across both instances throttle both"
         );
     }

@@ -64,6 +64,8 @@ fn kind_name(kind: LetterKind) -> &'static str {
         LetterKind::PasswordChanged => "password-changed",
         LetterKind::AccountUnlinked => "account-unlinked",
         LetterKind::CabinetClosed => "cabinet-closed",
+        LetterKind::ConfirmEmailChange => "confirm-email-change",
+        LetterKind::EmailChangeRequested => "email-change-requested",
         _ => "letter",
     }
 }
@@ -75,7 +77,7 @@ impl Mailer for OutboxMailer {
         let message = build_message(letter, &self.from)?;
         tokio::fs::create_dir_all(&self.dir)
             .await
-            .map_err(MailError::transient)?;
+            .map_err(MailError::retryable)?;
         let millis = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
@@ -90,10 +92,10 @@ impl Mailer for OutboxMailer {
         let partial = self.dir.join(format!(".{name}.part"));
         tokio::fs::write(&partial, message.formatted())
             .await
-            .map_err(MailError::transient)?;
+            .map_err(MailError::retryable)?;
         tokio::fs::rename(&partial, &path)
             .await
-            .map_err(MailError::transient)?;
+            .map_err(MailError::retryable)?;
         tracing::info!(path = %path.display(), kind = ?letter.content.kind(), "letter written to the outbox");
         Ok(())
     }

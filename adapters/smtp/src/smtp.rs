@@ -217,7 +217,7 @@ impl SmtpMailer {
     pub async fn test_connection(&self) -> Result<(), MailError> {
         match self.transport.test_connection().await {
             Ok(true) => Ok(()),
-            Ok(false) => Err(MailError::transient("SMTP server did not answer NOOP")),
+            Ok(false) => Err(MailError::retryable("SMTP server did not answer NOOP")),
             Err(error) => Err(classify(error)),
         }
     }
@@ -230,7 +230,7 @@ fn classify(error: lettre::transport::smtp::Error) -> MailError {
     if error.is_permanent() || error.is_client() {
         MailError::permanent(error)
     } else {
-        MailError::transient(error)
+        MailError::retryable(error)
     }
 }
 

@@ -151,7 +151,7 @@ async fn starttls_with_a_certificate_the_client_trusts() {
         .await
         .unwrap_err();
     assert!(
-        error.is_transient(),
+        error.is_retryable(),
         "an untrusted certificate is not the letter's fault: {error:?}"
     );
 
@@ -226,8 +226,8 @@ async fn server_down_is_a_retryable_error() {
         .send(&confirm("resident@example.org"))
         .await
         .unwrap_err();
-    assert!(error.is_transient(), "{error:?}");
-    assert!(mailer.test_connection().await.unwrap_err().is_transient());
+    assert!(error.is_retryable(), "{error:?}");
+    assert!(mailer.test_connection().await.unwrap_err().is_retryable());
 }
 
 #[tokio::test]
@@ -245,7 +245,7 @@ async fn rejections_are_sorted_into_permanent_and_transient() {
         .unwrap_err();
     assert!(rejected.is_permanent(), "550: {rejected:?}");
     let busy = mailer.send(&confirm("busy@example.org")).await.unwrap_err();
-    assert!(busy.is_transient(), "451: {busy:?}");
+    assert!(busy.is_retryable(), "451: {busy:?}");
     mailer.send(&confirm("resident@example.org")).await.unwrap();
 }
 

@@ -5,8 +5,14 @@ use sha2::{Digest, Sha256};
 use sqlx::{Row, SqlitePool};
 
 /// The migrations, in order: (version, description, SQL).
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "tables", include_str!("../migrations/0001_tables.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "tables", include_str!("../migrations/0001_tables.sql")),
+    (
+        2,
+        "email-change links",
+        include_str!("../migrations/0002_email_change.sql"),
+    ),
+];
 
 /// Why the tables could not be brought up to date.
 #[derive(Debug, thiserror::Error)]

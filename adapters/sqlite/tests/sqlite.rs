@@ -97,7 +97,7 @@ async fn a_new_file_is_private_in_wal_mode_and_migrates_once() {
         .fetch_all(&again)
         .await
         .unwrap();
-    assert_eq!(ledger, [1]);
+    assert_eq!(ledger, [1, 2]);
     // A migration applied with other contents, or one from a newer build, is refused.
     sqlx::query("UPDATE resident_auth_migrations SET checksum = x'00' WHERE version = 1")
         .execute(&pool)
@@ -119,6 +119,74 @@ async fn a_new_file_is_private_in_wal_mode_and_migrates_once() {
         migrate(&pool).await,
         Err(MigrateError::Newer { version: 99 })
     ));
+}
+
+/// A file made by the first release (migration 1 only) keeps its pending links through
+/// the rebuild of the links table that migration 2 makes, and then takes email-change links.
+#[tokio::test]
+async fn a_first_release_file_keeps_its_links_through_the_email_change_migration() {
+    let path = common::new_path();
+    let pool = open(&path, &SqliteOptions::default()).await.unwrap();
+    // Back to what the first release left: its tables and a ledger of one migration.
+    sqlx::raw_sql(
+        "DROP TABLE resident_auth_links; DELETE FROM resident_auth_migrations WHERE version > 1;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let first = include_str!("../migrations/0001_tables.sql");
+    let links_table = first
+        .split_once("CREATE TABLE resident_auth_links")
+        .and_then(|(_, rest)| rest.split_once("CREATE TABLE resident_auth_sessions"))
+        .map(|(table, _)| format!("CREATE TABLE resident_auth_links{table}"))
+        .unwrap();
+    sqlx::raw_sql(&links_table).execute(&pool).await.unwrap();
+    let store = SqliteStore::new(pool.clone());
+    let now = start();
+    let kept = Token::generate().hash();
+    let link = Link {
+        purpose: LinkPurpose::Recovery,
+        email: RESIDENT.parse().unwrap(),
+        account_number: None,
+        cabinet: None,
+        credential_version: Some(1),
+        expires_at: now.plus(Duration::from_secs(3600)),
+        issuing_until: None,
+    };
+    assert!(store
+        .swap_link(&kept, Expected::Absent, Some((&kept, &link)), None)
+        .await
+        .unwrap());
+    let change = Link {
+        purpose: LinkPurpose::EmailChange,
+        ..link.clone()
+    };
+    let refused = Token::generate().hash();
+    assert!(
+        store
+            .swap_link(&refused, Expected::Absent, Some((&refused, &change)), None)
+            .await
+            .is_err(),
+        "the first release's table refuses the new purpose"
+    );
+    migrate(&pool).await.unwrap();
+    assert_eq!(store.link(&kept).await.unwrap().unwrap().value, link);
+    let added = Token::generate().hash();
+    assert!(store
+        .swap_link(&added, Expected::Absent, Some((&added, &change)), None)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.link(&added).await.unwrap().unwrap().value.purpose,
+        LinkPurpose::EmailChange
+    );
+    let indexes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'resident_auth_links' AND sql IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(indexes, 4);
 }
 
 #[tokio::test]

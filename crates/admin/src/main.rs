@@ -184,7 +184,7 @@ fn print<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> S
 async fn run(cli: Cli) -> Result<(), Failure> {
     if let Command::NewOperatorToken { name } = &cli.command {
         let name: Operator = name.parse().map_err(failure)?;
-        let (token, line) = resident_auth_http::admin_api::OperatorTokens::issue(&name);
+        let (token, line) = resident_auth_http::OperatorTokens::issue(&name);
         let answer = serde_json::json!({"token": token, "admin_operators_entry": line});
         print(cli.json, &answer, |_| {
             format!("token (give it to {name}; it is not stored): {token}\nADMIN_OPERATORS entry: {line}")
@@ -240,7 +240,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         let key = MailQueueKey::from_base64(key.trim()).map_err(failure)?;
         builder = builder.mail_queue_keys(MailQueueKeys::new(key));
     }
-    let service = builder.build().map_err(failure)?;
+    // The portal's own background tasks send what this command queues: it runs none.
+    let (service, _background) = builder.build().map_err(failure)?;
     let admin: Admin = service.admin().with_audit(storage.audit.clone());
     let json = cli.json;
     match &cli.command {

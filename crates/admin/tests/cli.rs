@@ -34,7 +34,7 @@ async fn portal() -> Portal {
     migrate(&pool).await.unwrap();
     import_directory(&pool, DIRECTORY).await.unwrap();
     let mailer = Arc::new(RecordingMailer::new());
-    let service = AuthService::builder("http://127.0.0.1")
+    let (service, _background) = AuthService::builder("http://127.0.0.1")
         .store(PgStore::new(pool.clone()))
         .directory(PgDirectory::new(pool.clone()))
         .shared_mailer(mailer.clone())
@@ -307,7 +307,7 @@ async fn a_new_operator_token_comes_with_the_entry_that_admits_it() {
         answer["admin_operators_entry"].as_str().unwrap(),
     );
     assert!(entry.starts_with("maria=") && !entry.contains(token));
-    let tokens = resident_auth_http::admin_api::OperatorTokens::parse(entry).unwrap();
+    let tokens = resident_auth_http::OperatorTokens::parse(entry).unwrap();
     assert_eq!(
         tokens.operator(token).map(ToString::to_string).as_deref(),
         Some("maria")
@@ -332,7 +332,7 @@ async fn on_the_portals_sqlite_file_with_the_key_file_beside_it() {
     )
     .unwrap();
     let mailer = Arc::new(RecordingMailer::new());
-    let service = AuthService::builder("http://127.0.0.1")
+    let (service, _background) = AuthService::builder("http://127.0.0.1")
         .store(SqliteStore::new(pool.clone()))
         .directory(SqliteDirectory::new(pool.clone()))
         .shared_mailer(mailer.clone())

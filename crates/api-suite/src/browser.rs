@@ -1,8 +1,8 @@
 //! The whole guide, walked as a resident in headless Chromium: register → letter →
 //! confirm → a wrong then the right premises number → log in with the mailed password →
 //! add an address → confirm → activate → log in again → switch address → log out →
-//! recover the password → log in → change the password → sessions → my data → close the
-//! cabinet. One screenshot per screen in
+//! recover the password → log in → change the password → sessions → change the email → my
+//! data → close the cabinet. One screenshot per screen in
 //! `test-artifacts/browser/<binary>/`, and axe-core's WCAG 2.1 A/AA and best-practice rules
 //! run on every screen (`AXE_CORE_JS`, else where `scripts/test.sh` installs it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -387,6 +387,57 @@ pub async fn a_resident_walks_the_whole_guide_in_chromium(binary: &str) {
         .unwrap();
     browser.expect("Этот сеанс").await;
     browser.shot("sessions").await;
+    browser
+        .client
+        .goto(&format!("{base}/cabinet"))
+        .await
+        .unwrap();
+    browser.expect_element("details.addresses").await;
+
+    // Journey 12: a new email, confirmed from its letter in this browser (the session
+    // stays); a second change's cancel page seen, not pressed.
+    browser.click_link("Сменить e-mail").await;
+    browser.fill("email", "moved@example.org").await;
+    browser
+        .fill("current_password", "зелёная лампа над тихой рекой")
+        .await;
+    browser.shot("email-change").await;
+    browser.submit().await;
+    browser.expect("Проверьте почту").await;
+    browser.shot("email-change-sent").await;
+    browser
+        .client
+        .goto(&link(
+            &server,
+            "Подтверждение нового e-mail",
+            "email/confirm",
+        ))
+        .await
+        .unwrap();
+    browser.shot("email-change-confirm").await;
+    browser.submit().await;
+    browser.expect("Адрес изменён").await;
+    browser.shot("email-changed").await;
+    browser.click_link("В кабинет").await;
+    browser.expect("moved@example.org").await;
+    browser
+        .client
+        .goto(&format!("{base}/cabinet/email"))
+        .await
+        .unwrap();
+    browser.fill("email", "third@example.org").await;
+    browser
+        .fill("current_password", "зелёная лампа над тихой рекой")
+        .await;
+    browser.submit().await;
+    browser.expect("Проверьте почту").await;
+    browser
+        .client
+        .goto(&link(&server, "Смена e-mail", "email/cancel"))
+        .await
+        .unwrap();
+    browser.expect("Это был не я").await;
+    browser.shot("email-change-cancel").await;
     browser
         .client
         .goto(&format!("{base}/cabinet"))

@@ -82,8 +82,13 @@ pub const REACHED_ELSEWHERE: &[(&str, &str, &str)] = &[
         "a_recovery_link_in_use_answers_wait_and_issues_one_password",
     ),
     (
+        "POST /api/email/confirm 409",
+        "crates/resident-auth/src/testing/email_change.rs",
+        "journey_two_cabinets_asking_for_one_address_let_the_first_confirmed_win",
+    ),
+    (
         "POST /api/registrations/activate 409",
-        "crates/resident-auth/src/conformance.rs",
+        "crates/resident-auth/src/testing.rs",
         "journey_resend_interval_and_coexisting_registrations",
     ),
 ];
@@ -190,6 +195,8 @@ pub async fn every_documented_status_is_reached(binary: &str) {
         "/api/login",
         "/api/recovery",
         "/api/recovery/complete",
+        "/api/email/confirm",
+        "/api/email/cancel",
     ] {
         hit(post(path), text(), None).await;
         hit(post(path), Some(json!({})), None).await;
@@ -308,6 +315,10 @@ pub async fn every_documented_status_is_reached(binary: &str) {
             post("/api/cabinet/close"),
             Some(json!({"current_password": "x", "confirm": true})),
         ),
+        (
+            post("/api/cabinet/email"),
+            Some(json!({"email": "new@example.org", "current_password": "x"})),
+        ),
     ] {
         hit(c, body, None).await;
     }
@@ -320,6 +331,7 @@ pub async fn every_documented_status_is_reached(binary: &str) {
         "/api/password",
         "/api/cabinet/export",
         "/api/cabinet/close",
+        "/api/cabinet/email",
     ] {
         hit(post(path), text(), me).await;
         hit(post(path), Some(json!({})), me).await;
@@ -366,9 +378,59 @@ pub async fn every_documented_status_is_reached(binary: &str) {
             observe(&server, &seen, &end, None, me).await;
         }
     }
+    // Journey 12: a taken address, a wrong password, a change confirmed in this session,
+    // a second one cancelled (which ends every session: a new login follows).
+    let new_email =
+        |email: &str, current: &str| Some(json!({"email": email, "current_password": current}));
+    hit(post("/api/cabinet/email"), new_email(third, CHOSEN), me).await;
+    hit(
+        post("/api/cabinet/email"),
+        new_email("fourth@example.org", "not the password"),
+        me,
+    )
+    .await;
+    hit(
+        post("/api/cabinet/email"),
+        new_email("fourth@example.org", CHOSEN),
+        me,
+    )
+    .await;
+    let made_up = Some(json!({"token": MADE_UP_TOKEN}));
+    hit(post("/api/email/confirm"), made_up.clone(), None).await;
+    hit(post("/api/email/cancel"), made_up, None).await;
+    let confirm = server.link_token("Подтверждение нового e-mail");
+    let (_, body) = hit(
+        post("/api/email/confirm"),
+        Some(json!({"token": confirm})),
+        me,
+    )
+    .await;
+    assert_eq!(body["email"], "fourth@example.org");
+    hit(get("/api/session"), None, me).await;
+    hit(
+        post("/api/cabinet/email"),
+        new_email("fifth@example.org", CHOSEN),
+        me,
+    )
+    .await;
+    let cancel = server.link_token("Смена e-mail");
+    hit(
+        post("/api/email/cancel"),
+        Some(json!({"token": cancel})),
+        None,
+    )
+    .await;
+    let session = login(&server, "fourth@example.org", CHOSEN).await;
+    let me = Some(session.as_str());
     for _ in 0..6 {
         hit(post("/api/password"), change("wrong current password"), me).await;
     }
+    hit(
+        post("/api/cabinet/email"),
+        new_email("sixth@example.org", CHOSEN),
+        me,
+    )
+    .await;
     hit(post("/api/cabinet/export"), current(CHOSEN), me).await;
     let closing = Some(json!({"current_password": CHOSEN, "confirm": true}));
     hit(post("/api/cabinet/close"), closing, me).await;
@@ -385,6 +447,10 @@ pub async fn every_documented_status_is_reached(binary: &str) {
             Some(json!({"account_number": "7800000000001"})),
         ),
         (post("/api/addresses"), address("Иванов", "7800000000002")),
+        (
+            post("/api/cabinet/email"),
+            Some(json!({"email": "new@example.org", "current_password": mailed.clone()})),
+        ),
         (
             post("/api/cabinet/close"),
             Some(json!({"current_password": mailed.clone(), "confirm": true})),
@@ -431,6 +497,18 @@ pub async fn every_documented_status_is_reached(binary: &str) {
         (
             post("/api/cabinet/close"),
             Some(json!({"current_password": mailed.clone(), "confirm": true})),
+        ),
+        (
+            post("/api/cabinet/email"),
+            Some(json!({"email": "new@example.org", "current_password": mailed.clone()})),
+        ),
+        (
+            post("/api/email/confirm"),
+            Some(json!({"token": MADE_UP_TOKEN})),
+        ),
+        (
+            post("/api/email/cancel"),
+            Some(json!({"token": MADE_UP_TOKEN})),
         ),
     ];
     let mut answers = tokio::task::JoinSet::new();

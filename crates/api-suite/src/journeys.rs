@@ -23,8 +23,9 @@ pub async fn the_default_keeps_residents_across_a_restart(binary: &str) {
 }
 
 /// An API-only host points letters at its own front end (`CONFIRMATION_LINK`,
-/// `RECOVERY_LINK`): each letter's link is the host's route with the token, and the token
-/// works through the API as the library's own link would.
+/// `RECOVERY_LINK`, `EMAIL_CHANGE_LINK`, `EMAIL_CHANGE_CANCEL_LINK`): each letter's link is
+/// the host's route with the token, and the token works through the API as the library's
+/// own link would.
 pub async fn letters_link_to_the_hosts_own_routes(binary: &str) {
     let front_end = "http://localhost:5173/#";
     let server = Server::start(
@@ -37,6 +38,11 @@ pub async fn letters_link_to_the_hosts_own_routes(binary: &str) {
             (
                 "RECOVERY_LINK",
                 format!("{front_end}/reset?t={{token}}&lang=ru"),
+            ),
+            ("EMAIL_CHANGE_LINK", format!("{front_end}/email/{{token}}")),
+            (
+                "EMAIL_CHANGE_CANCEL_LINK",
+                format!("{front_end}/email-cancel/{{token}}"),
             ),
         ],
     )
@@ -84,6 +90,30 @@ pub async fn letters_link_to_the_hosts_own_routes(binary: &str) {
         .post("/api/recovery/complete", json!({"token": token}), None)
         .await;
     assert_eq!(status, 200, "{body}");
+    let password = server.password();
+    let session = login(&server, RESIDENT, &password).await;
+    let (status, body, _) = server
+        .post(
+            "/api/cabinet/email",
+            json!({"email": "moved@example.org", "current_password": password}),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let cancel = token_after("Смена e-mail", &format!("{front_end}/email-cancel/"));
+    assert_eq!(cancel.len(), 43);
+    let token = token_after(
+        "Подтверждение нового e-mail",
+        &format!("{front_end}/email/"),
+    );
+    let (status, body, _) = server
+        .post("/api/email/confirm", json!({"token": token}), None)
+        .await;
+    assert_eq!(
+        (status.as_u16(), &body["email"]),
+        (200, &json!("moved@example.org"))
+    );
+    login(&server, "moved@example.org", &password).await;
 }
 
 /// The journeys (1–9) and schemathesis' defects, on PostgreSQL and SMTP: the example's own

@@ -5,7 +5,7 @@ use super::*;
 /// An operator's token and the `ADMIN_*` variables that admit it on a listener of its own.
 pub(crate) fn operator_variables() -> (String, Vec<(&'static str, String)>) {
     let operator = "maria".parse().unwrap();
-    let (token, line) = resident_auth_http::admin_api::OperatorTokens::issue(&operator);
+    let (token, line) = resident_auth_http::OperatorTokens::issue(&operator);
     let variables = vec![
         ("ADMIN_BIND", "127.0.0.1:0".to_owned()),
         ("ADMIN_OPERATORS", line),

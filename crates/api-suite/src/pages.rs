@@ -7,7 +7,9 @@
 use crate::{activate, Server};
 use reqwest::{header, redirect::Policy, Client, Response, StatusCode};
 
+mod email_change;
 mod own_data;
+pub use email_change::the_email_pages_change_confirm_and_cancel;
 pub use own_data::the_data_page_downloads_the_data_and_closes_the_cabinet;
 
 const RESIDENT: &str = "resident@example.org";
@@ -16,7 +18,12 @@ const PLANTED_CSRF: &str =
 
 fn client() -> Client {
     // Redirects are part of what is checked: never follow them.
-    Client::builder().redirect(Policy::none()).build().unwrap()
+    // A pooled connection idle near the server's head timeout would race its close.
+    Client::builder()
+        .redirect(Policy::none())
+        .pool_idle_timeout(std::time::Duration::from_secs(1))
+        .build()
+        .unwrap()
 }
 
 /// The `Set-Cookie` header that sets `name`.
@@ -403,7 +410,7 @@ pub async fn every_form_refuses_a_missing_forged_or_foreign_csrf_token(binary: &
     let server = Server::start(binary, &[]).await;
     let client = client();
     let genuine = csrf(&server, &client).await;
-    let forms: [(&str, &[(&str, &str)]); 15] = [
+    let forms: [(&str, &[(&str, &str)]); 18] = [
         ("/login/identify", &[("email", RESIDENT)]),
         ("/login", &[("email", RESIDENT), ("password", "x")]),
         (
@@ -456,12 +463,25 @@ pub async fn every_form_refuses_a_missing_forged_or_foreign_csrf_token(binary: &
             "/cabinet/close",
             &[("close_password", "x"), ("confirm", "yes")],
         ),
+        (
+            "/cabinet/email",
+            &[("email", "moved@example.org"), ("current_password", "x")],
+        ),
+        (
+            "/email/confirm",
+            &[("token", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")],
+        ),
+        (
+            "/email/cancel",
+            &[("token", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")],
+        ),
     ];
-    let posted: std::collections::BTreeSet<&str> = resident_auth_http::pages::ROUTES
-        .iter()
-        .filter(|route| route.method == resident_auth_http::api::Method::Post)
-        .map(|route| route.path)
-        .collect();
+    let posted: std::collections::BTreeSet<&str> =
+        <resident_auth_http::Pages as resident_auth_http::Surface>::ROUTES
+            .iter()
+            .filter(|route| route.method() == resident_auth_http::Method::Post)
+            .map(|route| route.path())
+            .collect();
     let covered: std::collections::BTreeSet<&str> = forms.iter().map(|(path, _)| *path).collect();
     assert_eq!(covered, posted, "every form of the pages is tried");
     for (path, fields) in forms {

@@ -9,7 +9,7 @@ use std::{fmt, sync::Arc};
 use resident_auth::{
     admin::{Admin, AdminError, Lookup, Operator},
     ports::Token,
-    AccountNumber, Error,
+    AccountNumber, Error, Locale,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -17,9 +17,11 @@ use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::{
-    api::{ApiResponse, ErrorItem, Errors, Method},
+    api::{ApiResponse, ErrorItem, Errors},
     openapi::{under_prefix, BearerScheme},
+    surface::{Incoming, Method, Response, Route, Surface, Target},
     web::Headers,
+    Refusal,
 };
 
 /// The operators allowed in, each by the SHA-256 of their token.
@@ -119,8 +121,7 @@ impl AdminApi {
 
 /// One operation of the operators' API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum AdminOperation {
+pub(crate) enum AdminOperation {
     /// `GET /cabinets/{lookup}`: everything about a cabinet or a registration under way.
     Find,
     /// `POST /cabinets/{lookup}/resend`: the pending confirmation again, with a new link.
@@ -137,29 +138,13 @@ pub enum AdminOperation {
     Unlink,
 }
 
-/// A route of the operators' API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct AdminRoute {
-    /// The method.
-    pub method: Method,
-    /// The path below the admin prefix; `{lookup}` or `{account}` is the path parameter.
-    pub path: &'static str,
-    /// What it does.
-    pub operation: AdminOperation,
-}
-
-const fn admin_route(method: Method, path: &'static str, operation: AdminOperation) -> AdminRoute {
-    AdminRoute {
-        method,
-        path,
-        operation,
-    }
+const fn admin_route(method: Method, path: &'static str, operation: AdminOperation) -> Route {
+    Route::new(method, path, Target::Admin(operation))
 }
 
 /// Every route of the operators' API. Two share `/cabinets/{lookup}` (GET finds, DELETE
-/// erases): an adapter mounts both methods on one resource.
-pub const ADMIN_ROUTES: [AdminRoute; 7] = [
+/// erases): one resource with both methods.
+pub(crate) const ADMIN_ROUTES: [Route; 7] = [
     admin_route(Method::Get, "/cabinets/{lookup}", AdminOperation::Find),
     admin_route(Method::Delete, "/cabinets/{lookup}", AdminOperation::Erase),
     admin_route(
@@ -242,7 +227,7 @@ fn problem(status: u16, code: &'static str, message: impl Into<String>) -> ApiRe
 fn from_admin_error(error: AdminError) -> ApiResponse {
     match error {
         AdminError::NotFound => problem(404, "admin.not_found", "nothing matches"),
-        AdminError::Refused(reason) => problem(409, "admin.refused", reason),
+        AdminError::Refused(reason) => problem(409, "admin.refused", reason.to_string()),
         AdminError::Service(Error::Unavailable(_)) => problem(
             503,
             "service.unavailable",
@@ -252,12 +237,58 @@ fn from_admin_error(error: AdminError) -> ApiResponse {
     }
 }
 
+/// The operators' API reads its small bodies within this time.
+const ADMIN_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The operators' API as a surface: mounted under its prefix on a listener of its own,
+/// never the residents' one.
+impl Surface for AdminApi {
+    const ROUTES: &'static [Route] = &ADMIN_ROUTES;
+    const CLAIMS_PREFIX: bool = true;
+
+    fn body_timeout(&self) -> std::time::Duration {
+        ADMIN_BODY_TIMEOUT
+    }
+
+    fn document(&self, prefix: &str) -> Option<String> {
+        Some(admin_document_json(prefix))
+    }
+
+    async fn answer<'a>(
+        &'a self,
+        route: &'a Route,
+        headers: &'a (dyn Headers + Sync),
+        incoming: Incoming<'a>,
+    ) -> Response {
+        let Target::Admin(operation) = route.target else {
+            return admin_not_found().into_response();
+        };
+        handle_admin(
+            self,
+            operation,
+            headers,
+            incoming.parameter.unwrap_or_default(),
+            incoming.body,
+        )
+        .await
+        .into_response()
+    }
+
+    fn refuse(&self, refusal: Refusal, _: &(dyn Headers + Sync)) -> Response {
+        match refusal {
+            Refusal::NotFound => admin_not_found(),
+            refusal => ApiResponse::refusal(refusal, Locale::En),
+        }
+        .into_response()
+    }
+}
+
 /// Answers one request to the operators' API: the operator token first (401 without a
 /// valid one, before anything else is read), then the path parameter, then the operation.
-pub async fn handle_admin(
+async fn handle_admin(
     api: &AdminApi,
     operation: AdminOperation,
-    headers: &(impl Headers + ?Sized),
+    headers: &(dyn Headers + Sync),
     parameter: &str,
     body: &[u8],
 ) -> ApiResponse {
@@ -336,8 +367,7 @@ mod erased {
 }
 
 /// The answer for a path the operators' API does not have.
-#[must_use]
-pub fn admin_not_found() -> ApiResponse {
+fn admin_not_found() -> ApiResponse {
     problem(404, "request.not_found", "no such operators' API endpoint")
 }
 
@@ -457,8 +487,7 @@ const OPERATOR_SCHEME: BearerScheme = BearerScheme("operator");
 struct AdminDocument;
 
 /// The operators' API document, its paths under `prefix`.
-#[must_use]
-pub fn admin_document_json(prefix: &str) -> String {
+pub(crate) fn admin_document_json(prefix: &str) -> String {
     under_prefix(AdminDocument::openapi(), prefix)
         .to_pretty_json()
         .unwrap_or_default()
@@ -512,8 +541,8 @@ mod tests {
             .iter()
             .map(|r| {
                 (
-                    r.method.as_str().to_lowercase(),
-                    format!("/admin{}", r.path),
+                    r.method().as_str().to_lowercase(),
+                    format!("/admin{}", r.path()),
                 )
             })
             .collect();

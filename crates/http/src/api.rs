@@ -7,33 +7,35 @@
 use std::net::IpAddr;
 
 use resident_auth::{
-    AddressForm, AuthService, Authenticated, Error, Locale, Problem, RegistrationForm,
-    RequestContext, UserError,
+    AddressForm, AuthService, Error, ErrorKind, Locale, RegistrationForm, RequestContext, UserError,
 };
 
-use crate::web::{bearer, Cookies, CsrfKey, Headers};
+use crate::{
+    surface::{Incoming, Method, Response, Route, Surface, Target},
+    web::{bearer, Cookies, CsrfKey, Headers},
+};
+use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
-use serde_json::Value;
+use std::time::Duration;
 use utoipa::IntoParams;
 
-/// What an endpoint answers: the framework turns it into its own response type with
-/// [`ApiResponse::headers`] and [`ApiResponse::body_bytes`].
+/// What an endpoint answers, turned into an [`http::Response`] once
+/// ([`ApiResponse::into_response`]).
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct ApiResponse {
+pub(crate) struct ApiResponse {
     /// HTTP status.
-    pub status: u16,
-    /// JSON body, if any (202 and 204 have none).
-    pub body: Option<Value>,
+    pub(crate) status: u16,
+    /// The JSON body, serialised, if any (202 and 204 have none).
+    pub(crate) body: Option<Bytes>,
     /// Seconds for a `Retry-After` header (429 answers).
-    pub retry_after: Option<u64>,
+    pub(crate) retry_after: Option<u64>,
     /// The `Allow` header of a 405.
     allow: Option<String>,
 }
 
 /// A request the API refuses before any operation reads it: the web framework's own
 /// refusals, answered with the API's problem JSON like every other error
-/// ([`ApiResponse::refusal`]).
+/// ([`crate::Surface::refuse`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Refusal {
@@ -57,8 +59,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 impl ApiResponse {
     /// Every header of the answer: `Content-Type` when there is a body, `Retry-After`
     /// when given, and [`crate::web::API_HEADERS`].
-    #[must_use]
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
+    fn headers(&self) -> Vec<(&'static str, String)> {
         let mut headers: Vec<(&'static str, String)> = crate::web::API_HEADERS
             .iter()
             .map(|(name, value)| (*name, (*value).to_owned()))
@@ -76,8 +77,7 @@ impl ApiResponse {
     }
 
     /// The answer to a request refused before any operation read it, in `locale`.
-    #[must_use]
-    pub fn refusal(refusal: Refusal, locale: Locale) -> Self {
+    pub(crate) fn refusal(refusal: Refusal, locale: Locale) -> Self {
         let ru = locale == Locale::Ru;
         let (status, code, message) = match &refusal {
             Refusal::NotFound => (
@@ -124,13 +124,10 @@ impl ApiResponse {
         answer
     }
 
-    /// The body as sent (empty when there is none).
-    #[must_use]
-    pub fn body_bytes(&self) -> Vec<u8> {
-        self.body
-            .as_ref()
-            .map(|body| serde_json::to_vec(body).unwrap_or_default())
-            .unwrap_or_default()
+    /// The answer as sent.
+    pub(crate) fn into_response(self) -> Response {
+        let headers = self.headers();
+        crate::surface::response(self.status, headers, self.body.unwrap_or_default())
     }
 
     fn status(status: u16) -> Self {
@@ -148,7 +145,7 @@ impl ApiResponse {
         Self {
             status,
             // Plain structs of strings: serialisation cannot fail.
-            body: Some(serde_json::to_value(body).unwrap_or(Value::Null)),
+            body: Some(serde_json::to_vec(body).unwrap_or_default().into()),
             retry_after: None,
             allow: None,
         }
@@ -160,8 +157,7 @@ impl ApiResponse {
     }
 
     /// The error answer: `{"errors":[{"field","code","message"}]}` in `locale`.
-    #[must_use]
-    pub fn from_error(error: &Error, locale: Locale) -> Self {
+    pub(crate) fn from_error(error: &Error, locale: Locale) -> Self {
         let errors: Vec<ErrorItem> = match error {
             Error::Rejected(problems) => problems.iter().map(|p| item(p, locale)).collect(),
             Error::Unavailable(unavailable) => vec![item(unavailable, locale)],
@@ -175,7 +171,7 @@ impl ApiResponse {
             retry_after: error
                 .retry_after()
                 .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
-            ..Self::typed(error.http_status(), &Errors { errors })
+            ..Self::typed(status(error), &Errors { errors })
         }
     }
 
@@ -210,6 +206,19 @@ impl ApiResponse {
     }
 }
 
+/// The HTTP status of a library error (docs/contract.md §5): its kind's.
+pub(crate) fn status(error: &Error) -> u16 {
+    match error.kind() {
+        ErrorKind::Conflict => 409,
+        ErrorKind::Throttled => 429,
+        ErrorKind::Unauthenticated => 401,
+        ErrorKind::Forbidden => 403,
+        ErrorKind::NotFound => 404,
+        ErrorKind::Unavailable => 503,
+        _ => 422,
+    }
+}
+
 fn item(error: &dyn UserError, locale: Locale) -> ErrorItem {
     ErrorItem {
         field: error.field().map(|f| f.name()),
@@ -223,13 +232,13 @@ mod schema;
 pub(crate) use schema::*;
 
 /// The request context of an API call: language, client and browser.
-pub type Context = RequestContext;
+pub(crate) type Context = RequestContext;
 
 /// The API over one service, with what every framework's mounting shares: how clients are
 /// told apart (trusted proxies), the cookies' names and flags, and the CSRF key.
 ///
 /// ```
-/// use resident_auth_http::{api::Api, client::ClientAddressing, web::CsrfKey};
+/// use resident_auth_http::{Api, ClientAddressing, CsrfKey};
 /// # fn make(service: resident_auth::AuthService) {
 /// let api = Api::new(service)
 ///     .with_secure_cookies(true)                       // served over https
@@ -305,7 +314,7 @@ impl Api {
 
     /// The cookies' names and flags.
     #[must_use]
-    pub fn cookies(&self) -> Cookies {
+    pub(crate) fn cookies(&self) -> Cookies {
         self.cookies
     }
 
@@ -321,7 +330,7 @@ impl Api {
         &self.service
     }
 
-    /// The request context: language ([`crate::web::locale`]), the client's key for
+    /// The request context: language (the `lang` cookie, else `Accept-Language`), the client's key for
     /// per-client limits (`peer`, or behind trusted proxies the forwarded address), and the
     /// browser.
     pub fn context(&self, headers: &(impl Headers + ?Sized), peer: Option<IpAddr>) -> Context {
@@ -338,36 +347,6 @@ impl Api {
             context = context.with_user_agent(agent);
         }
         context
-    }
-
-    /// The signed-in resident of a request to the host's own handlers: the session of an
-    /// `Authorization: Bearer` token, else of the session cookie. A request that may change
-    /// something (`safe` false: not GET, HEAD or OPTIONS) is taken by its cookie only with
-    /// the CSRF token in the [`crate::web::CSRF_HEADER`], so another site cannot make a
-    /// resident's browser act.
-    ///
-    /// # Errors
-    /// `session.invalid` (401) without a usable session; `password.change_required` (403)
-    /// while a temporary password is in force; `service.unavailable` (503) when storage
-    /// fails.
-    pub async fn resident(
-        &self,
-        headers: &(impl Headers + ?Sized),
-        safe: bool,
-    ) -> Result<Authenticated, Error> {
-        let token = match crate::web::bearer(headers.first("authorization")) {
-            Some(token) => Some(token),
-            None => crate::web::cookie(headers, self.cookies.session()).filter(|_| {
-                safe || headers
-                    .first(crate::web::CSRF_HEADER)
-                    .is_some_and(|submitted| self.csrf_key.check(self.cookies, headers, submitted))
-            }),
-        };
-        let session = self.service.authenticate(token.unwrap_or_default()).await?;
-        if session.password_change_required {
-            return Err(Problem::PasswordChangeRequired.into());
-        }
-        Ok(session)
     }
 }
 
@@ -437,6 +416,7 @@ macro_rules! try_body {
     };
 }
 
+pub(crate) mod email_change;
 mod journeys;
 pub(crate) mod own_data;
 pub(crate) use journeys::*;
@@ -459,34 +439,9 @@ fn answer<T>(
     }
 }
 
-/// An HTTP method of the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Method {
-    /// `GET`
-    Get,
-    /// `POST`
-    Post,
-    /// `DELETE`
-    Delete,
-}
-
-impl Method {
-    /// The method's name, upper-case.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Get => "GET",
-            Self::Post => "POST",
-            Self::Delete => "DELETE",
-        }
-    }
-}
-
 /// One operation of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Operation {
+pub(crate) enum Operation {
     /// `POST /registrations`: journey 1, a confirmation letter.
     Register,
     /// `POST /registrations/confirm`: the confirmation link, an activation token.
@@ -522,35 +477,24 @@ pub enum Operation {
     /// `POST /cabinet/close`: the cabinet erased, after the current password and a
     /// confirmation.
     CloseCabinet,
-}
-
-/// A route of the API: where an operation is mounted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Route {
-    /// The method.
-    pub method: Method,
-    /// The path below the API's prefix (`/login`), `{id}` for [`Operation::EndSession`]'s
-    /// parameter — the syntax axum and actix-web both read.
-    pub path: &'static str,
-    /// What it does.
-    pub operation: Operation,
+    /// `POST /cabinet/email`: a change of the cabinet's email asked for, after the current
+    /// password.
+    RequestEmailChange,
+    /// `POST /email/confirm`: the link to the new address, the email changed.
+    ConfirmEmailChange,
+    /// `POST /email/cancel`: the link to the old address, the change cancelled.
+    CancelEmailChange,
 }
 
 const fn route(method: Method, path: &'static str, operation: Operation) -> Route {
-    Route {
-        method,
-        path,
-        operation,
-    }
+    Route::new(method, path, Target::Api(operation))
 }
 
-/// Every route of the API, in the order of the journeys; framework adapters mount each
-/// under the host's prefix and call [`handle`]. `/sessions/others` comes before
+/// Every route of the API, in the order of the journeys. `/sessions/others` comes before
 /// `/sessions/{id}` for routers that match in order. The OpenAPI document
 /// ([`crate::openapi`], served at [`crate::openapi::DOCUMENT_PATH`]) lists exactly these
 /// (a test holds them together).
-pub const ROUTES: [Route; 17] = [
+pub(crate) const ROUTES: [Route; 20] = [
     route(Method::Post, "/registrations", Operation::Register),
     route(Method::Post, "/registrations/confirm", Operation::Confirm),
     route(Method::Post, "/registrations/activate", Operation::Activate),
@@ -580,65 +524,77 @@ pub const ROUTES: [Route; 17] = [
     route(Method::Delete, "/sessions/{id}", Operation::EndSession),
     route(Method::Post, "/cabinet/export", Operation::ExportOwnData),
     route(Method::Post, "/cabinet/close", Operation::CloseCabinet),
+    route(
+        Method::Post,
+        "/cabinet/email",
+        Operation::RequestEmailChange,
+    ),
+    route(
+        Method::Post,
+        "/email/confirm",
+        Operation::ConfirmEmailChange,
+    ),
+    route(Method::Post, "/email/cancel", Operation::CancelEmailChange),
 ];
 
-/// What an operation reads of a request besides its headers.
-#[derive(Debug, Clone, Copy, Default)]
-#[non_exhaustive]
-pub struct Incoming<'a> {
-    /// The socket peer's address (the client, or the nearest proxy).
-    pub peer: Option<IpAddr>,
-    /// The path's `{id}`, for [`Operation::EndSession`].
-    pub id: Option<&'a str>,
-    /// The request body.
-    pub body: &'a [u8],
+/// Answers one request to the API's `operation`, mounted at `route`. Records the
+/// request's duration by route, method and status
+/// ([`resident_auth::metrics::HTTP_REQUEST_DURATION`]).
+async fn handle(
+    api: &Api,
+    route: &Route,
+    operation: Operation,
+    headers: &(dyn Headers + Sync),
+    incoming: Incoming<'_>,
+) -> Response {
+    let started = std::time::Instant::now();
+    let response = dispatch(api, operation, headers, incoming).await;
+    resident_auth::metrics::http_request(
+        route.path(),
+        route.method().as_str(),
+        response.status,
+        started.elapsed(),
+    );
+    response.into_response()
 }
 
-impl<'a> Incoming<'a> {
-    /// A request from `peer` with `body`.
-    #[must_use]
-    pub fn new(peer: Option<IpAddr>, body: &'a [u8]) -> Self {
-        Self {
-            peer,
-            id: None,
-            body,
+/// The residents' JSON API as a surface: mounted under the host's prefix (`/api`).
+impl Surface for Api {
+    const ROUTES: &'static [Route] = &ROUTES;
+    const CLAIMS_PREFIX: bool = true;
+
+    fn body_timeout(&self) -> Duration {
+        self.limits.body_timeout()
+    }
+
+    fn document(&self, prefix: &str) -> Option<String> {
+        Some(crate::openapi::document_json(prefix))
+    }
+
+    async fn answer<'a>(
+        &'a self,
+        route: &'a Route,
+        headers: &'a (dyn Headers + Sync),
+        incoming: Incoming<'a>,
+    ) -> Response {
+        match route.target {
+            Target::Api(operation) => handle(self, route, operation, headers, incoming).await,
+            #[allow(unreachable_patterns)]
+            _ => {
+                ApiResponse::refusal(Refusal::NotFound, crate::web::locale(headers)).into_response()
+            }
         }
     }
 
-    /// With the path's `{id}`.
-    #[must_use]
-    pub fn with_id(mut self, id: &'a str) -> Self {
-        self.id = Some(id);
-        self
+    fn refuse(&self, refusal: Refusal, headers: &(dyn Headers + Sync)) -> Response {
+        ApiResponse::refusal(refusal, crate::web::locale(headers)).into_response()
     }
-}
-
-/// Answers one request to `operation`: the one function every framework's routes call.
-/// Records the request's duration by route, method and status
-/// ([`resident_auth::metrics::HTTP_REQUEST_DURATION`]).
-pub async fn handle(
-    api: &Api,
-    operation: Operation,
-    headers: &(impl Headers + ?Sized),
-    incoming: Incoming<'_>,
-) -> ApiResponse {
-    let started = std::time::Instant::now();
-    let response = dispatch(api, operation, headers, incoming).await;
-    if let Some(route) = ROUTES.iter().find(|route| route.operation == operation) {
-        resident_auth::metrics::http_request(
-            route.path,
-            route.method.as_str(),
-            response.status,
-            started.elapsed(),
-        );
-    }
-    response
 }
 
 async fn dispatch(
     api: &Api,
     operation: Operation,
-    headers: &(impl Headers + ?Sized),
+    headers: &(dyn Headers + Sync),
     incoming: Incoming<'_>,
 ) -> ApiResponse {
     let context = api.context(headers, incoming.peer);
@@ -662,7 +618,7 @@ async fn dispatch(
             end_session(
                 api,
                 authorization,
-                incoming.id.unwrap_or_default(),
+                incoming.parameter.unwrap_or_default(),
                 &context,
             )
             .await
@@ -674,19 +630,16 @@ async fn dispatch(
         Operation::CloseCabinet => {
             own_data::close_cabinet(api, authorization, body, &context).await
         }
+        Operation::RequestEmailChange => {
+            email_change::request_email_change(api, authorization, body, &context).await
+        }
+        Operation::ConfirmEmailChange => {
+            email_change::confirm_email_change(api, authorization, body, &context).await
+        }
+        Operation::CancelEmailChange => {
+            email_change::cancel_email_change(api, body, &context).await
+        }
     }
-}
-
-/// The answer for a path the API does not have ([`Refusal::NotFound`]).
-#[must_use]
-pub fn not_found(locale: Locale) -> ApiResponse {
-    ApiResponse::refusal(Refusal::NotFound, locale)
-}
-
-/// Whether an error is the one a caller must see as "log in again".
-#[must_use]
-pub fn is_session_problem(error: &Error) -> bool {
-    error.is(&Problem::SessionInvalid)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The OpenAPI document of the JSON API, generated from the endpoint functions'
-//! attributes and the request and answer types in [`crate::api`]; the framework adapters
+//! attributes and the request and answer types beside the endpoints; the framework adapters
 //! serve it at [`DOCUMENT_PATH`] under the API's prefix, its paths carrying that prefix.
 
 use utoipa::{
@@ -37,6 +37,9 @@ pub const DOCUMENT_PATH: &str = "/openapi.json";
         api::change_password,
         api::own_data::export_own_data,
         api::own_data::close_cabinet,
+        api::email_change::request_email_change,
+        api::email_change::confirm_email_change,
+        api::email_change::cancel_email_change,
         api::sessions,
         api::end_session,
         api::end_other_sessions,
@@ -85,7 +88,7 @@ pub(crate) fn under_prefix(
 }
 
 /// The document of the API mounted under `prefix` (`"/api"`, or `""` at the root): every
-/// path of [`crate::api::ROUTES`] is `prefix` followed by the route's path.
+/// path of the API's routes ([`crate::Surface::resources`]) is `prefix` followed by the route's path.
 #[must_use]
 pub fn document(prefix: &str) -> utoipa::openapi::OpenApi {
     under_prefix(Document::openapi(), prefix)
@@ -114,19 +117,24 @@ mod tests {
         ROUTES
             .iter()
             .map(|route| {
-                let success = match route.operation {
-                    Operation::Register | Operation::AddAddress | Operation::RequestRecovery => {
-                        "202"
-                    }
+                let crate::surface::Target::Api(operation) = route.target else {
+                    unreachable!("the API's own routes")
+                };
+                let success = match operation {
+                    Operation::Register
+                    | Operation::AddAddress
+                    | Operation::RequestRecovery
+                    | Operation::RequestEmailChange => "202",
                     Operation::Logout
                     | Operation::ChangePassword
                     | Operation::EndSession
-                    | Operation::CloseCabinet => "204",
+                    | Operation::CloseCabinet
+                    | Operation::CancelEmailChange => "204",
                     _ => "200",
                 };
                 (
-                    route.method.as_str().to_lowercase(),
-                    format!("/api{}", route.path),
+                    route.method().as_str().to_lowercase(),
+                    format!("/api{}", route.path()),
                     success,
                 )
             })
@@ -143,7 +151,7 @@ mod tests {
         assert!(root["paths"]["/login"].is_object());
         let nested: Value = serde_json::from_str(&document_json("/auth/v1")).unwrap();
         assert!(nested["paths"]["/auth/v1/sessions/{id}"]["delete"].is_object());
-        let paths: std::collections::BTreeSet<_> = ROUTES.iter().map(|r| r.path).collect();
+        let paths: std::collections::BTreeSet<_> = ROUTES.iter().map(|r| r.path()).collect();
         assert_eq!(nested["paths"].as_object().unwrap().len(), paths.len());
     }
 

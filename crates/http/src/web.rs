@@ -93,6 +93,7 @@ impl Cookies {
 
     /// Whether the portal is served over https.
     #[must_use]
+    #[cfg_attr(not(feature = "pages"), allow(dead_code))]
     pub const fn secure(self) -> bool {
         self.secure
     }
@@ -120,6 +121,7 @@ impl Cookies {
     /// A `Set-Cookie` value; `max_age` in seconds (`Some(0)` deletes it), `None` for a
     /// cookie that ends with the browser session.
     #[must_use]
+    #[cfg_attr(not(feature = "pages"), allow(dead_code))]
     pub fn set_cookie(self, name: &str, value: &str, max_age: Option<u64>) -> String {
         let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
         if self.secure {
@@ -199,7 +201,7 @@ impl CsrfKey {
     /// [`CSRF_HEADER`]) equals the CSRF cookie, and that token is one this key signed for
     /// the request's session cookie. A token an attacker planted in a cookie is either
     /// unsigned or signed for another session.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         cookies: Cookies,
         headers: &(impl Headers + ?Sized),
@@ -223,6 +225,7 @@ pub const API_HEADERS: [(&str, &str); 2] = [
 
 /// Headers of every HTML page: links carry tokens, so no `Referer` leaves the portal; the
 /// portal is never framed; nothing but its own inline style runs; never cached or sniffed.
+#[cfg_attr(not(feature = "pages"), allow(dead_code))]
 pub const PAGE_HEADERS: [(&str, &str); 5] = [
     ("referrer-policy", "no-referrer"),
     ("x-frame-options", "DENY"),
@@ -235,6 +238,7 @@ pub const PAGE_HEADERS: [(&str, &str); 5] = [
 ];
 
 /// The HSTS header of pages served over https.
+#[cfg_attr(not(feature = "pages"), allow(dead_code))]
 pub const HSTS: (&str, &str) = (
     "strict-transport-security",
     "max-age=31536000; includeSubDomains",

@@ -14,11 +14,7 @@ use resident_auth::{
     ports::{SplitStore, Store},
     Argon2Hasher, AuthService, HashParams, MailQueueKey, MailQueueKeys, ServedRegions,
 };
-use resident_auth_http::client::{Cidr, ClientAddressing};
-use resident_auth_http::{
-    admin_api::{AdminApi, OperatorTokens},
-    Api, ConnectionLimits,
-};
+use resident_auth_http::{AdminApi, Api, Cidr, ClientAddressing, ConnectionLimits, OperatorTokens};
 use resident_auth_smtp::{default_sender, OutboxMailer, SmtpConfig, SmtpMailer};
 
 mod portal;
@@ -27,6 +23,19 @@ pub use portal::{bills, build, start, Listeners, Portal};
 /// The bundled demo directory, used when `REGISTRY_CSV` is not set.
 pub const DEMO_DIRECTORY: &str = include_str!("../data/demo-directory.csv");
 
+/// Where each kind of letter's link points, when not at the pages under `BASE_URL`.
+#[derive(Debug, Clone, Default)]
+pub struct LinkTemplates {
+    /// `CONFIRMATION_LINK`.
+    pub confirmation: Option<LinkTemplate>,
+    /// `RECOVERY_LINK`.
+    pub recovery: Option<LinkTemplate>,
+    /// `EMAIL_CHANGE_LINK`.
+    pub email_change: Option<LinkTemplate>,
+    /// `EMAIL_CHANGE_CANCEL_LINK`.
+    pub email_change_cancel: Option<LinkTemplate>,
+}
+
 /// Everything the portal reads from the environment.
 #[derive(Debug, Clone)]
 pub struct PortalConfig {
@@ -34,9 +43,10 @@ pub struct PortalConfig {
     pub bind: String,
     /// `BASE_URL`: where links in letters point (default `http://{BIND}`).
     pub base_url: String,
-    /// `CONFIRMATION_LINK` and `RECOVERY_LINK`: link templates on the host's own front end
+    /// `CONFIRMATION_LINK`, `RECOVERY_LINK`, `EMAIL_CHANGE_LINK` and
+    /// `EMAIL_CHANGE_CANCEL_LINK`: link templates on the host's own front end
     /// (`https://app.example/confirm/{token}`) instead of the pages under `BASE_URL`.
-    pub link_templates: (Option<LinkTemplate>, Option<LinkTemplate>),
+    pub link_templates: LinkTemplates,
     /// `REGISTRY_CSV`: the billing directory file (default: the bundled demo).
     pub registry_csv: Option<PathBuf>,
     /// `SERVED_REGIONS`: comma list of region codes (default: all).
@@ -349,7 +359,12 @@ impl PortalConfig {
                 })
                 .transpose()
         };
-        let link_templates = (template("CONFIRMATION_LINK")?, template("RECOVERY_LINK")?);
+        let link_templates = LinkTemplates {
+            confirmation: template("CONFIRMATION_LINK")?,
+            recovery: template("RECOVERY_LINK")?,
+            email_change: template("EMAIL_CHANGE_LINK")?,
+            email_change_cancel: template("EMAIL_CHANGE_CANCEL_LINK")?,
+        };
         let smtp_url = lookup("SMTP_URL");
         let outbox_dir = lookup("OUTBOX_DIR");
         if database_url.is_some() && smtp_url.is_none() && outbox_dir.is_none() {
@@ -530,10 +545,14 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            config.link_templates.0.map(|t| t.to_string()).as_deref(),
+            config
+                .link_templates
+                .confirmation
+                .map(|t| t.to_string())
+                .as_deref(),
             Some("https://app.example.org/confirm/{token}")
         );
-        assert!(config.link_templates.1.is_none());
+        assert!(config.link_templates.recovery.is_none());
         let error = PortalConfig::from_lookup(|name| {
             (name == "RECOVERY_LINK").then(|| "https://app.example.org/reset".into())
         })

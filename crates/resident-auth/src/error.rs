@@ -98,21 +98,50 @@ pub enum Problem {
     /// Closing the cabinet was asked for without the resident's explicit confirmation.
     #[error("closing the cabinet was not confirmed")]
     ClosingNotConfirmed,
+    /// The new email is the cabinet's login already.
+    #[error("the new email is the one in force")]
+    EmailUnchanged,
+    /// The new email is another cabinet's login (whose is never said).
+    #[error("the email belongs to another cabinet")]
+    EmailTaken,
+}
+
+/// What kind of refusal an error is: what a transport maps to its own status
+/// (resident-auth-http answers 422, 409, 429, 401, 403, 404 and 503; docs/contract.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The input is not acceptable as it is: correct it.
+    Invalid,
+    /// It conflicts with what exists (already registered; an address taken).
+    Conflict,
+    /// Too many tries: wait [`Error::retry_after`], then the same step may succeed.
+    Throttled,
+    /// Nobody is signed in, or the credentials or link are not valid.
+    Unauthenticated,
+    /// Signed in, but a password change comes first.
+    Forbidden,
+    /// What the request names is not there.
+    NotFound,
+    /// Storage, mail or hashing failed: nothing was decided; the same step may succeed later.
+    Unavailable,
 }
 
 impl Problem {
-    /// The HTTP status the examples answer with (docs/contract.md §5).
+    /// What kind of refusal this is.
     #[must_use]
-    pub fn http_status(&self) -> u16 {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Problem::AlreadyRegistered => 409,
+            Problem::AlreadyRegistered | Problem::EmailTaken => ErrorKind::Conflict,
             Problem::TooManyRequests { .. }
             | Problem::ActivationLocked { .. }
-            | Problem::LoginThrottled { .. } => 429,
-            Problem::InvalidCredentials | Problem::SessionInvalid | Problem::PasswordExpired => 401,
-            Problem::PasswordChangeRequired => 403,
-            Problem::SessionNotFound => 404,
-            _ => 422,
+            | Problem::LoginThrottled { .. } => ErrorKind::Throttled,
+            Problem::InvalidCredentials | Problem::SessionInvalid | Problem::PasswordExpired => {
+                ErrorKind::Unauthenticated
+            }
+            Problem::PasswordChangeRequired => ErrorKind::Forbidden,
+            Problem::SessionNotFound => ErrorKind::NotFound,
+            _ => ErrorKind::Invalid,
         }
     }
 
@@ -159,6 +188,8 @@ impl UserError for Problem {
             Problem::PasswordChangeRequired => "password.change_required",
             Problem::SessionNotFound => "session.not_found",
             Problem::ClosingNotConfirmed => "cabinet.close_not_confirmed",
+            Problem::EmailUnchanged => "email_change.same_email",
+            Problem::EmailTaken => "email_change.email_taken",
         }
     }
 
@@ -174,7 +205,10 @@ impl UserError for Problem {
             Problem::SessionNotFound => Some(Field::Session),
             Problem::AccountNotFound | Problem::AccountNotLinked => Some(Field::AccountNumber),
             Problem::WrongPremises { .. } => Some(Field::Premises),
-            Problem::IncorrectData | Problem::AddressRefused => Some(Field::Email),
+            Problem::IncorrectData
+            | Problem::AddressRefused
+            | Problem::EmailUnchanged
+            | Problem::EmailTaken => Some(Field::Email),
             Problem::InvalidLink => Some(Field::Token),
             Problem::AlreadyRegistered
             | Problem::TooManyRequests { .. }
@@ -207,6 +241,10 @@ impl UserError for Problem {
             Problem::SessionNotFound => "No such session, or it has already ended".into(),
             Problem::ClosingNotConfirmed if ru => "Подтвердите, что кабинет нужно закрыть: все данные о нём будут удалены".into(),
             Problem::ClosingNotConfirmed => "Confirm that the cabinet is to be closed: all its data will be erased".into(),
+            Problem::EmailUnchanged if ru => "Это и есть адрес для входа в ваш кабинет. Укажите новый адрес".into(),
+            Problem::EmailUnchanged => "This is your cabinet's login already. Give the new address".into(),
+            Problem::EmailTaken if ru => "Этот адрес уже используется для входа в другой личный кабинет. Укажите другой адрес".into(),
+            Problem::EmailTaken => "This address is the login of another cabinet. Give another address".into(),
             Problem::AccountNotFound if ru => "Лицевой счёт с такой фамилией не найден. Проверьте номер лицевого счёта и фамилию".into(),
             Problem::AccountNotFound => "No personal account with this number and surname was found. Check both".into(),
             Problem::AlreadyRegistered if ru => "Пользователь уже зарегистрирован. Если вы не помните пароль, воспользуйтесь восстановлением пароля («Забыли пароль»)".into(),
@@ -323,13 +361,13 @@ impl Error {
         }
     }
 
-    /// The HTTP status the examples answer with: 503 for infrastructure, else the first
-    /// problem's.
+    /// What kind of refusal this is: [`ErrorKind::Unavailable`] for infrastructure, else
+    /// the first problem's.
     #[must_use]
-    pub fn http_status(&self) -> u16 {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Unavailable(_) => 503,
-            Error::Rejected(problems) => problems.first().map_or(422, Problem::http_status),
+            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Rejected(problems) => problems.first().map_or(ErrorKind::Invalid, Problem::kind),
         }
     }
 
@@ -360,7 +398,6 @@ impl From<Problem> for Error {
 
 impl From<StoreError> for Error {
     fn from(error: StoreError) -> Self {
-        crate::metrics::store_error();
         Error::Unavailable(Unavailable::Store(error))
     }
 }
@@ -409,18 +446,22 @@ mod tests {
     }
 
     #[test]
-    fn statuses_follow_the_api_contract() {
-        assert_eq!(Error::from(Problem::AlreadyRegistered).http_status(), 409);
-        assert_eq!(Error::from(Problem::InvalidCredentials).http_status(), 401);
-        assert_eq!(Error::from(Problem::SessionInvalid).http_status(), 401);
-        assert_eq!(Error::from(Problem::IncorrectData).http_status(), 422);
+    fn kinds_follow_the_api_contract() {
+        let kind = |problem: Problem| Error::from(problem).kind();
+        assert_eq!(kind(Problem::AlreadyRegistered), ErrorKind::Conflict);
+        assert_eq!(
+            kind(Problem::InvalidCredentials),
+            ErrorKind::Unauthenticated
+        );
+        assert_eq!(kind(Problem::SessionInvalid), ErrorKind::Unauthenticated);
+        assert_eq!(kind(Problem::IncorrectData), ErrorKind::Invalid);
         let throttled = Error::from(Problem::LoginThrottled {
             retry_after: Duration::from_secs(61),
         });
-        assert_eq!(throttled.http_status(), 429);
+        assert_eq!(throttled.kind(), ErrorKind::Throttled);
         assert_eq!(throttled.retry_after(), Some(Duration::from_secs(61)));
         let down = Error::from(StoreError::unavailable("connection refused"));
-        assert_eq!(down.http_status(), 503);
+        assert_eq!(down.kind(), ErrorKind::Unavailable);
         assert!(down.is_retryable());
         let Error::Unavailable(inner) = &down else {
             unreachable!()

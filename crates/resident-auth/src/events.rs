@@ -51,6 +51,12 @@ pub enum EventKind {
     DataExported,
     /// The resident closed the cabinet: it is erased.
     CabinetClosed,
+    /// The resident asked to change the cabinet's email: links mailed to both addresses.
+    EmailChangeRequested,
+    /// An email-change link was followed: the cabinet's login is the new address.
+    EmailChanged,
+    /// The address in force cancelled a pending email change ("это был не я").
+    EmailChangeCancelled,
 }
 
 /// Whether the step went through.
@@ -99,6 +105,9 @@ impl EventKind {
             EventKind::LetterDead => "letter_dead",
             EventKind::DataExported => "data_exported",
             EventKind::CabinetClosed => "cabinet_closed",
+            EventKind::EmailChangeRequested => "email_change_requested",
+            EventKind::EmailChanged => "email_changed",
+            EventKind::EmailChangeCancelled => "email_change_cancelled",
         }
     }
 

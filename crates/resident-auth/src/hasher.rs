@@ -54,9 +54,9 @@ pub enum HashError {
     /// The stored hash is not an argon2 PHC string this library can check.
     #[error("stored password hash is malformed")]
     MalformedHash,
-    /// Argon2 refused its inputs (parameters out of range).
-    #[error("argon2 failed: {0}")]
-    Argon2(argon2::Error),
+    /// Argon2 refused its inputs (parameters out of range); the source says why.
+    #[error("argon2 failed")]
+    Argon2(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The worker pool has shut down.
     #[error("password hashing workers are gone")]
     WorkersGone,
@@ -151,7 +151,7 @@ impl HashParams {
 
     fn argon2_params(self) -> Result<Params, HashError> {
         Params::new(self.m_cost, self.t_cost, self.p_cost, Some(HASH_LEN))
-            .map_err(HashError::Argon2)
+            .map_err(|error| HashError::Argon2(Box::new(error)))
     }
 }
 

@@ -51,6 +51,18 @@ pub enum LetterContent {
     },
     /// "Пароль изменён": the notice that the cabinet's password was changed (no secret).
     PasswordChanged,
+    /// "Подтверждение нового e-mail": the link that makes this address the cabinet's
+    /// login (journey 12), mailed to the new address.
+    ConfirmEmailChange {
+        /// `{base}/email/confirm?token=…`
+        link: SecretString,
+    },
+    /// "Смена e-mail": the notice to the address in force that a change was asked for,
+    /// with the link that cancels it ("это был не я", journey 12).
+    EmailChangeRequested {
+        /// `{base}/email/cancel?token=…`
+        link: SecretString,
+    },
     /// "Личный кабинет закрыт": the resident closed the cabinet; everything about it is
     /// erased (no secret, no link).
     CabinetClosed,
@@ -77,20 +89,27 @@ pub enum LetterKind {
     AccountUnlinked,
     /// "Личный кабинет закрыт".
     CabinetClosed,
+    /// "Подтверждение нового e-mail".
+    ConfirmEmailChange,
+    /// "Смена e-mail".
+    EmailChangeRequested,
 }
 
 impl LetterKind {
-    const ALL: [LetterKind; 6] = [
+    const ALL: [LetterKind; 8] = [
         LetterKind::ConfirmEmail,
         LetterKind::Credentials,
         LetterKind::RecoverPassword,
         LetterKind::PasswordChanged,
         LetterKind::AccountUnlinked,
         LetterKind::CabinetClosed,
+        LetterKind::ConfirmEmailChange,
+        LetterKind::EmailChangeRequested,
     ];
 
     /// The stored name: `confirm_email`, `credentials`, `recover_password`,
-    /// `password_changed`, `account_unlinked`, `cabinet_closed`.
+    /// `password_changed`, `account_unlinked`, `cabinet_closed`, `confirm_email_change`,
+    /// `email_change_requested`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -100,6 +119,8 @@ impl LetterKind {
             LetterKind::PasswordChanged => "password_changed",
             LetterKind::AccountUnlinked => "account_unlinked",
             LetterKind::CabinetClosed => "cabinet_closed",
+            LetterKind::ConfirmEmailChange => "confirm_email_change",
+            LetterKind::EmailChangeRequested => "email_change_requested",
         }
     }
 
@@ -127,6 +148,8 @@ impl LetterContent {
             LetterContent::PasswordChanged => LetterKind::PasswordChanged,
             LetterContent::AccountUnlinked { .. } => LetterKind::AccountUnlinked,
             LetterContent::CabinetClosed => LetterKind::CabinetClosed,
+            LetterContent::ConfirmEmailChange { .. } => LetterKind::ConfirmEmailChange,
+            LetterContent::EmailChangeRequested { .. } => LetterKind::EmailChangeRequested,
         }
     }
 }
@@ -350,6 +373,44 @@ impl Letter {
                 };
                 link_letter(subject, intro, action, ignore, link)
             }
+            LetterContent::ConfirmEmailChange { link } => {
+                let link = link.expose_secret();
+                let (subject, intro, action, ignore) = if ru {
+                    (
+                        "Подтверждение нового e-mail",
+                        "Этот адрес указан как новый адрес для входа в личный кабинет жителя. Ссылка действует один раз; после перехода по ней входите с этим адресом.",
+                        "Подтвердить новый адрес",
+                        "Если вы ничего не меняли, просто удалите это письмо: адрес не изменится.",
+                    )
+                } else {
+                    (
+                        "New email confirmation",
+                        "This address was given as the new login of a residents' portal cabinet. The link works once; after following it, log in with this address.",
+                        "Confirm the new address",
+                        "If you changed nothing, simply delete this letter: nothing changes.",
+                    )
+                };
+                link_letter(subject, intro, action, ignore, link)
+            }
+            LetterContent::EmailChangeRequested { link } => {
+                let link = link.expose_secret();
+                let (subject, intro, action, ignore) = if ru {
+                    (
+                        "Смена e-mail",
+                        "В вашем личном кабинете жителя запрошена смена адреса электронной почты. На новый адрес отправлено письмо со ссылкой: адрес изменится, только когда по ней перейдут. Если это сделали не вы, отмените смену: все сеансы будут завершены. Затем восстановите пароль («Забыли пароль»).",
+                        "Это был не я: отменить смену адреса",
+                        "Если адрес меняете вы, ничего делать не нужно.",
+                    )
+                } else {
+                    (
+                        "Email change",
+                        "A change of the email of your residents' portal cabinet was asked for. A letter with a link went to the new address: the address changes only when it is followed. If it was not you, cancel the change: every session will end. Then recover the password (\u{201c}Forgot password\u{201d}).",
+                        "It was not me: cancel the change",
+                        "If you are changing the address yourself, there is nothing to do.",
+                    )
+                };
+                link_letter(subject, intro, action, ignore, link)
+            }
             LetterContent::PasswordChanged => {
                 let (subject, body) = if ru {
                     (
@@ -430,12 +491,21 @@ mod tests {
                 token.expose()
             )
         );
-        assert_eq!(links.pages_needed(), ["https://portal.example.org/confirm"]);
+        assert_eq!(
+            links.pages_needed(),
+            [
+                "https://portal.example.org/confirm",
+                "https://portal.example.org/email/confirm",
+                "https://portal.example.org/email/cancel"
+            ]
+        );
         let template: LinkTemplate = "https://app.example.org/c/{token}".parse().unwrap();
         assert_eq!(template.to_string(), "https://app.example.org/c/{token}");
         assert!(Links::new("https://p.example")
             .with_confirmation(template.clone())
-            .with_recovery(template)
+            .with_recovery(template.clone())
+            .with_email_change(template.clone())
+            .with_email_change_cancel(template)
             .pages_needed()
             .is_empty());
     }

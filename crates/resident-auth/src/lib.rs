@@ -23,15 +23,12 @@ mod secret;
 mod service;
 mod surname;
 
-#[cfg(feature = "testing")]
-#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
-pub mod conformance;
-#[cfg(feature = "testing")]
-#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
-pub mod enumeration;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 
 // What a host names: the service, its forms and answers, the errors, the value types, the
 // mail queue key and the hasher. What a store, mailer or directory author names lives in
@@ -40,7 +37,7 @@ pub mod memory;
 pub use account_number::{AccountNumber, Region, ServedRegions};
 pub use clock::Timestamp;
 pub use email::Email;
-pub use error::{Error, Problem, Unavailable};
+pub use error::{Error, ErrorKind, Problem, Unavailable};
 pub use hasher::{Argon2Hasher, HashParams};
 pub use ids::{CabinetId, SessionId};
 pub use locale::{Locale, UserError};
@@ -49,8 +46,9 @@ pub use password::NewPassword;
 pub use premises::{Premises, PremisesKind};
 pub use service::admin;
 pub use service::{
-    AddressForm, AuthConfig, AuthService, AuthServiceBuilder, Authenticated, BuildError,
-    CabinetView, Limit, LinkedAccount, LoggedIn, RegistrationForm, RequestContext, SessionView,
+    AddressForm, AuthConfig, AuthService, AuthServiceBuilder, Authenticated, Background,
+    BuildError, CabinetView, Limit, LinkedAccount, LoggedIn, RegistrationForm, RequestContext,
+    SessionView,
 };
 pub use surname::Surname;
 

@@ -368,7 +368,10 @@ fn encode(letter: &Letter) -> String {
         letter.to.to_string(),
     ];
     match &letter.content {
-        LetterContent::ConfirmEmail { link } | LetterContent::RecoverPassword { link } => {
+        LetterContent::ConfirmEmail { link }
+        | LetterContent::RecoverPassword { link }
+        | LetterContent::ConfirmEmailChange { link }
+        | LetterContent::EmailChangeRequested { link } => {
             lines.push(link.expose_secret().to_owned());
         }
         LetterContent::Credentials {
@@ -409,6 +412,12 @@ fn decode(text: &str) -> Result<Letter, UnsealError> {
             login: next()?.parse().map_err(|_| UnsealError)?,
             password: SecretString::from(next()?.to_owned()),
             temporary: next()? == "1",
+        },
+        LetterKind::ConfirmEmailChange => LetterContent::ConfirmEmailChange {
+            link: SecretString::from(next()?.to_owned()),
+        },
+        LetterKind::EmailChangeRequested => LetterContent::EmailChangeRequested {
+            link: SecretString::from(next()?.to_owned()),
         },
         LetterKind::PasswordChanged => LetterContent::PasswordChanged,
         LetterKind::CabinetClosed => LetterContent::CabinetClosed,

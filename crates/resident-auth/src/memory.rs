@@ -486,7 +486,7 @@ impl RecordingMailer {
 impl Mailer for RecordingMailer {
     async fn send(&self, letter: &Letter) -> Result<(), MailError> {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(MailError::transient("recording mailer set to fail"));
+            return Err(MailError::retryable("recording mailer set to fail"));
         }
         if self.refusing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(MailError::permanent(
@@ -495,7 +495,7 @@ impl Mailer for RecordingMailer {
         }
         self.letters
             .lock()
-            .map_err(|_| MailError::transient("recording mailer lock poisoned"))?
+            .map_err(|_| MailError::retryable("recording mailer lock poisoned"))?
             .push(letter.clone());
         Ok(())
     }
@@ -520,7 +520,10 @@ mod reading {
     #[must_use]
     pub fn link_token(letter: &Letter) -> Option<String> {
         let link = match &letter.content {
-            LetterContent::ConfirmEmail { link } | LetterContent::RecoverPassword { link } => link,
+            LetterContent::ConfirmEmail { link }
+            | LetterContent::RecoverPassword { link }
+            | LetterContent::ConfirmEmailChange { link }
+            | LetterContent::EmailChangeRequested { link } => link,
             LetterContent::Credentials { .. }
             | LetterContent::PasswordChanged
             | LetterContent::CabinetClosed

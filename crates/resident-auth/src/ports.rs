@@ -76,10 +76,11 @@ impl StoreError {
         }
     }
 
-    /// Whether retrying the same step may succeed. Callers present every store failure as
-    /// retryable to users; this tells operators which ones are transient.
+    /// Whether retrying the same step may succeed (the name [`crate::Error::is_retryable`]
+    /// and [`MailError::is_retryable`] use too). Callers present every store failure as
+    /// retryable to users; this tells operators which ones are.
     #[must_use]
-    pub fn is_transient(&self) -> bool {
+    pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Unavailable { .. })
     }
 
@@ -104,7 +105,7 @@ pub struct MailError {
 #[non_exhaustive]
 pub enum MailErrorKind {
     /// Server unreachable, timeout, 4xx: retrying later may succeed.
-    Transient,
+    Retryable,
     /// A permanent rejection (5xx): retrying the same letter will fail again.
     Permanent,
 }
@@ -112,7 +113,7 @@ pub enum MailErrorKind {
 impl fmt::Display for MailErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            MailErrorKind::Transient => "transient",
+            MailErrorKind::Retryable => "retryable",
             MailErrorKind::Permanent => "permanent",
         })
     }
@@ -120,9 +121,9 @@ impl fmt::Display for MailErrorKind {
 
 impl MailError {
     /// A failure that may go away on retry.
-    pub fn transient(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+    pub fn retryable(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         Self {
-            kind: MailErrorKind::Transient,
+            kind: MailErrorKind::Retryable,
             source: Some(source.into()),
         }
     }
@@ -143,8 +144,8 @@ impl MailError {
 
     /// Server unreachable, timeout, or a 4xx answer.
     #[must_use]
-    pub fn is_transient(&self) -> bool {
-        self.kind == MailErrorKind::Transient
+    pub fn is_retryable(&self) -> bool {
+        self.kind == MailErrorKind::Retryable
     }
 
     /// A 5xx rejection.
@@ -217,15 +218,12 @@ pub trait LinkStore: Send + Sync {
         letter: Option<&QueuedLetter>,
     ) -> Result<bool, StoreError>;
 
-    /// Deletes links that expired at or before `now`; returns how many went. The default
-    /// deletes nothing, for backends that expire records by themselves.
+    /// Deletes links that expired at or before `now`; returns how many went. Required: the
+    /// conformance suite checks that expired links go and live ones stay.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    async fn purge_links(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let _ = now;
-        Ok(0)
-    }
+    async fn purge_links(&self, now: Timestamp) -> Result<u64, StoreError>;
 
     /// Every link naming `email` or one of `accounts` (pending registrations, additions
     /// and recoveries), expired or not, each with its token hash: what an operator looks
@@ -324,14 +322,12 @@ pub trait LetterStore: Send + Sync {
     ) -> Result<Vec<Versioned<QueuedLetter>>, StoreError>;
 
     /// Deletes sent and dead letters whose `keep_until` is at or before `now`; returns how
-    /// many went. The default deletes nothing.
+    /// many went. Required: the conformance suite checks that settled letters go at their
+    /// `keep_until` and queued ones stay.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    async fn purge_letters(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let _ = now;
-        Ok(0)
-    }
+    async fn purge_letters(&self, now: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// Signed-in sessions. Two primitives, plus listing a cabinet's sessions.
@@ -366,14 +362,13 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Vec<(TokenHash, Versioned<Session>)>, StoreError>;
 
     /// Deletes sessions whose `expires_at` is at or before `now`; returns how many went.
-    /// The default deletes nothing, for backends that expire records by themselves.
+    /// Required: the conformance suite checks that expired sessions go and live ones stay
+    /// (a backend that also expires records by itself, as Redis does by TTL, still answers
+    /// for the ones it keeps).
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let _ = now;
-        Ok(0)
-    }
+    async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// Counters in fixed windows: the service's throttles, cooldowns and attempt limits.
@@ -399,15 +394,12 @@ pub trait CounterStore: Send + Sync {
     /// [`StoreError`] on backend failure.
     async fn reset(&self, key: &CounterKey) -> Result<(), StoreError>;
 
-    /// Deletes counters whose window ended at or before `now`; returns how many went. The
-    /// default deletes nothing, for backends that expire records by themselves.
+    /// Deletes counters whose window ended at or before `now`; returns how many went.
+    /// Required: the conformance suite checks that ended counters go and live ones stay.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    async fn purge_counters(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let _ = now;
-        Ok(0)
-    }
+    async fn purge_counters(&self, now: Timestamp) -> Result<u64, StoreError>;
 
     /// Every counter whose key ends in `:` and one of `subjects` (an email, an account
     /// number: [`CounterKey::new`]'s subject, last): the locks and throttles an operator
@@ -432,7 +424,7 @@ pub trait CounterStore: Send + Sync {
 /// override to save round trips; `impl Store for MyStore {}` is enough otherwise.
 /// [`SplitStore`] puts sessions and counters in backends of their own.
 ///
-/// Every store runs the conformance suite in [`crate::conformance`] (feature `testing`).
+/// Every store runs the conformance suite in [`crate::testing`] (feature `testing`).
 #[async_trait]
 pub trait Store: LinkStore + CabinetStore + SessionStore + CounterStore + LetterStore {
     /// Whether what this store keeps — the mail queue among it — outlives the process
@@ -533,3 +525,192 @@ pub trait Store: LinkStore + CabinetStore + SessionStore + CounterStore + Letter
             + self.purge_letters(now).await?)
     }
 }
+/// The storage traits, in scope for calling their methods on a store value (the service's
+/// counted view of its store).
+pub(crate) mod prelude {
+    pub(crate) use super::{
+        CabinetStore as _, CounterStore as _, LetterStore as _, LinkStore as _, SessionStore as _,
+        Store as _,
+    };
+}
+
+/// Implements the five storage traits and [`Store`] for a wrapper by forwarding every
+/// method, the composites included, to the store in its field `$inner`, each call passed
+/// through the wrapper's method `$via` (which takes the call's future and answers its
+/// result). Every method is listed (`missing_trait_methods` is denied), so a wrapper runs
+/// the wrapped store's own statements, never the traits' defaults over them.
+macro_rules! forward_store {
+    ([$($generics:tt)*] $ty:ty, $inner:ident, $via:ident) => {
+#[async_trait::async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl<$($generics)*> $crate::ports::LinkStore for $ty {
+    async fn link(&self, t: &$crate::secret::TokenHash) -> Result<Option<$crate::ports::Versioned<$crate::ports::Link>>, $crate::ports::StoreError> {
+        self.$via(self.$inner.link(t)).await
+    }
+    async fn swap_link(
+        &self,
+        t: &$crate::secret::TokenHash,
+        e: $crate::ports::Expected,
+        n: Option<(&$crate::secret::TokenHash, &$crate::ports::Link)>,
+        l: Option<&$crate::mail_queue::QueuedLetter>,
+    ) -> Result<bool, $crate::ports::StoreError> {
+        self.$via(self.$inner.swap_link(t, e, n, l)).await
+    }
+    async fn links_about(
+        &self,
+        email: Option<&$crate::Email>,
+        accounts: &[$crate::AccountNumber],
+    ) -> Result<Vec<($crate::secret::TokenHash, $crate::ports::Versioned<$crate::ports::Link>)>, $crate::ports::StoreError> {
+        self.$via(self.$inner.links_about(email, accounts)).await
+    }
+    async fn purge_links(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {
+        self.$via(self.$inner.purge_links(now)).await
+    }
+}
+
+#[async_trait::async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl<$($generics)*> $crate::ports::CabinetStore for $ty {
+    async fn cabinet(&self, k: $crate::ports::CabinetKey<'_>) -> Result<Option<$crate::ports::Versioned<$crate::ports::Cabinet>>, $crate::ports::StoreError> {
+        self.$via(self.$inner.cabinet(k)).await
+    }
+    async fn swap_cabinet(
+        &self,
+        id: &$crate::ids::CabinetId,
+        e: $crate::ports::Expected,
+        n: Option<&$crate::ports::Cabinet>,
+        l: Option<&$crate::mail_queue::QueuedLetter>,
+    ) -> Result<$crate::ports::CabinetSwap, $crate::ports::StoreError> {
+        self.$via(self.$inner.swap_cabinet(id, e, n, l)).await
+    }
+}
+
+#[async_trait::async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl<$($generics)*> $crate::ports::LetterStore for $ty {
+    async fn claim_letters(
+        &self,
+        now: $crate::Timestamp,
+        until: $crate::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<$crate::ports::Versioned<$crate::mail_queue::QueuedLetter>>, $crate::ports::StoreError> {
+        self.$via(self.$inner.claim_letters(now, until, limit))
+            .await
+    }
+    async fn swap_letter(
+        &self,
+        id: &$crate::LetterId,
+        e: $crate::ports::Expected,
+        n: Option<&$crate::mail_queue::QueuedLetter>,
+    ) -> Result<bool, $crate::ports::StoreError> {
+        self.$via(self.$inner.swap_letter(id, e, n)).await
+    }
+    async fn letters_about(
+        &self,
+        email: Option<&$crate::Email>,
+        cabinet: Option<&$crate::ids::CabinetId>,
+    ) -> Result<Vec<$crate::ports::Versioned<$crate::mail_queue::QueuedLetter>>, $crate::ports::StoreError> {
+        self.$via(self.$inner.letters_about(email, cabinet)).await
+    }
+    async fn purge_letters(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {
+        self.$via(self.$inner.purge_letters(now)).await
+    }
+}
+
+#[async_trait::async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl<$($generics)*> $crate::ports::SessionStore for $ty {
+    async fn session(&self, t: &$crate::secret::TokenHash) -> Result<Option<$crate::ports::Versioned<$crate::ports::Session>>, $crate::ports::StoreError> {
+        self.$via(self.$inner.session(t)).await
+    }
+    async fn swap_session(
+        &self,
+        t: &$crate::secret::TokenHash,
+        e: $crate::ports::Expected,
+        n: Option<&$crate::ports::Session>,
+    ) -> Result<bool, $crate::ports::StoreError> {
+        self.$via(self.$inner.swap_session(t, e, n)).await
+    }
+    async fn cabinet_sessions(
+        &self,
+        c: &$crate::ids::CabinetId,
+    ) -> Result<Vec<($crate::secret::TokenHash, $crate::ports::Versioned<$crate::ports::Session>)>, $crate::ports::StoreError> {
+        self.$via(self.$inner.cabinet_sessions(c)).await
+    }
+    async fn purge_sessions(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {
+        self.$via(self.$inner.purge_sessions(now)).await
+    }
+}
+
+#[async_trait::async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl<$($generics)*> $crate::ports::CounterStore for $ty {
+    async fn increment(
+        &self,
+        k: &$crate::ports::CounterKey,
+        now: $crate::clock::Timestamp,
+        w: ::std::time::Duration,
+    ) -> Result<$crate::ports::Count, $crate::ports::StoreError> {
+        self.$via(self.$inner.increment(k, now, w)).await
+    }
+    async fn reset(&self, k: &$crate::ports::CounterKey) -> Result<(), $crate::ports::StoreError> {
+        self.$via(self.$inner.reset(k)).await
+    }
+    async fn counters_about(
+        &self,
+        subjects: &[String],
+    ) -> Result<Vec<($crate::ports::CounterKey, $crate::ports::Count)>, $crate::ports::StoreError> {
+        self.$via(self.$inner.counters_about(subjects)).await
+    }
+    async fn purge_counters(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {
+        self.$via(self.$inner.purge_counters(now)).await
+    }
+}
+
+/// Every method is forwarded to the store's own and gated as one call, the composites too:
+/// a store that overrides `advance_link` or `increment_all` with statements of its own (a
+/// transaction, one round trip) is faulted on those statements, not on defaults it never
+/// runs.
+#[async_trait::async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl<$($generics)*> $crate::ports::Store for $ty {
+    fn outlives_the_process(&self) -> bool {
+        self.$inner.outlives_the_process()
+    }
+    async fn session_with_cabinet(
+        &self,
+        token: &$crate::secret::TokenHash,
+    ) -> Result<Option<($crate::ports::Versioned<$crate::ports::Session>, $crate::ports::Versioned<$crate::ports::Cabinet>)>, $crate::ports::StoreError> {
+        self.$via(self.$inner.session_with_cabinet(token)).await
+    }
+    async fn advance_link(
+        &self,
+        token: &$crate::secret::TokenHash,
+        purpose: $crate::ports::LinkPurpose,
+        now: $crate::clock::Timestamp,
+        next_token: &$crate::secret::TokenHash,
+        next: $crate::ports::LinkAdvance,
+    ) -> Result<Option<$crate::ports::Link>, $crate::ports::StoreError> {
+        self.$via(
+            self.inner
+                .advance_link(token, purpose, now, next_token, next),
+        )
+        .await
+    }
+    async fn increment_all(
+        &self,
+        keys: &[($crate::ports::CounterKey, ::std::time::Duration)],
+        now: $crate::clock::Timestamp,
+    ) -> Result<Vec<$crate::ports::Count>, $crate::ports::StoreError> {
+        self.$via(self.$inner.increment_all(keys, now)).await
+    }
+    async fn reset_all(&self, keys: &[$crate::ports::CounterKey]) -> Result<(), $crate::ports::StoreError> {
+        self.$via(self.$inner.reset_all(keys)).await
+    }
+    async fn purge_expired(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {
+        self.$via(self.$inner.purge_expired(now)).await
+    }
+}
+    };
+}
+pub(crate) use forward_store;

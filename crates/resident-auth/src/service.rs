@@ -8,7 +8,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 pub mod admin;
+mod background;
 mod builder;
+mod email_change;
 mod login;
 mod mail;
 mod own_data;
@@ -16,6 +18,7 @@ mod password_and_sessions;
 mod recovery;
 mod registration;
 
+pub use background::Background;
 pub use builder::{AuthServiceBuilder, BuildError};
 pub use mail::{DeliveryPolicy, DeliveryReport};
 pub use password_and_sessions::SessionView;
@@ -99,6 +102,9 @@ pub struct AuthConfig {
     pub recovery_per_email: Limit,
     /// Registration and add-address requests per client address (20 per hour).
     pub registration_per_client: Limit,
+    /// Email changes asked for per cabinet (5 per day), each mailing two letters; one
+    /// client's asks for any cabinet count against `registration_per_client` too.
+    pub email_changes_per_cabinet: Limit,
     /// A session unused for this long ends (default 30 minutes).
     pub session_idle: Duration,
     /// A session ends this long after login whatever happens (default 12 hours).
@@ -115,6 +121,9 @@ pub struct AuthConfig {
     pub mailed_password_lifetime: Option<Duration>,
     /// How queued letters are delivered: retries, deadline, claims.
     pub delivery: DeliveryPolicy,
+    /// How often the [`Background`] task purges expired sessions, links, letters and idle
+    /// throttles (default 5 minutes).
+    pub purge_every: Duration,
     /// The keys that seal queued letters (default: a random key, right for a queue that
     /// lives in memory and dies with the process; a queue in a database needs a key from
     /// configuration that every instance shares).
@@ -148,12 +157,14 @@ impl AuthConfig {
             login_per_client: Limit::new(50, 15 * MINUTE),
             recovery_per_email: Limit::new(3, HOUR),
             registration_per_client: Limit::new(20, HOUR),
+            email_changes_per_cabinet: Limit::new(5, 24 * HOUR),
             session_idle: 30 * MINUTE,
             session_absolute: 12 * HOUR,
             session_touch_interval: MINUTE,
             credentials_lease: MINUTE,
             mailed_password_lifetime: None,
             delivery: DeliveryPolicy::default(),
+            purge_every: 5 * MINUTE,
             mail_queue_keys: MailQueueKeys::made_up(),
         }
     }
@@ -433,6 +444,9 @@ mod counters {
     pub(super) fn registration_account(account: &AccountNumber) -> CounterKey {
         CounterKey::new("registration:account", account)
     }
+    pub(super) fn email_change_cabinet(cabinet: &super::CabinetId) -> CounterKey {
+        CounterKey::new("email-change:cabinet", cabinet)
+    }
 }
 
 /// How many times a conditional cabinet write is retried after another request changed
@@ -508,8 +522,10 @@ impl AuthService {
         self.ports.clock.now()
     }
 
-    fn store(&self) -> &dyn Store {
-        self.ports.store.as_ref()
+    fn store(&self) -> CountedStore<'_> {
+        CountedStore {
+            inner: self.ports.store.as_ref(),
+        }
     }
 
     /// Records a resident's event (never fails the step).
@@ -632,6 +648,29 @@ fn user_agent_summary(user_agent: &str) -> String {
         (None, _) => product(),
     }
 }
+
+/// The service's view of its store: every call forwarded to the store's own, each
+/// failure counted once ([`crate::metrics::STORE_ERRORS`]; a primitive the store does not
+/// offer is not a failure).
+#[derive(Clone, Copy)]
+pub(crate) struct CountedStore<'a> {
+    inner: &'a dyn Store,
+}
+
+impl CountedStore<'_> {
+    async fn counted<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, StoreError>> + Send,
+    ) -> Result<T, StoreError> {
+        let result = call.await;
+        if result.as_ref().is_err_and(|error| !error.is_unsupported()) {
+            crate::metrics::store_error();
+        }
+        result
+    }
+}
+
+crate::ports::forward_store!(['a] CountedStore<'a>, inner, counted);
 
 #[cfg(test)]
 mod tests {

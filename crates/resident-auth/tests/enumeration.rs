@@ -2,7 +2,7 @@
 //! a registered email with a wrong password must be indistinguishable — by the answer, by
 //! the argon2 work done, and by the time taken — with the production argon2 parameters.
 //!
-//! The probe is `resident_auth::enumeration::probe_login_enumeration`, shared with the
+//! The probe is `resident_auth::testing::enumeration::probe_login_enumeration`, shared with the
 //! PostgreSQL adapter's tests: answers and argon2 work compared exactly, time by the median
 //! ratio of interleaved pairs, within 5 % (a relative bound, never an absolute speed).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -11,8 +11,8 @@ mod common;
 
 use common::*;
 use resident_auth::{
-    enumeration::probe_login_enumeration, ports::HashWork, Argon2Hasher, Error, HashParams, Locale,
-    LoggedIn, UserError,
+    ports::HashWork, testing::enumeration::probe_login_enumeration, Argon2Hasher, Error,
+    HashParams, Locale, LoggedIn, UserError,
 };
 
 /// Interleaved pairs of attempts. Each attempt costs one production argon2 verification
@@ -21,14 +21,16 @@ const PAIRS: usize = 80;
 const UNKNOWN: &str = "nobody@example.org";
 
 /// Everything a caller can observe of a failed login except time.
-fn observable(result: Result<LoggedIn, Error>) -> (u16, Vec<(&'static str, String)>, bool) {
+fn observable(
+    result: Result<LoggedIn, Error>,
+) -> (resident_auth::ErrorKind, Vec<(&'static str, String)>, bool) {
     let error = result.expect_err("a wrong password must not log in");
     let problems = error
         .problems()
         .iter()
         .map(|p| (p.code(), p.message(Locale::Ru)))
         .collect();
-    (error.http_status(), problems, error.retry_after().is_some())
+    (error.kind(), problems, error.retry_after().is_some())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,7 +52,10 @@ async fn unknown_email_and_wrong_password_are_indistinguishable() {
     }
 
     assert_eq!(report.unknown_answers, report.wrong_answers);
-    assert_eq!(report.unknown_answers[0].0, 401);
+    assert_eq!(
+        report.unknown_answers[0].0,
+        Some(resident_auth::ErrorKind::Unauthenticated)
+    );
     let per_attempt = HashWork {
         runs: 1,
         block_passes: u64::from(HashParams::default().m_cost)
@@ -88,6 +93,9 @@ async fn throttled_unknown_and_known_emails_answer_alike_without_argon2_work() {
     assert_eq!(work[0], work[1]);
     // The attempt past the limit is refused before argon2 runs, for both.
     let last = answers[0].last().unwrap();
-    assert_eq!((last.0, last.2), (429, true));
+    assert_eq!(
+        (last.0, last.2),
+        (resident_auth::ErrorKind::Throttled, true)
+    );
     assert_eq!(work[0].last(), Some(&0));
 }

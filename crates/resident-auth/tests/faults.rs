@@ -17,7 +17,7 @@ use resident_auth::{
     letters::Letter, letters::LetterKind, memory::RecordingMailer, ports::AccountDirectory,
     ports::CabinetKey, ports::CabinetStore, ports::CredentialHasher, ports::DirectoryRecord,
     ports::HashError, ports::HashedPassword, ports::LetterStore, ports::MailError, ports::Mailer,
-    ports::StoreError, ports::Verification, AccountNumber, Error, Unavailable,
+    ports::StoreError, ports::Verification, AccountNumber, Error, ErrorKind, Unavailable,
 };
 use secrecy::SecretString;
 
@@ -25,7 +25,7 @@ use secrecy::SecretString;
 /// store and after it took effect) on the in-memory store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_store_fault_of_every_step_on_the_memory_store() {
-    let definite = resident_auth::conformance::store_fault_matrix(|| async {
+    let definite = resident_auth::testing::store_fault_matrix(|| async {
         resident_auth::memory::MemoryStore::new()
     })
     .await;
@@ -51,7 +51,7 @@ fn mailer_failing_once(kind: LetterKind, recording: Arc<dyn Mailer>) -> Arc<dyn 
     let mut mock = MockMailer::new();
     mock.expect_send().returning(move |letter| {
         if letter.content.kind() == kind && !failed.swap(true, Ordering::SeqCst) {
-            return Err(MailError::transient("injected: connection refused"));
+            return Err(MailError::retryable("injected: connection refused"));
         }
         futures::executor::block_on(recording.send(letter))
     });
@@ -217,7 +217,7 @@ async fn a_letter_failing_until_its_deadline_is_given_up() {
     let h = harness_with(config(), |store, _| {
         let mut mock = MockMailer::new();
         mock.expect_send()
-            .returning(|_| Err(MailError::transient("421 try later")));
+            .returning(|_| Err(MailError::retryable("421 try later")));
         (store, Arc::new(mock) as Arc<dyn Mailer>)
     });
     h.service
@@ -355,7 +355,7 @@ async fn directory_and_hashing_faults_are_retryable() {
         matches!(error, Error::Unavailable(Unavailable::Hashing(_))),
         "hasher: {error:?}"
     );
-    assert_eq!(error.http_status(), 503);
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
     service
         .activate(activation.expose(), "12", &ru())
         .await

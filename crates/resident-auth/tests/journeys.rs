@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::*;
 use resident_auth::{
-    letters::LetterKind, AddressForm, Error, Locale, Problem, RequestContext, ServedRegions,
-    UserError,
+    letters::LetterKind, AddressForm, Error, ErrorKind, Locale, Problem, RequestContext,
+    ServedRegions, UserError,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -40,7 +40,7 @@ async fn registration_reports_every_field_error_together() {
             "email.whitespace"
         ]
     );
-    assert_eq!(error.http_status(), 422);
+    assert_eq!(error.kind(), ErrorKind::Invalid);
     assert_eq!(
         error.problems()[0].message(Locale::Ru),
         "Фамилия вводится без инициалов"
@@ -135,7 +135,7 @@ async fn registering_again_while_pending_is_rate_limited_then_both_links_live() 
         .await
         .unwrap_err();
     assert_eq!(codes(&error), ["request.too_many"]);
-    assert_eq!(error.http_status(), 429);
+    assert_eq!(error.kind(), ErrorKind::Throttled);
     assert_eq!(error.retry_after(), Some(Duration::from_secs(40)));
     h.advance(MINUTE);
     h.service
@@ -167,7 +167,7 @@ async fn already_registered_account_or_email_points_to_recovery() {
         .unwrap_err();
     for error in [same_email, same_account] {
         assert_eq!(codes(&error), ["registration.already_registered"]);
-        assert_eq!(error.http_status(), 409);
+        assert_eq!(error.kind(), ErrorKind::Conflict);
         let message = error.problems()[0].message(Locale::Ru);
         assert!(message.starts_with("Пользователь уже зарегистрирован"));
         assert!(message.contains("Забыли пароль"));
@@ -328,7 +328,7 @@ async fn activation_locks_after_five_wrong_premises_then_recovers() {
         .await
         .unwrap_err();
     assert_eq!(codes(&locked), ["activation.locked"]);
-    assert_eq!(locked.http_status(), 429);
+    assert_eq!(locked.kind(), ErrorKind::Throttled);
     assert_eq!(locked.retry_after(), Some(15 * MINUTE));
     let still = h
         .service
@@ -450,7 +450,7 @@ async fn wrong_password_and_unknown_email_are_indistinguishable_and_cost_the_sam
     let after_unknown = h.hasher.runs();
     assert!(wrong.is(&Problem::InvalidCredentials));
     assert!(unknown.is(&Problem::InvalidCredentials));
-    assert_eq!(wrong.http_status(), 401);
+    assert_eq!(wrong.kind(), ErrorKind::Unauthenticated);
     assert_eq!(
         wrong.problems()[0].message(Locale::Ru),
         "Неверное имя пользователя или пароль"
@@ -488,7 +488,7 @@ async fn failed_logins_are_throttled_per_cabinet_with_retry_after() {
         .await
         .unwrap_err();
     assert_eq!(codes(&throttled), ["login.throttled"]);
-    assert_eq!(throttled.http_status(), 429);
+    assert_eq!(throttled.kind(), ErrorKind::Throttled);
     assert_eq!(throttled.retry_after(), Some(15 * MINUTE));
     assert_eq!(
         h.hasher.runs(),
@@ -620,7 +620,7 @@ async fn sessions_authenticate_switch_and_log_out() {
     h.service.logout(&session).await.unwrap();
     let gone = h.service.authenticate(&session).await.unwrap_err();
     assert!(gone.is(&Problem::SessionInvalid));
-    assert_eq!(gone.http_status(), 401);
+    assert_eq!(gone.kind(), ErrorKind::Unauthenticated);
     assert!(h
         .service
         .authenticate("garbage")
@@ -677,7 +677,7 @@ async fn recovery_answers_the_same_for_unknown_emails_and_sends_nothing() {
         .request_recovery("not an email", &ru())
         .await
         .unwrap_err();
-    assert_eq!(error.http_status(), 422);
+    assert_eq!(error.kind(), ErrorKind::Invalid);
 }
 
 #[tokio::test]
@@ -1022,7 +1022,7 @@ async fn a_burst_of_parallel_wrong_logins_runs_at_most_the_limits_argon2_jobs() 
     let limit = config().login_per_cabinet_and_client.max as usize;
     let refused = attempts
         .iter()
-        .filter(|a| matches!(a, Err(e) if e.http_status() == 429))
+        .filter(|a| matches!(a, Err(e) if e.kind() == ErrorKind::Throttled))
         .count();
     assert_eq!(refused, 200 - limit, "every try past the limit is refused");
     assert_eq!(
@@ -1051,7 +1051,7 @@ async fn a_busy_hashing_pool_answers_503_with_retry_after_at_once() {
     let busy: Vec<&Error> = attempts.iter().filter_map(|a| a.as_ref().err()).collect();
     assert!(!busy.is_empty(), "some logins found the pool busy");
     for error in busy {
-        assert_eq!(error.http_status(), 503);
+        assert_eq!(error.kind(), ErrorKind::Unavailable);
         assert!(error.is_retryable());
         assert_eq!(error.retry_after(), Some(Duration::from_secs(1)));
     }
@@ -1156,7 +1156,7 @@ async fn twenty_parallel_guesses_evaluate_at_most_the_limit() {
     };
     let lookups = directory.lookups.clone();
     let mailer = resident_auth::memory::RecordingMailer::new();
-    let service = resident_auth::AuthService::builder("https://portal.example.org")
+    let (service, _background) = resident_auth::AuthService::builder("https://portal.example.org")
         .store(resident_auth::memory::MemoryStore::new())
         .directory(directory)
         .mailer(mailer.clone())
@@ -1421,7 +1421,7 @@ async fn a_recovery_link_in_use_answers_wait_and_issues_one_password() {
     arrived.notified().await;
     let second = h.service.complete_recovery(&link, &ru()).await.unwrap_err();
     assert_eq!(codes(&second), ["request.too_many"]);
-    assert_eq!(second.http_status(), 429);
+    assert_eq!(second.kind(), ErrorKind::Throttled);
     assert!(second.retry_after().is_some_and(|wait| wait <= MINUTE));
     release.notify_one();
     first
@@ -1480,7 +1480,7 @@ async fn a_login_verifying_while_a_recovery_commits_keeps_no_session() {
     });
     let mailer = RecordingMailer::new();
     let clock = std::sync::Arc::new(resident_auth::ports::ManualClock::new(start()));
-    let service = AuthService::builder("https://portal.example.org")
+    let (service, _background) = AuthService::builder("https://portal.example.org")
         .store(MemoryStore::new())
         .directory(MemoryDirectory::from_csv(DIRECTORY).unwrap())
         .mailer(mailer.clone())

@@ -27,7 +27,7 @@ async fn warnings(store: impl Store + 'static, keys: Option<MailQueueKeys>) -> S
         if let Some(keys) = keys {
             builder = builder.mail_queue_keys(keys);
         }
-        builder.build().unwrap();
+        let (_service, _background) = builder.build().unwrap();
     })
     .await
 }

@@ -73,4 +73,25 @@ async fn a_recovery_moves_the_same_counters_for_registered_and_unknown_emails() 
             "no metric counts withheld letters apart"
         );
     }
+
+    // A failed store call counts once, where the service calls the store.
+    let store = resident_auth::testing::FaultyStore::new(resident_auth::memory::MemoryStore::new());
+    let (failing, _background) = resident_auth::AuthService::builder("https://portal.example.org")
+        .store(store.clone())
+        .directory(resident_auth::memory::MemoryDirectory::default())
+        .mailer(resident_auth::memory::RecordingMailer::new())
+        .build()
+        .unwrap();
+    let _ = counters(&snapshotter);
+    store.arm(0, resident_auth::testing::FaultMode::BeforeTheCall);
+    let refused = failing
+        .authenticate("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), resident_auth::ErrorKind::Unavailable);
+    assert_eq!(
+        counters(&snapshotter).get("resident_auth_store_errors_total{}"),
+        Some(&1),
+        "one failed store call, one count"
+    );
 }

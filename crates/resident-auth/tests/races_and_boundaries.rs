@@ -40,6 +40,9 @@ struct GatedRecords {
 
 #[async_trait]
 impl resident_auth::ports::SessionStore for GatedRecords {
+    async fn purge_sessions(&self, now: resident_auth::Timestamp) -> Result<u64, StoreError> {
+        self.inner.purge_sessions(now).await
+    }
     async fn session(
         &self,
         token: &TokenHash,
@@ -64,6 +67,9 @@ impl resident_auth::ports::SessionStore for GatedRecords {
 
 #[async_trait]
 impl resident_auth::ports::CounterStore for GatedRecords {
+    async fn purge_counters(&self, now: resident_auth::Timestamp) -> Result<u64, StoreError> {
+        self.inner.purge_counters(now).await
+    }
     async fn increment(
         &self,
         key: &resident_auth::ports::CounterKey,
@@ -87,6 +93,9 @@ struct Gate {
 
 #[async_trait]
 impl LinkStore for GatedRecords {
+    async fn purge_links(&self, now: resident_auth::Timestamp) -> Result<u64, StoreError> {
+        self.inner.purge_links(now).await
+    }
     async fn link(&self, token: &TokenHash) -> Result<Option<Versioned<Link>>, StoreError> {
         self.inner.link(token).await
     }
@@ -140,6 +149,9 @@ impl resident_auth::ports::CabinetStore for GatedRecords {
 
 #[async_trait]
 impl resident_auth::ports::LetterStore for GatedRecords {
+    async fn purge_letters(&self, now: resident_auth::Timestamp) -> Result<u64, StoreError> {
+        self.inner.purge_letters(now).await
+    }
     async fn claim_letters(
         &self,
         now: resident_auth::Timestamp,

@@ -174,6 +174,12 @@ impl CabinetStore for Records {
 
 #[async_trait]
 impl LetterStore for Records {
+    async fn purge_letters(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let map = &mut self.0.lock().unwrap().letters;
+        let before = map.len();
+        map.retain(|_, l| l.value.keep_until.is_none_or(|until| until > now));
+        Ok((before - map.len()) as u64)
+    }
     async fn claim_letters(
         &self,
         now: Timestamp,

@@ -38,6 +38,6 @@ async fn a_letter_queued_with_no_delivery_in_the_process_is_warned_about_once() 
         1,
         "{warned}"
     );
-    assert!(warned.contains("spawn_delivery"), "{warned}");
+    assert!(warned.contains("background.run()"), "{warned}");
     assert_eq!(warnings(true).await, "", "a delivering process");
 }

@@ -3,7 +3,7 @@
 //! API, with `METRICS_BIND` the metrics, each apart), delivers the mail queue, and guards its
 //! own `GET /bills`. Same configuration and embedded default as `portal-axum`.
 
-use std::{process::ExitCode, time::Duration};
+use std::process::ExitCode;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use resident_auth_actix::{
@@ -41,8 +41,7 @@ async fn main() -> ExitCode {
         let server = limit_server(HttpServer::new(app), &limits, 1).listen(admin);
         actix_web::rt::spawn(async move { server?.run().await });
     }
-    auth.spawn_purge(Duration::from_secs(300));
-    auth.spawn_delivery(Duration::from_secs(5));
+    actix_web::rt::spawn(portal.background.run());
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let app = move || {
         App::new()

@@ -3,7 +3,7 @@
 //! `METRICS_BIND` the metrics apart), delivers the mail queue, and guards its own `GET /bills`. Environment: the
 //! examples/README.md.
 
-use std::{process::ExitCode, time::Duration};
+use std::process::ExitCode;
 
 use axum::{extract::State, routing::get, Json, Router};
 use resident_auth_axum::{admin_router, serve, AuthError, Resident, ResidentAuth};
@@ -42,8 +42,7 @@ async fn main() -> ExitCode {
     let Ok(listener) = TcpListener::from_std(listeners.portal) else {
         return ExitCode::FAILURE;
     };
-    auth.spawn_purge(Duration::from_secs(300));
-    auth.spawn_delivery(Duration::from_secs(5));
+    tokio::spawn(portal.background.run());
     let app = Router::new()
         .route("/bills", get(bills))
         .merge(auth.router("/api"))

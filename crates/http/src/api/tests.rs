@@ -1,6 +1,8 @@
 //! The API's unit tests.
 
 use super::*;
+use resident_auth::Problem;
+use serde_json::Value;
 
 #[test]
 fn refusals_are_problem_json_with_their_headers() {
@@ -19,7 +21,7 @@ fn refusals_are_problem_json_with_their_headers() {
         for locale in [Locale::Ru, Locale::En] {
             let answer = ApiResponse::refusal(refusal.clone(), locale);
             assert_eq!(answer.status, status);
-            let body: Value = serde_json::from_slice(&answer.body_bytes()).unwrap();
+            let body: Value = serde_json::from_slice(answer.body.as_deref().unwrap()).unwrap();
             assert_eq!(body["errors"][0]["code"], code);
             assert!(body["errors"][0]["message"]
                 .as_str()
@@ -47,7 +49,7 @@ fn errors_become_the_contract_body() {
     let response = ApiResponse::from_error(&error, Locale::Ru);
     assert_eq!(response.status, 422);
     assert_eq!(response.retry_after, Some(2));
-    let body = response.body.unwrap();
+    let body: Value = serde_json::from_slice(&response.body.unwrap()).unwrap();
     assert_eq!(body["errors"][0]["field"], "surname");
     assert_eq!(body["errors"][0]["code"], "surname.initials");
     assert_eq!(

@@ -99,13 +99,14 @@ pub(super) async fn cabinet(request: &Request<'_>) -> PageResponse {
     let body = html!(
         "<h1>{title}</h1>{details}<p class=\"hint\">{switch}</p>\
          <div class=\"links\"><a href=\"/password\">{password}</a><a href=\"/sessions\">{sessions}</a>\
-         <a href=\"/cabinet/data\">{data}</a></div>\
+         <a href=\"/cabinet/email\">{email_change}</a><a href=\"/cabinet/data\">{data}</a></div>\
          <form method=\"post\" action=\"/logout\">{csrf}<button type=\"submit\" class=\"secondary\">{logout}</button></form>",
         title = visit.t("Личный кабинет", "Your cabinet"),
         details = details,
         switch = visit.t("Чтобы переключить лицевой счёт или добавить адрес, нажмите на адрес вверху страницы.", "To switch accounts or add an address, press the address at the top of the page."),
         password = visit.t("Сменить пароль", "Change the password"),
         sessions = visit.t("Сеансы", "Sessions"),
+        email_change = visit.t("Сменить e-mail", "Change the email"),
         data = visit.t("Мои данные", "My data"),
         csrf = csrf_field(&visit.csrf),
         logout = visit.t("Выйти", "Log out"),

@@ -24,8 +24,8 @@ forms! {
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
-struct TokenQuery {
-    token: Option<String>,
+pub(super) struct TokenQuery {
+    pub(super) token: Option<String>,
 }
 
 // ---- Login (journey 4) -----------------------------------------------------------------
@@ -291,7 +291,7 @@ pub(super) async fn register(request: &Request<'_>) -> PageResponse {
     }
 }
 
-fn link_problem(visit: Visit, error: &Error) -> PageResponse {
+pub(super) fn link_problem(visit: Visit, error: &Error) -> PageResponse {
     let (_, general) = split_problems(error, visit.locale);
     let body = html!(
         "<h1>{title}</h1>{alert}<p><a href=\"/register\">{again}</a> · <a href=\"/recover\">{recover}</a></p>",

@@ -3,29 +3,27 @@
 //! activation with the premises number, the cabinet with its account switch, adding an
 //! address, recovery, password change and sessions.
 //!
-//! A framework adapter mounts each of [`ROUTES`] at its path (at the site's root, where the
-//! letters' default links point) and answers it with [`handle`]: the request's headers, its
-//! peer address, query string, path parameter and body in, an `http::Response` out. Bodies
-//! it could not read within [`crate::BODY_LIMIT`] and the body timeout are answered with
-//! [`refused`]. The integrations' `pages` features do exactly this (resident-auth-axum's
-//! `router`, resident-auth-actix's `configure_pages`).
+//! [`Pages`] is a [`Surface`] mounted at the site's root, where the letters' default links
+//! point; the integrations' `pages` features mount it beside the API.
 //!
 //! Every text that reaches a page is escaped: templates take it only as an argument of
 //! `html!`, which escapes whatever is not already markup.
 
-use std::{collections::HashMap, net::IpAddr};
+use std::collections::HashMap;
 
 use http::{header, HeaderValue, StatusCode};
 use resident_auth::{errors::Field, Error, Locale, RequestContext, UserError};
 use serde::de::DeserializeOwned;
 
 use crate::{
-    api::{Api, Method, Refusal},
+    api::{Api, Refusal},
+    surface::{Incoming, Method, Response, Route, Surface, Target},
     web::{self, Headers},
 };
 use html::{alert, html, page, t, Html};
 
 mod cabinet;
+mod email_change;
 mod html;
 mod journeys;
 mod own_data;
@@ -33,11 +31,11 @@ mod settings;
 
 /// The answer to a page request: status, headers (cookies, security headers, `Location`)
 /// and the HTML.
-pub type PageResponse = http::Response<String>;
+type PageResponse = http::Response<String>;
 
 /// A screen of the guide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Screen {
+pub(crate) enum Screen {
     LoginPage,
     Identify,
     Login,
@@ -63,29 +61,20 @@ enum Screen {
     DataPage,
     ExportData,
     CloseCabinet,
+    EmailPage,
+    RequestEmailChange,
+    ConfirmEmailChangePage,
+    ConfirmEmailChange,
+    CancelEmailChangePage,
+    CancelEmailChange,
 }
 
-/// One page route: a method and a path at the site's root. The path's one parameter is
-/// written `{lang}`, the syntax axum and actix-web both read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageRoute {
-    /// The method.
-    pub method: Method,
-    /// The path (`/register`).
-    pub path: &'static str,
-    screen: Screen,
-}
-
-const fn route(method: Method, path: &'static str, screen: Screen) -> PageRoute {
-    PageRoute {
-        method,
-        path,
-        screen,
-    }
+const fn route(method: Method, path: &'static str, screen: Screen) -> Route {
+    Route::new(method, path, Target::Page(screen))
 }
 
 /// Every page route. Paths that take both methods appear twice, once per method.
-pub const ROUTES: [PageRoute; 25] = [
+const ROUTES: [Route; 31] = [
     route(Method::Get, "/", Screen::LoginPage),
     route(Method::Post, "/login/identify", Screen::Identify),
     route(Method::Post, "/login", Screen::Login),
@@ -115,55 +104,23 @@ pub const ROUTES: [PageRoute; 25] = [
     route(Method::Get, "/cabinet/data", Screen::DataPage),
     route(Method::Post, "/cabinet/data/export", Screen::ExportData),
     route(Method::Post, "/cabinet/close", Screen::CloseCabinet),
+    route(Method::Get, "/cabinet/email", Screen::EmailPage),
+    route(Method::Post, "/cabinet/email", Screen::RequestEmailChange),
+    route(
+        Method::Get,
+        "/email/confirm",
+        Screen::ConfirmEmailChangePage,
+    ),
+    route(Method::Post, "/email/confirm", Screen::ConfirmEmailChange),
+    route(Method::Get, "/email/cancel", Screen::CancelEmailChangePage),
+    route(Method::Post, "/email/cancel", Screen::CancelEmailChange),
 ];
-
-/// What a page reads of a request besides its headers.
-#[derive(Debug, Clone, Copy, Default)]
-#[non_exhaustive]
-pub struct PageRequest<'a> {
-    peer: Option<IpAddr>,
-    query: &'a str,
-    parameter: Option<&'a str>,
-    body: &'a [u8],
-}
-
-impl<'a> PageRequest<'a> {
-    /// A request from `peer` (the socket's address: the client, or the nearest proxy).
-    #[must_use]
-    pub fn new(peer: Option<IpAddr>) -> Self {
-        Self {
-            peer,
-            ..Self::default()
-        }
-    }
-
-    /// With the URL's query string (without the `?`).
-    #[must_use]
-    pub fn with_query(mut self, query: &'a str) -> Self {
-        self.query = query;
-        self
-    }
-
-    /// With the path's parameter (`{lang}`).
-    #[must_use]
-    pub fn with_parameter(mut self, parameter: &'a str) -> Self {
-        self.parameter = Some(parameter);
-        self
-    }
-
-    /// With the request body (a form, `application/x-www-form-urlencoded`).
-    #[must_use]
-    pub fn with_body(mut self, body: &'a [u8]) -> Self {
-        self.body = body;
-        self
-    }
-}
 
 /// One request as the screens see it.
 struct Request<'a> {
     api: &'a Api,
     headers: &'a (dyn Headers + Sync),
-    incoming: PageRequest<'a>,
+    incoming: Incoming<'a>,
 }
 
 impl Request<'_> {
@@ -240,12 +197,57 @@ forms! {
     struct CsrfOnly {}
 }
 
-/// Answers one page request: the one function every framework's page routes call.
-pub async fn handle(
+/// The guide's screens as server-rendered HTML pages, a [`Surface`] mounted at the site's
+/// root.
+#[derive(Debug, Clone)]
+pub struct Pages {
+    api: Api,
+}
+
+impl Pages {
+    /// The pages over `api` (the same one the JSON API is mounted with).
+    #[must_use]
+    pub fn new(api: Api) -> Self {
+        Self { api }
+    }
+}
+
+impl Surface for Pages {
+    const ROUTES: &'static [Route] = &ROUTES;
+    const CLAIMS_PREFIX: bool = false;
+
+    fn body_timeout(&self) -> std::time::Duration {
+        self.api.connection_limits().body_timeout()
+    }
+
+    fn document(&self, _: &str) -> Option<String> {
+        None
+    }
+
+    async fn answer<'a>(
+        &'a self,
+        route: &'a Route,
+        headers: &'a (dyn Headers + Sync),
+        incoming: Incoming<'a>,
+    ) -> Response {
+        let Target::Page(screen) = route.target else {
+            return self.refuse(Refusal::NotFound, headers);
+        };
+        let page = handle(&self.api, screen, headers, incoming).await;
+        Response::from_http(page.map(bytes::Bytes::from))
+    }
+
+    fn refuse(&self, refusal: Refusal, headers: &(dyn Headers + Sync)) -> Response {
+        Response::from_http(refused(&self.api, headers, &refusal).map(bytes::Bytes::from))
+    }
+}
+
+/// Answers one page request.
+async fn handle(
     api: &Api,
-    route: &PageRoute,
+    screen: Screen,
     headers: &(dyn Headers + Sync),
-    incoming: PageRequest<'_>,
+    incoming: Incoming<'_>,
 ) -> PageResponse {
     let request = Request {
         api,
@@ -253,7 +255,7 @@ pub async fn handle(
         incoming,
     };
     let request = &request;
-    match route.screen {
+    match screen {
         Screen::LoginPage => journeys::login_page(request).await,
         Screen::Identify => journeys::identify(request),
         Screen::Login => journeys::login(request).await,
@@ -279,13 +281,19 @@ pub async fn handle(
         Screen::DataPage => own_data::data(request).await,
         Screen::ExportData => own_data::export(request).await,
         Screen::CloseCabinet => own_data::close(request).await,
+        Screen::EmailPage => email_change::email_page(request).await,
+        Screen::RequestEmailChange => email_change::request_change(request).await,
+        Screen::ConfirmEmailChangePage => email_change::confirm_page(request),
+        Screen::ConfirmEmailChange => email_change::confirm(request).await,
+        Screen::CancelEmailChangePage => email_change::cancel_page(request),
+        Screen::CancelEmailChange => email_change::cancel(request).await,
     }
 }
 
-/// The answer to a page request whose body could not be read: 413 for a body over
-/// [`crate::BODY_LIMIT`], 408 for one that did not arrive within the body timeout.
-#[must_use]
-pub fn refused(api: &Api, headers: &(dyn Headers + Sync), refusal: &Refusal) -> PageResponse {
+/// The answer to a page request refused before it was read: 413 for a body over
+/// [`crate::BODY_LIMIT`], 408 for one that did not arrive within the body timeout, 405 for
+/// a method the path does not take, else 404.
+fn refused(api: &Api, headers: &(dyn Headers + Sync), refusal: &Refusal) -> PageResponse {
     let visit = Visit::new(api, headers);
     let (status, title) = match refusal {
         Refusal::TooLarge => (
@@ -295,6 +303,10 @@ pub fn refused(api: &Api, headers: &(dyn Headers + Sync), refusal: &Refusal) -> 
         Refusal::TimedOut => (
             StatusCode::REQUEST_TIMEOUT,
             visit.t("Форма не дошла", "The form did not arrive"),
+        ),
+        Refusal::MethodNotAllowed { .. } => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            visit.t("Страница не найдена", "Page not found"),
         ),
         _ => (
             StatusCode::NOT_FOUND,
@@ -306,7 +318,13 @@ pub fn refused(api: &Api, headers: &(dyn Headers + Sync), refusal: &Refusal) -> 
         title = title,
         home = visit.t("На главную", "Home"),
     );
-    visit.html(status, title, Html::empty(), body, "/")
+    let mut page = visit.html(status, title, Html::empty(), body, "/");
+    if let Refusal::MethodNotAllowed { allow } = refusal {
+        if let Ok(allow) = HeaderValue::from_str(allow) {
+            page.headers_mut().insert(header::ALLOW, allow);
+        }
+    }
+    page
 }
 
 /// One request's view: language, CSRF token (new or from the cookie), cookies to set.
@@ -463,7 +481,7 @@ fn split_problems(error: &Error, locale: Locale) -> (HashMap<Field, String>, Vec
 }
 
 fn status_of(error: &Error) -> StatusCode {
-    StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
+    StatusCode::from_u16(crate::api::status(error)).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
 }
 
 /// A page that says what went wrong, with nothing to fill in.
@@ -532,7 +550,7 @@ mod tests {
             assert!(
                 ROUTES
                     .iter()
-                    .any(|r| r.path == good && r.method == Method::Get),
+                    .any(|r| r.path() == good && r.method() == Method::Get),
                 "{good} is a page"
             );
         }
@@ -559,10 +577,10 @@ mod tests {
         for (i, a) in ROUTES.iter().enumerate() {
             for b in ROUTES.iter().skip(i + 1) {
                 assert!(
-                    !(a.method == b.method && a.path == b.path),
+                    !(a.method() == b.method() && a.path() == b.path()),
                     "{} {} twice",
-                    a.method.as_str(),
-                    a.path
+                    a.method().as_str(),
+                    a.path()
                 );
             }
         }

@@ -9,6 +9,8 @@ pub struct Portal {
     pub config: PortalConfig,
     /// The lifecycle service over the selected adapters.
     pub service: AuthService,
+    /// Its background task (delivery, purging): spawn `background.run()`.
+    pub background: resident_auth::Background,
     /// Start-up lines: URL, storage, mail, a demo account to try.
     pub banner: Vec<String>,
     /// Where operator actions are recorded: the audit table on PostgreSQL, else the log.
@@ -286,19 +288,28 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
     if let Some(keys) = mail_queue_keys {
         builder = builder.mail_queue_keys(keys);
     }
-    let (confirmation, recovery) = config.link_templates.clone();
-    if let Some(template) = confirmation {
+    let templates = config.link_templates.clone();
+    if let Some(template) = templates.confirmation {
         banner.push(format!("Confirmation links: {template}"));
         builder = builder.confirmation_link(template);
     }
-    if let Some(template) = recovery {
+    if let Some(template) = templates.recovery {
         banner.push(format!("Recovery links: {template}"));
         builder = builder.recovery_link(template);
     }
-    let service = builder.build().map_err(|e| ConfigError(e.to_string()))?;
+    if let Some(template) = templates.email_change {
+        banner.push(format!("Email-change links: {template}"));
+        builder = builder.email_change_link(template);
+    }
+    if let Some(template) = templates.email_change_cancel {
+        banner.push(format!("Email-change cancel links: {template}"));
+        builder = builder.email_change_cancel_link(template);
+    }
+    let (service, background) = builder.build().map_err(|e| ConfigError(e.to_string()))?;
     Ok(Portal {
         config: config.clone(),
         service,
+        background,
         banner,
         audit,
     })

@@ -4,7 +4,8 @@
 use super::*;
 
 /// Builds the links letters carry. By default they point at the library's own pages under
-/// the base URL, `{base}/confirm?token=…` and `{base}/recover?token=…` (served by
+/// the base URL, `{base}/confirm?token=…`, `{base}/recover?token=…`,
+/// `{base}/email/confirm?token=…` and `{base}/email/cancel?token=…` (served by
 /// `resident-auth-axum` and `resident-auth-actix` with their `pages` feature); a host with a front end of its own points
 /// each kind at its own route with a [`LinkTemplate`].
 ///
@@ -12,7 +13,14 @@ use super::*;
 /// use resident_auth::letters::{LinkTemplate, Links};
 /// let links = Links::new("https://portal.example.org")
 ///     .with_confirmation("https://app.example.org/confirm/{token}".parse::<LinkTemplate>()?);
-/// assert_eq!(links.pages_needed(), ["https://portal.example.org/recover"]);
+/// assert_eq!(
+///     links.pages_needed(),
+///     [
+///         "https://portal.example.org/recover",
+///         "https://portal.example.org/email/confirm",
+///         "https://portal.example.org/email/cancel",
+///     ]
+/// );
 /// # Ok::<(), resident_auth::errors::InvalidLinkTemplate>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +28,8 @@ pub struct Links {
     base_url: String,
     confirmation: Option<LinkTemplate>,
     recovery: Option<LinkTemplate>,
+    email_change: Option<LinkTemplate>,
+    email_change_cancel: Option<LinkTemplate>,
 }
 
 impl Links {
@@ -31,6 +41,8 @@ impl Links {
             base_url: base_url.trim().trim_end_matches('/').to_owned(),
             confirmation: None,
             recovery: None,
+            email_change: None,
+            email_change_cancel: None,
         }
     }
 
@@ -50,13 +62,30 @@ impl Links {
         self
     }
 
+    /// Email-change links ("Подтверждение нового e-mail") point at `template` instead of
+    /// `{base}/email/confirm?token=…`.
+    #[must_use]
+    pub fn with_email_change(mut self, template: LinkTemplate) -> Self {
+        self.email_change = Some(template);
+        self
+    }
+
+    /// The links that cancel an email change ("Смена e-mail", to the address in force)
+    /// point at `template` instead of `{base}/email/cancel?token=…`.
+    #[must_use]
+    pub fn with_email_change_cancel(mut self, template: LinkTemplate) -> Self {
+        self.email_change_cancel = Some(template);
+        self
+    }
+
     /// The base URL.
     #[must_use]
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
 
-    /// The library's own pages these links land on (`{base}/confirm`, `{base}/recover`):
+    /// The library's own pages these links land on (`{base}/confirm`, `{base}/recover`,
+    /// `{base}/email/confirm`, `{base}/email/cancel`):
     /// a host must serve each, or give its kind a [`LinkTemplate`]. Empty when every kind
     /// points at the host's own routes.
     #[must_use]
@@ -64,6 +93,8 @@ impl Links {
         [
             (self.confirmation.is_none(), "/confirm"),
             (self.recovery.is_none(), "/recover"),
+            (self.email_change.is_none(), "/email/confirm"),
+            (self.email_change_cancel.is_none(), "/email/cancel"),
         ]
         .into_iter()
         .filter(|(needed, _)| *needed)
@@ -74,26 +105,31 @@ impl Links {
     /// The confirmation link for `token`.
     #[must_use]
     pub fn confirmation(&self, token: &Token) -> SecretString {
-        match &self.confirmation {
-            Some(template) => template.fill(token),
-            None => SecretString::from(format!(
-                "{}/confirm?token={}",
-                self.base_url,
-                token.expose()
-            )),
-        }
+        self.link(self.confirmation.as_ref(), "/confirm", token)
     }
 
     /// The recovery link for `token`.
     #[must_use]
     pub fn recovery(&self, token: &Token) -> SecretString {
-        match &self.recovery {
+        self.link(self.recovery.as_ref(), "/recover", token)
+    }
+
+    /// The email-change link for `token`.
+    #[must_use]
+    pub fn email_change(&self, token: &Token) -> SecretString {
+        self.link(self.email_change.as_ref(), "/email/confirm", token)
+    }
+
+    /// The link that cancels an email change, for `token`.
+    #[must_use]
+    pub fn email_change_cancel(&self, token: &Token) -> SecretString {
+        self.link(self.email_change_cancel.as_ref(), "/email/cancel", token)
+    }
+
+    fn link(&self, template: Option<&LinkTemplate>, page: &str, token: &Token) -> SecretString {
+        match template {
             Some(template) => template.fill(token),
-            None => SecretString::from(format!(
-                "{}/recover?token={}",
-                self.base_url,
-                token.expose()
-            )),
+            None => SecretString::from(format!("{}{page}?token={}", self.base_url, token.expose())),
         }
     }
 }

@@ -81,16 +81,25 @@ pub enum LinkPurpose {
     Activation,
     /// Sets a new password ("Восстановление пароля").
     Recovery,
+    /// Makes the address it was mailed to the cabinet's login ("Подтверждение нового
+    /// e-mail", docs/contract.md §3, journey 12).
+    EmailChange,
+    /// Cancels a pending change of the cabinet's email ("Смена e-mail"), mailed to the
+    /// address in force.
+    EmailChangeCancel,
 }
 
 impl LinkPurpose {
-    /// The stored name: `confirmation`, `activation`, `recovery`.
+    /// The stored name: `confirmation`, `activation`, `recovery`, `email_change`,
+    /// `email_change_cancel`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
             LinkPurpose::Confirmation => "confirmation",
             LinkPurpose::Activation => "activation",
             LinkPurpose::Recovery => "recovery",
+            LinkPurpose::EmailChange => "email_change",
+            LinkPurpose::EmailChangeCancel => "email_change_cancel",
         }
     }
 
@@ -101,6 +110,8 @@ impl LinkPurpose {
             LinkPurpose::Confirmation,
             LinkPurpose::Activation,
             LinkPurpose::Recovery,
+            LinkPurpose::EmailChange,
+            LinkPurpose::EmailChangeCancel,
         ]
         .into_iter()
         .find(|purpose| purpose.as_str() == name)
@@ -114,15 +125,16 @@ impl LinkPurpose {
 pub struct Link {
     /// What the link is for.
     pub purpose: LinkPurpose,
-    /// The email the link was mailed to (for an added account, the cabinet's).
+    /// The email the link was mailed to (for an added account, the cabinet's; for an
+    /// email change, the new address; for its cancellation, the address in force).
     pub email: Email,
-    /// The account being registered; `None` for a recovery link.
+    /// The account being registered; `None` for a recovery or email-change link.
     pub account_number: Option<AccountNumber>,
     /// The cabinet the link acts on: the cabinet gaining an account, or the one
-    /// recovering its password; `None` for a registration that opens a new cabinet.
+    /// recovering its password or changing its email; `None` for a registration that opens a new cabinet.
     pub cabinet: Option<CabinetId>,
-    /// For a recovery link, the cabinet's credential version when it was mailed: the
-    /// link dies once the credentials are issued anew.
+    /// For a recovery or email-change link, the cabinet's credential version when it was
+    /// mailed: the link dies once the credentials are issued anew (or the email changes).
     pub credential_version: Option<u64>,
     /// When the link stops working.
     pub expires_at: Timestamp,
@@ -140,7 +152,8 @@ pub struct Cabinet {
     pub email: Email,
     /// The argon2id hash of the password.
     pub password_hash: HashedPassword,
-    /// Changes whenever the password is issued anew or the accounts change; a session
+    /// Changes whenever the password is issued anew, the accounts change, or the email
+    /// changes (or a pending change is cancelled); a session
     /// opened under another credential version no longer authenticates.
     pub credential_version: u64,
     /// Linked personal accounts, in the order they were added; no account is in two

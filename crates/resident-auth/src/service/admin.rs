@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::{AuthService, Expected};
+use crate::ports::prelude::*;
 use crate::{
     letters::{Letter, LetterContent},
     mail_queue::{LetterStatus, QueuedLetter},
@@ -25,7 +26,8 @@ pub use reports::{
     Report, SessionExport,
 };
 pub use terms::{
-    AdminError, Audit, AuditEvent, InvalidLookup, InvalidOperator, Lookup, Operator, TracingAudit,
+    AdminError, Audit, AuditEvent, InvalidLookup, InvalidOperator, Lookup, Operator, RefusalReason,
+    TracingAudit,
 };
 
 /// The operators' facade over a service: [`AuthService::admin`].
@@ -332,7 +334,7 @@ impl Admin {
             )
             .await?
         {
-            return Err(AdminError::Refused("the link changed meanwhile; try again"));
+            return Err(AdminError::Refused(RefusalReason::ChangedMeanwhile));
         }
         self.service.letter_written(queued).await;
         self.record(operator, "resend_confirmation", fresh.cabinet, 1)
@@ -429,9 +431,7 @@ impl Admin {
                 .ok_or(AdminError::NotFound)?;
             if cabinet.value.accounts.len() == 1 {
                 if !erase {
-                    return Err(AdminError::Refused(
-                        "the cabinet's last account: erase the cabinet instead",
-                    ));
+                    return Err(AdminError::Refused(RefusalReason::LastAccount));
                 }
                 return self
                     .erase(&Lookup::Account(*account), operator)
@@ -460,7 +460,9 @@ impl Admin {
             {
                 CabinetSwap::Written => {}
                 CabinetSwap::Conflict => continue,
-                CabinetSwap::Taken => return Err(AdminError::Refused("the cabinet changed")),
+                CabinetSwap::Taken => {
+                    return Err(AdminError::Refused(RefusalReason::ChangedMeanwhile))
+                }
             }
             self.service.letter_written(queued).await;
             let _ = self.delete_sessions(&next.id).await;
@@ -544,11 +546,7 @@ impl Admin {
                 .await?
             {
                 CabinetSwap::Written => erased.cabinets = 1,
-                _ => {
-                    return Err(AdminError::Refused(
-                        "the cabinet changed meanwhile; run again",
-                    ))
-                }
+                _ => return Err(AdminError::Refused(RefusalReason::ChangedMeanwhile)),
             }
         }
         if erased.total() == 0 {

@@ -8,7 +8,7 @@ use super::*;
 ///
 /// ```
 /// use resident_auth::{memory::{MemoryDirectory, MemoryStore, RecordingMailer}, AuthService};
-/// let service = AuthService::builder("https://portal.example.org")
+/// let (service, _background) = AuthService::builder("https://portal.example.org")
 ///     .store(MemoryStore::new())
 ///     .directory(MemoryDirectory::default())
 ///     .mailer(RecordingMailer::new())
@@ -114,12 +114,14 @@ impl AuthServiceBuilder {
     ///
     /// ```
     /// # use resident_auth::{memory::{MemoryDirectory, MemoryStore, RecordingMailer}, AuthService};
-    /// let service = AuthService::builder("https://portal.example.org")
+    /// let (service, _background) = AuthService::builder("https://portal.example.org")
     ///     .store(MemoryStore::new())
     ///     .directory(MemoryDirectory::default())
     ///     .mailer(RecordingMailer::new())
     ///     .confirmation_link("https://app.example.org/confirm/{token}".parse()?)
     ///     .recovery_link("https://app.example.org/reset/{token}".parse()?)
+    ///     .email_change_link("https://app.example.org/email/{token}".parse()?)
+    ///     .email_change_cancel_link("https://app.example.org/email/{token}/cancel".parse()?)
     ///     .build()?;
     /// assert!(service.config().links.pages_needed().is_empty());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -136,6 +138,21 @@ impl AuthServiceBuilder {
         self
     }
 
+    /// Email-change letters link to `template` on the host's own front end instead of the
+    /// library's `{base}/email/confirm` page ([`Links::with_email_change`]).
+    pub fn email_change_link(mut self, template: crate::letters::LinkTemplate) -> Self {
+        self.config.links = self.config.links.with_email_change(template);
+        self
+    }
+
+    /// The notices of an email change link to `template` on the host's own front end
+    /// instead of the library's `{base}/email/cancel` page
+    /// ([`Links::with_email_change_cancel`]).
+    pub fn email_change_cancel_link(mut self, template: crate::letters::LinkTemplate) -> Self {
+        self.config.links = self.config.links.with_email_change_cancel(template);
+        self
+    }
+
     /// The clock (default: the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
@@ -148,12 +165,13 @@ impl AuthServiceBuilder {
         self
     }
 
-    /// The service.
+    /// The service, and its [`Background`] task (delivering the mail queue, purging
+    /// expired records) to run for the life of the process.
     ///
     /// # Errors
     /// [`BuildError::Missing`] naming a port not given; [`BuildError::Hasher`] if the
     /// default hasher cannot start its threads.
-    pub fn build(self) -> Result<AuthService, BuildError> {
+    pub fn build(self) -> Result<(AuthService, Background), BuildError> {
         let hasher = match self.hasher {
             Some(hasher) => hasher,
             None => Arc::new(crate::hasher::Argon2Hasher::new(HashParams::default())?),
@@ -179,6 +197,7 @@ impl AuthServiceBuilder {
                  (make one with `openssl rand -base64 32`)"
             );
         }
-        Ok(AuthService::new(ports, self.config))
+        let service = AuthService::new(ports, self.config);
+        Ok((service.clone(), Background::new(service)))
     }
 }

@@ -2,6 +2,7 @@
 //! logging out.
 
 use super::*;
+use crate::ports::prelude::*;
 
 impl AuthService {
     /// Journey 4, step 1: the email alone, syntax only. Never reveals whether it is

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::AuthService;
+use crate::ports::prelude::*;
 use crate::{
     clock::Timestamp,
     error::Error,
@@ -35,6 +36,10 @@ pub struct DeliveryPolicy {
     pub claim: Duration,
     /// Letters claimed at once by [`AuthService::deliver_due`] (default 32).
     pub batch: usize,
+    /// How often the [`Background`](crate::Background) task looks for letters due besides
+    /// those this instance queues, which it sends at once: letters queued by other
+    /// instances, retries that came due (default 5 s).
+    pub poll: Duration,
     /// How long a sent or dead letter's record stays for operators (default 7 days).
     pub retention: Duration,
     /// Attempt each letter at once, in the request that queued it, after the write (the
@@ -52,6 +57,7 @@ impl Default for DeliveryPolicy {
             deadline: Duration::from_secs(24 * 3600),
             claim: Duration::from_secs(120),
             batch: 32,
+            poll: Duration::from_secs(5),
             retention: Duration::from_secs(7 * 24 * 3600),
             in_request: false,
         }
@@ -147,9 +153,9 @@ impl AuthService {
             {
                 tracing::warn!(
                     "resident-auth: a letter was queued but no delivery round has run in this \
-                     process: letters are sent only by AuthService::deliver_due. Start the \
-                     delivery worker (the integrations' spawn_delivery, or \
-                     resident_auth_http::deliver_periodically) in every instance"
+                     process: letters are sent only by AuthService::deliver_due. Run the \
+                     Background task that AuthServiceBuilder::build returned \
+                     (tokio::spawn(background.run())) in every instance"
                 );
             }
             return;
@@ -248,7 +254,7 @@ impl AuthService {
                 letter.last_error = None;
                 Delivered::Sent
             }
-            Err(MailErrorKind::Transient) if now < letter.give_up_at => {
+            Err(MailErrorKind::Retryable) if now < letter.give_up_at => {
                 letter.next_attempt_at = now.plus(self.config.delivery.backoff(letter.attempts));
                 letter.last_error = Some("transient".to_owned());
                 Delivered::Retried

@@ -7,6 +7,7 @@ use super::{
     admin::{AdminError, CabinetExport, Lookup},
     AuthService, Authenticated,
 };
+use crate::ports::prelude::*;
 use crate::{
     error::{Error, Problem},
     events::{Event, EventKind},
@@ -111,7 +112,7 @@ impl AuthService {
     /// The current password of the session's cabinet, counted against the login limits
     /// first and then verified; an expired mailed password is refused as at login. Returns
     /// the counters a success clears.
-    async fn check_current_password(
+    pub(super) async fn check_current_password(
         &self,
         session: &Authenticated,
         current_password: SecretString,

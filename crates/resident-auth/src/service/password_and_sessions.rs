@@ -4,6 +4,7 @@
 use secrecy::SecretString;
 
 use super::{AuthService, Authenticated, CABINET_WRITE_ATTEMPTS};
+use crate::ports::prelude::*;
 use crate::{
     clock::Timestamp,
     error::{Error, Problem},
@@ -157,7 +158,11 @@ impl AuthService {
 
     /// Moves the asking session to the credential version just written, so it survives
     /// the change that ended every other one. A session logged out meanwhile stays out.
-    async fn keep_session(&self, session: &Authenticated, new_version: u64) -> Result<(), Error> {
+    pub(super) async fn keep_session(
+        &self,
+        session: &Authenticated,
+        new_version: u64,
+    ) -> Result<(), Error> {
         let store = self.store();
         let token = &session.session.token;
         let old_version = session.session.record.credential_version;

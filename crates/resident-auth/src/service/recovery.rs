@@ -1,6 +1,7 @@
 //! Journey 6: password recovery by a link.
 
 use super::*;
+use crate::ports::prelude::*;
 
 impl AuthService {
     /// Journey 6, step 1: asks for a recovery letter. The answer is the same whether or

@@ -2,6 +2,7 @@
 //! activating with the premises number, which issues the credentials.
 
 use super::*;
+use crate::ports::prelude::*;
 
 impl AuthService {
     /// Journey 1: registration. Checks every field (all problems together), the region,

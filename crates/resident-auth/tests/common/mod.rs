@@ -5,7 +5,6 @@
 use std::{sync::Arc, time::Duration};
 
 use resident_auth::{
-    enumeration::CountingHasher,
     letters::Letter,
     letters::LetterKind,
     letters::Links,
@@ -18,6 +17,7 @@ use resident_auth::{
     ports::Ports,
     ports::Store,
     secrecy::{ExposeSecret, SecretString},
+    testing::enumeration::CountingHasher,
     Argon2Hasher, AuthConfig, AuthService, Email, HashParams, Locale, RegistrationForm,
     RequestContext, Timestamp,
 };

@@ -80,12 +80,25 @@ pub enum AdminError {
     /// Nothing matches the lookup.
     #[error("not found")]
     NotFound,
-    /// The operation would leave a state the policy forbids; the reason says which.
+    /// The operation would leave a state the policy forbids, or what it read changed
+    /// before it could write; the reason says which.
     #[error("refused: {0}")]
-    Refused(&'static str),
+    Refused(RefusalReason),
     /// The service failed (storage, mail).
     #[error(transparent)]
     Service(#[from] Error),
+}
+
+/// Why an operator's operation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefusalReason {
+    /// The account is its cabinet's last: erase the cabinet instead.
+    #[error("the cabinet's last account: erase the cabinet instead")]
+    LastAccount,
+    /// What the operation read changed before it could write: run it again.
+    #[error("the record changed meanwhile; run again")]
+    ChangedMeanwhile,
 }
 
 impl From<StoreError> for AdminError {

@@ -38,7 +38,7 @@
 //! ```ignore
 //! #[tokio::test(flavor = "multi_thread")]
 //! async fn every_store_fault_of_every_step() {
-//!     resident_auth::conformance::store_fault_matrix(|| MyStore::connect_fresh()).await;
+//!     resident_auth::testing::store_fault_matrix(|| MyStore::connect_fresh()).await;
 //! }
 //! ```
 #![allow(
@@ -48,6 +48,8 @@
     clippy::indexing_slicing
 )]
 
+mod email_change;
+pub mod enumeration;
 mod faults;
 mod journeys;
 mod letters;
@@ -55,6 +57,7 @@ mod own_data;
 mod races;
 mod records;
 
+pub use email_change::*;
 pub use faults::{store_fault_matrix, FaultMode, FaultyStore};
 pub use journeys::*;
 pub use letters::*;
@@ -85,7 +88,7 @@ use crate::{
 /// Generates one `#[tokio::test]` per conformance rule. `$store` is an expression that
 /// evaluates to a future of a fresh, empty store (it runs once per test); the store must
 /// be `Clone` (clones share the data) and `'static`. The test crate needs the `testing`
-/// feature and tokio's `macros` and `rt-multi-thread` ([the module](crate::conformance)).
+/// feature and tokio's `macros` and `rt-multi-thread` ([the module](crate::testing)).
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 #[macro_export]
 macro_rules! store_conformance_tests {
@@ -124,7 +127,11 @@ macro_rules! store_conformance_tests {
             journey_password_change_keeps_only_this_session,
             journey_sessions_listed_and_ended_by_id,
             journey_temporary_password_must_be_changed,
-            journey_resident_downloads_the_data_and_closes_the_cabinet
+            journey_resident_downloads_the_data_and_closes_the_cabinet,
+            journey_resident_changes_the_email,
+            journey_email_change_racing_a_recovery_lets_one_win,
+            journey_email_change_racing_logins_keeps_no_old_session,
+            journey_two_cabinets_asking_for_one_address_let_the_first_confirmed_win
         );
     };
     (@rules $store:expr; $($rule:ident),+ $(,)?) => {
@@ -132,7 +139,7 @@ macro_rules! store_conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $rule() {
                 let store = $store.await;
-                $crate::conformance::$rule(&store).await;
+                $crate::testing::$rule(&store).await;
             }
         )+
     };

@@ -21,21 +21,12 @@ use std::{
     time::Duration,
 };
 
-use async_trait::async_trait;
 use secrecy::SecretString;
 
 use super::{problem, secret, Journeys, CHOSEN, FLAT, PARKING, RESIDENT};
 use crate::{
-    clock::Timestamp,
-    ids::CabinetId,
     letters::LetterKind,
-    mail_queue::QueuedLetter,
-    ports::{
-        Cabinet, CabinetKey, CabinetStore, CabinetSwap, Count, CounterKey, CounterStore, Expected,
-        LetterStore, Link, LinkAdvance, LinkPurpose, LinkStore, Session, SessionStore, Store,
-        StoreError, Versioned,
-    },
-    secret::TokenHash,
+    ports::{CabinetKey, Store, StoreError},
     AddressForm, CredentialHasher, Error, Problem, Unavailable, Verification,
 };
 
@@ -109,158 +100,7 @@ impl<S: Store> FaultyStore<S> {
     }
 }
 
-#[async_trait]
-impl<S: Store> LinkStore for FaultyStore<S> {
-    async fn link(&self, t: &TokenHash) -> Result<Option<Versioned<Link>>, StoreError> {
-        self.gated(self.inner.link(t)).await
-    }
-    async fn swap_link(
-        &self,
-        t: &TokenHash,
-        e: Expected,
-        n: Option<(&TokenHash, &Link)>,
-        l: Option<&QueuedLetter>,
-    ) -> Result<bool, StoreError> {
-        self.gated(self.inner.swap_link(t, e, n, l)).await
-    }
-    async fn links_about(
-        &self,
-        email: Option<&crate::Email>,
-        accounts: &[crate::AccountNumber],
-    ) -> Result<Vec<(TokenHash, Versioned<Link>)>, StoreError> {
-        self.gated(self.inner.links_about(email, accounts)).await
-    }
-}
-
-#[async_trait]
-impl<S: Store> CabinetStore for FaultyStore<S> {
-    async fn cabinet(&self, k: CabinetKey<'_>) -> Result<Option<Versioned<Cabinet>>, StoreError> {
-        self.gated(self.inner.cabinet(k)).await
-    }
-    async fn swap_cabinet(
-        &self,
-        id: &CabinetId,
-        e: Expected,
-        n: Option<&Cabinet>,
-        l: Option<&QueuedLetter>,
-    ) -> Result<CabinetSwap, StoreError> {
-        self.gated(self.inner.swap_cabinet(id, e, n, l)).await
-    }
-}
-
-#[async_trait]
-impl<S: Store> LetterStore for FaultyStore<S> {
-    async fn claim_letters(
-        &self,
-        now: crate::Timestamp,
-        until: crate::Timestamp,
-        limit: usize,
-    ) -> Result<Vec<Versioned<QueuedLetter>>, StoreError> {
-        self.gated(self.inner.claim_letters(now, until, limit))
-            .await
-    }
-    async fn swap_letter(
-        &self,
-        id: &crate::LetterId,
-        e: Expected,
-        n: Option<&QueuedLetter>,
-    ) -> Result<bool, StoreError> {
-        self.gated(self.inner.swap_letter(id, e, n)).await
-    }
-    async fn letters_about(
-        &self,
-        email: Option<&crate::Email>,
-        cabinet: Option<&CabinetId>,
-    ) -> Result<Vec<Versioned<QueuedLetter>>, StoreError> {
-        self.gated(self.inner.letters_about(email, cabinet)).await
-    }
-}
-
-#[async_trait]
-impl<S: Store> SessionStore for FaultyStore<S> {
-    async fn session(&self, t: &TokenHash) -> Result<Option<Versioned<Session>>, StoreError> {
-        self.gated(self.inner.session(t)).await
-    }
-    async fn swap_session(
-        &self,
-        t: &TokenHash,
-        e: Expected,
-        n: Option<&Session>,
-    ) -> Result<bool, StoreError> {
-        self.gated(self.inner.swap_session(t, e, n)).await
-    }
-    async fn cabinet_sessions(
-        &self,
-        c: &CabinetId,
-    ) -> Result<Vec<(TokenHash, Versioned<Session>)>, StoreError> {
-        self.gated(self.inner.cabinet_sessions(c)).await
-    }
-}
-
-#[async_trait]
-impl<S: Store> CounterStore for FaultyStore<S> {
-    async fn increment(
-        &self,
-        k: &CounterKey,
-        now: Timestamp,
-        w: Duration,
-    ) -> Result<Count, StoreError> {
-        self.gated(self.inner.increment(k, now, w)).await
-    }
-    async fn reset(&self, k: &CounterKey) -> Result<(), StoreError> {
-        self.gated(self.inner.reset(k)).await
-    }
-    async fn counters_about(
-        &self,
-        subjects: &[String],
-    ) -> Result<Vec<(CounterKey, Count)>, StoreError> {
-        self.gated(self.inner.counters_about(subjects)).await
-    }
-}
-
-/// Every method is forwarded to the store's own and gated as one call, the composites too:
-/// a store that overrides `advance_link` or `increment_all` with statements of its own (a
-/// transaction, one round trip) is faulted on those statements, not on defaults it never
-/// runs.
-#[async_trait]
-impl<S: Store> Store for FaultyStore<S> {
-    fn outlives_the_process(&self) -> bool {
-        self.inner.outlives_the_process()
-    }
-    async fn session_with_cabinet(
-        &self,
-        token: &TokenHash,
-    ) -> Result<Option<(Versioned<Session>, Versioned<Cabinet>)>, StoreError> {
-        self.gated(self.inner.session_with_cabinet(token)).await
-    }
-    async fn advance_link(
-        &self,
-        token: &TokenHash,
-        purpose: LinkPurpose,
-        now: Timestamp,
-        next_token: &TokenHash,
-        next: LinkAdvance,
-    ) -> Result<Option<Link>, StoreError> {
-        self.gated(
-            self.inner
-                .advance_link(token, purpose, now, next_token, next),
-        )
-        .await
-    }
-    async fn increment_all(
-        &self,
-        keys: &[(CounterKey, Duration)],
-        now: Timestamp,
-    ) -> Result<Vec<Count>, StoreError> {
-        self.gated(self.inner.increment_all(keys, now)).await
-    }
-    async fn reset_all(&self, keys: &[CounterKey]) -> Result<(), StoreError> {
-        self.gated(self.inner.reset_all(keys)).await
-    }
-    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-        self.gated(self.inner.purge_expired(now)).await
-    }
-}
+crate::ports::forward_store!([S: Store] FaultyStore<S>, inner, gated);
 
 /// What a step needs from its setup.
 #[derive(Default, Clone)]
@@ -269,6 +109,8 @@ struct Scene {
     password: Option<SecretString>,
     session: String,
     recovery: String,
+    email_change: String,
+    email_change_cancel: String,
 }
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -323,6 +165,27 @@ fn recovering(j: &Journeys) -> Boxed<'_, Scene> {
         scene
     })
 }
+
+fn changing_email(j: &Journeys) -> Boxed<'_, Scene> {
+    Box::pin(async move {
+        let mut scene = active(j).await;
+        let session = j.service.authenticate(&scene.session).await.unwrap();
+        j.service
+            .request_email_change(
+                &session,
+                NEW_ADDRESS,
+                scene.password.clone().unwrap(),
+                &Journeys::context(),
+            )
+            .await
+            .unwrap();
+        scene.email_change = j.link(NEW_ADDRESS, LetterKind::ConfirmEmailChange);
+        scene.email_change_cancel = j.link(RESIDENT, LetterKind::EmailChangeRequested);
+        scene
+    })
+}
+
+const NEW_ADDRESS: &str = "new.address@example.org";
 
 /// The steps of every journey, each after the setup it needs.
 fn steps() -> Vec<(&'static str, Setup, Step)> {
@@ -415,6 +278,31 @@ fn steps() -> Vec<(&'static str, Setup, Step)> {
             Box::pin(async move {
                 let session = j.service.authenticate(&scene.session).await?;
                 j.service.end_other_sessions(&session).await.map(|_| ())
+            })
+        }),
+        ("request email change", active, |j, scene| {
+            Box::pin(async move {
+                let session = j.service.authenticate(&scene.session).await?;
+                let current = scene.password.clone().unwrap();
+                j.service
+                    .request_email_change(&session, NEW_ADDRESS, current, &Journeys::context())
+                    .await
+            })
+        }),
+        ("confirm email change", changing_email, |j, scene| {
+            Box::pin(async move {
+                let session = j.service.authenticate(&scene.session).await?;
+                j.service
+                    .confirm_email_change(&scene.email_change, Some(&session), &Journeys::context())
+                    .await
+                    .map(|_| ())
+            })
+        }),
+        ("cancel email change", changing_email, |j, scene| {
+            Box::pin(async move {
+                j.service
+                    .cancel_email_change(&scene.email_change_cancel, &Journeys::context())
+                    .await
             })
         }),
     ]
@@ -525,7 +413,9 @@ where
                             is_store_unavailable(error),
                             "{name}: store fault at call {call} surfaced as {error:?}"
                         );
-                        assert!(error.is_retryable() && error.http_status() == 503);
+                        assert!(
+                            error.is_retryable() && error.kind() == crate::ErrorKind::Unavailable
+                        );
                         step(&j, &scene).await.unwrap_or_else(|e| {
                             panic!("{name}: retry after store fault at call {call} failed: {e:?}")
                         });

@@ -15,13 +15,13 @@ pub use crate::hasher::CountingHasher;
 use secrecy::SecretString;
 
 use crate::{
-    clock::ManualClock, hasher::Argon2Hasher, locale::UserError, AuthService, Error, HashWork,
-    Locale, LoggedIn, RequestContext,
+    clock::ManualClock, hasher::Argon2Hasher, locale::UserError, AuthService, Error, ErrorKind,
+    HashWork, Locale, LoggedIn, RequestContext,
 };
 
 /// What a caller can observe of a failed login, except time: status, codes and messages,
 /// and whether a `Retry-After` came with it.
-pub type Observed = (u16, Vec<(&'static str, String)>, bool);
+pub type Observed = (Option<ErrorKind>, Vec<(&'static str, String)>, bool);
 
 /// The result of [`probe_login_enumeration`].
 #[derive(Debug, Clone)]
@@ -86,9 +86,9 @@ impl std::fmt::Display for EnumerationReport {
 
 fn observe(result: Result<LoggedIn, Error>) -> Observed {
     match result {
-        Ok(_) => (200, Vec::new(), false),
+        Ok(_) => (None, Vec::new(), false),
         Err(error) => (
-            error.http_status(),
+            Some(error.kind()),
             error
                 .problems()
                 .iter()

@@ -1,0 +1,305 @@
+//! One way to mount every part of resident-auth on any web framework.
+//!
+//! Each part — the residents' JSON API ([`crate::Api`]), the operators' API
+//! ([`crate::admin_api::AdminApi`]) and the guide's pages ([`crate::pages::Pages`]) — is a
+//! [`Surface`]: its routes grouped by path, one function that answers a matched route with
+//! an [`http::Response`], and one that answers a request refused before it was read (a body
+//! too large or too slow, a method the path does not take). A framework adapter mounts any
+//! surface with one generic function; resident-auth-axum and resident-auth-actix each have
+//! exactly one.
+
+use std::{future::Future, net::IpAddr, time::Duration};
+
+use bytes::Bytes;
+
+use crate::{web::Headers, Refusal};
+
+/// An answer ready to send: status, headers and body, serialised once. It is an
+/// `axum` response and an actix-web `Responder` as it is (features `axum`, `actix`), and
+/// an [`http::Response`] for any other framework ([`Response::into_http`]).
+#[derive(Debug)]
+pub struct Response(http::Response<Bytes>);
+
+impl Response {
+    /// The status.
+    #[must_use]
+    pub fn status(&self) -> http::StatusCode {
+        self.0.status()
+    }
+
+    /// The headers.
+    #[must_use]
+    pub fn headers(&self) -> &http::HeaderMap {
+        self.0.headers()
+    }
+
+    /// The answer as the `http` crate's type.
+    #[must_use]
+    pub fn into_http(self) -> http::Response<Bytes> {
+        self.0
+    }
+
+    #[cfg(feature = "pages")]
+    pub(crate) fn from_http(response: http::Response<Bytes>) -> Self {
+        Self(response)
+    }
+
+    /// The answer as actix-web's type (whose `http` types are of another major version).
+    #[cfg(feature = "actix")]
+    pub(crate) fn into_actix(self) -> actix_web::HttpResponse {
+        use actix_web::http::{header, StatusCode};
+        let (parts, body) = self.0.into_parts();
+        let status = StatusCode::from_u16(parts.status.as_u16())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = actix_web::HttpResponse::build(status);
+        for (name, value) in &parts.headers {
+            if let (Ok(name), Ok(value)) = (
+                header::HeaderName::from_bytes(name.as_str().as_bytes()),
+                header::HeaderValue::from_bytes(value.as_bytes()),
+            ) {
+                response.append_header((name, value));
+            }
+        }
+        response.body(body)
+    }
+}
+
+#[cfg(feature = "axum")]
+impl axum_core::response::IntoResponse for Response {
+    fn into_response(self) -> axum_core::response::Response {
+        self.0.map(axum_core::body::Body::from)
+    }
+}
+
+#[cfg(feature = "actix")]
+impl actix_web::Responder for Response {
+    type Body = actix_web::body::BoxBody;
+
+    fn respond_to(self, _: &actix_web::HttpRequest) -> actix_web::HttpResponse {
+        self.into_actix()
+    }
+}
+
+/// An HTTP method a route answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `POST`
+    Post,
+    /// `DELETE`
+    Delete,
+}
+
+impl Method {
+    /// The method's name, upper-case.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Delete => "DELETE",
+        }
+    }
+}
+
+/// What a route does, by surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    Api(crate::api::Operation),
+    Admin(crate::admin_api::AdminOperation),
+    #[cfg(feature = "pages")]
+    Page(crate::pages::Screen),
+}
+
+/// A route of a surface: a method and a path below the surface's prefix. A path has at
+/// most one parameter, written `{name}` — the syntax axum and actix-web both read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    method: Method,
+    path: &'static str,
+    pub(crate) target: Target,
+}
+
+impl Route {
+    pub(crate) const fn new(method: Method, path: &'static str, target: Target) -> Self {
+        Self {
+            method,
+            path,
+            target,
+        }
+    }
+
+    /// The method.
+    #[must_use]
+    pub const fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The path below the surface's prefix (`/login`, `/sessions/{id}`).
+    #[must_use]
+    pub const fn path(&self) -> &'static str {
+        self.path
+    }
+}
+
+/// Every route at one path: what a router mounts as one resource, answering any other
+/// method with [`Refusal::MethodNotAllowed`] and this `Allow`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Resource {
+    /// The path below the surface's prefix.
+    pub path: &'static str,
+    /// Its routes, one per method.
+    pub routes: Vec<Route>,
+    /// The `Allow` header of a 405 (`GET, DELETE`).
+    pub allow: String,
+}
+
+/// What a route reads of a request besides its headers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Incoming<'a> {
+    pub(crate) peer: Option<IpAddr>,
+    pub(crate) query: &'a str,
+    pub(crate) parameter: Option<&'a str>,
+    pub(crate) body: &'a [u8],
+}
+
+impl<'a> Incoming<'a> {
+    /// A request from `peer`: the socket's address (the client, or the nearest proxy).
+    #[must_use]
+    pub fn new(peer: Option<IpAddr>) -> Self {
+        Self {
+            peer,
+            ..Self::default()
+        }
+    }
+
+    /// With the URL's query string (without the `?`).
+    #[must_use]
+    pub fn with_query(mut self, query: &'a str) -> Self {
+        self.query = query;
+        self
+    }
+
+    /// With the value of the path's parameter.
+    #[must_use]
+    pub fn with_parameter(mut self, parameter: &'a str) -> Self {
+        self.parameter = Some(parameter);
+        self
+    }
+
+    /// With the request body, read whole within [`crate::BODY_LIMIT`] bytes and
+    /// [`Surface::body_timeout`].
+    #[must_use]
+    pub fn with_body(mut self, body: &'a [u8]) -> Self {
+        self.body = body;
+        self
+    }
+}
+
+/// A part of resident-auth that a web framework mounts under a prefix.
+pub trait Surface: Send + Sync + 'static {
+    /// Every route, in the order to mount them (for routers that match in order, a literal
+    /// path comes before a parameter at the same place).
+    const ROUTES: &'static [Route];
+
+    /// Whether every other path under the prefix is this surface's too, answered with
+    /// [`Refusal::NotFound`] (the JSON APIs), or the host's (the pages, at the root).
+    const CLAIMS_PREFIX: bool;
+
+    /// [`Surface::ROUTES`] grouped by path, in the order of their first route.
+    #[must_use]
+    fn resources() -> Vec<Resource> {
+        let mut resources: Vec<Resource> = Vec::new();
+        for route in Self::ROUTES {
+            match resources.iter_mut().find(|r| r.path == route.path) {
+                Some(resource) => {
+                    resource.routes.push(*route);
+                    resource.allow = format!("{}, {}", resource.allow, route.method.as_str());
+                }
+                None => resources.push(Resource {
+                    path: route.path,
+                    routes: vec![*route],
+                    allow: route.method.as_str().to_owned(),
+                }),
+            }
+        }
+        resources
+    }
+
+    /// The longest a request's body may take to arrive after its head.
+    fn body_timeout(&self) -> Duration;
+
+    /// The surface's OpenAPI document, its paths under `prefix`, to serve at
+    /// `{prefix}`[`crate::openapi::DOCUMENT_PATH`]; `None` for the pages.
+    fn document(&self, prefix: &str) -> Option<String>;
+
+    /// Answers one request to `route`, one of [`Surface::ROUTES`].
+    fn answer<'a>(
+        &'a self,
+        route: &'a Route,
+        headers: &'a (dyn Headers + Sync),
+        incoming: Incoming<'a>,
+    ) -> impl Future<Output = Response> + Send + 'a;
+
+    /// The answer to a request refused before [`Surface::answer`] read it.
+    fn refuse(&self, refusal: Refusal, headers: &(dyn Headers + Sync)) -> Response;
+}
+
+/// An answer with `status`, `headers` and `body`. Header values that are not valid are
+/// skipped (the crate's own are constants or numbers).
+pub(crate) fn response(
+    status: u16,
+    headers: impl IntoIterator<Item = (&'static str, String)>,
+    body: Bytes,
+) -> Response {
+    let mut response = http::Response::new(body);
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in headers {
+        if let Ok(value) = http::HeaderValue::try_from(value) {
+            response
+                .headers_mut()
+                .append(http::HeaderName::from_static(name), value);
+        }
+    }
+    Response(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{admin_api::AdminApi, Api};
+
+    fn allow_of<S: Surface>(path: &str) -> Option<String> {
+        S::resources()
+            .into_iter()
+            .find(|resource| resource.path == path)
+            .map(|resource| resource.allow)
+    }
+
+    #[test]
+    fn resources_group_each_path_with_its_methods_in_route_order() {
+        assert_eq!(
+            allow_of::<AdminApi>("/cabinets/{lookup}").as_deref(),
+            Some("GET, DELETE")
+        );
+        assert_eq!(allow_of::<Api>("/login").as_deref(), Some("POST"));
+        let paths: Vec<&str> = Api::resources().iter().map(|r| r.path).collect();
+        let others = paths.iter().position(|p| *p == "/sessions/others");
+        let one = paths.iter().position(|p| *p == "/sessions/{id}");
+        assert!(
+            others < one,
+            "a literal path before the parameter: {paths:?}"
+        );
+        for resource in Api::resources().iter().chain(&AdminApi::resources()) {
+            assert_eq!(
+                resource.routes.len(),
+                resource.allow.split(", ").count(),
+                "{resource:?}"
+            );
+        }
+    }
+}
