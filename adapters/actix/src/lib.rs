@@ -8,7 +8,7 @@ use actix_web::{
 };
 use resident_auth::AuthService;
 use resident_auth_http::{
-    openapi::DOCUMENT_PATH, Headers, Incoming, Method, Refusal, Response, Route, Surface,
+    openapi::DOCUMENT_PATH, Incoming, Method, Refusal, Response, Route, Surface,
 };
 /// What a host configures and names, re-exported so that it depends on this crate alone
 /// for them.
@@ -153,7 +153,7 @@ fn refusing<T: Surface>(
 ) -> impl Fn(HttpRequest) -> std::future::Ready<Response> + Clone + 'static {
     let surface = Arc::clone(surface);
     move |request: HttpRequest| {
-        std::future::ready(surface.refuse(refusal.clone(), &ActixHeaders(request.headers())))
+        std::future::ready(surface.refuse(refusal.clone(), request.headers()))
     }
 }
 
@@ -164,10 +164,10 @@ async fn answer<T: Surface>(
     request: HttpRequest,
     body: web::Payload,
 ) -> Response {
-    let headers = ActixHeaders(request.headers());
+    let headers = request.headers();
     let body = match read_body(body, surface.body_timeout()).await {
         Ok(body) => body,
-        Err(refusal) => return surface.refuse(refusal, &headers),
+        Err(refusal) => return surface.refuse(refusal, headers),
     };
     let peer = request.peer_addr().map(|address| address.ip());
     let mut incoming = Incoming::new(peer)
@@ -176,7 +176,7 @@ async fn answer<T: Surface>(
     if let Some((_, parameter)) = request.match_info().iter().next() {
         incoming = incoming.with_parameter(parameter);
     }
-    surface.answer(&route, &headers, incoming).await
+    surface.answer(&route, headers, incoming).await
 }
 
 /// actix-web's method for a route's.
@@ -185,18 +185,6 @@ fn http_method(method: Method) -> HttpMethod {
         Method::Get => HttpMethod::GET,
         Method::Delete => HttpMethod::DELETE,
         _ => HttpMethod::POST,
-    }
-}
-
-/// actix-web's header map as [`Headers`].
-struct ActixHeaders<'a>(&'a actix_web::http::header::HeaderMap);
-
-impl Headers for ActixHeaders<'_> {
-    fn all<'a>(&'a self, name: &str) -> Vec<&'a str> {
-        self.0
-            .get_all(name)
-            .filter_map(|value| value.to_str().ok())
-            .collect()
     }
 }
 
@@ -265,8 +253,7 @@ impl FromRequest for Resident {
         Box::pin(async move {
             let api = mounted_api(&request)?;
             let safe = request.method().is_safe();
-            let headers = ActixHeaders(request.headers());
-            Ok(Self(api.resident(&headers, safe).await?))
+            Ok(Self(api.resident(request.headers(), safe).await?))
         })
     }
 }
@@ -312,8 +299,7 @@ impl FromRequest for MaybeResident {
         Box::pin(async move {
             let api = mounted_api(&request)?;
             let safe = request.method().is_safe();
-            let headers = ActixHeaders(request.headers());
-            let resident = api.maybe_resident(&headers, safe).await?;
+            let resident = api.maybe_resident(request.headers(), safe).await?;
             Ok(Self(resident.map(Resident)))
         })
     }

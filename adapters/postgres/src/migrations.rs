@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "email-change links",
         include_str!("../migrations/0005_email_change.sql"),
     ),
+    (
+        6,
+        "counters keep their subject apart",
+        include_str!("../migrations/0006_counter_subjects.sql"),
+    ),
 ];
 
 /// The PostgreSQL schema (namespace) holding the library's tables: a lower-case SQL

@@ -97,8 +97,23 @@ impl RedisStore {
         )
     }
 
+    /// A counter under its subject first, length-prefixed (`…:counter:20:a@example.org:
+    /// login:cabinet`), so that one `SCAN MATCH` finds a subject's counters and nothing
+    /// that merely ends like it.
     fn counter_key(&self, key: &CounterKey) -> String {
-        format!("{}:counter:{}", self.prefix, key.as_str())
+        let subject = key.subject();
+        format!(
+            "{}:counter:{}:{subject}:{}",
+            self.prefix,
+            subject.len(),
+            key.family()
+        )
+    }
+
+    /// The `SCAN` pattern of every counter about `subject`, and where its family starts.
+    fn counters_of(&self, subject: &str) -> (String, usize) {
+        let start = format!("{}:counter:{}:{subject}:", self.prefix, subject.len());
+        (format!("{}*", glob_escape(&start)), start.len())
     }
 
     fn connection(&self) -> ConnectionManager {
@@ -417,7 +432,9 @@ impl SessionStore for RedisStore {
     #[tracing::instrument(name = "redis.purge_sessions", skip_all, err(level = "debug", Display))]
     async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
         // Redis forgets sessions by their TTL; this finds those whose grace is not over.
-        let keys = self.scan(&format!("{}:session:*", self.prefix)).await?;
+        let keys = self
+            .scan(&format!("{}:session:*", glob_escape(&self.prefix)))
+            .await?;
         self.purge(keys, "ea", now).await
     }
 }
@@ -461,7 +478,9 @@ impl CounterStore for RedisStore {
 
     #[tracing::instrument(name = "redis.purge_counters", skip_all, err(level = "debug", Display))]
     async fn purge_counters(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let keys = self.scan(&format!("{}:counter:*", self.prefix)).await?;
+        let keys = self
+            .scan(&format!("{}:counter:*", glob_escape(&self.prefix)))
+            .await?;
         self.purge(keys, "e", now).await
     }
 
@@ -470,35 +489,59 @@ impl CounterStore for RedisStore {
         &self,
         subjects: &[String],
     ) -> Result<Vec<(CounterKey, Count)>, StoreError> {
-        let prefix = format!("{}:counter:", self.prefix);
         let mut found = Vec::new();
-        for stored in self.scan(&format!("{prefix}*")).await? {
-            let Some(key) = stored.strip_prefix(&prefix) else {
-                continue;
-            };
-            let key = CounterKey::from_stored(key.to_owned());
-            if !subjects.iter().any(|subject| key.is_about(subject)) {
-                continue;
-            }
-            let fields: HashMap<String, i64> =
-                self.connection().hgetall(&stored).await.map_err(failure)?;
-            if let (Some(count), Some(ends)) = (fields.get("c"), fields.get("e")) {
-                found.push((
-                    key,
-                    Count {
-                        count: u32::try_from(*count).unwrap_or(u32::MAX),
-                        window_ends: Timestamp::from_millis(*ends),
-                    },
-                ));
+        for subject in subjects {
+            let (pattern, family_at) = self.counters_of(subject);
+            for stored in self.scan(&pattern).await? {
+                let Some(family) = stored.get(family_at..) else {
+                    continue;
+                };
+                let Some(key) =
+                    CounterKey::from_stored(format!("{family}:{subject}"), subject.clone())
+                else {
+                    continue;
+                };
+                let fields: HashMap<String, i64> =
+                    self.connection().hgetall(&stored).await.map_err(failure)?;
+                if let (Some(count), Some(ends)) = (fields.get("c"), fields.get("e")) {
+                    found.push((
+                        key,
+                        Count {
+                            count: u32::try_from(*count).unwrap_or(u32::MAX),
+                            window_ends: Timestamp::from_millis(*ends),
+                        },
+                    ));
+                }
             }
         }
         Ok(found)
     }
 }
 
+/// `text` matching itself only in a `SCAN MATCH` glob.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{hex, unhex};
+    use super::{glob_escape, hex, unhex};
+
+    #[test]
+    fn globs_match_only_themselves() {
+        assert_eq!(
+            glob_escape("a*b?[c]^-d\\e.f"),
+            "a\\*b\\?\\[c\\]\\^\\-d\\\\e.f"
+        );
+        assert_eq!(glob_escape("resident@example.org"), "resident@example.org");
+    }
 
     #[test]
     fn identifiers_round_trip_through_hex() {

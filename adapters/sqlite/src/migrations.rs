@@ -12,6 +12,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "email-change links",
         include_str!("../migrations/0002_email_change.sql"),
     ),
+    (
+        3,
+        "counters keep their subject apart",
+        include_str!("../migrations/0003_counter_subjects.sql"),
+    ),
 ];
 
 /// Why the tables could not be brought up to date.

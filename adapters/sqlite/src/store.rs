@@ -378,7 +378,8 @@ async fn increment_on(
     window: Duration,
 ) -> Result<Count, StoreError> {
     let row = sqlx::query(
-        "INSERT INTO resident_auth_counters (key, count, window_ends) VALUES (?1, 1, ?3 + ?2)
+        "INSERT INTO resident_auth_counters (key, subject, count, window_ends)
+              VALUES (?1, ?4, 1, ?3 + ?2)
          ON CONFLICT (key) DO UPDATE
             SET count = CASE WHEN window_ends <= ?3 THEN 1 ELSE count + 1 END,
                 window_ends = CASE WHEN window_ends <= ?3 THEN excluded.window_ends
@@ -388,6 +389,7 @@ async fn increment_on(
     .bind(key.as_str())
     .bind(millis(window))
     .bind(now.as_millis())
+    .bind(key.subject())
     .fetch_one(executor)
     .await
     .map_err(store_error)?;

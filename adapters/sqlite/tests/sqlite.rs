@@ -97,7 +97,7 @@ async fn a_new_file_is_private_in_wal_mode_and_migrates_once() {
         .fetch_all(&again)
         .await
         .unwrap();
-    assert_eq!(ledger, [1, 2]);
+    assert_eq!(ledger, [1, 2, 3]);
     // A migration applied with other contents, or one from a newer build, is refused.
     sqlx::query("UPDATE resident_auth_migrations SET checksum = x'00' WHERE version = 1")
         .execute(&pool)
@@ -187,6 +187,91 @@ async fn a_first_release_file_keeps_its_links_through_the_email_change_migration
     .await
     .unwrap();
     assert_eq!(indexes, 4);
+}
+
+/// Counters written before migration 3 get the subject their key was written with — the
+/// part after the last colon, or the whole client of a per-client family (an IPv6 client
+/// holds colons) — so the operators' lookups by subject still find them.
+#[tokio::test]
+async fn counters_from_before_subjects_keep_theirs_through_the_migration() {
+    let path = common::new_path();
+    let pool = open(&path, &SqliteOptions::default()).await.unwrap();
+    let first = include_str!("../migrations/0001_tables.sql");
+    let counters_table = first
+        .split_once("CREATE TABLE resident_auth_counters")
+        .and_then(|(_, rest)| rest.split_once(';'))
+        .map(|(table, _)| format!("CREATE TABLE resident_auth_counters{table};"))
+        .unwrap();
+    sqlx::raw_sql(&format!(
+        "DROP TABLE resident_auth_counters; DELETE FROM resident_auth_migrations WHERE version = 3;
+         {counters_table}
+         INSERT INTO resident_auth_counters (key, count, window_ends) VALUES
+             ('login:cabinet:{RESIDENT}', 3, 9000000000000),
+             ('login:cabinet-client:2001:db8::/64:{RESIDENT}', 2, 9000000000000),
+             ('premises:account:900s:7800000000001', 5, 9000000000000),
+             ('login:client:2001:db8::/64', 4, 9000000000000),
+             ('registration:client:192.0.2.1', 1, 9000000000000);"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    migrate(&pool).await.unwrap();
+    let store = SqliteStore::new(pool.clone());
+    let about = |subject: &str| {
+        let store = store.clone();
+        let subject = subject.to_owned();
+        async move {
+            let mut found: Vec<(String, String, u32)> = store
+                .counters_about(&[subject])
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(key, count)| {
+                    (
+                        key.family().to_owned(),
+                        key.subject().to_owned(),
+                        count.count,
+                    )
+                })
+                .collect();
+            found.sort();
+            found
+        }
+    };
+    assert_eq!(
+        about(RESIDENT).await,
+        [
+            ("login:cabinet".to_owned(), RESIDENT.to_owned(), 3),
+            (
+                "login:cabinet-client:2001:db8::/64".to_owned(),
+                RESIDENT.to_owned(),
+                2
+            ),
+        ]
+    );
+    assert_eq!(
+        about("7800000000001").await,
+        [(
+            "premises:account:900s".to_owned(),
+            "7800000000001".to_owned(),
+            5
+        )]
+    );
+    assert_eq!(
+        about("2001:db8::/64").await,
+        [("login:client".to_owned(), "2001:db8::/64".to_owned(), 4)]
+    );
+    assert_eq!(
+        about("192.0.2.1").await,
+        [("registration:client".to_owned(), "192.0.2.1".to_owned(), 1)]
+    );
+    let refused = sqlx::query(
+        "INSERT INTO resident_auth_counters (key, subject, count, window_ends)
+         VALUES ('login:cabinet:a@example.org', 'b@example.org', 1, 0)",
+    )
+    .execute(&pool)
+    .await;
+    assert!(refused.is_err(), "a key must end with its subject");
 }
 
 #[tokio::test]

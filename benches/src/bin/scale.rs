@@ -119,8 +119,8 @@ async fn fill(pool: &PgPool) -> Duration {
                 '77' || lpad((500000 + i)::text, 11, '0'),
                 CASE WHEN i % 10 = 0 THEN {now} + 86400000 ELSE {now} - 60000 END, 1
            FROM generate_series(1, {links}) i;
-         INSERT INTO counters (key, count, window_ends)
-         SELECT 'login:cabinet:bulk' || i || '@example.org', 1 + i % 4,
+         INSERT INTO counters (key, subject, count, window_ends)
+         SELECT 'login:cabinet:bulk' || i || '@example.org', 'bulk' || i || '@example.org', 1 + i % 4,
                 CASE WHEN i % 2 = 0 THEN {now} + 900000 ELSE {now} - 60000 END
            FROM generate_series(1, {counters}) i;"
     );
@@ -387,8 +387,8 @@ async fn fill_sqlite(pool: &sqlx::SqlitePool) -> Duration {
          {l} SELECT CAST(printf('l%031d', i) AS BLOB), 'confirmation', 'pending' || i || '@example.org',
                 '77' || printf('%011d', 500000 + i),
                 CASE WHEN i % 10 = 0 THEN {now} + 86400000 ELSE {now} - 60000 END, 1 FROM n;
-         INSERT INTO resident_auth_counters (key, count, window_ends)
-         {k} SELECT 'login:cabinet:bulk' || i || '@example.org', 1 + i % 4,
+         INSERT INTO resident_auth_counters (key, subject, count, window_ends)
+         {k} SELECT 'login:cabinet:bulk' || i || '@example.org', 'bulk' || i || '@example.org', 1 + i % 4,
                 CASE WHEN i % 2 = 0 THEN {now} + 900000 ELSE {now} - 60000 END FROM n;
          COMMIT;
          ANALYZE;",

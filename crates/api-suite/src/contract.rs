@@ -78,7 +78,7 @@ pub(crate) async fn schemathesis(document: &str, session: &str, filter: &[&str])
 pub const REACHED_ELSEWHERE: &[(&str, &str, &str)] = &[
     (
         "POST /api/recovery/complete 429",
-        "crates/resident-auth/tests/journeys.rs",
+        "crates/resident-auth/tests/journeys/main.rs",
         "a_recovery_link_in_use_answers_wait_and_issues_one_password",
     ),
     (

@@ -11,13 +11,13 @@ fn root() -> &'static Path {
 }
 
 /// The source of the module `file` names: the file, and for `x.rs` every file under `x/`
-/// (for a crate root, `lib.rs`, every file beside it).
+/// (for a crate root, `lib.rs` or `main.rs`, every file beside it).
 fn module_source(file: &str) -> String {
     let path = root().join(file);
     let mut source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
     let root_file = path
         .file_name()
-        .is_some_and(|n| n == "lib.rs" || n == "mod.rs");
+        .is_some_and(|n| n == "lib.rs" || n == "main.rs" || n == "mod.rs");
     let dir = if root_file {
         path.parent().unwrap().to_owned()
     } else {

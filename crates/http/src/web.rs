@@ -38,6 +38,16 @@ impl Headers for http::HeaderMap {
     }
 }
 
+/// actix-web's header map (its `http` types are of another major version).
+#[cfg(feature = "actix")]
+impl Headers for actix_web::http::header::HeaderMap {
+    fn all<'a>(&'a self, name: &str) -> Vec<&'a str> {
+        self.get_all(name)
+            .filter_map(|value| value.to_str().ok())
+            .collect()
+    }
+}
+
 /// A cookie's value from every `Cookie` header (HTTP/2 may split them).
 pub fn cookie<'a>(headers: &'a (impl Headers + ?Sized), name: &str) -> Option<&'a str> {
     headers

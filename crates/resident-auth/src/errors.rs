@@ -14,6 +14,7 @@ pub use crate::mail_queue::InvalidMailQueueKey;
 pub use crate::password::NewPasswordError;
 pub use crate::password::{NEW_PASSWORD_MAX_CHARS, NEW_PASSWORD_MIN_CHARS};
 pub use crate::premises::PremisesError;
+pub use crate::service::MissingPort;
 pub use crate::surname::SurnameError;
 pub use crate::surname::SURNAME_MAX_CHARS;
 

@@ -373,7 +373,7 @@ impl CounterStore for MemoryStore {
             .state()?
             .counters
             .iter()
-            .filter(|(key, _)| subjects.iter().any(|subject| key.is_about(subject)))
+            .filter(|(key, _)| subjects.iter().any(|subject| key.subject() == subject))
             .map(|(key, count)| (key.clone(), *count))
             .collect())
     }

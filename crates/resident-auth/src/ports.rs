@@ -33,8 +33,10 @@ use crate::{
     AccountNumber, Email, Premises,
 };
 
+mod forward;
 mod records;
 mod split;
+pub(crate) use forward::forward_store;
 pub use records::{
     Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link, LinkAdvance, LinkPurpose,
     Session, Version, Versioned,
@@ -97,7 +99,7 @@ impl StoreError {
 pub struct MailError {
     kind: MailErrorKind,
     #[source]
-    source: Option<Box<dyn StdError + Send + Sync>>,
+    source: Box<dyn StdError + Send + Sync>,
 }
 
 /// Whether a mail failure may go away by itself.
@@ -124,7 +126,7 @@ impl MailError {
     pub fn retryable(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         Self {
             kind: MailErrorKind::Retryable,
-            source: Some(source.into()),
+            source: source.into(),
         }
     }
 
@@ -132,7 +134,7 @@ impl MailError {
     pub fn permanent(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         Self {
             kind: MailErrorKind::Permanent,
-            source: Some(source.into()),
+            source: source.into(),
         }
     }
 
@@ -401,9 +403,9 @@ pub trait CounterStore: Send + Sync {
     /// [`StoreError`] on backend failure.
     async fn purge_counters(&self, now: Timestamp) -> Result<u64, StoreError>;
 
-    /// Every counter whose key ends in `:` and one of `subjects` (an email, an account
-    /// number: [`CounterKey::new`]'s subject, last): the locks and throttles an operator
-    /// sees and clears, and what erasure deletes ([`crate::admin`]). Optional: the default
+    /// Every counter whose [`CounterKey::subject`] is one of `subjects` (an email, an
+    /// account number): the locks and throttles an operator sees and clears, and what
+    /// erasure deletes ([`crate::admin`]). Optional: the default
     /// answers that the store cannot list counters.
     ///
     /// # Errors
@@ -533,184 +535,3 @@ pub(crate) mod prelude {
         Store as _,
     };
 }
-
-/// Implements the five storage traits and [`Store`] for a wrapper by forwarding every
-/// method, the composites included, to the store in its field `$inner`, each call passed
-/// through the wrapper's method `$via` (which takes the call's future and answers its
-/// result). Every method is listed (`missing_trait_methods` is denied), so a wrapper runs
-/// the wrapped store's own statements, never the traits' defaults over them.
-macro_rules! forward_store {
-    ([$($generics:tt)*] $ty:ty, $inner:ident, $via:ident) => {
-#[async_trait::async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl<$($generics)*> $crate::ports::LinkStore for $ty {
-    async fn link(&self, t: &$crate::secret::TokenHash) -> Result<Option<$crate::ports::Versioned<$crate::ports::Link>>, $crate::ports::StoreError> {
-        self.$via(self.$inner.link(t)).await
-    }
-    async fn swap_link(
-        &self,
-        t: &$crate::secret::TokenHash,
-        e: $crate::ports::Expected,
-        n: Option<(&$crate::secret::TokenHash, &$crate::ports::Link)>,
-        l: Option<&$crate::mail_queue::QueuedLetter>,
-    ) -> Result<bool, $crate::ports::StoreError> {
-        self.$via(self.$inner.swap_link(t, e, n, l)).await
-    }
-    async fn links_about(
-        &self,
-        email: Option<&$crate::Email>,
-        accounts: &[$crate::AccountNumber],
-    ) -> Result<Vec<($crate::secret::TokenHash, $crate::ports::Versioned<$crate::ports::Link>)>, $crate::ports::StoreError> {
-        self.$via(self.$inner.links_about(email, accounts)).await
-    }
-    async fn purge_links(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {
-        self.$via(self.$inner.purge_links(now)).await
-    }
-}
-
-#[async_trait::async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl<$($generics)*> $crate::ports::CabinetStore for $ty {
-    async fn cabinet(&self, k: $crate::ports::CabinetKey<'_>) -> Result<Option<$crate::ports::Versioned<$crate::ports::Cabinet>>, $crate::ports::StoreError> {
-        self.$via(self.$inner.cabinet(k)).await
-    }
-    async fn swap_cabinet(
-        &self,
-        id: &$crate::ids::CabinetId,
-        e: $crate::ports::Expected,
-        n: Option<&$crate::ports::Cabinet>,
-        l: Option<&$crate::mail_queue::QueuedLetter>,
-    ) -> Result<$crate::ports::CabinetSwap, $crate::ports::StoreError> {
-        self.$via(self.$inner.swap_cabinet(id, e, n, l)).await
-    }
-}
-
-#[async_trait::async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl<$($generics)*> $crate::ports::LetterStore for $ty {
-    async fn claim_letters(
-        &self,
-        now: $crate::Timestamp,
-        until: $crate::Timestamp,
-        limit: usize,
-    ) -> Result<Vec<$crate::ports::Versioned<$crate::mail_queue::QueuedLetter>>, $crate::ports::StoreError> {
-        self.$via(self.$inner.claim_letters(now, until, limit))
-            .await
-    }
-    async fn swap_letter(
-        &self,
-        id: &$crate::LetterId,
-        e: $crate::ports::Expected,
-        n: Option<&$crate::mail_queue::QueuedLetter>,
-    ) -> Result<bool, $crate::ports::StoreError> {
-        self.$via(self.$inner.swap_letter(id, e, n)).await
-    }
-    async fn letters_about(
-        &self,
-        email: Option<&$crate::Email>,
-        cabinet: Option<&$crate::ids::CabinetId>,
-    ) -> Result<Vec<$crate::ports::Versioned<$crate::mail_queue::QueuedLetter>>, $crate::ports::StoreError> {
-        self.$via(self.$inner.letters_about(email, cabinet)).await
-    }
-    async fn purge_letters(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {
-        self.$via(self.$inner.purge_letters(now)).await
-    }
-}
-
-#[async_trait::async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl<$($generics)*> $crate::ports::SessionStore for $ty {
-    async fn session(&self, t: &$crate::secret::TokenHash) -> Result<Option<$crate::ports::Versioned<$crate::ports::Session>>, $crate::ports::StoreError> {
-        self.$via(self.$inner.session(t)).await
-    }
-    async fn swap_session(
-        &self,
-        t: &$crate::secret::TokenHash,
-        e: $crate::ports::Expected,
-        n: Option<&$crate::ports::Session>,
-    ) -> Result<bool, $crate::ports::StoreError> {
-        self.$via(self.$inner.swap_session(t, e, n)).await
-    }
-    async fn cabinet_sessions(
-        &self,
-        c: &$crate::ids::CabinetId,
-    ) -> Result<Vec<($crate::secret::TokenHash, $crate::ports::Versioned<$crate::ports::Session>)>, $crate::ports::StoreError> {
-        self.$via(self.$inner.cabinet_sessions(c)).await
-    }
-    async fn purge_sessions(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {
-        self.$via(self.$inner.purge_sessions(now)).await
-    }
-}
-
-#[async_trait::async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl<$($generics)*> $crate::ports::CounterStore for $ty {
-    async fn increment(
-        &self,
-        k: &$crate::ports::CounterKey,
-        now: $crate::clock::Timestamp,
-        w: ::std::time::Duration,
-    ) -> Result<$crate::ports::Count, $crate::ports::StoreError> {
-        self.$via(self.$inner.increment(k, now, w)).await
-    }
-    async fn reset(&self, k: &$crate::ports::CounterKey) -> Result<(), $crate::ports::StoreError> {
-        self.$via(self.$inner.reset(k)).await
-    }
-    async fn counters_about(
-        &self,
-        subjects: &[String],
-    ) -> Result<Vec<($crate::ports::CounterKey, $crate::ports::Count)>, $crate::ports::StoreError> {
-        self.$via(self.$inner.counters_about(subjects)).await
-    }
-    async fn purge_counters(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {
-        self.$via(self.$inner.purge_counters(now)).await
-    }
-}
-
-/// Every method is forwarded to the store's own and gated as one call, the composites too:
-/// a store that overrides `advance_link` or `increment_all` with statements of its own (a
-/// transaction, one round trip) is faulted on those statements, not on defaults it never
-/// runs.
-#[async_trait::async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl<$($generics)*> $crate::ports::Store for $ty {
-    fn outlives_the_process(&self) -> bool {
-        self.$inner.outlives_the_process()
-    }
-    async fn session_with_cabinet(
-        &self,
-        token: &$crate::secret::TokenHash,
-    ) -> Result<Option<($crate::ports::Versioned<$crate::ports::Session>, $crate::ports::Versioned<$crate::ports::Cabinet>)>, $crate::ports::StoreError> {
-        self.$via(self.$inner.session_with_cabinet(token)).await
-    }
-    async fn advance_link(
-        &self,
-        token: &$crate::secret::TokenHash,
-        purpose: $crate::ports::LinkPurpose,
-        now: $crate::clock::Timestamp,
-        next_token: &$crate::secret::TokenHash,
-        next: $crate::ports::LinkAdvance,
-    ) -> Result<Option<$crate::ports::Link>, $crate::ports::StoreError> {
-        self.$via(
-            self.inner
-                .advance_link(token, purpose, now, next_token, next),
-        )
-        .await
-    }
-    async fn increment_all(
-        &self,
-        keys: &[($crate::ports::CounterKey, ::std::time::Duration)],
-        now: $crate::clock::Timestamp,
-    ) -> Result<Vec<$crate::ports::Count>, $crate::ports::StoreError> {
-        self.$via(self.$inner.increment_all(keys, now)).await
-    }
-    async fn reset_all(&self, keys: &[$crate::ports::CounterKey]) -> Result<(), $crate::ports::StoreError> {
-        self.$via(self.$inner.reset_all(keys)).await
-    }
-    async fn purge_expired(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {
-        self.$via(self.$inner.purge_expired(now)).await
-    }
-}
-    };
-}
-pub(crate) use forward_store;

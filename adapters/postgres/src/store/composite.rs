@@ -96,10 +96,12 @@ impl Store for PgStore {
     ) -> Result<Vec<Count>, StoreError> {
         let names: Vec<&str> = keys.iter().map(|(key, _)| key.as_str()).collect();
         let windows: Vec<i64> = keys.iter().map(|(_, window)| millis(*window)).collect();
+        let subjects: Vec<&str> = keys.iter().map(|(key, _)| key.subject()).collect();
         let rows = sqlx::query(&self.sql(INCREMENT))
             .bind(&names)
             .bind(&windows)
             .bind(now.as_millis())
+            .bind(&subjects)
             .fetch_all(&self.pool)
             .await
             .map_err(store_error)?;

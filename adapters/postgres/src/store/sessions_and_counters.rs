@@ -113,8 +113,10 @@ impl SessionStore for PgStore {
     }
 }
 
-pub(super) const INCREMENT: &str = "INSERT INTO {schema}.counters AS c (key, count, window_ends)
-     SELECT key, 1, $3 + span FROM unnest($1::TEXT[], $2::BIGINT[]) AS u(key, span)
+pub(super) const INCREMENT: &str =
+    "INSERT INTO {schema}.counters AS c (key, subject, count, window_ends)
+     SELECT key, subject, 1, $3 + span
+       FROM unnest($1::TEXT[], $2::BIGINT[], $4::TEXT[]) AS u(key, span, subject)
      ON CONFLICT (key) DO UPDATE
         SET count = CASE WHEN c.window_ends <= $3 THEN 1 ELSE c.count + 1 END,
             window_ends = CASE WHEN c.window_ends <= $3 THEN excluded.window_ends
@@ -167,9 +169,8 @@ impl CounterStore for PgStore {
         subjects: &[String],
     ) -> Result<Vec<(CounterKey, Count)>, StoreError> {
         let rows = sqlx::query(&self.sql(
-            "SELECT key, count, window_ends FROM {schema}.counters
-              WHERE EXISTS (SELECT 1 FROM unnest($1::text[]) AS s (subject)
-                             WHERE right(key, length(subject) + 1) = ':' || subject)",
+            "SELECT key, subject, count, window_ends FROM {schema}.counters
+              WHERE subject = ANY($1::text[])",
         ))
         .bind(subjects)
         .fetch_all(&self.pool)
@@ -178,9 +179,11 @@ impl CounterStore for PgStore {
         rows.iter()
             .map(|row| {
                 let key: String = row.try_get("key").map_err(store_error)?;
+                let subject: String = row.try_get("subject").map_err(store_error)?;
                 let count: i32 = row.try_get("count").map_err(store_error)?;
                 Ok((
-                    CounterKey::from_stored(key),
+                    CounterKey::from_stored(key, subject)
+                        .ok_or_else(|| corrupt("counters.subject"))?,
                     Count {
                         count: u32::try_from(count).map_err(|_| corrupt("counters.count"))?,
                         window_ends: timestamp(row, "window_ends")?,

@@ -136,7 +136,7 @@ impl CounterStore for SqliteStore {
             .await
     }
 
-    /// One statement; it reads every counter (an operator's lookup, not a request's).
+    /// One statement, through the index on the subject.
     #[tracing::instrument(
         name = "sqlite.counters_about",
         skip_all,
@@ -147,10 +147,8 @@ impl CounterStore for SqliteStore {
         subjects: &[String],
     ) -> Result<Vec<(CounterKey, Count)>, StoreError> {
         let rows = sqlx::query(
-            // `c.key`: json_each has a `key` column of its own.
-            "SELECT c.key, c.count, c.window_ends FROM resident_auth_counters c
-              WHERE EXISTS (SELECT 1 FROM json_each(?1) AS s
-                             WHERE substr(c.key, -length(s.value) - 1) = ':' || s.value)",
+            "SELECT key, subject, count, window_ends FROM resident_auth_counters
+              WHERE subject IN (SELECT value FROM json_each(?1))",
         )
         .bind(json_list(subjects.iter().map(String::as_str)))
         .fetch_all(&self.pool)
@@ -158,10 +156,9 @@ impl CounterStore for SqliteStore {
         .map_err(store_error)?;
         rows.iter()
             .map(|row| {
-                Ok((
-                    CounterKey::from_stored(text(row, "key")?),
-                    count_from_row(row)?,
-                ))
+                let key = CounterKey::from_stored(text(row, "key")?, text(row, "subject")?)
+                    .ok_or_else(|| corrupt("resident_auth_counters.subject"))?;
+                Ok((key, count_from_row(row)?))
             })
             .collect()
     }

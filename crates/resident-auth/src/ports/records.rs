@@ -209,27 +209,84 @@ pub struct Session {
     pub client: Option<String>,
 }
 
-/// What a counter is counting. Keys are shared by every service instance using the store.
+/// What a counter is counting: a family of limits (`login:cabinet`), for some families a
+/// scope within it (the client a cabinet's tries come from, the window of a lock), and the
+/// subject it is about (an email, an account number, a client address). Keys are shared by
+/// every service instance using the store.
+///
+/// A store keeps the key as [`CounterKey::as_str`] (`family:scope:subject`, unique) and the
+/// subject apart ([`CounterKey::subject`]), so that [`crate::ports::CounterStore::counters_about`] finds a
+/// subject's counters by equality, never by matching the end of a string; it rebuilds the
+/// key with [`CounterKey::from_stored`].
+///
+/// ```
+/// use resident_auth::ports::CounterKey;
+///
+/// let key = CounterKey::scoped("login:cabinet-client", "192.0.2.1", "resident@example.org");
+/// assert_eq!(key.as_str(), "login:cabinet-client:192.0.2.1:resident@example.org");
+/// assert_eq!(key.family(), "login:cabinet-client:192.0.2.1");
+/// assert_eq!(key.subject(), "resident@example.org");
+/// let stored = CounterKey::from_stored(key.as_str().to_owned(), key.subject().to_owned());
+/// assert_eq!(stored, Some(key));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CounterKey(String);
+pub struct CounterKey {
+    key: String,
+    /// Where the subject starts in `key`, after the last separator before it.
+    subject_at: usize,
+}
 
 impl CounterKey {
-    /// A key in `family` (e.g. `login:cabinet`) for `subject` (an email, an address).
+    /// A key in `family` (e.g. `login:cabinet`) about `subject` (an email, an address).
     #[must_use]
     pub fn new(family: &str, subject: impl fmt::Display) -> Self {
-        Self(format!("{family}:{subject}"))
+        Self::parts(format!("{family}:"), subject)
     }
 
-    /// A key exactly as stored.
+    /// A key in `family` and `scope` (a client, a window) about `subject`.
     #[must_use]
-    pub fn from_stored(key: String) -> Self {
-        Self(key)
+    pub fn scoped(family: &str, scope: impl fmt::Display, subject: impl fmt::Display) -> Self {
+        Self::parts(format!("{family}:{scope}:"), subject)
     }
 
-    /// The key as stored.
+    fn parts(mut key: String, subject: impl fmt::Display) -> Self {
+        use fmt::Write as _;
+        let subject_at = key.len();
+        // Writing to a String cannot fail.
+        let _ = write!(key, "{subject}");
+        Self { key, subject_at }
+    }
+
+    /// The key a store kept as [`CounterKey::as_str`] with its [`CounterKey::subject`];
+    /// `None` when `key` does not end with `:` and `subject` (a corrupt record).
+    #[must_use]
+    pub fn from_stored(key: String, subject: String) -> Option<Self> {
+        let family = key.strip_suffix(subject.as_str())?.strip_suffix(':')?;
+        if family.is_empty() {
+            return None;
+        }
+        let subject_at = key.len() - subject.len();
+        Some(Self { key, subject_at })
+    }
+
+    /// The key as stored: unique per counter.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.key
+    }
+
+    /// The family and scope, without the subject (`premises:account:900s`).
+    #[must_use]
+    pub fn family(&self) -> &str {
+        self.key
+            .get(..self.subject_at.saturating_sub(1))
+            .unwrap_or_default()
+    }
+
+    /// What the counter is about: an email, an account number, a client.
+    #[must_use]
+    pub fn subject(&self) -> &str {
+        self.key.get(self.subject_at..).unwrap_or_default()
     }
 }
 
@@ -240,14 +297,4 @@ pub struct Count {
     pub count: u32,
     /// When the current window ends (and the count starts again from zero).
     pub window_ends: Timestamp,
-}
-
-impl CounterKey {
-    /// Whether the key's subject ends with `subject` (after a `:`).
-    #[must_use]
-    pub fn is_about(&self, subject: &str) -> bool {
-        self.0
-            .strip_suffix(subject)
-            .is_some_and(|rest| rest.ends_with(':'))
-    }
 }

@@ -83,15 +83,6 @@ fn pending_report(link: &Link, now: Timestamp) -> PendingReport {
     }
 }
 
-/// The family of a counter key: the key without `:` and its subject.
-fn family(key: &str, subjects: &[String]) -> String {
-    subjects
-        .iter()
-        .find_map(|subject| key.strip_suffix(subject.as_str()))
-        .map_or(key, |rest| rest.trim_end_matches(':'))
-        .to_owned()
-}
-
 impl Admin {
     /// Records operator actions to `audit` (e.g. the PostgreSQL audit table).
     #[must_use]
@@ -225,7 +216,7 @@ impl Admin {
             .into_iter()
             .filter(|(_, count)| count.window_ends > now)
             .map(|(key, count)| LockReport {
-                counter: family(key.as_str(), &subjects),
+                counter: key.family().to_owned(),
                 count: count.count,
                 window_ends: count.window_ends.to_string(),
             })

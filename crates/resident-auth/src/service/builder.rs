@@ -40,12 +40,34 @@ impl std::fmt::Debug for AuthServiceBuilder {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// A required port was not given: `store`, `directory` or `mailer`.
+    /// A required port was not given.
     #[error("AuthService::builder: no {0} given")]
-    Missing(&'static str),
+    Missing(MissingPort),
     /// The default hasher could not start.
     #[error("AuthService::builder: the default hasher: {0}")]
     Hasher(#[from] crate::hasher::HashError),
+}
+
+/// A port [`AuthServiceBuilder::build`] needs and was not given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MissingPort {
+    /// [`AuthServiceBuilder::store`]
+    Store,
+    /// [`AuthServiceBuilder::directory`]
+    Directory,
+    /// [`AuthServiceBuilder::mailer`]
+    Mailer,
+}
+
+impl std::fmt::Display for MissingPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Store => "store",
+            Self::Directory => "directory",
+            Self::Mailer => "mailer",
+        })
+    }
 }
 
 impl AuthServiceBuilder {
@@ -177,9 +199,13 @@ impl AuthServiceBuilder {
             None => Arc::new(crate::hasher::Argon2Hasher::new(HashParams::default())?),
         };
         let ports = Ports {
-            store: self.store.ok_or(BuildError::Missing("store"))?,
-            directory: self.directory.ok_or(BuildError::Missing("directory"))?,
-            mailer: self.mailer.ok_or(BuildError::Missing("mailer"))?,
+            store: self.store.ok_or(BuildError::Missing(MissingPort::Store))?,
+            directory: self
+                .directory
+                .ok_or(BuildError::Missing(MissingPort::Directory))?,
+            mailer: self
+                .mailer
+                .ok_or(BuildError::Missing(MissingPort::Mailer))?,
             hasher,
             clock: self
                 .clock

@@ -113,7 +113,7 @@ impl AuthService {
             created_at: now,
             last_used: now,
             expires_at: self.session_expires_at(now, now),
-            client: client_summary(context),
+            client: super::client::client_summary(context),
         };
         let token_hash = session_token.hash();
         let cleared = [pair_key, cabinet_key];

@@ -478,7 +478,8 @@ pub async fn counters_count_in_fixed_windows<S: Store + Clone + 'static>(store: 
 }
 
 /// The operators' optional primitives (docs/operating.md): links listed by email or
-/// account, counters by the subject their key ends with — exactly those, no look-alikes.
+/// account, counters by their subject — exactly those, no look-alikes (a subject that
+/// only ends like the one asked for), each key given back as it was written.
 /// A store that does not offer them answers "unsupported" for both, and the operators'
 /// operations refuse on it.
 pub async fn operators_list_links_and_counters_by_subject<S: Store + Clone + 'static>(store: &S) {
@@ -539,17 +540,20 @@ pub async fn operators_list_links_and_counters_by_subject<S: Store + Clone + 'st
         .is_empty());
     let keys = [
         CounterKey::new("login:cabinet", &first),
-        CounterKey::new("login:cabinet-client", format_args!("192.0.2.1:{first}")),
-        CounterKey::new("premises:account", format_args!("900s:{flat}")),
+        CounterKey::scoped("login:cabinet-client", "192.0.2.1", &first),
+        CounterKey::scoped("premises:account", "900s", flat),
         CounterKey::new("letter:email", &second),
         CounterKey::new("letter:email", "another-resident@example.org"),
         CounterKey::new("login:client", "192.0.2.1"),
+        // A subject that merely ends like another ("…:resident@example.org") is not it.
+        CounterKey::new("login:client", format_args!("203.0.113.9:{first}")),
     ];
     for key in &keys {
         store.increment(key, t0(), HOUR).await.unwrap();
     }
     let about = |subjects: Vec<String>| {
         let store = store.clone();
+        let written = keys.clone();
         async move {
             let mut keys: Vec<String> = store
                 .counters_about(&subjects)
@@ -558,6 +562,10 @@ pub async fn operators_list_links_and_counters_by_subject<S: Store + Clone + 'st
                 .into_iter()
                 .map(|(key, count)| {
                     assert_eq!(count.count, 1);
+                    assert!(
+                        written.contains(&key),
+                        "{key:?}: family, scope and subject kept as written"
+                    );
                     key.as_str().to_owned()
                 })
                 .collect();
