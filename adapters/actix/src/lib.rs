@@ -3,13 +3,9 @@
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use actix_web::{
-    dev::Payload, http::Method as HttpMethod, web, FromRequest, HttpRequest, HttpResponse,
-};
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest, HttpResponse};
 use resident_auth::AuthService;
-use resident_auth_http::{
-    openapi::DOCUMENT_PATH, Incoming, Method, Refusal, Response, Route, Surface,
-};
+use resident_auth_http::{openapi::DOCUMENT_PATH, Incoming, Refusal, Resource, Response, Surface};
 /// What a host configures and names, re-exported so that it depends on this crate alone
 /// for them.
 pub use resident_auth_http::{
@@ -99,26 +95,20 @@ pub fn configure_admin(
     }
 }
 
-/// Mounts `surface` under `prefix`: each path with its methods (any other method: 405 with
+/// Mounts `surface` under `prefix`: each path answering its methods (any other: 405 with
 /// `Allow`), its OpenAPI document, and when it claims a non-empty prefix a 404 for any
 /// other path under it.
 fn mount<T: Surface>(config: &mut web::ServiceConfig, surface: Arc<T>, prefix: &str) {
     let prefix = prefix.trim_end_matches('/');
     for resource in T::resources() {
-        let mut mounted = web::resource(format!("{prefix}{}", resource.path));
-        for route in resource.routes {
-            let surface = Arc::clone(&surface);
-            mounted = mounted.route(web::method(http_method(route.method())).to(
-                move |request: HttpRequest, body: web::Payload| {
-                    let surface = Arc::clone(&surface);
-                    async move { answer(&*surface, route, request, body).await }
-                },
-            ));
-        }
-        let not_allowed = Refusal::MethodNotAllowed {
-            allow: resource.allow,
-        };
-        config.service(mounted.default_service(web::to(refusing(&surface, not_allowed))));
+        let (surface, resource) = (Arc::clone(&surface), Arc::new(resource));
+        let path = format!("{prefix}{}", resource.path);
+        config.service(web::resource(path).route(web::route().to(
+            move |request: HttpRequest, body: web::Payload| {
+                let (surface, resource) = (Arc::clone(&surface), Arc::clone(&resource));
+                async move { answer(&*surface, &resource, request, body).await }
+            },
+        )));
     }
     if let Some(document) = surface.document(prefix) {
         let document = Arc::new(document);
@@ -157,14 +147,18 @@ fn refusing<T: Surface>(
     }
 }
 
-/// One matched request: its path parameter and body read, then answered.
+/// One request to `resource`: its route by method, its path parameter and body read, then
+/// answered.
 async fn answer<T: Surface>(
     surface: &T,
-    route: Route,
+    resource: &Resource,
     request: HttpRequest,
     body: web::Payload,
 ) -> Response {
     let headers = request.headers();
+    let Some(route) = resource.route(request.method().as_str()) else {
+        return surface.refuse(resource.not_allowed(), headers);
+    };
     let body = match read_body(body, surface.body_timeout()).await {
         Ok(body) => body,
         Err(refusal) => return surface.refuse(refusal, headers),
@@ -177,15 +171,6 @@ async fn answer<T: Surface>(
         incoming = incoming.with_parameter(parameter);
     }
     surface.answer(&route, headers, incoming).await
-}
-
-/// actix-web's method for a route's.
-fn http_method(method: Method) -> HttpMethod {
-    match method {
-        Method::Get => HttpMethod::GET,
-        Method::Delete => HttpMethod::DELETE,
-        _ => HttpMethod::POST,
-    }
 }
 
 /// The request body, at most [`BODY_LIMIT`] bytes, arrived within `timeout`.

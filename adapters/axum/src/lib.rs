@@ -12,13 +12,13 @@ use axum::{
     extract::{
         ConnectInfo, FromRef, FromRequestParts, OptionalFromRequestParts, RawPathParams, Request,
     },
-    http::{request::Parts, HeaderMap, HeaderValue},
+    http::{request::Parts, HeaderMap},
     response::{IntoResponse, Response},
-    routing::{any, get, MethodFilter, MethodRouter},
+    routing::{any, get},
     Router,
 };
 use resident_auth::AuthService;
-use resident_auth_http::{openapi::DOCUMENT_PATH, Incoming, Method, Refusal, Route, Surface};
+use resident_auth_http::{openapi::DOCUMENT_PATH, Incoming, Refusal, Resource, Surface};
 /// What a host configures and names, re-exported so that it depends on this crate alone
 /// for them.
 pub use resident_auth_http::{
@@ -89,9 +89,7 @@ impl ResidentAuth {
         }
         #[cfg(not(feature = "pages"))]
         self.api.warn_if_pages_unserved("resident-auth-axum");
-        router
-            .layer(axum::middleware::map_response(no_sniffing))
-            .with_state(())
+        router.with_state(())
     }
 }
 
@@ -108,11 +106,10 @@ where
         .fallback(
             move |headers: HeaderMap| async move { refusing.refuse(Refusal::NotFound, &headers) },
         )
-        .layer(axum::middleware::map_response(no_sniffing))
         .with_state(())
 }
 
-/// Mounts `surface` under `prefix`: each path with its methods (any other method: 405 with
+/// Mounts `surface` under `prefix`: each path answering its methods (any other: 405 with
 /// `Allow`), its OpenAPI document, and when it claims the prefix a 404 for any other path
 /// under it.
 fn mount<T: Surface>(surface: Arc<T>, prefix: &str) -> Router {
@@ -123,18 +120,12 @@ fn mount<T: Surface>(surface: Arc<T>, prefix: &str) -> Router {
         move |headers: HeaderMap| async move { surface.refuse(refusal, &headers) }
     };
     for resource in T::resources() {
-        let mut methods = MethodRouter::new();
-        for route in resource.routes {
-            let surface = Arc::clone(&surface);
-            methods = methods.on(filter(route.method()), move |request: Request| async move {
-                answer(&*surface, route, request).await
-            });
-        }
-        let not_allowed = Refusal::MethodNotAllowed {
-            allow: resource.allow,
-        };
+        let (surface, resource) = (Arc::clone(&surface), Arc::new(resource));
         let path = format!("{prefix}{}", resource.path);
-        router = router.route(&path, methods.fallback(refuse(&surface, not_allowed)));
+        router = router.route(
+            &path,
+            any(move |request: Request| async move { answer(&*surface, &resource, request).await }),
+        );
     }
     if let Some(document) = surface.document(prefix) {
         let document = Arc::new(document);
@@ -142,7 +133,11 @@ fn mount<T: Surface>(surface: Arc<T>, prefix: &str) -> Router {
             allow: "GET".to_owned(),
         };
         let serve = move || async move {
-            ([("content-type", "application/json")], document.to_string()).into_response()
+            let headers = [
+                ("content-type", "application/json"),
+                ("x-content-type-options", "nosniff"),
+            ];
+            (headers, document.to_string()).into_response()
         };
         let path = format!("{prefix}{DOCUMENT_PATH}");
         router = router.route(&path, get(serve).fallback(refuse(&surface, get_only)));
@@ -159,9 +154,15 @@ fn mount<T: Surface>(surface: Arc<T>, prefix: &str) -> Router {
     router
 }
 
-/// One matched request: its path parameter and body read, then answered.
-async fn answer<T: Surface>(surface: &T, route: Route, request: Request) -> Response {
+/// One request to `resource`: its route by method, its path parameter and body read, then
+/// answered.
+async fn answer<T: Surface>(surface: &T, resource: &Resource, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
+    let Some(route) = resource.route(parts.method.as_str()) else {
+        return surface
+            .refuse(resource.not_allowed(), &parts.headers)
+            .into_response();
+    };
     let parameter = RawPathParams::from_request_parts(&mut parts, &())
         .await
         .ok()
@@ -184,24 +185,6 @@ async fn answer<T: Surface>(surface: &T, route: Route, request: Request) -> Resp
         .answer(&route, &parts.headers, incoming)
         .await
         .into_response()
-}
-
-/// axum's filter for a route's method.
-fn filter(method: Method) -> MethodFilter {
-    match method {
-        Method::Get => MethodFilter::GET,
-        Method::Delete => MethodFilter::DELETE,
-        _ => MethodFilter::POST,
-    }
-}
-
-/// Every answer of the mounted routes: browsers take the declared content type as it is.
-async fn no_sniffing(mut response: Response) -> Response {
-    response.headers_mut().insert(
-        axum::http::header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
 }
 
 /// The request body, at most [`BODY_LIMIT`] bytes, arrived within `timeout`.

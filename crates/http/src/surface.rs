@@ -144,8 +144,10 @@ impl Route {
     }
 }
 
-/// Every route at one path: what a router mounts as one resource, answering any other
-/// method with [`Refusal::MethodNotAllowed`] and this `Allow`.
+/// Every route at one path: what a router mounts as one handler for every method, which
+/// picks the route by method ([`Resource::route`]) and refuses any other method before
+/// reading the body ([`Resource::not_allowed`]: 405 with this `Allow`), alike in every
+/// framework.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Resource {
@@ -155,6 +157,27 @@ pub struct Resource {
     pub routes: Vec<Route>,
     /// The `Allow` header of a 405 (`GET, DELETE`).
     pub allow: String,
+}
+
+impl Resource {
+    /// The route answering `method` (an upper-case method name; `HEAD` is answered as
+    /// `GET`), or `None` for a method the path does not take.
+    #[must_use]
+    pub fn route(&self, method: &str) -> Option<Route> {
+        let method = if method == "HEAD" { "GET" } else { method };
+        self.routes
+            .iter()
+            .find(|route| route.method.as_str() == method)
+            .copied()
+    }
+
+    /// The refusal of a method the path does not take: 405 with this `Allow`.
+    #[must_use]
+    pub fn not_allowed(&self) -> Refusal {
+        Refusal::MethodNotAllowed {
+            allow: self.allow.clone(),
+        }
+    }
 }
 
 /// What a route reads of a request besides its headers.
@@ -301,5 +324,32 @@ mod tests {
                 "{resource:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_resource_picks_its_route_by_method_and_refuses_the_others() {
+        let resources = AdminApi::resources();
+        let cabinet = resources
+            .iter()
+            .find(|resource| resource.path == "/cabinets/{lookup}")
+            .unwrap();
+        assert_eq!(cabinet.route("GET").map(|r| r.method()), Some(Method::Get));
+        assert_eq!(cabinet.route("HEAD").map(|r| r.method()), Some(Method::Get));
+        assert_eq!(
+            cabinet.route("DELETE").map(|r| r.method()),
+            Some(Method::Delete)
+        );
+        assert_eq!(cabinet.route("POST"), None);
+        assert_eq!(
+            cabinet.route("get"),
+            None,
+            "method names are case-sensitive"
+        );
+        assert_eq!(
+            cabinet.not_allowed(),
+            Refusal::MethodNotAllowed {
+                allow: "GET, DELETE".to_owned()
+            }
+        );
     }
 }
