@@ -240,16 +240,22 @@ pub trait LinkStore: Send + Sync {
         accounts: &[AccountNumber],
     ) -> Result<Vec<(TokenHash, Versioned<Link>)>, StoreError> {
         let _ = (email, accounts);
-        Err(StoreError::generic(Unsupported(
-            "listing links by email or account",
-        )))
+        Err(StoreError::generic(Unsupported::LinksAbout))
     }
 }
 
-/// A store that does not offer an optional primitive.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("this store does not support {0}")]
-pub struct Unsupported(pub &'static str);
+/// The optional primitive a store does not offer (the source of a [`StoreError`] that
+/// [`StoreError::is_unsupported`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unsupported {
+    /// [`LinkStore::links_about`].
+    #[error("this store does not list links by email or account")]
+    LinksAbout,
+    /// [`CounterStore::counters_about`].
+    #[error("this store does not list counters by subject")]
+    CountersAbout,
+}
 
 /// Cabinets and their credentials. Two primitives: a read by any key and a conditional
 /// write that keeps emails and accounts unique across cabinets.
@@ -415,9 +421,7 @@ pub trait CounterStore: Send + Sync {
         subjects: &[String],
     ) -> Result<Vec<(CounterKey, Count)>, StoreError> {
         let _ = subjects;
-        Err(StoreError::generic(Unsupported(
-            "listing counters by subject",
-        )))
+        Err(StoreError::generic(Unsupported::CountersAbout))
     }
 }
 
