@@ -5,7 +5,9 @@
 //! [`SessionStore`], [`CounterStore`], [`LetterStore`]; each trait's page lists its
 //! required methods and its defaults. They keep records and compare versions; every policy (limits, windows, locks, expiry,
 //! retries, the order of steps) lives in [`crate::AuthService`]. [`Store`] puts the five
-//! together with defaults a single-backend store may override to save round trips.
+//! together with defaults a single-backend store may override to save round trips. A
+//! store behind an `Arc` or a `Box` (`Arc<dyn Store>` included) is a store too: the pointer
+//! forwards every method, the store's own overrides included.
 //!
 //! Links and cabinets take a letter with their conditional write: the mail queue
 //! ([`crate::mail_queue`]) is a transactional outbox, so the letter is stored if and only

@@ -601,6 +601,10 @@ pub(crate) struct CountedStore<'a> {
 }
 
 impl CountedStore<'_> {
+    fn inner(&self) -> &dyn Store {
+        self.inner
+    }
+
     async fn counted<T>(
         &self,
         call: impl std::future::Future<Output = Result<T, StoreError>> + Send,
@@ -613,4 +617,4 @@ impl CountedStore<'_> {
     }
 }
 
-crate::ports::forward_store!(['a] CountedStore<'a>, inner, counted);
+crate::ports::forward_store!(['a] CountedStore<'a>, CountedStore::inner, CountedStore::counted);

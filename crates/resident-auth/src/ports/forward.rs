@@ -1,17 +1,17 @@
 //! Forwarding every storage method to a wrapped store.
 
 /// Implements the five storage traits and [`Store`] for a wrapper by forwarding every
-/// method, the composites included, to the store in its field `$inner`, each call passed
-/// through the wrapper's method `$via` (which takes the call's future and answers its
-/// result). Every method is listed (`missing_trait_methods` is denied), so a wrapper runs
-/// the wrapped store's own statements, never the traits' defaults over them.
+/// method, the composites included, to the store `$inner(self)` gives, each call passed
+/// through `$via(self, call)` (which takes the call's future and answers its result).
+/// Every method is listed (`missing_trait_methods` is denied), so a wrapper runs the
+/// wrapped store's own statements, never the traits' defaults over them.
 macro_rules! forward_store {
-    ([$($generics:tt)*] $ty:ty, $inner:ident, $via:ident) => {
+    ([$($generics:tt)*] $ty:ty, $inner:path, $via:path) => {
 #[async_trait::async_trait]
 #[deny(clippy::missing_trait_methods)]
 impl<$($generics)*> $crate::ports::LinkStore for $ty {
     async fn link(&self, t: &$crate::secret::TokenHash) -> Result<Option<$crate::ports::Versioned<$crate::ports::Link>>, $crate::ports::StoreError> {
-        self.$via(self.$inner.link(t)).await
+        $via(self, $inner(self).link(t)).await
     }
     async fn swap_link(
         &self,
@@ -20,17 +20,17 @@ impl<$($generics)*> $crate::ports::LinkStore for $ty {
         n: Option<(&$crate::secret::TokenHash, &$crate::ports::Link)>,
         l: Option<&$crate::mail_queue::QueuedLetter>,
     ) -> Result<bool, $crate::ports::StoreError> {
-        self.$via(self.$inner.swap_link(t, e, n, l)).await
+        $via(self, $inner(self).swap_link(t, e, n, l)).await
     }
     async fn links_about(
         &self,
         email: Option<&$crate::Email>,
         accounts: &[$crate::AccountNumber],
     ) -> Result<Vec<($crate::secret::TokenHash, $crate::ports::Versioned<$crate::ports::Link>)>, $crate::ports::StoreError> {
-        self.$via(self.$inner.links_about(email, accounts)).await
+        $via(self, $inner(self).links_about(email, accounts)).await
     }
     async fn purge_links(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {
-        self.$via(self.$inner.purge_links(now)).await
+        $via(self, $inner(self).purge_links(now)).await
     }
 }
 
@@ -38,7 +38,7 @@ impl<$($generics)*> $crate::ports::LinkStore for $ty {
 #[deny(clippy::missing_trait_methods)]
 impl<$($generics)*> $crate::ports::CabinetStore for $ty {
     async fn cabinet(&self, k: $crate::ports::CabinetKey<'_>) -> Result<Option<$crate::ports::Versioned<$crate::ports::Cabinet>>, $crate::ports::StoreError> {
-        self.$via(self.$inner.cabinet(k)).await
+        $via(self, $inner(self).cabinet(k)).await
     }
     async fn swap_cabinet(
         &self,
@@ -47,7 +47,7 @@ impl<$($generics)*> $crate::ports::CabinetStore for $ty {
         n: Option<&$crate::ports::Cabinet>,
         l: Option<&$crate::mail_queue::QueuedLetter>,
     ) -> Result<$crate::ports::CabinetSwap, $crate::ports::StoreError> {
-        self.$via(self.$inner.swap_cabinet(id, e, n, l)).await
+        $via(self, $inner(self).swap_cabinet(id, e, n, l)).await
     }
 }
 
@@ -60,7 +60,7 @@ impl<$($generics)*> $crate::ports::LetterStore for $ty {
         until: $crate::Timestamp,
         limit: usize,
     ) -> Result<Vec<$crate::ports::Versioned<$crate::mail_queue::QueuedLetter>>, $crate::ports::StoreError> {
-        self.$via(self.$inner.claim_letters(now, until, limit))
+        $via(self, $inner(self).claim_letters(now, until, limit))
             .await
     }
     async fn swap_letter(
@@ -69,17 +69,17 @@ impl<$($generics)*> $crate::ports::LetterStore for $ty {
         e: $crate::ports::Expected,
         n: Option<&$crate::mail_queue::QueuedLetter>,
     ) -> Result<bool, $crate::ports::StoreError> {
-        self.$via(self.$inner.swap_letter(id, e, n)).await
+        $via(self, $inner(self).swap_letter(id, e, n)).await
     }
     async fn letters_about(
         &self,
         email: Option<&$crate::Email>,
         cabinet: Option<&$crate::ids::CabinetId>,
     ) -> Result<Vec<$crate::ports::Versioned<$crate::mail_queue::QueuedLetter>>, $crate::ports::StoreError> {
-        self.$via(self.$inner.letters_about(email, cabinet)).await
+        $via(self, $inner(self).letters_about(email, cabinet)).await
     }
     async fn purge_letters(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {
-        self.$via(self.$inner.purge_letters(now)).await
+        $via(self, $inner(self).purge_letters(now)).await
     }
 }
 
@@ -87,7 +87,7 @@ impl<$($generics)*> $crate::ports::LetterStore for $ty {
 #[deny(clippy::missing_trait_methods)]
 impl<$($generics)*> $crate::ports::SessionStore for $ty {
     async fn session(&self, t: &$crate::secret::TokenHash) -> Result<Option<$crate::ports::Versioned<$crate::ports::Session>>, $crate::ports::StoreError> {
-        self.$via(self.$inner.session(t)).await
+        $via(self, $inner(self).session(t)).await
     }
     async fn swap_session(
         &self,
@@ -95,16 +95,16 @@ impl<$($generics)*> $crate::ports::SessionStore for $ty {
         e: $crate::ports::Expected,
         n: Option<&$crate::ports::Session>,
     ) -> Result<bool, $crate::ports::StoreError> {
-        self.$via(self.$inner.swap_session(t, e, n)).await
+        $via(self, $inner(self).swap_session(t, e, n)).await
     }
     async fn cabinet_sessions(
         &self,
         c: &$crate::ids::CabinetId,
     ) -> Result<Vec<($crate::secret::TokenHash, $crate::ports::Versioned<$crate::ports::Session>)>, $crate::ports::StoreError> {
-        self.$via(self.$inner.cabinet_sessions(c)).await
+        $via(self, $inner(self).cabinet_sessions(c)).await
     }
     async fn purge_sessions(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {
-        self.$via(self.$inner.purge_sessions(now)).await
+        $via(self, $inner(self).purge_sessions(now)).await
     }
 }
 
@@ -117,19 +117,19 @@ impl<$($generics)*> $crate::ports::CounterStore for $ty {
         now: $crate::clock::Timestamp,
         w: ::std::time::Duration,
     ) -> Result<$crate::ports::Count, $crate::ports::StoreError> {
-        self.$via(self.$inner.increment(k, now, w)).await
+        $via(self, $inner(self).increment(k, now, w)).await
     }
     async fn reset(&self, k: &$crate::ports::CounterKey) -> Result<(), $crate::ports::StoreError> {
-        self.$via(self.$inner.reset(k)).await
+        $via(self, $inner(self).reset(k)).await
     }
     async fn counters_about(
         &self,
         subjects: &[String],
     ) -> Result<Vec<($crate::ports::CounterKey, $crate::ports::Count)>, $crate::ports::StoreError> {
-        self.$via(self.$inner.counters_about(subjects)).await
+        $via(self, $inner(self).counters_about(subjects)).await
     }
     async fn purge_counters(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {
-        self.$via(self.$inner.purge_counters(now)).await
+        $via(self, $inner(self).purge_counters(now)).await
     }
 }
 
@@ -141,13 +141,13 @@ impl<$($generics)*> $crate::ports::CounterStore for $ty {
 #[deny(clippy::missing_trait_methods)]
 impl<$($generics)*> $crate::ports::Store for $ty {
     fn outlives_the_process(&self) -> bool {
-        self.$inner.outlives_the_process()
+        $inner(self).outlives_the_process()
     }
     async fn session_with_cabinet(
         &self,
         token: &$crate::secret::TokenHash,
     ) -> Result<Option<($crate::ports::Versioned<$crate::ports::Session>, $crate::ports::Versioned<$crate::ports::Cabinet>)>, $crate::ports::StoreError> {
-        self.$via(self.$inner.session_with_cabinet(token)).await
+        $via(self, $inner(self).session_with_cabinet(token)).await
     }
     async fn advance_link(
         &self,
@@ -157,9 +157,9 @@ impl<$($generics)*> $crate::ports::Store for $ty {
         next_token: &$crate::secret::TokenHash,
         next: $crate::ports::LinkAdvance,
     ) -> Result<Option<$crate::ports::Link>, $crate::ports::StoreError> {
-        self.$via(
-            self.inner
-                .advance_link(token, purpose, now, next_token, next),
+        $via(
+            self,
+            $inner(self).advance_link(token, purpose, now, next_token, next),
         )
         .await
     }
@@ -168,15 +168,29 @@ impl<$($generics)*> $crate::ports::Store for $ty {
         keys: &[($crate::ports::CounterKey, ::std::time::Duration)],
         now: $crate::clock::Timestamp,
     ) -> Result<Vec<$crate::ports::Count>, $crate::ports::StoreError> {
-        self.$via(self.$inner.increment_all(keys, now)).await
+        $via(self, $inner(self).increment_all(keys, now)).await
     }
     async fn reset_all(&self, keys: &[$crate::ports::CounterKey]) -> Result<(), $crate::ports::StoreError> {
-        self.$via(self.$inner.reset_all(keys)).await
+        $via(self, $inner(self).reset_all(keys)).await
     }
     async fn purge_expired(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {
-        self.$via(self.$inner.purge_expired(now)).await
+        $via(self, $inner(self).purge_expired(now)).await
     }
 }
     };
 }
 pub(crate) use forward_store;
+
+/// The store behind a smart pointer.
+pub(crate) fn deref<W: std::ops::Deref + ?Sized>(wrapper: &W) -> &W::Target {
+    wrapper
+}
+
+/// A call made as it is.
+pub(crate) fn direct<W: ?Sized, F>(_: &W, call: F) -> F {
+    call
+}
+
+// A store shared or boxed is a store, its own statements and all.
+forward_store!([S: super::Store + ?Sized] std::sync::Arc<S>, deref, direct);
+forward_store!([S: super::Store + ?Sized] Box<S>, deref, direct);

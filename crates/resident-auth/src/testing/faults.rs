@@ -82,6 +82,10 @@ impl<S: Store> FaultyStore<S> {
         self.faults.calls.load(Ordering::SeqCst)
     }
 
+    fn inner(&self) -> &S {
+        &self.inner
+    }
+
     async fn gated<T>(
         &self,
         call: impl Future<Output = Result<T, StoreError>> + Send,
@@ -100,7 +104,7 @@ impl<S: Store> FaultyStore<S> {
     }
 }
 
-crate::ports::forward_store!([S: Store] FaultyStore<S>, inner, gated);
+crate::ports::forward_store!([S: Store] FaultyStore<S>, FaultyStore::inner, FaultyStore::gated);
 
 /// What a step needs from its setup.
 #[derive(Default, Clone)]
