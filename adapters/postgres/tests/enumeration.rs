@@ -1,5 +1,5 @@
 //! User enumeration through login on PostgreSQL: the shared probe
-//! (`resident_auth::enumeration`) with production argon2 parameters. The store adds real
+//! (`resident_auth::testing::enumeration`) with production argon2 parameters. The store adds real
 //! round trips to both sides; they must not tell an unknown email from a wrong password.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 

@@ -1,5 +1,5 @@
 //! User enumeration through login on SQLite: the shared probe
-//! (`resident_auth::enumeration`) with production argon2 parameters. The store's statements
+//! (`resident_auth::testing::enumeration`) with production argon2 parameters. The store's statements
 //! add to both sides; they must not tell an unknown email from a wrong password.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
