@@ -106,79 +106,38 @@ async fn the_schema_enforces_the_invariants_itself() {
     .is_err(), "tokens are 32-byte digests");
 }
 
-/// Counters written before migration 6 get the subject their key was written with — the
-/// part after the last colon, or the whole client of a per-client family (an IPv6 client
-/// holds colons) — so the operators' lookups by subject still find them; and a key must
-/// end with its subject.
+/// Counters written before migration 6 get the subject their key was written with, so the
+/// operators' lookups by subject still find them
+/// (`resident_auth::testing::counters_from_before_subjects_are_found`); and a key must end
+/// with its subject.
 #[tokio::test]
 async fn counters_from_before_subjects_keep_theirs_through_the_migration() {
-    use resident_auth::ports::CounterStore as _;
+    use resident_auth::testing::{
+        counters_from_before_subjects_are_found, COUNTERS_BEFORE_SUBJECTS,
+    };
     let url = fresh_database().await;
     let pool = pool(&url, 2).await;
     migrate(&pool).await.unwrap();
-    sqlx::raw_sql(&format!(
+    sqlx::raw_sql(
         "ALTER TABLE resident_auth.counters DROP COLUMN subject;
-         DELETE FROM resident_auth.migrations WHERE version = 6;
-         INSERT INTO resident_auth.counters (key, count, window_ends) VALUES
-             ('login:cabinet:{RESIDENT}', 3, 9000000000000),
-             ('login:cabinet-client:2001:db8::/64:{RESIDENT}', 2, 9000000000000),
-             ('premises:account:900s:7800000000001', 5, 9000000000000),
-             ('login:client:2001:db8::/64', 4, 9000000000000),
-             ('registration:client:192.0.2.1', 1, 9000000000000);"
-    ))
+         DELETE FROM resident_auth.migrations WHERE version = 6;",
+    )
     .execute(&pool)
     .await
     .unwrap();
+    for (key, count) in COUNTERS_BEFORE_SUBJECTS {
+        sqlx::query(
+            "INSERT INTO resident_auth.counters (key, count, window_ends)
+             VALUES ($1, $2, 9000000000000)",
+        )
+        .bind(key)
+        .bind(i32::try_from(count).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
     migrate(&pool).await.unwrap();
-    let store = PgStore::new(pool.clone());
-    let about = |subject: &str| {
-        let store = store.clone();
-        let subject = subject.to_owned();
-        async move {
-            let mut found: Vec<(String, String, u32)> = store
-                .counters_about(&[subject])
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|(key, count)| {
-                    (
-                        key.family().to_owned(),
-                        key.subject().to_owned(),
-                        count.count,
-                    )
-                })
-                .collect();
-            found.sort();
-            found
-        }
-    };
-    assert_eq!(
-        about(RESIDENT).await,
-        [
-            ("login:cabinet".to_owned(), RESIDENT.to_owned(), 3),
-            (
-                "login:cabinet-client:2001:db8::/64".to_owned(),
-                RESIDENT.to_owned(),
-                2
-            ),
-        ]
-    );
-    assert_eq!(
-        about("7800000000001").await,
-        [(
-            "premises:account:900s".to_owned(),
-            "7800000000001".to_owned(),
-            5
-        )]
-    );
-    assert_eq!(
-        about("2001:db8::/64").await,
-        [("login:client".to_owned(), "2001:db8::/64".to_owned(), 4)]
-    );
-    assert_eq!(
-        about("192.0.2.1").await,
-        [("registration:client".to_owned(), "192.0.2.1".to_owned(), 1)]
-    );
+    counters_from_before_subjects_are_found(&PgStore::new(pool.clone())).await;
     let refused = sqlx::query(
         "INSERT INTO resident_auth.counters (key, subject, count, window_ends)
          VALUES ('login:cabinet:a@example.org', 'b@example.org', 1, 0)",
