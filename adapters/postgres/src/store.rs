@@ -21,8 +21,8 @@ use resident_auth::{
     ports::StoreError,
     ports::TokenHash,
     ports::{
-        Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link, LinkAdvance,
-        LinkPurpose, Session, Version, Versioned,
+        Cabinet, CabinetKey, CabinetSnapshot, CabinetSwap, Count, CounterKey, Expected, Link,
+        LinkAdvance, LinkPurpose, Session, Version, Versioned,
     },
     AccountNumber, CabinetId, Email, SessionId, Timestamp,
 };

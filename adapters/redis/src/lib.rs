@@ -12,16 +12,20 @@ use async_trait::async_trait;
 use redis::{aio::ConnectionManager, AsyncCommands, Script};
 use resident_auth::{
     ports::{
-        Count, CounterKey, CounterStore, Expected, Session, SessionStore, StoreError, TokenHash,
-        Version, Versioned,
+        CabinetSnapshot, Count, CounterKey, CounterStore, Expected, Session, SessionStore,
+        SnapshotRead, StoreError, TokenHash, Version, Versioned,
     },
-    AccountNumber, CabinetId, SessionId, Timestamp,
+    AccountNumber, CabinetId, Email, SessionId, Timestamp,
 };
 
 /// How long a record outlives its own expiry in Redis, so that the service (which judges
 /// expiry by its own clock) still reads it as expired rather than absent, and a purge
 /// still finds it.
 const GRACE: Duration = Duration::from_secs(15 * 60);
+
+/// How long a cabinet's snapshot generation outlives the last write or offer that set
+/// it: far longer than a session check holds a generation before offering a snapshot.
+const GENERATION_KEPT: Duration = Duration::from_secs(15 * 60);
 
 /// How many keys one `SCAN` step asks for.
 const SCAN_COUNT: usize = 500;
@@ -95,6 +99,33 @@ impl RedisStore {
             self.prefix,
             hex(cabinet.as_bytes())
         )
+    }
+
+    /// A cabinet's snapshot and generation (a hash), and the marker of a write of it in
+    /// progress: both under the cabinet's hash tag, so one script reaches both on a cluster.
+    fn snapshot_keys(&self, cabinet: &CabinetId) -> (String, String) {
+        let tag = format!("{}:{{cabinet:{}}}", self.prefix, hex(cabinet.as_bytes()));
+        (format!("{tag}:snapshot"), format!("{tag}:writing"))
+    }
+
+    /// Ends or begins a write of `cabinet`: a new generation, no snapshot, and the marker
+    /// set for `pending` (or cleared for `None`).
+    async fn frame_cabinet_write(
+        &self,
+        cabinet: &CabinetId,
+        pending: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let (snapshot, writing) = self.snapshot_keys(cabinet);
+        let _: i64 = FRAME_WRITE
+            .key(snapshot)
+            .key(writing)
+            .arg(rand::random::<u64>().max(1))
+            .arg(millis(GENERATION_KEPT))
+            .arg(pending.map_or(0, millis))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(failure)?;
+        Ok(())
     }
 
     /// A counter under its subject first, length-prefixed (`…:counter:20:a@example.org:
@@ -180,6 +211,10 @@ fn failure(error: redis::RedisError) -> StoreError {
     }
 }
 
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
 fn hex(bytes: &[u8]) -> String {
     use fmt::Write as _;
     bytes
@@ -260,6 +295,41 @@ return {redis.call('HINCRBY', KEYS[1], 'c', 1), ends}
     )
 });
 
+/// A snapshot offered: `KEYS[1]` the cabinet's snapshot hash, `KEYS[2]` its write marker;
+/// `ARGV[1]` the generation the offer was read at (`0`: none), `ARGV[2]` how long to keep it
+/// (ms), then the fields as name/value pairs. Kept only if no write is in progress and the
+/// generation is unchanged. Returns 1 when kept.
+static OFFER_SNAPSHOT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if (redis.call('HGET', KEYS[1], 'g') or '0') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+",
+    )
+});
+
+/// A write of a cabinet begins or ends: `KEYS[1]` its snapshot hash, `KEYS[2]` its write
+/// marker; `ARGV[1]` the new generation, `ARGV[2]` how long it is kept (ms), `ARGV[3]` how
+/// long the marker lasts (ms; `0` clears it). The snapshot goes either way.
+static FRAME_WRITE: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(
+        r"
+if ARGV[3] == '0' then
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('SET', KEYS[2], 1, 'PX', ARGV[3])
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'g', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+",
+    )
+});
+
 /// Deletes `KEYS[1]` if its field `ARGV[1]` is at or before `ARGV[2]`. Returns 1 if it did.
 static PURGE: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
     Script::new(
@@ -321,6 +391,61 @@ fn session_from(
     }))
 }
 
+fn snapshot_fields(snapshot: &CabinetSnapshot) -> Vec<(&'static str, String)> {
+    let accounts: Vec<&str> = snapshot
+        .accounts
+        .iter()
+        .map(AccountNumber::as_str)
+        .collect();
+    vec![
+        ("em", snapshot.email.to_string()),
+        ("cv", snapshot.credential_version.to_string()),
+        ("acc", accounts.join(",")),
+        (
+            "pe",
+            snapshot
+                .password_expires_at
+                .map_or_else(String::new, |at| at.as_millis().to_string()),
+        ),
+    ]
+}
+
+/// A snapshot from the fields `g`, `em`, `cv`, `acc`, `pe` as `HMGET` answered them.
+fn snapshot_from(
+    cabinet: &CabinetId,
+    fields: [Option<String>; 5],
+) -> Result<SnapshotRead, StoreError> {
+    let [generation, email, credential_version, accounts, expires] = fields;
+    let generation = generation
+        .map(|g| g.parse::<u64>().map_err(|_| corrupt("g")))
+        .transpose()?
+        .unwrap_or(0);
+    let (Some(email), Some(credential_version), Some(accounts), Some(expires)) =
+        (email, credential_version, accounts, expires)
+    else {
+        return Ok(SnapshotRead::Missing { generation });
+    };
+    Ok(SnapshotRead::Found(CabinetSnapshot {
+        id: *cabinet,
+        email: email.parse::<Email>().map_err(|_| corrupt("em"))?,
+        credential_version: credential_version.parse().map_err(|_| corrupt("cv"))?,
+        accounts: accounts
+            .split(',')
+            .filter(|a| !a.is_empty())
+            .map(|a| a.parse::<AccountNumber>().map_err(|_| corrupt("acc")))
+            .collect::<Result<_, _>>()?,
+        password_expires_at: match expires.as_str() {
+            "" => None,
+            at => Some(Timestamp::from_millis(
+                at.parse().map_err(|_| corrupt("pe"))?,
+            )),
+        },
+    }))
+}
+
+/// Sessions by the hash of their token; beside each cabinet's index, the snapshot of the
+/// cabinet a session check needs, kept for as long as
+/// [`resident_auth::ports::SplitStore`] asks and dropped by every write of the cabinet.
 #[async_trait]
 impl SessionStore for RedisStore {
     #[tracing::instrument(name = "redis.session", skip_all, err(level = "debug", Display))]
@@ -427,6 +552,70 @@ impl SessionStore for RedisStore {
             let _: i64 = connection.srem(&index, stale).await.map_err(failure)?;
         }
         Ok(sessions)
+    }
+
+    #[tracing::instrument(
+        name = "redis.cabinet_snapshot",
+        skip_all,
+        err(level = "debug", Display)
+    )]
+    async fn cabinet_snapshot(&self, cabinet: &CabinetId) -> Result<SnapshotRead, StoreError> {
+        let (snapshot, _) = self.snapshot_keys(cabinet);
+        let fields: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(snapshot)
+            .arg(&["g", "em", "cv", "acc", "pe"])
+            .query_async(&mut self.connection())
+            .await
+            .map_err(failure)?;
+        let fields: [Option<String>; 5] = fields.try_into().map_err(|_| corrupt("a snapshot"))?;
+        snapshot_from(cabinet, fields)
+    }
+
+    #[tracing::instrument(
+        name = "redis.offer_cabinet_snapshot",
+        skip_all,
+        err(level = "debug", Display)
+    )]
+    async fn offer_cabinet_snapshot(
+        &self,
+        generation: u64,
+        snapshot: &CabinetSnapshot,
+        keep: Duration,
+    ) -> Result<bool, StoreError> {
+        let (key, writing) = self.snapshot_keys(&snapshot.id);
+        let mut invocation = OFFER_SNAPSHOT.key(key);
+        invocation.key(writing).arg(generation).arg(millis(keep));
+        for (name, value) in snapshot_fields(snapshot) {
+            invocation.arg(name).arg(value);
+        }
+        let kept: i64 = invocation
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(failure)?;
+        Ok(kept == 1)
+    }
+
+    #[tracing::instrument(
+        name = "redis.begin_cabinet_write",
+        skip_all,
+        err(level = "debug", Display)
+    )]
+    async fn begin_cabinet_write(
+        &self,
+        cabinet: &CabinetId,
+        pending: Duration,
+    ) -> Result<(), StoreError> {
+        self.frame_cabinet_write(cabinet, Some(pending.max(Duration::from_millis(1))))
+            .await
+    }
+
+    #[tracing::instrument(
+        name = "redis.end_cabinet_write",
+        skip_all,
+        err(level = "debug", Display)
+    )]
+    async fn end_cabinet_write(&self, cabinet: &CabinetId) -> Result<(), StoreError> {
+        self.frame_cabinet_write(cabinet, None).await
     }
 
     #[tracing::instrument(name = "redis.purge_sessions", skip_all, err(level = "debug", Display))]

@@ -16,7 +16,7 @@ use std::{
 use resident_auth::{
     letters::{LetterKind, Links},
     memory::{link_token, mailed_password, MemoryDirectory, MemoryStore, RecordingMailer},
-    ports::{ManualClock, Ports, SplitStore},
+    ports::{Cabinet, CabinetKey, CabinetStore, Expected, ManualClock, Ports, SplitStore},
     secrecy::SecretString,
     Argon2Hasher, AuthConfig, AuthService, Error, HashParams, Locale, RegistrationForm,
     RequestContext, Timestamp, UserError,
@@ -86,7 +86,9 @@ async fn losing_redis_ends_sessions_and_resets_throttles_by_one_window_at_most()
     let redis = redis_on(port);
     let url = format!("redis://127.0.0.1:{port}");
     let sessions = RedisStore::connect(&url, "portal").await.unwrap();
-    let store = SplitStore::new(MemoryStore::new(), sessions.clone(), sessions);
+    let records = MemoryStore::new();
+    let store = SplitStore::new(records.clone(), sessions.clone(), sessions);
+    let split = store.clone();
     let mailer = RecordingMailer::new();
     let mut config = AuthConfig::new(Links::new("https://portal.example.org"));
     config.delivery.in_request = true;
@@ -130,6 +132,30 @@ async fn losing_redis_ends_sessions_and_resets_throttles_by_one_window_at_most()
         service.login(RESIDENT, wrong(), &ctx()).await,
         Err(Error::Unavailable(_))
     ));
+    // A cabinet write is refused too: it could not drop the cabinet's snapshot kept
+    // beside the sessions, so it does not happen.
+    let cabinet = records
+        .cabinet(CabinetKey::Email(&email))
+        .await
+        .unwrap()
+        .unwrap();
+    let reissued = Cabinet {
+        credential_version: cabinet.value.credential_version + 1,
+        ..cabinet.value.clone()
+    };
+    assert!(split
+        .swap_cabinet(
+            &cabinet.value.id,
+            Expected::Version(cabinet.version),
+            Some(&reissued),
+            None
+        )
+        .await
+        .is_err());
+    assert_eq!(
+        records.cabinet(CabinetKey::Email(&email)).await.unwrap(),
+        Some(cabinet)
+    );
 
     // It comes back empty: the session has ended, the throttle starts a new window — and
     // throttles again after exactly as many tries as one window allows.

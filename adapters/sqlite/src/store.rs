@@ -11,9 +11,9 @@ use resident_auth::{
     letters::LetterKind,
     mail_queue::{LetterId, LetterStatus, QueuedLetter, SealedLetter},
     ports::{
-        Cabinet, CabinetKey, CabinetStore, CabinetSwap, Count, CounterKey, CounterStore, Expected,
-        HashedPassword, LetterStore, Link, LinkAdvance, LinkPurpose, LinkStore, Session,
-        SessionStore, Store, StoreError, TokenHash, Version, Versioned,
+        Cabinet, CabinetKey, CabinetSnapshot, CabinetStore, CabinetSwap, Count, CounterKey,
+        CounterStore, Expected, HashedPassword, LetterStore, Link, LinkAdvance, LinkPurpose,
+        LinkStore, Session, SessionStore, Store, StoreError, TokenHash, Version, Versioned,
     },
     AccountNumber, CabinetId, Email, SessionId, Timestamp,
 };

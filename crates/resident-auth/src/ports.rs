@@ -40,8 +40,8 @@ mod records;
 mod split;
 pub(crate) use forward::forward_store;
 pub use records::{
-    Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link, LinkAdvance, LinkPurpose,
-    Session, Version, Versioned,
+    Cabinet, CabinetKey, CabinetSnapshot, CabinetSwap, Count, CounterKey, Expected, Link,
+    LinkAdvance, LinkPurpose, Session, SnapshotRead, Version, Versioned,
 };
 pub use split::SplitStore;
 
@@ -379,6 +379,59 @@ pub trait SessionStore: Send + Sync {
     /// # Errors
     /// [`StoreError`] on backend failure.
     async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// The snapshot of `cabinet` kept beside the sessions, if this store keeps them — so
+    /// that [`SplitStore`] checks a session without reading its records store. Optional:
+    /// the default keeps none ([`SnapshotRead::NotKept`]), and the four snapshot methods
+    /// are overridden together. A store that keeps them passes
+    /// `resident_auth::testing::snapshots`.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn cabinet_snapshot(&self, cabinet: &CabinetId) -> Result<SnapshotRead, StoreError> {
+        let _ = cabinet;
+        Ok(SnapshotRead::NotKept)
+    }
+
+    /// Atomically: keeps `snapshot` for `keep` if no write of its cabinet began or ended
+    /// since [`SessionStore::cabinet_snapshot`] answered `generation`, and none is pending.
+    /// Returns whether it kept it.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure; then nothing is kept.
+    async fn offer_cabinet_snapshot(
+        &self,
+        generation: u64,
+        snapshot: &CabinetSnapshot,
+        keep: Duration,
+    ) -> Result<bool, StoreError> {
+        let _ = (generation, snapshot, keep);
+        Ok(false)
+    }
+
+    /// Atomically, before a write of `cabinet`: forgets its snapshot, changes its
+    /// generation and refuses offers for `pending` (or until the write ends).
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure; the write must not go ahead.
+    async fn begin_cabinet_write(
+        &self,
+        cabinet: &CabinetId,
+        pending: Duration,
+    ) -> Result<(), StoreError> {
+        let _ = (cabinet, pending);
+        Ok(())
+    }
+
+    /// Atomically, after a write of `cabinet`: forgets its snapshot again, changes its
+    /// generation and takes offers again.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn end_cabinet_write(&self, cabinet: &CabinetId) -> Result<(), StoreError> {
+        let _ = cabinet;
+        Ok(())
+    }
 }
 
 /// Counters in fixed windows: the service's throttles, cooldowns and attempt limits.
@@ -450,12 +503,12 @@ pub trait Store: LinkStore + CabinetStore + SessionStore + CounterStore + Letter
     async fn session_with_cabinet(
         &self,
         token: &TokenHash,
-    ) -> Result<Option<(Versioned<Session>, Versioned<Cabinet>)>, StoreError> {
+    ) -> Result<Option<(Versioned<Session>, CabinetSnapshot)>, StoreError> {
         let Some(session) = self.session(token).await? else {
             return Ok(None);
         };
         let cabinet = self.cabinet(CabinetKey::Id(&session.value.cabinet)).await?;
-        Ok(cabinet.map(|cabinet| (session, cabinet)))
+        Ok(cabinet.map(|cabinet| (session, cabinet.value.into())))
     }
 
     /// Atomically moves the link under `token` to `next_token` as `next`'s purpose with

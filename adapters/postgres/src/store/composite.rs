@@ -13,7 +13,7 @@ impl Store for PgStore {
     async fn session_with_cabinet(
         &self,
         token: &TokenHash,
-    ) -> Result<Option<(Versioned<Session>, Versioned<Cabinet>)>, StoreError> {
+    ) -> Result<Option<(Versioned<Session>, CabinetSnapshot)>, StoreError> {
         let row = sqlx::query(&self.sql(&format!(
             "SELECT {SESSION_COLUMNS}, {CABINET_COLUMNS}
                FROM {{schema}}.sessions s JOIN {{schema}}.cabinets c ON c.id = s.cabinet_id
@@ -24,7 +24,10 @@ impl Store for PgStore {
         .await
         .map_err(store_error)?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some((session_from_row(&row)?, cabinet_from_row(&row)?)))
+        Ok(Some((
+            session_from_row(&row)?,
+            cabinet_from_row(&row)?.value.into(),
+        )))
     }
 
     /// One statement: the link moves only if it has the purpose and is live.

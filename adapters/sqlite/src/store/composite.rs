@@ -13,7 +13,7 @@ impl Store for SqliteStore {
     async fn session_with_cabinet(
         &self,
         token: &TokenHash,
-    ) -> Result<Option<(Versioned<Session>, Versioned<Cabinet>)>, StoreError> {
+    ) -> Result<Option<(Versioned<Session>, CabinetSnapshot)>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {SESSION_COLUMNS}, {CABINET_COLUMNS}
                FROM resident_auth_sessions s
@@ -25,7 +25,10 @@ impl Store for SqliteStore {
         .await
         .map_err(store_error)?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some((session_from_row(&row)?, cabinet_from_row(&row)?)))
+        Ok(Some((
+            session_from_row(&row)?,
+            cabinet_from_row(&row)?.value.into(),
+        )))
     }
 
     /// One transaction: the link moves only if it has the purpose, is live, and the new

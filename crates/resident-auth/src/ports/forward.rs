@@ -106,6 +106,30 @@ impl<$($generics)*> $crate::ports::SessionStore for $ty {
     async fn purge_sessions(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {
         $via(self, $inner(self).purge_sessions(now)).await
     }
+    async fn cabinet_snapshot(
+        &self,
+        c: &$crate::ids::CabinetId,
+    ) -> Result<$crate::ports::SnapshotRead, $crate::ports::StoreError> {
+        $via(self, $inner(self).cabinet_snapshot(c)).await
+    }
+    async fn offer_cabinet_snapshot(
+        &self,
+        g: u64,
+        s: &$crate::ports::CabinetSnapshot,
+        k: ::std::time::Duration,
+    ) -> Result<bool, $crate::ports::StoreError> {
+        $via(self, $inner(self).offer_cabinet_snapshot(g, s, k)).await
+    }
+    async fn begin_cabinet_write(
+        &self,
+        c: &$crate::ids::CabinetId,
+        p: ::std::time::Duration,
+    ) -> Result<(), $crate::ports::StoreError> {
+        $via(self, $inner(self).begin_cabinet_write(c, p)).await
+    }
+    async fn end_cabinet_write(&self, c: &$crate::ids::CabinetId) -> Result<(), $crate::ports::StoreError> {
+        $via(self, $inner(self).end_cabinet_write(c)).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -146,7 +170,7 @@ impl<$($generics)*> $crate::ports::Store for $ty {
     async fn session_with_cabinet(
         &self,
         token: &$crate::secret::TokenHash,
-    ) -> Result<Option<($crate::ports::Versioned<$crate::ports::Session>, $crate::ports::Versioned<$crate::ports::Cabinet>)>, $crate::ports::StoreError> {
+    ) -> Result<Option<($crate::ports::Versioned<$crate::ports::Session>, $crate::ports::CabinetSnapshot)>, $crate::ports::StoreError> {
         $via(self, $inner(self).session_with_cabinet(token)).await
     }
     async fn advance_link(

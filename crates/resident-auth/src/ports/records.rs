@@ -164,6 +164,54 @@ pub struct Cabinet {
     pub password_expires_at: Option<Timestamp>,
 }
 
+/// What a session check needs of a cabinet: the [`Cabinet`] without its password hash.
+/// A session store may keep one beside its sessions
+/// ([`SessionStore::cabinet_snapshot`](crate::ports::SessionStore::cabinet_snapshot)), so
+/// that a check reads nothing else; [`Store::session_with_cabinet`](crate::ports::Store::session_with_cabinet)
+/// answers one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CabinetSnapshot {
+    /// The opaque identity.
+    pub id: CabinetId,
+    /// The login.
+    pub email: Email,
+    /// See [`Cabinet::credential_version`].
+    pub credential_version: u64,
+    /// Linked personal accounts, in the order they were added.
+    pub accounts: Vec<AccountNumber>,
+    /// See [`Cabinet::password_expires_at`].
+    pub password_expires_at: Option<Timestamp>,
+}
+
+impl From<Cabinet> for CabinetSnapshot {
+    fn from(cabinet: Cabinet) -> Self {
+        Self {
+            id: cabinet.id,
+            email: cabinet.email,
+            credential_version: cabinet.credential_version,
+            accounts: cabinet.accounts,
+            password_expires_at: cabinet.password_expires_at,
+        }
+    }
+}
+
+/// What [`SessionStore::cabinet_snapshot`](crate::ports::SessionStore::cabinet_snapshot)
+/// found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SnapshotRead {
+    /// The store keeps no snapshots (the default).
+    NotKept,
+    /// None is kept now. Offered back with this generation, a snapshot read from the
+    /// records is kept only if no write of the cabinet began or ended since.
+    Missing {
+        /// Changes whenever a write of the cabinet begins or ends.
+        generation: u64,
+    },
+    /// The snapshot kept, as the cabinet stood after its last write.
+    Found(CabinetSnapshot),
+}
+
 /// How to find a cabinet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -209,7 +209,7 @@ impl AuthService {
             return Err(Problem::SessionInvalid.into());
         };
         let record = &session.value;
-        if !self.session_alive(record, cabinet.value.credential_version, now) {
+        if !self.session_alive(record, cabinet.credential_version, now) {
             // Dead for good: make sure it is gone.
             store
                 .swap_session(&hash, Expected::Version(session.version), None)
@@ -238,14 +238,14 @@ impl AuthService {
         let active_account = handle
             .record
             .active_account
-            .filter(|account| cabinet.value.accounts.contains(account))
-            .or_else(|| cabinet.value.accounts.first().copied());
+            .filter(|account| cabinet.accounts.contains(account))
+            .or_else(|| cabinet.accounts.first().copied());
         Ok(Authenticated {
-            cabinet: cabinet.value.id,
-            email: cabinet.value.email,
+            cabinet: cabinet.id,
+            email: cabinet.email,
             active_account,
-            accounts: cabinet.value.accounts,
-            password_change_required: cabinet.value.password_expires_at.is_some(),
+            accounts: cabinet.accounts,
+            password_change_required: cabinet.password_expires_at.is_some(),
             session: handle,
         })
     }

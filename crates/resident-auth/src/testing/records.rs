@@ -605,7 +605,39 @@ pub async fn session_with_cabinet_reads_both<S: Store + Clone + 'static>(store: 
         .await
         .unwrap()
         .expect("both there");
-    assert_eq!((found.value, of.value), (record, owner.clone()));
+    assert_eq!((found.value, of), (record.clone(), owner.clone().into()));
+    // Read again (a store keeping snapshots now answers from its own), then write the
+    // cabinet: the next lookup sees the write, never the snapshot from before it.
+    let again = store
+        .session_with_cabinet(&t)
+        .await
+        .unwrap()
+        .expect("both there");
+    assert_eq!(again.1, owner.clone().into());
+    let reissued = Cabinet {
+        credential_version: owner.credential_version + 1,
+        accounts: vec![account("7800000000001"), account("7800000000002")],
+        password_expires_at: None,
+        ..owner.clone()
+    };
+    assert_eq!(
+        store
+            .swap_cabinet(
+                &owner.id,
+                Expected::Version(Version::FIRST),
+                Some(&reissued),
+                None
+            )
+            .await
+            .unwrap(),
+        CabinetSwap::Written
+    );
+    let (_, of) = store
+        .session_with_cabinet(&t)
+        .await
+        .unwrap()
+        .expect("both there");
+    assert_eq!(of, reissued.clone().into(), "the write is seen at once");
     store
         .swap_cabinet(&owner.id, Expected::Any, None, None)
         .await
