@@ -7,6 +7,7 @@ use std::{sync::Arc, time::Duration};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod addresses;
 pub mod admin;
 mod background;
 mod builder;
@@ -122,6 +123,10 @@ pub struct AuthConfig {
     pub mailed_password_lifetime: Option<Duration>,
     /// How queued letters are delivered: retries, deadline, claims.
     pub delivery: DeliveryPolicy,
+    /// How long the addresses shown with a cabinet ([`AuthService::cabinet`]) are kept in
+    /// memory after they were read from the directory (default 1 minute; zero reads the
+    /// directory every time). Registration and activation always read the directory.
+    pub addresses_kept_for: Duration,
     /// How often the [`Background`] task purges expired sessions, links, letters and idle
     /// throttles (default 5 minutes).
     pub purge_every: Duration,
@@ -165,6 +170,7 @@ impl AuthConfig {
             credentials_lease: MINUTE,
             mailed_password_lifetime: None,
             delivery: DeliveryPolicy::default(),
+            addresses_kept_for: MINUTE,
             purge_every: 5 * MINUTE,
             mail_queue_keys: MailQueueKeys::made_up(),
         }
@@ -364,6 +370,7 @@ pub struct AuthService {
     ports: Ports,
     config: Arc<AuthConfig>,
     letters_waiting: Arc<DeliverySignal>,
+    addresses: Arc<addresses::AddressCache>,
 }
 
 /// Between the steps that queue letters and the delivery worker of this process.
@@ -501,6 +508,7 @@ impl AuthService {
             ports,
             config: Arc::new(config),
             letters_waiting: Arc::new(DeliverySignal::default()),
+            addresses: Arc::default(),
         }
     }
 

@@ -63,7 +63,7 @@ const WRITE_PENDING: Duration = Duration::from_secs(30);
 /// A cabinet write is framed by its session store: the snapshot kept beside the sessions
 /// is forgotten and offers are refused before the records are written, and forgotten again
 /// after, so a session check never keeps a cabinet older than a write that completed
-/// (docs/security-model.md, "Sessions on Redis").
+/// (docs/security.md, "Cabinet snapshots beside the sessions").
 #[async_trait]
 impl<R: CabinetStore, S: SessionStore, K: Send + Sync> CabinetStore for SplitStore<R, S, K> {
     async fn cabinet(&self, key: CabinetKey<'_>) -> Result<Option<Versioned<Cabinet>>, StoreError> {

@@ -263,14 +263,11 @@ impl AuthService {
         require_chosen_password(session)?;
         let mut accounts = Vec::with_capacity(session.accounts.len());
         for account_number in &session.accounts {
-            let record = self.ports.directory.lookup(account_number).await?;
+            let (address, premises) = self.address_of(account_number).await?.unzip();
             accounts.push(LinkedAccount {
                 account_number: *account_number,
-                address: record
-                    .as_ref()
-                    .map(|r| r.address.clone())
-                    .unwrap_or_default(),
-                premises: record.map(|r| r.premises),
+                address: address.unwrap_or_default(),
+                premises,
             });
         }
         Ok(CabinetView {
@@ -279,6 +276,32 @@ impl AuthService {
             accounts,
             active_account: session.active_account,
         })
+    }
+
+    /// The address and premises of `account` from the directory, or as read within
+    /// [`AuthConfig::addresses_kept_for`].
+    async fn address_of(
+        &self,
+        account: &AccountNumber,
+    ) -> Result<super::addresses::Address, Error> {
+        let now = self.now();
+        if let Some(kept) = self.addresses.get(account, now) {
+            return Ok(kept);
+        }
+        let address = self
+            .ports
+            .directory
+            .lookup(account)
+            .await?
+            .map(|record| (record.address, record.premises));
+        if !self.config.addresses_kept_for.is_zero() {
+            self.addresses.put(
+                *account,
+                now.plus(self.config.addresses_kept_for),
+                address.clone(),
+            );
+        }
+        Ok(address)
     }
 
     /// Journey 5: switches the session to another linked account.
