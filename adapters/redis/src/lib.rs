@@ -4,7 +4,7 @@
 use std::{
     collections::HashMap,
     fmt,
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -49,7 +49,14 @@ pub struct ConnectError(#[source] redis::RedisError);
 pub struct RedisStore {
     connection: ConnectionManager,
     prefix: Arc<str>,
+    /// The cabinet of each session this process has read (a session never changes
+    /// cabinet), so that a session check reads the session and its cabinet's snapshot in
+    /// one round trip.
+    cabinets_of_sessions: Arc<Mutex<HashMap<TokenHash, CabinetId>>>,
 }
+
+/// At most this many sessions' cabinets are remembered; a full memo starts again empty.
+const MOST_REMEMBERED: usize = 100_000;
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -79,6 +86,7 @@ impl RedisStore {
         Ok(Self {
             connection,
             prefix: prefix.into(),
+            cabinets_of_sessions: Arc::default(),
         })
     }
 
@@ -106,6 +114,32 @@ impl RedisStore {
     fn snapshot_keys(&self, cabinet: &CabinetId) -> (String, String) {
         let tag = format!("{}:{{cabinet:{}}}", self.prefix, hex(cabinet.as_bytes()));
         (format!("{tag}:snapshot"), format!("{tag}:writing"))
+    }
+
+    fn remembered_cabinet(&self, token: &TokenHash) -> Option<CabinetId> {
+        let memo = self
+            .cabinets_of_sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        memo.get(token).copied()
+    }
+
+    fn remember_cabinet(&self, token: &TokenHash, cabinet: Option<CabinetId>) {
+        let mut memo = self
+            .cabinets_of_sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match cabinet {
+            Some(cabinet) => {
+                if memo.len() >= MOST_REMEMBERED {
+                    memo.clear();
+                }
+                memo.insert(*token, cabinet);
+            }
+            None => {
+                memo.remove(token);
+            }
+        }
     }
 
     /// Ends or begins a write of `cabinet`: a new generation, no snapshot, and the marker
@@ -410,7 +444,10 @@ fn snapshot_fields(snapshot: &CabinetSnapshot) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// A snapshot from the fields `g`, `em`, `cv`, `acc`, `pe` as `HMGET` answered them.
+/// The fields of a cabinet's snapshot hash as read: its generation, then the snapshot.
+const SNAPSHOT_FIELDS: [&str; 5] = ["g", "em", "cv", "acc", "pe"];
+
+/// A snapshot from [`SNAPSHOT_FIELDS`] as `HMGET` answered them.
 fn snapshot_from(
     cabinet: &CabinetId,
     fields: [Option<String>; 5],
@@ -563,12 +600,57 @@ impl SessionStore for RedisStore {
         let (snapshot, _) = self.snapshot_keys(cabinet);
         let fields: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(snapshot)
-            .arg(&["g", "em", "cv", "acc", "pe"])
+            .arg(&SNAPSHOT_FIELDS)
             .query_async(&mut self.connection())
             .await
             .map_err(failure)?;
         let fields: [Option<String>; 5] = fields.try_into().map_err(|_| corrupt("a snapshot"))?;
         snapshot_from(cabinet, fields)
+    }
+
+    /// One round trip (the session and its cabinet's snapshot, pipelined) once this
+    /// process knows the session's cabinet; two the first time.
+    #[tracing::instrument(
+        name = "redis.session_and_snapshot",
+        skip_all,
+        err(level = "debug", Display)
+    )]
+    async fn session_and_snapshot(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(Versioned<Session>, SnapshotRead)>, StoreError> {
+        let Some(cabinet) = self.remembered_cabinet(token) else {
+            let Some(session) = self.session(token).await? else {
+                return Ok(None);
+            };
+            self.remember_cabinet(token, Some(session.value.cabinet));
+            let snapshot = self.cabinet_snapshot(&session.value.cabinet).await?;
+            return Ok(Some((session, snapshot)));
+        };
+        let (snapshot_key, _) = self.snapshot_keys(&cabinet);
+        let (fields, snapshot): (HashMap<String, String>, Vec<Option<String>>) = redis::pipe()
+            .hgetall(self.session_key(token))
+            .cmd("HMGET")
+            .arg(snapshot_key)
+            .arg(&SNAPSHOT_FIELDS)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(failure)?;
+        let Some(session) = session_from(&fields)? else {
+            self.remember_cabinet(token, None);
+            return Ok(None);
+        };
+        if session.value.cabinet != cabinet {
+            // Never expected (a token belongs to one session): read it the long way.
+            self.remember_cabinet(token, Some(session.value.cabinet));
+            let snapshot = self.cabinet_snapshot(&session.value.cabinet).await?;
+            return Ok(Some((session, snapshot)));
+        }
+        let snapshot = snapshot_from(
+            &cabinet,
+            snapshot.try_into().map_err(|_| corrupt("a snapshot"))?,
+        )?;
+        Ok(Some((session, snapshot)))
     }
 
     #[tracing::instrument(

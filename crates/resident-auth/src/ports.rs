@@ -382,8 +382,8 @@ pub trait SessionStore: Send + Sync {
 
     /// The snapshot of `cabinet` kept beside the sessions, if this store keeps them — so
     /// that [`SplitStore`] checks a session without reading its records store. Optional:
-    /// the default keeps none ([`SnapshotRead::NotKept`]), and the four snapshot methods
-    /// are overridden together. A store that keeps them passes
+    /// the default keeps none ([`SnapshotRead::NotKept`]), and the snapshot methods are
+    /// overridden together. A store that keeps them passes
     /// `resident_auth::testing::snapshots`.
     ///
     /// # Errors
@@ -391,6 +391,23 @@ pub trait SessionStore: Send + Sync {
     async fn cabinet_snapshot(&self, cabinet: &CabinetId) -> Result<SnapshotRead, StoreError> {
         let _ = cabinet;
         Ok(SnapshotRead::NotKept)
+    }
+
+    /// The session under `token` with what [`SessionStore::cabinet_snapshot`] answers for
+    /// its cabinet: a session check's one read. The default makes the two reads; a store
+    /// may make them in one round trip.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn session_and_snapshot(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(Versioned<Session>, SnapshotRead)>, StoreError> {
+        let Some(session) = self.session(token).await? else {
+            return Ok(None);
+        };
+        let snapshot = self.cabinet_snapshot(&session.value.cabinet).await?;
+        Ok(Some((session, snapshot)))
     }
 
     /// Atomically: keeps `snapshot` for `keep` if no write of its cabinet began or ended

@@ -112,6 +112,12 @@ impl<$($generics)*> $crate::ports::SessionStore for $ty {
     ) -> Result<$crate::ports::SnapshotRead, $crate::ports::StoreError> {
         $via(self, $inner(self).cabinet_snapshot(c)).await
     }
+    async fn session_and_snapshot(
+        &self,
+        t: &$crate::secret::TokenHash,
+    ) -> Result<Option<($crate::ports::Versioned<$crate::ports::Session>, $crate::ports::SnapshotRead)>, $crate::ports::StoreError> {
+        $via(self, $inner(self).session_and_snapshot(t)).await
+    }
     async fn offer_cabinet_snapshot(
         &self,
         g: u64,

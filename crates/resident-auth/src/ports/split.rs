@@ -145,6 +145,12 @@ impl<R: Send + Sync, S: SessionStore, K: Send + Sync> SessionStore for SplitStor
     async fn cabinet_snapshot(&self, cabinet: &CabinetId) -> Result<SnapshotRead, StoreError> {
         self.sessions.cabinet_snapshot(cabinet).await
     }
+    async fn session_and_snapshot(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(Versioned<Session>, SnapshotRead)>, StoreError> {
+        self.sessions.session_and_snapshot(token).await
+    }
     async fn offer_cabinet_snapshot(
         &self,
         generation: u64,
@@ -202,11 +208,11 @@ impl<R: LinkStore + CabinetStore + LetterStore, S: SessionStore, K: CounterStore
         &self,
         token: &TokenHash,
     ) -> Result<Option<(Versioned<Session>, CabinetSnapshot)>, StoreError> {
-        let Some(session) = self.sessions.session(token).await? else {
+        let Some((session, snapshot)) = self.sessions.session_and_snapshot(token).await? else {
             return Ok(None);
         };
         let id = session.value.cabinet;
-        let generation = match self.sessions.cabinet_snapshot(&id).await? {
+        let generation = match snapshot {
             // A snapshot older than the session's credentials predates a write whose end
             // the session store missed: read the records.
             SnapshotRead::Found(snapshot)

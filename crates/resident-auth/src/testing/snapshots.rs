@@ -193,7 +193,7 @@ async fn split_with_session<S: SessionStore + Clone + 'static>(
 /// On a [`SplitStore`] whose session store keeps snapshots, the first session check reads
 /// the cabinet from the records and every later one reads no records at all, until a write
 /// of the cabinet: the next check sees the write at once and is then served from the
-/// session store again.
+/// session store again. A session ended after such checks is no session at the next.
 pub async fn split_store_checks_sessions_from_snapshots<S: SessionStore + Clone + 'static>(
     sessions: S,
 ) {
@@ -231,6 +231,22 @@ pub async fn split_store_checks_sessions_from_snapshots<S: SessionStore + Clone 
     let before = records.calls();
     store.session_with_cabinet(&t).await.unwrap().unwrap();
     assert_eq!(records.calls(), before, "and kept again");
+    let ended = token();
+    store
+        .swap_session(&ended, Expected::Absent, Some(&session(&owner, t0())))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        store.session_with_cabinet(&ended).await.unwrap().unwrap();
+    }
+    assert!(store
+        .swap_session(&ended, Expected::Any, None)
+        .await
+        .unwrap());
+    assert!(
+        store.session_with_cabinet(&ended).await.unwrap().is_none(),
+        "a session ended after checks served from the snapshot is no session"
+    );
     store
         .swap_cabinet(&owner.id, Expected::Any, None, None)
         .await
