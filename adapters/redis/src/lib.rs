@@ -5,18 +5,27 @@ use std::{
     collections::HashMap,
     fmt,
     sync::{Arc, Mutex, PoisonError},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
+mod codec;
+mod counters;
+mod scripts;
+
 use async_trait::async_trait;
-use redis::{aio::ConnectionManager, AsyncCommands, Script};
+use codec::{
+    corrupt, failure, glob_escape, hex, keep_until, millis, session_fields, session_from,
+    snapshot_fields, snapshot_from, unhex, SNAPSHOT_FIELDS,
+};
+use redis::{aio::ConnectionManager, AsyncCommands};
 use resident_auth::{
     ports::{
-        CabinetSnapshot, Count, CounterKey, CounterStore, Expected, Session, SessionStore,
-        SnapshotRead, StoreError, TokenHash, Version, Versioned,
+        CabinetSnapshot, CounterKey, Expected, Session, SessionStore, SnapshotRead, StoreError,
+        TokenHash, Versioned,
     },
-    AccountNumber, CabinetId, Email, SessionId, Timestamp,
+    CabinetId, Timestamp,
 };
+use scripts::{FRAME_WRITE, OFFER_SNAPSHOT, PURGE, SWAP_SESSION};
 
 /// How long a record outlives its own expiry in Redis, so that the service (which judges
 /// expiry by its own clock) still reads it as expired rather than absent, and a purge
@@ -230,254 +239,6 @@ impl RedisStore {
         }
         Ok(purged)
     }
-}
-
-/// A Redis failure as the store's: retryable when the connection or the server failed.
-fn failure(error: redis::RedisError) -> StoreError {
-    if error.is_io_error()
-        || error.is_timeout()
-        || error.is_connection_dropped()
-        || error.is_connection_refusal()
-    {
-        StoreError::unavailable(error)
-    } else {
-        StoreError::generic(error)
-    }
-}
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
-}
-
-fn unhex<const N: usize>(text: &str) -> Result<[u8; N], StoreError> {
-    let mut out = [0u8; N];
-    if text.len() != N * 2 || !text.is_ascii() {
-        return Err(corrupt("an identifier"));
-    }
-    for (i, byte) in out.iter_mut().enumerate() {
-        let pair = text
-            .get(i * 2..i * 2 + 2)
-            .ok_or_else(|| corrupt("an identifier"))?;
-        *byte = u8::from_str_radix(pair, 16).map_err(|_| corrupt("an identifier"))?;
-    }
-    Ok(out)
-}
-
-fn corrupt(what: &str) -> StoreError {
-    StoreError::generic(format!("unexpected value in Redis: {what}"))
-}
-
-/// When Redis may forget a record that dies at `expires`: never before the grace after
-/// now, whatever clock the service runs on.
-fn keep_until(expires: Timestamp) -> i64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    let grace = i64::try_from(GRACE.as_millis()).unwrap_or(0);
-    expires.as_millis().max(now).saturating_add(grace)
-}
-
-/// The compare-and-swap of one session: `KEYS[1]` the session; `ARGV[1]` `absent`, `any`
-/// or `version`, `ARGV[2]` the version expected, `ARGV[3]` when Redis may forget it
-/// (absolute ms, empty to delete), then the fields as name/value pairs. Returns 1 when it
-/// wrote.
-static SWAP_SESSION: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
-    Script::new(
-        r"
-local current = redis.call('HGET', KEYS[1], 'v')
-if ARGV[1] == 'absent' and current then return 0 end
-if ARGV[1] == 'version' and current ~= ARGV[2] then return 0 end
-if ARGV[3] == '' then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-local version = 1
-if current then version = tonumber(current) + 1 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'v', version, unpack(ARGV, 4))
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-return 1
-",
-    )
-});
-
-/// One event counted: `KEYS[1]` the counter; `ARGV[1]` now, `ARGV[2]` the window (ms),
-/// `ARGV[3]` when Redis may forget a new window (absolute ms). Returns `{count, ends}`.
-static INCREMENT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
-    Script::new(
-        r"
-local now = tonumber(ARGV[1])
-local ends = tonumber(redis.call('HGET', KEYS[1], 'e') or '0')
-if redis.call('EXISTS', KEYS[1]) == 0 or ends <= now then
-  ends = now + tonumber(ARGV[2])
-  redis.call('HSET', KEYS[1], 'c', 1, 'e', ends)
-  redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-  return {1, ends}
-end
-return {redis.call('HINCRBY', KEYS[1], 'c', 1), ends}
-",
-    )
-});
-
-/// A snapshot offered: `KEYS[1]` the cabinet's snapshot hash, `KEYS[2]` its write marker;
-/// `ARGV[1]` the generation the offer was read at (`0`: none), `ARGV[2]` how long to keep it
-/// (ms), then the fields as name/value pairs. Kept only if no write is in progress and the
-/// generation is unchanged. Returns 1 when kept.
-static OFFER_SNAPSHOT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-if (redis.call('HGET', KEYS[1], 'g') or '0') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-",
-    )
-});
-
-/// A write of a cabinet begins or ends: `KEYS[1]` its snapshot hash, `KEYS[2]` its write
-/// marker; `ARGV[1]` the new generation, `ARGV[2]` how long it is kept (ms), `ARGV[3]` how
-/// long the marker lasts (ms; `0` clears it). The snapshot goes either way.
-static FRAME_WRITE: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
-    Script::new(
-        r"
-if ARGV[3] == '0' then
-  redis.call('DEL', KEYS[2])
-else
-  redis.call('SET', KEYS[2], 1, 'PX', ARGV[3])
-end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'g', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-",
-    )
-});
-
-/// Deletes `KEYS[1]` if its field `ARGV[1]` is at or before `ARGV[2]`. Returns 1 if it did.
-static PURGE: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
-    Script::new(
-        r"
-local at = redis.call('HGET', KEYS[1], ARGV[1])
-if at and tonumber(at) <= tonumber(ARGV[2]) then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
-",
-    )
-});
-
-fn session_fields(session: &Session) -> Vec<(&'static str, String)> {
-    let mut fields = vec![
-        ("id", hex(session.id.as_bytes())),
-        ("cab", hex(session.cabinet.as_bytes())),
-        ("cv", session.credential_version.to_string()),
-        ("ca", session.created_at.as_millis().to_string()),
-        ("lu", session.last_used.as_millis().to_string()),
-        ("ea", session.expires_at.as_millis().to_string()),
-    ];
-    if let Some(account) = &session.active_account {
-        fields.push(("acc", account.as_str().to_owned()));
-    }
-    if let Some(client) = &session.client {
-        fields.push(("cl", client.clone()));
-    }
-    fields
-}
-
-fn session_from(
-    fields: &HashMap<String, String>,
-) -> Result<Option<Versioned<Session>>, StoreError> {
-    if fields.is_empty() {
-        return Ok(None);
-    }
-    let text = |name: &str| fields.get(name).ok_or_else(|| corrupt(name));
-    let number =
-        |name: &str| -> Result<i64, StoreError> { text(name)?.parse().map_err(|_| corrupt(name)) };
-    let version: u64 = text("v")?.parse().map_err(|_| corrupt("v"))?;
-    let session = Session {
-        id: SessionId::from_bytes(unhex(text("id")?)?),
-        cabinet: CabinetId::from_bytes(unhex(text("cab")?)?),
-        credential_version: text("cv")?.parse().map_err(|_| corrupt("cv"))?,
-        active_account: fields
-            .get("acc")
-            .map(|a| a.parse::<AccountNumber>().map_err(|_| corrupt("acc")))
-            .transpose()?,
-        created_at: Timestamp::from_millis(number("ca")?),
-        last_used: Timestamp::from_millis(number("lu")?),
-        expires_at: Timestamp::from_millis(number("ea")?),
-        client: fields.get("cl").cloned(),
-    };
-    Ok(Some(Versioned {
-        value: session,
-        version: Version::new(version),
-    }))
-}
-
-fn snapshot_fields(snapshot: &CabinetSnapshot) -> Vec<(&'static str, String)> {
-    let accounts: Vec<&str> = snapshot
-        .accounts
-        .iter()
-        .map(AccountNumber::as_str)
-        .collect();
-    vec![
-        ("em", snapshot.email.to_string()),
-        ("cv", snapshot.credential_version.to_string()),
-        ("acc", accounts.join(",")),
-        (
-            "pe",
-            snapshot
-                .password_expires_at
-                .map_or_else(String::new, |at| at.as_millis().to_string()),
-        ),
-    ]
-}
-
-/// The fields of a cabinet's snapshot hash as read: its generation, then the snapshot.
-const SNAPSHOT_FIELDS: [&str; 5] = ["g", "em", "cv", "acc", "pe"];
-
-/// A snapshot from [`SNAPSHOT_FIELDS`] as `HMGET` answered them.
-fn snapshot_from(
-    cabinet: &CabinetId,
-    fields: [Option<String>; 5],
-) -> Result<SnapshotRead, StoreError> {
-    let [generation, email, credential_version, accounts, expires] = fields;
-    let generation = generation
-        .map(|g| g.parse::<u64>().map_err(|_| corrupt("g")))
-        .transpose()?
-        .unwrap_or(0);
-    let (Some(email), Some(credential_version), Some(accounts), Some(expires)) =
-        (email, credential_version, accounts, expires)
-    else {
-        return Ok(SnapshotRead::Missing { generation });
-    };
-    Ok(SnapshotRead::Found(CabinetSnapshot {
-        id: *cabinet,
-        email: email.parse::<Email>().map_err(|_| corrupt("em"))?,
-        credential_version: credential_version.parse().map_err(|_| corrupt("cv"))?,
-        accounts: accounts
-            .split(',')
-            .filter(|a| !a.is_empty())
-            .map(|a| a.parse::<AccountNumber>().map_err(|_| corrupt("acc")))
-            .collect::<Result<_, _>>()?,
-        password_expires_at: match expires.as_str() {
-            "" => None,
-            at => Some(Timestamp::from_millis(
-                at.parse().map_err(|_| corrupt("pe"))?,
-            )),
-        },
-    }))
 }
 
 /// Sessions by the hash of their token; beside each cabinet's index, the snapshot of the
@@ -707,119 +468,5 @@ impl SessionStore for RedisStore {
             .scan(&format!("{}:session:*", glob_escape(&self.prefix)))
             .await?;
         self.purge(keys, "ea", now).await
-    }
-}
-
-#[async_trait]
-impl CounterStore for RedisStore {
-    #[tracing::instrument(name = "redis.increment", skip_all, err(level = "debug", Display))]
-    async fn increment(
-        &self,
-        key: &CounterKey,
-        now: Timestamp,
-        window: Duration,
-    ) -> Result<Count, StoreError> {
-        let window = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-        let until = keep_until(Timestamp::from_millis(
-            now.as_millis().saturating_add(window),
-        ));
-        let (count, ends): (i64, i64) = INCREMENT
-            .key(self.counter_key(key))
-            .arg(now.as_millis())
-            .arg(window)
-            .arg(until)
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(failure)?;
-        Ok(Count {
-            count: u32::try_from(count).unwrap_or(u32::MAX),
-            window_ends: Timestamp::from_millis(ends),
-        })
-    }
-
-    #[tracing::instrument(name = "redis.reset", skip_all, err(level = "debug", Display))]
-    async fn reset(&self, key: &CounterKey) -> Result<(), StoreError> {
-        let _: i64 = self
-            .connection()
-            .del(self.counter_key(key))
-            .await
-            .map_err(failure)?;
-        Ok(())
-    }
-
-    #[tracing::instrument(name = "redis.purge_counters", skip_all, err(level = "debug", Display))]
-    async fn purge_counters(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let keys = self
-            .scan(&format!("{}:counter:*", glob_escape(&self.prefix)))
-            .await?;
-        self.purge(keys, "e", now).await
-    }
-
-    #[tracing::instrument(name = "redis.counters_about", skip_all, err(level = "debug", Display))]
-    async fn counters_about(
-        &self,
-        subjects: &[String],
-    ) -> Result<Vec<(CounterKey, Count)>, StoreError> {
-        let mut found = Vec::new();
-        for subject in subjects {
-            let (pattern, family_at) = self.counters_of(subject);
-            for stored in self.scan(&pattern).await? {
-                let Some(family) = stored.get(family_at..) else {
-                    continue;
-                };
-                let Some(key) =
-                    CounterKey::from_stored(format!("{family}:{subject}"), subject.clone())
-                else {
-                    continue;
-                };
-                let fields: HashMap<String, i64> =
-                    self.connection().hgetall(&stored).await.map_err(failure)?;
-                if let (Some(count), Some(ends)) = (fields.get("c"), fields.get("e")) {
-                    found.push((
-                        key,
-                        Count {
-                            count: u32::try_from(*count).unwrap_or(u32::MAX),
-                            window_ends: Timestamp::from_millis(*ends),
-                        },
-                    ));
-                }
-            }
-        }
-        Ok(found)
-    }
-}
-
-/// `text` matching itself only in a `SCAN MATCH` glob.
-fn glob_escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{glob_escape, hex, unhex};
-
-    #[test]
-    fn globs_match_only_themselves() {
-        assert_eq!(
-            glob_escape("a*b?[c]^-d\\e.f"),
-            "a\\*b\\?\\[c\\]\\^\\-d\\\\e.f"
-        );
-        assert_eq!(glob_escape("resident@example.org"), "resident@example.org");
-    }
-
-    #[test]
-    fn identifiers_round_trip_through_hex() {
-        let bytes = [0u8, 1, 0x7f, 0x80, 0xff, 0x10, 0xab, 0xcd];
-        assert_eq!(unhex::<8>(&hex(&bytes)).unwrap(), bytes);
-        assert!(unhex::<8>("zz").is_err());
-        assert!(unhex::<1>("zz").is_err());
-        assert!(unhex::<1>("é").is_err());
     }
 }
