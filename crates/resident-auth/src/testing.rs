@@ -57,6 +57,7 @@ mod migrations;
 mod own_data;
 mod races;
 mod records;
+mod sessions;
 mod snapshots;
 
 pub use email_change::*;
@@ -67,6 +68,7 @@ pub use migrations::{counters_from_before_subjects_are_found, COUNTERS_BEFORE_SU
 pub use own_data::journey_resident_downloads_the_data_and_closes_the_cabinet;
 pub use races::*;
 pub use records::*;
+pub use sessions::*;
 pub use snapshots::*;
 
 use std::{sync::Arc, time::Duration};
