@@ -44,7 +44,7 @@ const SCAN_COUNT: usize = 500;
 #[error("cannot connect to Redis: {0}")]
 pub struct ConnectError(#[source] redis::RedisError);
 
-/// Sessions ([`SessionStore`]) and counters ([`CounterStore`]) in Redis, for a
+/// Sessions ([`SessionStore`]) and counters ([`CounterStore`](resident_auth::ports::CounterStore)) in Redis, for a
 /// [`resident_auth::ports::SplitStore`] whose records (links, cabinets, the mail queue)
 /// stay in PostgreSQL.
 ///
