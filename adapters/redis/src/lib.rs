@@ -380,37 +380,35 @@ impl SessionStore for RedisStore {
         &self,
         token: &TokenHash,
     ) -> Result<Option<(Versioned<Session>, SnapshotRead)>, StoreError> {
-        let Some(cabinet) = self.remembered_cabinet(token) else {
-            let Some(session) = self.session(token).await? else {
-                return Ok(None);
-            };
-            self.remember_cabinet(token, Some(session.value.cabinet));
-            let snapshot = self.cabinet_snapshot(&session.value.cabinet).await?;
-            return Ok(Some((session, snapshot)));
+        let session = match self.remembered_cabinet(token) {
+            None => self.session(token).await?,
+            Some(cabinet) => {
+                let (snapshot_key, _) = self.snapshot_keys(&cabinet);
+                let (fields, snapshot): (HashMap<String, String>, Vec<Option<String>>) =
+                    redis::pipe()
+                        .hgetall(self.session_key(token))
+                        .cmd("HMGET")
+                        .arg(snapshot_key)
+                        .arg(&SNAPSHOT_FIELDS)
+                        .query_async(&mut self.connection())
+                        .await
+                        .map_err(failure)?;
+                match session_from(&fields)? {
+                    Some(session) if session.value.cabinet == cabinet => {
+                        let snapshot = snapshot.try_into().map_err(|_| corrupt("a snapshot"))?;
+                        return Ok(Some((session, snapshot_from(&cabinet, snapshot)?)));
+                    }
+                    // Ended; or, never expected (a token belongs to one session), another
+                    // cabinet's: the long way below.
+                    other => other,
+                }
+            }
         };
-        let (snapshot_key, _) = self.snapshot_keys(&cabinet);
-        let (fields, snapshot): (HashMap<String, String>, Vec<Option<String>>) = redis::pipe()
-            .hgetall(self.session_key(token))
-            .cmd("HMGET")
-            .arg(snapshot_key)
-            .arg(&SNAPSHOT_FIELDS)
-            .query_async(&mut self.connection())
-            .await
-            .map_err(failure)?;
-        let Some(session) = session_from(&fields)? else {
-            self.remember_cabinet(token, None);
+        self.remember_cabinet(token, session.as_ref().map(|s| s.value.cabinet));
+        let Some(session) = session else {
             return Ok(None);
         };
-        if session.value.cabinet != cabinet {
-            // Never expected (a token belongs to one session): read it the long way.
-            self.remember_cabinet(token, Some(session.value.cabinet));
-            let snapshot = self.cabinet_snapshot(&session.value.cabinet).await?;
-            return Ok(Some((session, snapshot)));
-        }
-        let snapshot = snapshot_from(
-            &cabinet,
-            snapshot.try_into().map_err(|_| corrupt("a snapshot"))?,
-        )?;
+        let snapshot = self.cabinet_snapshot(&session.value.cabinet).await?;
         Ok(Some((session, snapshot)))
     }
 
