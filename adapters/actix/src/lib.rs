@@ -1,21 +1,22 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
 use resident_auth::AuthService;
-use resident_auth_http::{openapi::DOCUMENT_PATH, Incoming, Refusal, Resource, Response, Surface};
 /// What a host configures and names, re-exported so that it depends on this crate alone
 /// for them.
 pub use resident_auth_http::{
     AdminApi, Api, AuthError, Cidr, ClientAddressing, ConnectionLimits, CsrfKey, OperatorTokens,
     SignedIn, BODY_LIMIT,
 };
+use resident_auth_http::{Incoming, Refusal, Resource, Response, Surface};
 
 mod serve;
 
-pub use serve::{limit_server, BodyDeadline};
+pub use serve::{body_deadline, limit_server};
 
 /// resident-auth mounted in an actix-web application: the [`Api`] (service, cookies, CSRF
 /// key, trusted proxies) that the mounted routes and the [`Resident`] extractor share.
@@ -95,9 +96,9 @@ pub fn configure_admin(
     }
 }
 
-/// Mounts `surface` under `prefix`: each path answering its methods (any other: 405 with
-/// `Allow`), its OpenAPI document, and when it claims a non-empty prefix a 404 for any
-/// other path under it.
+/// Mounts `surface` under `prefix`: each of its resources answering its methods (any
+/// other: 405 with `Allow`), and when it claims a non-empty prefix a 404 for any other path
+/// under it. Its body timeout goes into the app data, for [`body_deadline`].
 fn mount<T: Surface>(config: &mut web::ServiceConfig, surface: Arc<T>, prefix: &str) {
     let prefix = prefix.trim_end_matches('/');
     for resource in T::resources() {
@@ -110,30 +111,12 @@ fn mount<T: Surface>(config: &mut web::ServiceConfig, surface: Arc<T>, prefix: &
             },
         )));
     }
-    if let Some(document) = surface.document(prefix) {
-        let document = Arc::new(document);
-        let get_only = Refusal::MethodNotAllowed {
-            allow: "GET".to_owned(),
-        };
-        config.service(
-            web::resource(format!("{prefix}{DOCUMENT_PATH}"))
-                .route(web::get().to(move || {
-                    let document = document.to_string();
-                    async move {
-                        HttpResponse::Ok()
-                            .content_type("application/json")
-                            .insert_header(("x-content-type-options", "nosniff"))
-                            .body(document)
-                    }
-                }))
-                .default_service(web::to(refusing(&surface, get_only))),
-        );
-    }
     if T::CLAIMS_PREFIX && !prefix.is_empty() {
         let not_found = || web::to(refusing(&surface, Refusal::NotFound));
         config.service(web::resource(format!("{prefix}/{{tail:.*}}")).route(not_found()));
         config.service(web::resource(prefix.to_owned()).route(not_found()));
     }
+    config.app_data(serve::BodyTimeout(surface.body_timeout()));
 }
 
 /// A handler answering every request with `refusal`.
@@ -165,6 +148,7 @@ async fn answer<T: Surface>(
     };
     let peer = request.peer_addr().map(|address| address.ip());
     let mut incoming = Incoming::new(peer)
+        .with_path(request.path())
         .with_query(request.query_string())
         .with_body(&body);
     if let Some((_, parameter)) = request.match_info().iter().next() {
@@ -174,29 +158,15 @@ async fn answer<T: Surface>(
 }
 
 /// The request body, at most [`BODY_LIMIT`] bytes, arrived within `timeout`.
-async fn read_body(mut payload: web::Payload, timeout: Duration) -> Result<web::Bytes, Refusal> {
-    use futures_util::StreamExt as _;
-    let read = async {
-        let mut body = web::BytesMut::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|error| match error {
-                actix_web::error::PayloadError::Io(io)
-                    if io.kind() == std::io::ErrorKind::TimedOut =>
-                {
-                    Refusal::TimedOut
-                }
-                _ => Refusal::TooLarge,
-            })?;
-            if body.len() + chunk.len() > BODY_LIMIT {
-                return Err(Refusal::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body.freeze())
-    };
-    actix_web::rt::time::timeout(timeout, read)
-        .await
-        .unwrap_or(Err(Refusal::TimedOut))
+async fn read_body(payload: web::Payload, timeout: Duration) -> Result<web::Bytes, Refusal> {
+    let read = actix_web::rt::time::timeout(timeout, payload.to_bytes_limited(BODY_LIMIT));
+    match read.await {
+        Ok(Ok(Ok(bytes))) => Ok(bytes),
+        Ok(Ok(Err(error))) if serve::timed_out(&error) => Err(Refusal::TimedOut),
+        Err(_) => Err(Refusal::TimedOut),
+        // Over the limit; or the client went away, when nobody reads the answer.
+        Ok(_) => Err(Refusal::TooLarge),
+    }
 }
 
 /// The signed-in resident, for the host's own handlers: the session of the
@@ -231,13 +201,12 @@ fn mounted_api(request: &HttpRequest) -> Result<web::Data<Api>, actix_web::Error
 
 impl FromRequest for Resident {
     type Error = actix_web::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let request = request.clone();
         Box::pin(async move {
-            let api = mounted_api(&request)?;
-            let safe = request.method().is_safe();
+            let (api, safe) = (mounted_api(&request)?, request.method().is_safe());
             Ok(Self(api.resident(request.headers(), safe).await?))
         })
     }
@@ -277,13 +246,12 @@ impl MaybeResident {
 
 impl FromRequest for MaybeResident {
     type Error = actix_web::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let request = request.clone();
         Box::pin(async move {
-            let api = mounted_api(&request)?;
-            let safe = request.method().is_safe();
+            let (api, safe) = (mounted_api(&request)?, request.method().is_safe());
             let resident = api.maybe_resident(request.headers(), safe).await?;
             Ok(Self(resident.map(Resident)))
         })

@@ -1,26 +1,18 @@
 //! Serving an actix-web application with [`ConnectionLimits`]: the server's own timeouts
 //! and connection cap ([`limit_server`]) and a body deadline for every route
-//! ([`BodyDeadline`]), so that slow clients cannot hold the server.
+//! ([`body_deadline`]), so that slow clients cannot hold the server.
 
-use std::{
-    future::{ready, Future as _, Ready},
-    pin::Pin,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{future::Future as _, task::Poll, time::Duration};
 
-use actix_http::{body::MessageBody, Request, Response};
+use actix_http::{body::MessageBody, BoxedPayloadStream, Request, Response};
 use actix_service::IntoServiceFactory;
 use actix_web::{
-    dev::{
-        forward_ready, AppConfig, Payload, Service, ServiceFactory, ServiceRequest,
-        ServiceResponse, Transform,
-    },
+    dev::{AppConfig, Payload, Service, ServiceFactory, ServiceRequest, ServiceResponse},
     error::PayloadError,
-    web::Bytes,
-    HttpServer,
+    middleware::Next,
+    HttpMessage as _, HttpServer,
 };
-use futures_util::Stream;
+use futures_util::StreamExt as _;
 use resident_auth_http::ConnectionLimits;
 
 /// `server` within `limits`, with `workers` worker threads:
@@ -32,18 +24,18 @@ use resident_auth_http::ConnectionLimits;
 ///   (divided among the workers: actix counts per worker); further clients wait in the
 ///   listen backlog.
 ///
-/// Bodies are bounded by [`BodyDeadline`], wrapped around the app (the API's own routes
+/// Bodies are bounded by [`body_deadline`], wrapped around the app (the API's own routes
 /// stop reading a body at the deadline whatever wraps them).
 ///
 /// ```no_run
-/// use actix_web::{App, HttpServer};
-/// use resident_auth_actix::{limit_server, BodyDeadline, ResidentAuth};
+/// use actix_web::{middleware::from_fn, App, HttpServer};
+/// use resident_auth_actix::{body_deadline, limit_server, ResidentAuth};
 ///
 /// # async fn run(auth: ResidentAuth) -> std::io::Result<()> {
 /// let limits = auth.api().connection_limits();
 /// let app = move || {
 ///     App::new()
-///         .wrap(BodyDeadline::new(&limits))
+///         .wrap(from_fn(body_deadline))
 ///         .configure(auth.configure("/api"))
 /// };
 /// limit_server(HttpServer::new(app), &limits, 2)
@@ -77,92 +69,45 @@ where
         .max_connections(limits.max_connections().div_ceil(workers))
 }
 
-/// Middleware that fails a request body still arriving [`ConnectionLimits::body_timeout`]
-/// after the request reached the app (a total deadline: a client trickling a byte at a
-/// time is cut off too). The handler's body extractor sees an I/O error of kind
-/// `TimedOut`; the API's routes answer 408 with their problem JSON.
+/// Whether reading a body failed because its deadline passed ([`body_deadline`]).
+pub(crate) fn timed_out(error: &actix_web::Error) -> bool {
+    matches!(error.as_error::<PayloadError>(),
+        Some(PayloadError::Io(io)) if io.kind() == std::io::ErrorKind::TimedOut)
+}
+
+/// The body timeout of the surfaces mounted in an app, in its app data.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyDeadline {
-    timeout: Duration,
-}
+pub(crate) struct BodyTimeout(pub(crate) Duration);
 
-impl BodyDeadline {
-    /// The deadline of `limits`.
-    #[must_use]
-    pub fn new(limits: &ConnectionLimits) -> Self {
-        Self {
-            timeout: limits.body_timeout(),
-        }
-    }
-}
-
-impl<S, B> Transform<S, ServiceRequest> for BodyDeadline
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-{
-    type Response = ServiceResponse<B>;
-    type Error = actix_web::Error;
-    type Transform = BodyDeadlineService<S>;
-    type InitError = ();
-    type Future = Ready<Result<Self::Transform, Self::InitError>>;
-
-    fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(BodyDeadlineService {
-            service,
-            timeout: self.timeout,
-        }))
-    }
-}
-
-/// The service [`BodyDeadline`] wraps around the app's.
-#[derive(Debug)]
-pub struct BodyDeadlineService<S> {
-    service: S,
-    timeout: Duration,
-}
-
-impl<S, B> Service<ServiceRequest> for BodyDeadlineService<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-{
-    type Response = ServiceResponse<B>;
-    type Error = actix_web::Error;
-    type Future = S::Future;
-
-    forward_ready!(service);
-
-    fn call(&self, mut request: ServiceRequest) -> Self::Future {
-        let (_, payload) = request.parts_mut();
-        let inner = std::mem::replace(payload, Payload::None);
-        let timed: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> =
-            Box::pin(DeadlineStream {
-                inner,
-                deadline: Box::pin(actix_web::rt::time::sleep(self.timeout)),
-            });
-        request.set_payload(Payload::from(timed));
-        self.service.call(request)
-    }
-}
-
-/// A payload that fails with an I/O error of kind `TimedOut` once its deadline has passed.
-struct DeadlineStream {
-    inner: Payload,
-    deadline: Pin<Box<actix_web::rt::time::Sleep>>,
-}
-
-impl Stream for DeadlineStream {
-    type Item = Result<Bytes, PayloadError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if let Poll::Ready(chunk) = Pin::new(&mut self.inner).poll_next(cx) {
-            return Poll::Ready(chunk);
-        }
-        match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+/// Middleware, `App::wrap(from_fn(body_deadline))`, that fails a request body still
+/// arriving [`ConnectionLimits::body_timeout`] after the request reached the app (a total
+/// deadline: a client trickling a byte at a time is cut off too) — the timeout of the
+/// surfaces the app mounts, else the default. The handler's body extractor sees an I/O
+/// error of kind `TimedOut`; the API's routes answer 408 with their problem JSON.
+///
+/// # Errors
+/// Those of the wrapped app; the middleware adds none.
+pub async fn body_deadline(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let timeout = request.app_data::<BodyTimeout>().map_or_else(
+        || ConnectionLimits::default().body_timeout(),
+        |timeout| timeout.0,
+    );
+    let mut payload = request.take_payload();
+    let mut deadline = Box::pin(actix_web::rt::time::sleep(timeout));
+    let timed = futures_util::stream::poll_fn(move |cx| match payload.poll_next_unpin(cx) {
+        Poll::Pending => deadline.as_mut().poll(cx).map(|()| {
+            let late = "the request body did not arrive within the body timeout";
+            Some(Err(PayloadError::Io(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                "the request body did not arrive within the body timeout",
-            ))))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
+                late,
+            ))))
+        }),
+        ready => ready,
+    });
+    let timed: BoxedPayloadStream = Box::pin(timed);
+    request.set_payload(Payload::from(timed));
+    next.call(request).await
 }

@@ -14,17 +14,17 @@ use axum::{
     },
     http::{request::Parts, HeaderMap},
     response::{IntoResponse, Response},
-    routing::{any, get},
+    routing::any,
     Router,
 };
 use resident_auth::AuthService;
-use resident_auth_http::{openapi::DOCUMENT_PATH, Incoming, Refusal, Resource, Surface};
 /// What a host configures and names, re-exported so that it depends on this crate alone
 /// for them.
 pub use resident_auth_http::{
     AdminApi, Api, AuthError, Cidr, ClientAddressing, ConnectionLimits, CsrfKey, OperatorTokens,
     SignedIn, BODY_LIMIT,
 };
+use resident_auth_http::{Incoming, Refusal, Resource, Surface};
 
 /// resident-auth mounted in an axum application: the [`Api`] (service, cookies, CSRF key,
 /// trusted proxies) that the mounted routes and the [`Resident`] extractor share.
@@ -109,16 +109,11 @@ where
         .with_state(())
 }
 
-/// Mounts `surface` under `prefix`: each path answering its methods (any other: 405 with
-/// `Allow`), its OpenAPI document, and when it claims the prefix a 404 for any other path
-/// under it.
+/// Mounts `surface` under `prefix`: each of its resources answering its methods (any
+/// other: 405 with `Allow`), and when it claims the prefix a 404 for any other path under it.
 fn mount<T: Surface>(surface: Arc<T>, prefix: &str) -> Router {
     let prefix = prefix.trim_end_matches('/');
     let mut router = Router::new();
-    let refuse = |surface: &Arc<T>, refusal: Refusal| {
-        let surface = Arc::clone(surface);
-        move |headers: HeaderMap| async move { surface.refuse(refusal, &headers) }
-    };
     for resource in T::resources() {
         let (surface, resource) = (Arc::clone(&surface), Arc::new(resource));
         let path = format!("{prefix}{}", resource.path);
@@ -127,23 +122,13 @@ fn mount<T: Surface>(surface: Arc<T>, prefix: &str) -> Router {
             any(move |request: Request| async move { answer(&*surface, &resource, request).await }),
         );
     }
-    if let Some(document) = surface.document(prefix) {
-        let document = Arc::new(document);
-        let get_only = Refusal::MethodNotAllowed {
-            allow: "GET".to_owned(),
-        };
-        let serve = move || async move {
-            let headers = [
-                ("content-type", "application/json"),
-                ("x-content-type-options", "nosniff"),
-            ];
-            (headers, document.to_string()).into_response()
-        };
-        let path = format!("{prefix}{DOCUMENT_PATH}");
-        router = router.route(&path, get(serve).fallback(refuse(&surface, get_only)));
-    }
     if T::CLAIMS_PREFIX {
-        let not_found = || any(refuse(&surface, Refusal::NotFound));
+        let not_found = || {
+            let surface = Arc::clone(&surface);
+            any(
+                move |headers: HeaderMap| async move { surface.refuse(Refusal::NotFound, &headers) },
+            )
+        };
         router = router
             .route(&format!("{prefix}/{{*rest}}"), not_found())
             .route(&format!("{prefix}/"), not_found());
@@ -176,6 +161,7 @@ async fn answer<T: Surface>(surface: &T, resource: &Resource, request: Request) 
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip());
     let mut incoming = Incoming::new(peer)
+        .with_path(parts.uri.path())
         .with_query(parts.uri.query().unwrap_or_default())
         .with_body(&bytes);
     if let Some(parameter) = &parameter {

@@ -1,24 +1,13 @@
 //! Serving an axum application with [`ConnectionLimits`]: what `axum::serve` does, plus
 //! the timeouts and the connection cap that keep slow clients from holding the server.
 
-use std::{
-    convert::Infallible,
-    future::Future as _,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{convert::Infallible, future::Future as _, sync::Arc, task::Poll, time::Duration};
 
-use axum::{
-    body::{Body, Bytes, HttpBody},
-    extract::ConnectInfo,
-    http::Request,
-    Router,
-};
+use axum::{body::Body, extract::ConnectInfo, http::Request, Router};
+use futures_util::StreamExt as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use resident_auth_http::ConnectionLimits;
-use tokio::{net::TcpListener, sync::Semaphore, time::Sleep};
+use tokio::{net::TcpListener, sync::Semaphore};
 use tower::Service as _;
 
 /// Serves `app` on `listener` until the listener fails, HTTP/1.1, within `limits`:
@@ -75,8 +64,7 @@ pub async fn serve(
             let service =
                 hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
                     let mut app = app.clone();
-                    let mut request =
-                        request.map(|body| Body::new(DeadlineBody::new(body, body_timeout)));
+                    let mut request = request.map(|body| with_deadline(body, body_timeout));
                     request.extensions_mut().insert(ConnectInfo(peer));
                     async move {
                         Ok::<_, Infallible>(
@@ -99,68 +87,30 @@ pub async fn serve(
     }
 }
 
-/// The request body failed because its deadline passed.
-#[derive(Debug)]
-struct BodyTimedOut;
-
-impl std::fmt::Display for BodyTimedOut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the request body did not arrive within the body timeout")
-    }
-}
-
-impl std::error::Error for BodyTimedOut {}
-
-/// Whether reading a body failed because its deadline passed.
+/// Whether reading a body failed because its deadline passed ([`with_deadline`]).
 pub(crate) fn timed_out(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(error) = source {
-        if error.is::<BodyTimedOut>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
+    let first: &(dyn std::error::Error + 'static) = error;
+    std::iter::successors(Some(first), |error| error.source()).any(|error| {
+        error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|error| error.kind() == std::io::ErrorKind::TimedOut)
+    })
 }
 
-/// A body that fails with [`BodyTimedOut`] once its deadline has passed (a total deadline,
-/// not an idle one: a client trickling a byte at a time is cut off too).
-struct DeadlineBody {
-    inner: hyper::body::Incoming,
-    deadline: Pin<Box<Sleep>>,
-}
-
-impl DeadlineBody {
-    fn new(inner: hyper::body::Incoming, timeout: Duration) -> Self {
-        Self {
-            inner,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
+/// `body`, failing with an I/O error of kind `TimedOut` once `timeout` has passed (a total
+/// deadline, not an idle one: a client trickling a byte at a time is cut off too).
+fn with_deadline(body: hyper::body::Incoming, timeout: Duration) -> Body {
+    let mut data = Body::new(body).into_data_stream();
+    let mut deadline = Box::pin(tokio::time::sleep(timeout));
+    Body::from_stream(futures_util::stream::poll_fn(move |cx| {
+        match data.poll_next_unpin(cx) {
+            Poll::Pending => deadline.as_mut().poll(cx).map(|()| {
+                let late = "the request body did not arrive within the body timeout";
+                Some(Err(
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, late).into()
+                ))
+            }),
+            ready => ready.map(|chunk| chunk.map(|chunk| chunk.map_err(axum::BoxError::from))),
         }
-    }
-}
-
-impl HttpBody for DeadlineBody {
-    type Data = Bytes;
-    type Error = axum::BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
-            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
-        }
-        match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimedOut)))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
+    }))
 }

@@ -245,13 +245,10 @@ const ADMIN_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1
 impl Surface for AdminApi {
     const ROUTES: &'static [Route] = &ADMIN_ROUTES;
     const CLAIMS_PREFIX: bool = true;
+    const DOCUMENTED: bool = true;
 
     fn body_timeout(&self) -> std::time::Duration {
         ADMIN_BODY_TIMEOUT
-    }
-
-    fn document(&self, prefix: &str) -> Option<String> {
-        Some(admin_document_json(prefix))
     }
 
     async fn answer<'a>(
@@ -260,8 +257,10 @@ impl Surface for AdminApi {
         headers: &'a (dyn Headers + Sync),
         incoming: Incoming<'a>,
     ) -> Response {
-        let Target::Admin(operation) = route.target else {
-            return admin_not_found().into_response();
+        let operation = match route.target {
+            Target::Admin(operation) => operation,
+            Target::Document => return crate::openapi::served(admin_document_json, &incoming),
+            _ => return admin_not_found().into_response(),
         };
         handle_admin(
             self,

@@ -562,13 +562,10 @@ async fn handle(
 impl Surface for Api {
     const ROUTES: &'static [Route] = &ROUTES;
     const CLAIMS_PREFIX: bool = true;
+    const DOCUMENTED: bool = true;
 
     fn body_timeout(&self) -> Duration {
         self.limits.body_timeout()
-    }
-
-    fn document(&self, prefix: &str) -> Option<String> {
-        Some(crate::openapi::document_json(prefix))
     }
 
     async fn answer<'a>(
@@ -579,6 +576,7 @@ impl Surface for Api {
     ) -> Response {
         match route.target {
             Target::Api(operation) => handle(self, route, operation, headers, incoming).await,
+            Target::Document => crate::openapi::served(crate::openapi::document_json, &incoming),
             #[allow(unreachable_patterns)]
             _ => {
                 ApiResponse::refusal(Refusal::NotFound, crate::web::locale(headers)).into_response()

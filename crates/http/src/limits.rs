@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// What the integrations' serving helpers (`resident_auth_axum::serve`,
-/// `resident_auth_actix::limit_server` with `BodyDeadline`) enforce, so that slow clients
+/// `resident_auth_actix::limit_server` with `body_deadline`) enforce, so that slow clients
 /// cannot hold connections open ("slowloris"): a connection that sends nothing, trickles
 /// its headers or its body, or sits idle, is closed; and the process never holds more
 /// connections than it can serve.

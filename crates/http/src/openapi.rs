@@ -101,6 +101,26 @@ pub fn document_json(prefix: &str) -> String {
     document(prefix).to_pretty_json().unwrap_or_default()
 }
 
+/// The answer to `GET {prefix}`[`DOCUMENT_PATH`]: `document` of the prefix the request's
+/// path carries.
+pub(crate) fn served(
+    document: fn(&str) -> String,
+    incoming: &crate::Incoming<'_>,
+) -> crate::Response {
+    let prefix = incoming
+        .path
+        .strip_suffix(DOCUMENT_PATH)
+        .unwrap_or_default();
+    crate::surface::response(
+        200,
+        [
+            ("content-type", "application/json".to_owned()),
+            ("x-content-type-options", "nosniff".to_owned()),
+        ],
+        document(prefix).into(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]

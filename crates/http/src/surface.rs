@@ -111,6 +111,8 @@ pub(crate) enum Target {
     Admin(crate::admin_api::AdminOperation),
     #[cfg(feature = "pages")]
     Page(crate::pages::Screen),
+    /// The surface's OpenAPI document ([`Surface::DOCUMENTED`]).
+    Document,
 }
 
 /// A route of a surface: a method and a path below the surface's prefix. A path has at
@@ -184,6 +186,7 @@ impl Resource {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Incoming<'a> {
     pub(crate) peer: Option<IpAddr>,
+    pub(crate) path: &'a str,
     pub(crate) query: &'a str,
     pub(crate) parameter: Option<&'a str>,
     pub(crate) body: &'a [u8],
@@ -197,6 +200,14 @@ impl<'a> Incoming<'a> {
             peer,
             ..Self::default()
         }
+    }
+
+    /// With the URL's path (the prefix included): what the OpenAPI document's paths are
+    /// written under.
+    #[must_use]
+    pub fn with_path(mut self, path: &'a str) -> Self {
+        self.path = path;
+        self
     }
 
     /// With the URL's query string (without the `?`).
@@ -232,11 +243,20 @@ pub trait Surface: Send + Sync + 'static {
     /// [`Refusal::NotFound`] (the JSON APIs), or the host's (the pages, at the root).
     const CLAIMS_PREFIX: bool;
 
-    /// [`Surface::ROUTES`] grouped by path, in the order of their first route.
+    /// Whether the surface serves its OpenAPI document at
+    /// `{prefix}`[`crate::openapi::DOCUMENT_PATH`] (the JSON APIs), its paths under that
+    /// prefix: a resource of its own in [`Surface::resources`].
+    const DOCUMENTED: bool;
+
+    /// [`Surface::ROUTES`] grouped by path, in the order of their first route, then the
+    /// OpenAPI document's (`GET`) if [`Surface::DOCUMENTED`]: everything a router mounts.
     #[must_use]
     fn resources() -> Vec<Resource> {
+        const DOCUMENT: Route =
+            Route::new(Method::Get, crate::openapi::DOCUMENT_PATH, Target::Document);
         let mut resources: Vec<Resource> = Vec::new();
-        for route in Self::ROUTES {
+        let document = Self::DOCUMENTED.then_some(&DOCUMENT);
+        for route in Self::ROUTES.iter().chain(document) {
             match resources.iter_mut().find(|r| r.path == route.path) {
                 Some(resource) => {
                     resource.routes.push(*route);
@@ -255,11 +275,7 @@ pub trait Surface: Send + Sync + 'static {
     /// The longest a request's body may take to arrive after its head.
     fn body_timeout(&self) -> Duration;
 
-    /// The surface's OpenAPI document, its paths under `prefix`, to serve at
-    /// `{prefix}`[`crate::openapi::DOCUMENT_PATH`]; `None` for the pages.
-    fn document(&self, prefix: &str) -> Option<String>;
-
-    /// Answers one request to `route`, one of [`Surface::ROUTES`].
+    /// Answers one request to `route`, one of [`Surface::resources`]' routes.
     fn answer<'a>(
         &'a self,
         route: &'a Route,

@@ -5,9 +5,9 @@
 
 use std::process::ExitCode;
 
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{middleware::from_fn, web, App, HttpResponse, HttpServer};
 use resident_auth_actix::{
-    configure_admin, limit_server, AuthError, BodyDeadline, Resident, ResidentAuth,
+    body_deadline, configure_admin, limit_server, AuthError, Resident, ResidentAuth,
 };
 
 /// `GET /bills`: the selected personal account and its address; 401 when not signed in.
@@ -35,7 +35,7 @@ async fn main() -> ExitCode {
     if let Some((admin, api)) = listeners.admin {
         let app = move || {
             App::new()
-                .wrap(BodyDeadline::new(&limits))
+                .wrap(from_fn(body_deadline))
                 .configure(configure_admin(api.clone(), "/admin"))
         };
         let server = limit_server(HttpServer::new(app), &limits, 1).listen(admin);
@@ -45,7 +45,7 @@ async fn main() -> ExitCode {
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let app = move || {
         App::new()
-            .wrap(BodyDeadline::new(&limits))
+            .wrap(from_fn(body_deadline))
             .app_data(web::Data::new(auth.clone()))
             .route("/bills", web::get().to(bills))
             .configure(auth.configure("/api"))

@@ -215,13 +215,10 @@ impl Pages {
 impl Surface for Pages {
     const ROUTES: &'static [Route] = &ROUTES;
     const CLAIMS_PREFIX: bool = false;
+    const DOCUMENTED: bool = false;
 
     fn body_timeout(&self) -> std::time::Duration {
         self.api.connection_limits().body_timeout()
-    }
-
-    fn document(&self, _: &str) -> Option<String> {
-        None
     }
 
     async fn answer<'a>(
