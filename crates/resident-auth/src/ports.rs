@@ -9,6 +9,10 @@
 //! store behind an `Arc` or a `Box` (`Arc<dyn Store>` included) is a store too: the pointer
 //! forwards every method, the store's own overrides included.
 //!
+//! A store may also be written as entries: [`EntryStore`] (five methods over a table of
+//! opaque, versioned entries and their terms) with [`CounterStore`], made all of the above
+//! by [`Encoded`] — the way the guide `docs/stores.md` takes.
+//!
 //! Links and cabinets take a letter with their conditional write: the mail queue
 //! ([`crate::mail_queue`]) is a transactional outbox, so the letter is stored if and only
 //! if the write is.
@@ -35,9 +39,11 @@ use crate::{
     AccountNumber, Email, Premises,
 };
 
+pub(crate) mod entries;
 mod forward;
 mod records;
 mod split;
+pub use entries::{Change, Commit, Encoded, Entry, EntryKind, EntryStore, EntryWrite, Term};
 pub(crate) use forward::forward_store;
 pub use records::{
     Cabinet, CabinetKey, CabinetSnapshot, CabinetSwap, Count, CounterKey, Expected, Link,

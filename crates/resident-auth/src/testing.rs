@@ -91,6 +91,20 @@ use crate::{
     Links, Locale, Ports, Problem, RegistrationForm, RequestContext,
 };
 
+/// Reads `body` as an entry of `kind` the way [`crate::ports::Encoded`] does: bytes that are
+/// not a record are refused with a [`crate::ports::StoreError`], never a panic; a record read
+/// is written again and must read back the same (it panics if not). The `entry_bytes` fuzz
+/// target's check.
+///
+/// # Errors
+/// [`crate::ports::StoreError`] when `body` is not a record of `kind`.
+pub fn check_entry(
+    kind: crate::ports::EntryKind,
+    body: &[u8],
+) -> Result<(), crate::ports::StoreError> {
+    crate::ports::entries::check_entry(kind, body)
+}
+
 /// Generates one `#[tokio::test]` per conformance rule. `$store` is an expression that
 /// evaluates to a future of a fresh, empty store (it runs once per test); the store must
 /// be `Clone` (clones share the data) and `'static`. The test crate needs the `testing`
