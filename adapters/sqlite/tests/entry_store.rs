@@ -1,5 +1,5 @@
 //! The store an embedder writes from `docs/stores.md` (`tests/own_store/mod.rs`:
-//! `EntryStore` and `CounterStore` on SQLite, made a `Store` by `Encoded`) passes the store
+//! one `EntryStore` on SQLite, made a `Store` by `Encoded`) passes the store
 //! conformance suite and the store fault matrix, as every adapter does.
 #![allow(clippy::unwrap_used)]
 

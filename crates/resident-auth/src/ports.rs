@@ -9,8 +9,8 @@
 //! store behind an `Arc` or a `Box` (`Arc<dyn Store>` included) is a store too: the pointer
 //! forwards every method, the store's own overrides included.
 //!
-//! A store may also be written as entries: [`EntryStore`] (five methods over a table of
-//! opaque, versioned entries and their terms) with [`CounterStore`], made all of the above
+//! A store may also be written as entries: one [`EntryStore`] (five methods over a table of
+//! opaque, versioned entries and their terms, three over counters), made all of the above
 //! by [`Encoded`] — the way the guide `docs/stores.md` takes.
 //!
 //! Links and cabinets take a letter with their conditional write: the mail queue

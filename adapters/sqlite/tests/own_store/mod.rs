@@ -1,5 +1,5 @@
-//! The store an embedder writes from `docs/stores.md`: [`EntryStore`] and [`CounterStore`]
-//! on SQLite with `sqlx` alone — three tables, eight methods — made a whole store by
+//! The store an embedder writes from `docs/stores.md`: one [`EntryStore`] on SQLite with
+//! `sqlx` alone — three tables, eight required methods — made a whole store by
 //! `Encoded::new(SqliteEntries::open(path).await?)`. It uses nothing of
 //! resident-auth-sqlite; `tests/entry_store.rs` runs the conformance suite on it.
 #![allow(dead_code)]
@@ -8,10 +8,7 @@ use std::{path::Path, time::Duration};
 
 use async_trait::async_trait;
 use resident_auth::{
-    ports::{
-        Change, Commit, Count, CounterKey, CounterStore, Entry, EntryKind, EntryStore, StoreError,
-        Version,
-    },
+    ports::{Change, Commit, Count, CounterKey, Entry, EntryKind, EntryStore, StoreError, Version},
     Timestamp,
 };
 use sqlx::{
@@ -253,10 +250,7 @@ impl EntryStore for SqliteEntries {
         tx.commit().await.map_err(failed)?;
         Ok(purged)
     }
-}
 
-#[async_trait]
-impl CounterStore for SqliteEntries {
     async fn increment(
         &self,
         key: &CounterKey,

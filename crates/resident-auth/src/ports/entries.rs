@@ -102,11 +102,12 @@ pub enum Commit {
     Taken,
 }
 
-/// Storage as entries, plus the counters ([`CounterStore`]): five methods over one table
-/// of entries and one of their terms. [`Encoded`] turns it into a [`Store`]; it passes the
-/// conformance suite in [`crate::testing`] as any store does.
+/// Storage as entries and counters, in one `impl`: five methods over a table of entries and
+/// one of their terms, three (and an optional fourth) over a table of counters, each counter
+/// method promising what its namesake of [`CounterStore`] does. [`Encoded`] turns it into
+/// a [`Store`]; it passes the conformance suite in [`crate::testing`] as any store does.
 #[async_trait]
-pub trait EntryStore: CounterStore {
+pub trait EntryStore: Send + Sync {
     /// The entry of `kind` under `key`.
     ///
     /// # Errors
@@ -151,6 +152,44 @@ pub trait EntryStore: CounterStore {
     /// # Errors
     /// [`StoreError`] on backend failure.
     async fn purge_entries(&self, kind: EntryKind, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// Counts one event under `key`, atomically: [`CounterStore::increment`].
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure; then nothing was counted.
+    async fn increment(
+        &self,
+        key: &CounterKey,
+        now: Timestamp,
+        window: Duration,
+    ) -> Result<Count, StoreError>;
+
+    /// Deletes the counter under `key`: [`CounterStore::reset`].
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn reset(&self, key: &CounterKey) -> Result<(), StoreError>;
+
+    /// Deletes the counters whose window ended at or before `now`:
+    /// [`CounterStore::purge_counters`].
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn purge_counters(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// The counters of `subjects`: [`CounterStore::counters_about`]. Optional: the default
+    /// answers that the store cannot list counters, and the operators' tools that need it
+    /// refuse.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure, or when the store does not list counters.
+    async fn counters_about(
+        &self,
+        subjects: &[String],
+    ) -> Result<Vec<(CounterKey, Count)>, StoreError> {
+        let _ = subjects;
+        Err(StoreError::generic(Unsupported::CountersAbout))
+    }
 }
 
 /// The [`Store`] over an [`EntryStore`]: each record encoded into an entry with the terms
