@@ -64,8 +64,26 @@ pub struct RedisStore {
     cabinets_of_sessions: Arc<Mutex<HashMap<TokenHash, CabinetId>>>,
 }
 
+/// A read served from this process's cache while Redis has not told it the keys changed
+/// (server-assisted client-side caching: `CLIENT TRACKING` over RESP3).
+fn cached() -> redis::CommandCacheConfig {
+    redis::CommandCacheConfig::new().set_enable_cache(true)
+}
+
 /// At most this many sessions' cabinets are remembered; a full memo starts again empty.
 const MOST_REMEMBERED: usize = 100_000;
+
+/// The keys (sessions, snapshots) this process keeps in its cache of what it read, least
+/// recently used dropped first.
+const CACHED_KEYS: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(50_000) {
+    Some(keys) => keys,
+    None => std::num::NonZeroUsize::MIN,
+};
+
+/// The longest a key read stays in this process's cache, changed or not. Redis tells the
+/// process of every change to a key it read, within the time a message takes; this bounds
+/// what a notice lost with a connection that died without a sign could cost.
+const CACHED_FOR: Duration = Duration::from_secs(5);
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -83,11 +101,25 @@ impl RedisStore {
     /// # Errors
     /// [`ConnectError`] when the URL is malformed or Redis does not answer.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, ConnectError> {
-        let client = redis::Client::open(url).map_err(ConnectError)?;
+        use redis::IntoConnectionInfo as _;
+        // RESP3: the server tells this client which keys it read have changed since, so
+        // sessions and snapshots can be served from its cache until then.
+        let info = url.into_connection_info().map_err(ConnectError)?;
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(redis::ProtocolVersion::RESP3);
+        let client =
+            redis::Client::open(info.set_redis_settings(settings)).map_err(ConnectError)?;
+        let cache = redis::caching::CacheConfig::new()
+            .set_mode(redis::caching::CacheMode::OptIn)
+            .set_size(CACHED_KEYS)
+            .set_default_client_ttl(CACHED_FOR);
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(2);
+            .set_number_of_retries(2)
+            .set_cache_config(cache);
         let connection = client
             .get_connection_manager_with_config(config)
             .await
@@ -168,7 +200,17 @@ impl RedisStore {
             .invoke_async(&mut self.connection())
             .await
             .map_err(failure)?;
-        Ok(())
+        self.settle().await
+    }
+
+    /// Returns once Redis's notices of what this process just wrote have arrived, so that
+    /// its next read of those keys never comes from its cache: Redis sends them after the
+    /// write's answer, and before the answer to a `PING` sent after it.
+    async fn settle(&self) -> Result<(), StoreError> {
+        redis::cmd("PING")
+            .query_async::<()>(&mut self.connection())
+            .await
+            .map_err(failure)
     }
 
     /// A counter under its subject first, length-prefixed (`…:counter:20:a@example.org:
@@ -237,6 +279,7 @@ impl RedisStore {
                 .map_err(failure)?;
             purged += u64::try_from(deleted).unwrap_or(0);
         }
+        self.settle().await?;
         Ok(purged)
     }
 }
@@ -312,6 +355,7 @@ impl SessionStore for RedisStore {
             .invoke_async(&mut connection)
             .await
             .map_err(failure)?;
+        self.settle().await?;
         if wrote == 1 && next.is_none() {
             if let Some(previous) = previous {
                 let _: i64 = connection
@@ -387,9 +431,11 @@ impl SessionStore for RedisStore {
                 let (fields, snapshot): (HashMap<String, String>, Vec<Option<String>>) =
                     redis::pipe()
                         .hgetall(self.session_key(token))
+                        .set_cache_config(cached())
                         .cmd("HMGET")
                         .arg(snapshot_key)
                         .arg(&SNAPSHOT_FIELDS)
+                        .set_cache_config(cached())
                         .query_async(&mut self.connection())
                         .await
                         .map_err(failure)?;
@@ -433,6 +479,7 @@ impl SessionStore for RedisStore {
             .invoke_async(&mut self.connection())
             .await
             .map_err(failure)?;
+        self.settle().await?;
         Ok(kept == 1)
     }
 
