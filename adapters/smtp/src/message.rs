@@ -4,7 +4,7 @@ use lettre::{
     message::{header::ContentType, Mailbox, MultiPart, SinglePart},
     Address, Message,
 };
-use resident_auth::{letters::Letter, ports::MailError};
+use resident_auth::{letters::Letter, mail_queue::LetterId, ports::MailError};
 
 /// The sender the examples use by default. The guide's real one is `no_reply@eis24.me`.
 #[must_use]
@@ -16,8 +16,11 @@ pub fn default_sender() -> Mailbox {
     )
 }
 
-/// Builds the message for `letter` from `from`: multipart/alternative with a UTF-8 text
-/// part and an HTML part, `Date` and `Message-ID` set, subject RFC 2047-encoded.
+/// Builds the message for the mail queue's letter `id` from `from`: multipart/alternative
+/// with a UTF-8 text part and an HTML part, subject RFC 2047-encoded, `Date` set and the
+/// `Message-ID` made from the letter's identity (`<{id}@{sender's domain}>`), so that a
+/// letter sent again after a crash (delivery is at least once) carries the same one and a
+/// mail server or client can drop the repeat.
 ///
 /// The recipient is written in its ASCII form ([`resident_auth::Email::ascii`]); every
 /// header value comes from a parsed [`resident_auth::Email`] or a fixed subject, so no
@@ -25,7 +28,7 @@ pub fn default_sender() -> Mailbox {
 ///
 /// # Errors
 /// A permanent [`MailError`] if the recipient cannot be expressed as an SMTP address.
-pub fn build_message(letter: &Letter, from: &Mailbox) -> Result<Message, MailError> {
+pub fn build_message(id: &LetterId, letter: &Letter, from: &Mailbox) -> Result<Message, MailError> {
     let rendered = letter.render();
     let to: Address = letter
         .to
@@ -37,7 +40,7 @@ pub fn build_message(letter: &Letter, from: &Mailbox) -> Result<Message, MailErr
         .to(Mailbox::new(None, to))
         .subject(rendered.subject())
         .date_now()
-        .message_id(None)
+        .message_id(Some(message_id(id, from)))
         .multipart(
             MultiPart::alternative()
                 .singlepart(
@@ -52,6 +55,11 @@ pub fn build_message(letter: &Letter, from: &Mailbox) -> Result<Message, MailErr
                 ),
         )
         .map_err(|e| MailError::permanent(format!("message could not be built: {e}")))
+}
+
+/// `<{id}@{domain}>`: the letter's identity at the sender's domain (RFC 5322 §3.6.4).
+fn message_id(id: &LetterId, from: &Mailbox) -> String {
+    format!("<{id}@{}>", from.email.domain())
 }
 
 #[cfg(test)]
@@ -75,7 +83,7 @@ mod tests {
                 link: SecretString::from("https://example.org/confirm?token=abc"),
             },
         };
-        let message = build_message(&letter, &default_sender());
+        let message = build_message(&LetterId::generate(), &letter, &default_sender());
         // A Unicode local part needs SMTPUTF8; lettre refuses it, which is a permanent
         // failure of that one letter rather than a panic.
         match message {
@@ -90,7 +98,7 @@ mod tests {
             ..letter
         };
         let raw = String::from_utf8(
-            build_message(&letter, &default_sender())
+            build_message(&LetterId::generate(), &letter, &default_sender())
                 .unwrap()
                 .formatted(),
         )
@@ -104,6 +112,26 @@ mod tests {
         assert!(raw.contains("Content-Type: text/plain; charset=utf-8"));
         assert!(raw.contains("Content-Type: text/html; charset=utf-8"));
         assert!(raw.contains("Message-ID: <"));
+        let id = LetterId::generate();
+        let again = |id: &LetterId| {
+            String::from_utf8(
+                build_message(id, &letter, &default_sender())
+                    .unwrap()
+                    .formatted(),
+            )
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("Message-ID: "))
+            .unwrap()
+            .to_owned()
+        };
+        assert_eq!(again(&id), format!("Message-ID: <{id}@example.org>"));
+        assert_eq!(
+            again(&id),
+            again(&id),
+            "a repeat carries the same Message-ID"
+        );
+        assert_ne!(again(&id), again(&LetterId::generate()));
         assert!(raw.contains("Date: "));
     }
 }

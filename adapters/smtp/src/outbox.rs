@@ -8,19 +8,25 @@ use std::{
 
 use async_trait::async_trait;
 use lettre::message::Mailbox;
-use resident_auth::{letters::Letter, letters::LetterKind, ports::MailError, ports::Mailer};
+use resident_auth::{letters::Letter, mail_queue::LetterId, ports::MailError, ports::Mailer};
 
 use crate::message::build_message;
 
 /// A [`Mailer`] that writes every letter to `dir` as one RFC 5322 `.eml` file and logs its
-/// path. Files are named `<unix millis>-<sequence>-<kind>-<recipient>.eml` (kinds
-/// `confirm-email`, `credentials`, `recover-password`, `password-changed`,
-/// `account-unlinked`; `@`, `/`, `\` in the address become `_`), so a folder sorts oldest
-/// first. Each is a MIME message with a text and an HTML part; Russian text is
-/// base64-encoded in the file, so read it with a mail client or [`OutboxLetter::read`]
-/// (the decoded subject, text, link and password), not with `cat`.
+/// path. Files are named `<unix millis>-<sequence>-<kind>-<letter id>.eml`, so a folder
+/// sorts oldest first; the kinds are [`LetterKind::as_str`](resident_auth::letters::LetterKind::as_str)'s
+/// (`confirm_email`, `credentials`, `recover_password`, `password_changed`,
+/// `account_unlinked`, `cabinet_closed`, `confirm_email_change`, `email_change_requested`).
+/// No address appears in a file name. A letter sent again
+/// under the same identity (after a crash between sending and recording it sent) is
+/// recognised by its file name and not written twice. Each is a MIME message with a text
+/// and an HTML part; Russian text is base64-encoded in the file, so read it with a mail
+/// client or [`OutboxLetter::read`] (the decoded subject, text, link and password), not
+/// with `cat`.
 ///
-/// The letters carry passwords and links: the folder is for development and demos.
+/// The letters carry passwords and links: the folder is made owner-only (0700) and each
+/// file readable by its owner only (0600); a folder that others may enter is refused (the
+/// letter waits in the queue) until `chmod 700` fixes it. For development and demos.
 ///
 /// ```no_run
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -56,47 +62,90 @@ impl OutboxMailer {
     }
 }
 
-fn kind_name(kind: LetterKind) -> &'static str {
-    match kind {
-        LetterKind::ConfirmEmail => "confirm-email",
-        LetterKind::Credentials => "credentials",
-        LetterKind::RecoverPassword => "recover-password",
-        LetterKind::PasswordChanged => "password-changed",
-        LetterKind::AccountUnlinked => "account-unlinked",
-        LetterKind::CabinetClosed => "cabinet-closed",
-        LetterKind::ConfirmEmailChange => "confirm-email-change",
-        LetterKind::EmailChangeRequested => "email-change-requested",
-        _ => "letter",
+/// Creates `dir` owner-only if it is missing; refuses one that others may enter or read.
+fn private_folder(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
     }
+    builder.create(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "the outbox {} may be read by others (mode {:o}); its letters carry \
+                     passwords and links: `chmod 700 {}`",
+                    dir.display(),
+                    mode & 0o777,
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a new file at `path`, readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 #[async_trait]
 impl Mailer for OutboxMailer {
     #[tracing::instrument(name = "outbox.send", skip_all, err(level = "debug", Display))]
-    async fn send(&self, letter: &Letter) -> Result<(), MailError> {
-        let message = build_message(letter, &self.from)?;
-        tokio::fs::create_dir_all(&self.dir)
-            .await
-            .map_err(MailError::retryable)?;
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-        let name = format!(
-            "{millis}-{sequence:04}-{}-{}.eml",
-            kind_name(letter.content.kind()),
-            letter.to.ascii().replace(['@', '/', '\\'], "_")
-        );
-        let path = self.dir.join(&name);
-        // Write beside, then rename: a reader never sees half a letter.
-        let partial = self.dir.join(format!(".{name}.part"));
-        tokio::fs::write(&partial, message.formatted())
-            .await
-            .map_err(MailError::retryable)?;
-        tokio::fs::rename(&partial, &path)
-            .await
-            .map_err(MailError::retryable)?;
-        tracing::info!(path = %path.display(), kind = ?letter.content.kind(), "letter written to the outbox");
+    async fn send(&self, id: &LetterId, letter: &Letter) -> Result<(), MailError> {
+        let message = build_message(id, letter, &self.from)?;
+        let dir = self.dir.clone();
+        let kind = letter.content.kind();
+        let id = *id;
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<Option<PathBuf>> {
+            private_folder(&dir)?;
+            let suffix = format!("-{id}.eml");
+            for entry in std::fs::read_dir(&dir)? {
+                if entry?.file_name().to_string_lossy().ends_with(&suffix) {
+                    // The same letter again (sent, then the process stopped before it was
+                    // recorded sent): the first copy is the letter.
+                    return Ok(None);
+                }
+            }
+            let millis = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+            let name = format!("{millis}-{sequence:04}-{}{suffix}", kind.as_str());
+            let path = dir.join(&name);
+            // Write beside, then rename: a reader never sees half a letter.
+            let partial = dir.join(format!(".{name}.part"));
+            write_private(&partial, &message.formatted())?;
+            std::fs::rename(&partial, &path)?;
+            Ok(Some(path))
+        })
+        .await
+        .map_err(MailError::retryable)?
+        .map_err(MailError::retryable)?;
+        match written {
+            Some(path) => {
+                tracing::info!(path = %path.display(), ?kind, "letter written to the outbox");
+            }
+            None => tracing::info!(letter = %id, ?kind, "letter already in the outbox"),
+        }
         Ok(())
     }
 }

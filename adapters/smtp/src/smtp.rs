@@ -12,7 +12,7 @@ use lettre::{
     },
     AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
 };
-use resident_auth::{letters::Letter, ports::MailError, ports::Mailer};
+use resident_auth::{letters::Letter, mail_queue::LetterId, ports::MailError, ports::Mailer};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::message::{build_message, default_sender};
@@ -237,8 +237,8 @@ fn classify(error: lettre::transport::smtp::Error) -> MailError {
 #[async_trait]
 impl Mailer for SmtpMailer {
     #[tracing::instrument(name = "smtp.send", skip_all, err(level = "debug", Display))]
-    async fn send(&self, letter: &Letter) -> Result<(), MailError> {
-        let message = build_message(letter, &self.from)?;
+    async fn send(&self, id: &LetterId, letter: &Letter) -> Result<(), MailError> {
+        let message = build_message(id, letter, &self.from)?;
         self.transport
             .send(message)
             .await

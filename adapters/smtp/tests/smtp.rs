@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use common::{free_port, self_signed, SmtpServer};
 use mailparse::MailHeaderMap;
-use resident_auth::{letters::Letter, letters::LetterContent, ports::Mailer, Locale};
+use resident_auth::{
+    letters::Letter, letters::LetterContent, mail_queue::LetterId, ports::Mailer, Locale,
+};
 use resident_auth_smtp::{SmtpConfig, SmtpMailer};
 use secrecy::SecretString;
 
@@ -96,7 +98,7 @@ async fn each_letter_arrives_with_its_subject_parts_and_link() {
         ),
     ];
     for letter in &letters {
-        mailer.send(letter).await.unwrap();
+        mailer.send(&LetterId::generate(), letter).await.unwrap();
     }
     let received = server.received(4).await;
     let confirm = parse(&received[0]);
@@ -147,7 +149,7 @@ async fn starttls_with_a_certificate_the_client_trusts() {
 
     let untrusting = SmtpMailer::new(&config(&url)).unwrap();
     let error = untrusting
-        .send(&confirm("resident@example.org"))
+        .send(&LetterId::generate(), &confirm("resident@example.org"))
         .await
         .unwrap_err();
     assert!(
@@ -158,7 +160,10 @@ async fn starttls_with_a_certificate_the_client_trusts() {
     let mut trusting = config(&url);
     trusting.extra_root_certificate = Some(tls.cert_pem.clone().into_bytes());
     let mailer = SmtpMailer::new(&trusting).unwrap();
-    mailer.send(&confirm("resident@example.org")).await.unwrap();
+    mailer
+        .send(&LetterId::generate(), &confirm("resident@example.org"))
+        .await
+        .unwrap();
     assert_eq!(
         parse(&server.received(1).await[0]).subject,
         "Подтверждение e-mail"
@@ -170,7 +175,10 @@ async fn starttls_with_a_certificate_the_client_trusts() {
         server.port
     )))
     .unwrap();
-    assert!(plain.send(&confirm("resident@example.org")).await.is_err());
+    assert!(plain
+        .send(&LetterId::generate(), &confirm("resident@example.org"))
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -181,7 +189,7 @@ async fn implicit_tls() {
     trusting.extra_root_certificate = Some(tls.cert_pem.clone().into_bytes());
     SmtpMailer::new(&trusting)
         .unwrap()
-        .send(&confirm("resident@example.org"))
+        .send(&LetterId::generate(), &confirm("resident@example.org"))
         .await
         .unwrap();
     assert_eq!(server.received(1).await.len(), 1);
@@ -200,12 +208,12 @@ async fn auth_accepted_and_refused() {
         SmtpMailer::new(&c).unwrap()
     };
     with("portal:s3cret")
-        .send(&confirm("resident@example.org"))
+        .send(&LetterId::generate(), &confirm("resident@example.org"))
         .await
         .unwrap();
     assert!(server.metadata()[0].contains("\"authenticated\": true"));
     let refused = with("portal:wrong")
-        .send(&confirm("resident@example.org"))
+        .send(&LetterId::generate(), &confirm("resident@example.org"))
         .await
         .unwrap_err();
     assert!(
@@ -223,7 +231,7 @@ async fn server_down_is_a_retryable_error() {
     let port = free_port();
     let mailer = SmtpMailer::new(&config(&format!("smtp://127.0.0.1:{port}?tls=none"))).unwrap();
     let error = mailer
-        .send(&confirm("resident@example.org"))
+        .send(&LetterId::generate(), &confirm("resident@example.org"))
         .await
         .unwrap_err();
     assert!(error.is_retryable(), "{error:?}");
@@ -240,13 +248,19 @@ async fn rejections_are_sorted_into_permanent_and_transient() {
     .unwrap();
     mailer.test_connection().await.unwrap();
     let rejected = mailer
-        .send(&confirm("reject@example.org"))
+        .send(&LetterId::generate(), &confirm("reject@example.org"))
         .await
         .unwrap_err();
     assert!(rejected.is_permanent(), "550: {rejected:?}");
-    let busy = mailer.send(&confirm("busy@example.org")).await.unwrap_err();
+    let busy = mailer
+        .send(&LetterId::generate(), &confirm("busy@example.org"))
+        .await
+        .unwrap_err();
     assert!(busy.is_retryable(), "451: {busy:?}");
-    mailer.send(&confirm("resident@example.org")).await.unwrap();
+    mailer
+        .send(&LetterId::generate(), &confirm("resident@example.org"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -259,7 +273,10 @@ async fn a_hundred_letters_in_a_row_over_one_connection() {
     .unwrap();
     for i in 0..100 {
         mailer
-            .send(&confirm(&format!("resident{i}@example.org")))
+            .send(
+                &LetterId::generate(),
+                &confirm(&format!("resident{i}@example.org")),
+            )
             .await
             .unwrap();
     }
@@ -288,7 +305,10 @@ async fn unicode_mailboxes_go_by_smtputf8_or_are_refused_for_good() {
         offering.port
     )))
     .unwrap();
-    mailer.send(&confirm(to)).await.unwrap();
+    mailer
+        .send(&LetterId::generate(), &confirm(to))
+        .await
+        .unwrap();
     let received = offering.received(1).await;
     assert_eq!(parse(&received[0]).subject, "Подтверждение e-mail");
     let metadata = offering.metadata().join("");
@@ -304,14 +324,17 @@ async fn unicode_mailboxes_go_by_smtputf8_or_are_refused_for_good() {
         refusing.port
     )))
     .unwrap();
-    let error = mailer.send(&confirm(to)).await.unwrap_err();
+    let error = mailer
+        .send(&LetterId::generate(), &confirm(to))
+        .await
+        .unwrap_err();
     assert!(error.is_permanent(), "{error:?}");
     assert_eq!(
         resident_auth::Error::from(error).problems(),
         [resident_auth::Problem::AddressRefused]
     );
     mailer
-        .send(&confirm("resident@example.org"))
+        .send(&LetterId::generate(), &confirm("resident@example.org"))
         .await
         .expect("ASCII mailboxes still go");
 }

@@ -91,6 +91,7 @@ struct NoLetters;
 impl Mailer for NoLetters {
     async fn send(
         &self,
+        _id: &resident_auth::mail_queue::LetterId,
         _letter: &resident_auth::letters::Letter,
     ) -> Result<(), resident_auth::ports::MailError> {
         Err(resident_auth::ports::MailError::permanent(

@@ -178,6 +178,20 @@ impl FromStr for Email {
     }
 }
 
+/// The local part's one form for comparison and delivery: NFKC, then lowercase (NFKC again
+/// where lowercasing undid it), so that look-alike addresses written with compatibility
+/// characters (fullwidth `ｃ`, ligatures, superscripts) are the address they look like —
+/// `ｃased@example.org` is `cased@example.org` — as IDNA already makes of their domains.
+fn fold_local_part(local: &str) -> String {
+    use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
+    let folded: String = local.nfkc().collect::<String>().to_lowercase();
+    if is_nfkc_quick(folded.chars()) == IsNormalized::Yes {
+        folded
+    } else {
+        folded.nfkc().collect()
+    }
+}
+
 /// Every other address: Unicode local parts, IDN and punycode domains (IDNA both ways),
 /// with the second opinion.
 fn parse_general(trimmed: &str) -> Result<Email, EmailError> {
@@ -195,8 +209,17 @@ fn parse_general(trimmed: &str) -> Result<Email, EmailError> {
     if trimmed.contains(['<', '>', '"', '(', ')', '[', ']', ',', ';', ':', '\\']) {
         return Err(EmailError::NotPlain);
     }
-    let (local, domain) = trimmed.rsplit_once('@').ok_or(EmailError::MissingAt)?;
-    let local = local.to_lowercase();
+    let (typed, domain) = trimmed.rsplit_once('@').ok_or(EmailError::MissingAt)?;
+    let local = fold_local_part(typed);
+    if !typed.is_ascii()
+        && local.contains(['<', '>', '"', '(', ')', '[', ']', ',', ';', ':', '\\', '@'])
+    {
+        // A compatibility character that folds into punctuation (`＠`, `＜`): never plain.
+        return Err(EmailError::NotPlain);
+    }
+    if !typed.is_ascii() && local.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(EmailError::Whitespace);
+    }
     if !valid_local_part(&local) {
         return Err(EmailError::InvalidLocalPart);
     }
@@ -399,6 +422,60 @@ mod tests {
                 proptest::prop_assert_eq!(fast, parse_general(trimmed), "{:?}", trimmed);
             }
         }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// Look-alike addresses are one address: any letters or digits of an ASCII local
+        /// part written in their fullwidth forms (U+FF01..) parse to the ASCII address, so
+        /// `ｃased@example.org` finds the cabinet of `cased@example.org` ("already
+        /// registered", the same login) instead of opening a second one.
+        #[test]
+        fn fullwidth_look_alikes_are_the_address_they_look_like(
+            local in "[a-zA-Z0-9][a-zA-Z0-9_+-]{0,10}",
+            mask in proptest::collection::vec(proptest::bool::ANY, 11),
+        ) {
+            let plain: Email = format!("{local}@example.org").parse().unwrap();
+            let look_alike: String = local
+                .chars()
+                .zip(mask.iter().chain(std::iter::repeat(&true)))
+                .map(|(c, wide)| if *wide { char::from_u32(c as u32 - 0x21 + 0xFF01).unwrap() } else { c })
+                .collect();
+            let parsed: Email = format!("{look_alike}@example.org").parse().unwrap();
+            proptest::prop_assert_eq!(&parsed, &plain, "{}", look_alike);
+            proptest::prop_assert_eq!(parsed.as_str(), plain.as_str());
+        }
+
+        /// Every accepted address's canonical form is a fixed point: parsed again it is
+        /// the same address (so what a store keeps is what a lookup finds).
+        #[test]
+        fn the_canonical_form_parses_to_itself(
+            local in "[\\p{L}\\p{N}\u{FF10}-\u{FF5A}\u{FB00}-\u{FB06}\u{2070}-\u{2079}._+-]{1,16}",
+        ) {
+            if let Ok(email) = format!("{local}@example.org").parse::<Email>() {
+                let again: Email = email.as_str().parse().unwrap();
+                proptest::prop_assert_eq!(&again, &email);
+                proptest::prop_assert_eq!(again.as_str(), email.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn look_alike_punctuation_is_not_plain() {
+        assert_eq!(error("a\u{FF20}b@example.org"), EmailError::NotPlain);
+        assert_eq!(error("a\u{FF1C}b@example.org"), EmailError::NotPlain);
+        assert_eq!(
+            "\u{FF43}a\u{FF53}ed@example.org"
+                .parse::<Email>()
+                .unwrap()
+                .as_str(),
+            "cased@example.org"
+        );
+        assert_eq!(
+            "\u{FB00}@example.org".parse::<Email>().unwrap().as_str(),
+            "ff@example.org"
+        );
     }
 
     #[test]

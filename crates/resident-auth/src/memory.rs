@@ -484,7 +484,7 @@ impl RecordingMailer {
 
 #[async_trait]
 impl Mailer for RecordingMailer {
-    async fn send(&self, letter: &Letter) -> Result<(), MailError> {
+    async fn send(&self, _id: &crate::LetterId, letter: &Letter) -> Result<(), MailError> {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(MailError::retryable("recording mailer set to fail"));
         }

@@ -191,12 +191,18 @@ pub trait AccountDirectory: Send + Sync {
 /// Sends letters.
 #[async_trait]
 pub trait Mailer: Send + Sync {
-    /// Delivers `letter` to the mail system. Returning `Ok` means the letter was accepted
-    /// for delivery; the service relies on that before it makes credentials effective.
+    /// Delivers `letter`, the mail queue's letter `id`, to the mail system. Returning `Ok`
+    /// means the letter was accepted for delivery.
+    ///
+    /// Delivery is at least once: a process that stops between sending a letter and
+    /// recording it sent sends it again after a restart, under the same `id`. A mailer
+    /// makes the repeat recognisable from `id` — the SMTP and outbox mailers derive the
+    /// `Message-ID` (and the outbox its file name) from it, so that a mail server or
+    /// client can drop the second copy.
     ///
     /// # Errors
     /// [`MailError`], transient or permanent.
-    async fn send(&self, letter: &Letter) -> Result<(), MailError>;
+    async fn send(&self, id: &LetterId, letter: &Letter) -> Result<(), MailError>;
 }
 
 /// Registrations and other one-time links. Two primitives; the service decides what a

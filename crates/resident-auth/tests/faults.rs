@@ -40,7 +40,7 @@ mockall::mock! {
     pub Mailer {}
     #[async_trait]
     impl Mailer for Mailer {
-        async fn send(&self, letter: &Letter) -> Result<(), MailError>;
+        async fn send(&self, id: &resident_auth::mail_queue::LetterId, letter: &Letter) -> Result<(), MailError>;
     }
 }
 
@@ -49,11 +49,11 @@ mockall::mock! {
 fn mailer_failing_once(kind: LetterKind, recording: Arc<dyn Mailer>) -> Arc<dyn Mailer> {
     let failed = AtomicBool::new(false);
     let mut mock = MockMailer::new();
-    mock.expect_send().returning(move |letter| {
+    mock.expect_send().returning(move |id, letter| {
         if letter.content.kind() == kind && !failed.swap(true, Ordering::SeqCst) {
             return Err(MailError::retryable("injected: connection refused"));
         }
-        futures::executor::block_on(recording.send(letter))
+        futures::executor::block_on(recording.send(id, letter))
     });
     Arc::new(mock)
 }
@@ -181,7 +181,7 @@ async fn a_permanently_refused_letter_is_dead_at_once_and_scrubbed() {
     let h = harness_with(config(), |store, _| {
         let mut mock = MockMailer::new();
         mock.expect_send()
-            .returning(|_| Err(MailError::permanent("550 no such mailbox")));
+            .returning(|_, _| Err(MailError::permanent("550 no such mailbox")));
         (store, Arc::new(mock) as Arc<dyn Mailer>)
     });
     drop(recording);
@@ -217,7 +217,7 @@ async fn a_letter_failing_until_its_deadline_is_given_up() {
     let h = harness_with(config(), |store, _| {
         let mut mock = MockMailer::new();
         mock.expect_send()
-            .returning(|_| Err(MailError::retryable("421 try later")));
+            .returning(|_, _| Err(MailError::retryable("421 try later")));
         (store, Arc::new(mock) as Arc<dyn Mailer>)
     });
     h.service

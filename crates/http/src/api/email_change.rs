@@ -89,7 +89,8 @@ pub(crate) async fn confirm_email_change(
 }
 
 /// Journey 12, "это был не я": follow the link mailed to the address in force; the pending
-/// change dies and every session of the cabinet ends.
+/// change dies, the password is retired (new credentials are mailed to the address in
+/// force, as after a recovery) and every session of the cabinet ends.
 #[utoipa::path(
     post,
     path = "/email/cancel",
@@ -97,7 +98,7 @@ pub(crate) async fn confirm_email_change(
     params(Language),
     request_body = TokenRequest,
     responses(
-        (status = 204, description = "Cancelled; every session ended"),
+        (status = 204, description = "Cancelled; the password retired and new credentials mailed; every session ended"),
         BadInput, Unavailable, UnsupportedMediaType
     )
 )]
@@ -111,5 +112,5 @@ pub(crate) async fn cancel_email_change(
         .service
         .cancel_email_change(&request.token, context)
         .await;
-    answer(result, context, |()| ApiResponse::status(204))
+    answer(result, context, |_| ApiResponse::status(204))
 }

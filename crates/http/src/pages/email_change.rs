@@ -221,7 +221,7 @@ pub(super) async fn cancel(request: &Request<'_>) -> PageResponse {
         .cancel_email_change(&form.token, &request.context())
         .await
     {
-        Ok(()) => {
+        Ok(_) => {
             let cookie = visit
                 .cookies
                 .set_cookie(visit.cookies.session(), "", Some(0));
@@ -229,13 +229,13 @@ pub(super) async fn cancel(request: &Request<'_>) -> PageResponse {
             let title = visit.t("Смена адреса отменена", "Email change cancelled");
             let body = html!(
                 "<h1>{title}</h1><div class=\"notice\" role=\"status\"><p>{text}</p></div>\
-                 <p><a class=\"button\" href=\"/recover\">{recover}</a></p>",
+                 <p><a class=\"button\" href=\"/\">{login}</a></p>",
                 title = title,
                 text = visit.t(
-                    "Адрес для входа остался прежним, все сеансы кабинета завершены. Тот, кто запросил смену, знал ваш пароль: восстановите пароль, чтобы получить новый.",
-                    "The login stays as it was and every session of the cabinet has ended. Whoever asked knew your password: recover it to get a new one.",
+                    "Адрес для входа остался прежним. Тот, кто запросил смену, знал ваш пароль, поэтому он больше не действует: новый пароль отправлен на ваш адрес, все сеансы кабинета завершены.",
+                    "The login stays as it was. Whoever asked knew your password, so it no longer works: a new password has been sent to your address, and every session of the cabinet has ended.",
                 ),
-                recover = visit.t("Восстановить пароль", "Recover the password"),
+                login = visit.t("Войти", "Log in"),
             );
             visit.html(StatusCode::OK, title, Html::empty(), body, "/")
         }

@@ -144,15 +144,41 @@ impl Admin {
             .await?)
     }
 
+    /// The links about the subject's email and accounts, and the cabinet's pending email
+    /// change: its link names the new address, which the cabinet's own letter to that
+    /// address ("Подтверждение нового e-mail", kept longer than the link) tells.
     async fn links(
         &self,
         subject: &Subject,
     ) -> Result<Vec<(TokenHash, Versioned<Link>)>, AdminError> {
-        Ok(self
-            .service
-            .store()
+        let store = self.service.store();
+        let mut links = store
             .links_about(subject.email.as_ref(), &subject.accounts)
-            .await?)
+            .await?;
+        let Some(cabinet) = subject.cabinet.as_ref().map(|c| c.value.id) else {
+            return Ok(links);
+        };
+        let mut new_addresses: Vec<Email> = self
+            .letters(subject)
+            .await?
+            .into_iter()
+            .filter(|letter| letter.value.kind == crate::letters::LetterKind::ConfirmEmailChange)
+            .map(|letter| letter.value.to)
+            .filter(|to| Some(to) != subject.email.as_ref())
+            .collect();
+        new_addresses.sort();
+        new_addresses.dedup();
+        for address in &new_addresses {
+            for (token, link) in store.links_about(Some(address), &[]).await? {
+                if link.value.purpose == LinkPurpose::EmailChange
+                    && link.value.cabinet == Some(cabinet)
+                    && !links.iter().any(|(known, _)| *known == token)
+                {
+                    links.push((token, link));
+                }
+            }
+        }
+        Ok(links)
     }
 
     async fn summary(&self, cabinet: &Cabinet) -> Result<CabinetSummary, AdminError> {
@@ -576,6 +602,10 @@ impl Admin {
             .cabinet_sessions(&cabinet.value.id)
             .await?
             .into_iter()
+            .filter(|(_, s)| {
+                self.service
+                    .session_alive(&s.value, cabinet.value.credential_version, now)
+            })
             .map(|(_, s)| SessionExport {
                 created_at: s.value.created_at.to_string(),
                 last_used: s.value.last_used.to_string(),

@@ -157,12 +157,16 @@ impl AuthService {
     }
 
     /// Journey 12, "это был не я": the link mailed to the address in force cancels the
-    /// pending change — the email-change link dies — and ends every session of the
-    /// cabinet, since whoever asked knew the password. The resident should then recover
-    /// the password. Single-use, and dead once the change was confirmed.
+    /// pending change. Asking for a change needs the current password, so a change the
+    /// owner cancels means someone else has it: the password is retired with it. New
+    /// credentials go to the address in force ("Данные для входа", as after a recovery),
+    /// and the email-change link, every session and every other link naming the old
+    /// credentials stop working. Single-use, and dead once the change was confirmed.
+    /// Returns the login the new password belongs to.
     ///
     /// # Errors
-    /// [`Problem::InvalidLink`], or [`Error::Unavailable`].
+    /// [`Problem::InvalidLink`], [`Problem::TooManyRequests`] while the same link is
+    /// being used, or [`Error::Unavailable`].
     #[tracing::instrument(
         name = "resident_auth.cancel_email_change",
         skip_all,
@@ -172,23 +176,24 @@ impl AuthService {
         &self,
         cancel_token: &str,
         context: &RequestContext,
-    ) -> Result<(), Error> {
+    ) -> Result<Email, Error> {
         let (hash, link, cabinet, credential_version) = self
             .live_cabinet_link(cancel_token, LinkPurpose::EmailChangeCancel)
             .await?;
-        self.move_credential_version(&cabinet, credential_version, None)
+        let issue = Issue::Recovery {
+            cabinet,
+            credential_version,
+        };
+        let (email, _) = self
+            .issue_credentials(&hash, link, issue, context.locale)
             .await?;
-        let _ = self
-            .store()
-            .swap_link(&hash, Expected::Version(link.version), None, None)
-            .await;
         self.record(
             Event::new(EventKind::EmailChangeCancelled, self.now())
                 .about(Some(cabinet), None)
                 .from_client(context.client.as_deref()),
         )
         .await;
-        Ok(())
+        Ok(email)
     }
 
     /// Stores the cancel link with its notice to the address in force, then the change

@@ -242,7 +242,12 @@ impl AuthService {
             .and_then(|sealed| self.config.mail_queue_keys.open(&letter.id, sealed));
         let unsealable = opened.is_err();
         let sent = match &opened {
-            Ok(open) => self.ports.mailer.send(open).await.map_err(|e| e.kind()),
+            Ok(open) => self
+                .ports
+                .mailer
+                .send(&letter.id, open)
+                .await
+                .map_err(|e| e.kind()),
             Err(_) => Err(MailErrorKind::Permanent),
         };
         drop(opened);
@@ -274,9 +279,17 @@ impl AuthService {
             letter.sealed = None;
             letter.keep_until = Some(now.plus(self.config.delivery.retention));
         }
+        // The farewell of a closed cabinet outlives the erasure it reports only until it
+        // is settled: then its record — the recipient — goes too.
+        let forgotten = outcome != Delivered::Retried
+            && letter.kind == crate::letters::LetterKind::CabinetClosed;
         let settled = self
             .store()
-            .swap_letter(&letter.id, Expected::Version(version), Some(&letter))
+            .swap_letter(
+                &letter.id,
+                Expected::Version(version),
+                (!forgotten).then_some(&letter),
+            )
             .await?;
         if !settled {
             tracing::warn!(letter = %letter.id, "a letter's claim ran out before it was settled");

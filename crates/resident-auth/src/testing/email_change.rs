@@ -105,7 +105,10 @@ pub async fn journey_resident_changes_the_email<S: Store + Clone + 'static>(stor
             .confirm_email_change(&change, None, &context)
             .await
             .map(|_| ()),
-        j.service.cancel_email_change(&cancel, &context).await,
+        j.service
+            .cancel_email_change(&cancel, &context)
+            .await
+            .map(|_| ()),
     ] {
         assert_eq!(problem(spent), Problem::InvalidLink);
     }
@@ -124,10 +127,13 @@ pub async fn journey_resident_changes_the_email<S: Store + Clone + 'static>(stor
         .unwrap();
     let change = j.link("third@example.org", LetterKind::ConfirmEmailChange);
     let cancel = j.link(NEW, LetterKind::EmailChangeRequested);
-    j.service
+    let credentials_before = j.letters(LetterKind::Credentials);
+    let login = j
+        .service
         .cancel_email_change(&cancel, &context)
         .await
         .unwrap();
+    assert_eq!(login.as_str(), NEW, "the address in force stays the login");
     for ended in [&this, &again] {
         assert_eq!(
             problem(j.service.authenticate(ended).await),
@@ -143,11 +149,25 @@ pub async fn journey_resident_changes_the_email<S: Store + Clone + 'static>(stor
         ),
         Problem::InvalidLink
     );
+    // Whoever asked knew the password: the cancel retired it, and new credentials went
+    // to the address in force.
+    assert_eq!(
+        problem(j.login(NEW, &password).await),
+        Problem::InvalidCredentials,
+        "the password that asked for the change no longer signs in"
+    );
+    assert_eq!(j.letters(LetterKind::Credentials), credentials_before + 1);
+    let password = j.password(NEW);
     let fresh = j
         .login(NEW, &password)
         .await
-        .expect("the address in force stays");
+        .expect("the mailed password signs in");
     let session = j.service.authenticate(&fresh).await.unwrap();
+    assert_eq!(
+        problem(j.service.cancel_email_change(&cancel, &context).await),
+        Problem::InvalidLink,
+        "the cancel link is single-use"
+    );
 
     // Counted per cabinet: the neighbour's address, the wrong password and the two changes
     // took four of the five a day.

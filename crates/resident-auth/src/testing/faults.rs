@@ -307,6 +307,7 @@ fn steps() -> Vec<(&'static str, Setup, Step)> {
                 j.service
                     .cancel_email_change(&scene.email_change_cancel, &Journeys::context())
                     .await
+                    .map(|_| ())
             })
         }),
     ]

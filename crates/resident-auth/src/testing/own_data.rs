@@ -6,6 +6,9 @@ use secrecy::SecretString;
 use super::{problem, secret, Journeys, FLAT, PARKING, RESIDENT};
 use crate::{letters::LetterKind, ports::Store, Problem, RegistrationForm};
 
+/// The address a change under way would move the cabinet to.
+const NEW_ADDRESS: &str = "new-address@example.org";
+
 /// "Download my data" and "close my cabinet": both need the current password (a wrong one
 /// is refused and counted like a login try); the export holds the cabinet, both accounts
 /// and the sessions, and no secret; closing needs the explicit confirmation, ends every
@@ -78,6 +81,11 @@ pub async fn journey_resident_downloads_the_data_and_closes_the_cabinet<
         ),
         Problem::CurrentPasswordWrong
     );
+    // A change of address under way: the new address is the resident's data too.
+    j.service
+        .request_email_change(&session, NEW_ADDRESS, password.clone(), &context)
+        .await
+        .unwrap();
     let export = j
         .service
         .export_own_data(&session, password.clone(), &context)
@@ -86,7 +94,19 @@ pub async fn journey_resident_downloads_the_data_and_closes_the_cabinet<
     assert_eq!(export.cabinet.email, RESIDENT);
     assert_eq!(export.cabinet.accounts.len(), 2);
     assert_eq!(export.cabinet.sessions, 2, "two live sessions");
-    assert!(export.sessions.len() >= 2, "every stored session is listed");
+    assert_eq!(
+        export.sessions.len(),
+        2,
+        "the live sessions, not the one that ended when the parking place was added"
+    );
+    assert!(
+        export
+            .pending
+            .iter()
+            .any(|p| p.purpose == "email_change" && p.email == NEW_ADDRESS),
+        "the pending new address is exported: {:?}",
+        export.pending
+    );
     let text = format!("{export:?}");
     assert!(!text.contains(secrecy::ExposeSecret::expose_secret(&password)));
     assert!(!text.contains(&this) && !text.contains("argon2"), "{text}");
@@ -116,6 +136,25 @@ pub async fn journey_resident_downloads_the_data_and_closes_the_cabinet<
         .await
         .unwrap();
     assert_eq!(j.letters(LetterKind::CabinetClosed), 1);
+    // Once sent, even the farewell's record (its recipient) is gone; so is the pending
+    // change to the new address, with its letter.
+    for address in [RESIDENT, NEW_ADDRESS] {
+        let address = super::email(address);
+        assert_eq!(
+            store
+                .letters_about(Some(&address), None)
+                .await
+                .unwrap()
+                .len(),
+            0,
+            "no letter to {address} on record"
+        );
+        assert_eq!(
+            store.links_about(Some(&address), &[]).await.unwrap().len(),
+            0,
+            "no link for {address} on record"
+        );
+    }
     for token in [&this, &other] {
         assert_eq!(
             problem(j.service.authenticate(token).await),

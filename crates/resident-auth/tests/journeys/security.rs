@@ -397,13 +397,14 @@ struct HeldCredentials {
 impl resident_auth::ports::Mailer for HeldCredentials {
     async fn send(
         &self,
+        id: &resident_auth::mail_queue::LetterId,
         letter: &resident_auth::letters::Letter,
     ) -> Result<(), resident_auth::ports::MailError> {
         if letter.content.kind() == LetterKind::Credentials {
             self.arrived.notify_one();
             self.release.notified().await;
         }
-        self.inner.send(letter).await
+        self.inner.send(id, letter).await
     }
 }
 

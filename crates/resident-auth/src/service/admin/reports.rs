@@ -32,7 +32,8 @@ pub struct CabinetSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PendingReport {
     /// `confirmation` (letter sent, not followed), `activation` (confirmed, premises not
-    /// given yet) or `recovery`.
+    /// given yet), `recovery`, `email_change` (the new address, not confirmed yet) or
+    /// `email_change_cancel`.
     pub purpose: &'static str,
     /// The email it was made for.
     pub email: String,
@@ -106,9 +107,10 @@ pub struct SessionExport {
 pub struct CabinetExport {
     /// The cabinet, as [`Report::cabinet`].
     pub cabinet: CabinetSummary,
-    /// Every stored session.
+    /// Every live session (an ended one is no longer the resident's: not listed).
     pub sessions: Vec<SessionExport>,
-    /// Pending registrations, additions, recoveries.
+    /// Pending registrations, additions, recoveries and email changes (with the new
+    /// address).
     pub pending: Vec<PendingReport>,
 }
 
