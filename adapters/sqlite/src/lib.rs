@@ -90,6 +90,15 @@ pub enum OpenError {
         #[source]
         source: std::io::Error,
     },
+    /// The file (or its `-wal` or `-shm`) may be read by other users of the machine; it
+    /// holds password hashes and the sealed mail queue. `chmod 600 <path>` fixes it.
+    #[error("{path} may be read by other users (mode {mode:o}): `chmod 600 {path}`")]
+    Exposed {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// SQLite could not open the file or set it up.
     #[error("cannot open the database")]
     Database(#[from] sqlx::Error),
@@ -103,7 +112,10 @@ pub enum OpenError {
 ///
 /// A new file is created readable and writable by its owner only (it holds password hashes
 /// and the sealed mail queue); SQLite gives its `-wal` and `-shm` files the same
-/// permissions. Journal mode WAL, `synchronous = NORMAL` (a commit survives the process
+/// permissions. An existing file that other users may read or write (a backup restored with
+/// the default umask, mode 644) is refused with the `chmod` that fixes it, as are its `-wal`
+/// and `-shm` files. Deleted rows are overwritten (`secure_delete`), and
+/// [`close`] leaves no write-ahead log behind. Journal mode WAL, `synchronous = NORMAL` (a commit survives the process
 /// crashing; a power cut may lose the last commits, never corrupt the file), foreign keys
 /// on.
 ///
@@ -118,6 +130,11 @@ pub async fn open(
         path: path.display().to_string(),
         source,
     })?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        refuse_exposed(Path::new(&file))?;
+    }
     let connect = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(false)
@@ -126,7 +143,10 @@ pub async fn open(
         .foreign_keys(true)
         .busy_timeout(options.busy_timeout)
         // The schema's own SQL only: no function a file's views or triggers could name.
-        .pragma("trusted_schema", "OFF");
+        .pragma("trusted_schema", "OFF")
+        // Deleted rows are overwritten with zeros, not left in freed space: an erased
+        // resident is gone from the file once the log is checkpointed.
+        .pragma("secure_delete", "ON");
     let pool = SqlitePoolOptions::new()
         .max_connections(options.max_connections.max(1))
         .acquire_timeout(options.busy_timeout)
@@ -134,6 +154,36 @@ pub async fn open(
         .await?;
     migrate(&pool).await?;
     Ok(pool)
+}
+
+/// Copies the write-ahead log into the database file and truncates the log to nothing
+/// (`PRAGMA wal_checkpoint(TRUNCATE)`), waiting up to the busy timeout for readers.
+///
+/// # Errors
+/// The database's, or "busy" when readers kept the log from being truncated.
+pub(crate) async fn checkpoint_truncate(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let (busy,): (i64,) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(pool)
+        .await?;
+    if busy != 0 {
+        return Err(sqlx::Error::Protocol(
+            "readers kept the write-ahead log from being truncated".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Closes a pool [`open`] made, leaving one file: the write-ahead log is checkpointed into
+/// the database and truncated, then every connection closes (SQLite removes the empty
+/// `-wal` and `-shm` files with the last one). What a portal does when it stops, so that
+/// nothing erased lingers in the log (docs/security.md, "What the files keep").
+///
+/// # Errors
+/// [`sqlx::Error`] when the checkpoint fails; the pool is closed all the same.
+pub async fn close(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let checkpointed = checkpoint_truncate(pool).await;
+    pool.close().await;
+    checkpointed
 }
 
 /// Creates `path` empty with mode 0600 unless it exists (then it is left as it is).
@@ -150,6 +200,26 @@ fn create_private(path: &Path) -> std::io::Result<()> {
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(error) => Err(error),
     }
+}
+
+/// Refuses a file (if it exists) that users other than its owner may read or write.
+fn refuse_exposed(file: &Path) -> Result<(), OpenError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(metadata) = std::fs::metadata(file) {
+            let mode = metadata.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(OpenError::Exposed {
+                    path: file.display().to_string(),
+                    mode,
+                });
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    Ok(())
 }
 
 /// Whether a database error is a unique-key violation.

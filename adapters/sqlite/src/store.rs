@@ -48,6 +48,17 @@ impl SqliteStore {
 
     /// A write transaction that holds the write lock from its first statement; dropped
     /// without a commit, it rolls back.
+    /// After a committed erasure (a cabinet or a letter deleted): the write-ahead log is
+    /// copied into the file — whose freed space `secure_delete` has zeroed — and truncated,
+    /// so that no older copy of the erased rows stays in either (docs/security.md, "What
+    /// the files keep"). Best effort: a checkpoint that readers hold up is finished by a
+    /// later erasure, SQLite's own checkpoints or [`crate::close`].
+    pub(crate) async fn forget_erased(&self) {
+        if let Err(error) = crate::checkpoint_truncate(&self.pool).await {
+            tracing::warn!(%error, "the write-ahead log could not be truncated after an erasure");
+        }
+    }
+
     async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         self.pool
             .begin_with("BEGIN IMMEDIATE")

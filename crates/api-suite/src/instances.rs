@@ -143,7 +143,10 @@ pub async fn two_instances_share_sessions_and_limits_on_redis(binary: &str) {
     let variables = [
         ("DATABASE_URL", database.clone()),
         ("MAIL_QUEUE_KEY", MAIL_QUEUE_KEY.to_owned()),
-        ("OUTBOX_DIR", outbox.path().display().to_string()),
+        (
+            "OUTBOX_DIR",
+            outbox.path().join("outbox").display().to_string(),
+        ),
         ("REDIS_URL", services::redis_url().to_owned()),
         ("REDIS_PREFIX", format!("{prefix}-{}", binary.len())),
     ];
@@ -151,8 +154,8 @@ pub async fn two_instances_share_sessions_and_limits_on_redis(binary: &str) {
         Server::start(binary, &variables),
         Server::start(binary, &variables)
     );
-    one.outbox = outbox.path().to_owned();
-    two.outbox = outbox.path().to_owned();
+    one.outbox = outbox.path().join("outbox");
+    two.outbox = outbox.path().join("outbox");
     let password = activate(&one, "7800000000001", RESIDENT, "12").await;
     let session = login(&one, RESIDENT, &password).await;
     let (status, body, _) = two.get("/api/session", Some(&session)).await;

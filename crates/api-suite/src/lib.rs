@@ -59,6 +59,8 @@ macro_rules! api_tests {
             openapi_document_matches_the_routes,
             password_change_and_sessions,
             residents_download_their_data_and_close_the_cabinet,
+            an_erased_cabinet_leaves_nothing_in_the_files,
+            cancelling_an_email_change_retires_the_password,
             temporary_passwords_must_be_changed,
             schemathesis_finds_nothing,
             journeys_on_postgres_and_smtp,
@@ -110,6 +112,7 @@ macro_rules! pages_tests {
 pub mod browser;
 mod contract;
 mod edges;
+mod erasure;
 mod instances;
 mod journeys;
 mod mail;
@@ -119,6 +122,7 @@ mod settings;
 
 pub use contract::*;
 pub use edges::*;
+pub use erasure::*;
 pub use instances::*;
 pub use journeys::*;
 pub use mail::*;
@@ -254,6 +258,25 @@ impl Server {
         server._smtp = Some(smtp);
         server.database = Some(database);
         server
+    }
+
+    /// Asks the example to stop (SIGTERM, as a service manager or Ctrl-C does) and waits
+    /// until it has exited.
+    pub async fn stop(&mut self) {
+        let pid = self._child.id().expect("the example runs");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = tokio::time::timeout(Duration::from_secs(40), self._child.wait())
+            .await
+            .expect("the example stops within 40 s")
+            .unwrap();
+        assert!(
+            status.success(),
+            "a stop on request is a clean exit: {status}"
+        );
     }
 
     /// Kills the example at once (SIGKILL: no shutdown, no flushing) and waits for it.

@@ -18,7 +18,7 @@ use resident_auth_http::{AdminApi, Api, Cidr, ClientAddressing, ConnectionLimits
 use resident_auth_smtp::{default_sender, OutboxMailer, SmtpConfig, SmtpMailer};
 
 mod portal;
-pub use portal::{bills, build, start, Listeners, Portal};
+pub use portal::{bills, build, start, stop_requested, Listeners, Portal, Stop};
 
 /// The bundled demo directory, used when `REGISTRY_CSV` is not set.
 pub const DEMO_DIRECTORY: &str = include_str!("../data/demo-directory.csv");
@@ -644,14 +644,69 @@ mod tests {
             std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
             let error = build(&config).await.unwrap_err().to_string();
             assert!(error.contains("chmod 600"), "{error}");
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            build(&config).await.unwrap();
         }
+    }
+
+    /// As ssh does with its keys: a key file that is a symbolic link, or that another
+    /// user owns, is refused (it was accepted before); so are a database file and an
+    /// outbox that other users may read (the database was used silently before).
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn files_others_may_read_or_replace_are_refused_with_the_way_out() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("residents.db");
+        let outbox = dir.path().join("outbox");
+        let variables = |name: &str| match name {
+            "OUTBOX_DIR" => Some(outbox.display().to_string()),
+            "SQLITE_PATH" => Some(database.display().to_string()),
+            "ARGON2_TEST_PARAMS" => Some("1".into()),
+            _ => None,
+        };
+        let config = PortalConfig::from_lookup(variables).unwrap();
+        drop(build(&config).await.unwrap());
+        let key_file = config.storage.key_file().unwrap();
+
+        // A symbolic link to a private key file elsewhere.
+        let elsewhere = dir.path().join("elsewhere-key");
+        std::fs::rename(&key_file, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &key_file).unwrap();
+        let error = build(&config).await.unwrap_err().to_string();
+        assert!(error.contains("symbolic link"), "{error}");
+        std::fs::remove_file(&key_file).unwrap();
+        std::fs::rename(&elsewhere, &key_file).unwrap();
+        drop(build(&config).await.unwrap());
+
+        // Another user's file (only root can hand a file over to test it).
+        if std::os::unix::fs::chown(&key_file, Some(65534), None).is_ok() {
+            let error = build(&config).await.unwrap_err().to_string();
+            assert!(error.contains("belongs to user 65534"), "{error}");
+            std::os::unix::fs::chown(&key_file, Some(rustix::process::geteuid().as_raw()), None)
+                .unwrap();
+        }
+
+        // A database restored with the default umask.
+        std::fs::set_permissions(&database, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = build(&config).await.unwrap_err().to_string();
+        assert!(error.contains("chmod 600"), "{error}");
+        std::fs::set_permissions(&database, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+        // An outbox others may enter.
+        std::fs::create_dir_all(&outbox).unwrap();
+        std::fs::set_permissions(&outbox, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let error = build(&config).await.unwrap_err().to_string();
+        assert!(error.contains("chmod 700"), "{error}");
+        std::fs::set_permissions(&outbox, std::fs::Permissions::from_mode(0o700)).unwrap();
+        build(&config).await.unwrap();
     }
 
     #[tokio::test]
     async fn builds_in_memory_when_asked() {
         let dir = tempfile::tempdir().unwrap();
         let config = PortalConfig::from_lookup(|name| match name {
-            "OUTBOX_DIR" => Some(dir.path().display().to_string()),
+            "OUTBOX_DIR" => Some(dir.path().join("outbox").display().to_string()),
             "STORAGE" => Some("memory".into()),
             "ARGON2_TEST_PARAMS" => Some("1".into()),
             _ => None,

@@ -12,4 +12,4 @@
 
 pub mod config;
 
-pub use config::{bills, start, Portal, PortalConfig};
+pub use config::{bills, start, stop_requested, Portal, PortalConfig};

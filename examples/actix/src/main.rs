@@ -41,6 +41,7 @@ async fn main() -> ExitCode {
         let server = limit_server(HttpServer::new(app), &limits, 1).listen(admin);
         actix_web::rt::spawn(async move { server?.run().await });
     }
+    let stop = portal.stop.clone();
     actix_web::rt::spawn(portal.background.run());
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let app = move || {
@@ -50,11 +51,14 @@ async fn main() -> ExitCode {
             .route("/bills", web::get().to(bills))
             .configure(auth.configure("/api"))
     };
+    // actix-web stops on Ctrl-C or SIGTERM by itself (graceful); then the files close
+    // (the SQLite log emptied).
     let served = match limit_server(HttpServer::new(app), &limits, workers).listen(listeners.portal)
     {
         Ok(server) => server.run().await,
         Err(e) => Err(e),
     };
+    stop.close().await;
     served.map_or_else(
         |e| {
             eprintln!("server error: {e}");

@@ -42,12 +42,19 @@ async fn main() -> ExitCode {
     let Ok(listener) = TcpListener::from_std(listeners.portal) else {
         return ExitCode::FAILURE;
     };
+    let stop = portal.stop.clone();
     tokio::spawn(portal.background.run());
     let app = Router::new()
         .route("/bills", get(bills))
         .merge(auth.router("/api"))
         .with_state(auth);
-    match serve(listener, app, limits).await {
+    // Ctrl-C or SIGTERM: stop answering, then close the files (the SQLite log emptied).
+    let served = tokio::select! {
+        served = serve(listener, app, limits) => served,
+        () = resident_auth_portal::stop_requested() => Ok(()),
+    };
+    stop.close().await;
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("server error: {e}");

@@ -73,6 +73,9 @@ impl LetterStore for SqliteStore {
                 .map_err(store_error)?;
         }
         tx.commit().await.map_err(store_error)?;
+        if next.is_none() {
+            self.forget_erased().await;
+        }
         Ok(true)
     }
 

@@ -146,6 +146,7 @@ impl CabinetStore for SqliteStore {
                 return Ok(CabinetSwap::Conflict);
             }
             tx.commit().await.map_err(store_error)?;
+            self.forget_erased().await;
             return Ok(CabinetSwap::Written);
         };
         let accounts = json_list(next.accounts.iter().map(AccountNumber::as_str));

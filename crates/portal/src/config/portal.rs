@@ -15,6 +15,51 @@ pub struct Portal {
     pub banner: Vec<String>,
     /// Where operator actions are recorded: the audit table on PostgreSQL, else the log.
     pub audit: Arc<dyn Audit>,
+    /// What to close when the portal stops ([`Stop::close`]).
+    pub stop: Stop,
+}
+
+/// What a stopping portal closes: the SQLite file's pool, whose write-ahead log is
+/// checkpointed and truncated first, so that nothing erased stays in it.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    sqlite: Option<resident_auth_sqlite::SqlitePool>,
+}
+
+impl Stop {
+    /// Closes what the portal opened; says so on stdout.
+    pub async fn close(self) {
+        if let Some(pool) = self.sqlite {
+            match resident_auth_sqlite::close(&pool).await {
+                Ok(()) => {
+                    println!("Stopped: the SQLite file is closed, its write-ahead log emptied")
+                }
+                Err(error) => eprintln!("stopping: the SQLite write-ahead log: {error}"),
+            }
+        }
+    }
+}
+
+/// Resolves when the process is asked to stop: Ctrl-C (SIGINT) or SIGTERM.
+pub async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 impl std::fmt::Debug for Portal {
@@ -119,6 +164,7 @@ pub(super) fn with_redis<R: Store + 'static>(
 pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
     let mut banner = vec![format!("Portal: {}", config.base_url)];
     let mut audit: Arc<dyn Audit> = Arc::new(TracingAudit);
+    let mut stop = Stop::default();
     let mut events: Arc<dyn Events> = Arc::new(TracingEvents);
     let redis = match &config.redis {
         Some((url, prefix)) => {
@@ -189,6 +235,7 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
                 "Storage: SQLite file {} (residents are kept across restarts)",
                 path.display()
             ));
+            stop.sqlite = Some(pool.clone());
             audit = Arc::new(resident_auth_sqlite::SqliteAudit::new(pool.clone()));
             events = Arc::new(resident_auth_sqlite::SqliteEvents::new(pool.clone()));
             (
@@ -233,8 +280,9 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
             Arc::new(SmtpMailer::new(&smtp).map_err(|e| ConfigError(format!("SMTP_URL: {e}")))?)
         }
         None => {
+            refuse_an_open_outbox(&config.outbox_dir)?;
             banner.push(format!(
-                "Mail: each letter is written to {} as an .eml file",
+                "Mail: each letter is written to {} as an .eml file (owner-only)",
                 config.outbox_dir.display()
             ));
             Arc::new(OutboxMailer::new(
@@ -312,7 +360,31 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
         background,
         banner,
         audit,
+        stop,
     })
+}
+
+/// Refuses an existing outbox folder that other users may enter: its letters carry
+/// passwords and links (the outbox makes a new one owner-only).
+fn refuse_an_open_outbox(dir: &std::path::Path) -> Result<(), ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(metadata) = std::fs::metadata(dir) {
+            let mode = metadata.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(ConfigError(format!(
+                    "OUTBOX_DIR {shown} may be read by other users (mode {mode:o}), and its \
+                     letters carry passwords and links: `chmod 700 {shown}` (and `chmod 600` \
+                     its files)",
+                    shown = dir.display()
+                )));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 /// An error with its causes, `: `-separated.
@@ -328,21 +400,38 @@ pub(super) fn chain(error: &dyn std::error::Error) -> String {
 }
 
 /// The mail queue key in `file` (base64, as `MAIL_QUEUE_KEY`), made from the operating
-/// system's random source on first start (owner-only); whether it was made now. A file
-/// others may read is refused, as ssh refuses such a private key.
+/// system's random source on first start (owner-only); whether it was made now. As ssh
+/// treats a private key, the file is opened without following a symbolic link, and
+/// refused unless this process's user owns it and nobody else may read or write it.
 pub(super) fn key_from_file(file: &std::path::Path) -> Result<(MailQueueKey, bool), ConfigError> {
     use base64::Engine as _;
-    use std::io::Write as _;
+    use std::io::{Read as _, Write as _};
     let shown = file.display();
-    match std::fs::read_to_string(file) {
-        Ok(text) => {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    match options.open(file) {
+        Ok(mut opened) => {
             #[cfg(unix)]
             {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::metadata(file)
-                    .map_err(|e| ConfigError(format!("mail queue key file {shown}: {e}")))?
-                    .permissions()
-                    .mode();
+                use std::os::unix::fs::MetadataExt;
+                let metadata = opened
+                    .metadata()
+                    .map_err(|e| ConfigError(format!("mail queue key file {shown}: {e}")))?;
+                let me = rustix::process::geteuid().as_raw();
+                if metadata.uid() != me {
+                    return Err(ConfigError(format!(
+                        "mail queue key file {shown} belongs to user {} and this process runs \
+                         as {me}: another user could have written the key. Make it this user's \
+                         (`chown {me} {shown}`) or restore the right file",
+                        metadata.uid()
+                    )));
+                }
+                let mode = metadata.mode();
                 if mode & 0o077 != 0 {
                     return Err(ConfigError(format!(
                         "mail queue key file {shown} may be read by others (mode {:o}): \
@@ -351,9 +440,20 @@ pub(super) fn key_from_file(file: &std::path::Path) -> Result<(MailQueueKey, boo
                     )));
                 }
             }
+            let mut text = String::new();
+            opened
+                .read_to_string(&mut text)
+                .map_err(|e| ConfigError(format!("mail queue key file {shown}: {e}")))?;
             let key = MailQueueKey::from_base64(text.trim())
                 .map_err(|e| ConfigError(format!("mail queue key file {shown}: {e}")))?;
             Ok((key, false))
+        }
+        #[cfg(unix)]
+        Err(error) if error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            Err(ConfigError(format!(
+                "mail queue key file {shown} is a symbolic link: it is read only as a file of \
+                 its own (copy the key there with mode 600)"
+            )))
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let mut bytes = [0u8; 32];
@@ -398,6 +498,9 @@ pub(super) async fn directory_is_empty(
 /// Exit code 2, after printing the [`ConfigError`] for the operator.
 pub async fn start() -> Result<Portal, ExitCode> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: a log written to a file or a journal is text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

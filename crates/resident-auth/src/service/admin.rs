@@ -60,13 +60,17 @@ struct Subject {
     cabinet: Option<Versioned<Cabinet>>,
     email: Option<Email>,
     accounts: Vec<AccountNumber>,
+    /// The new address of a change under way ([`Admin::with_pending_addresses`]).
+    new_addresses: Vec<Email>,
 }
 
 impl Subject {
-    /// The counter subjects: the email and the accounts, as counters name them.
+    /// The counter subjects: the email, a pending new address and the accounts, as
+    /// counters name them.
     fn counter_subjects(&self) -> Vec<String> {
         self.email
             .iter()
+            .chain(&self.new_addresses)
             .map(ToString::to_string)
             .chain(self.accounts.iter().map(ToString::to_string))
             .collect()
@@ -132,7 +136,29 @@ impl Admin {
             cabinet,
             email,
             accounts,
+            new_addresses: Vec::new(),
         })
+    }
+
+    /// The subject with the new address of the cabinet's change under way: its link and
+    /// counters name that address, which the cabinet's own letter to it ("Подтверждение
+    /// нового e-mail", kept longer than the link) tells.
+    async fn with_pending_addresses(&self, mut subject: Subject) -> Result<Subject, AdminError> {
+        if subject.cabinet.is_none() {
+            return Ok(subject);
+        }
+        let mut new_addresses: Vec<Email> = self
+            .letters(&subject)
+            .await?
+            .into_iter()
+            .filter(|letter| letter.value.kind == crate::letters::LetterKind::ConfirmEmailChange)
+            .map(|letter| letter.value.to)
+            .filter(|to| Some(to) != subject.email.as_ref())
+            .collect();
+        new_addresses.sort();
+        new_addresses.dedup();
+        subject.new_addresses = new_addresses;
+        Ok(subject)
     }
 
     async fn letters(&self, subject: &Subject) -> Result<Vec<Versioned<QueuedLetter>>, AdminError> {
@@ -145,8 +171,7 @@ impl Admin {
     }
 
     /// The links about the subject's email and accounts, and the cabinet's pending email
-    /// change: its link names the new address, which the cabinet's own letter to that
-    /// address ("Подтверждение нового e-mail", kept longer than the link) tells.
+    /// change (under its new address).
     async fn links(
         &self,
         subject: &Subject,
@@ -158,17 +183,7 @@ impl Admin {
         let Some(cabinet) = subject.cabinet.as_ref().map(|c| c.value.id) else {
             return Ok(links);
         };
-        let mut new_addresses: Vec<Email> = self
-            .letters(subject)
-            .await?
-            .into_iter()
-            .filter(|letter| letter.value.kind == crate::letters::LetterKind::ConfirmEmailChange)
-            .map(|letter| letter.value.to)
-            .filter(|to| Some(to) != subject.email.as_ref())
-            .collect();
-        new_addresses.sort();
-        new_addresses.dedup();
-        for address in &new_addresses {
+        for address in &subject.new_addresses {
             for (token, link) in store.links_about(Some(address), &[]).await? {
                 if link.value.purpose == LinkPurpose::EmailChange
                     && link.value.cabinet == Some(cabinet)
@@ -221,7 +236,9 @@ impl Admin {
     /// service's errors.
     #[tracing::instrument(name = "resident_auth.find", skip_all, err(level = "debug", Display))]
     pub async fn find(&self, lookup: &Lookup) -> Result<Report, AdminError> {
-        let subject = self.subject(lookup).await?;
+        let subject = self
+            .with_pending_addresses(self.subject(lookup).await?)
+            .await?;
         let now = self.service.now();
         let cabinet = match &subject.cabinet {
             Some(cabinet) => Some(self.summary(&cabinet.value).await?),
@@ -511,7 +528,9 @@ impl Admin {
         lookup: &Lookup,
         farewell: Option<&QueuedLetter>,
     ) -> Result<(Erased, Option<CabinetId>), AdminError> {
-        let subject = self.subject(lookup).await?;
+        let subject = self
+            .with_pending_addresses(self.subject(lookup).await?)
+            .await?;
         let store = self.service.store();
         // Everything is listed before anything is deleted: a store that cannot list
         // (the optional primitives) refuses the erasure whole.
@@ -592,7 +611,9 @@ impl Admin {
         &self,
         lookup: &Lookup,
     ) -> Result<(CabinetExport, CabinetId), AdminError> {
-        let subject = self.subject(lookup).await?;
+        let subject = self
+            .with_pending_addresses(self.subject(lookup).await?)
+            .await?;
         let cabinet = subject.cabinet.as_ref().ok_or(AdminError::NotFound)?;
         let now = self.service.now();
         let summary = self.summary(&cabinet.value).await?;
