@@ -142,3 +142,69 @@ pub async fn cancelling_an_email_change_retires_the_password(binary: &str) {
         .await;
     assert_eq!(status, 401, "the cancelled address is no login");
 }
+
+/// The key file of the mail queue deleted while letters wait sealed under it: the portal
+/// made a new key and the letters died unsent at the next round, though residents had
+/// been answered 202. Now it refuses to start, naming the file, how many letters wait
+/// and the way out; `GIVE_UP_SEALED_LETTERS=1` gives them up once and says how many.
+pub async fn a_lost_key_file_is_refused_while_letters_wait(binary: &str) {
+    let mut server = Server::start(binary, &[]).await;
+    // Letters cannot leave: the outbox path is a file, so each one waits for a retry.
+    let outbox = server._dir.path().join("blocked-outbox");
+    std::fs::write(&outbox, b"").unwrap();
+    server
+        .extra
+        .push(("OUTBOX_DIR".to_owned(), outbox.display().to_string()));
+    server.restart().await;
+    let (status, body) = register(&server, "7800000000001", RESIDENT).await;
+    assert_eq!(status, 202, "{body}");
+    server.kill().await;
+    let key = server._dir.path().join("resident-auth.db.mail-queue-key");
+    std::fs::remove_file(&key).unwrap();
+    let refused = tokio::time::timeout(
+        Duration::from_secs(30),
+        command(binary, server._dir.path(), &server.extra)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the portal refuses to start (before: it started, and the letters died)")
+    .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("1 letters wait") && said.contains("mail-queue-key"),
+        "the refusal names the count and the file: {said}"
+    );
+    assert!(said.contains("GIVE_UP_SEALED_LETTERS=1"), "{said}");
+    // The operator gives them up, once, on purpose; the banner says how many.
+    let mut giving_up = server.extra.clone();
+    giving_up.push(("GIVE_UP_SEALED_LETTERS".to_owned(), "1".to_owned()));
+    let mut child = command(binary, server._dir.path(), &giving_up)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with("Listening on ") {
+                return;
+            }
+            banner.push(line);
+        }
+        panic!("exited before listening: {banner:?}");
+    })
+    .await
+    .expect("started within 30 s");
+    assert!(
+        banner.iter().any(|line| line.contains("1 of 1 letters")),
+        "{banner:?}"
+    );
+    child.kill().await.unwrap();
+    // With them given up, a plain start is a start again.
+    server.restart().await;
+    let (status, _, _) = server.get("/api/session", None).await;
+    assert_eq!(status, 401);
+}

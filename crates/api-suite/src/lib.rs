@@ -61,6 +61,7 @@ macro_rules! api_tests {
             residents_download_their_data_and_close_the_cabinet,
             an_erased_cabinet_leaves_nothing_in_the_files,
             cancelling_an_email_change_retires_the_password,
+            a_lost_key_file_is_refused_while_letters_wait,
             temporary_passwords_must_be_changed,
             schemathesis_finds_nothing,
             journeys_on_postgres_and_smtp,
@@ -158,27 +159,9 @@ pub(crate) async fn spawn(
     dir: &Path,
     extra: &[(String, String)],
 ) -> (Child, String, Option<String>) {
-    let mut command = Command::new(binary);
-    // Port 0: the example binds a free port itself and says which; no other test can
-    // take it between a pick and a bind.
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("BIND", "127.0.0.1:0")
-        .env("OUTBOX_DIR", dir.join("outbox"))
-        // The embedded default, a SQLite file, in this server's own directory.
-        .env("SQLITE_PATH", dir.join("resident-auth.db"))
-        .env("ARGON2_TEST_PARAMS", "1")
-        .env("RUST_LOG", "warn")
-        // The checks read each letter right after the step that queued it; the mail
-        // queue's own checks ask for `worker` (the default) instead.
-        .env("MAIL_DELIVERY", "in-request")
+    let mut child = command(binary, dir, extra)
         .stdout(Stdio::piped())
-        .kill_on_drop(true);
-    for (name, value) in extra {
-        command.env(name, value);
-    }
-    let mut child = command
+        .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("start {binary}: {e}"));
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -198,6 +181,30 @@ pub(crate) async fn spawn(
     .expect("the example did not start within 30 s");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, format!("http://{listening}"), admin)
+}
+
+/// The command that runs `binary` with its files in `dir` and `extra` variables (over the
+/// suite's defaults), its environment otherwise empty.
+pub(crate) fn command(binary: &str, dir: &Path, extra: &[(String, String)]) -> Command {
+    let mut command = Command::new(binary);
+    // Port 0: the example binds a free port itself and says which; no other test can
+    // take it between a pick and a bind.
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BIND", "127.0.0.1:0")
+        .env("OUTBOX_DIR", dir.join("outbox"))
+        // The embedded default, a SQLite file, in this server's own directory.
+        .env("SQLITE_PATH", dir.join("resident-auth.db"))
+        .env("ARGON2_TEST_PARAMS", "1")
+        .env("RUST_LOG", "warn")
+        // The checks read each letter right after the step that queued it; the mail
+        // queue's own checks ask for `worker` (the default) instead.
+        .env("MAIL_DELIVERY", "in-request");
+    for (name, value) in extra {
+        command.env(name, value);
+    }
+    command
 }
 
 impl Server {

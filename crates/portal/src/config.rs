@@ -79,6 +79,10 @@ pub struct PortalConfig {
     /// seals links and passwords in queued letters. Unset: on SQLite, the key file beside the
     /// database (made on first start); in memory, a random key.
     pub mail_queue_keys: Option<MailQueueKeys>,
+    /// `GIVE_UP_SEALED_LETTERS=1`: letters waiting in the queue that no configured key
+    /// opens are given up at this start (default: the portal refuses to start and says
+    /// how many wait, and whose key would open them).
+    pub give_up_sealed_letters: bool,
     /// `MAIL_DELIVERY=in-request`: also attempt each letter in the request that queued it
     /// (the test suites read letters right after a step); default: the delivery worker alone.
     pub deliver_in_request: bool,
@@ -395,6 +399,7 @@ impl PortalConfig {
             mailed_password_lifetime,
             admin,
             mail_queue_keys,
+            give_up_sealed_letters: lookup("GIVE_UP_SEALED_LETTERS").as_deref() == Some("1"),
             deliver_in_request,
             metrics_bind: lookup("METRICS_BIND"),
             mail_retry_first,

@@ -3,6 +3,23 @@
 
 use super::*;
 
+impl PgStore {
+    /// Every letter waiting in the queue, read only (nothing claimed): what a host checks
+    /// at start-up against its mail queue keys, before it delivers any.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the database cannot be read.
+    pub async fn letters_waiting(&self) -> Result<Vec<Versioned<QueuedLetter>>, StoreError> {
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT {LETTER_COLUMNS} FROM {{schema}}.letters WHERE status = 'queued'"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter().map(letter_from_row).collect()
+    }
+}
+
 #[async_trait]
 impl LetterStore for PgStore {
     /// One statement: the due letters, earliest first, locked with `SKIP LOCKED` (rows

@@ -2,6 +2,23 @@
 
 use super::*;
 
+impl SqliteStore {
+    /// Every letter waiting in the queue, read only (nothing claimed): what a host checks
+    /// at start-up against its mail queue keys, before it delivers any.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the file cannot be read.
+    pub async fn letters_waiting(&self) -> Result<Vec<Versioned<QueuedLetter>>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {LETTER_COLUMNS} FROM resident_auth_letters WHERE status = 'queued'"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter().map(letter_from_row).collect()
+    }
+}
+
 #[async_trait]
 impl LetterStore for SqliteStore {
     /// One transaction: the due letters, earliest first, moved to the end of the claim.

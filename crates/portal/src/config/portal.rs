@@ -179,6 +179,9 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
         }
         None => None,
     };
+    // The letters waiting in a queue that outlives the process, checked against the keys
+    // below before any is delivered.
+    let mut waiting = Vec::new();
     let (store, directory): (Arc<dyn Store>, Arc<dyn AccountDirectory>) = match &config.storage {
         Storage::Postgres(url) => {
             let pool = resident_auth_postgres::connect(
@@ -202,6 +205,10 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
                 ));
             }
             banner.push("Storage: PostgreSQL".to_owned());
+            waiting = resident_auth_postgres::PgStore::new(pool.clone())
+                .letters_waiting()
+                .await
+                .map_err(|e| ConfigError(format!("DATABASE_URL: the mail queue: {}", chain(&e))))?;
             audit = Arc::new(resident_auth_postgres::PgAudit::new(pool.clone()));
             events = Arc::new(resident_auth_postgres::PgEvents::new(pool.clone()));
             (
@@ -236,6 +243,16 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
                 path.display()
             ));
             stop.sqlite = Some(pool.clone());
+            waiting = resident_auth_sqlite::SqliteStore::new(pool.clone())
+                .letters_waiting()
+                .await
+                .map_err(|e| {
+                    ConfigError(format!(
+                        "SQLITE_PATH {}: the mail queue: {}",
+                        path.display(),
+                        chain(&e)
+                    ))
+                })?;
             audit = Arc::new(resident_auth_sqlite::SqliteAudit::new(pool.clone()));
             events = Arc::new(resident_auth_sqlite::SqliteEvents::new(pool.clone()));
             (
@@ -271,6 +288,11 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
         }
         (None, None) => None,
     };
+    if let Some(keys) = &mail_queue_keys {
+        if let Some(line) = letters_no_key_opens(config, keys, waiting, store.as_ref()).await? {
+            banner.push(line);
+        }
+    }
     let mailer: Arc<dyn Mailer> = match &config.smtp_url {
         Some(url) => {
             let smtp: SmtpConfig = url
@@ -364,13 +386,80 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
     })
 }
 
+/// Letters waiting in the queue that none of `keys` opens (the key file was deleted and
+/// made anew, or `MAIL_QUEUE_KEY` replaced without `MAIL_QUEUE_OLD_KEY`): residents were
+/// told they are on their way, and they would die unsent at the first delivery round.
+/// Refused, naming the way out — unless `GIVE_UP_SEALED_LETTERS=1` asks to give them up
+/// (marked dead, as a letter no key opens is), which the banner line returned says.
+async fn letters_no_key_opens(
+    config: &PortalConfig,
+    keys: &MailQueueKeys,
+    waiting: Vec<resident_auth::ports::Versioned<resident_auth::mail_queue::QueuedLetter>>,
+    store: &dyn Store,
+) -> Result<Option<String>, ConfigError> {
+    let unopenable: Vec<_> = waiting
+        .into_iter()
+        .filter(|letter| {
+            letter
+                .value
+                .sealed
+                .as_ref()
+                .is_some_and(|sealed| keys.open(&letter.value.id, sealed).is_err())
+        })
+        .collect();
+    if unopenable.is_empty() {
+        return Ok(None);
+    }
+    let count = unopenable.len();
+    let key = match (&config.mail_queue_keys, config.storage.key_file()) {
+        (None, Some(file)) => format!("the key file {}", file.display()),
+        _ => "MAIL_QUEUE_KEY (and MAIL_QUEUE_OLD_KEY)".to_owned(),
+    };
+    if !config.give_up_sealed_letters {
+        return Err(ConfigError(format!(
+            "{count} letters wait in the mail queue sealed under a key that {key} is not: they \
+             would never be sent. Restore the key that sealed them (the key file from the \
+             backup of the database, or the old key as MAIL_QUEUE_OLD_KEY), or give them up \
+             once with GIVE_UP_SEALED_LETTERS=1 (residents ask for those letters again)"
+        )));
+    }
+    let now = resident_auth::ports::Clock::now(&resident_auth::ports::SystemClock);
+    let retention = resident_auth::mail_queue::DeliveryPolicy::default().retention;
+    let mut given_up = 0;
+    for letter in unopenable {
+        let mut dead = letter.value.clone();
+        dead.status = resident_auth::mail_queue::LetterStatus::Dead;
+        dead.sealed = None;
+        dead.last_error = Some("unsealable".to_owned());
+        dead.keep_until = Some(now.plus(retention));
+        let settled = store
+            .swap_letter(
+                &dead.id,
+                resident_auth::ports::Expected::Version(letter.version),
+                Some(&dead),
+            )
+            .await
+            .map_err(|e| ConfigError(format!("giving up a sealed letter: {}", chain(&e))))?;
+        if settled {
+            given_up += 1;
+        }
+    }
+    Ok(Some(format!(
+        "Mail queue: {given_up} of {count} letters sealed under a key {key} is not were given \
+         up (GIVE_UP_SEALED_LETTERS=1); unset it for the next start"
+    )))
+}
+
 /// Refuses an existing outbox folder that other users may enter: its letters carry
 /// passwords and links (the outbox makes a new one owner-only).
 fn refuse_an_open_outbox(dir: &std::path::Path) -> Result<(), ConfigError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(metadata) = std::fs::metadata(dir) {
+        if let Some(metadata) = std::fs::metadata(dir)
+            .ok()
+            .filter(std::fs::Metadata::is_dir)
+        {
             let mode = metadata.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
                 return Err(ConfigError(format!(
