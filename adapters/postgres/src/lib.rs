@@ -79,8 +79,27 @@ impl PoolConfig {
 /// Opens a pool to `url` with `config`.
 ///
 /// # Errors
-/// [`sqlx::Error`] if the URL is malformed or the first connection fails.
+/// [`sqlx::Error`] if the URL is malformed or the first connection fails — with the
+/// connection's own error (`Connection refused`, a password refused), not the pool's
+/// "timed out" that hid it.
 pub async fn connect(url: &str, config: &PoolConfig) -> Result<PgPool, sqlx::Error> {
+    match pool(url, config).await {
+        Err(sqlx::Error::PoolTimedOut) => {
+            // The pool retried until its wait ran out; one direct try says why.
+            use sqlx::Connection as _;
+            match sqlx::PgConnection::connect(url).await {
+                Ok(connection) => {
+                    let _ = connection.close().await;
+                    Err(sqlx::Error::PoolTimedOut)
+                }
+                Err(cause) => Err(cause),
+            }
+        }
+        opened => opened,
+    }
+}
+
+async fn pool(url: &str, config: &PoolConfig) -> Result<PgPool, sqlx::Error> {
     let statement_timeout = format!("{}", config.statement_timeout.as_millis());
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(config.max_connections)
@@ -119,19 +138,32 @@ fn transient_sqlstate(code: &str) -> bool {
 }
 
 /// Sorts a database error: connection trouble and contention may pass on retry.
+///
+/// An error that says the server cannot be reached at all — no connection (refused, reset,
+/// TLS), none free within the pool's wait, the pool closed, or the server shutting down or
+/// not yet accepting (08xxx, 57P01–57P03) — is [`StoreError::unreachable`]: the service
+/// then answers at once until the server is back.
 pub(crate) fn store_error(error: sqlx::Error) -> resident_auth::ports::StoreError {
     use resident_auth::ports::StoreError;
-    let transient = match &error {
+    let unreachable = match &error {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => true,
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+        _ => false,
+    };
+    let transient = match &error {
+        sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| transient_sqlstate(&code)),
         _ => false,
     };
-    if transient {
+    if unreachable {
+        StoreError::unreachable(error)
+    } else if transient {
         StoreError::unavailable(error)
     } else {
         StoreError::generic(error)

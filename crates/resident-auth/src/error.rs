@@ -371,11 +371,16 @@ impl Error {
         }
     }
 
-    /// The longest wait any problem asks for; for a busy hashing pool, a second.
+    /// The longest wait any problem asks for; for a busy hashing pool, a second; for a
+    /// failure of storage, [`StoreError::RETRY_AFTER`].
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
-        if let Error::Unavailable(Unavailable::Hashing(HashError::Busy)) = self {
-            return Some(HashError::BUSY_RETRY_AFTER);
+        match self {
+            Error::Unavailable(Unavailable::Hashing(HashError::Busy)) => {
+                return Some(HashError::BUSY_RETRY_AFTER)
+            }
+            Error::Unavailable(Unavailable::Store(_)) => return Some(StoreError::RETRY_AFTER),
+            _ => {}
         }
         self.problems()
             .iter()
@@ -463,6 +468,10 @@ mod tests {
         let down = Error::from(StoreError::unavailable("connection refused"));
         assert_eq!(down.kind(), ErrorKind::Unavailable);
         assert!(down.is_retryable());
+        assert_eq!(down.retry_after(), Some(StoreError::RETRY_AFTER));
+        let unreachable = Error::from(StoreError::unreachable("connection refused"));
+        assert!(unreachable.is_retryable());
+        assert_eq!(unreachable.retry_after(), Some(StoreError::RETRY_AFTER));
         let Error::Unavailable(inner) = &down else {
             unreachable!()
         };

@@ -62,6 +62,16 @@ pub enum StoreError {
         #[source]
         source: Box<dyn StdError + Send + Sync>,
     },
+    /// The backend cannot be reached at all (connection refused, no connection within the
+    /// pool's wait, the server shutting down): not one call's bad luck but an outage. The
+    /// service answers every request at once while it lasts and probes for the store's
+    /// return (docs/operating.md, "When the database goes away").
+    #[error("store unreachable")]
+    Unreachable {
+        /// The backend's own error.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
     /// Any other backend failure (a constraint the adapter did not expect, bad data).
     #[error("store failure")]
     Generic {
@@ -79,6 +89,18 @@ impl StoreError {
         }
     }
 
+    /// Wraps a backend error that says the backend cannot be reached at all (connection
+    /// refused or reset, no connection within the pool's wait): an outage, not contention.
+    pub fn unreachable(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        StoreError::Unreachable {
+            source: source.into(),
+        }
+    }
+
+    /// How long a client is asked to wait after a failure of storage (the `Retry-After` of
+    /// its 503).
+    pub const RETRY_AFTER: Duration = Duration::from_secs(2);
+
     /// Wraps any other backend error.
     pub fn generic(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         StoreError::Generic {
@@ -91,7 +113,16 @@ impl StoreError {
     /// retryable to users; this tells operators which ones are.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Unavailable { .. })
+        matches!(
+            self,
+            StoreError::Unavailable { .. } | StoreError::Unreachable { .. }
+        )
+    }
+
+    /// Whether the backend could not be reached at all ([`StoreError::unreachable`]).
+    #[must_use]
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, StoreError::Unreachable { .. })
     }
 
     /// Whether the store does not offer the optional primitive that was called.

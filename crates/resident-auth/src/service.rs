@@ -19,6 +19,7 @@ mod own_data;
 mod password_and_sessions;
 mod recovery;
 mod registration;
+mod store_health;
 
 pub use background::Background;
 pub use builder::{AuthServiceBuilder, BuildError, MissingPort};
@@ -371,6 +372,7 @@ pub struct AuthService {
     config: Arc<AuthConfig>,
     letters_waiting: Arc<DeliverySignal>,
     addresses: Arc<addresses::AddressCache>,
+    health: Arc<store_health::StoreHealth>,
 }
 
 /// Between the steps that queue letters and the delivery worker of this process.
@@ -509,6 +511,7 @@ impl AuthService {
             config: Arc::new(config),
             letters_waiting: Arc::new(DeliverySignal::default()),
             addresses: Arc::default(),
+            health: Arc::default(),
         }
     }
 
@@ -532,7 +535,34 @@ impl AuthService {
     fn store(&self) -> CountedStore<'_> {
         CountedStore {
             inner: self.ports.store.as_ref(),
+            health: &self.health,
         }
+    }
+
+    /// Whether the store is known to be unreachable now.
+    pub(crate) fn store_is_down(&self) -> bool {
+        self.health.is_down()
+    }
+
+    /// Resolves when a call finds the store unreachable.
+    pub(crate) async fn store_went_down(&self) {
+        self.health.went_down.notified().await;
+    }
+
+    /// One cheap read that goes to the store even while it is known to be down (the
+    /// background task's probe); its answer marks the store up or keeps it down.
+    pub(crate) async fn probe_store(&self) {
+        if !self.health.start_probe() {
+            return;
+        }
+        let nobody = CabinetId::from_bytes([0; 16]);
+        let answer = self
+            .ports
+            .store
+            .cabinet(crate::ports::CabinetKey::Id(&nobody))
+            .await;
+        self.health.observe(&answer);
+        self.health.probed();
     }
 
     /// Records a resident's event (never fails the step).
@@ -606,6 +636,7 @@ fn require_chosen_password(session: &Authenticated) -> Result<(), Error> {
 #[derive(Clone, Copy)]
 pub(crate) struct CountedStore<'a> {
     inner: &'a dyn Store,
+    health: &'a store_health::StoreHealth,
 }
 
 impl CountedStore<'_> {
@@ -613,11 +644,21 @@ impl CountedStore<'_> {
         self.inner
     }
 
+    /// Every call: refused at once while the store is known to be down (one probe at a
+    /// time excepted), its answer telling whether the store is up ([`store_health`]).
     async fn counted<T>(
         &self,
         call: impl std::future::Future<Output = Result<T, StoreError>> + Send,
     ) -> Result<T, StoreError> {
+        let admission = self.health.admit();
+        if admission == store_health::Admission::Refuse {
+            return Err(store_health::StoreHealth::refusal());
+        }
         let result = call.await;
+        self.health.observe(&result);
+        if admission == store_health::Admission::Probe {
+            self.health.probed();
+        }
         if result.as_ref().is_err_and(|error| !error.is_unsupported()) {
             crate::metrics::store_error();
         }

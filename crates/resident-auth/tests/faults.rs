@@ -393,3 +393,59 @@ async fn a_letter_no_key_opens_is_dead_as_unsealable() {
     assert_eq!(letters[0].value.last_error.as_deref(), Some("unsealable"));
     assert_eq!(letters[0].value.sealed, None);
 }
+
+// ---- An outage of the store ------------------------------------------------------------
+
+/// While the store cannot be reached, the first call that finds it so waits (the pool's
+/// wait, in a real adapter); every later call — of the same request or of any other — is
+/// answered at once, 503 with `Retry-After`, without reaching the store; once the store
+/// is back, a probe finds it and steps succeed again. Before, every call of every request
+/// waited: a recovery request twice.
+#[tokio::test]
+async fn while_the_store_is_unreachable_steps_answer_at_once_until_a_probe_finds_it_back() {
+    use resident_auth::testing::{FaultMode, FaultyStore};
+    let faulty = std::sync::Mutex::new(None);
+    let h = harness_with(config(), |store, mailer| {
+        let wrapped = FaultyStore::new(store);
+        *faulty.lock().unwrap() = Some(wrapped.clone());
+        (Arc::new(wrapped), mailer)
+    });
+    let store = faulty.lock().unwrap().take().unwrap();
+    h.register_and_activate("Иванов", FLAT, RESIDENT, "12")
+        .await;
+    store.arm(0, FaultMode::Outage);
+    let first = h
+        .service
+        .request_recovery(RESIDENT, &ru())
+        .await
+        .unwrap_err();
+    assert_eq!(first.kind(), ErrorKind::Unavailable);
+    assert_eq!(first.retry_after(), Some(StoreError::RETRY_AFTER));
+    for _ in 0..10 {
+        let again = h
+            .service
+            .login(RESIDENT, SecretString::from("anything"), &ru())
+            .await
+            .unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::Unavailable);
+        assert_eq!(again.retry_after(), Some(StoreError::RETRY_AFTER));
+    }
+    assert_eq!(
+        store.disarm(),
+        1,
+        "only the call that found the outage reached the store"
+    );
+    // The store is back; without a background task, a request probes it after a while.
+    let back = std::time::Instant::now();
+    loop {
+        match h.service.request_recovery(RESIDENT, &ru()).await {
+            Ok(()) => break,
+            Err(error) => assert_eq!(error.kind(), ErrorKind::Unavailable),
+        }
+        assert!(
+            back.elapsed() < std::time::Duration::from_secs(5),
+            "found back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -57,6 +57,12 @@ impl Background {
         );
         let mut until_purge = purge_every;
         loop {
+            // The store is down: probe it often, so that requests, answered at once
+            // meanwhile, are served again moments after it is back.
+            while service.store_is_down() {
+                sleep(super::store_health::PROBE_EVERY).await;
+                service.probe_store().await;
+            }
             let started = std::time::Instant::now();
             let more_due = match service.deliver_due().await {
                 Ok(report) => {
@@ -89,9 +95,14 @@ impl Background {
             }
             let wait = poll.min(until_purge);
             let waited = std::time::Instant::now();
-            match select(pin!(service.letter_queued()), pin!(sleep(wait))).await {
-                Either::Left(_) => until_purge = until_purge.saturating_sub(waited.elapsed()),
-                Either::Right(_) => until_purge = until_purge.saturating_sub(wait),
+            let (timer, outage) = (pin!(sleep(wait)), pin!(service.store_went_down()));
+            match select(pin!(service.letter_queued()), select(timer, outage)).await {
+                Either::Right((Either::Left(_), _)) => {
+                    until_purge = until_purge.saturating_sub(wait);
+                }
+                Either::Left(_) | Either::Right((Either::Right(_), _)) => {
+                    until_purge = until_purge.saturating_sub(waited.elapsed());
+                }
             }
         }
     }

@@ -246,13 +246,16 @@ impl AuthService {
     }
 
     /// Journey 3 (and 7): activation with the premises number. Every try is counted
-    /// against the account's limit before it is evaluated. Right: a new password is
+    /// against the account's limit before the directory is read, except one refused
+    /// because the link is busy issuing credentials (a try cut off by a crash holds it for
+    /// [`AuthConfig::credentials_lease`]), which compares nothing. Right: a new password is
     /// generated and made effective in the same store write that queues its letter
     /// "Данные для входа" (the mail queue). Returns the cabinet's email; never the password.
     ///
     /// # Errors
     /// [`Problem::WrongPremises`] with attempts left, [`Problem::ActivationLocked`],
-    /// [`Problem::InvalidLink`], a premises syntax problem, or [`Error::Unavailable`].
+    /// [`Problem::InvalidLink`], [`Problem::TooManyRequests`] while another try of the link
+    /// issues credentials, a premises syntax problem, or [`Error::Unavailable`].
     #[tracing::instrument(
         name = "resident_auth.activate",
         skip_all,
@@ -272,6 +275,15 @@ impl AuthService {
         let Some(account) = link.value.account_number else {
             return Err(Problem::InvalidLink.into());
         };
+        // A try refused because another try of this link is issuing credentials right
+        // now (or was cut off doing so and holds its lease) compares no premises: it is
+        // not counted.
+        if let Some(until) = link.value.issuing_until.filter(|until| *until > now) {
+            return Err(Problem::TooManyRequests {
+                retry_after: now.until(until),
+            }
+            .into());
+        }
         let attempts = self.premises_limits(&account);
         let event = |kind| {
             Event::new(kind, now)
@@ -288,6 +300,7 @@ impl AuthService {
                 .into());
             }
         };
+        // Only counted tries reach the directory (a guesser cannot make it work harder).
         let record = self.ports.directory.lookup(&account).await?;
         if !record.is_some_and(|r| r.premises == premises) {
             let attempts_left = counts

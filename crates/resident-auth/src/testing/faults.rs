@@ -37,6 +37,9 @@ pub enum FaultMode {
     BeforeTheCall,
     /// The call reaches the store and takes effect; its answer is lost.
     AfterTheCall,
+    /// The store cannot be reached: this call and every later one fail before they reach
+    /// it ([`StoreError::unreachable`]) until [`FaultyStore::disarm`].
+    Outage,
 }
 
 #[derive(Debug)]
@@ -44,6 +47,7 @@ struct Faults {
     calls: AtomicUsize,
     fail_at: AtomicUsize,
     after: AtomicBool,
+    outage: AtomicBool,
 }
 
 /// A store that fails exactly one call, chosen by its index, and counts calls. Clones
@@ -63,6 +67,7 @@ impl<S: Store> FaultyStore<S> {
                 calls: AtomicUsize::new(0),
                 fail_at: AtomicUsize::new(usize::MAX),
                 after: AtomicBool::new(false),
+                outage: AtomicBool::new(false),
             }),
         }
     }
@@ -73,6 +78,9 @@ impl<S: Store> FaultyStore<S> {
         self.faults
             .after
             .store(mode == FaultMode::AfterTheCall, Ordering::SeqCst);
+        self.faults
+            .outage
+            .store(mode == FaultMode::Outage, Ordering::SeqCst);
         self.faults.fail_at.store(call, Ordering::SeqCst);
     }
 
@@ -91,7 +99,11 @@ impl<S: Store> FaultyStore<S> {
         call: impl Future<Output = Result<T, StoreError>> + Send,
     ) -> Result<T, StoreError> {
         let index = self.faults.calls.fetch_add(1, Ordering::SeqCst);
-        let hit = index == self.faults.fail_at.load(Ordering::SeqCst);
+        let fail_at = self.faults.fail_at.load(Ordering::SeqCst);
+        if self.faults.outage.load(Ordering::SeqCst) && index >= fail_at {
+            return Err(StoreError::unreachable("injected: connection refused"));
+        }
+        let hit = index == fail_at;
         let after = self.faults.after.load(Ordering::SeqCst);
         if hit && !after {
             return Err(StoreError::unavailable("injected store failure"));
@@ -412,7 +424,7 @@ where
                 }
                 match (&result, mode) {
                     (Ok(()), _) => absorbed.push(call),
-                    (Err(error), FaultMode::BeforeTheCall) => {
+                    (Err(error), FaultMode::BeforeTheCall | FaultMode::Outage) => {
                         failed.push(call);
                         assert!(
                             is_store_unavailable(error),

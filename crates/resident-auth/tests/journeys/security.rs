@@ -575,3 +575,41 @@ impl resident_auth::ports::CredentialHasher for HeldVerifyHandle {
         self.0.verify(password, stored).await
     }
 }
+
+/// An activation whose credentials are being issued (or were cut off by a crash and hold
+/// the link's lease) answers "wait" to every other try of the link without counting it
+/// against the premises limit: impatient clicks no longer lock the account for 15
+/// minutes, even with the right premises. Before, the sixth click answered
+/// `activation.locked`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tries_during_an_activation_in_flight_are_not_counted() {
+    let arrived = std::sync::Arc::new(tokio::sync::Notify::new());
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (a, r) = (arrived.clone(), release.clone());
+    let h = harness_with(config(), move |store, mailer| {
+        let held: std::sync::Arc<dyn resident_auth::ports::Mailer> =
+            std::sync::Arc::new(HeldCredentials {
+                inner: mailer,
+                arrived: a,
+                release: r,
+            });
+        (store, held)
+    });
+    let activation = h.confirmed("Иванов", FLAT, RESIDENT).await;
+    let first = {
+        let (service, activation) = (h.service.clone(), activation.clone());
+        tokio::spawn(async move { service.activate(&activation, "12", &ru()).await })
+    };
+    arrived.notified().await;
+    for click in 0..8 {
+        let wait = h
+            .service
+            .activate(&activation, "12", &ru())
+            .await
+            .unwrap_err();
+        assert_eq!(codes(&wait), ["request.too_many"], "click {click}");
+    }
+    release.notify_one();
+    first.await.unwrap().expect("the first try activates");
+    assert_eq!(h.letters_to(RESIDENT, LetterKind::Credentials).len(), 1);
+}
