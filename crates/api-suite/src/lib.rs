@@ -62,6 +62,7 @@ macro_rules! api_tests {
             an_erased_cabinet_leaves_nothing_in_the_files,
             cancelling_an_email_change_retires_the_password,
             a_lost_key_file_is_refused_while_letters_wait,
+            a_database_outage_is_answered_at_once_and_recovered_from,
             temporary_passwords_must_be_changed,
             schemathesis_finds_nothing,
             journeys_on_postgres_and_smtp,
@@ -118,6 +119,7 @@ mod instances;
 mod journeys;
 mod mail;
 mod operators;
+mod outage;
 pub mod pages;
 mod settings;
 
@@ -128,6 +130,7 @@ pub use instances::*;
 pub use journeys::*;
 pub use mail::*;
 pub use operators::*;
+pub use outage::*;
 pub use settings::*;
 
 /// The mail queue key of the checks on PostgreSQL (32 bytes, base64).
