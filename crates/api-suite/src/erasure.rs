@@ -208,3 +208,35 @@ pub async fn a_lost_key_file_is_refused_while_letters_wait(binary: &str) {
     let (status, _, _) = server.get("/api/session", None).await;
     assert_eq!(status, 401);
 }
+
+/// Two portals on one SQLite file (docs/operating.md says it is supported): a resident
+/// registered through one signs in through the other, and a session opened on one is
+/// live on the other and ended there for both.
+pub async fn two_portals_share_one_sqlite_file(binary: &str) {
+    let server = Server::start(binary, &[]).await;
+    let (_second, other, _) = spawn(binary, server._dir.path(), &server.extra).await;
+    let password = activate(&server, "7800000000001", RESIDENT, "12").await;
+    let on_the_other = |path: &str| server.client.post(format!("{other}{path}"));
+    let response = on_the_other("/api/login")
+        .json(&json!({"email": RESIDENT, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body, _) = read(response).await;
+    assert_eq!(
+        status, 200,
+        "registered on one, signed in on the other: {body}"
+    );
+    let session = body["session_token"].as_str().unwrap().to_owned();
+    let (status, body, _) = server.get("/api/session", Some(&session)).await;
+    assert_eq!(status, 200, "{body}");
+    let response = on_the_other("/api/logout")
+        .bearer_auth(&session)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let (status, _, _) = server.get("/api/session", Some(&session)).await;
+    assert_eq!(status, 401, "ended on one, ended for both");
+}

@@ -62,6 +62,7 @@ macro_rules! api_tests {
             an_erased_cabinet_leaves_nothing_in_the_files,
             cancelling_an_email_change_retires_the_password,
             a_lost_key_file_is_refused_while_letters_wait,
+            two_portals_share_one_sqlite_file,
             a_database_outage_is_answered_at_once_and_recovered_from,
             temporary_passwords_must_be_changed,
             schemathesis_finds_nothing,
