@@ -139,25 +139,27 @@ fn transient_sqlstate(code: &str) -> bool {
 
 /// Sorts a database error: connection trouble and contention may pass on retry.
 ///
-/// An error that says the server cannot be reached at all — no connection (refused, reset,
-/// TLS), none free within the pool's wait, the pool closed, or the server shutting down or
-/// not yet accepting (08xxx, 57P01–57P03) — is [`StoreError::unreachable`]: the service
-/// then answers at once until the server is back.
+/// An error that says the server cannot be reached at all — no connection within the
+/// pool's wait (the pool retries refused connects until then), the pool closed, or the
+/// server not accepting connections (57P03, 08001, 08004) — is
+/// [`StoreError::unreachable`]: the service then answers at once until the server is
+/// back. A connection lost in the middle of a statement (reset, or its backend terminated:
+/// 57P01) is one call's bad luck (retryable), not yet an outage: the next call takes
+/// another connection, and finds the outage if there is one.
 pub(crate) fn store_error(error: sqlx::Error) -> resident_auth::ports::StoreError {
     use resident_auth::ports::StoreError;
     let unreachable = match &error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
         sqlx::Error::Database(db) => db
             .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+            .is_some_and(|code| matches!(code.as_ref(), "57P03" | "08001" | "08004")),
         _ => false,
     };
     let transient = match &error {
-        sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| transient_sqlstate(&code)),
         _ => false,
     };

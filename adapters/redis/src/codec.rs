@@ -16,9 +16,9 @@ use crate::GRACE;
 
 /// A Redis failure as the store's: retryable when the connection or the server failed.
 pub(crate) fn failure(error: redis::RedisError) -> StoreError {
-    if error.is_connection_dropped() || error.is_connection_refusal() || error.is_io_error() {
+    if error.is_connection_refusal() {
         StoreError::unreachable(error)
-    } else if error.is_timeout() {
+    } else if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() {
         StoreError::unavailable(error)
     } else {
         StoreError::generic(error)

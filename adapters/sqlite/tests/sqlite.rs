@@ -489,14 +489,9 @@ async fn a_closed_cabinet_leaves_no_byte_of_its_email_in_the_files() {
         account_number: "7800000000001".into(),
         email: RESIDENT.into(),
     };
-    service.register(&form, &ctx()).await.unwrap();
-    let confirmation = link_token(&mailer.last(&email, LetterKind::ConfirmEmail).unwrap()).unwrap();
-    let activation = service.confirm_email(&confirmation).await.unwrap();
-    service
-        .activate(activation.expose(), "12", &ctx())
+    let password = resident_auth::memory::register_by_mail(&service, &mailer, &form, "12", &ctx())
         .await
         .unwrap();
-    let password = mailed_password(&mailer.last(&email, LetterKind::Credentials).unwrap()).unwrap();
     for _ in 0..2 {
         let _ = service
             .login(

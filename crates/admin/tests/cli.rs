@@ -47,7 +47,11 @@ async fn portal() -> Portal {
         pool,
         service,
         mailer,
-        outbox: tempfile::tempdir().unwrap(),
+        // Owner-only, as the outbox refuses a folder others may enter.
+        outbox: tempfile::Builder::new()
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir()
+            .unwrap(),
     }
 }
 
@@ -196,7 +200,7 @@ async fn exit_codes_say_not_found_refused_and_malformed() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(
-        letters.iter().any(|name| name.contains("account-unlinked")),
+        letters.iter().any(|name| name.contains("account_unlinked")),
         "{letters:?}"
     );
     let no_operator = tokio::process::Command::new(env!("CARGO_BIN_EXE_resident-auth-admin"))

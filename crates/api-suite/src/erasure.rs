@@ -161,17 +161,7 @@ pub async fn a_lost_key_file_is_refused_while_letters_wait(binary: &str) {
     server.kill().await;
     let key = server._dir.path().join("resident-auth.db.mail-queue-key");
     std::fs::remove_file(&key).unwrap();
-    let refused = tokio::time::timeout(
-        Duration::from_secs(30),
-        command(binary, server._dir.path(), &server.extra)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the portal refuses to start (before: it started, and the letters died)")
-    .unwrap();
-    let said = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(2), "{said}");
+    let said = refused_start(binary, server._dir.path(), &server.extra).await;
     assert!(
         said.contains("1 letters wait") && said.contains("mail-queue-key"),
         "the refusal names the count and the file: {said}"
@@ -212,11 +202,39 @@ pub async fn a_lost_key_file_is_refused_while_letters_wait(binary: &str) {
 /// Two portals on one SQLite file (docs/operating.md says it is supported): a resident
 /// registered through one signs in through the other, and a session opened on one is
 /// live on the other and ended there for both.
+///
+/// The second one logs at `info` to a pipe, as a service manager's journal or a log file
+/// receives it: plain text, no terminal colour codes (before: `\x1b[` in every line).
 pub async fn two_portals_share_one_sqlite_file(binary: &str) {
     let server = Server::start(binary, &[]).await;
-    let (_second, other, _) = spawn(binary, server._dir.path(), &server.extra).await;
+    let mut logging = server.extra.clone();
+    logging.push(("RUST_LOG".to_owned(), "info".to_owned()));
+    let mut second = command(binary, server._dir.path(), &logging)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(second.stdout.take().unwrap()).lines();
+    let other = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(address) = line.strip_prefix("Listening on ") {
+                return format!("http://{}", address.trim());
+            }
+        }
+        panic!("the second portal exited before listening");
+    })
+    .await
+    .expect("the second portal started within 30 s");
     let password = activate(&server, "7800000000001", RESIDENT, "12").await;
     let on_the_other = |path: &str| server.client.post(format!("{other}{path}"));
+    // A recovery letter asked for on the second portal is written (and logged) there.
+    let response = on_the_other("/api/recovery")
+        .json(&json!({"email": RESIDENT}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
     let response = on_the_other("/api/login")
         .json(&json!({"email": RESIDENT, "password": password}))
         .send()
@@ -239,4 +257,14 @@ pub async fn two_portals_share_one_sqlite_file(binary: &str) {
     assert!(response.status().is_success(), "{}", response.status());
     let (status, _, _) = server.get("/api/session", Some(&session)).await;
     assert_eq!(status, 401, "ended on one, ended for both");
+    second.kill().await.unwrap();
+    let mut log = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut second.stderr.take().unwrap(), &mut log)
+        .await
+        .unwrap();
+    assert!(log.contains("letter written to the outbox"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "colour codes in a log that is no terminal: {log:?}"
+    );
 }

@@ -187,6 +187,21 @@ pub(crate) async fn spawn(
     (child, format!("http://{listening}"), admin)
 }
 
+/// Runs `binary` as [`command`] does and expects it to refuse to start: exit code 2
+/// within a minute (a pool's wait included). What it said on stderr.
+pub(crate) async fn refused_start(binary: &str, dir: &Path, extra: &[(String, String)]) -> String {
+    let refused = tokio::time::timeout(
+        Duration::from_secs(60),
+        command(binary, dir, extra).kill_on_drop(true).output(),
+    )
+    .await
+    .expect("the example refuses to start within a minute, not serve")
+    .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(2), "{said}");
+    said
+}
+
 /// The command that runs `binary` with its files in `dir` and `extra` variables (over the
 /// suite's defaults), its environment otherwise empty.
 pub(crate) fn command(binary: &str, dir: &Path, extra: &[(String, String)]) -> Command {

@@ -408,11 +408,13 @@ impl resident_auth::ports::Mailer for HeldCredentials {
     }
 }
 
-/// While one request issues credentials under a recovery link (its letter on the way), a
-/// second use of the link is told to wait (429 `request.too_many` with the lease's time),
-/// not given a second password; once the first finishes, the link is spent.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recovery_link_in_use_answers_wait_and_issues_one_password() {
+/// A harness whose credentials letters wait, once they arrive at the mailer, until the
+/// test releases them: the harness, "arrived" and "release".
+fn harness_holding_credentials() -> (
+    Harness,
+    std::sync::Arc<tokio::sync::Notify>,
+    std::sync::Arc<tokio::sync::Notify>,
+) {
     let arrived = std::sync::Arc::new(tokio::sync::Notify::new());
     let release = std::sync::Arc::new(tokio::sync::Notify::new());
     let (a, r) = (arrived.clone(), release.clone());
@@ -425,6 +427,15 @@ async fn a_recovery_link_in_use_answers_wait_and_issues_one_password() {
             });
         (store, held)
     });
+    (h, arrived, release)
+}
+
+/// While one request issues credentials under a recovery link (its letter on the way), a
+/// second use of the link is told to wait (429 `request.too_many` with the lease's time),
+/// not given a second password; once the first finishes, the link is spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_link_in_use_answers_wait_and_issues_one_password() {
+    let (h, arrived, release) = harness_holding_credentials();
     // The activation's credentials letter passes at once.
     let activation_letter = {
         let (arrived, release) = (arrived.clone(), release.clone());
@@ -583,18 +594,7 @@ impl resident_auth::ports::CredentialHasher for HeldVerifyHandle {
 /// `activation.locked`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tries_during_an_activation_in_flight_are_not_counted() {
-    let arrived = std::sync::Arc::new(tokio::sync::Notify::new());
-    let release = std::sync::Arc::new(tokio::sync::Notify::new());
-    let (a, r) = (arrived.clone(), release.clone());
-    let h = harness_with(config(), move |store, mailer| {
-        let held: std::sync::Arc<dyn resident_auth::ports::Mailer> =
-            std::sync::Arc::new(HeldCredentials {
-                inner: mailer,
-                arrived: a,
-                release: r,
-            });
-        (store, held)
-    });
+    let (h, arrived, release) = harness_holding_credentials();
     let activation = h.confirmed("Иванов", FLAT, RESIDENT).await;
     let first = {
         let (service, activation) = (h.service.clone(), activation.clone());
