@@ -268,3 +268,35 @@ pub async fn two_portals_share_one_sqlite_file(binary: &str) {
         "colour codes in a log that is no terminal: {log:?}"
     );
 }
+
+/// Look-alike addresses are one address: `ｃased@example.org` (a fullwidth `ｃ`) is
+/// `cased@example.org`, so it can neither open a second cabinet beside it nor become
+/// another cabinet's login by an email change. Before, both passed.
+pub async fn look_alike_emails_are_the_address_they_look_like(binary: &str) {
+    let server = Server::start(binary, &[]).await;
+    activate(&server, "7800000000001", "cased@example.org", "12").await;
+    let (status, body) = register(&server, "7800000000002", "\u{ff43}ased@example.org").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(codes(&body), ["registration.already_registered"]);
+    let password = activate(&server, "7800000000002", "other@example.org", "123/456П").await;
+    let session = login(&server, "other@example.org", &password).await;
+    let (status, body, _) = server
+        .post(
+            "/api/cabinet/email",
+            json!({"email": "c\u{ff41}sed@example.org", "current_password": password}),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(codes(&body), ["email_change.email_taken"]);
+    // The look-alike signs in as the address it looks like.
+    let (status, body, _) = server
+        .post(
+            "/api/login/identify",
+            json!({"email": "\u{ff43}ased@example.org"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["email"], "cased@example.org");
+}

@@ -63,6 +63,7 @@ macro_rules! api_tests {
             cancelling_an_email_change_retires_the_password,
             a_lost_key_file_is_refused_while_letters_wait,
             two_portals_share_one_sqlite_file,
+            look_alike_emails_are_the_address_they_look_like,
             a_database_outage_is_answered_at_once_and_recovered_from,
             temporary_passwords_must_be_changed,
             schemathesis_finds_nothing,

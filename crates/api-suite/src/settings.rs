@@ -161,6 +161,21 @@ pub async fn residents_download_their_data_and_close_the_cabinet(binary: &str) {
     let password = activate(&server, "7800000000001", RESIDENT, "12").await;
     let session = login(&server, RESIDENT, &password).await;
     let me = Some(session.as_str());
+    // A session that ended, and a change of address under way: the download lists the
+    // live sessions only (as `GET /api/sessions` does) and the new address (before: the
+    // ended session listed, the new address left out).
+    let ended = login(&server, RESIDENT, &password).await;
+    let (status, _, _) = server.post("/api/logout", json!({}), Some(&ended)).await;
+    assert!(status.is_success(), "{status}");
+    let (status, body, _) = server
+        .post(
+            "/api/cabinet/email",
+            json!({"email": "moving@example.org", "current_password": password}),
+            me,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (_, listed, _) = server.get("/api/sessions", me).await;
     let (status, body, _) = server
         .post(
             "/api/cabinet/export",
@@ -182,6 +197,17 @@ pub async fn residents_download_their_data_and_close_the_cabinet(binary: &str) {
     assert_eq!(
         body["cabinet"]["accounts"][0]["account_number"],
         "7800000000001"
+    );
+    let live = listed["sessions"].as_array().unwrap().len();
+    assert_eq!(body["sessions"].as_array().unwrap().len(), live, "{body}");
+    assert_eq!(body["cabinet"]["sessions"], live, "{body}");
+    assert!(
+        body["pending"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["purpose"] == "email_change" && p["email"] == "moving@example.org"),
+        "{body}"
     );
     let text = body.to_string();
     assert!(
