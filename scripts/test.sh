@@ -108,7 +108,7 @@ step "public API: every library crate's surface equals its reviewed snapshot (pu
 # rustdoc's JSON output (unstable on stable Rust, hence RUSTC_BOOTSTRAP) walked by
 # scripts/public-api.py; a change to a crate's public items must update its snapshot
 # (`scripts/test.sh` prints the difference; `UPDATE_PUBLIC_API=1 scripts/test.sh` rewrites).
-for crate in resident-auth resident-auth-argon2 resident-auth-http resident-auth-axum \
+for crate in resident-auth resident-auth-http resident-auth-axum \
   resident-auth-actix resident-auth-postgres resident-auth-sqlite resident-auth-redis resident-auth-smtp; do
   RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="-Z unstable-options --output-format json" \
     cargo doc --quiet -p "$crate" --all-features --no-deps --target-dir target/api-json
@@ -145,7 +145,7 @@ rm -rf "$cargo_home"/registry/src/-*/resident-auth*-[0-9]* "$cargo_home"/registr
   "$verify_dir"/package "$verify_dir"/debug/.fingerprint/resident-auth* "$verify_dir"/debug/deps/*resident_auth*
 # Packaged crates are built as workspaces of their own, outside our [profile.dev]: no debug
 # info there either.
-CARGO_PROFILE_DEV_DEBUG=false cargo package --quiet --allow-dirty --target-dir "$verify_dir" -p resident-auth-argon2 -p resident-auth -p resident-auth-http \
+CARGO_PROFILE_DEV_DEBUG=false cargo package --quiet --allow-dirty --target-dir "$verify_dir" -p resident-auth -p resident-auth-http \
   -p resident-auth-axum -p resident-auth-actix -p resident-auth-postgres -p resident-auth-sqlite -p resident-auth-redis -p resident-auth-smtp
 if cargo tree -p resident-auth-http -e normal --prefix none | grep -E '^(sqlx|lettre|axum|actix)'; then
   echo "resident-auth-http must not depend on a database, mail or web framework crate"; exit 1
@@ -154,7 +154,7 @@ fi
 step "benches and drivers compile (dev profile: the measurements run in release by hand)"
 # The bench profile would rebuild every dependency optimised (minutes); the dev profile
 # reuses the test step's artifacts and proves the same code compiles and links.
-cargo build -p resident-auth-benches -p api-suite --benches --bins --quiet
+cargo build -p resident-auth-benches -p argon2-h -p api-suite --benches --bins --quiet
 
 step "fuzz smoke (${FUZZ_RUNS} runs per target)"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

@@ -10,10 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 cargo build --release --quiet -p portal-axum
-cargo build --release --quiet -p resident-auth-benches --bin http-compare --bin argon2-h
+cargo build --release --quiet -p resident-auth-benches --bin http-compare -p argon2-h
 # The native build goes to its own target directory, so the default build stays portable.
 RUSTFLAGS="-C target-cpu=native" cargo build --release --quiet \
-  --target-dir target/native -p resident-auth-benches --bin argon2-h
+  --target-dir target/native -p argon2-h
 
 venv=target/peer-venv
 if [ ! -x "$venv/bin/gunicorn" ]; then

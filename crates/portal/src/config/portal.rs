@@ -322,8 +322,18 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
     }
     let hasher = Argon2Hasher::new(config.hash_params)
         .map_err(|e| ConfigError(format!("argon2 parameters: {e}")))?;
+    // What the build may assume of the CPU (RUSTFLAGS `-C target-cpu=…`), beside what
+    // argon2 found at run time.
+    let built_for = if cfg!(target_feature = "avx512f") {
+        "AVX-512"
+    } else if cfg!(target_feature = "avx2") {
+        "AVX2 (x86-64-v3)"
+    } else {
+        "the target's baseline"
+    };
     banner.push(format!(
-        "Password hashing: argon2id m={} KiB, t={}, p={} on the {} core ({} threads)",
+        "Password hashing: argon2id m={} KiB, t={}, p={} on the {} core ({} threads; \
+         RustCrypto argon2, built for {built_for})",
         config.hash_params.m_cost,
         config.hash_params.t_cost,
         config.hash_params.p_cost,

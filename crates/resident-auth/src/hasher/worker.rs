@@ -1,5 +1,7 @@
-//! The hashing threads: each worker runs argon2 with its own memory, off the async
-//! executor.
+//! The hashing threads: each worker runs argon2 (RustCrypto's) in memory of its own, off
+//! the async executor, and wipes that memory after every run.
+
+use secrecy::zeroize::Zeroize;
 
 use super::*;
 
@@ -80,14 +82,18 @@ pub(super) fn run_argon2(
     }
     let memory = memory.get_mut(..blocks).ok_or(HashError::MalformedHash)?;
     work.record(&params);
-    resident_auth_argon2::hash_into(
-        password.expose_secret().as_bytes(),
-        salt,
-        &params,
-        out,
-        memory,
-    )
-    .map_err(|_| HashError::MalformedHash)
+    let hashed = argon2::Argon2::new(Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password_into_with_memory(
+            password.expose_secret().as_bytes(),
+            salt,
+            out,
+            &mut *memory,
+        )
+        .map_err(|_| HashError::MalformedHash);
+    // What argon2 left in the blocks derives from the password: wiped before the memory
+    // waits for the next job.
+    memory.iter_mut().for_each(Zeroize::zeroize);
+    hashed
 }
 
 /// The largest memory cost a stored hash may ask for (1 GiB), so that a tampered row
