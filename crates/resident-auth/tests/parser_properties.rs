@@ -233,6 +233,9 @@ proptest! {
         pad in "[ \t\u{a0}]{0,2}",
     ) {
         prop_assume!(!local.contains(".."));
+        // A label with `--` in its third and fourth places is an IDNA A-label (`xn--a`,
+        // found by this test): not always a valid one, so not a plain domain to generate.
+        prop_assume!(labels.iter().all(|label| label.get(2..4) != Some("--")));
         let address = format!("{}@{}.{tld}", local, labels.join("."));
         let email: Email = format!("{pad}{address}{pad}").parse().unwrap();
         prop_assert_eq!(email.as_str(), address.to_lowercase());
