@@ -44,25 +44,9 @@ pub async fn an_erased_cabinet_leaves_nothing_in_the_files(binary: &str) {
     let mut server = Server::start(binary, &[]).await;
     let password = activate(&server, "7800000000001", ERASED, "12").await;
     let session = login(&server, ERASED, &password).await;
-    let me = Some(session.as_str());
-    let (status, body, _) = server
-        .post(
-            "/api/cabinet/email",
-            json!({"email": MOVING_TO, "current_password": password}),
-            me,
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    ask_email_change(&server, &session, MOVING_TO, &password).await;
     assert!(!found(&server, ERASED).is_empty(), "the scan sees the rows");
-    let (status, body, _) = server
-        .post(
-            "/api/cabinet/close",
-            json!({"current_password": password, "confirm": true}),
-            me,
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
-    assert!(server.newest("Личный кабинет закрыт").contains("закрыт"));
+    close_cabinet(&server, &session, &password).await;
     for address in [ERASED, MOVING_TO] {
         assert_eq!(
             found(&server, address),
@@ -97,14 +81,7 @@ pub async fn cancelling_an_email_change_retires_the_password(binary: &str) {
     let server = Server::start(binary, &[]).await;
     let password = activate(&server, "7800000000001", RESIDENT, "12").await;
     let thief = login(&server, RESIDENT, &password).await;
-    let (status, body, _) = server
-        .post(
-            "/api/cabinet/email",
-            json!({"email": "thief@example.org", "current_password": password}),
-            Some(&thief),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    ask_email_change(&server, &thief, "thief@example.org", &password).await;
     let cancel = server.link_token("Смена e-mail");
     let (status, body, _) = server
         .post("/api/email/cancel", json!({"token": cancel}), None)

@@ -92,14 +92,7 @@ pub async fn letters_link_to_the_hosts_own_routes(binary: &str) {
     assert_eq!(status, 200, "{body}");
     let password = server.password();
     let session = login(&server, RESIDENT, &password).await;
-    let (status, body, _) = server
-        .post(
-            "/api/cabinet/email",
-            json!({"email": "moved@example.org", "current_password": password}),
-            Some(&session),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    ask_email_change(&server, &session, "moved@example.org", &password).await;
     let cancel = token_after("Смена e-mail", &format!("{front_end}/email-cancel/"));
     assert_eq!(cancel.len(), 43);
     let token = token_after(

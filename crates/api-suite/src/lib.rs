@@ -497,6 +497,31 @@ pub async fn activate(server: &Server, account: &str, email: &str, premises: &st
     server.password()
 }
 
+/// Asks, in `session`, for the cabinet's email to become `email` (journey 12): 202.
+pub(crate) async fn ask_email_change(server: &Server, session: &str, email: &str, password: &str) {
+    let (status, body, _) = server
+        .post(
+            "/api/cabinet/email",
+            json!({"email": email, "current_password": password}),
+            Some(session),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+}
+
+/// Closes the session's cabinet, confirmed (journey 11): 204 and the farewell letter.
+pub(crate) async fn close_cabinet(server: &Server, session: &str, password: &str) {
+    let (status, body, _) = server
+        .post(
+            "/api/cabinet/close",
+            json!({"current_password": password, "confirm": true}),
+            Some(session),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert!(server.newest("Личный кабинет закрыт").contains("закрыт"));
+}
+
 pub(crate) async fn login(server: &Server, email: &str, password: &str) -> String {
     let (status, body, _) = server
         .post(

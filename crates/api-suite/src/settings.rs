@@ -167,14 +167,7 @@ pub async fn residents_download_their_data_and_close_the_cabinet(binary: &str) {
     let ended = login(&server, RESIDENT, &password).await;
     let (status, _, _) = server.post("/api/logout", json!({}), Some(&ended)).await;
     assert!(status.is_success(), "{status}");
-    let (status, body, _) = server
-        .post(
-            "/api/cabinet/email",
-            json!({"email": "moving@example.org", "current_password": password}),
-            me,
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    ask_email_change(&server, &session, "moving@example.org", &password).await;
     let (_, listed, _) = server.get("/api/sessions", me).await;
     let (status, body, _) = server
         .post(
@@ -223,15 +216,7 @@ pub async fn residents_download_their_data_and_close_the_cabinet(binary: &str) {
         .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["errors"][0]["code"], "cabinet.close_not_confirmed");
-    let (status, body, _) = server
-        .post(
-            "/api/cabinet/close",
-            json!({"current_password": password, "confirm": true}),
-            me,
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
-    assert!(server.newest("Личный кабинет закрыт").contains("закрыт"));
+    close_cabinet(&server, &session, &password).await;
     let (status, _, _) = server.get("/api/session", me).await;
     assert_eq!(status, 401, "the session ended with the cabinet");
     let (status, body) = register(&server, "7800000000001", RESIDENT).await;
