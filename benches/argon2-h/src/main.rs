@@ -11,7 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::cast_precision_loss, missing_docs)]
 
 use argon2::{
-    password_hash::{PasswordHasher, PasswordVerifier, SaltString},
+    password_hash::{PasswordHasher, PasswordVerifier},
     Algorithm, Argon2, Block, Version,
 };
 use secrecy::zeroize::Zeroize;
@@ -21,15 +21,13 @@ fn main() {
     let rounds: u32 = args.next().and_then(|n| n.parse().ok()).unwrap_or(20);
     let way = args.next().unwrap_or_else(|| "pool".to_owned());
     let argon2 = Argon2::default();
-    let salt = SaltString::encode_b64(b"benchmark-salt-16").unwrap();
     let stored = argon2
-        .hash_password(b"correct horse battery staple", &salt)
+        .hash_password_with_salt(b"correct horse battery staple", b"benchmark-salt-16")
         .unwrap()
         .to_string();
     let parsed = argon2::PasswordHash::new(&stored).unwrap();
     let expected = parsed.hash.unwrap();
-    let mut salt_bytes = [0u8; 64];
-    let salt_bytes = parsed.salt.unwrap().decode_b64(&mut salt_bytes).unwrap();
+    let salt_bytes = parsed.salt.as_ref().unwrap();
     let params = argon2::Params::default();
     let mut memory = vec![Block::default(); params.block_count()];
     let pooled = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);

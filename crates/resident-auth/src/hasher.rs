@@ -534,11 +534,12 @@ mod tests {
 
     #[tokio::test]
     async fn interoperates_with_the_argon2_crate_and_asks_for_rehash() {
-        use argon2::password_hash::{PasswordHasher as _, SaltString};
-        let salt = SaltString::generate(&mut OsRng);
+        use argon2::password_hash::PasswordHasher as _;
+        let mut salt = [0u8; 16];
+        OsRng.fill_bytes(&mut salt);
         let params = Params::new(128, 1, 1, None).unwrap();
         let foreign = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-            .hash_password(b"pw", &salt)
+            .hash_password_with_salt(b"pw", &salt)
             .unwrap()
             .to_string();
         let hasher = Argon2Hasher::with_workers(HashParams::insecure_fast_for_tests(), 1).unwrap();
@@ -558,7 +559,7 @@ mod tests {
         // Our own hashes verify with the argon2 crate's reference verifier.
         use argon2::password_hash::PasswordVerifier as _;
         let ours = hasher.hash(secret("pw")).await.unwrap();
-        let parsed = argon2::password_hash::PasswordHash::new(ours.as_phc()).unwrap();
+        let parsed = argon2::PasswordHash::new(ours.as_phc()).unwrap();
         assert!(Argon2::default().verify_password(b"pw", &parsed).is_ok());
     }
 

@@ -12,7 +12,8 @@
 //! driver, sessions and counters in PostgreSQL and then in Redis (`benches/README.md`,
 //! "Many instances").
 //!
-//! For ours (the axum example, release, production argon2) on the in-memory store and on
+//! For ours (the axum example, release, production argon2) in memory, on the default SQLite
+//! file (in a scratch folder) and on
 //! PostgreSQL, and for django-allauth (headless API, gunicorn, argon2-cffi at our
 //! parameters) on SQLite and PostgreSQL: logins/s at saturation with p50/p99, session
 //! checks/s, session-check p99 while logins saturate the hasher; for ours the register →
@@ -268,6 +269,7 @@ struct Server {
 
 async fn start_ours(
     binary: &Path,
+    scratch: &Path,
     directory: &Path,
     outbox: &Path,
     database: Option<&str>,
@@ -276,7 +278,11 @@ async fn start_ours(
     let mut command = Command::new(binary);
     command
         .env_clear()
+        // Whatever the portal writes (the default SQLite file, its key file) stays in the
+        // scratch folder, removed with it: nothing is left in the checkout.
+        .current_dir(scratch)
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SQLITE_PATH", scratch.join("resident-auth.db"))
         .env("BIND", "127.0.0.1:0")
         .env("REGISTRY_CSV", directory)
         .env("OUTBOX_DIR", outbox)
@@ -413,8 +419,32 @@ async fn measure(target: &Target, users: &[(String, String)], options: &Options)
     }
 }
 
-async fn ours_on(options: &Options, database: Option<&str>, residents: usize) -> Figures {
-    ours_spread(options, database, residents, 1, &[]).await
+/// Where one row of ours keeps its residents: each row is labelled by what it runs.
+enum OursOn<'a> {
+    /// `STORAGE=memory`.
+    Memory,
+    /// The default SQLite file, made in the row's scratch folder (never the checkout).
+    Sqlite,
+    /// `DATABASE_URL`.
+    Postgres(&'a str),
+}
+
+async fn ours_on(options: &Options, on: OursOn<'_>, residents: usize) -> Figures {
+    match on {
+        OursOn::Memory => {
+            ours_spread(
+                options,
+                None,
+                residents,
+                1,
+                &[("STORAGE", "memory".to_owned())],
+            )
+            .await
+        }
+        // start_ours sets SQLITE_PATH inside the scratch folder.
+        OursOn::Sqlite => ours_spread(options, None, residents, 1, &[]).await,
+        OursOn::Postgres(url) => ours_spread(options, Some(url), residents, 1, &[]).await,
+    }
 }
 
 /// Ours on `instances` processes sharing `database` (each with `extra` variables), the
@@ -432,7 +462,17 @@ async fn ours_spread(
     let outbox = scratch.path().join("outbox");
     let mut servers = Vec::new();
     for _ in 0..instances {
-        servers.push(start_ours(&options.ours, &directory, &outbox, database, extra).await);
+        servers.push(
+            start_ours(
+                &options.ours,
+                scratch.path(),
+                &directory,
+                &outbox,
+                database,
+                extra,
+            )
+            .await,
+        );
     }
     let target = Target::spread(
         Kind::Ours,
@@ -540,17 +580,17 @@ async fn run(options: Options) {
     );
     println!("|---|---|---|");
     println!(
-        "| ours: RustCrypto argon2 0.5, pooled memory, default build ({} at run time) | {ours_h:.2} | 1.000 |",
+        "| ours: RustCrypto argon2 0.6, pooled memory, default build ({} at run time) | {ours_h:.2} | 1.000 |",
         resident_auth::Argon2Hasher::core()
     );
     for (name, h) in [
         ("ours, `-C target-cpu=native`", native_h),
         (
-            "RustCrypto argon2 0.5 allocating per run, default build",
+            "RustCrypto argon2 0.6 allocating per run, default build",
             allocating_h,
         ),
         (
-            "RustCrypto argon2 0.5 allocating per run, `-C target-cpu=native`",
+            "RustCrypto argon2 0.6 allocating per run, `-C target-cpu=native`",
             allocating_native_h,
         ),
         ("peer, argon2-cffi (libargon2)", peer_h),
@@ -579,8 +619,18 @@ async fn run(options: Options) {
 
     let scratch = tempfile::tempdir().unwrap();
     let sqlite = scratch.path().join("peer.sqlite3");
+    // Each row is labelled by what it runs; each ratio sets ours beside the peer on its
+    // counterpart. The peer has no in-memory store: ours in memory is set beside the peer
+    // on SQLite, its lightest store.
     let mut rows = vec![
-        ("ours, memory", ours_on(&options, None, residents).await),
+        (
+            "ours, memory",
+            ours_on(&options, OursOn::Memory, residents).await,
+        ),
+        (
+            "ours, SQLite file (the default)",
+            ours_on(&options, OursOn::Sqlite, residents).await,
+        ),
         (
             "peer, SQLite",
             peer_on(
@@ -591,11 +641,12 @@ async fn run(options: Options) {
             .await,
         ),
     ];
+    let mut pairs = vec![(0, 2), (1, 2)];
     if options.postgres {
         let ours_db = api_suite::services::fresh_database().await;
         rows.push((
             "ours, PostgreSQL",
-            ours_on(&options, Some(&ours_db), residents).await,
+            ours_on(&options, OursOn::Postgres(&ours_db), residents).await,
         ));
         let peer_db = api_suite::services::fresh_database().await;
         let (base, name) = peer_db.rsplit_once('/').unwrap();
@@ -611,6 +662,7 @@ async fn run(options: Options) {
             ("PEER_PG_PORT", url.port().unwrap_or(5432).to_string()),
         ];
         rows.push(("peer, PostgreSQL", peer_on(&options, &env, residents).await));
+        pairs.push((3, 4));
     }
     let peer_noop = {
         let server = start_peer(
@@ -655,10 +707,8 @@ async fn run(options: Options) {
     );
     println!("\n| ratio | value | target |");
     println!("|---|---|---|");
-    for pair in rows.chunks(2) {
-        let [(ours_name, ours), (peer_name, peer)] = pair else {
-            continue;
-        };
+    for (ours, peer) in pairs {
+        let ((ours_name, ours), (peer_name, peer)) = (&rows[ours], &rows[peer]);
         println!(
             "| logins/s {ours_name} ÷ {peer_name} | {:.2} | ≥ 1.2 |",
             ours.logins.per_second / peer.logins.per_second

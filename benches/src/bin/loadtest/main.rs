@@ -25,7 +25,7 @@ use std::{
 };
 
 use argon2::{
-    password_hash::{rand_core::OsRng, PasswordHasher as _, PasswordVerifier as _, SaltString},
+    password_hash::{PasswordHasher as _, PasswordVerifier as _},
     Argon2,
 };
 use async_trait::async_trait;
@@ -61,8 +61,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn bare_hash(password: &str) -> String {
+    let salt: [u8; 16] = rand::random();
     Argon2::default()
-        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .hash_password_with_salt(password.as_bytes(), &salt)
         .unwrap()
         .to_string()
 }
@@ -75,11 +76,10 @@ fn bare_verify(phc: &str, password: &str) -> bool {
         static MEMORY: std::cell::RefCell<Vec<argon2::Block>> =
             const { std::cell::RefCell::new(Vec::new()) };
     }
-    let parsed = argon2::password_hash::PasswordHash::new(phc).unwrap();
+    let parsed = argon2::PasswordHash::new(phc).unwrap();
     let params = argon2::Params::try_from(&parsed).unwrap();
     let expected = parsed.hash.unwrap();
-    let mut salt = [0u8; 64];
-    let salt = parsed.salt.unwrap().decode_b64(&mut salt).unwrap();
+    let salt = parsed.salt.as_ref().unwrap();
     let mut out = [0u8; 32];
     MEMORY.with_borrow_mut(|memory| {
         memory.resize(params.block_count(), argon2::Block::default());
@@ -93,7 +93,7 @@ fn bare_verify(phc: &str, password: &str) -> bool {
 
 /// The same verification by RustCrypto's `argon2` (the reference, allocating its memory).
 fn rustcrypto_verify(phc: &str, password: &str) -> bool {
-    let parsed = argon2::password_hash::PasswordHash::new(phc).unwrap();
+    let parsed = argon2::PasswordHash::new(phc).unwrap();
     Argon2::default()
         .verify_password(password.as_bytes(), &parsed)
         .is_ok()

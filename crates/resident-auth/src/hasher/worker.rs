@@ -107,9 +107,9 @@ pub(super) fn verify_with_memory(
     memory: &mut Vec<Block>,
     work: &WorkMeter,
 ) -> Result<Verification, HashError> {
-    let parsed = argon2::password_hash::PasswordHash::new(stored.as_phc())
-        .map_err(|_| HashError::MalformedHash)?;
-    if Algorithm::try_from(parsed.algorithm) != Ok(Algorithm::Argon2id)
+    let parsed =
+        argon2::PasswordHash::new(stored.as_phc()).map_err(|_| HashError::MalformedHash)?;
+    if Algorithm::try_from(parsed.algorithm.as_str()) != Ok(Algorithm::Argon2id)
         || parsed.version.is_some_and(|v| v != 0x13)
     {
         return Err(HashError::MalformedHash);
@@ -119,12 +119,7 @@ pub(super) fn verify_with_memory(
         return Err(HashError::MalformedHash);
     }
     let expected = parsed.hash.ok_or(HashError::MalformedHash)?;
-    let mut salt_buf = [0u8; 64];
-    let salt = parsed
-        .salt
-        .ok_or(HashError::MalformedHash)?
-        .decode_b64(&mut salt_buf)
-        .map_err(|_| HashError::MalformedHash)?;
+    let salt = parsed.salt.as_ref().ok_or(HashError::MalformedHash)?;
     let mut out = [0u8; 64];
     let out = out
         .get_mut(..expected.len())
