@@ -6,13 +6,14 @@ use std::{sync::Arc, time::Duration};
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use resident_auth::AuthService;
-/// What a host configures and names, re-exported so that it depends on this crate alone
-/// for them.
-pub use resident_auth_http::{
-    AdminApi, Api, AuthError, Cidr, ClientAddressing, ConnectionLimits, CsrfKey, OperatorTokens,
-    SignedIn, BODY_LIMIT,
+/// resident-auth-http, re-exported whole so that a host depends on this crate alone:
+/// what it configures and names ([`http::Api`], [`http::AuthError`],
+/// [`http::ConnectionLimits`], …) is under `resident_auth_actix::http`.
+pub use resident_auth_http as http;
+use resident_auth_http::{
+    integration::{Incoming, Refusal, Resource, Response, Surface, BODY_LIMIT},
+    AdminApi, Api, SignedIn,
 };
-use resident_auth_http::{Incoming, Refusal, Resource, Response, Surface};
 
 mod serve;
 

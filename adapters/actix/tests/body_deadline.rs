@@ -15,7 +15,11 @@ use resident_auth::{
     memory::{MemoryDirectory, MemoryStore, RecordingMailer},
     AuthService,
 };
-use resident_auth_actix::{body_deadline, Api, ConnectionLimits, ResidentAuth};
+use resident_auth_actix::{
+    body_deadline,
+    http::{Api, ConnectionLimits},
+    ResidentAuth,
+};
 
 /// The host's own route: reads the body whole and says how that went.
 async fn read_whole(mut body: web::Payload) -> String {

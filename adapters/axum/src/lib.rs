@@ -18,13 +18,14 @@ use axum::{
     Router,
 };
 use resident_auth::AuthService;
-/// What a host configures and names, re-exported so that it depends on this crate alone
-/// for them.
-pub use resident_auth_http::{
-    AdminApi, Api, AuthError, Cidr, ClientAddressing, ConnectionLimits, CsrfKey, OperatorTokens,
-    SignedIn, BODY_LIMIT,
+/// resident-auth-http, re-exported whole so that a host depends on this crate alone:
+/// what it configures and names ([`http::Api`], [`http::AuthError`],
+/// [`http::ConnectionLimits`], …) is under `resident_auth_axum::http`.
+pub use resident_auth_http as http;
+use resident_auth_http::{
+    integration::{Incoming, Refusal, Resource, Surface, BODY_LIMIT},
+    AdminApi, Api, AuthError, SignedIn,
 };
-use resident_auth_http::{Incoming, Refusal, Resource, Surface};
 
 /// resident-auth mounted in an axum application: the [`Api`] (service, cookies, CSRF key,
 /// trusted proxies) that the mounted routes and the [`Resident`] extractor share.

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::{body::Body, routing::post, Router};
-use resident_auth_axum::{serve, ConnectionLimits};
+use resident_auth_axum::{http::ConnectionLimits, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The host's own route: reads the body whole and says how that went.

@@ -18,7 +18,7 @@ use resident_auth::{
     testing::{FaultMode, FaultyStore},
     Argon2Hasher, AuthService, HashParams, RegistrationForm, RequestContext, Timestamp,
 };
-use resident_auth_axum::{Api, Resident, ResidentAuth};
+use resident_auth_axum::{http::Api, Resident, ResidentAuth};
 use tower::ServiceExt;
 
 const DIRECTORY: &str = "account_number,surnames,address,premises\n\

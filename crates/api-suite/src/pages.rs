@@ -477,9 +477,9 @@ pub async fn every_form_refuses_a_missing_forged_or_foreign_csrf_token(binary: &
         ),
     ];
     let posted: std::collections::BTreeSet<&str> =
-        <resident_auth_http::Pages as resident_auth_http::Surface>::ROUTES
+        <resident_auth_http::Pages as resident_auth_http::integration::Surface>::ROUTES
             .iter()
-            .filter(|route| route.method() == resident_auth_http::Method::Post)
+            .filter(|route| route.method() == resident_auth_http::integration::Method::Post)
             .map(|route| route.path())
             .collect();
     let covered: std::collections::BTreeSet<&str> = forms.iter().map(|(path, _)| *path).collect();

@@ -2,5 +2,5 @@
 //! `cargo run -p resident-auth-http --example openapi`.
 
 fn main() {
-    println!("{}", resident_auth_http::openapi::document_json("/api"));
+    println!("{}", resident_auth_http::Api::openapi_json("/api"));
 }

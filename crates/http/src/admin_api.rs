@@ -18,10 +18,10 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::{
     api::{ApiResponse, ErrorItem, Errors},
+    integration::{
+        operations, Headers, Incoming, Method, Refusal, Response, Route, Surface, Target,
+    },
     openapi::{under_prefix, BearerScheme},
-    surface::{Incoming, Method, Response, Route, Surface, Target},
-    web::Headers,
-    Refusal,
 };
 
 /// The operators allowed in, each by the SHA-256 of their token.
@@ -119,8 +119,8 @@ impl AdminApi {
     }
 }
 
+operations! {
 /// One operation of the operators' API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum AdminOperation {
     /// `GET /cabinets/{lookup}`: everything about a cabinet or a registration under way.
     Find,
@@ -137,9 +137,10 @@ pub(crate) enum AdminOperation {
     /// `POST /accounts/{account}/unlink`: a personal account out of its cabinet.
     Unlink,
 }
+}
 
 const fn admin_route(method: Method, path: &'static str, operation: AdminOperation) -> Route {
-    Route::new(method, path, Target::Admin(operation))
+    Route::new(method, path, Target::Operation(operation.index()))
 }
 
 /// Every route of the operators' API. Two share `/cabinets/{lookup}` (GET finds, DELETE
@@ -257,10 +258,12 @@ impl Surface for AdminApi {
         headers: &'a (dyn Headers + Sync),
         incoming: Incoming<'a>,
     ) -> Response {
-        let operation = match route.target {
-            Target::Admin(operation) => operation,
-            Target::Document => return crate::openapi::served(admin_document_json, &incoming),
-            _ => return admin_not_found().into_response(),
+        let operation = match (route.target, AdminOperation::of(route)) {
+            (_, Some(operation)) => operation,
+            (Target::Document, None) => {
+                return crate::openapi::served(admin_document_json, &incoming)
+            }
+            (Target::Operation(_), None) => return admin_not_found().into_response(),
         };
         handle_admin(
             self,

@@ -2,7 +2,7 @@
 //!
 //! Each endpoint is a function taking the raw body and the headers' meaning and returning
 //! an [`ApiResponse`]; its `#[utoipa::path]` attribute, beside the code, is what the
-//! OpenAPI document ([`crate::openapi`]) is generated from.
+//! OpenAPI document ([`document`]) is generated from.
 
 use std::net::IpAddr;
 
@@ -11,8 +11,10 @@ use resident_auth::{
 };
 
 use crate::{
-    surface::{Incoming, Method, Response, Route, Surface, Target},
-    web::{bearer, Cookies, CsrfKey, Headers},
+    integration::{
+        operations, Headers, Incoming, Method, Refusal, Response, Route, Surface, Target,
+    },
+    web::{bearer, Cookies, CsrfKey},
 };
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
@@ -32,29 +34,6 @@ pub(crate) struct ApiResponse {
     /// The `Allow` header of a 405.
     allow: Option<String>,
 }
-
-/// A request the API refuses before any operation reads it: the web framework's own
-/// refusals, answered with the API's problem JSON like every other error
-/// ([`crate::Surface::refuse`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Refusal {
-    /// 404 `request.not_found`: a path under the API's prefix that it does not have.
-    NotFound,
-    /// 405 `request.method_not_allowed`, with `Allow`: the path exists, for these methods.
-    MethodNotAllowed {
-        /// The methods the path answers, as the `Allow` header lists them (`GET, DELETE`).
-        allow: String,
-    },
-    /// 408 `request.timeout`: the body did not arrive within the body timeout
-    /// ([`crate::ConnectionLimits`]).
-    TimedOut,
-    /// 413 `request.too_large`: the body is longer than [`BODY_LIMIT`] bytes.
-    TooLarge,
-}
-
-/// The largest request body the API reads, in bytes.
-pub const BODY_LIMIT: usize = 64 * 1024;
 
 impl ApiResponse {
     /// Every header of the answer: `Content-Type` when there is a body, `Retry-After`
@@ -127,7 +106,7 @@ impl ApiResponse {
     /// The answer as sent.
     pub(crate) fn into_response(self) -> Response {
         let headers = self.headers();
-        crate::surface::response(self.status, headers, self.body.unwrap_or_default())
+        crate::integration::response(self.status, headers, self.body.unwrap_or_default())
     }
 
     fn status(status: u16) -> Self {
@@ -228,6 +207,7 @@ fn item(error: &dyn UserError, locale: Locale) -> ErrorItem {
 }
 
 /// `POST /api/registrations`: the registration form (journey 1).
+mod document;
 mod schema;
 pub(crate) use schema::*;
 
@@ -257,6 +237,18 @@ pub struct Api {
 }
 
 impl Api {
+    /// The API's OpenAPI document as JSON, its paths under `prefix` (`"/api"`, or `""` at
+    /// the root): what it serves at `{prefix}`[`DOCUMENT_PATH`](crate::integration::DOCUMENT_PATH).
+    ///
+    /// ```
+    /// let document = resident_auth_http::Api::openapi_json("/api");
+    /// assert!(document.contains("\"/api/login\""));
+    /// ```
+    #[must_use]
+    pub fn openapi_json(prefix: &str) -> String {
+        document::document_json(prefix)
+    }
+
     /// The API of `service`: clients told apart by their socket address, cookies for plain
     /// http, a random CSRF key.
     #[must_use]
@@ -439,8 +431,8 @@ fn answer<T>(
     }
 }
 
+operations! {
 /// One operation of the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Operation {
     /// `POST /registrations`: journey 1, a confirmation letter.
     Register,
@@ -485,14 +477,15 @@ pub(crate) enum Operation {
     /// `POST /email/cancel`: the link to the old address, the change cancelled.
     CancelEmailChange,
 }
+}
 
 const fn route(method: Method, path: &'static str, operation: Operation) -> Route {
-    Route::new(method, path, Target::Api(operation))
+    Route::new(method, path, Target::Operation(operation.index()))
 }
 
 /// Every route of the API, in the order of the journeys. `/sessions/others` comes before
 /// `/sessions/{id}` for routers that match in order. The OpenAPI document
-/// ([`crate::openapi`], served at [`crate::openapi::DOCUMENT_PATH`]) lists exactly these
+/// ([`document`], served at [`crate::integration::DOCUMENT_PATH`]) lists exactly these
 /// (a test holds them together).
 pub(crate) const ROUTES: [Route; 20] = [
     route(Method::Post, "/registrations", Operation::Register),
@@ -574,11 +567,10 @@ impl Surface for Api {
         headers: &'a (dyn Headers + Sync),
         incoming: Incoming<'a>,
     ) -> Response {
-        match route.target {
-            Target::Api(operation) => handle(self, route, operation, headers, incoming).await,
-            Target::Document => crate::openapi::served(crate::openapi::document_json, &incoming),
-            #[allow(unreachable_patterns)]
-            _ => {
+        match (route.target, Operation::of(route)) {
+            (_, Some(operation)) => handle(self, route, operation, headers, incoming).await,
+            (Target::Document, None) => crate::openapi::served(document::document_json, &incoming),
+            (Target::Operation(_), None) => {
                 ApiResponse::refusal(Refusal::NotFound, crate::web::locale(headers)).into_response()
             }
         }

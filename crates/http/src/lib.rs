@@ -1,24 +1,30 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+// Layers, each module importing only from the ones below it: at the bottom `web` (headers,
+// cookies, CSRF), `client` and `limits`; over them `integration` (routes, requests,
+// responses: what a framework integration names); then `openapi` (what the documents
+// share); then the parts: `api`, and over its answers `admin_api`, `pages` and
+// `resident` (the extractor's core).
 mod admin_api;
 mod api;
 mod client;
+pub mod integration;
 mod limits;
-pub mod openapi;
+mod openapi;
 #[cfg(feature = "pages")]
 mod pages;
 mod resident;
-mod surface;
+#[cfg(test)]
+mod tests;
 mod web;
 
 pub use admin_api::{AdminApi, InvalidOperatorTokens, OperatorTokens};
-pub use api::{Api, Refusal, BODY_LIMIT};
+pub use api::Api;
 pub use client::{Cidr, ClientAddressing, InvalidCidr};
 pub use limits::ConnectionLimits;
 #[cfg(feature = "pages")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pages")))]
 pub use pages::Pages;
 pub use resident::{AuthError, SignedIn};
-pub use surface::{Incoming, Method, Resource, Response, Route, Surface};
-pub use web::{CsrfKey, Headers, CSRF_HEADER};
+pub use web::{CsrfKey, CSRF_HEADER};

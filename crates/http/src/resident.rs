@@ -3,7 +3,11 @@
 
 use resident_auth::{AccountNumber, Authenticated, CabinetId, Email, Error, Locale, Problem};
 
-use crate::{api::ApiResponse, surface::Response, web::Headers, Api};
+use crate::{
+    api::ApiResponse,
+    integration::{Headers, Response},
+    Api,
+};
 
 /// The signed-in resident of a request, as [`Api::resident`] found them: the session of
 /// the `Authorization: Bearer` token, else of the session cookie. The integrations'

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use actix_web::{middleware::from_fn, web, App, HttpResponse, HttpServer};
 use resident_auth_actix::{
-    body_deadline, configure_admin, limit_server, AuthError, Resident, ResidentAuth,
+    body_deadline, configure_admin, http::AuthError, limit_server, Resident, ResidentAuth,
 };
 
 /// `GET /bills`: the selected personal account and its address; 401 when not signed in.

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use axum::{extract::State, routing::get, Json, Router};
-use resident_auth_axum::{admin_router, serve, AuthError, Resident, ResidentAuth};
+use resident_auth_axum::{admin_router, http::AuthError, serve, Resident, ResidentAuth};
 use tokio::net::TcpListener;
 
 /// `GET /bills`: the selected personal account and its address; 401 when not signed in.

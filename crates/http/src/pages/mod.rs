@@ -16,9 +16,11 @@ use resident_auth::{errors::Field, Error, Locale, RequestContext, UserError};
 use serde::de::DeserializeOwned;
 
 use crate::{
-    api::{Api, Refusal},
-    surface::{Incoming, Method, Response, Route, Surface, Target},
-    web::{self, Headers},
+    api::Api,
+    integration::{
+        operations, Headers, Incoming, Method, Refusal, Response, Route, Surface, Target,
+    },
+    web,
 };
 use html::{alert, html, page, t, Html};
 
@@ -33,8 +35,8 @@ mod settings;
 /// and the HTML.
 type PageResponse = http::Response<String>;
 
+operations! {
 /// A screen of the guide.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Screen {
     LoginPage,
     Identify,
@@ -68,9 +70,10 @@ pub(crate) enum Screen {
     CancelEmailChangePage,
     CancelEmailChange,
 }
+}
 
 const fn route(method: Method, path: &'static str, screen: Screen) -> Route {
-    Route::new(method, path, Target::Page(screen))
+    Route::new(method, path, Target::Operation(screen.index()))
 }
 
 /// Every page route. Paths that take both methods appear twice, once per method.
@@ -227,7 +230,7 @@ impl Surface for Pages {
         headers: &'a (dyn Headers + Sync),
         incoming: Incoming<'a>,
     ) -> Response {
-        let Target::Page(screen) = route.target else {
+        let Some(screen) = Screen::of(route) else {
             return self.refuse(Refusal::NotFound, headers);
         };
         let page = handle(&self.api, screen, headers, incoming).await;

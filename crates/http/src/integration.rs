@@ -1,7 +1,9 @@
-//! One way to mount every part of resident-auth on any web framework.
+//! What a framework integration names, and nothing else: one way to mount every part of
+//! resident-auth on any web framework. Hosts do not name these; resident-auth-axum and
+//! resident-auth-actix do.
 //!
 //! Each part — the residents' JSON API ([`crate::Api`]), the operators' API
-//! ([`crate::admin_api::AdminApi`]) and the guide's pages ([`crate::pages::Pages`]) — is a
+//! ([`crate::AdminApi`]) and the guide's pages (`Pages`, feature `pages`) — is a
 //! [`Surface`]: its routes grouped by path, one function that answers a matched route with
 //! an [`http::Response`], and one that answers a request refused before it was read (a body
 //! too large or too slow, a method the path does not take). A framework adapter mounts any
@@ -12,7 +14,34 @@ use std::{future::Future, net::IpAddr, time::Duration};
 
 use bytes::Bytes;
 
-use crate::{web::Headers, Refusal};
+pub use crate::web::Headers;
+
+/// A request refused before any operation reads it: the web framework's own refusals,
+/// answered by each part in its own form (the APIs' problem JSON, the pages' HTML)
+/// ([`Surface::refuse`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// 404 `request.not_found`: a path under the API's prefix that it does not have.
+    NotFound,
+    /// 405 `request.method_not_allowed`, with `Allow`: the path exists, for these methods.
+    MethodNotAllowed {
+        /// The methods the path answers, as the `Allow` header lists them (`GET, DELETE`).
+        allow: String,
+    },
+    /// 408 `request.timeout`: the body did not arrive within the body timeout
+    /// ([`crate::ConnectionLimits`]).
+    TimedOut,
+    /// 413 `request.too_large`: the body is longer than [`BODY_LIMIT`] bytes.
+    TooLarge,
+}
+
+/// The largest request body a part reads, in bytes.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Where a JSON API serves its OpenAPI document, below its prefix (`/api/openapi.json` in
+/// the examples).
+pub const DOCUMENT_PATH: &str = "/openapi.json";
 
 /// An answer ready to send: status, headers and body, serialised once. It is an
 /// `axum` response and an actix-web `Responder` as it is (features `axum`, `actix`), and
@@ -104,16 +133,48 @@ impl Method {
     }
 }
 
-/// What a route does, by surface.
+/// What a route does: one of its part's operations (by index, see [`operations!`]), or the
+/// part's OpenAPI document ([`Surface::DOCUMENTED`]). The parts sit above this module: it
+/// names none of their types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Target {
-    Api(crate::api::Operation),
-    Admin(crate::admin_api::AdminOperation),
-    #[cfg(feature = "pages")]
-    Page(crate::pages::Screen),
-    /// The surface's OpenAPI document ([`Surface::DOCUMENTED`]).
+    Operation(u8),
     Document,
 }
+
+/// A part's operations: a fieldless enum whose variants its routes carry ([`Target`]),
+/// with `index` (what a route keeps) and `of` (the operation a route asks for; `None` for
+/// the document or another part's route).
+macro_rules! operations {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident {
+        $($(#[$variant_meta:meta])* $variant:ident,)*
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        $vis enum $name {
+            $($(#[$variant_meta])* $variant,)*
+        }
+
+        impl $name {
+            const ALL: &'static [Self] = &[$(Self::$variant,)*];
+
+            #[allow(clippy::cast_possible_truncation, reason = "fewer than 256 operations")]
+            const fn index(self) -> u8 {
+                self as u8
+            }
+
+            fn of(route: &$crate::integration::Route) -> Option<Self> {
+                match route.target {
+                    $crate::integration::Target::Operation(index) => {
+                        Self::ALL.get(usize::from(index)).copied()
+                    }
+                    $crate::integration::Target::Document => None,
+                }
+            }
+        }
+    };
+}
+pub(crate) use operations;
 
 /// A route of a surface: a method and a path below the surface's prefix. A path has at
 /// most one parameter, written `{name}` — the syntax axum and actix-web both read.
@@ -224,7 +285,7 @@ impl<'a> Incoming<'a> {
         self
     }
 
-    /// With the request body, read whole within [`crate::BODY_LIMIT`] bytes and
+    /// With the request body, read whole within [`BODY_LIMIT`] bytes and
     /// [`Surface::body_timeout`].
     #[must_use]
     pub fn with_body(mut self, body: &'a [u8]) -> Self {
@@ -244,7 +305,7 @@ pub trait Surface: Send + Sync + 'static {
     const CLAIMS_PREFIX: bool;
 
     /// Whether the surface serves its OpenAPI document at
-    /// `{prefix}`[`crate::openapi::DOCUMENT_PATH`] (the JSON APIs), its paths under that
+    /// `{prefix}`[`DOCUMENT_PATH`] (the JSON APIs), its paths under that
     /// prefix: a resource of its own in [`Surface::resources`].
     const DOCUMENTED: bool;
 
@@ -252,8 +313,7 @@ pub trait Surface: Send + Sync + 'static {
     /// OpenAPI document's (`GET`) if [`Surface::DOCUMENTED`]: everything a router mounts.
     #[must_use]
     fn resources() -> Vec<Resource> {
-        const DOCUMENT: Route =
-            Route::new(Method::Get, crate::openapi::DOCUMENT_PATH, Target::Document);
+        const DOCUMENT: Route = Route::new(Method::Get, DOCUMENT_PATH, Target::Document);
         let mut resources: Vec<Resource> = Vec::new();
         let document = Self::DOCUMENTED.then_some(&DOCUMENT);
         for route in Self::ROUTES.iter().chain(document) {
@@ -305,67 +365,4 @@ pub(crate) fn response(
         }
     }
     Response(response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{admin_api::AdminApi, Api};
-
-    fn allow_of<S: Surface>(path: &str) -> Option<String> {
-        S::resources()
-            .into_iter()
-            .find(|resource| resource.path == path)
-            .map(|resource| resource.allow)
-    }
-
-    #[test]
-    fn resources_group_each_path_with_its_methods_in_route_order() {
-        assert_eq!(
-            allow_of::<AdminApi>("/cabinets/{lookup}").as_deref(),
-            Some("GET, DELETE")
-        );
-        assert_eq!(allow_of::<Api>("/login").as_deref(), Some("POST"));
-        let paths: Vec<&str> = Api::resources().iter().map(|r| r.path).collect();
-        let others = paths.iter().position(|p| *p == "/sessions/others");
-        let one = paths.iter().position(|p| *p == "/sessions/{id}");
-        assert!(
-            others < one,
-            "a literal path before the parameter: {paths:?}"
-        );
-        for resource in Api::resources().iter().chain(&AdminApi::resources()) {
-            assert_eq!(
-                resource.routes.len(),
-                resource.allow.split(", ").count(),
-                "{resource:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_resource_picks_its_route_by_method_and_refuses_the_others() {
-        let resources = AdminApi::resources();
-        let cabinet = resources
-            .iter()
-            .find(|resource| resource.path == "/cabinets/{lookup}")
-            .unwrap();
-        assert_eq!(cabinet.route("GET").map(|r| r.method()), Some(Method::Get));
-        assert_eq!(cabinet.route("HEAD").map(|r| r.method()), Some(Method::Get));
-        assert_eq!(
-            cabinet.route("DELETE").map(|r| r.method()),
-            Some(Method::Delete)
-        );
-        assert_eq!(cabinet.route("POST"), None);
-        assert_eq!(
-            cabinet.route("get"),
-            None,
-            "method names are case-sensitive"
-        );
-        assert_eq!(
-            cabinet.not_allowed(),
-            Refusal::MethodNotAllowed {
-                allow: "GET, DELETE".to_owned()
-            }
-        );
-    }
 }
