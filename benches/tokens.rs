@@ -7,9 +7,10 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use resident_auth::{
+    config::{Argon2Hasher, HashParams},
     memory::{MemoryDirectory, MemoryStore, RecordingMailer},
     ports::Token,
-    Argon2Hasher, AuthService, HashParams,
+    AuthService,
 };
 use resident_auth_benches::activated_cabinet;
 

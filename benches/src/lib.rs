@@ -13,14 +13,13 @@ use std::{
 };
 
 use resident_auth::{
+    config::{AccountDirectory, Argon2Hasher, AuthConfig, HashParams, Ports, SystemClock},
+    journeys::RegistrationForm,
     letters::LetterKind,
     memory::{link_token, mailed_password, register_by_mail, RecordingMailer},
-    ports::AccountDirectory,
-    ports::Ports,
     ports::Store,
-    ports::SystemClock,
     secrecy::SecretString,
-    Argon2Hasher, AuthConfig, AuthService, Email, HashParams, RegistrationForm, RequestContext,
+    AuthService, Email, RequestContext,
 };
 
 /// A directory CSV of `n` accounts: `78000000000{i}`, surname Иванов, premises `i + 1`.

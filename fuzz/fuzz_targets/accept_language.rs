@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use resident_auth::{Locale, ports::Token};
+use resident_auth::{ports::Token, Locale};
 
 /// An independent reading of the header: every item's language (by its primary subtag)
 /// and quality; of those we support with a positive quality, the highest wins, the

@@ -21,12 +21,18 @@ use std::{
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use resident_auth::{
+    config::{
+        Argon2Hasher, AuthConfig, Clock, CredentialHasher, HashParams, ManualClock, Ports,
+        Verification,
+    },
+    errors::Problem,
+    journeys::{AddressForm, RegistrationForm},
+    letters::{LetterKind, Links},
+    mail::LetterStatus,
     memory::{link_token, mailed_password, MemoryDirectory, MemoryStore, RecordingMailer},
-    ports::CabinetKey,
+    ports::{CabinetKey, CabinetStore, LetterStore},
     secrecy::{ExposeSecret, SecretString},
-    AddressForm, Argon2Hasher, AuthConfig, AuthService, ports::CabinetStore, ports::Clock, ports::CredentialHasher, Email,
-    Error, HashParams, letters::LetterKind, mail_queue::LetterStatus, ports::LetterStore, letters::Links, ports::ManualClock, ports::Ports, Problem, RegistrationForm,
-    RequestContext, SessionId, Timestamp, ports::Verification,
+    AuthService, Email, Error, RequestContext, SessionId, Timestamp,
 };
 
 #[path = "journeys/checks.rs"]
@@ -371,7 +377,12 @@ impl World {
                         account_number: pick(&ACCOUNTS, account).into(),
                     };
                     if let Ok(who) = self.service.authenticate(&opened.token).await {
-                        if self.service.add_address(&who, &form, &context).await.is_ok() {
+                        if self
+                            .service
+                            .add_address(&who, &form, &context)
+                            .await
+                            .is_ok()
+                        {
                             self.remember_confirmation(&form.account_number);
                         }
                     }
@@ -476,7 +487,10 @@ impl World {
                     assert_eq!(export.cabinet.email, opened.email, "another cabinet's data");
                     let text = format!("{export:?}");
                     assert!(!text.contains(&current), "the export holds the password");
-                    assert!(!text.contains(&opened.token), "the export holds a session token");
+                    assert!(
+                        !text.contains(&opened.token),
+                        "the export holds a session token"
+                    );
                 }
             }
             Step::CloseCabinet {
@@ -585,7 +599,10 @@ impl World {
                     self.replaced(&old, kept.as_deref());
                     let mut previous = self.aliases.remove(&old).unwrap_or_default();
                     previous.push(old.clone());
-                    self.aliases.entry(new.clone()).or_default().extend(previous);
+                    self.aliases
+                        .entry(new.clone())
+                        .or_default()
+                        .extend(previous);
                     if let Some(kept) = kept {
                         let now_of = self
                             .service
@@ -649,7 +666,6 @@ impl World {
         }
     }
 }
-
 
 fuzz_target!(|steps: Vec<Step>| {
     if steps.len() > 64 {

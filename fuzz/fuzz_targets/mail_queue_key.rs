@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use resident_auth::{errors::InvalidMailQueueKey, MailQueueKey};
+use resident_auth::mail::{InvalidMailQueueKey, MailQueueKey};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {

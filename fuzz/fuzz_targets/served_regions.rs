@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use libfuzzer_sys::fuzz_target;
-use resident_auth::{AccountNumber, ServedRegions};
+use resident_auth::{config::ServedRegions, AccountNumber};
 
 /// `None`: the text is refused. `Some(None)`: every region. `Some(Some(set))`: these.
 fn reference(text: &str) -> Option<Option<BTreeSet<u8>>> {
@@ -41,7 +41,11 @@ fuzz_target!(|data: &[u8]| {
             .parse()
             .expect("a valid account number");
         let serves = expected.as_ref().map_or(true, |set| set.contains(&region));
-        assert_eq!(served.serves(&account), serves, "{text:?} region {region:02}");
+        assert_eq!(
+            served.serves(&account),
+            serves,
+            "{text:?} region {region:02}"
+        );
         assert_eq!(served.check(&account).is_ok(), serves);
     }
 });

@@ -3,7 +3,7 @@
 
 use std::{fmt::Display, str::FromStr};
 
-use resident_auth::{Locale, UserError};
+use resident_auth::{errors::UserError, Locale};
 
 /// Parses `data` (when it is UTF-8) as `T` and checks the parser's promises.
 pub fn check_parser<T>(data: &[u8])

@@ -11,10 +11,11 @@ use actix_web::{
     test, web, App,
 };
 use resident_auth::{
+    config::{Argon2Hasher, HashParams, ManualClock},
+    journeys::RegistrationForm,
     memory::{register_by_mail, MemoryDirectory, MemoryStore, RecordingMailer},
-    ports::ManualClock,
     testing::{FaultMode, FaultyStore},
-    Argon2Hasher, AuthService, HashParams, RegistrationForm, RequestContext, Timestamp,
+    AuthService, RequestContext, Timestamp,
 };
 use resident_auth_actix::{MaybeResident, Resident, ResidentAuth};
 

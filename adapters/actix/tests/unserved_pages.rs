@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::{test, App};
 use resident_auth::{
+    config::{Argon2Hasher, HashParams},
     memory::{MemoryDirectory, MemoryStore, RecordingMailer},
-    Argon2Hasher, AuthService, HashParams,
+    AuthService,
 };
 use resident_auth_actix::ResidentAuth;
 

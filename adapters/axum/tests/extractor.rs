@@ -13,10 +13,11 @@ use axum::{
 };
 use http_body_util::BodyExt;
 use resident_auth::{
+    config::{Argon2Hasher, HashParams, ManualClock},
+    journeys::RegistrationForm,
     memory::{register_by_mail, MemoryDirectory, MemoryStore, RecordingMailer},
-    ports::ManualClock,
     testing::{FaultMode, FaultyStore},
-    Argon2Hasher, AuthService, HashParams, RegistrationForm, RequestContext, Timestamp,
+    AuthService, RequestContext, Timestamp,
 };
 use resident_auth_axum::{http::Api, Resident, ResidentAuth};
 use tower::ServiceExt;

@@ -9,8 +9,9 @@
 use std::sync::{Arc, Mutex};
 
 use resident_auth::{
+    config::{Argon2Hasher, HashParams},
     memory::{MemoryDirectory, MemoryStore, RecordingMailer},
-    Argon2Hasher, AuthService, HashParams,
+    AuthService,
 };
 use resident_auth_axum::ResidentAuth;
 

@@ -1,5 +1,5 @@
 //! PostgreSQL adapters for [`resident_auth`]: the [`Store`](resident_auth::ports::Store) and the
-//! [`AccountDirectory`](resident_auth::ports::AccountDirectory), embedded migrations, and a CSV
+//! [`AccountDirectory`](resident_auth::config::AccountDirectory), embedded migrations, and a CSV
 //! import of the billing directory.
 //!
 //! Everything lives in a schema of its own (default `resident_auth`, see [`Schema`]),

@@ -7,22 +7,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use resident_auth::{
     letters::LetterKind,
-    mail_queue::LetterId,
-    mail_queue::LetterStatus,
-    mail_queue::QueuedLetter,
-    mail_queue::SealedLetter,
-    ports::CabinetStore,
-    ports::CounterStore,
-    ports::HashedPassword,
-    ports::LetterStore,
-    ports::LinkStore,
-    ports::SessionStore,
-    ports::Store,
-    ports::StoreError,
-    ports::TokenHash,
+    mail::{LetterId, LetterStatus, QueuedLetter, SealedLetter},
     ports::{
-        Cabinet, CabinetKey, CabinetSnapshot, CabinetSwap, Count, CounterKey, Expected, Link,
-        LinkAdvance, LinkPurpose, Session, Version, Versioned,
+        Cabinet, CabinetKey, CabinetSnapshot, CabinetStore, CabinetSwap, Count, CounterKey,
+        CounterStore, Expected, HashedPassword, LetterStore, Link, LinkAdvance, LinkPurpose,
+        LinkStore, Session, SessionStore, Store, StoreError, TokenHash, Version, Versioned,
     },
     AccountNumber, CabinetId, Email, SessionId, Timestamp,
 };

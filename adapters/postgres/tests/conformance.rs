@@ -2,7 +2,7 @@
 
 mod common;
 
-resident_auth::store_conformance_tests!(common::fresh_store());
+resident_auth::testing::store_conformance_tests!(common::fresh_store());
 
 /// The store fault matrix on PostgreSQL: every store call of every step failed before it
 /// reaches the database and after it took effect, each on a fresh database.

@@ -9,7 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use resident_auth::{
-    ports::{Clock, Expected, Session, SessionStore, SystemClock, TokenHash},
+    config::{Clock, SystemClock},
+    ports::{Expected, Session, SessionStore, TokenHash},
     CabinetId, SessionId,
 };
 use resident_auth_redis::RedisStore;

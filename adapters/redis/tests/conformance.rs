@@ -3,7 +3,7 @@
 
 mod common;
 
-resident_auth::store_conformance_tests!(common::fresh_store());
+resident_auth::testing::store_conformance_tests!(common::fresh_store());
 
 /// The store fault matrix on `SplitStore<PgStore, RedisStore, RedisStore>`: every store
 /// call of every step failed before it reaches a backend and after it took effect. The

@@ -14,12 +14,14 @@ use std::{
 };
 
 use resident_auth::{
+    config::{Argon2Hasher, AuthConfig, HashParams, ManualClock, Ports},
+    errors::UserError,
+    journeys::RegistrationForm,
     letters::{LetterKind, Links},
     memory::{link_token, mailed_password, MemoryDirectory, MemoryStore, RecordingMailer},
-    ports::{Cabinet, CabinetKey, CabinetStore, Expected, ManualClock, Ports, SplitStore},
+    ports::{Cabinet, CabinetKey, CabinetStore, Expected, SplitStore},
     secrecy::SecretString,
-    Argon2Hasher, AuthConfig, AuthService, Error, HashParams, Locale, RegistrationForm,
-    RequestContext, Timestamp, UserError,
+    AuthService, Error, Locale, RequestContext, Timestamp,
 };
 use resident_auth_redis::RedisStore;
 

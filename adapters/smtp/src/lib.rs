@@ -1,4 +1,4 @@
-//! Mail for [`resident_auth`]: the [`Mailer`](resident_auth::ports::Mailer) port over SMTP, and an
+//! Mail for [`resident_auth`]: the [`Mailer`](resident_auth::mail::Mailer) port over SMTP, and an
 //! outbox that writes each letter as an RFC 5322 `.eml` file (the embedded default).
 //!
 //! | mailer | sends to | use |

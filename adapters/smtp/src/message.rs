@@ -4,7 +4,10 @@ use lettre::{
     message::{header::ContentType, Mailbox, MultiPart, SinglePart},
     Address, Message,
 };
-use resident_auth::{letters::Letter, mail_queue::LetterId, ports::MailError};
+use resident_auth::{
+    letters::Letter,
+    mail::{LetterId, MailError},
+};
 
 /// The sender the examples use by default. The guide's real one is `no_reply@eis24.me`.
 #[must_use]

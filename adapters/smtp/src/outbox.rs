@@ -8,7 +8,10 @@ use std::{
 
 use async_trait::async_trait;
 use lettre::message::Mailbox;
-use resident_auth::{letters::Letter, mail_queue::LetterId, ports::MailError, ports::Mailer};
+use resident_auth::{
+    letters::Letter,
+    mail::{LetterId, MailError, Mailer},
+};
 
 use crate::message::build_message;
 

@@ -12,7 +12,10 @@ use lettre::{
     },
     AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
 };
-use resident_auth::{letters::Letter, mail_queue::LetterId, ports::MailError, ports::Mailer};
+use resident_auth::{
+    letters::Letter,
+    mail::{LetterId, MailError, Mailer},
+};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::message::{build_message, default_sender};

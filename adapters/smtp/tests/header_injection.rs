@@ -48,7 +48,7 @@ proptest! {
             _ => LetterContent::RecoverPassword { link: SecretString::from(body_secret.clone()) },
         };
         let letter = Letter { to: to.clone(), locale, content };
-        let message = build_message(&resident_auth::mail_queue::LetterId::generate(), &letter, &default_sender());
+        let message = build_message(&resident_auth::mail::LetterId::generate(), &letter, &default_sender());
         prop_assert!(message.is_ok(), "every letter builds");
         let raw = message.unwrap().formatted();
         let mail = mailparse::parse_mail(&raw).unwrap();

@@ -3,7 +3,9 @@
 
 use mailparse::MailHeaderMap;
 use resident_auth::{
-    letters::Letter, letters::LetterContent, mail_queue::LetterId, ports::Mailer, Locale,
+    letters::{Letter, LetterContent},
+    mail::{LetterId, Mailer},
+    Locale,
 };
 use resident_auth_smtp::{default_sender, OutboxMailer};
 use secrecy::SecretString;

@@ -8,7 +8,9 @@ use std::time::Duration;
 use common::{free_port, self_signed, SmtpServer};
 use mailparse::MailHeaderMap;
 use resident_auth::{
-    letters::Letter, letters::LetterContent, mail_queue::LetterId, ports::Mailer, Locale,
+    letters::{Letter, LetterContent},
+    mail::{LetterId, Mailer},
+    Locale,
 };
 use resident_auth_smtp::{SmtpConfig, SmtpMailer};
 use secrecy::SecretString;
@@ -331,7 +333,7 @@ async fn unicode_mailboxes_go_by_smtputf8_or_are_refused_for_good() {
     assert!(error.is_permanent(), "{error:?}");
     assert_eq!(
         resident_auth::Error::from(error).problems(),
-        [resident_auth::Problem::AddressRefused]
+        [resident_auth::errors::Problem::AddressRefused]
     );
     mailer
         .send(&LetterId::generate(), &confirm("resident@example.org"))

@@ -2,8 +2,10 @@
 
 use async_trait::async_trait;
 use resident_auth::{
-    errors::DirectoryCsvError, ports::parse_directory_csv, ports::AccountDirectory,
-    ports::DirectoryRecord, ports::StoreError, AccountNumber,
+    config::{parse_directory_csv, AccountDirectory, DirectoryRecord},
+    errors::DirectoryCsvError,
+    ports::StoreError,
+    AccountNumber,
 };
 use sqlx::{Row, SqlitePool};
 
@@ -90,7 +92,7 @@ pub enum ImportError {
     Database(#[from] sqlx::Error),
 }
 
-/// Loads a directory CSV (the format of [`resident_auth::ports::parse_directory_csv`]): all
+/// Loads a directory CSV (the format of [`resident_auth::config::parse_directory_csv`]): all
 /// rows or none, in one transaction. Re-importing writes only new or changed rows.
 ///
 /// # Errors

@@ -1,5 +1,5 @@
 //! SQLite adapters for [`resident_auth`]: the [`Store`](resident_auth::ports::Store), the
-//! [`AccountDirectory`](resident_auth::ports::AccountDirectory), the operators' audit and the
+//! [`AccountDirectory`](resident_auth::config::AccountDirectory), the operators' audit and the
 //! residents' events in one database file, with embedded migrations and a CSV import of the
 //! billing directory. For a portal on one server; several instances share PostgreSQL
 //! (`resident-auth-postgres`) instead — the crate's README says where SQLite's single writer

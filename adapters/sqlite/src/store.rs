@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use resident_auth::{
     letters::LetterKind,
-    mail_queue::{LetterId, LetterStatus, QueuedLetter, SealedLetter},
+    mail::{LetterId, LetterStatus, QueuedLetter, SealedLetter},
     ports::{
         Cabinet, CabinetKey, CabinetSnapshot, CabinetStore, CabinetSwap, Count, CounterKey,
         CounterStore, Expected, HashedPassword, LetterStore, Link, LinkAdvance, LinkPurpose,

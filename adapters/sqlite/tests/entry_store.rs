@@ -13,7 +13,7 @@ async fn fresh_store() -> Encoded<SqliteEntries> {
     Encoded::new(SqliteEntries::open(&common::new_path()).await.unwrap())
 }
 
-resident_auth::store_conformance_tests!(fresh_store());
+resident_auth::testing::store_conformance_tests!(fresh_store());
 
 /// Every store call of every step failed before it reaches the database and after it took
 /// effect, each on a fresh file.

@@ -8,12 +8,11 @@ mod common;
 use std::sync::Arc;
 
 use resident_auth::{
+    config::{Argon2Hasher, AuthConfig, HashParams, ManualClock, Ports},
+    journeys::RegistrationForm,
     memory::{register_by_mail, RecordingMailer},
-    ports::ManualClock,
-    ports::Ports,
     testing::enumeration::probe_login_enumeration,
-    Argon2Hasher, AuthConfig, AuthService, HashParams, Locale, RegistrationForm, RequestContext,
-    Timestamp,
+    AuthService, Locale, RequestContext, Timestamp,
 };
 use resident_auth_sqlite::{import_directory, SqliteDirectory, SqliteStore};
 

@@ -8,15 +8,14 @@ mod common;
 use std::{path::Path, sync::Arc, time::Duration};
 
 use resident_auth::{
+    config::{Argon2Hasher, AuthConfig, HashParams, ManualClock, Ports},
+    journeys::RegistrationForm,
     letters::{LetterKind, Links},
-    mail_queue::{MailQueueKey, MailQueueKeys},
+    mail::{MailQueueKey, MailQueueKeys},
     memory::{link_token, mailed_password, RecordingMailer},
-    ports::{
-        CounterKey, CounterStore, Expected, Link, LinkPurpose, LinkStore, ManualClock, Ports, Token,
-    },
+    ports::{CounterKey, CounterStore, Expected, Link, LinkPurpose, LinkStore, Token},
     secrecy::ExposeSecret,
-    Argon2Hasher, AuthConfig, AuthService, HashParams, Locale, RegistrationForm, RequestContext,
-    Timestamp,
+    AuthService, Locale, RequestContext, Timestamp,
 };
 use resident_auth_sqlite::{
     import_directory, migrate, open, ImportError, MigrateError, SqliteDirectory, SqliteOptions,
@@ -376,7 +375,7 @@ async fn the_directory_import_is_all_or_nothing_and_writes_only_changes() {
         "a bad file writes nothing, not even its good rows"
     );
     let directory = SqliteDirectory::new(pool);
-    let record = resident_auth::ports::AccountDirectory::lookup(
+    let record = resident_auth::config::AccountDirectory::lookup(
         &directory,
         &"7800000000002".parse().unwrap(),
     )

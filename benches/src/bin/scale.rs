@@ -23,7 +23,11 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use resident_auth::{letters::Links, AuthConfig, HashParams, Limit, Timestamp};
+use resident_auth::{
+    config::{AuthConfig, HashParams, Limit},
+    letters::Links,
+    Timestamp,
+};
 use resident_auth_benches::{database_url, directory, JourneySteps};
 use resident_auth_postgres::{import_directory, migrate, PgDirectory, PgPool, PgStore, PoolConfig};
 

@@ -11,9 +11,11 @@ use std::{process::ExitCode, sync::Arc};
 use clap::{Parser, Subcommand};
 use resident_auth::{
     admin::{Admin, AdminError, Audit, Lookup, Operator, Report},
+    config::{AccountDirectory, Argon2Hasher, HashParams},
     events::Events,
-    ports::{AccountDirectory, Mailer, Store},
-    AccountNumber, Argon2Hasher, AuthService, HashParams, MailQueueKey, MailQueueKeys,
+    mail::{MailQueueKey, MailQueueKeys, Mailer},
+    ports::Store,
+    AccountNumber, AuthService,
 };
 use resident_auth_postgres::{PgAudit, PgDirectory, PgEvents, PgStore, PoolConfig};
 use resident_auth_smtp::{default_sender, OutboxMailer, SmtpConfig, SmtpMailer};
@@ -91,10 +93,10 @@ struct NoLetters;
 impl Mailer for NoLetters {
     async fn send(
         &self,
-        _id: &resident_auth::mail_queue::LetterId,
+        _id: &resident_auth::mail::LetterId,
         _letter: &resident_auth::letters::Letter,
-    ) -> Result<(), resident_auth::ports::MailError> {
-        Err(resident_auth::ports::MailError::permanent(
+    ) -> Result<(), resident_auth::mail::MailError> {
+        Err(resident_auth::mail::MailError::permanent(
             "this command sends no letter",
         ))
     }

@@ -5,9 +5,11 @@
 use std::{process::Output, sync::Arc};
 
 use resident_auth::{
+    config::{Argon2Hasher, HashParams},
+    journeys::{AddressForm, RegistrationForm},
     letters::LetterKind,
     memory::{register_by_mail, RecordingMailer},
-    AddressForm, Argon2Hasher, AuthService, HashParams, RegistrationForm, RequestContext,
+    AuthService, RequestContext,
 };
 use resident_auth_postgres::{
     connect, import_directory, migrate, PgDirectory, PgStore, PoolConfig,

@@ -36,7 +36,7 @@ pub async fn two_instances_deliver_each_letter_once(binary: &str) {
     let pool = sqlx::PgPool::connect(&database).await.unwrap();
     resident_auth_postgres::migrate(&pool).await.unwrap();
     let store = resident_auth_postgres::PgStore::new(pool.clone());
-    let keys = resident_auth::MailQueueKeys::new(MAIL_QUEUE_KEY.parse().unwrap());
+    let keys = resident_auth::mail::MailQueueKeys::new(MAIL_QUEUE_KEY.parse().unwrap());
     let now = resident_auth::Timestamp::from_millis(
         i64::try_from(
             std::time::SystemTime::now()
@@ -60,14 +60,14 @@ pub async fn two_instances_deliver_each_letter_once(binary: &str) {
                 )),
             },
         };
-        let id = resident_auth::mail_queue::LetterId::generate();
-        let queued = resident_auth::mail_queue::QueuedLetter {
+        let id = resident_auth::mail::LetterId::generate();
+        let queued = resident_auth::mail::QueuedLetter {
             id,
             to: to.clone(),
             cabinet: None,
             kind: resident_auth::letters::LetterKind::RecoverPassword,
             sealed: Some(keys.seal(&id, &letter)),
-            status: resident_auth::mail_queue::LetterStatus::Queued,
+            status: resident_auth::mail::LetterStatus::Queued,
             attempts: 0,
             queued_at: now,
             next_attempt_at: now,

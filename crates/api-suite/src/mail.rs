@@ -27,7 +27,7 @@ pub(crate) async fn queued_letters(
     pool: &sqlx::PgPool,
     to: &str,
 ) -> Vec<(String, String, i32, Option<resident_auth::letters::Letter>)> {
-    let keys = resident_auth::MailQueueKeys::new(MAIL_QUEUE_KEY.parse().unwrap());
+    let keys = resident_auth::mail::MailQueueKeys::new(MAIL_QUEUE_KEY.parse().unwrap());
     type Row = (Vec<u8>, String, String, i32, Option<Vec<u8>>);
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, kind, status, attempts, sealed FROM resident_auth.letters
@@ -39,13 +39,10 @@ pub(crate) async fn queued_letters(
     .unwrap();
     rows.into_iter()
         .map(|(id, kind, status, attempts, sealed)| {
-            let id = resident_auth::mail_queue::LetterId::from_bytes(id.try_into().unwrap());
+            let id = resident_auth::mail::LetterId::from_bytes(id.try_into().unwrap());
             let letter = sealed.map(|sealed| {
-                keys.open(
-                    &id,
-                    &resident_auth::mail_queue::SealedLetter::from_bytes(sealed),
-                )
-                .unwrap()
+                keys.open(&id, &resident_auth::mail::SealedLetter::from_bytes(sealed))
+                    .unwrap()
             });
             (kind, status, attempts, letter)
         })

@@ -7,7 +7,9 @@
 use std::net::IpAddr;
 
 use resident_auth::{
-    AddressForm, AuthService, Error, ErrorKind, Locale, RegistrationForm, RequestContext, UserError,
+    errors::UserError,
+    journeys::{AddressForm, RegistrationForm},
+    AuthService, Error, ErrorKind, Locale, RequestContext,
 };
 
 use crate::{
@@ -532,7 +534,7 @@ pub(crate) const ROUTES: [Route; 20] = [
 
 /// Answers one request to the API's `operation`, mounted at `route`. Records the
 /// request's duration by route, method and status
-/// ([`resident_auth::metrics::HTTP_REQUEST_DURATION`]).
+/// ([`resident_auth::events::metrics::HTTP_REQUEST_DURATION`]).
 async fn handle(
     api: &Api,
     route: &Route,
@@ -542,7 +544,7 @@ async fn handle(
 ) -> Response {
     let started = std::time::Instant::now();
     let response = dispatch(api, operation, headers, incoming).await;
-    resident_auth::metrics::http_request(
+    resident_auth::events::metrics::http_request(
         route.path(),
         route.method().as_str(),
         response.status,

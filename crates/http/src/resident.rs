@@ -1,7 +1,9 @@
 //! The signed-in resident of a request to a host's own handler, and the library's errors as
 //! answers: defined here once, so that the axum and actix-web extractors behave alike.
 
-use resident_auth::{AccountNumber, Authenticated, CabinetId, Email, Error, Locale, Problem};
+use resident_auth::{
+    errors::Problem, journeys::Authenticated, AccountNumber, CabinetId, Email, Error, Locale,
+};
 
 use crate::{
     api::ApiResponse,

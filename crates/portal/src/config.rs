@@ -7,12 +7,12 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use resident_auth::admin::{Audit, TracingAudit};
 use resident_auth::letters::LinkTemplate;
 use resident_auth::{
+    config::{AccountDirectory, Argon2Hasher, HashParams, ServedRegions},
     events::{Events, TracingEvents},
+    mail::{MailQueueKey, MailQueueKeys, Mailer},
     memory::{MemoryDirectory, MemoryStore},
-    ports::AccountDirectory,
-    ports::Mailer,
     ports::{SplitStore, Store},
-    Argon2Hasher, AuthService, HashParams, MailQueueKey, MailQueueKeys, ServedRegions,
+    AuthService,
 };
 use resident_auth_http::{AdminApi, Api, Cidr, ClientAddressing, ConnectionLimits, OperatorTokens};
 use resident_auth_smtp::{default_sender, OutboxMailer, SmtpConfig, SmtpMailer};

@@ -249,7 +249,7 @@ impl FromStr for Region {
 /// The regions a deployment serves. The default serves all.
 ///
 /// ```
-/// use resident_auth::{AccountNumber, ServedRegions};
+/// use resident_auth::{AccountNumber, config::ServedRegions};
 /// let served: ServedRegions = "78, 47".parse()?;
 /// let spb: AccountNumber = "7800000000001".parse()?;
 /// let moscow: AccountNumber = "7700000000001".parse()?;

@@ -113,7 +113,7 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use std::time::Duration;
-/// use resident_auth::{ports::Clock, ports::ManualClock, Timestamp};
+/// use resident_auth::{Timestamp, config::{Clock, ManualClock}};
 /// let clock = ManualClock::new(Timestamp::from_millis(1_000));
 /// clock.advance(Duration::from_secs(2));
 /// assert_eq!(clock.now(), Timestamp::from_millis(3_000));

@@ -6,7 +6,7 @@
 
 use std::{collections::HashSet, fmt};
 
-use crate::{ports::DirectoryRecord, AccountNumber, Premises, Surname, UserError as _};
+use crate::{config::DirectoryRecord, errors::UserError as _, AccountNumber, Premises, Surname};
 
 /// One bad row of a directory CSV.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,7 @@ const COLUMNS: [&str; 4] = ["account_number", "surnames", "address", "premises"]
 /// Parses a directory CSV.
 ///
 /// ```
-/// use resident_auth::ports::parse_directory_csv;
+/// use resident_auth::config::parse_directory_csv;
 /// let csv = "account_number,surnames,address,premises\n\
 ///            7800000000001,Иванов;Иванова,\"Санкт-Петербург, ул. Садовая, д. 1, кв. 12\",12\n";
 /// let records = parse_directory_csv(csv)?;

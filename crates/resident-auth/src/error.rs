@@ -7,7 +7,8 @@ use crate::{
     account_number::russian_plural,
     hasher::HashError,
     locale::{Field, Locale, UserError},
-    ports::{MailError, StoreError},
+    mail::MailError,
+    ports::StoreError,
     AccountNumberError, EmailError, NewPasswordError, PremisesError, RegionNotServed, SurnameError,
 };
 

@@ -4,6 +4,8 @@
 //! personal account, the client (truncated) and the time; never an email, a password, a
 //! token or a link.
 
+pub mod metrics;
+
 use std::{fmt, net::IpAddr};
 
 use async_trait::async_trait;

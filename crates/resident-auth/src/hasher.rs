@@ -120,10 +120,10 @@ impl HashParams {
     /// Memory `m_cost` KiB, `t_cost` iterations, `p_cost` lanes.
     ///
     /// ```
-    /// use resident_auth::HashParams;
+    /// use resident_auth::config::HashParams;
     /// assert_eq!(HashParams::new(19_456, 2, 1)?, HashParams::default());
     /// assert!(HashParams::new(0, 2, 1).is_err());
-    /// # Ok::<(), resident_auth::ports::HashError>(())
+    /// # Ok::<(), resident_auth::config::HashError>(())
     /// ```
     ///
     /// # Errors
@@ -304,8 +304,8 @@ impl Argon2Hasher {
                     match job {
                         Ok((queued_at, job)) => {
                             let waiting = worker.work.waiting.fetch_sub(1, Ordering::Relaxed);
-                            crate::metrics::hasher_queue(waiting.saturating_sub(1));
-                            crate::metrics::hasher_wait(queued_at.elapsed());
+                            crate::events::metrics::hasher_queue(waiting.saturating_sub(1));
+                            crate::events::metrics::hasher_wait(queued_at.elapsed());
                             worker.run(job);
                         }
                         Err(_) => return,
@@ -366,7 +366,7 @@ impl Argon2Hasher {
         let waiting = self.work.waiting.fetch_add(1, Ordering::Relaxed);
         match self.jobs.try_send((Instant::now(), job)) {
             Ok(()) => {
-                crate::metrics::hasher_queue(waiting.saturating_add(1));
+                crate::events::metrics::hasher_queue(waiting.saturating_add(1));
                 Ok(())
             }
             Err(error) => {

@@ -41,7 +41,7 @@ pub enum LetterContent {
         /// The generated password.
         password: SecretString,
         /// Whether the password is temporary: valid for a limited time and until the
-        /// resident chooses one at first login ([`crate::AuthConfig::mailed_password_lifetime`]).
+        /// resident chooses one at first login ([`crate::config::AuthConfig::mailed_password_lifetime`]).
         temporary: bool,
     },
     /// "Восстановление пароля": the recovery link (journey 6).

@@ -4,6 +4,7 @@
 
 mod account_number;
 mod clock;
+pub mod config;
 #[cfg(feature = "directory-csv")]
 mod directory;
 mod email;
@@ -12,10 +13,10 @@ pub mod errors;
 pub mod events;
 mod hasher;
 mod ids;
+pub mod journeys;
 pub mod letters;
 mod locale;
-pub mod mail_queue;
-pub mod metrics;
+pub mod mail;
 mod password;
 pub mod ports;
 mod premises;
@@ -30,27 +31,40 @@ pub mod memory;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
-// What a host names: the service, its forms and answers, the errors, the value types, the
-// mail queue key and the hasher. What a store, mailer or directory author names lives in
-// `ports`; a letter in `letters`; each parser's error in `errors`; test helpers behind the
-// `testing` feature. One path per item: the rest is re-exported here only for the crate.
-pub use account_number::{AccountNumber, Region, ServedRegions};
+// The root names what nearly every host names: the service, the context of a request,
+// the errors, and the value types. The rest is one module deep, each item at one path:
+// `config` (builder, limits, hasher, clock, directory), `journeys` (forms and views),
+// `mail` (the mailer and the queue), `ports` (storage), `errors`, `events` (and metrics),
+// `letters`, `admin`, and behind features `memory` and `testing`. The crate's own code
+// names them at the root too (the `pub(crate)` re-exports below).
+pub use account_number::AccountNumber;
 pub use clock::Timestamp;
 pub use email::Email;
-pub use error::{Error, ErrorKind, Problem, Unavailable};
-pub use hasher::{Argon2Hasher, HashParams};
+pub use error::{Error, ErrorKind};
 pub use ids::{CabinetId, SessionId};
-pub use locale::{Locale, UserError};
-pub use mail_queue::{MailQueueKey, MailQueueKeys};
-pub use password::NewPassword;
+pub use locale::Locale;
 pub use premises::{Premises, PremisesKind};
 pub use service::admin;
-pub use service::{
-    AddressForm, AuthConfig, AuthService, AuthServiceBuilder, Authenticated, Background,
-    BuildError, CabinetView, Limit, LinkedAccount, LoggedIn, RegistrationForm, RequestContext,
-    SessionView,
-};
+pub use service::{AuthService, Background, RequestContext};
 pub use surname::Surname;
+
+#[allow(unused_imports)]
+pub(crate) use account_number::{Region, ServedRegions};
+#[allow(unused_imports)]
+pub(crate) use error::{Problem, Unavailable};
+#[allow(unused_imports)]
+pub(crate) use hasher::{Argon2Hasher, HashParams};
+#[allow(unused_imports)]
+pub(crate) use locale::UserError;
+#[allow(unused_imports)]
+pub(crate) use mail::{MailQueueKey, MailQueueKeys};
+#[allow(unused_imports)]
+pub(crate) use password::NewPassword;
+#[allow(unused_imports)]
+pub(crate) use service::{
+    AddressForm, AuthConfig, AuthServiceBuilder, Authenticated, BuildError, CabinetView, Limit,
+    LinkedAccount, LoggedIn, RegistrationForm, SessionView,
+};
 
 #[allow(unused_imports)]
 pub(crate) use account_number::{
@@ -58,6 +72,8 @@ pub(crate) use account_number::{
 };
 #[allow(unused_imports)]
 pub(crate) use clock::{Clock, ManualClock, SystemClock};
+#[allow(unused_imports)]
+pub(crate) use config::{AccountDirectory, DirectoryRecord};
 #[cfg(feature = "directory-csv")]
 #[allow(unused_imports)]
 pub(crate) use directory::{parse_directory_csv, DirectoryCsvError, DirectoryRowError};
@@ -75,13 +91,14 @@ pub(crate) use letters::{escape_html, Letter, LetterContent, LetterKind, Links, 
 #[allow(unused_imports)]
 pub(crate) use locale::{Field, UnsupportedLocale};
 #[allow(unused_imports)]
-pub(crate) use mail_queue::{InvalidMailQueueKey, LetterStatus, QueuedLetter, SealedLetter};
+pub(crate) use mail::{InvalidMailQueueKey, LetterStatus, QueuedLetter, SealedLetter};
+#[allow(unused_imports)]
+pub(crate) use mail::{MailError, Mailer};
 #[allow(unused_imports)]
 pub(crate) use password::{NewPasswordError, NEW_PASSWORD_MAX_CHARS, NEW_PASSWORD_MIN_CHARS};
 #[allow(unused_imports)]
 pub(crate) use ports::{
-    AccountDirectory, CabinetStore, CounterStore, DirectoryRecord, LetterStore, LinkStore,
-    MailError, Mailer, SessionStore, SplitStore, Store, StoreError,
+    CabinetStore, CounterStore, LetterStore, LinkStore, SessionStore, SplitStore, Store, StoreError,
 };
 #[allow(unused_imports)]
 pub(crate) use premises::PremisesError;

@@ -11,13 +11,13 @@ use async_trait::async_trait;
 
 use crate::{
     clock::Timestamp,
+    config::{AccountDirectory, DirectoryRecord},
     ids::{CabinetId, LetterId},
     letters::{Letter, LetterKind},
-    mail_queue::{LetterStatus, QueuedLetter},
+    mail::{LetterStatus, MailError, Mailer, QueuedLetter},
     ports::{
-        AccountDirectory, Cabinet, CabinetKey, CabinetStore, CabinetSwap, Count, CounterKey,
-        CounterStore, DirectoryRecord, Expected, LetterStore, Link, LinkStore, MailError, Mailer,
-        Session, SessionStore, Store, StoreError, Version, Versioned,
+        Cabinet, CabinetKey, CabinetStore, CabinetSwap, Count, CounterKey, CounterStore, Expected,
+        LetterStore, Link, LinkStore, Session, SessionStore, Store, StoreError, Version, Versioned,
     },
     secret::TokenHash,
     AccountNumber, Email,
@@ -512,8 +512,10 @@ mod reading {
 
     use super::RecordingMailer;
     use crate::{
+        errors::Problem,
+        journeys::RegistrationForm,
         letters::{Letter, LetterContent, LetterKind},
-        AuthService, Email, Error, Problem, RegistrationForm, RequestContext,
+        AuthService, Email, Error, RequestContext,
     };
 
     /// The token in a letter's link (`…?token=…`), as a test reading the letter would see it.

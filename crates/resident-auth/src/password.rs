@@ -124,7 +124,7 @@ impl NewPassword {
     /// The first rule it breaks, in the order: length, email, blocklist.
     ///
     /// ```
-    /// use resident_auth::{secrecy::SecretString, Email, NewPassword, errors::NewPasswordError};
+    /// use resident_auth::{Email, secrecy::SecretString, journeys::NewPassword, errors::NewPasswordError};
     /// let email: Email = "ivanov@example.org".parse()?;
     /// let typed = |s: &str| SecretString::from(s.to_owned());
     /// assert!(NewPassword::parse(typed("верблюд на крыше сарая"), &email).is_ok());

@@ -14,29 +14,20 @@
 //! by [`Encoded`] — the way the guide `docs/stores.md` takes.
 //!
 //! Links and cabinets take a letter with their conditional write: the mail queue
-//! ([`crate::mail_queue`]) is a transactional outbox, so the letter is stored if and only
+//! ([`crate::mail`]) is a transactional outbox, so the letter is stored if and only
 //! if the write is.
 
 use std::{error::Error as StdError, fmt, time::Duration};
 
-pub use crate::clock::{Clock, ManualClock, SystemClock};
-#[cfg(feature = "directory-csv")]
-#[cfg_attr(docsrs, doc(cfg(feature = "directory-csv")))]
-pub use crate::directory::parse_directory_csv;
-pub use crate::hasher::{CredentialHasher, HashError, HashWork, Verification};
 pub use crate::secret::{HashedPassword, Token, TokenHash};
-pub use crate::service::Ports;
-pub use crate::surname::surname_matching_key;
 
 use async_trait::async_trait;
 
 use crate::{
     clock::Timestamp,
-    ids::LetterId,
-    ids::{CabinetId, SessionId},
-    letters::Letter,
-    mail_queue::QueuedLetter,
-    AccountNumber, Email, Premises,
+    ids::{CabinetId, LetterId, SessionId},
+    mail::QueuedLetter,
+    AccountNumber, Email,
 };
 
 pub(crate) mod entries;
@@ -109,7 +100,7 @@ impl StoreError {
     }
 
     /// Whether retrying the same step may succeed (the name [`crate::Error::is_retryable`]
-    /// and [`MailError::is_retryable`] use too). Callers present every store failure as
+    /// and [`MailError::is_retryable`](crate::mail::MailError::is_retryable) use too). Callers present every store failure as
     /// retryable to users; this tells operators which ones are.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
@@ -130,110 +121,6 @@ impl StoreError {
     pub fn is_unsupported(&self) -> bool {
         matches!(self, StoreError::Generic { source } if source.is::<Unsupported>())
     }
-}
-
-/// A failure to hand a letter to the mail system.
-#[derive(Debug, thiserror::Error)]
-#[error("{kind} mail failure")]
-pub struct MailError {
-    kind: MailErrorKind,
-    #[source]
-    source: Box<dyn StdError + Send + Sync>,
-}
-
-/// Whether a mail failure may go away by itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MailErrorKind {
-    /// Server unreachable, timeout, 4xx: retrying later may succeed.
-    Retryable,
-    /// A permanent rejection (5xx): retrying the same letter will fail again.
-    Permanent,
-}
-
-impl fmt::Display for MailErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            MailErrorKind::Retryable => "retryable",
-            MailErrorKind::Permanent => "permanent",
-        })
-    }
-}
-
-impl MailError {
-    /// A failure that may go away on retry.
-    pub fn retryable(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        Self {
-            kind: MailErrorKind::Retryable,
-            source: source.into(),
-        }
-    }
-
-    /// A permanent rejection.
-    pub fn permanent(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        Self {
-            kind: MailErrorKind::Permanent,
-            source: source.into(),
-        }
-    }
-
-    /// Which kind of failure this is.
-    #[must_use]
-    pub fn kind(&self) -> MailErrorKind {
-        self.kind
-    }
-
-    /// Server unreachable, timeout, or a 4xx answer.
-    #[must_use]
-    pub fn is_retryable(&self) -> bool {
-        self.kind == MailErrorKind::Retryable
-    }
-
-    /// A 5xx rejection.
-    #[must_use]
-    pub fn is_permanent(&self) -> bool {
-        self.kind == MailErrorKind::Permanent
-    }
-}
-
-/// One entry of the billing directory (the settlement center's registry).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectoryRecord {
-    /// The personal account number.
-    pub account_number: AccountNumber,
-    /// The address, as shown to the resident.
-    pub address: String,
-    /// The premises the account belongs to; activation must name it.
-    pub premises: Premises,
-    /// Surnames of the people registered on the account; empty means "not checked".
-    pub surnames: Vec<String>,
-}
-
-/// The billing directory: who lives where, by personal account number.
-#[async_trait]
-pub trait AccountDirectory: Send + Sync {
-    /// The record for `account`, or `None` if the directory has no such account.
-    ///
-    /// # Errors
-    /// [`StoreError`] if the directory cannot be read.
-    async fn lookup(&self, account: &AccountNumber) -> Result<Option<DirectoryRecord>, StoreError>;
-}
-
-/// Sends letters.
-#[async_trait]
-pub trait Mailer: Send + Sync {
-    /// Delivers `letter`, the mail queue's letter `id`, to the mail system. Returning `Ok`
-    /// means the letter was accepted for delivery.
-    ///
-    /// Delivery is at least once: a process that stops between sending a letter and
-    /// recording it sent sends it again after a restart, under the same `id`. A mailer
-    /// makes the repeat recognisable from `id` — the SMTP and outbox mailers derive the
-    /// `Message-ID` (and the outbox its file name) from it, so that a mail server or
-    /// client can drop the second copy.
-    ///
-    /// # Errors
-    /// [`MailError`], transient or permanent.
-    async fn send(&self, id: &LetterId, letter: &Letter) -> Result<(), MailError>;
 }
 
 /// Registrations and other one-time links. Two primitives; the service decides what a

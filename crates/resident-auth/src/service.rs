@@ -28,18 +28,19 @@ pub use password_and_sessions::SessionView;
 
 use crate::{
     clock::{Clock, Timestamp},
+    config::{AccountDirectory, ServedRegions},
     error::{Error, Problem},
     events::{Event, EventKind, Events, TracingEvents},
     hasher::{CredentialHasher, HashParams, Verification},
     ids::{CabinetId, SessionId},
     letters::{Letter, LetterContent, Links},
-    mail_queue::{MailQueueKeys, QueuedLetter},
+    mail::{MailQueueKeys, Mailer, QueuedLetter},
     ports::{
-        AccountDirectory, Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link,
-        LinkAdvance, LinkPurpose, Mailer, Session, Store, StoreError, Version, Versioned,
+        Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link, LinkAdvance,
+        LinkPurpose, Session, Store, StoreError, Version, Versioned,
     },
     secret::{generate_password, HashedPassword, Token, TokenHash},
-    AccountNumber, Email, Locale, Premises, ServedRegions, Surname,
+    AccountNumber, Email, Locale, Premises, Surname,
 };
 
 /// At most `max` events in a fixed window of `window`; the event after the `max`-th is
@@ -631,7 +632,7 @@ fn require_chosen_password(session: &Authenticated) -> Result<(), Error> {
 }
 
 /// The service's view of its store: every call forwarded to the store's own, each
-/// failure counted once ([`crate::metrics::STORE_ERRORS`]; a primitive the store does not
+/// failure counted once ([`crate::events::metrics::STORE_ERRORS`]; a primitive the store does not
 /// offer is not a failure).
 #[derive(Clone, Copy)]
 pub(crate) struct CountedStore<'a> {
@@ -660,7 +661,7 @@ impl CountedStore<'_> {
             self.health.probed();
         }
         if result.as_ref().is_err_and(|error| !error.is_unsupported()) {
-            crate::metrics::store_error();
+            crate::events::metrics::store_error();
         }
         result
     }

@@ -154,7 +154,7 @@ impl Surname {
 /// collapsed. Two surnames match when their keys are equal.
 ///
 /// ```
-/// use resident_auth::ports::surname_matching_key;
+/// use resident_auth::config::surname_matching_key;
 /// assert_eq!(surname_matching_key("Семёнов"), surname_matching_key("СЕМЕНОВ"));
 /// ```
 #[must_use]

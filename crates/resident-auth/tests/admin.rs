@@ -10,9 +10,10 @@ use async_trait::async_trait;
 use common::*;
 use resident_auth::{
     admin::{AdminError, Audit, AuditEvent, Lookup, Operator},
+    errors::Problem,
+    journeys::AddressForm,
     letters::LetterKind,
     ports::StoreError,
-    AddressForm, Problem,
 };
 
 #[derive(Default)]

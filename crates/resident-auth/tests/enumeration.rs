@@ -11,8 +11,11 @@ mod common;
 
 use common::*;
 use resident_auth::{
-    ports::HashWork, testing::enumeration::probe_login_enumeration, Argon2Hasher, Error,
-    HashParams, Locale, LoggedIn, UserError,
+    config::{Argon2Hasher, HashParams, HashWork},
+    errors::UserError,
+    journeys::LoggedIn,
+    testing::enumeration::probe_login_enumeration,
+    Error, Locale,
 };
 
 /// Interleaved pairs of attempts. Each attempt costs one production argon2 verification

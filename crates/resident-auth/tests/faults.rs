@@ -14,10 +14,13 @@ use std::sync::{
 use async_trait::async_trait;
 use common::*;
 use resident_auth::{
-    letters::Letter, letters::LetterKind, memory::RecordingMailer, ports::AccountDirectory,
-    ports::CabinetKey, ports::CabinetStore, ports::CredentialHasher, ports::DirectoryRecord,
-    ports::HashError, ports::HashedPassword, ports::LetterStore, ports::MailError, ports::Mailer,
-    ports::StoreError, ports::Verification, AccountNumber, Error, ErrorKind, Unavailable,
+    config::{AccountDirectory, CredentialHasher, DirectoryRecord, HashError, Verification},
+    errors::Unavailable,
+    letters::{Letter, LetterKind},
+    mail::{MailError, Mailer},
+    memory::RecordingMailer,
+    ports::{CabinetKey, CabinetStore, HashedPassword, LetterStore, StoreError},
+    AccountNumber, Error, ErrorKind,
 };
 use secrecy::SecretString;
 
@@ -40,7 +43,7 @@ mockall::mock! {
     pub Mailer {}
     #[async_trait]
     impl Mailer for Mailer {
-        async fn send(&self, id: &resident_auth::mail_queue::LetterId, letter: &Letter) -> Result<(), MailError>;
+        async fn send(&self, id: &resident_auth::mail::LetterId, letter: &Letter) -> Result<(), MailError>;
     }
 }
 
@@ -65,7 +68,7 @@ fn harness_failing_mail_once(kind: LetterKind) -> Harness {
 }
 
 /// Past the first retry's backoff (5 s at most), then one round of delivery.
-async fn retry_delivery(h: &Harness) -> resident_auth::mail_queue::DeliveryReport {
+async fn retry_delivery(h: &Harness) -> resident_auth::mail::DeliveryReport {
     h.advance(std::time::Duration::from_secs(6));
     h.service.deliver_due().await.unwrap()
 }
@@ -118,7 +121,7 @@ async fn a_failed_credentials_letter_stays_queued_with_its_password_and_goes_out
     assert_eq!(credentials.len(), 1);
     assert_eq!(
         credentials[0].value.status,
-        resident_auth::mail_queue::LetterStatus::Queued
+        resident_auth::mail::LetterStatus::Queued
     );
     assert_eq!(
         credentials[0].value.last_error.as_deref(),
@@ -196,7 +199,7 @@ async fn a_permanently_refused_letter_is_dead_at_once_and_scrubbed() {
         .unwrap();
     assert_eq!(letters.len(), 1);
     let dead = &letters[0].value;
-    assert_eq!(dead.status, resident_auth::mail_queue::LetterStatus::Dead);
+    assert_eq!(dead.status, resident_auth::mail::LetterStatus::Dead);
     assert_eq!(dead.attempts, 1);
     assert_eq!(dead.sealed, None, "a dead letter keeps no content");
     assert_eq!(dead.last_error.as_deref(), Some("permanent"));
@@ -245,14 +248,14 @@ async fn a_letter_failing_until_its_deadline_is_given_up() {
         .unwrap();
     assert_eq!(
         letters[0].value.status,
-        resident_auth::mail_queue::LetterStatus::Dead
+        resident_auth::mail::LetterStatus::Dead
     );
     assert_eq!(letters[0].value.sealed, None);
 }
 
 /// The same store, directory, clock and hasher behind a different mailer.
 fn rebuild_with_mailer(h: Harness, mailer: Arc<dyn Mailer>) -> Harness {
-    use resident_auth::{memory::MemoryDirectory, ports::Ports, AuthService};
+    use resident_auth::{config::Ports, memory::MemoryDirectory, AuthService};
     let ports = Ports::new(
         Arc::new(h.store.clone()),
         Arc::new(MemoryDirectory::from_csv(DIRECTORY).unwrap()),
@@ -287,7 +290,7 @@ mockall::mock! {
 
 #[tokio::test]
 async fn directory_and_hashing_faults_are_retryable() {
-    use resident_auth::{memory::MemoryDirectory, ports::Ports, AuthService};
+    use resident_auth::{config::Ports, memory::MemoryDirectory, AuthService};
     let real = MemoryDirectory::from_csv(DIRECTORY).unwrap();
     let directory_calls = Arc::new(AtomicUsize::new(0));
     let mut directory = MockDirectory::new();
@@ -321,7 +324,7 @@ async fn directory_and_hashing_faults_are_retryable() {
             Arc::new(directory),
             Arc::new(mailer.clone()),
             Arc::new(hasher),
-            Arc::new(resident_auth::ports::ManualClock::new(start())),
+            Arc::new(resident_auth::config::ManualClock::new(start())),
         ),
         config(),
     );

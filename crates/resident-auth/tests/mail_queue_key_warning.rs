@@ -5,9 +5,10 @@
 mod common;
 
 use resident_auth::{
+    mail::{MailQueueKey, MailQueueKeys},
     memory::{MemoryDirectory, MemoryStore, RecordingMailer},
     ports::{SplitStore, Store},
-    AuthService, MailQueueKey, MailQueueKeys,
+    AuthService,
 };
 
 /// In-memory parts put together as a `SplitStore`, which (like a database store) does not

@@ -1,10 +1,12 @@
 //! The in-memory store passes the store conformance suite, and so does a store shared
 //! behind an `Arc`: the pointer forwards every method, the store's own overrides included.
 
-resident_auth::store_conformance_tests!(async { resident_auth::memory::MemoryStore::new() });
+resident_auth::testing::store_conformance_tests!(async {
+    resident_auth::memory::MemoryStore::new()
+});
 
 mod shared {
-    resident_auth::store_conformance_tests!(async {
+    resident_auth::testing::store_conformance_tests!(async {
         std::sync::Arc::new(resident_auth::memory::MemoryStore::new())
     });
 }

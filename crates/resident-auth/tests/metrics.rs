@@ -67,7 +67,7 @@ async fn a_recovery_moves_the_same_counters_for_registered_and_unknown_emails() 
         deltas[0], deltas[1],
         "registered (left) and unknown (right) emails moved different counters"
     );
-    for name in resident_auth::metrics::NAMES {
+    for name in resident_auth::events::metrics::NAMES {
         assert!(
             !name.contains("withheld"),
             "no metric counts withheld letters apart"

@@ -5,7 +5,8 @@
 
 use proptest::prelude::*;
 use resident_auth::{
-    AccountNumber, Email, Locale, Premises, PremisesKind, ServedRegions, Surname, UserError,
+    config::ServedRegions, errors::UserError, AccountNumber, Email, Locale, Premises, PremisesKind,
+    Surname,
 };
 
 const ACCOUNT_CODES: &[&str] = &[

@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use resident_auth::{Email, NewPassword, Problem};
+use resident_auth::{errors::Problem, journeys::NewPassword, Email};
 
 /// 256 characters of the symbols the estimator reads as l33t spellings of letters: before
 /// the fix it ran over the whole password (~0.5 s in a release build).

@@ -18,13 +18,12 @@ use std::{
 use async_trait::async_trait;
 use common::*;
 use resident_auth::{
+    errors::Problem,
+    journeys::AddressForm,
     letters::LetterKind,
-    ports::CabinetStore as _,
-    ports::LinkStore,
-    ports::StoreError,
-    ports::TokenHash,
-    ports::{CabinetKey, Expected, Link, Versioned},
-    AddressForm, Problem,
+    ports::{
+        CabinetKey, CabinetStore as _, Expected, Link, LinkStore, StoreError, TokenHash, Versioned,
+    },
 };
 use tokio::sync::Notify;
 
@@ -104,7 +103,7 @@ impl LinkStore for GatedRecords {
         token: &TokenHash,
         expected: Expected,
         next: Option<(&TokenHash, &Link)>,
-        letter: Option<&resident_auth::mail_queue::QueuedLetter>,
+        letter: Option<&resident_auth::mail::QueuedLetter>,
     ) -> Result<bool, StoreError> {
         if next.is_none() && self.lose_next_delete.swap(false, Ordering::SeqCst) {
             return Err(StoreError::unavailable("injected: the deletion was lost"));
@@ -126,7 +125,7 @@ impl resident_auth::ports::CabinetStore for GatedRecords {
         id: &resident_auth::CabinetId,
         expected: Expected,
         next: Option<&resident_auth::ports::Cabinet>,
-        letter: Option<&resident_auth::mail_queue::QueuedLetter>,
+        letter: Option<&resident_auth::mail::QueuedLetter>,
     ) -> Result<resident_auth::ports::CabinetSwap, StoreError> {
         let gate = {
             let mut gate = self.gate.lock().unwrap();
@@ -157,14 +156,14 @@ impl resident_auth::ports::LetterStore for GatedRecords {
         now: resident_auth::Timestamp,
         until: resident_auth::Timestamp,
         limit: usize,
-    ) -> Result<Vec<Versioned<resident_auth::mail_queue::QueuedLetter>>, StoreError> {
+    ) -> Result<Vec<Versioned<resident_auth::mail::QueuedLetter>>, StoreError> {
         self.inner.claim_letters(now, until, limit).await
     }
     async fn swap_letter(
         &self,
-        id: &resident_auth::mail_queue::LetterId,
+        id: &resident_auth::mail::LetterId,
         expected: Expected,
-        next: Option<&resident_auth::mail_queue::QueuedLetter>,
+        next: Option<&resident_auth::mail::QueuedLetter>,
     ) -> Result<bool, StoreError> {
         self.inner.swap_letter(id, expected, next).await
     }
@@ -172,7 +171,7 @@ impl resident_auth::ports::LetterStore for GatedRecords {
         &self,
         email: Option<&resident_auth::Email>,
         cabinet: Option<&resident_auth::CabinetId>,
-    ) -> Result<Vec<Versioned<resident_auth::mail_queue::QueuedLetter>>, StoreError> {
+    ) -> Result<Vec<Versioned<resident_auth::mail::QueuedLetter>>, StoreError> {
         self.inner.letters_about(email, cabinet).await
     }
 }

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use resident_auth::{
     admin::Lookup,
+    journeys::AddressForm,
     letters::LetterKind,
     memory::{link_token, mailed_password},
-    AddressForm,
 };
 use tracing::{
     field::{Field, Visit},

@@ -14,20 +14,11 @@ use std::{
 
 use async_trait::async_trait;
 use resident_auth::{
-    mail_queue::LetterId,
-    mail_queue::LetterStatus,
-    mail_queue::QueuedLetter,
-    ports::CabinetStore,
-    ports::CounterStore,
-    ports::LetterStore,
-    ports::LinkStore,
-    ports::SessionStore,
-    ports::SplitStore,
-    ports::StoreError,
-    ports::TokenHash,
+    mail::{LetterId, LetterStatus, QueuedLetter},
     ports::{
-        Cabinet, CabinetKey, CabinetSwap, Count, CounterKey, Expected, Link, Session, Version,
-        Versioned,
+        Cabinet, CabinetKey, CabinetStore, CabinetSwap, Count, CounterKey, CounterStore, Expected,
+        LetterStore, Link, LinkStore, Session, SessionStore, SplitStore, StoreError, TokenHash,
+        Version, Versioned,
     },
     CabinetId, Email, Timestamp,
 };
@@ -304,6 +295,6 @@ impl CounterStore for Counters {
     }
 }
 
-resident_auth::store_conformance_tests!(async {
+resident_auth::testing::store_conformance_tests!(async {
     SplitStore::new(Records::default(), Sessions::default(), Counters::default())
 });

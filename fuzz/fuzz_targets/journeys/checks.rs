@@ -157,7 +157,11 @@ impl World {
                     }
                 }
             }
-            for chosen in names.iter().filter_map(|name| self.chosen.get(name)).flatten() {
+            for chosen in names
+                .iter()
+                .filter_map(|name| self.chosen.get(name))
+                .flatten()
+            {
                 let password = SecretString::from(chosen.clone());
                 if matches!(
                     self.hasher.verify(password, Some(stored.clone())).await,

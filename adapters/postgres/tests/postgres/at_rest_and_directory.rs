@@ -75,7 +75,7 @@ async fn after_a_full_journey_no_table_holds_a_password_or_token_in_plaintext() 
         .login(RESIDENT, new_password.clone(), &ctx())
         .await
         .unwrap();
-    let add = resident_auth::AddressForm {
+    let add = resident_auth::journeys::AddressForm {
         surname: "Иванов".into(),
         account_number: "7800000000002".into(),
     };

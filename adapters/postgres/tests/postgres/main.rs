@@ -11,17 +11,14 @@ use std::{sync::Arc, time::Duration};
 
 use common::{fresh_database, pool};
 use resident_auth::{
-    letters::LetterKind,
-    letters::Links,
+    config::{Argon2Hasher, AuthConfig, HashParams, ManualClock, Ports},
+    errors::{Problem, Unavailable},
+    journeys::RegistrationForm,
+    letters::{LetterKind, Links},
     memory::{link_token, mailed_password, RecordingMailer},
-    ports::LinkStore,
-    ports::ManualClock,
-    ports::Ports,
-    ports::Token,
-    ports::{Expected, Link, LinkPurpose},
+    ports::{Expected, Link, LinkPurpose, LinkStore, Token},
     secrecy::{ExposeSecret, SecretString},
-    Argon2Hasher, AuthConfig, AuthService, Error, ErrorKind, HashParams, Locale, Problem,
-    RegistrationForm, RequestContext, Timestamp, Unavailable,
+    AuthService, Error, ErrorKind, Locale, RequestContext, Timestamp,
 };
 use resident_auth_postgres::{
     import_directory, migrate, ImportError, PgDirectory, PgPool, PgStore,

@@ -581,7 +581,7 @@ async fn run(options: Options) {
     println!("|---|---|---|");
     println!(
         "| ours: RustCrypto argon2 0.6, pooled memory, default build ({} at run time) | {ours_h:.2} | 1.000 |",
-        resident_auth::Argon2Hasher::core()
+        resident_auth::config::Argon2Hasher::core()
     );
     for (name, h) in [
         ("ours, `-C target-cpu=native`", native_h),

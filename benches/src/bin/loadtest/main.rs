@@ -30,18 +30,15 @@ use argon2::{
 };
 use async_trait::async_trait;
 use resident_auth::{
+    config::{
+        AccountDirectory, Argon2Hasher, AuthConfig, CredentialHasher, HashError, HashParams, Limit,
+        Ports, SystemClock, Verification,
+    },
     letters::Links,
     memory::{MemoryDirectory, MemoryStore, RecordingMailer},
-    ports::AccountDirectory,
-    ports::CredentialHasher,
-    ports::HashError,
-    ports::HashedPassword,
-    ports::Ports,
-    ports::Store,
-    ports::SystemClock,
-    ports::Verification,
+    ports::{HashedPassword, Store},
     secrecy::{ExposeSecret, SecretString},
-    Argon2Hasher, AuthConfig, AuthService, HashParams, Limit, RequestContext,
+    AuthService, RequestContext,
 };
 use resident_auth_benches::{
     activated_cabinet, database_url, directory, email, percentile, reset_stats, JourneySteps,

@@ -22,7 +22,7 @@ pub(super) async fn writes_per_second(
                     store
                         .increment(
                             &key,
-                            resident_auth::ports::Clock::now(&SystemClock),
+                            resident_auth::config::Clock::now(&SystemClock),
                             Duration::from_secs(3600),
                         )
                         .await

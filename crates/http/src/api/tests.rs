@@ -1,7 +1,7 @@
 //! The API's unit tests.
 
 use super::*;
-use resident_auth::Problem;
+use resident_auth::errors::Problem;
 use serde_json::Value;
 
 #[test]

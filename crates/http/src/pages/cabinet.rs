@@ -2,7 +2,11 @@
 //! address (journey 7), and logging out.
 
 use http::StatusCode;
-use resident_auth::{AddressForm, Authenticated, Error, Problem};
+use resident_auth::{
+    errors::Problem,
+    journeys::{AddressForm, Authenticated},
+    Error,
+};
 
 use super::{
     forms,

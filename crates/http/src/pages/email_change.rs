@@ -4,7 +4,11 @@
 //! consume nothing.
 
 use http::StatusCode;
-use resident_auth::{errors::Field, secrecy::SecretString, Error, Problem};
+use resident_auth::{
+    errors::{Field, Problem},
+    secrecy::SecretString,
+    Error,
+};
 
 use super::{
     cabinet::{signed_in, signed_in_form},

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 
 use http::StatusCode;
 use resident_auth::{
-    errors::Field, secrecy::SecretString, Error, Problem, RegistrationForm, UserError,
+    errors::{Field, Problem, UserError},
+    journeys::RegistrationForm,
+    secrecy::SecretString,
+    Error,
 };
 
 use super::{

@@ -12,7 +12,10 @@
 use std::collections::HashMap;
 
 use http::{header, HeaderValue, StatusCode};
-use resident_auth::{errors::Field, Error, Locale, RequestContext, UserError};
+use resident_auth::{
+    errors::{Field, UserError},
+    Error, Locale, RequestContext,
+};
 use serde::de::DeserializeOwned;
 
 use crate::{

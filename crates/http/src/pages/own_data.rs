@@ -1,7 +1,11 @@
 //! The resident's own data (journeys 10 and 11): download it, or close the cabinet.
 
 use http::{header, HeaderValue, StatusCode};
-use resident_auth::{errors::Field, secrecy::SecretString, Error, Problem};
+use resident_auth::{
+    errors::{Field, Problem},
+    secrecy::SecretString,
+    Error,
+};
 
 use super::{
     cabinet::{signed_in, signed_in_form},

@@ -2,7 +2,12 @@
 //! sessions (journey 9).
 
 use http::StatusCode;
-use resident_auth::{errors::Field, secrecy::SecretString, Authenticated, Error, Problem};
+use resident_auth::{
+    errors::{Field, Problem},
+    journeys::Authenticated,
+    secrecy::SecretString,
+    Error,
+};
 
 use super::{
     cabinet::{signed_in, signed_in_form},

@@ -404,7 +404,7 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
 async fn letters_no_key_opens(
     config: &PortalConfig,
     keys: &MailQueueKeys,
-    waiting: Vec<resident_auth::ports::Versioned<resident_auth::mail_queue::QueuedLetter>>,
+    waiting: Vec<resident_auth::ports::Versioned<resident_auth::mail::QueuedLetter>>,
     store: &dyn Store,
 ) -> Result<Option<String>, ConfigError> {
     let unopenable: Vec<_> = waiting
@@ -433,12 +433,12 @@ async fn letters_no_key_opens(
              once with GIVE_UP_SEALED_LETTERS=1 (residents ask for those letters again)"
         )));
     }
-    let now = resident_auth::ports::Clock::now(&resident_auth::ports::SystemClock);
-    let retention = resident_auth::mail_queue::DeliveryPolicy::default().retention;
+    let now = resident_auth::config::Clock::now(&resident_auth::config::SystemClock);
+    let retention = resident_auth::mail::DeliveryPolicy::default().retention;
     let mut given_up = 0;
     for letter in unopenable {
         let mut dead = letter.value.clone();
-        dead.status = resident_auth::mail_queue::LetterStatus::Dead;
+        dead.status = resident_auth::mail::LetterStatus::Dead;
         dead.sealed = None;
         dead.last_error = Some("unsealable".to_owned());
         dead.keep_until = Some(now.plus(retention));
@@ -631,7 +631,7 @@ pub async fn start() -> Result<Portal, ExitCode> {
             .and_then(|builder| builder.with_http_listener(address).install());
         match installed {
             Ok(()) => {
-                resident_auth::metrics::describe();
+                resident_auth::events::metrics::describe();
                 println!("Metrics listening on {address}");
             }
             Err(error) => eprintln!("metrics: {error}"),
@@ -647,7 +647,7 @@ pub async fn start() -> Result<Portal, ExitCode> {
 /// The service's, when the directory cannot be read.
 pub async fn bills(
     service: &AuthService,
-    session: &resident_auth::Authenticated,
+    session: &resident_auth::journeys::Authenticated,
 ) -> Result<serde_json::Value, resident_auth::Error> {
     let cabinet = service.cabinet(session).await?;
     let active = cabinet

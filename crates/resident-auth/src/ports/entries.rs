@@ -7,7 +7,7 @@
 use super::*;
 use crate::{
     letters::LetterKind,
-    mail_queue::{LetterStatus, SealedLetter},
+    mail::{LetterStatus, SealedLetter},
 };
 
 mod codec;

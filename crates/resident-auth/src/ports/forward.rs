@@ -18,7 +18,7 @@ impl<$($generics)*> $crate::ports::LinkStore for $ty {
         t: &$crate::secret::TokenHash,
         e: $crate::ports::Expected,
         n: Option<(&$crate::secret::TokenHash, &$crate::ports::Link)>,
-        l: Option<&$crate::mail_queue::QueuedLetter>,
+        l: Option<&$crate::mail::QueuedLetter>,
     ) -> Result<bool, $crate::ports::StoreError> {
         $via(self, $inner(self).swap_link(t, e, n, l)).await
     }
@@ -45,7 +45,7 @@ impl<$($generics)*> $crate::ports::CabinetStore for $ty {
         id: &$crate::ids::CabinetId,
         e: $crate::ports::Expected,
         n: Option<&$crate::ports::Cabinet>,
-        l: Option<&$crate::mail_queue::QueuedLetter>,
+        l: Option<&$crate::mail::QueuedLetter>,
     ) -> Result<$crate::ports::CabinetSwap, $crate::ports::StoreError> {
         $via(self, $inner(self).swap_cabinet(id, e, n, l)).await
     }
@@ -59,7 +59,7 @@ impl<$($generics)*> $crate::ports::LetterStore for $ty {
         now: $crate::Timestamp,
         until: $crate::Timestamp,
         limit: usize,
-    ) -> Result<Vec<$crate::ports::Versioned<$crate::mail_queue::QueuedLetter>>, $crate::ports::StoreError> {
+    ) -> Result<Vec<$crate::ports::Versioned<$crate::mail::QueuedLetter>>, $crate::ports::StoreError> {
         $via(self, $inner(self).claim_letters(now, until, limit))
             .await
     }
@@ -67,7 +67,7 @@ impl<$($generics)*> $crate::ports::LetterStore for $ty {
         &self,
         id: &$crate::LetterId,
         e: $crate::ports::Expected,
-        n: Option<&$crate::mail_queue::QueuedLetter>,
+        n: Option<&$crate::mail::QueuedLetter>,
     ) -> Result<bool, $crate::ports::StoreError> {
         $via(self, $inner(self).swap_letter(id, e, n)).await
     }
@@ -75,7 +75,7 @@ impl<$($generics)*> $crate::ports::LetterStore for $ty {
         &self,
         email: Option<&$crate::Email>,
         cabinet: Option<&$crate::ids::CabinetId>,
-    ) -> Result<Vec<$crate::ports::Versioned<$crate::mail_queue::QueuedLetter>>, $crate::ports::StoreError> {
+    ) -> Result<Vec<$crate::ports::Versioned<$crate::mail::QueuedLetter>>, $crate::ports::StoreError> {
         $via(self, $inner(self).letters_about(email, cabinet)).await
     }
     async fn purge_letters(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {

@@ -1,5 +1,5 @@
 //! The addresses a cabinet's page shows, kept in memory for
-//! [`AuthConfig::addresses_kept_for`](crate::AuthConfig::addresses_kept_for): a session
+//! [`AuthConfig::addresses_kept_for`](crate::config::AuthConfig::addresses_kept_for): a session
 //! check that shows the cabinet reads the directory once per account in that time, not
 //! once per request. Only display reads them: registration and activation (surnames,
 //! premises) always read the directory itself.

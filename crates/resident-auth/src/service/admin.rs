@@ -14,7 +14,7 @@ use super::{AuthService, Expected};
 use crate::ports::prelude::*;
 use crate::{
     letters::{Letter, LetterContent},
-    mail_queue::{LetterStatus, QueuedLetter},
+    mail::{LetterStatus, QueuedLetter},
     ports::{Cabinet, CabinetKey, CabinetSwap, Link, LinkPurpose, StoreError, Versioned},
     AccountNumber, CabinetId, Email, Error, Locale, Timestamp, Token, TokenHash,
 };

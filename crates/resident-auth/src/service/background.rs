@@ -8,7 +8,7 @@ use futures::future::{select, Either};
 use super::AuthService;
 
 /// The service's work between requests, returned with it by
-/// [`AuthServiceBuilder::build`](crate::AuthServiceBuilder::build) — as tokio-postgres
+/// [`AuthServiceBuilder::build`](crate::config::AuthServiceBuilder::build) — as tokio-postgres
 /// returns a client with its connection — so that it cannot be forgotten: run it for the
 /// life of the process, in every instance, on the runtime that serves requests.
 ///
@@ -16,12 +16,12 @@ use super::AuthService;
 /// every [`DeliveryPolicy::poll`](crate::service::DeliveryPolicy) besides, for letters
 /// queued by other instances and retries that came due; claims keep two instances from
 /// sending one letter) and purges expired sessions, links, letters and idle throttles
-/// every [`AuthConfig::purge_every`](crate::AuthConfig::purge_every). A failure is logged
+/// every [`AuthConfig::purge_every`](crate::config::AuthConfig::purge_every). A failure is logged
 /// and tried again next time. A letter queued while no instance runs it waits in the
 /// queue, and the service logs a warning.
 ///
 /// ```no_run
-/// # async fn run(builder: resident_auth::AuthServiceBuilder) -> Result<(), Box<dyn std::error::Error>> {
+/// # async fn run(builder: resident_auth::config::AuthServiceBuilder) -> Result<(), Box<dyn std::error::Error>> {
 /// let (service, background) = builder.build()?;
 /// tokio::spawn(background.run());
 /// # let _ = service;
@@ -115,10 +115,11 @@ mod tests {
     use super::*;
     use crate::{
         clock::{ManualClock, Timestamp},
+        journeys::RegistrationForm,
         letters::LetterKind,
         memory::{link_token, mailed_password, MemoryDirectory, MemoryStore, RecordingMailer},
         ports::{CabinetStore, SessionStore},
-        Email, RegistrationForm, RequestContext,
+        Email, RequestContext,
     };
 
     const DIRECTORY: &str = "account_number,surnames,address,premises\n\
@@ -144,7 +145,12 @@ mod tests {
             .store(store.clone())
             .directory(MemoryDirectory::from_csv(DIRECTORY).unwrap())
             .shared_mailer(mailer.clone())
-            .hasher(crate::Argon2Hasher::new(crate::HashParams::insecure_fast_for_tests()).unwrap())
+            .hasher(
+                crate::config::Argon2Hasher::new(
+                    crate::config::HashParams::insecure_fast_for_tests(),
+                )
+                .unwrap(),
+            )
             .clock(clock.clone())
             // Only the wake-up can deliver within the test: the timer never fires.
             .configure(|c| c.delivery.poll = Duration::from_secs(3600))

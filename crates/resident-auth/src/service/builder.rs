@@ -15,7 +15,7 @@ use super::*;
 ///     .configure(|config| config.session_idle = std::time::Duration::from_secs(600))
 ///     .build()?;
 /// assert_eq!(service.config().links.base_url(), "https://portal.example.org");
-/// # Ok::<(), resident_auth::BuildError>(())
+/// # Ok::<(), resident_auth::config::BuildError>(())
 /// ```
 #[must_use = "call build() to get the service"]
 pub struct AuthServiceBuilder {

@@ -47,7 +47,7 @@ impl AuthService {
             // Malformed input or a failure of storage: no login was tried.
             Err(_) => return result,
         };
-        crate::metrics::login(outcome);
+        crate::events::metrics::login(outcome);
         let cabinet = result.as_ref().ok().map(|logged_in| logged_in.cabinet);
         self.record(
             Event::new(kind, self.now())

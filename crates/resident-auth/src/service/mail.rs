@@ -15,12 +15,12 @@ use crate::{
     events::{Event, EventKind},
     ids::{CabinetId, LetterId},
     letters::Letter,
-    mail_queue::{LetterStatus, QueuedLetter},
-    ports::{Expected, MailErrorKind, Versioned},
+    mail::{LetterStatus, MailErrorKind, QueuedLetter},
+    ports::{Expected, Versioned},
 };
 
 /// How the mail queue is delivered: retries, deadline, claims, how long settled letters'
-/// records stay. Part of [`crate::AuthConfig`].
+/// records stay. Part of [`crate::config::AuthConfig`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DeliveryPolicy {
@@ -144,7 +144,7 @@ impl AuthService {
     /// [`DeliveryPolicy::in_request`] attempts it now (the worker's periodic round retries
     /// it if that fails). Never fails the step: the letter is queued.
     pub(crate) async fn letter_written(&self, letter: QueuedLetter) {
-        crate::metrics::letter_queued(letter.kind);
+        crate::events::metrics::letter_queued(letter.kind);
         if !self.config.delivery.in_request {
             self.letters_waiting.queued.notify_one();
             let signal = &self.letters_waiting;
@@ -238,7 +238,7 @@ impl AuthService {
         let opened = letter
             .sealed
             .as_ref()
-            .ok_or(crate::mail_queue::UnsealError)
+            .ok_or(crate::mail::UnsealError)
             .and_then(|sealed| self.config.mail_queue_keys.open(&letter.id, sealed));
         let unsealable = opened.is_err();
         let sent = match &opened {
@@ -296,10 +296,10 @@ impl AuthService {
             return Ok(Delivered::Lost);
         }
         match outcome {
-            Delivered::Sent => crate::metrics::letter_sent(letter.kind),
-            Delivered::Retried => crate::metrics::letter_retried(letter.kind),
+            Delivered::Sent => crate::events::metrics::letter_sent(letter.kind),
+            Delivered::Retried => crate::events::metrics::letter_retried(letter.kind),
             Delivered::Dead => {
-                crate::metrics::letter_dead(letter.kind);
+                crate::events::metrics::letter_dead(letter.kind);
                 tracing::warn!(
                     letter = %letter.id,
                     kind = letter.kind.as_str(),

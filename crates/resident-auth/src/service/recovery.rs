@@ -109,8 +109,8 @@ impl AuthService {
         let Some(cabinet) = cabinet else {
             // Counted as what the answer claims (a letter queued and sent), so that no
             // metric tells a registered email from an unknown one.
-            crate::metrics::letter_queued(queued.kind);
-            crate::metrics::letter_sent(queued.kind);
+            crate::events::metrics::letter_queued(queued.kind);
+            crate::events::metrics::letter_sent(queued.kind);
             return Ok(None);
         };
         self.letter_written(queued).await;

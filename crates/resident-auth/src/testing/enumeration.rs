@@ -15,8 +15,8 @@ pub use crate::hasher::CountingHasher;
 use secrecy::SecretString;
 
 use crate::{
-    clock::ManualClock, hasher::Argon2Hasher, locale::UserError, AuthService, Error, ErrorKind,
-    HashWork, Locale, LoggedIn, RequestContext,
+    clock::ManualClock, hasher::Argon2Hasher, journeys::LoggedIn, locale::UserError, AuthService,
+    Error, ErrorKind, HashWork, Locale, RequestContext,
 };
 
 /// What a caller can observe of a failed login, except time: status, codes and messages,

@@ -25,9 +25,11 @@ use secrecy::SecretString;
 
 use super::{problem, secret, Journeys, CHOSEN, FLAT, PARKING, RESIDENT};
 use crate::{
+    errors::{Problem, Unavailable},
+    journeys::AddressForm,
     letters::LetterKind,
     ports::{CabinetKey, Store, StoreError},
-    AddressForm, CredentialHasher, Error, Problem, Unavailable, Verification,
+    CredentialHasher, Error, Verification,
 };
 
 /// Where an injected fault strikes.
@@ -343,8 +345,11 @@ async fn holds_a_delivered_password(j: &Journeys, store: &dyn Store) -> bool {
         .filter_map(crate::memory::mailed_password)
         .collect();
     candidates.push(secret(CHOSEN));
-    let hasher =
-        crate::Argon2Hasher::with_workers(crate::HashParams::insecure_fast_for_tests(), 1).unwrap();
+    let hasher = crate::config::Argon2Hasher::with_workers(
+        crate::config::HashParams::insecure_fast_for_tests(),
+        1,
+    )
+    .unwrap();
     for password in candidates {
         let verdict = hasher
             .verify(password, Some(cabinet.value.password_hash.clone()))

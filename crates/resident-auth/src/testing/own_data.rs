@@ -4,7 +4,7 @@
 use secrecy::SecretString;
 
 use super::{problem, secret, Journeys, FLAT, PARKING, RESIDENT};
-use crate::{letters::LetterKind, ports::Store, Problem, RegistrationForm};
+use crate::{errors::Problem, journeys::RegistrationForm, letters::LetterKind, ports::Store};
 
 /// The address a change under way would move the cabinet to.
 const NEW_ADDRESS: &str = "new-address@example.org";
@@ -28,7 +28,7 @@ pub async fn journey_resident_downloads_the_data_and_closes_the_cabinet<
     j.service
         .add_address(
             &session,
-            &crate::AddressForm {
+            &crate::journeys::AddressForm {
                 surname: "Иванов".into(),
                 account_number: PARKING.into(),
             },

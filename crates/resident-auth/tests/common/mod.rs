@@ -5,21 +5,18 @@
 use std::{sync::Arc, time::Duration};
 
 use resident_auth::{
-    letters::Letter,
-    letters::LetterKind,
-    letters::Links,
+    config::{Argon2Hasher, AuthConfig, HashParams, ManualClock, Ports},
+    journeys::RegistrationForm,
+    letters::{Letter, LetterKind, Links},
+    mail::Mailer,
     memory::{
         link_token, mailed_password, register_by_mail, MemoryDirectory, MemoryStore,
         RecordingMailer,
     },
-    ports::Mailer,
-    ports::ManualClock,
-    ports::Ports,
     ports::Store,
     secrecy::{ExposeSecret, SecretString},
     testing::enumeration::CountingHasher,
-    Argon2Hasher, AuthConfig, AuthService, Email, HashParams, Locale, RegistrationForm,
-    RequestContext, Timestamp,
+    AuthService, Email, Locale, RequestContext, Timestamp,
 };
 
 pub const DIRECTORY: &str = "account_number,surnames,address,premises\n\
@@ -194,7 +191,7 @@ impl Harness {
     }
 
     /// The session behind a token, as a request would find it.
-    pub async fn who(&self, token: &str) -> resident_auth::Authenticated {
+    pub async fn who(&self, token: &str) -> resident_auth::journeys::Authenticated {
         self.service.authenticate(token).await.unwrap()
     }
 
@@ -203,8 +200,8 @@ impl Harness {
     /// Whether the cabinet of `to` holds a password that was mailed to it, or the one the
     /// tests choose when they change it ([`CHOSEN_PASSWORD`]): never one nobody has.
     pub async fn stored_password_was_mailed(&self, to: &str) -> bool {
+        use resident_auth::config::{CredentialHasher as _, Verification};
         use resident_auth::{ports::CabinetKey, ports::CabinetStore as _};
-        use resident_auth::{ports::CredentialHasher as _, ports::Verification};
         let Some(cabinet) = self
             .store
             .cabinet(CabinetKey::Email(&email(to)))

@@ -165,10 +165,8 @@ async fn failed_logins_are_throttled_per_client_address() {
 #[tokio::test]
 async fn login_upgrades_a_hash_made_with_older_parameters() {
     use resident_auth::{
-        ports::CabinetStore as _,
-        ports::CredentialHasher as _,
-        ports::{CabinetKey, CabinetSwap, Expected},
-        Argon2Hasher, HashParams,
+        config::{Argon2Hasher, CredentialHasher as _, HashParams},
+        ports::{CabinetKey, CabinetStore as _, CabinetSwap, Expected},
     };
     let h = harness();
     let password = h

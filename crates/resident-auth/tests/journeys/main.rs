@@ -14,8 +14,11 @@ use std::time::Duration;
 
 use common::*;
 use resident_auth::{
-    letters::LetterKind, AddressForm, Error, ErrorKind, Locale, Problem, RequestContext,
-    ServedRegions, UserError,
+    config::ServedRegions,
+    errors::{Problem, UserError},
+    journeys::AddressForm,
+    letters::LetterKind,
+    Error, ErrorKind, Locale, RequestContext,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);

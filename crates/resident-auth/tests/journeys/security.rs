@@ -59,9 +59,12 @@ async fn a_burst_of_parallel_wrong_logins_runs_at_most_the_limits_argon2_jobs() 
 #[tokio::test]
 async fn a_busy_hashing_pool_answers_503_with_retry_after_at_once() {
     // Production parameters: a verification takes long enough for the others to arrive.
-    let hasher =
-        resident_auth::Argon2Hasher::with_queue(resident_auth::HashParams::default(), 1, 1)
-            .unwrap();
+    let hasher = resident_auth::config::Argon2Hasher::with_queue(
+        resident_auth::config::HashParams::default(),
+        1,
+        1,
+    )
+    .unwrap();
     let h = harness_with_hasher(config(), hasher, |s, m| (s, m));
     let password = h
         .register_and_activate("Иванов", FLAT, RESIDENT, "12")
@@ -160,11 +163,11 @@ struct CountingDirectory {
 }
 
 #[async_trait::async_trait]
-impl resident_auth::ports::AccountDirectory for CountingDirectory {
+impl resident_auth::config::AccountDirectory for CountingDirectory {
     async fn lookup(
         &self,
         account: &resident_auth::AccountNumber,
-    ) -> Result<Option<resident_auth::ports::DirectoryRecord>, resident_auth::ports::StoreError>
+    ) -> Result<Option<resident_auth::config::DirectoryRecord>, resident_auth::ports::StoreError>
     {
         self.lookups
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -388,18 +391,18 @@ async fn a_refused_address_makes_a_dead_letter_the_operators_see() {
 
 /// A mailer that holds credentials letters until released, passing the rest through.
 struct HeldCredentials {
-    inner: std::sync::Arc<dyn resident_auth::ports::Mailer>,
+    inner: std::sync::Arc<dyn resident_auth::mail::Mailer>,
     arrived: std::sync::Arc<tokio::sync::Notify>,
     release: std::sync::Arc<tokio::sync::Notify>,
 }
 
 #[async_trait::async_trait]
-impl resident_auth::ports::Mailer for HeldCredentials {
+impl resident_auth::mail::Mailer for HeldCredentials {
     async fn send(
         &self,
-        id: &resident_auth::mail_queue::LetterId,
+        id: &resident_auth::mail::LetterId,
         letter: &resident_auth::letters::Letter,
-    ) -> Result<(), resident_auth::ports::MailError> {
+    ) -> Result<(), resident_auth::mail::MailError> {
         if letter.content.kind() == LetterKind::Credentials {
             self.arrived.notify_one();
             self.release.notified().await;
@@ -419,7 +422,7 @@ fn harness_holding_credentials() -> (
     let release = std::sync::Arc::new(tokio::sync::Notify::new());
     let (a, r) = (arrived.clone(), release.clone());
     let h = harness_with(config(), move |store, mailer| {
-        let held: std::sync::Arc<dyn resident_auth::ports::Mailer> =
+        let held: std::sync::Arc<dyn resident_auth::mail::Mailer> =
             std::sync::Arc::new(HeldCredentials {
                 inner: mailer,
                 arrived: a,
@@ -471,18 +474,18 @@ async fn a_recovery_link_in_use_answers_wait_and_issues_one_password() {
 
 /// A hasher whose next `verify` waits, once it has begun, until the test lets it go.
 struct HeldVerify {
-    inner: resident_auth::Argon2Hasher,
+    inner: resident_auth::config::Argon2Hasher,
     armed: std::sync::atomic::AtomicBool,
     entered: std::sync::Arc<tokio::sync::Notify>,
     release: std::sync::Arc<tokio::sync::Notify>,
 }
 
 #[async_trait::async_trait]
-impl resident_auth::ports::CredentialHasher for HeldVerify {
+impl resident_auth::config::CredentialHasher for HeldVerify {
     async fn hash(
         &self,
         password: resident_auth::secrecy::SecretString,
-    ) -> Result<resident_auth::ports::HashedPassword, resident_auth::ports::HashError> {
+    ) -> Result<resident_auth::ports::HashedPassword, resident_auth::config::HashError> {
         self.inner.hash(password).await
     }
 
@@ -490,7 +493,7 @@ impl resident_auth::ports::CredentialHasher for HeldVerify {
         &self,
         password: resident_auth::secrecy::SecretString,
         stored: Option<resident_auth::ports::HashedPassword>,
-    ) -> Result<resident_auth::ports::Verification, resident_auth::ports::HashError> {
+    ) -> Result<resident_auth::config::Verification, resident_auth::config::HashError> {
         let verdict = self.inner.verify(password, stored).await;
         if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
             self.entered.notify_one();
@@ -505,7 +508,7 @@ impl resident_auth::ports::CredentialHasher for HeldVerify {
 /// session is opened at the credential version read before verifying, never a later one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_verifying_while_a_recovery_commits_keeps_no_session() {
-    use resident_auth::{memory::*, AuthService, RegistrationForm};
+    use resident_auth::{journeys::RegistrationForm, memory::*, AuthService};
     let entered = std::sync::Arc::new(tokio::sync::Notify::new());
     let release = std::sync::Arc::new(tokio::sync::Notify::new());
     let hasher = std::sync::Arc::new(HeldVerify {
@@ -515,7 +518,7 @@ async fn a_login_verifying_while_a_recovery_commits_keeps_no_session() {
         release: release.clone(),
     });
     let mailer = RecordingMailer::new();
-    let clock = std::sync::Arc::new(resident_auth::ports::ManualClock::new(start()));
+    let clock = std::sync::Arc::new(resident_auth::config::ManualClock::new(start()));
     let (service, _background) = AuthService::builder("https://portal.example.org")
         .store(MemoryStore::new())
         .directory(MemoryDirectory::from_csv(DIRECTORY).unwrap())
@@ -570,11 +573,11 @@ async fn a_login_verifying_while_a_recovery_commits_keeps_no_session() {
 struct HeldVerifyHandle(std::sync::Arc<HeldVerify>);
 
 #[async_trait::async_trait]
-impl resident_auth::ports::CredentialHasher for HeldVerifyHandle {
+impl resident_auth::config::CredentialHasher for HeldVerifyHandle {
     async fn hash(
         &self,
         password: resident_auth::secrecy::SecretString,
-    ) -> Result<resident_auth::ports::HashedPassword, resident_auth::ports::HashError> {
+    ) -> Result<resident_auth::ports::HashedPassword, resident_auth::config::HashError> {
         self.0.hash(password).await
     }
 
@@ -582,7 +585,7 @@ impl resident_auth::ports::CredentialHasher for HeldVerifyHandle {
         &self,
         password: resident_auth::secrecy::SecretString,
         stored: Option<resident_auth::ports::HashedPassword>,
-    ) -> Result<resident_auth::ports::Verification, resident_auth::ports::HashError> {
+    ) -> Result<resident_auth::config::Verification, resident_auth::config::HashError> {
         self.0.verify(password, stored).await
     }
 }

@@ -1,4 +1,5 @@
-//! The mail queue — a transactional outbox. A letter is queued in the same store write as
+//! Mail: the mailer a host plugs in ([`Mailer`], [`MailError`]) and the mail queue — a
+//! transactional outbox. A letter is queued in the same store write as
 //! the change that needs it ([`crate::ports::LinkStore::swap_link`],
 //! [`crate::ports::CabinetStore::swap_cabinet`]): no password becomes valid without its
 //! letter queued, and no letter is queued for a change that did not happen. The service
@@ -10,7 +11,9 @@
 //! scrubbed once the letter is sent or dead. What a store sees in clear is what operators
 //! need: the recipient, the cabinet, the kind of letter and its delivery state.
 
-use std::{fmt, str::FromStr};
+use std::{error::Error as StdError, fmt, str::FromStr};
+
+use async_trait::async_trait;
 
 pub use crate::ids::LetterId;
 pub use crate::service::{DeliveryPolicy, DeliveryReport};
@@ -102,7 +105,7 @@ impl MailQueueKey {
     /// A key from its base64 text (standard alphabet, padded or not).
     ///
     /// ```
-    /// use resident_auth::{errors::InvalidMailQueueKey, MailQueueKey};
+    /// use resident_auth::mail::{InvalidMailQueueKey, MailQueueKey};
     /// assert!(MailQueueKey::from_base64("q3Vd8mN1xJ0cLhR7tY2pWz5eF9sK4gBaUoIvXyCnDlM=").is_ok());
     /// assert_eq!(MailQueueKey::from_base64("c2hvcnQ=").err(), Some(InvalidMailQueueKey::Malformed));
     /// // 32 zero bytes, and the bytes 0, 1, …, 31:
@@ -433,6 +436,87 @@ fn decode(text: &str) -> Result<Letter, UnsealError> {
         locale,
         content,
     })
+}
+
+/// A failure to hand a letter to the mail system.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} mail failure")]
+pub struct MailError {
+    kind: MailErrorKind,
+    #[source]
+    source: Box<dyn StdError + Send + Sync>,
+}
+
+/// Whether a mail failure may go away by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MailErrorKind {
+    /// Server unreachable, timeout, 4xx: retrying later may succeed.
+    Retryable,
+    /// A permanent rejection (5xx): retrying the same letter will fail again.
+    Permanent,
+}
+
+impl fmt::Display for MailErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MailErrorKind::Retryable => "retryable",
+            MailErrorKind::Permanent => "permanent",
+        })
+    }
+}
+
+impl MailError {
+    /// A failure that may go away on retry.
+    pub fn retryable(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self {
+            kind: MailErrorKind::Retryable,
+            source: source.into(),
+        }
+    }
+
+    /// A permanent rejection.
+    pub fn permanent(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self {
+            kind: MailErrorKind::Permanent,
+            source: source.into(),
+        }
+    }
+
+    /// Which kind of failure this is.
+    #[must_use]
+    pub fn kind(&self) -> MailErrorKind {
+        self.kind
+    }
+
+    /// Server unreachable, timeout, or a 4xx answer.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        self.kind == MailErrorKind::Retryable
+    }
+
+    /// A 5xx rejection.
+    #[must_use]
+    pub fn is_permanent(&self) -> bool {
+        self.kind == MailErrorKind::Permanent
+    }
+}
+
+/// Sends letters.
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Delivers `letter`, the mail queue's letter `id`, to the mail system. Returning `Ok`
+    /// means the letter was accepted for delivery.
+    ///
+    /// Delivery is at least once: a process that stops between sending a letter and
+    /// recording it sent sends it again after a restart, under the same `id`. A mailer
+    /// makes the repeat recognisable from `id` — the SMTP and outbox mailers derive the
+    /// `Message-ID` (and the outbox its file name) from it, so that a mail server or
+    /// client can drop the second copy.
+    ///
+    /// # Errors
+    /// [`MailError`], transient or permanent.
+    async fn send(&self, id: &LetterId, letter: &Letter) -> Result<(), MailError>;
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ pub const NAMES: [&str; 10] = [
 /// records the one that never changes: which argon2 core runs ([`HASHER_CORE`]).
 pub fn describe() {
     metrics::describe_gauge!(HASHER_CORE, "The argon2 core hashing runs on (label core)");
-    metrics::gauge!(HASHER_CORE, "core" => crate::Argon2Hasher::core()).set(1.0);
+    metrics::gauge!(HASHER_CORE, "core" => crate::config::Argon2Hasher::core()).set(1.0);
     metrics::describe_counter!(LOGINS, "Logins by outcome");
     metrics::describe_counter!(LETTERS_QUEUED, "Letters queued, by kind");
     metrics::describe_counter!(LETTERS_SENT, "Letters accepted by the mail system");
