@@ -3,13 +3,13 @@
 
 use std::{fmt::Display, str::FromStr};
 
-use resident_auth::{errors::UserError, Locale};
+use resident_auth::{errors::Explain, Locale};
 
 /// Parses `data` (when it is UTF-8) as `T` and checks the parser's promises.
 pub fn check_parser<T>(data: &[u8])
 where
     T: FromStr + Display + PartialEq + std::fmt::Debug,
-    T::Err: UserError,
+    T::Err: Explain,
 {
     let Ok(text) = std::str::from_utf8(data) else {
         return;

@@ -12,7 +12,7 @@ use resident_auth::AuthService;
 pub use resident_auth_http as http;
 use resident_auth_http::{
     integration::{Incoming, Refusal, Resource, Response, Surface, BODY_LIMIT},
-    AdminApi, Api, SignedIn,
+    AdminApi, Api,
 };
 
 mod serve;
@@ -181,12 +181,12 @@ async fn read_body(payload: web::Payload, timeout: Duration) -> Result<web::Byte
 /// required password change included — where `MaybeResident` is empty only when nobody is
 /// signed in, as `Option<Resident>` is in `resident-auth-axum`.
 #[derive(Debug, Clone)]
-pub struct Resident(SignedIn);
+pub struct Resident(resident_auth_http::Resident);
 
 impl std::ops::Deref for Resident {
-    type Target = SignedIn;
+    type Target = resident_auth_http::Resident;
 
-    fn deref(&self) -> &SignedIn {
+    fn deref(&self) -> &resident_auth_http::Resident {
         &self.0
     }
 }

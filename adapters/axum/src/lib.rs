@@ -24,7 +24,7 @@ use resident_auth::AuthService;
 pub use resident_auth_http as http;
 use resident_auth_http::{
     integration::{Incoming, Refusal, Resource, Surface, BODY_LIMIT},
-    AdminApi, Api, AuthError, SignedIn,
+    AdminApi, Api, AuthError,
 };
 
 /// resident-auth mounted in an axum application: the [`Api`] (service, cookies, CSRF key,
@@ -207,12 +207,12 @@ async fn read_body(body: Body, timeout: Duration) -> Result<axum::body::Bytes, R
 /// }
 /// ```
 #[derive(Debug, Clone)]
-pub struct Resident(SignedIn);
+pub struct Resident(resident_auth_http::Resident);
 
 impl std::ops::Deref for Resident {
-    type Target = SignedIn;
+    type Target = resident_auth_http::Resident;
 
-    fn deref(&self) -> &SignedIn {
+    fn deref(&self) -> &resident_auth_http::Resident {
         &self.0
     }
 }

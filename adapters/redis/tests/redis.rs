@@ -15,7 +15,7 @@ use std::{
 
 use resident_auth::{
     config::{Argon2Hasher, AuthConfig, HashParams, ManualClock, Ports},
-    errors::UserError,
+    errors::Explain,
     journeys::RegistrationForm,
     letters::{LetterKind, Links},
     memory::{link_token, mailed_password, MemoryDirectory, MemoryStore, RecordingMailer},

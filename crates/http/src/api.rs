@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use resident_auth::{
-    errors::UserError,
+    errors::Explain,
     journeys::{AddressForm, RegistrationForm},
     AuthService, Error, ErrorKind, Locale, RequestContext,
 };
@@ -200,7 +200,7 @@ pub(crate) fn status(error: &Error) -> u16 {
     }
 }
 
-fn item(error: &dyn UserError, locale: Locale) -> ErrorItem {
+fn item(error: &dyn Explain, locale: Locale) -> ErrorItem {
     ErrorItem {
         field: error.field().map(|f| f.name()),
         code: error.code(),

@@ -26,5 +26,5 @@ pub use limits::ConnectionLimits;
 #[cfg(feature = "pages")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pages")))]
 pub use pages::Pages;
-pub use resident::{AuthError, SignedIn};
+pub use resident::{AuthError, Resident};
 pub use web::{CsrfKey, CSRF_HEADER};

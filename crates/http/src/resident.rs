@@ -2,7 +2,7 @@
 //! answers: defined here once, so that the axum and actix-web extractors behave alike.
 
 use resident_auth::{
-    errors::Problem, journeys::Authenticated, AccountNumber, CabinetId, Email, Error, Locale,
+    errors::Problem, journeys::SignedIn, AccountNumber, CabinetId, Email, Error, Locale,
 };
 
 use crate::{
@@ -15,12 +15,12 @@ use crate::{
 /// the `Authorization: Bearer` token, else of the session cookie. The integrations'
 /// `Resident` extractors dereference to it.
 #[derive(Debug, Clone)]
-pub struct SignedIn {
-    session: Authenticated,
+pub struct Resident {
+    session: SignedIn,
     locale: Locale,
 }
 
-impl SignedIn {
+impl Resident {
     /// The cabinet: the opaque, stable identity to join the host's tables on.
     #[must_use]
     pub fn cabinet(&self) -> CabinetId {
@@ -41,7 +41,7 @@ impl SignedIn {
 
     /// The authenticated session, for the service's operations.
     #[must_use]
-    pub fn session(&self) -> &Authenticated {
+    pub fn session(&self) -> &SignedIn {
         &self.session
     }
 
@@ -159,7 +159,7 @@ impl Api {
         &self,
         headers: &(impl Headers + ?Sized),
         safe: bool,
-    ) -> Result<SignedIn, AuthError> {
+    ) -> Result<Resident, AuthError> {
         let locale = crate::web::locale(headers);
         let cookies = self.cookies();
         let token = match crate::web::bearer(headers.first("authorization")) {
@@ -179,7 +179,7 @@ impl Api {
         if session.password_change_required {
             return Err(refused(Problem::PasswordChangeRequired.into()));
         }
-        Ok(SignedIn { session, locale })
+        Ok(Resident { session, locale })
     }
 
     /// [`Api::resident`] for pages that work both ways: `None` only when there is no usable
@@ -191,7 +191,7 @@ impl Api {
         &self,
         headers: &(impl Headers + ?Sized),
         safe: bool,
-    ) -> Result<Option<SignedIn>, AuthError> {
+    ) -> Result<Option<Resident>, AuthError> {
         match self.resident(headers, safe).await {
             Ok(resident) => Ok(Some(resident)),
             Err(error) if error.error.is(&Problem::SessionInvalid) => Ok(None),

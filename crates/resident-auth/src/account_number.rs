@@ -4,7 +4,7 @@ use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::locale::{Field, Locale, UserError};
+use crate::locale::{Explain, Field, Locale};
 
 /// How many digits a personal account number has.
 pub const ACCOUNT_NUMBER_DIGITS: usize = 13;
@@ -150,7 +150,7 @@ impl<'de> Deserialize<'de> for AccountNumber {
     }
 }
 
-impl UserError for AccountNumberError {
+impl Explain for AccountNumberError {
     fn code(&self) -> &'static str {
         match self {
             AccountNumberError::Empty => "account_number.empty",
@@ -329,7 +329,7 @@ pub struct RegionNotServed {
     pub region: Region,
 }
 
-impl UserError for RegionNotServed {
+impl Explain for RegionNotServed {
     fn code(&self) -> &'static str {
         "account.region_not_served"
     }

@@ -6,7 +6,7 @@
 
 use std::{collections::HashSet, fmt};
 
-use crate::{config::DirectoryRecord, errors::UserError as _, AccountNumber, Premises, Surname};
+use crate::{config::DirectoryRecord, errors::Explain as _, AccountNumber, Premises, Surname};
 
 /// One bad row of a directory CSV.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::locale::{Field, Locale, UserError};
+use crate::locale::{Explain, Field, Locale};
 
 /// The longest address accepted, in characters (RFC 5321's path limit less the brackets).
 pub const EMAIL_MAX_CHARS: usize = 254;
@@ -346,7 +346,7 @@ impl<'de> Deserialize<'de> for Email {
     }
 }
 
-impl UserError for EmailError {
+impl Explain for EmailError {
     fn code(&self) -> &'static str {
         match self {
             EmailError::Empty => "email.empty",

@@ -1,5 +1,5 @@
 //! Why an input was refused: each parser's error, with its stable code and messages
-//! ([`crate::errors::UserError`]), the field it names, and the limits the messages quote.
+//! ([`crate::errors::Explain`]), the field it names, and the limits the messages quote.
 
 pub use crate::account_number::ACCOUNT_NUMBER_DIGITS;
 pub use crate::account_number::{AccountNumberError, RegionError, RegionNotServed};
@@ -8,9 +8,9 @@ pub use crate::account_number::{AccountNumberError, RegionError, RegionNotServed
 pub use crate::directory::{DirectoryCsvError, DirectoryRowError};
 pub use crate::email::EmailError;
 pub use crate::email::EMAIL_MAX_CHARS;
-pub use crate::error::{Problem, Unavailable};
+pub(crate) mod problem;
 pub use crate::ids::InvalidId;
-pub use crate::locale::UserError;
+pub use crate::locale::Explain;
 pub use crate::locale::{Field, UnsupportedLocale};
 pub use crate::password::NewPasswordError;
 pub use crate::password::{NEW_PASSWORD_MAX_CHARS, NEW_PASSWORD_MIN_CHARS};
@@ -18,6 +18,7 @@ pub use crate::premises::PremisesError;
 pub use crate::service::MissingPort;
 pub use crate::surname::SurnameError;
 pub use crate::surname::SURNAME_MAX_CHARS;
+pub use problem::{Problem, Unavailable};
 
 /// Why a link template was refused (see [`crate::letters::LinkTemplate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -3,5 +3,5 @@
 
 pub use crate::password::NewPassword;
 pub use crate::service::{
-    AddressForm, Authenticated, CabinetView, LinkedAccount, LoggedIn, RegistrationForm, SessionView,
+    AddressForm, CabinetView, LinkedAccount, LoggedIn, RegistrationForm, SessionView, SignedIn,
 };

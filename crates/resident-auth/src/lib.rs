@@ -8,7 +8,6 @@ pub mod config;
 #[cfg(feature = "directory-csv")]
 mod directory;
 mod email;
-mod error;
 pub mod errors;
 pub mod events;
 mod hasher;
@@ -40,7 +39,7 @@ pub mod testing;
 pub use account_number::AccountNumber;
 pub use clock::Timestamp;
 pub use email::Email;
-pub use error::{Error, ErrorKind};
+pub use errors::problem::{Error, ErrorKind};
 pub use ids::{CabinetId, SessionId};
 pub use locale::Locale;
 pub use premises::{Premises, PremisesKind};
@@ -51,19 +50,19 @@ pub use surname::Surname;
 #[allow(unused_imports)]
 pub(crate) use account_number::{Region, ServedRegions};
 #[allow(unused_imports)]
-pub(crate) use error::{Problem, Unavailable};
+pub(crate) use errors::{Problem, Unavailable};
 #[allow(unused_imports)]
 pub(crate) use hasher::{Argon2Hasher, HashParams};
 #[allow(unused_imports)]
-pub(crate) use locale::UserError;
+pub(crate) use locale::Explain;
 #[allow(unused_imports)]
 pub(crate) use mail::{MailQueueKey, MailQueueKeys};
 #[allow(unused_imports)]
 pub(crate) use password::NewPassword;
 #[allow(unused_imports)]
 pub(crate) use service::{
-    AddressForm, AuthConfig, AuthServiceBuilder, Authenticated, BuildError, CabinetView, Limit,
-    LinkedAccount, LoggedIn, RegistrationForm, SessionView,
+    AddressForm, AuthConfig, AuthServiceBuilder, BuildError, CabinetView, Limit, LinkedAccount,
+    LoggedIn, RegistrationForm, SessionView, SignedIn,
 };
 
 #[allow(unused_imports)]

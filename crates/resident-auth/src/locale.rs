@@ -136,7 +136,7 @@ impl fmt::Display for Field {
 /// message in each supported locale.
 ///
 /// Codes never change once published; hosts may match on them.
-pub trait UserError {
+pub trait Explain {
     /// The stable dotted code, e.g. `premises.unknown_letter`.
     fn code(&self) -> &'static str;
     /// The input field the error concerns, if any.

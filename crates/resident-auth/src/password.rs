@@ -19,7 +19,7 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::{
     hasher::HashError,
-    locale::{Field, Locale, UserError},
+    locale::{Explain, Field, Locale},
     Email,
 };
 
@@ -67,7 +67,7 @@ pub enum NewPasswordError {
     ContainsEmail,
 }
 
-impl UserError for NewPasswordError {
+impl Explain for NewPasswordError {
     fn code(&self) -> &'static str {
         match self {
             NewPasswordError::TooShort => "password.too_short",
@@ -300,7 +300,7 @@ mod tests {
             NewPasswordError::Common,
             NewPasswordError::ContainsEmail,
         ];
-        let codes: std::collections::BTreeSet<&str> = errors.iter().map(UserError::code).collect();
+        let codes: std::collections::BTreeSet<&str> = errors.iter().map(Explain::code).collect();
         assert_eq!(
             codes.into_iter().collect::<Vec<_>>(),
             [

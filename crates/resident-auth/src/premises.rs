@@ -4,7 +4,7 @@ use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::locale::{Field, Locale, UserError};
+use crate::locale::{Explain, Field, Locale};
 
 /// The largest number a part of a premises number may have (six digits).
 const MAX_PART: u32 = 999_999;
@@ -277,7 +277,7 @@ impl<'de> Deserialize<'de> for Premises {
     }
 }
 
-impl UserError for PremisesError {
+impl Explain for PremisesError {
     fn code(&self) -> &'static str {
         match self {
             PremisesError::Empty => "premises.empty",

@@ -29,7 +29,7 @@ pub use password_and_sessions::SessionView;
 use crate::{
     clock::{Clock, Timestamp},
     config::{AccountDirectory, ServedRegions},
-    error::{Error, Problem},
+    errors::problem::{Error, Problem},
     events::{Event, EventKind, Events, TracingEvents},
     hasher::{CredentialHasher, HashParams, Verification},
     ids::{CabinetId, SessionId},
@@ -312,7 +312,7 @@ pub struct LoggedIn {
 /// The session behind a request, as [`AuthService::authenticate`] found it: the other
 /// session operations take it, so a request looks its session up once.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authenticated {
+pub struct SignedIn {
     /// The cabinet's identity.
     pub cabinet: CabinetId,
     /// The cabinet's email.
@@ -327,7 +327,7 @@ pub struct Authenticated {
     session: SessionHandle,
 }
 
-impl Authenticated {
+impl SignedIn {
     /// The session's public identity.
     #[must_use]
     pub fn session_id(&self) -> SessionId {
@@ -623,7 +623,7 @@ impl AuthService {
 }
 
 /// Refuses the operations a temporary password does not open.
-fn require_chosen_password(session: &Authenticated) -> Result<(), Error> {
+fn require_chosen_password(session: &SignedIn) -> Result<(), Error> {
     if session.password_change_required {
         Err(Problem::PasswordChangeRequired.into())
     } else {

@@ -7,7 +7,7 @@ use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::locale::{Field, Locale, UserError};
+use crate::locale::{Explain, Field, Locale};
 
 /// The longest surname accepted, in characters.
 pub const SURNAME_MAX_CHARS: usize = 100;
@@ -219,7 +219,7 @@ impl<'de> Deserialize<'de> for Surname {
     }
 }
 
-impl UserError for SurnameError {
+impl Explain for SurnameError {
     fn code(&self) -> &'static str {
         match self {
             SurnameError::Empty => "surname.empty",
@@ -389,7 +389,7 @@ mod trait_forms {
             SurnameError::InvalidCharacter { character: '1' },
             SurnameError::MisplacedPunctuation,
         ];
-        let codes: std::collections::BTreeSet<&str> = errors.iter().map(UserError::code).collect();
+        let codes: std::collections::BTreeSet<&str> = errors.iter().map(Explain::code).collect();
         assert_eq!(codes.len(), errors.len());
         for error in errors {
             assert!(error.code().starts_with("surname."), "{error:?}");

@@ -12,7 +12,7 @@ mod common;
 use common::*;
 use resident_auth::{
     config::{Argon2Hasher, HashParams, HashWork},
-    errors::UserError,
+    errors::Explain,
     journeys::LoggedIn,
     testing::enumeration::probe_login_enumeration,
     Error, Locale,

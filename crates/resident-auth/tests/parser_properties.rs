@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use resident_auth::{
-    config::ServedRegions, errors::UserError, AccountNumber, Email, Locale, Premises, PremisesKind,
+    config::ServedRegions, errors::Explain, AccountNumber, Email, Locale, Premises, PremisesKind,
     Surname,
 };
 
@@ -43,7 +43,7 @@ const EMAIL_CODES: &[&str] = &[
 ];
 
 /// Every error code is one of the published ones and has messages in both locales.
-fn assert_published(error: &dyn UserError, published: &[&str]) {
+fn assert_published(error: &dyn Explain, published: &[&str]) {
     assert!(
         published.contains(&error.code()),
         "unpublished code {}",

@@ -4,7 +4,7 @@
 use http::StatusCode;
 use resident_auth::{
     errors::Problem,
-    journeys::{AddressForm, Authenticated},
+    journeys::{AddressForm, SignedIn},
     Error,
 };
 
@@ -12,7 +12,7 @@ use super::{
     forms,
     html::{alert, csrf_field, hidden, html, Html},
     journeys::{letter_sent, surname_and_account},
-    split_problems, status_of, to_login, CsrfOnly, PageResponse, Request, Visit,
+    split_problems, status_of, to_login, CsrfOnly, PageRequest, PageResponse, Request,
 };
 
 forms! {
@@ -23,8 +23,8 @@ forms! {
 /// The session behind the request's cookie, or the way back to the login page.
 pub(super) async fn signed_in(
     request: &Request<'_>,
-    visit: Visit,
-) -> Result<(Authenticated, Visit), PageResponse> {
+    visit: PageRequest,
+) -> Result<(SignedIn, PageRequest), PageResponse> {
     let token = request.session_cookie().unwrap_or_default();
     match request.api.service().authenticate(token).await {
         Ok(session) => Ok((session, visit)),
@@ -37,14 +37,14 @@ pub(super) async fn signed_in(
 #[allow(clippy::result_large_err)] // the error is the request's whole answer
 pub(super) async fn signed_in_form<T: serde::de::DeserializeOwned + super::Csrf>(
     request: &Request<'_>,
-) -> Result<(T, Authenticated, Visit), PageResponse> {
+) -> Result<(T, SignedIn, PageRequest), PageResponse> {
     let (form, visit) = request.form::<T>()?;
     let (session, visit) = signed_in(request, visit).await?;
     Ok((form, session, visit))
 }
 
 pub(super) async fn cabinet(request: &Request<'_>) -> PageResponse {
-    let visit = Visit::new(request.api, request.headers);
+    let visit = PageRequest::new(request.api, request.headers);
     if request.session_cookie().is_none() {
         return visit.redirect("/");
     }
@@ -136,7 +136,7 @@ pub(super) async fn select(request: &Request<'_>) -> PageResponse {
 }
 
 fn add_form(
-    visit: Visit,
+    visit: PageRequest,
     form: &AddressForm,
     error: Option<&Error>,
     status: StatusCode,
@@ -164,7 +164,7 @@ fn add_form(
 }
 
 pub(super) async fn add_page(request: &Request<'_>) -> PageResponse {
-    let visit = Visit::new(request.api, request.headers);
+    let visit = PageRequest::new(request.api, request.headers);
     match signed_in(request, visit).await {
         Ok((_, visit)) => add_form(visit, &AddressForm::default(), None, StatusCode::OK),
         Err(response) => response,

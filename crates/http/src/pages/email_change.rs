@@ -15,7 +15,7 @@ use super::{
     forms,
     html::{alert, csrf_field, hidden, html, Html, Input},
     journeys::{link_problem, TokenQuery},
-    split_problems, status_of, to_login, PageResponse, Request, Visit,
+    split_problems, status_of, to_login, PageRequest, PageResponse, Request,
 };
 
 forms! {
@@ -24,7 +24,7 @@ forms! {
 }
 
 fn email_form(
-    visit: Visit,
+    visit: PageRequest,
     typed: &str,
     error: Option<&Error>,
     status: StatusCode,
@@ -73,7 +73,7 @@ fn email_form(
 }
 
 pub(super) async fn email_page(request: &Request<'_>) -> PageResponse {
-    let visit = Visit::new(request.api, request.headers);
+    let visit = PageRequest::new(request.api, request.headers);
     match signed_in(request, visit).await {
         Ok((session, visit)) if session.password_change_required => visit.redirect("/password"),
         Ok((_, visit)) => email_form(visit, "", None, StatusCode::OK),
@@ -123,7 +123,7 @@ pub(super) async fn request_change(request: &Request<'_>) -> PageResponse {
 
 /// The page a letter's link lands on: a button that posts the token to `action`.
 fn link_page(request: &Request<'_>, action: &'static str) -> PageResponse {
-    let visit = Visit::new(request.api, request.headers);
+    let visit = PageRequest::new(request.api, request.headers);
     let query: TokenQuery = request.query();
     let (title, text, button) = if action == "/email/confirm" {
         (

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use http::StatusCode;
 use resident_auth::{
-    errors::{Field, Problem, UserError},
+    errors::{Explain, Field, Problem},
     journeys::RegistrationForm,
     secrecy::SecretString,
     Error,
@@ -14,7 +14,7 @@ use resident_auth::{
 use super::{
     forms,
     html::{alert, csrf_field, hidden, html, Html, Input},
-    split_problems, status_of, PageResponse, Request, Visit,
+    split_problems, status_of, PageRequest, PageResponse, Request,
 };
 
 forms! {
@@ -34,7 +34,7 @@ pub(super) struct TokenQuery {
 // ---- Login (journey 4) -----------------------------------------------------------------
 
 fn login_email_step(
-    visit: Visit,
+    visit: PageRequest,
     email: &str,
     error: Option<String>,
     status: StatusCode,
@@ -65,7 +65,7 @@ fn login_email_step(
 }
 
 fn login_password_step(
-    visit: Visit,
+    visit: PageRequest,
     email: &str,
     error: Option<String>,
     status: StatusCode,
@@ -103,7 +103,7 @@ fn login_password_step(
 }
 
 pub(super) async fn login_page(request: &Request<'_>) -> PageResponse {
-    let visit = Visit::new(request.api, request.headers);
+    let visit = PageRequest::new(request.api, request.headers);
     if let Some(session) = request.session_cookie() {
         if request.api.service().authenticate(session).await.is_ok() {
             return visit.redirect("/cabinet");
@@ -167,7 +167,7 @@ pub(super) async fn login(request: &Request<'_>) -> PageResponse {
 /// The surname and account number inputs of registering and of adding an address, the
 /// account's hint as given; their errors taken from `fields`.
 pub(super) fn surname_and_account(
-    visit: &Visit,
+    visit: &PageRequest,
     (surname, account): (&str, &str),
     fields: &mut HashMap<Field, String>,
     account_hint: &str,
@@ -201,7 +201,7 @@ pub(super) fn surname_and_account(
 }
 
 fn register_form(
-    visit: Visit,
+    visit: PageRequest,
     form: &RegistrationForm,
     error: Option<&Error>,
     status: StatusCode,
@@ -245,7 +245,7 @@ fn register_form(
 
 pub(super) fn register_page(request: &Request<'_>) -> PageResponse {
     register_form(
-        Visit::new(request.api, request.headers),
+        PageRequest::new(request.api, request.headers),
         &RegistrationForm::default(),
         None,
         StatusCode::OK,
@@ -253,7 +253,7 @@ pub(super) fn register_page(request: &Request<'_>) -> PageResponse {
 }
 
 /// "We sent the letter to …".
-pub(super) fn letter_sent(visit: Visit, email: &str) -> PageResponse {
+pub(super) fn letter_sent(visit: PageRequest, email: &str) -> PageResponse {
     let body = html!(
         "<h1>{title}</h1><div class=\"notice\" role=\"status\"><p>{sent} <strong>{email}</strong>.</p></div><p>{next}</p>",
         title = visit.t("Письмо отправлено", "Letter sent"),
@@ -294,7 +294,7 @@ pub(super) async fn register(request: &Request<'_>) -> PageResponse {
     }
 }
 
-pub(super) fn link_problem(visit: Visit, error: &Error) -> PageResponse {
+pub(super) fn link_problem(visit: PageRequest, error: &Error) -> PageResponse {
     let (_, general) = split_problems(error, visit.locale);
     let body = html!(
         "<h1>{title}</h1>{alert}<p><a href=\"/register\">{again}</a> · <a href=\"/recover\">{recover}</a></p>",
@@ -308,7 +308,7 @@ pub(super) fn link_problem(visit: Visit, error: &Error) -> PageResponse {
 }
 
 pub(super) fn confirm_page(request: &Request<'_>) -> PageResponse {
-    let visit = Visit::new(request.api, request.headers);
+    let visit = PageRequest::new(request.api, request.headers);
     let query: TokenQuery = request.query();
     // Following the link only shows a button: mail scanners that prefetch links must not
     // consume the token.
@@ -329,7 +329,7 @@ pub(super) fn confirm_page(request: &Request<'_>) -> PageResponse {
 }
 
 fn premises_form(
-    visit: Visit,
+    visit: PageRequest,
     activation_token: &str,
     premises: &str,
     error: Option<&Error>,
@@ -378,7 +378,12 @@ pub(super) async fn confirm(request: &Request<'_>) -> PageResponse {
 }
 
 /// "Done: the letter went to …", with the way to log in.
-fn sent_to(visit: Visit, title: &'static str, text: &'static str, email: &str) -> PageResponse {
+fn sent_to(
+    visit: PageRequest,
+    title: &'static str,
+    text: &'static str,
+    email: &str,
+) -> PageResponse {
     let body = html!(
         "<h1>{title}</h1><div class=\"notice\" role=\"status\"><p>{text} <strong>{email}</strong>.</p></div>\
          <p><a class=\"button\" href=\"/\">{login}</a></p>",
@@ -423,7 +428,7 @@ pub(super) async fn activate(request: &Request<'_>) -> PageResponse {
 // ---- Recovery (journey 6) --------------------------------------------------------------
 
 fn recover_form(
-    visit: Visit,
+    visit: PageRequest,
     email: &str,
     error: Option<&Error>,
     status: StatusCode,
@@ -456,7 +461,7 @@ fn recover_form(
 }
 
 pub(super) fn recover_page(request: &Request<'_>) -> PageResponse {
-    let visit = Visit::new(request.api, request.headers);
+    let visit = PageRequest::new(request.api, request.headers);
     let query: TokenQuery = request.query();
     let Some(token) = query.token else {
         return recover_form(visit, "", None, StatusCode::OK);

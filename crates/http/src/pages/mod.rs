@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use http::{header, HeaderValue, StatusCode};
 use resident_auth::{
-    errors::{Field, UserError},
+    errors::{Explain, Field},
     Error, Locale, RequestContext,
 };
 use serde::de::DeserializeOwned;
@@ -148,8 +148,8 @@ impl Request<'_> {
     /// the answer to give.
     // The error is the request's whole answer, returned once: boxing it buys nothing.
     #[allow(clippy::result_large_err)]
-    fn form<T: DeserializeOwned + Csrf>(&self) -> Result<(T, Visit), PageResponse> {
-        let visit = Visit::new(self.api, self.headers);
+    fn form<T: DeserializeOwned + Csrf>(&self) -> Result<(T, PageRequest), PageResponse> {
+        let visit = PageRequest::new(self.api, self.headers);
         let is_form = self.headers.first("content-type").is_some_and(|value| {
             value.split(';').next().is_some_and(|media| {
                 media
@@ -297,7 +297,7 @@ async fn handle(
 /// [`crate::BODY_LIMIT`], 408 for one that did not arrive within the body timeout, 405 for
 /// a method the path does not take, else 404.
 fn refused(api: &Api, headers: &(dyn Headers + Sync), refusal: &Refusal) -> PageResponse {
-    let visit = Visit::new(api, headers);
+    let visit = PageRequest::new(api, headers);
     let (status, title) = match refusal {
         Refusal::TooLarge => (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -331,14 +331,14 @@ fn refused(api: &Api, headers: &(dyn Headers + Sync), refusal: &Refusal) -> Page
 }
 
 /// One request's view: language, CSRF token (new or from the cookie), cookies to set.
-struct Visit {
+struct PageRequest {
     locale: Locale,
     csrf: String,
     set_cookies: Vec<String>,
     cookies: web::Cookies,
 }
 
-impl Visit {
+impl PageRequest {
     fn new(api: &Api, headers: &(dyn Headers + Sync)) -> Self {
         let cookies = api.cookies();
         let mut set_cookies = Vec::new();
@@ -418,7 +418,7 @@ impl Visit {
 }
 
 /// The session cookie cleared, and the way to the login page.
-fn to_login(mut visit: Visit) -> PageResponse {
+fn to_login(mut visit: PageRequest) -> PageResponse {
     let cookie = visit
         .cookies
         .set_cookie(visit.cookies.session(), "", Some(0));
@@ -426,7 +426,7 @@ fn to_login(mut visit: Visit) -> PageResponse {
     visit.redirect("/")
 }
 
-fn expired_form(visit: Visit) -> PageResponse {
+fn expired_form(visit: PageRequest) -> PageResponse {
     let title = visit.t("Форма устарела", "The form has expired");
     let body = html!(
         "<h1>{title}</h1><p>{text}</p><p><a href=\"/\">{home}</a></p>",
@@ -440,7 +440,7 @@ fn expired_form(visit: Visit) -> PageResponse {
     visit.html(StatusCode::FORBIDDEN, title, Html::empty(), body, "/")
 }
 
-fn unreadable_form(visit: Visit) -> PageResponse {
+fn unreadable_form(visit: PageRequest) -> PageResponse {
     let title = visit.t("Форма не прочитана", "The form could not be read");
     let body = html!(
         "<h1>{title}</h1><p>{text}</p><p><a href=\"/\">{home}</a></p>",
@@ -488,7 +488,12 @@ fn status_of(error: &Error) -> StatusCode {
 }
 
 /// A page that says what went wrong, with nothing to fill in.
-fn problem_page(visit: Visit, title: &'static str, error: &Error, path: &str) -> PageResponse {
+fn problem_page(
+    visit: PageRequest,
+    title: &'static str,
+    error: &Error,
+    path: &str,
+) -> PageResponse {
     let (_, general) = split_problems(error, visit.locale);
     let body = html!(
         "<h1>{title}</h1>{alert}",
@@ -506,7 +511,7 @@ struct Back {
 }
 
 fn set_language(request: &Request<'_>) -> PageResponse {
-    let mut visit = Visit::new(request.api, request.headers);
+    let mut visit = PageRequest::new(request.api, request.headers);
     let back: Back = request.query();
     if let Some(locale) = request
         .incoming

@@ -11,7 +11,7 @@ use super::{
     cabinet::{signed_in, signed_in_form},
     forms,
     html::{alert, csrf_field, html, Html, Input},
-    split_problems, status_of, to_login, PageResponse, Request, Visit,
+    split_problems, status_of, to_login, PageRequest, PageResponse, Request,
 };
 
 forms! {
@@ -26,7 +26,11 @@ enum Which {
     Close,
 }
 
-fn data_page(visit: Visit, failed: Option<(Which, &Error)>, status: StatusCode) -> PageResponse {
+fn data_page(
+    visit: PageRequest,
+    failed: Option<(Which, &Error)>,
+    status: StatusCode,
+) -> PageResponse {
     let problems = |which: Which| {
         failed
             .filter(|(w, _)| *w == which)
@@ -95,7 +99,7 @@ fn data_page(visit: Visit, failed: Option<(Which, &Error)>, status: StatusCode) 
 }
 
 pub(super) async fn data(request: &Request<'_>) -> PageResponse {
-    let visit = Visit::new(request.api, request.headers);
+    let visit = PageRequest::new(request.api, request.headers);
     match signed_in(request, visit).await {
         Ok((_, visit)) => data_page(visit, None, StatusCode::OK),
         Err(response) => response,
@@ -104,7 +108,7 @@ pub(super) async fn data(request: &Request<'_>) -> PageResponse {
 
 /// The answer to a refused step: the login page for an ended session, else the page with
 /// the problem beside its form.
-fn refused(visit: Visit, which: Which, error: &Error) -> PageResponse {
+fn refused(visit: PageRequest, which: Which, error: &Error) -> PageResponse {
     if error.is(&Problem::SessionInvalid) {
         return to_login(visit);
     }

@@ -4,7 +4,7 @@
 use http::StatusCode;
 use resident_auth::{
     errors::{Field, Problem},
-    journeys::Authenticated,
+    journeys::SignedIn,
     secrecy::SecretString,
     Error,
 };
@@ -13,7 +13,8 @@ use super::{
     cabinet::{signed_in, signed_in_form},
     forms,
     html::{alert, csrf_field, hidden, html, Html, Input},
-    problem_page, split_problems, status_of, to_login, CsrfOnly, PageResponse, Request, Visit,
+    problem_page, split_problems, status_of, to_login, CsrfOnly, PageRequest, PageResponse,
+    Request,
 };
 
 forms! {
@@ -22,8 +23,8 @@ forms! {
 }
 
 fn password_form(
-    visit: Visit,
-    session: &Authenticated,
+    visit: PageRequest,
+    session: &SignedIn,
     error: Option<&Error>,
     status: StatusCode,
 ) -> PageResponse {
@@ -83,7 +84,7 @@ fn password_form(
 }
 
 pub(super) async fn password_page(request: &Request<'_>) -> PageResponse {
-    let visit = Visit::new(request.api, request.headers);
+    let visit = PageRequest::new(request.api, request.headers);
     match signed_in(request, visit).await {
         Ok((session, visit)) => password_form(visit, &session, None, StatusCode::OK),
         Err(response) => response,
@@ -129,7 +130,7 @@ pub(super) async fn change_password(request: &Request<'_>) -> PageResponse {
 }
 
 pub(super) async fn sessions_page(request: &Request<'_>) -> PageResponse {
-    let visit = Visit::new(request.api, request.headers);
+    let visit = PageRequest::new(request.api, request.headers);
     let (session, visit) = match signed_in(request, visit).await {
         Ok(signed_in) => signed_in,
         Err(response) => return response,

@@ -647,7 +647,7 @@ pub async fn start() -> Result<Portal, ExitCode> {
 /// The service's, when the directory cannot be read.
 pub async fn bills(
     service: &AuthService,
-    session: &resident_auth::journeys::Authenticated,
+    session: &resident_auth::journeys::SignedIn,
 ) -> Result<serde_json::Value, resident_auth::Error> {
     let cabinet = service.cabinet(session).await?;
     let active = cabinet

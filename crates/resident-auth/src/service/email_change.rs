@@ -36,7 +36,7 @@ impl AuthService {
     )]
     pub async fn request_email_change(
         &self,
-        session: &Authenticated,
+        session: &SignedIn,
         new_email: &str,
         current_password: SecretString,
         context: &RequestContext,
@@ -124,7 +124,7 @@ impl AuthService {
     pub async fn confirm_email_change(
         &self,
         email_change_token: &str,
-        session: Option<&Authenticated>,
+        session: Option<&SignedIn>,
         context: &RequestContext,
     ) -> Result<Email, Error> {
         let (hash, link, cabinet, credential_version) = self
@@ -200,7 +200,7 @@ impl AuthService {
     /// link with its letter to `new_email`, each in one write; returns both letters.
     async fn mail_email_change_links(
         &self,
-        session: &Authenticated,
+        session: &SignedIn,
         new_email: &Email,
         context: &RequestContext,
         now: Timestamp,

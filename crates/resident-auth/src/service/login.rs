@@ -200,7 +200,7 @@ impl AuthService {
         skip_all,
         err(level = "debug", Display)
     )]
-    pub async fn authenticate(&self, session_token: &str) -> Result<Authenticated, Error> {
+    pub async fn authenticate(&self, session_token: &str) -> Result<SignedIn, Error> {
         let token = Token::from_user(session_token).ok_or(Problem::SessionInvalid)?;
         let hash = token.hash();
         let store = self.store();
@@ -240,7 +240,7 @@ impl AuthService {
             .active_account
             .filter(|account| cabinet.accounts.contains(account))
             .or_else(|| cabinet.accounts.first().copied());
-        Ok(Authenticated {
+        Ok(SignedIn {
             cabinet: cabinet.id,
             email: cabinet.email,
             active_account,
@@ -259,7 +259,7 @@ impl AuthService {
         skip_all,
         err(level = "debug", Display)
     )]
-    pub async fn cabinet(&self, session: &Authenticated) -> Result<CabinetView, Error> {
+    pub async fn cabinet(&self, session: &SignedIn) -> Result<CabinetView, Error> {
         require_chosen_password(session)?;
         let mut accounts = Vec::with_capacity(session.accounts.len());
         for account_number in &session.accounts {
@@ -317,7 +317,7 @@ impl AuthService {
     )]
     pub async fn select_account(
         &self,
-        session: &Authenticated,
+        session: &SignedIn,
         account_number: &str,
     ) -> Result<(), Error> {
         require_chosen_password(session)?;

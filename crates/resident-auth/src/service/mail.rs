@@ -11,7 +11,7 @@ use super::AuthService;
 use crate::ports::prelude::*;
 use crate::{
     clock::Timestamp,
-    error::Error,
+    errors::problem::Error,
     events::{Event, EventKind},
     ids::{CabinetId, LetterId},
     letters::Letter,

@@ -5,11 +5,11 @@ use secrecy::SecretString;
 
 use super::{
     admin::{AdminError, CabinetExport, Lookup},
-    AuthService, Authenticated,
+    AuthService, SignedIn,
 };
 use crate::ports::prelude::*;
 use crate::{
-    error::{Error, Problem},
+    errors::problem::{Error, Problem},
     events::{Event, EventKind},
     hasher::Verification,
     letters::{Letter, LetterContent},
@@ -35,7 +35,7 @@ impl AuthService {
     )]
     pub async fn export_own_data(
         &self,
-        session: &Authenticated,
+        session: &SignedIn,
         current_password: SecretString,
         context: &RequestContext,
     ) -> Result<CabinetExport, Error> {
@@ -77,7 +77,7 @@ impl AuthService {
     )]
     pub async fn close_cabinet(
         &self,
-        session: &Authenticated,
+        session: &SignedIn,
         current_password: SecretString,
         confirmed: bool,
         context: &RequestContext,
@@ -114,7 +114,7 @@ impl AuthService {
     /// the counters a success clears.
     pub(super) async fn check_current_password(
         &self,
-        session: &Authenticated,
+        session: &SignedIn,
         current_password: SecretString,
         context: &RequestContext,
     ) -> Result<[CounterKey; 2], Error> {

@@ -3,11 +3,11 @@
 
 use secrecy::SecretString;
 
-use super::{AuthService, Authenticated, CABINET_WRITE_ATTEMPTS};
+use super::{AuthService, SignedIn, CABINET_WRITE_ATTEMPTS};
 use crate::ports::prelude::*;
 use crate::{
     clock::Timestamp,
-    error::{Error, Problem},
+    errors::problem::{Error, Problem},
     events::{Event, EventKind},
     hasher::Verification,
     ids::SessionId,
@@ -56,7 +56,7 @@ impl AuthService {
     )]
     pub async fn change_password(
         &self,
-        session: &Authenticated,
+        session: &SignedIn,
         current_password: SecretString,
         new_password: SecretString,
         context: &RequestContext,
@@ -160,7 +160,7 @@ impl AuthService {
     /// the change that ended every other one. A session logged out meanwhile stays out.
     pub(super) async fn keep_session(
         &self,
-        session: &Authenticated,
+        session: &SignedIn,
         new_version: u64,
     ) -> Result<(), Error> {
         let store = self.store();
@@ -195,7 +195,7 @@ impl AuthService {
         skip_all,
         err(level = "debug", Display)
     )]
-    pub async fn sessions(&self, session: &Authenticated) -> Result<Vec<SessionView>, Error> {
+    pub async fn sessions(&self, session: &SignedIn) -> Result<Vec<SessionView>, Error> {
         let now = self.now();
         let own_version = session.session.record.credential_version;
         let mut list: Vec<SessionView> = self
@@ -229,11 +229,7 @@ impl AuthService {
         skip_all,
         err(level = "debug", Display)
     )]
-    pub async fn end_session(
-        &self,
-        session: &Authenticated,
-        session_id: &str,
-    ) -> Result<(), Error> {
+    pub async fn end_session(&self, session: &SignedIn, session_id: &str) -> Result<(), Error> {
         let id: SessionId = session_id.parse().map_err(|_| Problem::SessionNotFound)?;
         let now = self.now();
         let own_version = session.session.record.credential_version;
@@ -264,7 +260,7 @@ impl AuthService {
         skip_all,
         err(level = "debug", Display)
     )]
-    pub async fn end_other_sessions(&self, session: &Authenticated) -> Result<u64, Error> {
+    pub async fn end_other_sessions(&self, session: &SignedIn) -> Result<u64, Error> {
         let now = self.now();
         let own_version = session.session.record.credential_version;
         let store = self.store();

@@ -51,7 +51,7 @@ impl AuthService {
     )]
     pub async fn add_address(
         &self,
-        session: &Authenticated,
+        session: &SignedIn,
         form: &AddressForm,
         context: &RequestContext,
     ) -> Result<(), Error> {

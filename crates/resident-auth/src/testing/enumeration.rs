@@ -15,7 +15,7 @@ pub use crate::hasher::CountingHasher;
 use secrecy::SecretString;
 
 use crate::{
-    clock::ManualClock, hasher::Argon2Hasher, journeys::LoggedIn, locale::UserError, AuthService,
+    clock::ManualClock, hasher::Argon2Hasher, journeys::LoggedIn, locale::Explain, AuthService,
     Error, ErrorKind, HashWork, Locale, RequestContext,
 };
 

@@ -191,7 +191,7 @@ impl Harness {
     }
 
     /// The session behind a token, as a request would find it.
-    pub async fn who(&self, token: &str) -> resident_auth::journeys::Authenticated {
+    pub async fn who(&self, token: &str) -> resident_auth::journeys::SignedIn {
         self.service.authenticate(token).await.unwrap()
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::*;
 use resident_auth::{
     config::ServedRegions,
-    errors::{Problem, UserError},
+    errors::{Explain, Problem},
     journeys::AddressForm,
     letters::LetterKind,
     Error, ErrorKind, Locale, RequestContext,
@@ -25,5 +25,5 @@ const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
 fn codes(error: &Error) -> Vec<&'static str> {
-    error.problems().iter().map(UserError::code).collect()
+    error.problems().iter().map(Explain::code).collect()
 }

@@ -6,13 +6,13 @@ use std::time::Duration;
 use crate::{
     account_number::russian_plural,
     hasher::HashError,
-    locale::{Field, Locale, UserError},
+    locale::{Explain, Field, Locale},
     mail::MailError,
     ports::StoreError,
     AccountNumberError, EmailError, NewPasswordError, PremisesError, RegionNotServed, SurnameError,
 };
 
-/// One thing the user can fix. Every variant has a stable code (see [`UserError`]).
+/// One thing the user can fix. Every variant has a stable code (see [`Explain`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Problem {
@@ -163,7 +163,7 @@ fn minutes(duration: Duration) -> u64 {
     duration.as_secs().div_ceil(60).max(1)
 }
 
-impl UserError for Problem {
+impl Explain for Problem {
     fn code(&self) -> &'static str {
         match self {
             Problem::Surname(e) => e.code(),
@@ -302,7 +302,7 @@ pub enum Unavailable {
     Hashing(#[source] HashError),
 }
 
-impl UserError for Unavailable {
+impl Explain for Unavailable {
     fn code(&self) -> &'static str {
         match self {
             Unavailable::Store(_) => "service.store_unavailable",
@@ -336,7 +336,7 @@ impl UserError for Unavailable {
 #[non_exhaustive]
 pub enum Error {
     /// The user's input or situation: one or more problems, all reported together.
-    #[error("rejected: {}", .0.iter().map(UserError::code).collect::<Vec<_>>().join(", "))]
+    #[error("rejected: {}", .0.iter().map(Explain::code).collect::<Vec<_>>().join(", "))]
     Rejected(Vec<Problem>),
     /// Infrastructure failed; the same step may be retried.
     #[error(transparent)]
