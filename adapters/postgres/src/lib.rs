@@ -22,6 +22,8 @@
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+// No production function over 80 lines (clippy.toml); tests may be longer.
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
 mod audit;
 mod directory;

@@ -18,6 +18,8 @@
 //! # Ok::<(), resident_auth_smtp::SmtpConfigError>(())
 //! ```
 #![forbid(unsafe_code)]
+// No production function over 80 lines (clippy.toml); tests may be longer.
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
 mod message;
 mod outbox;

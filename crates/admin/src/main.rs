@@ -5,6 +5,8 @@
 //! Exit codes: 0 done, 2 not found, 3 refused (e.g. unlinking a cabinet's last account
 //! without `--erase`), 1 error (malformed input included). Every change is recorded in the
 //! audit table with `--operator`.
+// No production function over 80 lines (clippy.toml); tests may be longer.
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
 use std::{process::ExitCode, sync::Arc};
 
@@ -226,26 +228,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         // The command's letter goes out before it exits when the mail server answers.
         .configure(|config| config.delivery.in_request = true);
     if needs_mail {
-        let key = match (&cli.mail_queue_key, &storage.key_file) {
-            (Some(key), _) => key.clone(),
-            (None, Some(file)) => std::fs::read_to_string(file).map_err(|e| {
-                failure(format!(
-                    "letters need the portal's key: {} ({e}); or set MAIL_QUEUE_KEY",
-                    file.display()
-                ))
-            })?,
-            (None, None) => {
-                return Err(failure(
-                    "letters need MAIL_QUEUE_KEY (or --mail-queue-key): the portal's key",
-                ))
-            }
-        };
-        let key = MailQueueKey::from_base64(key.trim()).map_err(failure)?;
-        builder = builder.mail_queue_keys(MailQueueKeys::new(key));
+        builder = builder.mail_queue_keys(mail_queue_keys(&cli, &storage)?);
     }
     // The portal's own background tasks send what this command queues: it runs none.
     let (service, _background) = builder.build().map_err(failure)?;
     let admin: Admin = service.admin().with_audit(storage.audit.clone());
+    act(&cli, &admin).await
+}
+
+/// The operators' command, done through the facade.
+async fn act(cli: &Cli, admin: &Admin) -> Result<(), Failure> {
     let json = cli.json;
     match &cli.command {
         Command::Find { lookup: text } => {
@@ -254,7 +246,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Resend { lookup: text } => {
             let sent = admin
-                .resend_confirmation(&lookup(text)?, &operator(&cli)?)
+                .resend_confirmation(&lookup(text)?, &operator(cli)?)
                 .await?;
             let answer = serde_json::json!({"sent_to": sent.to_string()});
             print(json, &answer, |_| {
@@ -262,14 +254,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             });
         }
         Command::Unlock { lookup: text } => {
-            let cleared = admin.clear_locks(&lookup(text)?, &operator(&cli)?).await?;
+            let cleared = admin.clear_locks(&lookup(text)?, &operator(cli)?).await?;
             let answer = serde_json::json!({"counters_cleared": cleared});
             print(json, &answer, |_| {
                 format!("{cleared} lock(s) and throttle(s) cleared")
             });
         }
         Command::EndSessions { lookup: text } => {
-            let ended = admin.end_sessions(&lookup(text)?, &operator(&cli)?).await?;
+            let ended = admin.end_sessions(&lookup(text)?, &operator(cli)?).await?;
             let answer = serde_json::json!({"sessions_ended": ended});
             print(json, &answer, |_| format!("{ended} session(s) ended"));
         }
@@ -277,7 +269,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let account: AccountNumber = account.parse().map_err(|e| {
                 failure(format!("{account:?} is not a personal account number: {e}"))
             })?;
-            let erased = admin.unlink(&account, *erase, &operator(&cli)?).await?;
+            let erased = admin.unlink(&account, *erase, &operator(cli)?).await?;
             match erased {
                 Some(erased) => {
                     print(json, &erased, |e| {
@@ -294,7 +286,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Erase { lookup: text } => {
-            let erased = admin.erase(&lookup(text)?, &operator(&cli)?).await?;
+            let erased = admin.erase(&lookup(text)?, &operator(cli)?).await?;
             print(json, &erased, |e| {
                 format!(
                     "erased: {} cabinet(s), {} session(s), {} link(s), {} counter(s)",
@@ -303,7 +295,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             });
         }
         Command::Export { lookup: text } => {
-            let export = admin.export(&lookup(text)?, &operator(&cli)?).await?;
+            let export = admin.export(&lookup(text)?, &operator(cli)?).await?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&export).map_err(failure)?
@@ -312,6 +304,27 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::ImportDirectory { .. } | Command::NewOperatorToken { .. } => {}
     }
     Ok(())
+}
+
+/// The portal's mail queue key, for the commands that send a letter: `MAIL_QUEUE_KEY`, else
+/// the key file beside the SQLite file.
+fn mail_queue_keys(cli: &Cli, storage: &Storage) -> Result<MailQueueKeys, Failure> {
+    let key = match (&cli.mail_queue_key, &storage.key_file) {
+        (Some(key), _) => key.clone(),
+        (None, Some(file)) => std::fs::read_to_string(file).map_err(|e| {
+            failure(format!(
+                "letters need the portal's key: {} ({e}); or set MAIL_QUEUE_KEY",
+                file.display()
+            ))
+        })?,
+        (None, None) => {
+            return Err(failure(
+                "letters need MAIL_QUEUE_KEY (or --mail-queue-key): the portal's key",
+            ))
+        }
+    };
+    let key = MailQueueKey::from_base64(key.trim()).map_err(failure)?;
+    Ok(MailQueueKeys::new(key))
 }
 
 /// What an import changed: inserted, updated, unchanged, kept (absent from the file).

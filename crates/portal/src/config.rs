@@ -1,7 +1,7 @@
 //! The portal's configuration (environment variables: the examples/README.md) and the adapters it
 //! selects.
 
-use std::{path::PathBuf, process::ExitCode, sync::Arc};
+use std::{ops::RangeInclusive, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use resident_auth::admin::{Audit, TracingAudit};
@@ -154,6 +154,7 @@ impl PortalConfig {
     /// # Errors
     /// [`ConfigError`] naming the variable that cannot be understood.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let lookup: Lookup<'_> = &lookup;
         let bind = lookup("BIND").unwrap_or_else(|| "127.0.0.1:3000".to_owned());
         let served_regions = match lookup("SERVED_REGIONS") {
             Some(list) => list.parse().map_err(|_| {
@@ -169,209 +170,28 @@ impl PortalConfig {
         } else {
             HashParams::default()
         };
-        let trusted_proxies = match lookup("TRUSTED_PROXIES") {
-            Some(list) => list
-                .split(',')
-                .map(|block| block.trim().parse::<Cidr>())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ConfigError(format!("TRUSTED_PROXIES: {e}")))?,
-            None => Vec::new(),
-        };
-        let ipv6_prefix = match lookup("CLIENT_IPV6_PREFIX") {
-            Some(prefix) => prefix
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| (1..=128).contains(p))
-                .ok_or_else(|| {
-                    ConfigError(format!("CLIENT_IPV6_PREFIX must be 1–128, not {prefix:?}"))
-                })?,
-            None => 64,
-        };
-        let mailed_password_lifetime = match lookup("TEMPORARY_PASSWORD_HOURS") {
-            Some(hours) => Some(
-                hours
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|h| (1..=24 * 365).contains(h))
-                    .map(|h| std::time::Duration::from_secs(h * 3600))
-                    .ok_or_else(|| {
-                        ConfigError(format!(
-                            "TEMPORARY_PASSWORD_HOURS must be 1–8760 hours, not {hours:?}"
-                        ))
-                    })?,
-            ),
-            None => None,
-        };
-        let admin = match (lookup("ADMIN_BIND"), lookup("ADMIN_OPERATORS")) {
-            (None, _) => None,
-            (Some(_), None) => {
-                return Err(ConfigError(
-                    "ADMIN_BIND is set but ADMIN_OPERATORS is not: nobody could use the \
-                     operators' API. Make a token with `resident-auth-admin new-operator-token \
-                     NAME` and put the line it prints in ADMIN_OPERATORS."
-                        .to_owned(),
-                ))
-            }
-            (Some(bind), Some(operators)) => Some((
-                bind,
-                OperatorTokens::parse(&operators)
-                    .map_err(|e| ConfigError(format!("ADMIN_OPERATORS: {e}")))?,
-            )),
-        };
-        let database_url = lookup("DATABASE_URL");
-        let storage = match (lookup("DATABASE_URL"), lookup("STORAGE").as_deref()) {
-            (Some(url), None | Some("postgres")) => Storage::Postgres(url),
-            (None, Some("memory")) => Storage::Memory,
-            (None, None | Some("sqlite")) => Storage::Sqlite(
-                lookup("SQLITE_PATH")
-                    .map_or_else(|| PathBuf::from("./resident-auth.db"), PathBuf::from),
-            ),
-            (Some(_), Some(other)) => {
-                return Err(ConfigError(format!(
-                    "DATABASE_URL is set, so STORAGE must be unset or `postgres`, not {other:?}"
-                )))
-            }
-            (None, Some(other)) => {
-                return Err(ConfigError(format!(
-                    "STORAGE must be `sqlite` (the default, SQLITE_PATH), `memory`, or unset with \
-                     DATABASE_URL for PostgreSQL; not {other:?}"
-                )))
-            }
-        };
-        let key = |name: &str| {
-            lookup(name)
-                .map(|text| {
-                    MailQueueKey::from_base64(&text)
-                        .map_err(|e| ConfigError(format!("{name}: {e}")))
-                })
-                .transpose()
-        };
-        let mail_queue_keys = match (key("MAIL_QUEUE_KEY")?, key("MAIL_QUEUE_OLD_KEY")?) {
-            (None, Some(_)) => {
-                return Err(ConfigError(
-                    "MAIL_QUEUE_OLD_KEY is set but MAIL_QUEUE_KEY is not: the old key only \
-                     opens letters; set the new one in MAIL_QUEUE_KEY"
-                        .to_owned(),
-                ))
-            }
-            (None, None) if database_url.is_some() => {
-                return Err(ConfigError(format!(
-                    "DATABASE_URL is set but MAIL_QUEUE_KEY is not: queued letters (with \
-                     passwords and links) are sealed with it, and every instance needs the \
-                     same key. Set MAIL_QUEUE_KEY to 32 random bytes in base64: {MAKE_A_KEY}"
-                )))
-            }
-            (None, None) => None,
-            (Some(current), old) => Some(match old {
-                Some(old) => MailQueueKeys::new(current).with_previous(old),
-                None => MailQueueKeys::new(current),
-            }),
-        };
-        let deliver_in_request = match lookup("MAIL_DELIVERY").as_deref() {
-            None | Some("worker") => false,
-            Some("in-request") => true,
-            Some(other) => {
-                return Err(ConfigError(format!(
-                    "MAIL_DELIVERY must be `worker` or `in-request`, not {other:?}"
-                )))
-            }
-        };
-        let mail_retry_first = match lookup("MAIL_RETRY_FIRST_MS") {
-            Some(ms) => Some(
-                ms.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|ms| (1..=3_600_000).contains(ms))
-                    .map(std::time::Duration::from_millis)
-                    .ok_or_else(|| {
-                        ConfigError(format!(
-                            "MAIL_RETRY_FIRST_MS must be 1–3600000 milliseconds, not {ms:?}"
-                        ))
-                    })?,
-            ),
-            None => None,
-        };
-        let mail_claim = match lookup("MAIL_CLAIM_SECONDS") {
-            Some(seconds) => Some(
-                seconds
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|s| (1..=3600).contains(s))
-                    .map(std::time::Duration::from_secs)
-                    .ok_or_else(|| {
-                        ConfigError(format!(
-                            "MAIL_CLAIM_SECONDS must be 1–3600 seconds, not {seconds:?}"
-                        ))
-                    })?,
-            ),
-            None => None,
-        };
-        let mail_deadline = match lookup("MAIL_GIVE_UP_HOURS") {
-            Some(hours) => Some(
-                hours
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|h| (1..=24 * 30).contains(h))
-                    .map(|h| std::time::Duration::from_secs(h * 3600))
-                    .ok_or_else(|| {
-                        ConfigError(format!(
-                            "MAIL_GIVE_UP_HOURS must be 1–720 hours, not {hours:?}"
-                        ))
-                    })?,
-            ),
-            None => None,
-        };
-        let number = |name: &str, range: std::ops::RangeInclusive<u64>| match lookup(name) {
-            Some(text) => text
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| range.contains(n))
-                .map(Some)
-                .ok_or_else(|| {
-                    ConfigError(format!(
-                        "{name} must be {}–{}, not {text:?}",
-                        range.start(),
-                        range.end()
-                    ))
-                }),
-            None => Ok(None),
-        };
-        let mut connection_limits = ConnectionLimits::default();
-        if let Some(seconds) = number("HEAD_TIMEOUT_SECS", 1..=3600)? {
-            connection_limits =
-                connection_limits.with_head_timeout(std::time::Duration::from_secs(seconds));
-        }
-        if let Some(seconds) = number("BODY_TIMEOUT_SECS", 1..=3600)? {
-            connection_limits =
-                connection_limits.with_body_timeout(std::time::Duration::from_secs(seconds));
-        }
-        if let Some(connections) = number("MAX_CONNECTIONS", 1..=1_000_000)? {
-            connection_limits = connection_limits
-                .with_max_connections(usize::try_from(connections).unwrap_or(usize::MAX));
-        }
-        let template = |name: &str| {
-            lookup(name)
-                .map(|text| {
-                    text.trim().parse::<LinkTemplate>().map_err(|e| {
-                        ConfigError(format!("{name}: {e} ({}), not {text:?}", e.code()))
-                    })
-                })
-                .transpose()
-        };
-        let link_templates = LinkTemplates {
-            confirmation: template("CONFIRMATION_LINK")?,
-            recovery: template("RECOVERY_LINK")?,
-            email_change: template("EMAIL_CHANGE_LINK")?,
-            email_change_cancel: template("EMAIL_CHANGE_CANCEL_LINK")?,
-        };
+        let client_addressing = client_addressing(lookup)?;
+        let mailed_password_lifetime = hours(lookup, "TEMPORARY_PASSWORD_HOURS", 24 * 365)?;
+        let admin = admin(lookup)?;
+        let storage = storage(lookup)?;
+        let on_postgres = matches!(storage, Storage::Postgres(_));
+        let mail_queue_keys = mail_queue_keys(lookup, on_postgres)?;
+        let deliver_in_request = deliver_in_request(lookup)?;
+        let mail_retry_first = number(
+            lookup,
+            "MAIL_RETRY_FIRST_MS",
+            1..=3_600_000,
+            " milliseconds",
+        )?
+        .map(Duration::from_millis);
+        let mail_claim =
+            number(lookup, "MAIL_CLAIM_SECONDS", 1..=3600, " seconds")?.map(Duration::from_secs);
+        let mail_deadline = hours(lookup, "MAIL_GIVE_UP_HOURS", 24 * 30)?;
+        let connection_limits = connection_limits(lookup)?;
+        let link_templates = link_templates(lookup)?;
         let smtp_url = lookup("SMTP_URL");
         let outbox_dir = lookup("OUTBOX_DIR");
-        if database_url.is_some() && smtp_url.is_none() && outbox_dir.is_none() {
+        if on_postgres && smtp_url.is_none() && outbox_dir.is_none() {
             // A deployment on a real database that forgot SMTP would otherwise write every
             // resident's password into ./outbox on this machine's disk without a word.
             return Err(ConfigError(
@@ -388,6 +208,7 @@ impl PortalConfig {
             registry_csv: lookup("REGISTRY_CSV").map(PathBuf::from),
             served_regions,
             outbox_dir: outbox_dir.map_or_else(|| PathBuf::from("./outbox"), PathBuf::from),
+            mail_queue_keys,
             storage,
             redis: lookup("REDIS_URL").map(|url| {
                 let prefix = lookup("REDIS_PREFIX").unwrap_or_else(|| "resident-auth".to_owned());
@@ -395,10 +216,9 @@ impl PortalConfig {
             }),
             smtp_url,
             hash_params,
-            client_addressing: ClientAddressing::new(trusted_proxies, ipv6_prefix),
+            client_addressing,
             mailed_password_lifetime,
             admin,
-            mail_queue_keys,
             give_up_sealed_letters: lookup("GIVE_UP_SEALED_LETTERS").as_deref() == Some("1"),
             deliver_in_request,
             metrics_bind: lookup("METRICS_BIND"),
@@ -414,6 +234,165 @@ impl PortalConfig {
     pub fn secure_cookies(&self) -> bool {
         self.base_url.starts_with("https://")
     }
+}
+
+/// How the configuration reads a variable: the environment, or a test's map.
+type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// `name` as a whole number within `range` (`unit` follows the range in the refusal).
+fn number(
+    lookup: Lookup<'_>,
+    name: &str,
+    range: RangeInclusive<u64>,
+    unit: &str,
+) -> Result<Option<u64>, ConfigError> {
+    let Some(text) = lookup(name) else {
+        return Ok(None);
+    };
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .map(Some)
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "{name} must be {}–{}{unit}, not {text:?}",
+                range.start(),
+                range.end()
+            ))
+        })
+}
+
+/// `name` as a number of hours, 1 to `most`.
+fn hours(lookup: Lookup<'_>, name: &str, most: u64) -> Result<Option<Duration>, ConfigError> {
+    Ok(number(lookup, name, 1..=most, " hours")?.map(|h| Duration::from_secs(h * 3600)))
+}
+
+/// `DATABASE_URL`, `STORAGE` and `SQLITE_PATH`: where residents are kept.
+fn storage(lookup: Lookup<'_>) -> Result<Storage, ConfigError> {
+    match (lookup("DATABASE_URL"), lookup("STORAGE").as_deref()) {
+        (Some(url), None | Some("postgres")) => Ok(Storage::Postgres(url)),
+        (None, Some("memory")) => Ok(Storage::Memory),
+        (None, None | Some("sqlite")) => Ok(Storage::Sqlite(
+            lookup("SQLITE_PATH")
+                .map_or_else(|| PathBuf::from("./resident-auth.db"), PathBuf::from),
+        )),
+        (Some(_), Some(other)) => Err(ConfigError(format!(
+            "DATABASE_URL is set, so STORAGE must be unset or `postgres`, not {other:?}"
+        ))),
+        (None, Some(other)) => Err(ConfigError(format!(
+            "STORAGE must be `sqlite` (the default, SQLITE_PATH), `memory`, or unset with \
+             DATABASE_URL for PostgreSQL; not {other:?}"
+        ))),
+    }
+}
+
+/// `MAIL_QUEUE_KEY` and `MAIL_QUEUE_OLD_KEY`; required on PostgreSQL (every instance needs
+/// the same key).
+fn mail_queue_keys(
+    lookup: Lookup<'_>,
+    on_postgres: bool,
+) -> Result<Option<MailQueueKeys>, ConfigError> {
+    let key = |name: &str| {
+        lookup(name)
+            .map(|text| {
+                MailQueueKey::from_base64(&text).map_err(|e| ConfigError(format!("{name}: {e}")))
+            })
+            .transpose()
+    };
+    match (key("MAIL_QUEUE_KEY")?, key("MAIL_QUEUE_OLD_KEY")?) {
+        (None, Some(_)) => Err(ConfigError(
+            "MAIL_QUEUE_OLD_KEY is set but MAIL_QUEUE_KEY is not: the old key only \
+             opens letters; set the new one in MAIL_QUEUE_KEY"
+                .to_owned(),
+        )),
+        (None, None) if on_postgres => Err(ConfigError(format!(
+            "DATABASE_URL is set but MAIL_QUEUE_KEY is not: queued letters (with \
+             passwords and links) are sealed with it, and every instance needs the \
+             same key. Set MAIL_QUEUE_KEY to 32 random bytes in base64: {MAKE_A_KEY}"
+        ))),
+        (None, None) => Ok(None),
+        (Some(current), None) => Ok(Some(MailQueueKeys::new(current))),
+        (Some(current), Some(old)) => Ok(Some(MailQueueKeys::new(current).with_previous(old))),
+    }
+}
+
+/// `TRUSTED_PROXIES` and `CLIENT_IPV6_PREFIX`: who the client is for per-client limits.
+fn client_addressing(lookup: Lookup<'_>) -> Result<ClientAddressing, ConfigError> {
+    let trusted_proxies = match lookup("TRUSTED_PROXIES") {
+        Some(list) => list
+            .split(',')
+            .map(|block| block.trim().parse::<Cidr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError(format!("TRUSTED_PROXIES: {e}")))?,
+        None => Vec::new(),
+    };
+    let ipv6_prefix = number(lookup, "CLIENT_IPV6_PREFIX", 1..=128, "")?
+        .map_or(64, |prefix| u8::try_from(prefix).unwrap_or(64));
+    Ok(ClientAddressing::new(trusted_proxies, ipv6_prefix))
+}
+
+/// `ADMIN_BIND` and `ADMIN_OPERATORS`: the operators' listener, never without operators.
+fn admin(lookup: Lookup<'_>) -> Result<Option<(String, OperatorTokens)>, ConfigError> {
+    match (lookup("ADMIN_BIND"), lookup("ADMIN_OPERATORS")) {
+        (None, _) => Ok(None),
+        (Some(_), None) => Err(ConfigError(
+            "ADMIN_BIND is set but ADMIN_OPERATORS is not: nobody could use the \
+             operators' API. Make a token with `resident-auth-admin new-operator-token \
+             NAME` and put the line it prints in ADMIN_OPERATORS."
+                .to_owned(),
+        )),
+        (Some(bind), Some(operators)) => Ok(Some((
+            bind,
+            OperatorTokens::parse(&operators)
+                .map_err(|e| ConfigError(format!("ADMIN_OPERATORS: {e}")))?,
+        ))),
+    }
+}
+
+/// `MAIL_DELIVERY`: by the background worker (the default) or within the request.
+fn deliver_in_request(lookup: Lookup<'_>) -> Result<bool, ConfigError> {
+    match lookup("MAIL_DELIVERY").as_deref() {
+        None | Some("worker") => Ok(false),
+        Some("in-request") => Ok(true),
+        Some(other) => Err(ConfigError(format!(
+            "MAIL_DELIVERY must be `worker` or `in-request`, not {other:?}"
+        ))),
+    }
+}
+
+/// `HEAD_TIMEOUT_SECS`, `BODY_TIMEOUT_SECS` and `MAX_CONNECTIONS`.
+fn connection_limits(lookup: Lookup<'_>) -> Result<ConnectionLimits, ConfigError> {
+    let mut limits = ConnectionLimits::default();
+    if let Some(seconds) = number(lookup, "HEAD_TIMEOUT_SECS", 1..=3600, "")? {
+        limits = limits.with_head_timeout(Duration::from_secs(seconds));
+    }
+    if let Some(seconds) = number(lookup, "BODY_TIMEOUT_SECS", 1..=3600, "")? {
+        limits = limits.with_body_timeout(Duration::from_secs(seconds));
+    }
+    if let Some(connections) = number(lookup, "MAX_CONNECTIONS", 1..=1_000_000, "")? {
+        limits = limits.with_max_connections(usize::try_from(connections).unwrap_or(usize::MAX));
+    }
+    Ok(limits)
+}
+
+/// The four letters' link templates, each optional.
+fn link_templates(lookup: Lookup<'_>) -> Result<LinkTemplates, ConfigError> {
+    let template = |name: &str| {
+        lookup(name)
+            .map(|text| {
+                text.trim()
+                    .parse::<LinkTemplate>()
+                    .map_err(|e| ConfigError(format!("{name}: {e} ({}), not {text:?}", e.code())))
+            })
+            .transpose()
+    };
+    Ok(LinkTemplates {
+        confirmation: template("CONFIRMATION_LINK")?,
+        recovery: template("RECOVERY_LINK")?,
+        email_change: template("EMAIL_CHANGE_LINK")?,
+        email_change_cancel: template("EMAIL_CHANGE_CANCEL_LINK")?,
+    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 //!   operator, the listening socket and the banner the tests wait for;
 //! - [`config::bills`]: the examples' own endpoint, `GET /bills`.
 #![forbid(unsafe_code)]
+// No production function over 80 lines (clippy.toml); tests may be longer.
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
 pub mod config;
 

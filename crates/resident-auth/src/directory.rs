@@ -101,17 +101,7 @@ pub fn parse_directory_csv(text: &str) -> Result<Vec<DirectoryRecord>, Directory
                 None
             }
         };
-        let mut surnames = Vec::new();
-        for surname in field(surnames_at)
-            .split(';')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            match surname.parse::<Surname>() {
-                Ok(s) => surnames.push(s.as_str().to_owned()),
-                Err(e) => fail(format!("surnames: {surname:?}: {} ({})", e, e.code())),
-            }
-        }
+        let surnames = surnames(field(surnames_at), &mut fail);
         let address = field(address_at).to_owned();
         if address.is_empty() {
             fail("address: empty".to_owned());
@@ -135,6 +125,18 @@ pub fn parse_directory_csv(text: &str) -> Result<Vec<DirectoryRecord>, Directory
     } else {
         Err(DirectoryCsvError { errors })
     }
+}
+
+/// The `surnames` column: `;`-separated surnames, each parsed; each refusal told to `fail`.
+fn surnames(column: &str, fail: &mut impl FnMut(String)) -> Vec<String> {
+    let mut surnames = Vec::new();
+    for surname in column.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        match surname.parse::<Surname>() {
+            Ok(s) => surnames.push(s.as_str().to_owned()),
+            Err(e) => fail(format!("surnames: {surname:?}: {} ({})", e, e.code())),
+        }
+    }
+    surnames
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::{secret::Token, Email, Locale};
 
 mod links;
+mod texts;
 pub use links::{LinkTemplate, Links};
 
 /// A letter to send: who gets it, in which language, and what it carries.
@@ -241,15 +242,15 @@ fn button(link: &str, label: &str) -> String {
     )
 }
 
-/// The body of a letter whose point is one link (confirmation, recovery): an intro, the
-/// link as a button (and as text), and what to do if the letter was unexpected.
-fn link_letter(
-    subject: &'static str,
-    intro: &str,
-    action: &str,
-    ignore: &str,
-    link: &str,
-) -> (&'static str, String, String) {
+/// A letter whose point is one link (confirmation, recovery, email change): the intro,
+/// the link as a button (and as text), and what to do if the letter was unexpected.
+fn link_letter(words: &texts::LinkLetter, link: &str) -> (&'static str, String, String) {
+    let texts::LinkLetter {
+        subject,
+        intro,
+        action,
+        ignore,
+    } = *words;
     let text = format!("{intro}\n\n{action}:\n{link}\n\n{ignore}\n");
     let html = html_page(
         subject,
@@ -261,6 +262,47 @@ fn link_letter(
         ),
     );
     (subject, text, html)
+}
+
+/// The letter with the login and the password.
+fn credentials_letter(
+    words: &texts::CredentialsLetter,
+    login: &Email,
+    password: &str,
+    temporary: bool,
+) -> (&'static str, String, String) {
+    let texts::CredentialsLetter {
+        subject,
+        intro,
+        login_label,
+        password_label,
+        ..
+    } = *words;
+    let mut outro = words.outro.to_owned();
+    if temporary {
+        outro.push_str(words.temporary);
+    }
+    let text =
+        format!("{intro}\n\n{login_label}: {login}\n{password_label}: {password}\n\n{outro}\n");
+    let html = html_page(
+        subject,
+        &format!(
+            "<p>{}</p><p>{}: <b>{}</b><br>{}: <b><code>{}</code></b></p><p>{}</p>",
+            escape_html(intro),
+            login_label,
+            escape_html(login.as_str()),
+            password_label,
+            escape_html(password),
+            escape_html(&outro)
+        ),
+    );
+    (subject, text, html)
+}
+
+/// A letter of one paragraph.
+fn notice(subject: &'static str, body: &str) -> (&'static str, String, String) {
+    let html = html_page(subject, &format!("<p>{}</p>", escape_html(body)));
+    (subject, format!("{body}\n"), html)
 }
 
 impl Letter {
@@ -286,176 +328,43 @@ impl Letter {
     /// ```
     #[must_use]
     pub fn render(&self) -> RenderedLetter {
-        let ru = self.locale == Locale::Ru;
+        let words = texts::of(self.locale);
         let (subject, text, html) = match &self.content {
             LetterContent::ConfirmEmail { link } => {
-                let link = link.expose_secret();
-                let (subject, intro, action, ignore) = if ru {
-                    (
-                        "Подтверждение e-mail",
-                        "Вы указали этот адрес при регистрации в личном кабинете жителя.",
-                        "Подтвердить электронный адрес",
-                        "Если вы не регистрировались, просто удалите это письмо.",
-                    )
-                } else {
-                    (
-                        "Email confirmation",
-                        "This address was given when registering in the residents' portal.",
-                        "Confirm email address",
-                        "If you did not register, simply delete this letter.",
-                    )
-                };
-                link_letter(subject, intro, action, ignore, link)
+                link_letter(&words.confirm_email, link.expose_secret())
             }
             LetterContent::Credentials {
                 login,
                 password,
                 temporary,
-            } => {
-                let password = password.expose_secret();
-                let (subject, intro, login_label, password_label, mut outro) = if ru {
-                    (
-                        "Данные для входа",
-                        "Данные для входа в личный кабинет жителя:",
-                        "Логин",
-                        "Пароль",
-                        "Прежний пароль больше не действует.".to_owned(),
-                    )
-                } else {
-                    (
-                        "Your login details",
-                        "Your details for logging in to the residents' portal:",
-                        "Login",
-                        "Password",
-                        "Any earlier password no longer works.".to_owned(),
-                    )
-                };
-                if *temporary {
-                    outro.push_str(if ru {
-                        " Это временный пароль: при первом входе задайте свой."
-                    } else {
-                        " This password is temporary: choose your own at first login."
-                    });
-                }
-                let text = format!(
-                    "{intro}\n\n{login_label}: {login}\n{password_label}: {password}\n\n{outro}\n"
-                );
-                let html = html_page(
-                    subject,
-                    &format!(
-                        "<p>{}</p><p>{}: <b>{}</b><br>{}: <b><code>{}</code></b></p><p>{}</p>",
-                        escape_html(intro),
-                        login_label,
-                        escape_html(login.as_str()),
-                        password_label,
-                        escape_html(password),
-                        escape_html(&outro)
-                    ),
-                );
-                (subject, text, html)
-            }
+            } => credentials_letter(
+                &words.credentials,
+                login,
+                password.expose_secret(),
+                *temporary,
+            ),
             LetterContent::RecoverPassword { link } => {
-                let link = link.expose_secret();
-                let (subject, intro, action, ignore) = if ru {
-                    (
-                        "Восстановление пароля",
-                        "Чтобы получить новый пароль от личного кабинета жителя, перейдите по ссылке. Ссылка действует один час и только один раз.",
-                        "Получить новый пароль",
-                        "Если вы не запрашивали восстановление, просто удалите это письмо: пароль останется прежним.",
-                    )
-                } else {
-                    (
-                        "Password recovery",
-                        "To get a new password for the residents' portal, follow the link. It works once, for one hour.",
-                        "Get a new password",
-                        "If you did not ask for this, simply delete this letter: your password stays as it is.",
-                    )
-                };
-                link_letter(subject, intro, action, ignore, link)
+                link_letter(&words.recover_password, link.expose_secret())
             }
             LetterContent::ConfirmEmailChange { link } => {
-                let link = link.expose_secret();
-                let (subject, intro, action, ignore) = if ru {
-                    (
-                        "Подтверждение нового e-mail",
-                        "Этот адрес указан как новый адрес для входа в личный кабинет жителя. Ссылка действует один раз; после перехода по ней входите с этим адресом.",
-                        "Подтвердить новый адрес",
-                        "Если вы ничего не меняли, просто удалите это письмо: адрес не изменится.",
-                    )
-                } else {
-                    (
-                        "New email confirmation",
-                        "This address was given as the new login of a residents' portal cabinet. The link works once; after following it, log in with this address.",
-                        "Confirm the new address",
-                        "If you changed nothing, simply delete this letter: nothing changes.",
-                    )
-                };
-                link_letter(subject, intro, action, ignore, link)
+                link_letter(&words.confirm_email_change, link.expose_secret())
             }
             LetterContent::EmailChangeRequested { link } => {
-                let link = link.expose_secret();
-                let (subject, intro, action, ignore) = if ru {
-                    (
-                        "Смена e-mail",
-                        "В вашем личном кабинете жителя запрошена смена адреса электронной почты. На новый адрес отправлено письмо со ссылкой: адрес изменится, только когда по ней перейдут. Если это сделали не вы, отмените смену: все сеансы будут завершены. Затем восстановите пароль («Забыли пароль»).",
-                        "Это был не я: отменить смену адреса",
-                        "Если адрес меняете вы, ничего делать не нужно.",
-                    )
-                } else {
-                    (
-                        "Email change",
-                        "A change of the email of your residents' portal cabinet was asked for. A letter with a link went to the new address: the address changes only when it is followed. If it was not you, cancel the change: every session will end. Then recover the password (\u{201c}Forgot password\u{201d}).",
-                        "It was not me: cancel the change",
-                        "If you are changing the address yourself, there is nothing to do.",
-                    )
-                };
-                link_letter(subject, intro, action, ignore, link)
+                link_letter(&words.email_change_requested, link.expose_secret())
             }
             LetterContent::PasswordChanged => {
-                let (subject, body) = if ru {
-                    (
-                        "Пароль изменён",
-                        "Пароль от вашего личного кабинета жителя только что изменён, все другие сеансы завершены. Если это сделали не вы, сразу восстановите пароль («Забыли пароль») и обратитесь в расчётный центр.",
-                    )
-                } else {
-                    (
-                        "Password changed",
-                        "The password of your residents' portal cabinet was just changed and every other session ended. If it was not you, recover the password at once (\u{201c}Forgot password\u{201d}) and call the settlement center.",
-                    )
-                };
-                let html = html_page(subject, &format!("<p>{}</p>", escape_html(body)));
-                (subject, format!("{body}\n"), html)
+                notice(words.password_changed.subject, words.password_changed.body)
             }
             LetterContent::CabinetClosed => {
-                let (subject, body) = if ru {
-                    (
-                        "Личный кабинет закрыт",
-                        "Ваш личный кабинет жителя закрыт по вашей просьбе: сведения о нём удалены, все сеансы завершены. Лицевые счета можно зарегистрировать снова. Если это сделали не вы, обратитесь в расчётный центр.",
-                    )
-                } else {
-                    (
-                        "Cabinet closed",
-                        "Your residents' portal cabinet was closed at your request: its data is erased and every session has ended. The personal accounts can be registered again. If it was not you, call the settlement center.",
-                    )
-                };
-                let html = html_page(subject, &format!("<p>{}</p>", escape_html(body)));
-                (subject, format!("{body}\n"), html)
+                notice(words.cabinet_closed.subject, words.cabinet_closed.body)
             }
-            LetterContent::AccountUnlinked { account } => {
-                let (subject, body) = if ru {
-                    (
-                        "Лицевой счёт отвязан",
-                        format!("Лицевой счёт {account} больше не привязан к вашему личному кабинету жителя: это сделал сотрудник расчётного центра. Все сеансы завершены, войдите снова. Если вы об этом не просили, обратитесь в расчётный центр."),
-                    )
-                } else {
-                    (
-                        "Personal account unlinked",
-                        format!("Personal account {account} is no longer in your residents' portal cabinet: the settlement center's staff unlinked it. Every session ended; please log in again. If you did not ask for this, call the settlement center."),
-                    )
-                };
-                let html = html_page(subject, &format!("<p>{}</p>", escape_html(&body)));
-                (subject, format!("{body}\n"), html)
-            }
+            LetterContent::AccountUnlinked { account } => notice(
+                words.account_unlinked.subject,
+                &words
+                    .account_unlinked
+                    .body
+                    .replace("{account}", account.as_str()),
+            ),
         };
         RenderedLetter {
             subject: subject.to_owned(),

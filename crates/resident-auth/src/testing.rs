@@ -45,6 +45,7 @@
 //! }
 //! ```
 #![allow(
+    clippy::too_many_lines,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::missing_panics_doc,

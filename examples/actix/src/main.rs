@@ -2,6 +2,8 @@
 //! resident-auth (JSON API under `/api`, the guide's pages; with `ADMIN_BIND` the operators'
 //! API, with `METRICS_BIND` the metrics, each apart), delivers the mail queue, and guards its
 //! own `GET /bills`. Same configuration and embedded default as `portal-axum`.
+// No production function over 80 lines (clippy.toml); tests may be longer.
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
 use std::process::ExitCode;
 

@@ -2,6 +2,8 @@
 //! (JSON API under `/api`, the guide's pages; with `ADMIN_BIND` the operators' API and with
 //! `METRICS_BIND` the metrics apart), delivers the mail queue, and guards its own `GET /bills`. Environment: the
 //! examples/README.md.
+// No production function over 80 lines (clippy.toml); tests may be longer.
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
 use std::process::ExitCode;
 

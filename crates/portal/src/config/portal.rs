@@ -1,6 +1,10 @@
 //! The portal the configuration asks for: the service on its adapters, the listeners,
 //! start-up, and the examples' own endpoint.
 
+use std::path::Path;
+
+use resident_auth::{config::AuthServiceBuilder, mail::QueuedLetter, ports::Versioned};
+
 use super::*;
 
 /// A built portal: the service, and what to tell the operator at start-up.
@@ -163,103 +167,103 @@ pub(super) fn with_redis<R: Store + 'static>(
 /// [`ConfigError`] if the directory, the database or the SMTP URL is unusable.
 pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
     let mut banner = vec![format!("Portal: {}", config.base_url)];
-    let mut audit: Arc<dyn Audit> = Arc::new(TracingAudit);
-    let mut stop = Stop::default();
-    let mut events: Arc<dyn Events> = Arc::new(TracingEvents);
-    let redis = match &config.redis {
-        Some((url, prefix)) => {
-            let redis = resident_auth_redis::RedisStore::connect(url, prefix)
-                .await
-                .map_err(|e| ConfigError(format!("REDIS_URL: {}", chain(&e))))?;
-            banner.push(format!(
-                "Sessions and throttles: Redis, keys under {prefix}: (lost on a Redis restart: \
-                 residents log in again, throttles start a new window)"
-            ));
-            Some(redis)
+    let redis = connect_redis(config, &mut banner).await?;
+    let opened = open_storage(config, redis, &mut banner).await?;
+    let mail_queue_keys = mail_queue_keys(config, &mut banner)?;
+    if let Some(keys) = &mail_queue_keys {
+        if let Some(line) =
+            letters_no_key_opens(config, keys, opened.waiting, opened.store.as_ref()).await?
+        {
+            banner.push(line);
         }
-        None => None,
+    }
+    let mailer = mailer(config, &mut banner)?;
+    if config.registry_csv.is_none() {
+        banner.push(
+            "Try it: register as Иванов with account 7800000000001 and your email; \
+             the premises number is 12 (the parking place 7800000000002 is 123/456П)"
+                .to_owned(),
+        );
+    }
+    let hasher = hasher(config, &mut banner)?;
+    let served_regions = config.served_regions.clone();
+    let mailed_password_lifetime = config.mailed_password_lifetime;
+    let in_request = config.deliver_in_request;
+    let (retry_first, claim) = (config.mail_retry_first, config.mail_claim);
+    let deadline = config.mail_deadline;
+    let mut builder = AuthService::builder(&config.base_url)
+        .shared_store(opened.store)
+        .shared_directory(opened.directory)
+        .shared_mailer(mailer)
+        .hasher(hasher)
+        .shared_events(opened.events)
+        .configure(|auth| {
+            auth.served_regions = served_regions;
+            auth.mailed_password_lifetime = mailed_password_lifetime;
+            auth.delivery.in_request = in_request;
+            if let Some(first) = retry_first {
+                auth.delivery.retry_first = first;
+            }
+            if let Some(claim) = claim {
+                auth.delivery.claim = claim;
+            }
+            if let Some(deadline) = deadline {
+                auth.delivery.deadline = deadline;
+            }
+        });
+    if let Some(keys) = mail_queue_keys {
+        builder = builder.mail_queue_keys(keys);
+    }
+    let builder = with_link_templates(builder, config.link_templates.clone(), &mut banner);
+    let (service, background) = builder.build().map_err(|e| ConfigError(e.to_string()))?;
+    Ok(Portal {
+        config: config.clone(),
+        service,
+        background,
+        banner,
+        audit: opened.audit,
+        stop: opened.stop,
+    })
+}
+
+/// `REDIS_URL`: sessions and throttles in Redis.
+async fn connect_redis(
+    config: &PortalConfig,
+    banner: &mut Vec<String>,
+) -> Result<Option<resident_auth_redis::RedisStore>, ConfigError> {
+    let Some((url, prefix)) = &config.redis else {
+        return Ok(None);
     };
-    // The letters waiting in a queue that outlives the process, checked against the keys
-    // below before any is delivered.
-    let mut waiting = Vec::new();
-    let (store, directory): (Arc<dyn Store>, Arc<dyn AccountDirectory>) = match &config.storage {
-        Storage::Postgres(url) => {
-            let pool = resident_auth_postgres::connect(
-                url,
-                &resident_auth_postgres::PoolConfig::default(),
-            )
-            .await
-            .map_err(|e| ConfigError(format!("DATABASE_URL: cannot connect: {e}")))?;
-            resident_auth_postgres::migrate(&pool)
-                .await
-                .map_err(|e| ConfigError(format!("DATABASE_URL: cannot migrate: {e}")))?;
-            let empty: bool = directory_is_empty(&pool).await?;
-            if config.registry_csv.is_some() || empty {
-                let (csv, source) = read_directory_csv(config)?;
-                let report = resident_auth_postgres::import_directory(&pool, &csv)
-                    .await
-                    .map_err(|e| ConfigError(format!("directory import from {source}: {e}")))?;
-                banner.push(format!(
-                    "Directory: {source} imported into PostgreSQL ({} new, {} updated)",
-                    report.inserted, report.updated
-                ));
-            }
-            banner.push("Storage: PostgreSQL".to_owned());
-            waiting = resident_auth_postgres::PgStore::new(pool.clone())
-                .letters_waiting()
-                .await
-                .map_err(|e| ConfigError(format!("DATABASE_URL: the mail queue: {}", chain(&e))))?;
-            audit = Arc::new(resident_auth_postgres::PgAudit::new(pool.clone()));
-            events = Arc::new(resident_auth_postgres::PgEvents::new(pool.clone()));
-            (
-                with_redis(resident_auth_postgres::PgStore::new(pool.clone()), redis),
-                Arc::new(resident_auth_postgres::PgDirectory::new(pool)),
-            )
-        }
-        Storage::Sqlite(path) => {
-            let pool =
-                resident_auth_sqlite::open(path, &resident_auth_sqlite::SqliteOptions::default())
-                    .await
-                    .map_err(|e| {
-                        ConfigError(format!("SQLITE_PATH {}: {}", path.display(), chain(&e)))
-                    })?;
-            let empty = resident_auth_sqlite::directory_is_empty(&pool)
-                .await
-                .map_err(|e| ConfigError(format!("SQLITE_PATH {}: {e}", path.display())))?;
-            if config.registry_csv.is_some() || empty {
-                let (csv, source) = read_directory_csv(config)?;
-                let report = resident_auth_sqlite::import_directory(&pool, &csv)
-                    .await
-                    .map_err(|e| {
-                        ConfigError(format!("directory import from {source}: {}", chain(&e)))
-                    })?;
-                banner.push(format!(
-                    "Directory: {source} imported into the database ({} new, {} updated)",
-                    report.inserted, report.updated
-                ));
-            }
-            banner.push(format!(
-                "Storage: SQLite file {} (residents are kept across restarts)",
-                path.display()
-            ));
-            stop.sqlite = Some(pool.clone());
-            waiting = resident_auth_sqlite::SqliteStore::new(pool.clone())
-                .letters_waiting()
-                .await
-                .map_err(|e| {
-                    ConfigError(format!(
-                        "SQLITE_PATH {}: the mail queue: {}",
-                        path.display(),
-                        chain(&e)
-                    ))
-                })?;
-            audit = Arc::new(resident_auth_sqlite::SqliteAudit::new(pool.clone()));
-            events = Arc::new(resident_auth_sqlite::SqliteEvents::new(pool.clone()));
-            (
-                with_redis(resident_auth_sqlite::SqliteStore::new(pool.clone()), redis),
-                Arc::new(resident_auth_sqlite::SqliteDirectory::new(pool)),
-            )
-        }
+    let redis = resident_auth_redis::RedisStore::connect(url, prefix)
+        .await
+        .map_err(|e| ConfigError(format!("REDIS_URL: {}", chain(&e))))?;
+    banner.push(format!(
+        "Sessions and throttles: Redis, keys under {prefix}: (lost on a Redis restart: \
+         residents log in again, throttles start a new window)"
+    ));
+    Ok(Some(redis))
+}
+
+/// What the storage the configuration names opened: the store, the directory, the audit
+/// and events sinks, the letters waiting in a queue that outlives the process (checked
+/// against the keys before any is delivered), and what to close at the stop.
+struct Opened {
+    store: Arc<dyn Store>,
+    directory: Arc<dyn AccountDirectory>,
+    audit: Arc<dyn Audit>,
+    events: Arc<dyn Events>,
+    waiting: Vec<Versioned<QueuedLetter>>,
+    stop: Stop,
+}
+
+async fn open_storage(
+    config: &PortalConfig,
+    redis: Option<resident_auth_redis::RedisStore>,
+    banner: &mut Vec<String>,
+) -> Result<Opened, ConfigError> {
+    match &config.storage {
+        Storage::Postgres(url) => open_postgres(config, url, redis, banner).await,
+        Storage::Sqlite(path) => open_sqlite(config, path, redis, banner).await,
         Storage::Memory => {
             let (csv, source) = read_directory_csv(config)?;
             let directory = MemoryDirectory::from_csv(&csv)
@@ -268,13 +272,107 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
                 "Storage: in memory (lost when the process stops); directory: {source} ({} accounts)",
                 directory.len()
             ));
-            (with_redis(MemoryStore::new(), redis), Arc::new(directory))
+            Ok(Opened {
+                store: with_redis(MemoryStore::new(), redis),
+                directory: Arc::new(directory),
+                audit: Arc::new(TracingAudit),
+                events: Arc::new(TracingEvents),
+                waiting: Vec::new(),
+                stop: Stop::default(),
+            })
         }
-    };
-    let mail_queue_keys = match (&config.mail_queue_keys, config.storage.key_file()) {
+    }
+}
+
+async fn open_postgres(
+    config: &PortalConfig,
+    url: &str,
+    redis: Option<resident_auth_redis::RedisStore>,
+    banner: &mut Vec<String>,
+) -> Result<Opened, ConfigError> {
+    let pool = resident_auth_postgres::connect(url, &resident_auth_postgres::PoolConfig::default())
+        .await
+        .map_err(|e| ConfigError(format!("DATABASE_URL: cannot connect: {e}")))?;
+    resident_auth_postgres::migrate(&pool)
+        .await
+        .map_err(|e| ConfigError(format!("DATABASE_URL: cannot migrate: {e}")))?;
+    let empty: bool = directory_is_empty(&pool).await?;
+    if config.registry_csv.is_some() || empty {
+        let (csv, source) = read_directory_csv(config)?;
+        let report = resident_auth_postgres::import_directory(&pool, &csv)
+            .await
+            .map_err(|e| ConfigError(format!("directory import from {source}: {e}")))?;
+        banner.push(format!(
+            "Directory: {source} imported into PostgreSQL ({} new, {} updated)",
+            report.inserted, report.updated
+        ));
+    }
+    banner.push("Storage: PostgreSQL".to_owned());
+    let waiting = resident_auth_postgres::PgStore::new(pool.clone())
+        .letters_waiting()
+        .await
+        .map_err(|e| ConfigError(format!("DATABASE_URL: the mail queue: {}", chain(&e))))?;
+    Ok(Opened {
+        store: with_redis(resident_auth_postgres::PgStore::new(pool.clone()), redis),
+        audit: Arc::new(resident_auth_postgres::PgAudit::new(pool.clone())),
+        events: Arc::new(resident_auth_postgres::PgEvents::new(pool.clone())),
+        directory: Arc::new(resident_auth_postgres::PgDirectory::new(pool)),
+        waiting,
+        stop: Stop::default(),
+    })
+}
+
+async fn open_sqlite(
+    config: &PortalConfig,
+    path: &Path,
+    redis: Option<resident_auth_redis::RedisStore>,
+    banner: &mut Vec<String>,
+) -> Result<Opened, ConfigError> {
+    let in_file = |what: String| ConfigError(format!("SQLITE_PATH {}: {what}", path.display()));
+    let pool = resident_auth_sqlite::open(path, &resident_auth_sqlite::SqliteOptions::default())
+        .await
+        .map_err(|e| in_file(chain(&e)))?;
+    let empty = resident_auth_sqlite::directory_is_empty(&pool)
+        .await
+        .map_err(|e| in_file(e.to_string()))?;
+    if config.registry_csv.is_some() || empty {
+        let (csv, source) = read_directory_csv(config)?;
+        let report = resident_auth_sqlite::import_directory(&pool, &csv)
+            .await
+            .map_err(|e| ConfigError(format!("directory import from {source}: {}", chain(&e))))?;
+        banner.push(format!(
+            "Directory: {source} imported into the database ({} new, {} updated)",
+            report.inserted, report.updated
+        ));
+    }
+    banner.push(format!(
+        "Storage: SQLite file {} (residents are kept across restarts)",
+        path.display()
+    ));
+    let waiting = resident_auth_sqlite::SqliteStore::new(pool.clone())
+        .letters_waiting()
+        .await
+        .map_err(|e| in_file(format!("the mail queue: {}", chain(&e))))?;
+    Ok(Opened {
+        store: with_redis(resident_auth_sqlite::SqliteStore::new(pool.clone()), redis),
+        audit: Arc::new(resident_auth_sqlite::SqliteAudit::new(pool.clone())),
+        events: Arc::new(resident_auth_sqlite::SqliteEvents::new(pool.clone())),
+        directory: Arc::new(resident_auth_sqlite::SqliteDirectory::new(pool.clone())),
+        waiting,
+        stop: Stop { sqlite: Some(pool) },
+    })
+}
+
+/// The mail queue's keys: `MAIL_QUEUE_KEY`, else the key file beside the SQLite file (made
+/// on first start), else none (in memory: a random key).
+fn mail_queue_keys(
+    config: &PortalConfig,
+    banner: &mut Vec<String>,
+) -> Result<Option<MailQueueKeys>, ConfigError> {
+    match (&config.mail_queue_keys, config.storage.key_file()) {
         (Some(keys), _) => {
             banner.push("Mail queue key: MAIL_QUEUE_KEY".to_owned());
-            Some(keys.clone())
+            Ok(Some(keys.clone()))
         }
         (None, Some(file)) => {
             let (key, made) = key_from_file(&file)?;
@@ -284,42 +382,36 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
                 file.display(),
                 if made { "made now" } else { "read" }
             ));
-            Some(MailQueueKeys::new(key))
+            Ok(Some(MailQueueKeys::new(key)))
         }
-        (None, None) => None,
-    };
-    if let Some(keys) = &mail_queue_keys {
-        if let Some(line) = letters_no_key_opens(config, keys, waiting, store.as_ref()).await? {
-            banner.push(line);
-        }
+        (None, None) => Ok(None),
     }
-    let mailer: Arc<dyn Mailer> = match &config.smtp_url {
-        Some(url) => {
-            let smtp: SmtpConfig = url
-                .parse()
-                .map_err(|e| ConfigError(format!("SMTP_URL: {e}")))?;
-            banner.push(format!("Mail: SMTP {}:{}", smtp.host, smtp.port));
-            Arc::new(SmtpMailer::new(&smtp).map_err(|e| ConfigError(format!("SMTP_URL: {e}")))?)
-        }
-        None => {
-            refuse_an_open_outbox(&config.outbox_dir)?;
-            banner.push(format!(
-                "Mail: each letter is written to {} as an .eml file (owner-only)",
-                config.outbox_dir.display()
-            ));
-            Arc::new(OutboxMailer::new(
-                config.outbox_dir.clone(),
-                default_sender(),
-            ))
-        }
-    };
-    if config.registry_csv.is_none() {
-        banner.push(
-            "Try it: register as Иванов with account 7800000000001 and your email; \
-             the premises number is 12 (the parking place 7800000000002 is 123/456П)"
-                .to_owned(),
-        );
+}
+
+/// `SMTP_URL`, else the outbox folder.
+fn mailer(config: &PortalConfig, banner: &mut Vec<String>) -> Result<Arc<dyn Mailer>, ConfigError> {
+    if let Some(url) = &config.smtp_url {
+        let smtp: SmtpConfig = url
+            .parse()
+            .map_err(|e| ConfigError(format!("SMTP_URL: {e}")))?;
+        banner.push(format!("Mail: SMTP {}:{}", smtp.host, smtp.port));
+        return Ok(Arc::new(
+            SmtpMailer::new(&smtp).map_err(|e| ConfigError(format!("SMTP_URL: {e}")))?,
+        ));
     }
+    refuse_an_open_outbox(&config.outbox_dir)?;
+    banner.push(format!(
+        "Mail: each letter is written to {} as an .eml file (owner-only)",
+        config.outbox_dir.display()
+    ));
+    Ok(Arc::new(OutboxMailer::new(
+        config.outbox_dir.clone(),
+        default_sender(),
+    )))
+}
+
+/// The hashing pool, and the banner's line on what it runs and what the build assumes.
+fn hasher(config: &PortalConfig, banner: &mut Vec<String>) -> Result<Argon2Hasher, ConfigError> {
     let hasher = Argon2Hasher::new(config.hash_params)
         .map_err(|e| ConfigError(format!("argon2 parameters: {e}")))?;
     // What the build may assume of the CPU (RUSTFLAGS `-C target-cpu=…`), beside what
@@ -340,35 +432,15 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
         Argon2Hasher::core(),
         hasher.workers()
     ));
-    let served_regions = config.served_regions.clone();
-    let mailed_password_lifetime = config.mailed_password_lifetime;
-    let in_request = config.deliver_in_request;
-    let (retry_first, claim) = (config.mail_retry_first, config.mail_claim);
-    let deadline = config.mail_deadline;
-    let mut builder = AuthService::builder(&config.base_url)
-        .shared_store(store)
-        .shared_directory(directory)
-        .shared_mailer(mailer)
-        .hasher(hasher)
-        .shared_events(events)
-        .configure(|auth| {
-            auth.served_regions = served_regions;
-            auth.mailed_password_lifetime = mailed_password_lifetime;
-            auth.delivery.in_request = in_request;
-            if let Some(first) = retry_first {
-                auth.delivery.retry_first = first;
-            }
-            if let Some(claim) = claim {
-                auth.delivery.claim = claim;
-            }
-            if let Some(deadline) = deadline {
-                auth.delivery.deadline = deadline;
-            }
-        });
-    if let Some(keys) = mail_queue_keys {
-        builder = builder.mail_queue_keys(keys);
-    }
-    let templates = config.link_templates.clone();
+    Ok(hasher)
+}
+
+/// The letters' link templates the configuration names, each said in the banner.
+fn with_link_templates(
+    mut builder: AuthServiceBuilder,
+    templates: LinkTemplates,
+    banner: &mut Vec<String>,
+) -> AuthServiceBuilder {
     if let Some(template) = templates.confirmation {
         banner.push(format!("Confirmation links: {template}"));
         builder = builder.confirmation_link(template);
@@ -385,15 +457,7 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
         banner.push(format!("Email-change cancel links: {template}"));
         builder = builder.email_change_cancel_link(template);
     }
-    let (service, background) = builder.build().map_err(|e| ConfigError(e.to_string()))?;
-    Ok(Portal {
-        config: config.clone(),
-        service,
-        background,
-        banner,
-        audit,
-        stop,
-    })
+    builder
 }
 
 /// Letters waiting in the queue that none of `keys` opens (the key file was deleted and
@@ -404,7 +468,7 @@ pub async fn build(config: &PortalConfig) -> Result<Portal, ConfigError> {
 async fn letters_no_key_opens(
     config: &PortalConfig,
     keys: &MailQueueKeys,
-    waiting: Vec<resident_auth::ports::Versioned<resident_auth::mail::QueuedLetter>>,
+    waiting: Vec<Versioned<QueuedLetter>>,
     store: &dyn Store,
 ) -> Result<Option<String>, ConfigError> {
     let unopenable: Vec<_> = waiting

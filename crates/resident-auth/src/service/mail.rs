@@ -295,6 +295,12 @@ impl AuthService {
             tracing::warn!(letter = %letter.id, "a letter's claim ran out before it was settled");
             return Ok(Delivered::Lost);
         }
+        self.report_delivery(&letter, outcome, now).await;
+        Ok(outcome)
+    }
+
+    /// Counts a settled delivery, and reports a dead letter (log and event).
+    async fn report_delivery(&self, letter: &QueuedLetter, outcome: Delivered, now: Timestamp) {
         match outcome {
             Delivered::Sent => crate::events::metrics::letter_sent(letter.kind),
             Delivered::Retried => crate::events::metrics::letter_retried(letter.kind),
@@ -312,7 +318,6 @@ impl AuthService {
             }
             Delivered::Lost => {}
         }
-        Ok(outcome)
     }
 }
 

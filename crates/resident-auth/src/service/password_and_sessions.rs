@@ -71,7 +71,7 @@ impl AuthService {
             .await?
             .map_err(Problem::from)?;
         let own_version = session.session.record.credential_version;
-        let mut read = store.cabinet(CabinetKey::Id(&session.cabinet)).await?;
+        let read = store.cabinet(CabinetKey::Id(&session.cabinet)).await?;
         let (stored, expires_at) = match &read {
             Some(cabinet) if cabinet.value.credential_version == own_version => (
                 cabinet.value.password_hash.clone(),
@@ -100,6 +100,40 @@ impl AuthService {
             content: LetterContent::PasswordChanged,
         };
         let queued = self.queued(&notice, Some(session.cabinet), self.now());
+        let new_version = self
+            .write_new_password(session, read, &hash, &queued)
+            .await?;
+        // The new password is in force: the step has succeeded. Keeping this session is
+        // best effort — should it fail, the session ends like the others and the resident
+        // logs in with the new password, rather than being told "try again" about a
+        // change that was made.
+        if let Err(error) = self.keep_session(session, new_version).await {
+            tracing::warn!(cabinet = %session.cabinet, %error, "the session that changed the password ended");
+        }
+        // Best effort: a lingering count only shortens the next run of tries.
+        let _ = store.reset_all(&[pair_key, cabinet_key]).await;
+        self.letter_written(queued).await;
+        self.record(
+            Event::new(EventKind::PasswordChanged, self.now())
+                .about(Some(session.cabinet), None)
+                .from_client(context.client.as_deref()),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Writes `hash` as the cabinet's password, with the notice `queued` in the same write,
+    /// unless new credentials were issued since `session` opened; the new credential
+    /// version. `read` is the cabinet as last read, if it is still current.
+    async fn write_new_password(
+        &self,
+        session: &SignedIn,
+        mut read: Option<crate::ports::Versioned<crate::ports::Cabinet>>,
+        hash: &crate::ports::HashedPassword,
+        queued: &crate::mail::QueuedLetter,
+    ) -> Result<u64, Error> {
+        let store = self.store();
+        let own_version = session.session.record.credential_version;
         let mut written = None;
         for _ in 0..CABINET_WRITE_ATTEMPTS {
             let current = match read.take() {
@@ -123,7 +157,7 @@ impl AuthService {
                     &next.id,
                     Expected::Version(current.version),
                     Some(&next),
-                    Some(&queued),
+                    Some(queued),
                 )
                 .await?
             {
@@ -134,26 +168,9 @@ impl AuthService {
                 CabinetSwap::Conflict | CabinetSwap::Taken => {}
             }
         }
-        let Some(new_version) = written else {
-            return Err(StoreError::unavailable("the cabinet kept changing under a write").into());
-        };
-        // The new password is in force: the step has succeeded. Keeping this session is
-        // best effort — should it fail, the session ends like the others and the resident
-        // logs in with the new password, rather than being told "try again" about a
-        // change that was made.
-        if let Err(error) = self.keep_session(session, new_version).await {
-            tracing::warn!(cabinet = %session.cabinet, %error, "the session that changed the password ended");
-        }
-        // Best effort: a lingering count only shortens the next run of tries.
-        let _ = store.reset_all(&[pair_key, cabinet_key]).await;
-        self.letter_written(queued).await;
-        self.record(
-            Event::new(EventKind::PasswordChanged, self.now())
-                .about(Some(session.cabinet), None)
-                .from_client(context.client.as_deref()),
-        )
-        .await;
-        Ok(())
+        written.ok_or_else(|| {
+            StoreError::unavailable("the cabinet kept changing under a write").into()
+        })
     }
 
     /// Moves the asking session to the credential version just written, so it survives

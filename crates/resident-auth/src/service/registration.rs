@@ -303,30 +303,9 @@ impl AuthService {
         // Only counted tries reach the directory (a guesser cannot make it work harder).
         let record = self.ports.directory.lookup(&account).await?;
         if !record.is_some_and(|r| r.premises == premises) {
-            let attempts_left = counts
-                .iter()
-                .zip(&attempts)
-                .map(|(count, (_, limit))| limit.max.saturating_sub(count.count))
-                .min()
-                .unwrap_or(0);
-            let locked_until = counts
-                .iter()
-                .zip(&attempts)
-                .filter(|(count, (_, limit))| count.count >= limit.max)
-                .map(|(count, _)| count.window_ends)
-                .max();
-            self.record(event(match locked_until {
-                Some(_) => EventKind::ActivationLocked,
-                None => EventKind::ActivationFailed,
-            }))
-            .await;
-            return Err(match locked_until {
-                Some(until) => Problem::ActivationLocked {
-                    retry_after: now.until(until),
-                },
-                None => Problem::WrongPremises { attempts_left },
-            }
-            .into());
+            let (kind, problem) = wrong_premises(&counts, &attempts, now);
+            self.record(event(kind)).await;
+            return Err(problem.into());
         }
         let (issue, kind) = match link.value.cabinet {
             None => (
@@ -358,6 +337,46 @@ impl AuthService {
         spent.push(counters::letter_account(&account));
         let _ = self.store().reset_all(&spent).await;
         Ok(email)
+    }
+
+    /// Takes the lease on `link` for issuing credentials (another request for the same link
+    /// waits it out); the version the link has under the lease.
+    async fn lease_link(
+        &self,
+        token: &TokenHash,
+        link: &Versioned<Link>,
+        now: Timestamp,
+    ) -> Result<Version, Error> {
+        let leased = Link {
+            issuing_until: Some(now.plus(self.config.credentials_lease)),
+            ..link.value.clone()
+        };
+        if !self
+            .store()
+            .swap_link(
+                token,
+                Expected::Version(link.version),
+                Some((token, &leased)),
+                None,
+            )
+            .await?
+        {
+            return Err(Problem::InvalidLink.into());
+        }
+        Ok(link.version.next())
+    }
+
+    /// The letter with the login and a new password.
+    fn credentials_letter(&self, email: &Email, password: SecretString, locale: Locale) -> Letter {
+        Letter {
+            to: email.clone(),
+            locale,
+            content: LetterContent::Credentials {
+                login: email.clone(),
+                password,
+                temporary: self.config.mailed_password_lifetime.is_some(),
+            },
+        }
     }
 
     /// Generates a password under the grant of `link` and makes it effective in the same
@@ -414,22 +433,7 @@ impl AuthService {
                 _ => return Err(Problem::InvalidLink.into()),
             },
         };
-        let leased = Link {
-            issuing_until: Some(now.plus(self.config.credentials_lease)),
-            ..link.value.clone()
-        };
-        if !store
-            .swap_link(
-                token,
-                Expected::Version(link.version),
-                Some((token, &leased)),
-                None,
-            )
-            .await?
-        {
-            return Err(Problem::InvalidLink.into());
-        }
-        let leased_version = link.version.next();
+        let leased_version = self.lease_link(token, &link, now).await?;
         let release = || async {
             let _ = store
                 .swap_link(
@@ -448,15 +452,7 @@ impl AuthService {
                 return Err(error.into());
             }
         };
-        let letter = Letter {
-            to: email.clone(),
-            locale,
-            content: LetterContent::Credentials {
-                login: email.clone(),
-                password,
-                temporary: self.config.mailed_password_lifetime.is_some(),
-            },
-        };
+        let letter = self.credentials_letter(&email, password, locale);
         let (cabinet, queued) = match self
             .write_credentials(&issue, &email, hash, cabinet_read, &letter)
             .await
@@ -599,5 +595,38 @@ impl AuthService {
             }
         }
         Err(StoreError::unavailable("the cabinet kept changing under a write").into())
+    }
+}
+
+/// The answer to a premises number that does not match, after the try was counted: how
+/// many tries are left, or the lock once a window is full.
+fn wrong_premises(
+    counts: &[Count],
+    attempts: &[(CounterKey, Limit)],
+    now: Timestamp,
+) -> (EventKind, Problem) {
+    let attempts_left = counts
+        .iter()
+        .zip(attempts)
+        .map(|(count, (_, limit))| limit.max.saturating_sub(count.count))
+        .min()
+        .unwrap_or(0);
+    let locked_until = counts
+        .iter()
+        .zip(attempts)
+        .filter(|(count, (_, limit))| count.count >= limit.max)
+        .map(|(count, _)| count.window_ends)
+        .max();
+    match locked_until {
+        Some(until) => (
+            EventKind::ActivationLocked,
+            Problem::ActivationLocked {
+                retry_after: now.until(until),
+            },
+        ),
+        None => (
+            EventKind::ActivationFailed,
+            Problem::WrongPremises { attempts_left },
+        ),
     }
 }
