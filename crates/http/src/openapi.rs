@@ -52,3 +52,23 @@ pub(crate) fn served(document: fn(&str) -> String, incoming: &Incoming<'_>) -> R
         document(prefix).into(),
     )
 }
+
+/// Every (method, path) a document lists, sorted: what the documents' tests compare with
+/// the route tables.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn documented_operations(document: &serde_json::Value) -> Vec<(String, String)> {
+    let mut documented: Vec<(String, String)> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| (method.clone(), path.clone()))
+        })
+        .collect();
+    documented.sort();
+    documented
+}
