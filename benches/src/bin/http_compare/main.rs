@@ -261,64 +261,6 @@ where
     }
 }
 
-/// A server process, killed on drop.
-struct Server {
-    base: String,
-    _child: Child,
-}
-
-async fn start_ours(
-    binary: &Path,
-    scratch: &Path,
-    directory: &Path,
-    outbox: &Path,
-    database: Option<&str>,
-    extra: &[(&str, String)],
-) -> Server {
-    let mut command = Command::new(binary);
-    command
-        .env_clear()
-        // Whatever the portal writes (the default SQLite file, its key file) stays in the
-        // scratch folder, removed with it: nothing is left in the checkout.
-        .current_dir(scratch)
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("SQLITE_PATH", scratch.join("resident-auth.db"))
-        .env("BIND", "127.0.0.1:0")
-        .env("REGISTRY_CSV", directory)
-        .env("OUTBOX_DIR", outbox)
-        .env("TRUSTED_PROXIES", "127.0.0.1")
-        .env("RUST_LOG", "error")
-        // The driver reads each letter right after the step that queued it.
-        .env("MAIL_DELIVERY", "in-request")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(url) = database {
-        command
-            .env("DATABASE_URL", url)
-            .env("MAIL_QUEUE_KEY", api_suite::MAIL_QUEUE_KEY);
-    }
-    for (name, value) in extra {
-        command.env(name, value);
-    }
-    let mut child = command.spawn().expect("start our portal");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let address = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(address) = line.strip_prefix("Listening on ") {
-                return address.trim().to_owned();
-            }
-        }
-        panic!("our portal exited before listening");
-    })
-    .await
-    .expect("our portal listens within 60 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Server {
-        base: format!("http://{address}"),
-        _child: child,
-    }
-}
-
 /// Register → confirm → activate for resident `i` of the generated directory; returns the
 /// mailed password.
 async fn journey(target: &Target, outbox: &Path, i: usize) -> String {
