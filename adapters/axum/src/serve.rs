@@ -25,7 +25,7 @@ use tower::Service as _;
 ///
 /// ```no_run
 /// use axum::Router;
-/// use resident_auth_axum::{serve, ResidentAuth, http::ConnectionLimits};
+/// use resident_auth_axum::{http::ConnectionLimits, serve, ResidentAuth};
 ///
 /// # async fn run(auth: ResidentAuth) -> std::io::Result<()> {
 /// let app = Router::new().merge(auth.router("/api")).with_state(auth.clone());
