@@ -115,12 +115,6 @@ impl StoreError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, StoreError::Unreachable { .. })
     }
-
-    /// Whether the store does not offer the optional primitive that was called.
-    #[must_use]
-    pub fn is_unsupported(&self) -> bool {
-        matches!(self, StoreError::Generic { source } if source.is::<Unsupported>())
-    }
 }
 
 /// Registrations and other one-time links. Two primitives; the service decides what a
@@ -161,32 +155,15 @@ pub trait LinkStore: Send + Sync {
 
     /// Every link naming `email` or one of `accounts` (pending registrations, additions
     /// and recoveries), expired or not, each with its token hash: what an operator looks
-    /// up, resends and erases ([`crate::admin`]). Optional: the default answers that the
-    /// store cannot list links, and the operators' operations that need it refuse.
+    /// up, resends and erases, and what closing a cabinet deletes ([`crate::admin`]).
     ///
     /// # Errors
-    /// [`StoreError`] on backend failure, or when the store does not list links.
+    /// [`StoreError`] on backend failure.
     async fn links_about(
         &self,
         email: Option<&Email>,
         accounts: &[AccountNumber],
-    ) -> Result<Vec<(TokenHash, Versioned<Link>)>, StoreError> {
-        let _ = (email, accounts);
-        Err(StoreError::generic(Unsupported::LinksAbout))
-    }
-}
-
-/// The optional primitive a store does not offer (the source of a [`StoreError`] that
-/// [`StoreError::is_unsupported`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Unsupported {
-    /// [`LinkStore::links_about`].
-    #[error("this store does not list links by email or account")]
-    LinksAbout,
-    /// [`CounterStore::counters_about`].
-    #[error("this store does not list counters by subject")]
-    CountersAbout,
+    ) -> Result<Vec<(TokenHash, Versioned<Link>)>, StoreError>;
 }
 
 /// Cabinets and their credentials. Two primitives: a read by any key and a conditional
@@ -413,18 +390,14 @@ pub trait CounterStore: Send + Sync {
 
     /// Every counter whose [`CounterKey::subject`] is one of `subjects` (an email, an
     /// account number): the locks and throttles an operator sees and clears, and what
-    /// erasure deletes ([`crate::admin`]). Optional: the default
-    /// answers that the store cannot list counters.
+    /// closing a cabinet and erasure delete ([`crate::admin`]).
     ///
     /// # Errors
-    /// [`StoreError`] on backend failure, or when the store does not list counters.
+    /// [`StoreError`] on backend failure.
     async fn counters_about(
         &self,
         subjects: &[String],
-    ) -> Result<Vec<(CounterKey, Count)>, StoreError> {
-        let _ = subjects;
-        Err(StoreError::generic(Unsupported::CountersAbout))
-    }
+    ) -> Result<Vec<(CounterKey, Count)>, StoreError>;
 }
 
 /// Everything the service stores: the five storage traits together. Its methods are

@@ -660,7 +660,7 @@ impl CountedStore<'_> {
         if admission == store_health::Admission::Probe {
             self.health.probed();
         }
-        if result.as_ref().is_err_and(|error| !error.is_unsupported()) {
+        if result.is_err() {
             crate::events::metrics::store_error();
         }
         result

@@ -80,6 +80,18 @@ impl resident_auth::ports::CounterStore for GatedRecords {
     async fn reset(&self, key: &resident_auth::ports::CounterKey) -> Result<(), StoreError> {
         self.inner.reset(key).await
     }
+    async fn counters_about(
+        &self,
+        subjects: &[String],
+    ) -> Result<
+        Vec<(
+            resident_auth::ports::CounterKey,
+            resident_auth::ports::Count,
+        )>,
+        StoreError,
+    > {
+        self.inner.counters_about(subjects).await
+    }
 }
 
 impl resident_auth::ports::Store for GatedRecords {}
@@ -109,6 +121,13 @@ impl LinkStore for GatedRecords {
             return Err(StoreError::unavailable("injected: the deletion was lost"));
         }
         self.inner.swap_link(token, expected, next, letter).await
+    }
+    async fn links_about(
+        &self,
+        email: Option<&resident_auth::Email>,
+        accounts: &[resident_auth::AccountNumber],
+    ) -> Result<Vec<(TokenHash, Versioned<Link>)>, StoreError> {
+        self.inner.links_about(email, accounts).await
     }
 }
 

@@ -20,7 +20,7 @@ use resident_auth::{
         LetterStore, Link, LinkStore, Session, SessionStore, SplitStore, StoreError, TokenHash,
         Version, Versioned,
     },
-    CabinetId, Email, Timestamp,
+    AccountNumber, CabinetId, Email, Timestamp,
 };
 
 type Map<K, V> = Arc<Mutex<HashMap<K, Versioned<V>>>>;
@@ -114,6 +114,22 @@ impl LinkStore for Records {
         let before = map.len();
         map.retain(|_, l| l.value.expires_at > now);
         Ok((before - map.len()) as u64)
+    }
+    async fn links_about(
+        &self,
+        email: Option<&Email>,
+        accounts: &[AccountNumber],
+    ) -> Result<Vec<(TokenHash, Versioned<Link>)>, StoreError> {
+        let maps = self.0.lock().unwrap();
+        let about = |link: &Link| {
+            Some(&link.email) == email || link.account_number.is_some_and(|a| accounts.contains(&a))
+        };
+        Ok(maps
+            .links
+            .iter()
+            .filter(|(_, link)| about(&link.value))
+            .map(|(token, link)| (*token, link.clone()))
+            .collect())
     }
 }
 
@@ -292,6 +308,17 @@ impl CounterStore for Counters {
         let before = map.len();
         map.retain(|_, c| c.window_ends > now);
         Ok((before - map.len()) as u64)
+    }
+    async fn counters_about(
+        &self,
+        subjects: &[String],
+    ) -> Result<Vec<(CounterKey, Count)>, StoreError> {
+        let map = self.0.lock().unwrap();
+        Ok(map
+            .iter()
+            .filter(|(key, _)| subjects.iter().any(|s| s == key.subject()))
+            .map(|(key, count)| (key.clone(), *count))
+            .collect())
     }
 }
 

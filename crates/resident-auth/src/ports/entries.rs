@@ -103,7 +103,7 @@ pub enum Commit {
 }
 
 /// Storage as entries and counters, in one `impl`: five methods over a table of entries and
-/// one of their terms, three (and an optional fourth) over a table of counters, each counter
+/// one of their terms, four over a table of counters, each counter
 /// method promising what its namesake of [`CounterStore`] does. [`Encoded`] turns it into
 /// a [`Store`]; it passes the conformance suite in [`crate::testing`] as any store does.
 #[async_trait]
@@ -177,19 +177,15 @@ pub trait EntryStore: Send + Sync {
     /// [`StoreError`] on backend failure.
     async fn purge_counters(&self, now: Timestamp) -> Result<u64, StoreError>;
 
-    /// The counters of `subjects`: [`CounterStore::counters_about`]. Optional: the default
-    /// answers that the store cannot list counters, and the operators' tools that need it
-    /// refuse.
+    /// The counters of `subjects`: [`CounterStore::counters_about`] (what the operators'
+    /// tools list and clear, and what closing a cabinet and erasure delete).
     ///
     /// # Errors
-    /// [`StoreError`] on backend failure, or when the store does not list counters.
+    /// [`StoreError`] on backend failure.
     async fn counters_about(
         &self,
         subjects: &[String],
-    ) -> Result<Vec<(CounterKey, Count)>, StoreError> {
-        let _ = subjects;
-        Err(StoreError::generic(Unsupported::CountersAbout))
-    }
+    ) -> Result<Vec<(CounterKey, Count)>, StoreError>;
 }
 
 /// The [`Store`] over an [`EntryStore`]: each record encoded into an entry with the terms

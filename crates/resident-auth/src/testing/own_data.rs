@@ -48,31 +48,6 @@ pub async fn journey_resident_downloads_the_data_and_closes_the_cabinet<
     let session = j.service.authenticate(&this).await.unwrap();
 
     let wrong = secret("not the password at all");
-    if store
-        .links_about(None, &[])
-        .await
-        .is_err_and(|error| error.is_unsupported())
-    {
-        // A store without the operators' listing primitives cannot gather what the
-        // export and the erasure must cover: both refuse, and nothing is erased.
-        assert!(matches!(
-            j.service
-                .export_own_data(&session, password.clone(), &context)
-                .await,
-            Err(crate::Error::Unavailable(_))
-        ));
-        assert!(matches!(
-            j.service
-                .close_cabinet(&session, password.clone(), true, &context)
-                .await,
-            Err(crate::Error::Unavailable(_))
-        ));
-        j.service
-            .authenticate(&other)
-            .await
-            .expect("nothing closed");
-        return;
-    }
     assert_eq!(
         problem(
             j.service

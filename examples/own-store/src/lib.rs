@@ -1,8 +1,19 @@
-//! The store an embedder writes from `docs/stores.md`: one [`EntryStore`] on SQLite with
-//! `sqlx` alone — three tables, eight required methods — made a whole store by
+//! The store `docs/stores.md` walks through: one [`EntryStore`] on SQLite with `sqlx`
+//! alone — three tables, nine methods — made a whole resident-auth store by
 //! `Encoded::new(SqliteEntries::open(path).await?)`. It uses nothing of
-//! resident-auth-sqlite; `tests/entry_store.rs` runs the conformance suite on it.
-#![allow(dead_code)]
+//! resident-auth-sqlite; `tests/conformance.rs` runs the conformance suite and the store
+//! fault matrix on it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sqlx::Error> {
+//! use own_store::SqliteEntries;
+//! use resident_auth::ports::Encoded;
+//!
+//! let store = Encoded::new(SqliteEntries::open("entries.db".as_ref()).await?);
+//! // AuthService::builder(base).store(store) …
+//! # let _ = store;
+//! # Ok(()) }
+//! ```
 
 use std::{path::Path, time::Duration};
 
@@ -16,6 +27,8 @@ use sqlx::{
     Row, SqliteConnection, SqlitePool,
 };
 
+/// The three tables. A term belongs to its entry (`ON DELETE CASCADE`): deleting or purging
+/// an entry takes its terms with it.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS entries (
     kind TEXT NOT NULL, key BLOB NOT NULL, version INTEGER NOT NULL, body BLOB NOT NULL,
@@ -24,7 +37,8 @@ CREATE INDEX IF NOT EXISTS entries_due ON entries (kind, due_at) WHERE due_at IS
 CREATE INDEX IF NOT EXISTS entries_expiry ON entries (kind, expires_at)
     WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS entry_terms (
-    kind TEXT NOT NULL, key BLOB NOT NULL, term TEXT NOT NULL, is_unique INTEGER NOT NULL);
+    kind TEXT NOT NULL, key BLOB NOT NULL, term TEXT NOT NULL, is_unique INTEGER NOT NULL,
+    FOREIGN KEY (kind, key) REFERENCES entries (kind, key) ON DELETE CASCADE);
 CREATE INDEX IF NOT EXISTS entry_terms_by_key ON entry_terms (kind, key);
 CREATE INDEX IF NOT EXISTS entry_terms_by_term ON entry_terms (kind, term);
 CREATE UNIQUE INDEX IF NOT EXISTS entry_terms_unique ON entry_terms (kind, term) WHERE is_unique;
@@ -40,8 +54,9 @@ pub struct SqliteEntries {
     pool: SqlitePool,
 }
 
-/// A failure of the database: the file, the pool or a lock held too long — worth a retry —
-/// unless a value read back is not what was written.
+/// A failure of the database — the file, the pool, a lock held too long — is worth a retry
+/// (`StoreError::unavailable`), unless a value read back is not what was written
+/// (`StoreError::generic`).
 fn failed(error: sqlx::Error) -> StoreError {
     match error {
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => StoreError::generic(error),
@@ -49,20 +64,11 @@ fn failed(error: sqlx::Error) -> StoreError {
     }
 }
 
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
 fn entry(row: &SqliteRow) -> Result<(Vec<u8>, Entry), StoreError> {
-    let version: i64 = row.try_get("version").map_err(failed)?;
-    let version = u64::try_from(version).map_err(|_| StoreError::generic("a negative version"))?;
-    Ok((
-        row.try_get("key").map_err(failed)?,
-        Entry {
-            body: row.try_get("body").map_err(failed)?,
-            version: Version::new(version),
-        },
-    ))
+    let version = u64::try_from(row.try_get::<i64, _>("version").map_err(failed)?);
+    let version = Version::new(version.map_err(|_| StoreError::generic("a negative version"))?);
+    let body = row.try_get("body").map_err(failed)?;
+    Ok((row.try_get("key").map_err(failed)?, Entry { body, version }))
 }
 
 fn count(row: &SqliteRow) -> Result<Count, StoreError> {
@@ -75,11 +81,15 @@ fn count(row: &SqliteRow) -> Result<Count, StoreError> {
 
 impl SqliteEntries {
     /// Opens (creating) the file at `path` in WAL mode and creates the tables.
+    ///
+    /// # Errors
+    /// The file cannot be opened or the tables created.
     pub async fn open(path: &Path) -> Result<Self, sqlx::Error> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePool::connect_with(options).await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
@@ -87,43 +97,31 @@ impl SqliteEntries {
     }
 
     /// Applies one change in `tx`: `None` if its entry does not meet `expected`, else
-    /// whether its terms were free.
+    /// whether its unique terms were free. The entry is deleted (its terms with it) and
+    /// written again; a change that does not go through rolls the whole transaction back.
     async fn apply(tx: &mut SqliteConnection, change: &Change) -> Result<Option<bool>, StoreError> {
         let kind = change.kind.as_str();
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM entries WHERE kind = ?1 AND key = ?2")
-                .bind(kind)
-                .bind(&change.key)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(failed)?;
+        let current: Option<i64> = sqlx::query_scalar(
+            "DELETE FROM entries WHERE kind = ?1 AND key = ?2 RETURNING version",
+        )
+        .bind(kind)
+        .bind(&change.key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(failed)?;
         let current = current
             .and_then(|v| u64::try_from(v).ok())
             .map(Version::new);
         if !change.expected.admits(current) {
             return Ok(None);
         }
-        sqlx::query("DELETE FROM entry_terms WHERE kind = ?1 AND key = ?2")
-            .bind(kind)
-            .bind(&change.key)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed)?;
         let Some(next) = &change.next else {
-            sqlx::query("DELETE FROM entries WHERE kind = ?1 AND key = ?2")
-                .bind(kind)
-                .bind(&change.key)
-                .execute(&mut *tx)
-                .await
-                .map_err(failed)?;
             return Ok(Some(true));
         };
         let version = current.map_or(Version::FIRST, Version::next).get();
         sqlx::query(
             "INSERT INTO entries (kind, key, version, body, expires_at, due_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (kind, key) DO UPDATE SET version = excluded.version,
-                body = excluded.body, expires_at = excluded.expires_at, due_at = excluded.due_at",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .bind(kind)
         .bind(&change.key)
@@ -135,6 +133,8 @@ impl SqliteEntries {
         .await
         .map_err(failed)?;
         for term in &next.terms {
+            // A plain INSERT: `OR IGNORE` would drop a taken term, `OR REPLACE` would take it
+            // from the entry that has it — either way two entries would share it.
             let inserted = sqlx::query(
                 "INSERT INTO entry_terms (kind, key, term, is_unique) VALUES (?1, ?2, ?3, ?4)",
             )
@@ -226,29 +226,14 @@ impl EntryStore for SqliteEntries {
     }
 
     async fn purge_entries(&self, kind: EntryKind, now: Timestamp) -> Result<u64, StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(failed)?;
-        sqlx::query(
-            "DELETE FROM entry_terms WHERE kind = ?1 AND key IN
-                (SELECT key FROM entries WHERE kind = ?1 AND expires_at <= ?2)",
-        )
-        .bind(kind.as_str())
-        .bind(now.as_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(failed)?;
+        // Their terms go with them (ON DELETE CASCADE).
         let purged = sqlx::query("DELETE FROM entries WHERE kind = ?1 AND expires_at <= ?2")
             .bind(kind.as_str())
             .bind(now.as_millis())
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await
-            .map_err(failed)?
-            .rows_affected();
-        tx.commit().await.map_err(failed)?;
-        Ok(purged)
+            .map_err(failed)?;
+        Ok(purged.rows_affected())
     }
 
     async fn increment(
@@ -268,7 +253,7 @@ impl EntryStore for SqliteEntries {
         .bind(key.as_str())
         .bind(key.subject())
         .bind(now.as_millis())
-        .bind(millis(window))
+        .bind(i64::try_from(window.as_millis()).unwrap_or(i64::MAX))
         .fetch_one(&self.pool)
         .await
         .map_err(failed)?;
@@ -297,6 +282,7 @@ impl EntryStore for SqliteEntries {
         &self,
         subjects: &[String],
     ) -> Result<Vec<(CounterKey, Count)>, StoreError> {
+        let lacks_subject = || StoreError::generic("a counter's key lacks its subject");
         let mut found = Vec::new();
         for subject in subjects {
             let rows =
@@ -306,10 +292,9 @@ impl EntryStore for SqliteEntries {
                     .await
                     .map_err(failed)?;
             for row in &rows {
-                let key: String = row.try_get("key").map_err(failed)?;
-                let key = CounterKey::from_stored(key, subject.clone())
-                    .ok_or_else(|| StoreError::generic("a counter's key lacks its subject"))?;
-                found.push((key, count(row)?));
+                let key =
+                    CounterKey::from_stored(row.try_get("key").map_err(failed)?, subject.clone());
+                found.push((key.ok_or_else(lacks_subject)?, count(row)?));
             }
         }
         Ok(found)
