@@ -17,6 +17,14 @@
 //! it (up to the busy timeout) instead of failing half-way. A link or cabinet write that
 //! queues a letter inserts the letter in the same transaction.
 //!
+//! The session check — the one read of almost every request — runs its statement through
+//! rusqlite on read-only connections to the same file, on the calling task, instead of
+//! through sqlx's pool, whose connections each run on a thread of their own: the hand-off
+//! to that thread and back cost more than the statement (5–6 times the checks per second,
+//! benches/README.md, "The session check on SQLite"). Such a read never waits for a lock
+//! (its busy timeout is zero: when SQLite is busy, or every reader is in use, the check goes
+//! through the pool), and in WAL mode it sees every write committed before it began.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use resident_auth_sqlite::{open, SqliteDirectory, SqliteOptions, SqliteStore};
@@ -183,6 +191,7 @@ pub(crate) async fn checkpoint_truncate(pool: &SqlitePool) -> Result<(), sqlx::E
 /// # Errors
 /// [`sqlx::Error`] when the checkpoint fails; the pool is closed all the same.
 pub async fn close(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    store::close_readers(pool.connect_options().get_filename());
     let checkpointed = checkpoint_truncate(pool).await;
     pool.close().await;
     checkpointed

@@ -4,7 +4,7 @@
 //! can come between the read and the write); a link or cabinet write that queues a letter
 //! inserts it in the same transaction (the transactional outbox).
 
-use std::time::Duration;
+use std::{fmt, time::Duration};
 
 use async_trait::async_trait;
 use resident_auth::{
@@ -22,6 +22,8 @@ use sqlx::{sqlite::SqliteRow, Row, Sqlite, SqliteConnection, SqlitePool, Transac
 use crate::{is_unique_violation, store_error};
 
 mod composite;
+mod reader;
+pub(crate) use reader::close_readers;
 mod letters;
 mod links_and_cabinets;
 mod sessions_and_counters;
@@ -30,6 +32,8 @@ mod sessions_and_counters;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The session check's readers (`store/reader.rs`); `None` in memory.
+    readers: Option<std::sync::Arc<reader::Readers>>,
 }
 
 impl SqliteStore {
@@ -37,7 +41,8 @@ impl SqliteStore {
     /// [`crate::migrate`]).
     #[must_use]
     pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+        let readers = reader::Readers::of(&pool);
+        Self { pool, readers }
     }
 
     /// The pool, for hosts that share it.
@@ -142,44 +147,59 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::generic(format!("unexpected value in the database: {what}"))
 }
 
-fn text(row: &SqliteRow, column: &str) -> Result<String, StoreError> {
-    row.try_get(column).map_err(store_error)
+/// A row of either driver read by column name, so that one decoder serves the pool's rows
+/// (sqlx) and the session check's (rusqlite, `reader.rs`).
+trait Columns {
+    fn integer(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    fn string(&self, column: &str) -> Result<Option<String>, StoreError>;
+    fn blob(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
-fn optional_text(row: &SqliteRow, column: &str) -> Result<Option<String>, StoreError> {
-    row.try_get(column).map_err(store_error)
+impl Columns for SqliteRow {
+    fn integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        self.try_get(column).map_err(store_error)
+    }
+    fn string(&self, column: &str) -> Result<Option<String>, StoreError> {
+        self.try_get(column).map_err(store_error)
+    }
+    fn blob(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.try_get(column).map_err(store_error)
+    }
 }
 
-fn unsigned(row: &SqliteRow, column: &str) -> Result<u64, StoreError> {
-    let value: i64 = row.try_get(column).map_err(store_error)?;
+fn text(row: &impl Columns, column: &str) -> Result<String, StoreError> {
+    row.string(column)?.ok_or_else(|| corrupt(column))
+}
+
+fn optional_text(row: &impl Columns, column: &str) -> Result<Option<String>, StoreError> {
+    row.string(column)
+}
+
+fn unsigned(row: &impl Columns, column: &str) -> Result<u64, StoreError> {
+    let value = row.integer(column)?.ok_or_else(|| corrupt(column))?;
     u64::try_from(value).map_err(|_| corrupt(column))
 }
 
-fn version(row: &SqliteRow, column: &str) -> Result<Version, StoreError> {
+fn version(row: &impl Columns, column: &str) -> Result<Version, StoreError> {
     unsigned(row, column).map(Version::new)
 }
 
-fn timestamp(row: &SqliteRow, column: &str) -> Result<Timestamp, StoreError> {
-    Ok(Timestamp::from_millis(
-        row.try_get(column).map_err(store_error)?,
-    ))
+fn timestamp(row: &impl Columns, column: &str) -> Result<Timestamp, StoreError> {
+    let millis = row.integer(column)?.ok_or_else(|| corrupt(column))?;
+    Ok(Timestamp::from_millis(millis))
 }
 
-fn optional_timestamp(row: &SqliteRow, column: &str) -> Result<Option<Timestamp>, StoreError> {
-    Ok(row
-        .try_get::<Option<i64>, _>(column)
-        .map_err(store_error)?
-        .map(Timestamp::from_millis))
+fn optional_timestamp(row: &impl Columns, column: &str) -> Result<Option<Timestamp>, StoreError> {
+    Ok(row.integer(column)?.map(Timestamp::from_millis))
 }
 
-fn bytes16(row: &SqliteRow, column: &str) -> Result<[u8; 16], StoreError> {
-    let bytes: Vec<u8> = row.try_get(column).map_err(store_error)?;
+fn bytes16(row: &impl Columns, column: &str) -> Result<[u8; 16], StoreError> {
+    let bytes = row.blob(column)?.ok_or_else(|| corrupt(column))?;
     bytes.try_into().map_err(|_| corrupt(column))
 }
 
-fn optional_bytes16(row: &SqliteRow, column: &str) -> Result<Option<[u8; 16]>, StoreError> {
-    let bytes: Option<Vec<u8>> = row.try_get(column).map_err(store_error)?;
-    bytes
+fn optional_bytes16(row: &impl Columns, column: &str) -> Result<Option<[u8; 16]>, StoreError> {
+    row.blob(column)?
         .map(|bytes| bytes.try_into().map_err(|_| corrupt(column)))
         .transpose()
 }
@@ -333,7 +353,7 @@ const CABINET_COLUMNS: &str =
      (SELECT group_concat(account_number, ',' ORDER BY position)
         FROM resident_auth_cabinet_accounts WHERE cabinet_id = c.id) AS accounts";
 
-fn cabinet_from_row(row: &SqliteRow) -> Result<Versioned<Cabinet>, StoreError> {
+fn cabinet_from_row(row: &impl Columns) -> Result<Versioned<Cabinet>, StoreError> {
     let accounts = optional_text(row, "accounts")?.unwrap_or_default();
     Ok(Versioned {
         value: Cabinet {
@@ -355,7 +375,7 @@ fn cabinet_from_row(row: &SqliteRow) -> Result<Versioned<Cabinet>, StoreError> {
 const SESSION_COLUMNS: &str = "s.session_id, s.cabinet_id, s.credential_version AS session_credential_version,
      s.active_account, s.created_at, s.last_used, s.expires_at, s.client, s.version AS session_version";
 
-fn session_from_row(row: &SqliteRow) -> Result<Versioned<Session>, StoreError> {
+fn session_from_row(row: &impl Columns) -> Result<Versioned<Session>, StoreError> {
     Ok(Versioned {
         value: Session {
             id: SessionId::from_bytes(bytes16(row, "session_id")?),

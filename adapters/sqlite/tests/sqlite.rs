@@ -517,13 +517,15 @@ async fn a_closed_cabinet_leaves_no_byte_of_its_email_in_the_files() {
         0,
         "the email in the file or its log after the erasure"
     );
+    // The session checks above ran on the store's own readers (store/reader.rs), still
+    // held by `service`: closing the pool closes them first.
     resident_auth_sqlite::close(&pool).await.unwrap();
-    drop(service);
-    assert_eq!(occurrences(&bytes_at_rest(&path), RESIDENT.as_bytes()), 0);
     assert!(
         std::fs::metadata(path.with_extension("db-wal")).map_or(true, |wal| wal.len() == 0),
         "no write-ahead log is left behind"
     );
+    drop(service);
+    assert_eq!(occurrences(&bytes_at_rest(&path), RESIDENT.as_bytes()), 0);
 }
 
 /// A database file other users may read (a backup restored with the default umask) is
@@ -556,4 +558,63 @@ async fn a_file_others_may_read_is_refused_with_the_chmod_that_fixes_it() {
     );
     std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o600)).unwrap();
     open(&path, &SqliteOptions::default()).await.unwrap();
+}
+
+/// The session check reads on the calling task through the store's own readers
+/// (store/reader.rs), not through the pool: it still answers once the pool is closed (what
+/// it could not if it went through the pool), and sees a session written just before it;
+/// `resident_auth_sqlite::close` closes the readers too, after which the check fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_check_reads_beside_the_pool() {
+    use resident_auth::{
+        ports::{Cabinet, CabinetStore, HashedPassword, Session, SessionStore, Store},
+        CabinetId, SessionId,
+    };
+    let path = common::new_path();
+    let pool = open(&path, &SqliteOptions::default()).await.unwrap();
+    let store = SqliteStore::new(pool.clone());
+    let id = CabinetId::generate();
+    let cabinet = Cabinet {
+        id,
+        email: RESIDENT.parse().unwrap(),
+        password_hash: HashedPassword::from_phc(
+            "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        ),
+        credential_version: 1,
+        accounts: vec!["7800000000001".parse().unwrap()],
+        password_expires_at: None,
+    };
+    store
+        .swap_cabinet(&id, Expected::Absent, Some(&cabinet), None)
+        .await
+        .unwrap();
+    let token = Token::generate().hash();
+    let session = Session {
+        id: SessionId::generate(),
+        cabinet: id,
+        credential_version: 1,
+        active_account: None,
+        created_at: start(),
+        last_used: start(),
+        expires_at: start().plus(Duration::from_secs(3600)),
+        client: None,
+    };
+    store
+        .swap_session(&token, Expected::Absent, Some(&session))
+        .await
+        .unwrap();
+    let (found, snapshot) = store.session_with_cabinet(&token).await.unwrap().unwrap();
+    assert_eq!((found.value, snapshot.email.as_str()), (session, RESIDENT));
+    pool.close().await;
+    assert!(store
+        .cabinet(resident_auth::ports::CabinetKey::Id(&id))
+        .await
+        .is_err());
+    assert!(
+        store.session_with_cabinet(&token).await.unwrap().is_some(),
+        "the check went through the closed pool"
+    );
+    // The pool is closed already: its checkpoint fails, the readers close all the same.
+    assert!(resident_auth_sqlite::close(&pool).await.is_err());
+    assert!(store.session_with_cabinet(&token).await.is_err());
 }

@@ -4,7 +4,8 @@ use super::*;
 
 #[async_trait]
 impl Store for SqliteStore {
-    /// One statement: the session joined with its cabinet.
+    /// One statement: the session joined with its cabinet, on this thread where a reader
+    /// is free (`reader.rs`), else through the pool.
     #[tracing::instrument(
         name = "sqlite.session_with_cabinet",
         skip_all,
@@ -14,16 +15,16 @@ impl Store for SqliteStore {
         &self,
         token: &TokenHash,
     ) -> Result<Option<(Versioned<Session>, CabinetSnapshot)>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {SESSION_COLUMNS}, {CABINET_COLUMNS}
-               FROM resident_auth_sessions s
-               JOIN resident_auth_cabinets c ON c.id = s.cabinet_id
-              WHERE s.token_hash = ?1"
-        ))
-        .bind(token.as_bytes().as_slice())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
+        let on_this_thread = self.readers.as_ref();
+        if let Some(found) = on_this_thread.and_then(|readers| readers.session_with_cabinet(token))
+        {
+            return found;
+        }
+        let row = sqlx::query(&reader::SESSION_WITH_CABINET)
+            .bind(token.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some((
             session_from_row(&row)?,

@@ -67,6 +67,8 @@ struct Options {
     /// driver, without and with sessions and counters in Redis.
     instances: usize,
     redis: Option<String>,
+    /// `--stores`: only ours, on each store, beside the axum no-op (no peer, no H).
+    stores: bool,
 }
 
 fn options() -> Options {
@@ -81,6 +83,7 @@ fn options() -> Options {
         h_native: None,
         instances: 1,
         redis: None,
+        stores: false,
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().expect("a value after the flag");
@@ -94,6 +97,7 @@ fn options() -> Options {
             "--h-native" => options.h_native = Some(value().into()),
             "--instances" => options.instances = value().parse().expect("instances"),
             "--redis" => options.redis = Some(value()),
+            "--stores" => options.stores = true,
             "--serve-noop" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -103,7 +107,7 @@ fn options() -> Options {
         std::fs::canonicalize(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     };
     options.ours = absolute(&options.ours);
-    if options.redis.is_none() {
+    if options.redis.is_none() && !options.stores {
         options.peer = absolute(&options.peer);
         options.venv = absolute(&options.venv);
     }
@@ -441,6 +445,51 @@ async fn ours_spread(
     figures
 }
 
+/// `--stores`: session checks and logins of ours on each store beside the axum no-op, the
+/// rows run twice in turn (no-op, memory, SQLite, PostgreSQL; again), each ratio from its
+/// own round.
+async fn stores_beside_noop(options: &Options, residents: usize) {
+    println!(
+        "| round | store | session checks/s | ÷ no-op (that round) | session p99 | logins/s |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let database = if options.postgres {
+        Some(api_suite::services::fresh_database().await)
+    } else {
+        None
+    };
+    for round in 1..=2 {
+        let noop = start_noop_axum().await;
+        let noop = saturate(options.clients, options.seconds, {
+            let target = Target::new(Kind::Ours, noop.base.clone());
+            move |_, _| {
+                let target = target.clone();
+                async move { target.noop().await }
+            }
+        })
+        .await;
+        println!(
+            "| {round} | axum no-op | {:.0} | 1.00 | {} | — |",
+            noop.per_second,
+            ms(noop.p99)
+        );
+        let mut stores = vec![("memory", OursOn::Memory), ("SQLite file", OursOn::Sqlite)];
+        if let Some(url) = &database {
+            stores.push(("PostgreSQL", OursOn::Postgres(url)));
+        }
+        for (name, on) in stores {
+            let figures = ours_on(options, on, residents).await;
+            println!(
+                "| {round} | {name} | {:.0} | {:.2} | {} | {:.1} |",
+                figures.sessions.per_second,
+                figures.sessions.per_second / noop.per_second,
+                ms(figures.sessions.p99),
+                figures.logins.per_second
+            );
+        }
+    }
+}
+
 async fn peer_on(options: &Options, env: &[(&str, String)], residents: usize) -> Figures {
     let server = start_peer(options, env, residents).await;
     let target = Target::new(Kind::Peer, server.base.clone());
@@ -486,6 +535,10 @@ async fn run(options: Options) {
     let residents = options.clients * 2;
     if let Some(redis) = options.redis.clone() {
         instances_on_redis(&options, &redis, residents).await;
+        return;
+    }
+    if options.stores {
+        stores_beside_noop(&options, residents).await;
         return;
     }
     println!(

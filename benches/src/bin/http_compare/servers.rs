@@ -103,13 +103,20 @@ pub(super) fn serve_noop(port: u16) {
 /// The token (`token=…`) or password (`Пароль: …`) in the latest letter of `kind` to
 /// `email` in `outbox`, waiting for it to arrive.
 pub(super) async fn from_letter(outbox: &Path, kind: &str, email: &str) -> String {
-    let marker = format!("-{kind}-{}.eml", email.replace('@', "_"));
+    // Letters are named `<time>-<seq>-<kind>-<hash>.eml`, the recipient only inside.
+    let marker = format!("-{}-", kind.replace('-', "_"));
+    let to = format!("To: {email}\r\n");
     for _ in 0..400 {
         let mut names: Vec<PathBuf> = std::fs::read_dir(outbox)
             .map(|entries| {
                 entries
                     .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.to_string_lossy().ends_with(&marker))
+                    .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+                    .filter(|p| p.to_string_lossy().contains(&marker))
+                    .filter(|p| {
+                        std::fs::read(p)
+                            .is_ok_and(|raw| raw.windows(to.len()).any(|w| w == to.as_bytes()))
+                    })
                     .collect()
             })
             .unwrap_or_default();
