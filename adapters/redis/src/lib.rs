@@ -3,12 +3,7 @@
 // No production function over 80 lines (clippy.toml); tests may be longer.
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
-use std::{
-    collections::HashMap,
-    fmt,
-    sync::{Arc, Mutex, PoisonError},
-    time::Duration,
-};
+use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
 mod codec;
 mod counters;
@@ -22,8 +17,8 @@ use codec::{
 use redis::{aio::ConnectionManager, AsyncCommands};
 use resident_auth::{
     ports::{
-        CabinetSnapshot, CounterKey, Expected, Session, SessionStore, SnapshotRead, StoreError,
-        TokenHash, Versioned,
+        CabinetSnapshot, CounterKey, Expected, Session, SessionStore, SnapshotCache, SnapshotRead,
+        StoreError, TokenHash, Versioned,
     },
     CabinetId, Timestamp,
 };
@@ -60,10 +55,6 @@ pub struct ConnectError(#[source] redis::RedisError);
 pub struct RedisStore {
     connection: ConnectionManager,
     prefix: Arc<str>,
-    /// The cabinet of each session this process has read (a session never changes
-    /// cabinet), so that a session check reads the session and its cabinet's snapshot in
-    /// one round trip.
-    cabinets_of_sessions: Arc<Mutex<HashMap<TokenHash, CabinetId>>>,
 }
 
 /// A read served from this process's cache while Redis has not told it the keys changed
@@ -71,9 +62,6 @@ pub struct RedisStore {
 fn cached() -> redis::CommandCacheConfig {
     redis::CommandCacheConfig::new().set_enable_cache(true)
 }
-
-/// At most this many sessions' cabinets are remembered; a full memo starts again empty.
-const MOST_REMEMBERED: usize = 100_000;
 
 /// The keys (sessions, snapshots) this process keeps in its cache of what it read, least
 /// recently used dropped first.
@@ -129,7 +117,6 @@ impl RedisStore {
         Ok(Self {
             connection,
             prefix: prefix.into(),
-            cabinets_of_sessions: Arc::default(),
         })
     }
 
@@ -157,32 +144,6 @@ impl RedisStore {
     fn snapshot_keys(&self, cabinet: &CabinetId) -> (String, String) {
         let tag = format!("{}:{{cabinet:{}}}", self.prefix, hex(cabinet.as_bytes()));
         (format!("{tag}:snapshot"), format!("{tag}:writing"))
-    }
-
-    fn remembered_cabinet(&self, token: &TokenHash) -> Option<CabinetId> {
-        let memo = self
-            .cabinets_of_sessions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        memo.get(token).copied()
-    }
-
-    fn remember_cabinet(&self, token: &TokenHash, cabinet: Option<CabinetId>) {
-        let mut memo = self
-            .cabinets_of_sessions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match cabinet {
-            Some(cabinet) => {
-                if memo.len() >= MOST_REMEMBERED {
-                    memo.clear();
-                }
-                memo.insert(*token, cabinet);
-            }
-            None => {
-                memo.remove(token);
-            }
-        }
     }
 
     /// Ends or begins a write of `cabinet`: a new generation, no snapshot, and the marker
@@ -293,9 +254,12 @@ impl RedisStore {
 impl SessionStore for RedisStore {
     #[tracing::instrument(name = "redis.session", skip_all, err(level = "debug", Display))]
     async fn session(&self, token: &TokenHash) -> Result<Option<Versioned<Session>>, StoreError> {
-        let fields: HashMap<String, String> = self
-            .connection()
-            .hgetall(self.session_key(token))
+        // From this process's cache while Redis has not said the session changed; this
+        // process's own writes are settled before they return (`settle`).
+        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.session_key(token))
+            .set_cache_config(cached())
+            .query_async(&mut self.connection())
             .await
             .map_err(failure)?;
         session_from(&fields)
@@ -398,6 +362,21 @@ impl SessionStore for RedisStore {
         Ok(sessions)
     }
 
+    #[tracing::instrument(name = "redis.purge_sessions", skip_all, err(level = "debug", Display))]
+    async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
+        // Redis forgets sessions by their TTL; this finds those whose grace is not over.
+        let keys = self
+            .scan(&format!("{}:session:*", glob_escape(&self.prefix)))
+            .await?;
+        self.purge(keys, "ea", now).await
+    }
+}
+
+/// The snapshots of cabinets a session check needs, beside the sessions (a
+/// [`resident_auth::ports::Cached`] store's cache): read from this process's cache while
+/// Redis has not said they changed, each dropped by every write of its cabinet.
+#[async_trait]
+impl SnapshotCache for RedisStore {
     #[tracing::instrument(
         name = "redis.cabinet_snapshot",
         skip_all,
@@ -408,56 +387,12 @@ impl SessionStore for RedisStore {
         let fields: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(snapshot)
             .arg(&SNAPSHOT_FIELDS)
+            .set_cache_config(cached())
             .query_async(&mut self.connection())
             .await
             .map_err(failure)?;
         let fields: [Option<String>; 5] = fields.try_into().map_err(|_| corrupt("a snapshot"))?;
         snapshot_from(cabinet, fields)
-    }
-
-    /// One round trip (the session and its cabinet's snapshot, pipelined) once this
-    /// process knows the session's cabinet; two the first time.
-    #[tracing::instrument(
-        name = "redis.session_and_snapshot",
-        skip_all,
-        err(level = "debug", Display)
-    )]
-    async fn session_and_snapshot(
-        &self,
-        token: &TokenHash,
-    ) -> Result<Option<(Versioned<Session>, SnapshotRead)>, StoreError> {
-        let session = match self.remembered_cabinet(token) {
-            None => self.session(token).await?,
-            Some(cabinet) => {
-                let (snapshot_key, _) = self.snapshot_keys(&cabinet);
-                let (fields, snapshot): (HashMap<String, String>, Vec<Option<String>>) =
-                    redis::pipe()
-                        .hgetall(self.session_key(token))
-                        .set_cache_config(cached())
-                        .cmd("HMGET")
-                        .arg(snapshot_key)
-                        .arg(&SNAPSHOT_FIELDS)
-                        .set_cache_config(cached())
-                        .query_async(&mut self.connection())
-                        .await
-                        .map_err(failure)?;
-                match session_from(&fields)? {
-                    Some(session) if session.value.cabinet == cabinet => {
-                        let snapshot = snapshot.try_into().map_err(|_| corrupt("a snapshot"))?;
-                        return Ok(Some((session, snapshot_from(&cabinet, snapshot)?)));
-                    }
-                    // Ended; or, never expected (a token belongs to one session), another
-                    // cabinet's: the long way below.
-                    other => other,
-                }
-            }
-        };
-        self.remember_cabinet(token, session.as_ref().map(|s| s.value.cabinet));
-        let Some(session) = session else {
-            return Ok(None);
-        };
-        let snapshot = self.cabinet_snapshot(&session.value.cabinet).await?;
-        Ok(Some((session, snapshot)))
     }
 
     #[tracing::instrument(
@@ -506,14 +441,5 @@ impl SessionStore for RedisStore {
     )]
     async fn end_cabinet_write(&self, cabinet: &CabinetId) -> Result<(), StoreError> {
         self.frame_cabinet_write(cabinet, None).await
-    }
-
-    #[tracing::instrument(name = "redis.purge_sessions", skip_all, err(level = "debug", Display))]
-    async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
-        // Redis forgets sessions by their TTL; this finds those whose grace is not over.
-        let keys = self
-            .scan(&format!("{}:session:*", glob_escape(&self.prefix)))
-            .await?;
-        self.purge(keys, "ea", now).await
     }
 }

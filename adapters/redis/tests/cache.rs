@@ -36,11 +36,11 @@ async fn stored_session(store: &RedisStore) -> TokenHash {
     token
 }
 
-/// Reads the session the way a check does, three times: the first learns its cabinet, the
-/// later ones come from the cache.
+/// Reads the session the way a check does, three times: the first from Redis, the later
+/// ones from the cache.
 async fn check_thrice(store: &RedisStore, token: &TokenHash) {
     for _ in 0..3 {
-        assert!(store.session_and_snapshot(token).await.unwrap().is_some());
+        assert!(store.session(token).await.unwrap().is_some());
     }
 }
 
@@ -58,7 +58,7 @@ async fn a_session_this_process_writes_is_read_back_as_written() {
     let token = stored_session(&store).await;
     for _ in 0..50 {
         check_thrice(&store, &token).await;
-        let (current, _) = store.session_and_snapshot(&token).await.unwrap().unwrap();
+        let current = store.session(&token).await.unwrap().unwrap();
         let touched = Session {
             last_used: current.value.last_used.plus(Duration::from_millis(1)),
             ..current.value
@@ -67,7 +67,7 @@ async fn a_session_this_process_writes_is_read_back_as_written() {
             .swap_session(&token, Expected::Version(current.version), Some(&touched))
             .await
             .unwrap());
-        let (read, _) = store.session_and_snapshot(&token).await.unwrap().unwrap();
+        let read = store.session(&token).await.unwrap().unwrap();
         assert_eq!(
             read.version,
             current.version.next(),
@@ -87,7 +87,7 @@ async fn a_session_another_process_ends_is_refused_here_within_moments() {
     end(&elsewhere, &token).await;
     // Redis's notice takes a message's time; the cache alone would keep the session 5 s.
     let ended = Instant::now();
-    while here.session_and_snapshot(&token).await.unwrap().is_some() {
+    while here.session(&token).await.unwrap().is_some() {
         assert!(
             ended.elapsed() < Duration::from_secs(3),
             "a session ended elsewhere still served from this process's cache"

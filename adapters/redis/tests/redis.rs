@@ -19,7 +19,7 @@ use resident_auth::{
     journeys::RegistrationForm,
     letters::{LetterKind, Links},
     memory::{link_token, mailed_password, MemoryDirectory, MemoryStore, RecordingMailer},
-    ports::{Cabinet, CabinetKey, CabinetStore, Expected, SplitStore},
+    ports::{Cabinet, CabinetKey, CabinetStore, Cached, Expected, SplitStore},
     secrecy::SecretString,
     AuthService, Error, Locale, RequestContext, Timestamp,
 };
@@ -89,7 +89,10 @@ async fn losing_redis_ends_sessions_and_resets_throttles_by_one_window_at_most()
     let url = format!("redis://127.0.0.1:{port}");
     let sessions = RedisStore::connect(&url, "portal").await.unwrap();
     let records = MemoryStore::new();
-    let store = SplitStore::new(records.clone(), sessions.clone(), sessions);
+    let store = Cached::new(
+        SplitStore::new(records.clone(), sessions.clone(), sessions.clone()),
+        sessions,
+    );
     let split = store.clone();
     let mailer = RecordingMailer::new();
     let mut config = AuthConfig::new(Links::new("https://portal.example.org"));

@@ -10,8 +10,12 @@
 //! forwards every method, the store's own overrides included.
 //!
 //! A store may also be written as entries: one [`EntryStore`] (five methods over a table of
-//! opaque, versioned entries and their terms, three over counters), made all of the above
+//! opaque, versioned entries and their terms, four over counters), made all of the above
 //! by [`Encoded`] — the way the guide `docs/stores.md` takes.
+//!
+//! [`SplitStore`] keeps records, sessions and counters in backends of their own;
+//! [`Cached`] wraps any store with a [`SnapshotCache`] (Redis) that session checks read
+//! cabinets from.
 //!
 //! Links and cabinets take a letter with their conditional write: the mail queue
 //! ([`crate::mail`]) is a transactional outbox, so the letter is stored if and only
@@ -30,10 +34,12 @@ use crate::{
     AccountNumber, Email,
 };
 
+mod cache;
 pub(crate) mod entries;
-mod forward;
+pub(crate) mod forward;
 mod records;
 mod split;
+pub use cache::{Cached, SnapshotCache};
 pub use entries::{Change, Commit, Encoded, Entry, EntryKind, EntryStore, EntryWrite, Term};
 pub(crate) use forward::forward_store;
 pub use records::{
@@ -286,76 +292,6 @@ pub trait SessionStore: Send + Sync {
     /// # Errors
     /// [`StoreError`] on backend failure.
     async fn purge_sessions(&self, now: Timestamp) -> Result<u64, StoreError>;
-
-    /// The snapshot of `cabinet` kept beside the sessions, if this store keeps them — so
-    /// that [`SplitStore`] checks a session without reading its records store. Optional:
-    /// the default keeps none ([`SnapshotRead::NotKept`]), and the snapshot methods are
-    /// overridden together. A store that keeps them passes
-    /// `resident_auth::testing::snapshots`.
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure.
-    async fn cabinet_snapshot(&self, cabinet: &CabinetId) -> Result<SnapshotRead, StoreError> {
-        let _ = cabinet;
-        Ok(SnapshotRead::NotKept)
-    }
-
-    /// The session under `token` with what [`SessionStore::cabinet_snapshot`] answers for
-    /// its cabinet: a session check's one read. The default makes the two reads; a store
-    /// may make them in one round trip.
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure.
-    async fn session_and_snapshot(
-        &self,
-        token: &TokenHash,
-    ) -> Result<Option<(Versioned<Session>, SnapshotRead)>, StoreError> {
-        let Some(session) = self.session(token).await? else {
-            return Ok(None);
-        };
-        let snapshot = self.cabinet_snapshot(&session.value.cabinet).await?;
-        Ok(Some((session, snapshot)))
-    }
-
-    /// Atomically: keeps `snapshot` for `keep` if no write of its cabinet began or ended
-    /// since [`SessionStore::cabinet_snapshot`] answered `generation`, and none is pending.
-    /// Returns whether it kept it.
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure; then nothing is kept.
-    async fn offer_cabinet_snapshot(
-        &self,
-        generation: u64,
-        snapshot: &CabinetSnapshot,
-        keep: Duration,
-    ) -> Result<bool, StoreError> {
-        let _ = (generation, snapshot, keep);
-        Ok(false)
-    }
-
-    /// Atomically, before a write of `cabinet`: forgets its snapshot, changes its
-    /// generation and refuses offers for `pending` (or until the write ends).
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure; the write must not go ahead.
-    async fn begin_cabinet_write(
-        &self,
-        cabinet: &CabinetId,
-        pending: Duration,
-    ) -> Result<(), StoreError> {
-        let _ = (cabinet, pending);
-        Ok(())
-    }
-
-    /// Atomically, after a write of `cabinet`: forgets its snapshot again, changes its
-    /// generation and takes offers again.
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure.
-    async fn end_cabinet_write(&self, cabinet: &CabinetId) -> Result<(), StoreError> {
-        let _ = cabinet;
-        Ok(())
-    }
 }
 
 /// Counters in fixed windows: the service's throttles, cooldowns and attempt limits.

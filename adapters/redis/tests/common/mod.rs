@@ -12,7 +12,7 @@ use std::{
     sync::OnceLock,
 };
 
-use resident_auth::ports::SplitStore;
+use resident_auth::ports::{Cached, SplitStore};
 use resident_auth_postgres::PgStore;
 use resident_auth_redis::RedisStore;
 
@@ -63,10 +63,13 @@ pub async fn fresh_redis() -> RedisStore {
 }
 
 /// The store of the checks: records on a fresh PostgreSQL database, sessions and counters
-/// on Redis under a fresh prefix.
-pub async fn fresh_store() -> SplitStore<PgStore, RedisStore, RedisStore> {
+/// on Redis under a fresh prefix, cabinet snapshots cached there too.
+pub async fn fresh_store() -> Cached<SplitStore<PgStore, RedisStore, RedisStore>, RedisStore> {
     let url = postgres::fresh_database().await;
     let records = PgStore::new(postgres::pool(&url, 8).await);
     let redis = fresh_redis().await;
-    SplitStore::new(records, redis.clone(), redis)
+    Cached::new(
+        SplitStore::new(records, redis.clone(), redis.clone()),
+        redis,
+    )
 }

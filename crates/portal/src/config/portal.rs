@@ -152,13 +152,17 @@ pub(super) fn read_directory_csv(config: &PortalConfig) -> Result<(String, Strin
     }
 }
 
-/// `records`, with sessions and counters in `redis` when there is one.
+/// `records`, with sessions, counters and the cabinet snapshots of session checks in `redis`
+/// when there is one.
 pub(super) fn with_redis<R: Store + 'static>(
     records: R,
     redis: Option<resident_auth_redis::RedisStore>,
 ) -> Arc<dyn Store> {
     match redis {
-        Some(redis) => Arc::new(SplitStore::new(records, redis.clone(), redis)),
+        Some(redis) => Arc::new(resident_auth::ports::Cached::new(
+            SplitStore::new(records, redis.clone(), redis.clone()),
+            redis,
+        )),
         None => Arc::new(records),
     }
 }

@@ -7,6 +7,19 @@
 /// wrapped store's own statements, never the traits' defaults over them.
 macro_rules! forward_store {
     ([$($generics:tt)*] $ty:ty, $inner:path, $via:path) => {
+        $crate::ports::forward::forward_links!([$($generics)*] $ty, $inner, $via);
+        $crate::ports::forward::forward_cabinets!([$($generics)*] $ty, $inner, $via);
+        $crate::ports::forward::forward_letters!([$($generics)*] $ty, $inner, $via);
+        $crate::ports::forward::forward_sessions!([$($generics)*] $ty, $inner, $via);
+        $crate::ports::forward::forward_counters!([$($generics)*] $ty, $inner, $via);
+        $crate::ports::forward::forward_composites!([$($generics)*] $ty, $inner, $via);
+    };
+}
+pub(crate) use forward_store;
+
+/// [`forward_store`]'s part for `LinkStore`.
+macro_rules! forward_links {
+    ([$($generics:tt)*] $ty:ty, $inner:path, $via:path) => {
 #[async_trait::async_trait]
 #[deny(clippy::missing_trait_methods)]
 impl<$($generics)*> $crate::ports::LinkStore for $ty {
@@ -33,7 +46,13 @@ impl<$($generics)*> $crate::ports::LinkStore for $ty {
         $via(self, $inner(self).purge_links(now)).await
     }
 }
+    };
+}
+pub(crate) use forward_links;
 
+/// [`forward_store`]'s part for `CabinetStore`.
+macro_rules! forward_cabinets {
+    ([$($generics:tt)*] $ty:ty, $inner:path, $via:path) => {
 #[async_trait::async_trait]
 #[deny(clippy::missing_trait_methods)]
 impl<$($generics)*> $crate::ports::CabinetStore for $ty {
@@ -50,7 +69,13 @@ impl<$($generics)*> $crate::ports::CabinetStore for $ty {
         $via(self, $inner(self).swap_cabinet(id, e, n, l)).await
     }
 }
+    };
+}
+pub(crate) use forward_cabinets;
 
+/// [`forward_store`]'s part for `LetterStore`.
+macro_rules! forward_letters {
+    ([$($generics:tt)*] $ty:ty, $inner:path, $via:path) => {
 #[async_trait::async_trait]
 #[deny(clippy::missing_trait_methods)]
 impl<$($generics)*> $crate::ports::LetterStore for $ty {
@@ -82,7 +107,13 @@ impl<$($generics)*> $crate::ports::LetterStore for $ty {
         $via(self, $inner(self).purge_letters(now)).await
     }
 }
+    };
+}
+pub(crate) use forward_letters;
 
+/// [`forward_store`]'s part for `SessionStore`.
+macro_rules! forward_sessions {
+    ([$($generics:tt)*] $ty:ty, $inner:path, $via:path) => {
 #[async_trait::async_trait]
 #[deny(clippy::missing_trait_methods)]
 impl<$($generics)*> $crate::ports::SessionStore for $ty {
@@ -106,38 +137,14 @@ impl<$($generics)*> $crate::ports::SessionStore for $ty {
     async fn purge_sessions(&self, now: $crate::clock::Timestamp) -> Result<u64, $crate::ports::StoreError> {
         $via(self, $inner(self).purge_sessions(now)).await
     }
-    async fn cabinet_snapshot(
-        &self,
-        c: &$crate::ids::CabinetId,
-    ) -> Result<$crate::ports::SnapshotRead, $crate::ports::StoreError> {
-        $via(self, $inner(self).cabinet_snapshot(c)).await
-    }
-    async fn session_and_snapshot(
-        &self,
-        t: &$crate::secret::TokenHash,
-    ) -> Result<Option<($crate::ports::Versioned<$crate::ports::Session>, $crate::ports::SnapshotRead)>, $crate::ports::StoreError> {
-        $via(self, $inner(self).session_and_snapshot(t)).await
-    }
-    async fn offer_cabinet_snapshot(
-        &self,
-        g: u64,
-        s: &$crate::ports::CabinetSnapshot,
-        k: ::std::time::Duration,
-    ) -> Result<bool, $crate::ports::StoreError> {
-        $via(self, $inner(self).offer_cabinet_snapshot(g, s, k)).await
-    }
-    async fn begin_cabinet_write(
-        &self,
-        c: &$crate::ids::CabinetId,
-        p: ::std::time::Duration,
-    ) -> Result<(), $crate::ports::StoreError> {
-        $via(self, $inner(self).begin_cabinet_write(c, p)).await
-    }
-    async fn end_cabinet_write(&self, c: &$crate::ids::CabinetId) -> Result<(), $crate::ports::StoreError> {
-        $via(self, $inner(self).end_cabinet_write(c)).await
-    }
 }
+    };
+}
+pub(crate) use forward_sessions;
 
+/// [`forward_store`]'s part for `CounterStore`.
+macro_rules! forward_counters {
+    ([$($generics:tt)*] $ty:ty, $inner:path, $via:path) => {
 #[async_trait::async_trait]
 #[deny(clippy::missing_trait_methods)]
 impl<$($generics)*> $crate::ports::CounterStore for $ty {
@@ -162,7 +169,13 @@ impl<$($generics)*> $crate::ports::CounterStore for $ty {
         $via(self, $inner(self).purge_counters(now)).await
     }
 }
+    };
+}
+pub(crate) use forward_counters;
 
+/// [`forward_store`]'s part for `Store`.
+macro_rules! forward_composites {
+    ([$($generics:tt)*] $ty:ty, $inner:path, $via:path) => {
 /// Every method is forwarded to the store's own and gated as one call, the composites too:
 /// a store that overrides `advance_link` or `increment_all` with statements of its own (a
 /// transaction, one round trip) is faulted on those statements, not on defaults it never
@@ -209,7 +222,7 @@ impl<$($generics)*> $crate::ports::Store for $ty {
 }
     };
 }
-pub(crate) use forward_store;
+pub(crate) use forward_composites;
 
 /// The store behind a smart pointer.
 pub(crate) fn deref<W: std::ops::Deref + ?Sized>(wrapper: &W) -> &W::Target {

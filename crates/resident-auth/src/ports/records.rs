@@ -166,7 +166,7 @@ pub struct Cabinet {
 
 /// What a session check needs of a cabinet: the [`Cabinet`] without its password hash.
 /// A session store may keep one beside its sessions
-/// ([`SessionStore::cabinet_snapshot`](crate::ports::SessionStore::cabinet_snapshot)), so
+/// ([`SnapshotCache::cabinet_snapshot`](crate::ports::SnapshotCache::cabinet_snapshot)), so
 /// that a check reads nothing else; [`Store::session_with_cabinet`](crate::ports::Store::session_with_cabinet)
 /// answers one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +195,7 @@ impl From<Cabinet> for CabinetSnapshot {
     }
 }
 
-/// What [`SessionStore::cabinet_snapshot`](crate::ports::SessionStore::cabinet_snapshot)
+/// What [`SnapshotCache::cabinet_snapshot`](crate::ports::SnapshotCache::cabinet_snapshot)
 /// found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

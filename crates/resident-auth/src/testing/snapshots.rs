@@ -1,26 +1,25 @@
-//! The rules of a session store that keeps cabinet snapshots beside its sessions
-//! ([`SessionStore::cabinet_snapshot`] and the three methods after it), and of the
-//! [`SplitStore`] session check built on them.
+//! The rules of a [`SnapshotCache`], and of the [`Cached`] store's session check built on
+//! one.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
 use crate::ports::{
-    CabinetSnapshot, CabinetStore, SessionStore, SnapshotRead, SplitStore, StoreError,
+    CabinetSnapshot, CabinetStore, Cached, SessionStore, SnapshotCache, SnapshotRead, SplitStore,
+    StoreError,
 };
 
-/// Every rule below, on fresh snapshot-keeping session stores from `fresh` (a store that
-/// keeps none fails the first).
+/// Every rule below, on fresh snapshot caches from `fresh`.
 pub async fn snapshot_rules<S, F, Fut>(fresh: F)
 where
-    S: SessionStore + Clone + 'static,
+    S: SnapshotCache + Clone + 'static,
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = S>,
 {
     snapshots_are_kept_until_a_write_of_their_cabinet(&fresh().await).await;
     snapshots_are_refused_while_a_write_is_pending(&fresh().await).await;
-    split_store_checks_sessions_from_snapshots(fresh().await).await;
-    split_store_never_keeps_a_snapshot_read_before_a_write(fresh().await).await;
+    cached_store_checks_sessions_from_snapshots(fresh().await).await;
+    cached_store_never_keeps_a_snapshot_read_before_a_write(fresh().await).await;
 }
 
 fn snapshot(accounts: &[&str], credential_version: u64) -> CabinetSnapshot {
@@ -32,7 +31,7 @@ fn snapshot(accounts: &[&str], credential_version: u64) -> CabinetSnapshot {
     cabinet.into()
 }
 
-async fn generation<S: SessionStore>(store: &S, id: &CabinetId) -> u64 {
+async fn generation<S: SnapshotCache>(store: &S, id: &CabinetId) -> u64 {
     match store.cabinet_snapshot(id).await.unwrap() {
         SnapshotRead::Missing { generation } => generation,
         other => panic!("no snapshot expected, found {other:?}"),
@@ -45,11 +44,11 @@ const KEEP: Duration = Duration::from_secs(60);
 /// accounts, a temporary password, an email with quotes and a plus); a write's beginning
 /// and its end each drop it and change the generation, so an offer at an older
 /// generation is refused.
-pub async fn snapshots_are_kept_until_a_write_of_their_cabinet<S: SessionStore>(store: &S) {
+pub async fn snapshots_are_kept_until_a_write_of_their_cabinet<S: SnapshotCache>(store: &S) {
     let mut kept = snapshot(&["7800000000001", "7800000000002"], 3);
     let id = kept.id;
     let first = match store.cabinet_snapshot(&id).await.unwrap() {
-        SnapshotRead::NotKept => panic!("this session store keeps no cabinet snapshots"),
+        SnapshotRead::NotKept => panic!("this cache keeps no cabinet snapshots"),
         SnapshotRead::Missing { generation } => generation,
         SnapshotRead::Found(found) => panic!("a snapshot of an unknown cabinet: {found:?}"),
     };
@@ -106,7 +105,7 @@ pub async fn snapshots_are_kept_until_a_write_of_their_cabinet<S: SessionStore>(
 /// While a write is pending, no offer is kept, even at the current generation; a pending
 /// write whose end is never heard of stops blocking when its time ends; a snapshot goes
 /// when its own time ends.
-pub async fn snapshots_are_refused_while_a_write_is_pending<S: SessionStore>(store: &S) {
+pub async fn snapshots_are_refused_while_a_write_is_pending<S: SnapshotCache>(store: &S) {
     let kept = snapshot(&["7800000000001"], 1);
     let id = kept.id;
     store
@@ -167,16 +166,17 @@ async fn counted<T>(
 
 crate::ports::forward_store!([] CountedRecords, records, counted);
 
-async fn split_with_session<S: SessionStore + Clone + 'static>(
-    sessions: S,
-) -> (
-    SplitStore<CountedRecords, S, crate::memory::MemoryStore>,
-    CountedRecords,
-    Cabinet,
-    TokenHash,
-) {
+/// Records counted, sessions in a memory store of their own, snapshots in `cache`.
+type CachedSplit<C> =
+    Cached<SplitStore<CountedRecords, crate::memory::MemoryStore, crate::memory::MemoryStore>, C>;
+
+async fn cached_with_session<C: SnapshotCache + Clone + 'static>(
+    cache: C,
+) -> (CachedSplit<C>, CountedRecords, Cabinet, TokenHash) {
     let records = CountedRecords::default();
-    let store = SplitStore::new(records.clone(), sessions, records.inner.clone());
+    let sessions = crate::memory::MemoryStore::new();
+    let split = SplitStore::new(records.clone(), sessions, records.inner.clone());
+    let store = Cached::new(split, cache);
     let owner = cabinet(&email("resident@example.org"), &[account("7800000000001")]);
     store
         .swap_cabinet(&owner.id, Expected::Absent, Some(&owner), None)
@@ -190,14 +190,13 @@ async fn split_with_session<S: SessionStore + Clone + 'static>(
     (store, records, owner, t)
 }
 
-/// On a [`SplitStore`] whose session store keeps snapshots, the first session check reads
-/// the cabinet from the records and every later one reads no records at all, until a write
-/// of the cabinet: the next check sees the write at once and is then served from the
-/// session store again. A session ended after such checks is no session at the next.
-pub async fn split_store_checks_sessions_from_snapshots<S: SessionStore + Clone + 'static>(
-    sessions: S,
+/// On a [`Cached`] store, the first session check reads the cabinet from the records and
+/// every later one reads no records at all, until a write of the cabinet: the next check
+/// sees the write at once and is then served from the cache again. A session ended after such checks is no session at the next.
+pub async fn cached_store_checks_sessions_from_snapshots<C: SnapshotCache + Clone + 'static>(
+    cache: C,
 ) {
-    let (store, records, owner, t) = split_with_session(sessions).await;
+    let (store, records, owner, t) = cached_with_session(cache).await;
     let (_, first) = store.session_with_cabinet(&t).await.unwrap().unwrap();
     assert_eq!(first, owner.clone().into());
     let before = records.calls();
@@ -245,7 +244,7 @@ pub async fn split_store_checks_sessions_from_snapshots<S: SessionStore + Clone 
         .unwrap());
     assert!(
         store.session_with_cabinet(&ended).await.unwrap().is_none(),
-        "a session ended after checks served from the snapshot is no session"
+        "a session ended after checks served from the cache is no session"
     );
     store
         .swap_cabinet(&owner.id, Expected::Any, None, None)
@@ -258,17 +257,17 @@ pub async fn split_store_checks_sessions_from_snapshots<S: SessionStore + Clone 
 }
 
 /// A check that read the cabinet before a write and offers it after (a slow request)
-/// keeps nothing: the next check sees the write. A write whose end the session store never
+/// keeps nothing: the next check sees the write. A write whose end the cache never
 /// heard of (it failed after the records were written) keeps checks reading the records
 /// until its pending time ends; a snapshot older than the session's own credentials is
 /// never believed.
-pub async fn split_store_never_keeps_a_snapshot_read_before_a_write<
-    S: SessionStore + Clone + 'static,
+pub async fn cached_store_never_keeps_a_snapshot_read_before_a_write<
+    C: SnapshotCache + Clone + 'static,
 >(
-    sessions: S,
+    cache: C,
 ) {
-    let (store, records, owner, t) = split_with_session(sessions.clone()).await;
-    let slow = generation(&sessions, &owner.id).await;
+    let (store, records, owner, t) = cached_with_session(cache.clone()).await;
+    let slow = generation(&cache, &owner.id).await;
     let read_before: CabinetSnapshot = owner.clone().into();
     let reissued = Cabinet {
         credential_version: owner.credential_version + 1,
@@ -283,16 +282,16 @@ pub async fn split_store_never_keeps_a_snapshot_read_before_a_write<
         )
         .await
         .unwrap();
-    assert!(!sessions
+    assert!(!cache
         .offer_cabinet_snapshot(slow, &read_before, KEEP)
         .await
         .unwrap());
     let (_, seen) = store.session_with_cabinet(&t).await.unwrap().unwrap();
     assert_eq!(seen, reissued.clone().into());
 
-    // The end of the next write is lost: the records change, the session store only heard
-    // of the beginning.
-    sessions
+    // The end of the next write is lost: the records change, the cache only heard of the
+    // beginning.
+    cache
         .begin_cabinet_write(&owner.id, Duration::from_millis(300))
         .await
         .unwrap();
