@@ -445,6 +445,19 @@ async fn ours_spread(
     figures
 }
 
+/// The axum no-op handler saturated: the ceiling ours is set beside.
+async fn axum_noop_ceiling(options: &Options) -> Load {
+    let noop = start_noop_axum().await;
+    saturate(options.clients, options.seconds, {
+        let target = Target::new(Kind::Ours, noop.base.clone());
+        move |_, _| {
+            let target = target.clone();
+            async move { target.noop().await }
+        }
+    })
+    .await
+}
+
 /// `--stores`: session checks and logins of ours on each store beside the axum no-op, the
 /// rows run twice in turn (no-op, memory, SQLite, PostgreSQL; again), each ratio from its
 /// own round.
@@ -459,15 +472,7 @@ async fn stores_beside_noop(options: &Options, residents: usize) {
         None
     };
     for round in 1..=2 {
-        let noop = start_noop_axum().await;
-        let noop = saturate(options.clients, options.seconds, {
-            let target = Target::new(Kind::Ours, noop.base.clone());
-            move |_, _| {
-                let target = target.clone();
-                async move { target.noop().await }
-            }
-        })
-        .await;
+        let noop = axum_noop_ceiling(options).await;
         println!(
             "| {round} | axum no-op | {:.0} | 1.00 | {} | — |",
             noop.per_second,
@@ -602,15 +607,7 @@ async fn run(options: Options) {
         );
     }
 
-    let noop_ours = start_noop_axum().await;
-    let noop_ours = saturate(options.clients, options.seconds, {
-        let target = Target::new(Kind::Ours, noop_ours.base.clone());
-        move |_, _| {
-            let target = target.clone();
-            async move { target.noop().await }
-        }
-    })
-    .await;
+    let noop_ours = axum_noop_ceiling(&options).await;
 
     let scratch = tempfile::tempdir().unwrap();
     let sqlite = scratch.path().join("peer.sqlite3");
